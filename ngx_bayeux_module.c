@@ -1,0 +1,407 @@
+
+/*
+ * Copyright (C) ngx_bayeux_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_bayeux.h"
+#include "ngx_bayeux_engine.h"
+#include "ngx_bayeux_longpoll.h"
+
+
+static void *ngx_bayeux_create_main_conf(ngx_conf_t *cf);
+static void *ngx_bayeux_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_bayeux(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_bayeux_engine(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_bayeux_positive_msec(ngx_conf_t *cf, void *post,
+    void *data);
+static ngx_int_t ngx_bayeux_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_bayeux_init_process(ngx_cycle_t *cycle);
+static void ngx_bayeux_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_post_handler_pt  ngx_bayeux_positive_msec_p =
+    ngx_bayeux_positive_msec;
+
+static ngx_conf_num_bounds_t  ngx_bayeux_max_batch_bounds = {
+    ngx_conf_check_num_bounds, 1, 1000000
+};
+
+static ngx_conf_num_bounds_t  ngx_bayeux_max_queue_bounds = {
+    ngx_conf_check_num_bounds, 0, 100000000
+};
+
+
+static ngx_command_t  ngx_bayeux_commands[] = {
+
+    { ngx_string("bayeux"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_bayeux,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("bayeux_engine"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_bayeux_engine,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("bayeux_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, timeout),
+      NULL },
+
+    { ngx_string("bayeux_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, interval),
+      NULL },
+
+    { ngx_string("bayeux_max_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, max_interval),
+      &ngx_bayeux_positive_msec_p },
+
+    { ngx_string("bayeux_max_queue"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, max_queue),
+      &ngx_bayeux_max_queue_bounds },
+
+    { ngx_string("bayeux_max_batch"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, max_batch),
+      &ngx_bayeux_max_batch_bounds },
+
+    { ngx_string("bayeux_broadcast_to_publisher"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, broadcast_to_publisher),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_bayeux_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_bayeux_create_main_conf,           /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_bayeux_create_loc_conf,            /* create location configuration */
+    ngx_bayeux_merge_loc_conf              /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_bayeux_module = {
+    NGX_MODULE_V1,
+    &ngx_bayeux_module_ctx,                /* module context */
+    ngx_bayeux_commands,                   /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    ngx_bayeux_init_module,                /* init module */
+    ngx_bayeux_init_process,               /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_bayeux_exit_process,               /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_bayeux_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_bayeux_main_conf_t  *bmcf;
+
+    bmcf = ngx_pcalloc(cf->pool, sizeof(ngx_bayeux_main_conf_t));
+    if (bmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&bmcf->endpoints, cf->pool, 2,
+                       sizeof(ngx_bayeux_endpoint_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return bmcf;
+}
+
+
+static void *
+ngx_bayeux_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_bayeux_loc_conf_t  *blcf;
+
+    blcf = ngx_pcalloc(cf->pool, sizeof(ngx_bayeux_loc_conf_t));
+    if (blcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     blcf->enable = 0;
+     *     blcf->endpoint = NULL;
+     *     blcf->engine = NULL;
+     */
+
+    blcf->timeout = NGX_CONF_UNSET_MSEC;
+    blcf->interval = NGX_CONF_UNSET_MSEC;
+    blcf->max_interval = NGX_CONF_UNSET_MSEC;
+    blcf->max_queue = NGX_CONF_UNSET_UINT;
+    blcf->max_batch = NGX_CONF_UNSET_UINT;
+    blcf->broadcast_to_publisher = NGX_CONF_UNSET;
+
+    return blcf;
+}
+
+
+static char *
+ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_bayeux_loc_conf_t *prev = parent;
+    ngx_bayeux_loc_conf_t *conf = child;
+
+    ngx_str_t  name;
+
+    ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 30000);
+    ngx_conf_merge_msec_value(conf->interval, prev->interval, 0);
+    ngx_conf_merge_msec_value(conf->max_interval, prev->max_interval, 10000);
+    ngx_conf_merge_uint_value(conf->max_queue, prev->max_queue, 1000);
+    ngx_conf_merge_uint_value(conf->max_batch, prev->max_batch, 1000);
+    ngx_conf_merge_value(conf->broadcast_to_publisher,
+                         prev->broadcast_to_publisher, 1);
+
+    if (conf->engine == NULL) {
+        conf->engine = prev->engine;
+    }
+
+    if (conf->engine == NULL) {
+        ngx_str_set(&name, "memory");
+        conf->engine = ngx_bayeux_engine_find(&name);
+    }
+
+    if (conf->endpoint == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    /* the location that has "bayeux" */
+
+    conf->endpoint->conf = conf;
+    conf->endpoint->engine = conf->engine;
+
+    if (conf->engine->init_endpoint(cf, conf->endpoint) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_bayeux(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_bayeux_loc_conf_t *blcf = conf;
+
+    ngx_bayeux_endpoint_t     **ep;
+    ngx_bayeux_main_conf_t     *bmcf;
+    ngx_http_core_loc_conf_t   *clcf;
+
+    if (blcf->endpoint) {
+        return "is duplicate";
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler) {
+        return "conflicts with another content handler in this location";
+    }
+
+    clcf->handler = ngx_bayeux_longpoll_handler;
+
+    blcf->enable = 1;
+
+    blcf->endpoint = ngx_pcalloc(cf->pool, sizeof(ngx_bayeux_endpoint_t));
+    if (blcf->endpoint == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    blcf->endpoint->name = clcf->name;
+
+    bmcf = ngx_http_conf_get_module_main_conf(cf, ngx_bayeux_module);
+
+    ep = ngx_array_push(&bmcf->endpoints);
+    if (ep == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *ep = blcf->endpoint;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_bayeux_engine(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_bayeux_loc_conf_t *blcf = conf;
+
+    ngx_str_t  *value;
+
+    if (blcf->engine) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    blcf->engine = ngx_bayeux_engine_find(&value[1]);
+
+    if (blcf->engine == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown bayeux engine \"%V\"; "
+                           "this build has: memory", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_bayeux_positive_msec(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_msec_t  *ms = data;
+
+    if (*ms == 0) {
+        return "must be greater than 0";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The memory engine keeps state in one process; several workers would
+ * each see a different server.  Checked here, once the whole
+ * configuration, worker_processes included, is known.
+ */
+
+static ngx_int_t
+ngx_bayeux_init_module(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                i;
+    ngx_core_conf_t          *ccf;
+    ngx_bayeux_endpoint_t   **ep;
+    ngx_bayeux_main_conf_t   *bmcf;
+
+    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
+        return NGX_OK;
+    }
+
+    bmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_bayeux_module);
+    if (bmcf == NULL) {
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (!ccf->master || ccf->worker_processes <= 1) {
+        return NGX_OK;
+    }
+
+    ep = bmcf->endpoints.elts;
+
+    for (i = 0; i < bmcf->endpoints.nelts; i++) {
+        if (!ep[i]->engine->multi_worker) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "bayeux_engine %V in location \"%V\" keeps its "
+                          "state in one worker process, but "
+                          "worker_processes is %i: use \"worker_processes "
+                          "1;\" or the Redis engine (\"bayeux_engine "
+                          "redis;\")",
+                          &ep[i]->engine->name, &ep[i]->name,
+                          ccf->worker_processes);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                i;
+    ngx_bayeux_endpoint_t   **ep;
+    ngx_bayeux_main_conf_t   *bmcf;
+
+    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
+        return NGX_OK;
+    }
+
+    bmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_bayeux_module);
+    if (bmcf == NULL) {
+        return NGX_OK;
+    }
+
+    ep = bmcf->endpoints.elts;
+
+    for (i = 0; i < bmcf->endpoints.nelts; i++) {
+        if (ep[i]->engine->init_process(cycle, ep[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_bayeux_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                i;
+    ngx_bayeux_endpoint_t   **ep;
+    ngx_bayeux_main_conf_t   *bmcf;
+
+    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
+        return;
+    }
+
+    bmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_bayeux_module);
+    if (bmcf == NULL) {
+        return;
+    }
+
+    ep = bmcf->endpoints.elts;
+
+    for (i = 0; i < bmcf->endpoints.nelts; i++) {
+        ep[i]->engine->exit_process(cycle, ep[i]);
+    }
+}

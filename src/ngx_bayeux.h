@@ -1,0 +1,60 @@
+
+/*
+ * Copyright (C) ngx_bayeux_module authors
+ */
+
+
+#ifndef _NGX_BAYEUX_H_INCLUDED_
+#define _NGX_BAYEUX_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+#define NGX_BAYEUX_VERSION            "1.0"
+#define NGX_BAYEUX_CLIENT_ID_BYTES    20
+#define NGX_BAYEUX_CLIENT_ID_LEN      (NGX_BAYEUX_CLIENT_ID_BYTES * 2)
+#define NGX_BAYEUX_MAX_JSON_DEPTH     64
+
+
+typedef struct ngx_bayeux_engine_s    ngx_bayeux_engine_t;
+typedef struct ngx_bayeux_endpoint_s  ngx_bayeux_endpoint_t;
+
+
+typedef struct {
+    ngx_array_t                endpoints;   /* ngx_bayeux_endpoint_t * */
+} ngx_bayeux_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                 enable;
+    ngx_msec_t                 timeout;
+    ngx_msec_t                 interval;
+    ngx_msec_t                 max_interval;
+    ngx_uint_t                 max_queue;
+    ngx_uint_t                 max_batch;
+    ngx_flag_t                 broadcast_to_publisher;
+    ngx_bayeux_engine_t       *engine;
+    ngx_bayeux_endpoint_t     *endpoint;
+} ngx_bayeux_loc_conf_t;
+
+
+/*
+ * One Bayeux server: the sessions and channels behind one "bayeux"
+ * location.  The engine keeps its state in "data".
+ */
+
+struct ngx_bayeux_endpoint_s {
+    ngx_str_t                  name;        /* location name, for logs */
+    ngx_bayeux_loc_conf_t     *conf;
+    ngx_bayeux_engine_t       *engine;
+    void                      *data;
+};
+
+
+extern ngx_module_t  ngx_bayeux_module;
+
+
+#endif /* _NGX_BAYEUX_H_INCLUDED_ */

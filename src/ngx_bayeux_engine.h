@@ -1,0 +1,115 @@
+
+/*
+ * Copyright (C) ngx_bayeux_module authors
+ */
+
+
+#ifndef _NGX_BAYEUX_ENGINE_H_INCLUDED_
+#define _NGX_BAYEUX_ENGINE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_bayeux.h"
+
+
+/*
+ * The engine interface.  Every operation is asynchronous: it completes by
+ * calling op->handler, which an engine may do before the call returns
+ * (the memory engine does) or later from the event loop (the Redis
+ * engine will).  The caller must not touch "op" between the call and the
+ * handler, and must cope with both.
+ */
+
+typedef struct ngx_bayeux_op_s      ngx_bayeux_op_t;
+typedef struct ngx_bayeux_waiter_s  ngx_bayeux_waiter_t;
+
+typedef void (*ngx_bayeux_op_handler_pt)(ngx_bayeux_op_t *op);
+
+
+typedef enum {
+    NGX_BAYEUX_WAKE_MESSAGES = 0,    /* messages arrived */
+    NGX_BAYEUX_WAKE_TIMEOUT,         /* released by its holder */
+    NGX_BAYEUX_WAKE_SUPERSEDED,      /* a newer connect took its place */
+    NGX_BAYEUX_WAKE_DISCONNECTED,    /* the session is gone */
+    NGX_BAYEUX_WAKE_ERROR            /* the engine failed */
+} ngx_bayeux_wake_e;
+
+
+/*
+ * A parked /meta/connect.  The engine calls "handler" exactly once, with
+ * the messages for the session, unless the holder cancels it first.
+ */
+
+typedef void (*ngx_bayeux_waiter_handler_pt)(ngx_bayeux_waiter_t *w,
+    ngx_bayeux_wake_e reason);
+
+struct ngx_bayeux_waiter_s {
+    ngx_bayeux_waiter_handler_pt   handler;
+    void                          *data;
+    ngx_pool_t                    *pool;        /* for "messages" */
+    ngx_array_t                   *messages;    /* ngx_str_t, JSON texts */
+    void                          *engine_data;
+};
+
+
+struct ngx_bayeux_op_s {
+    ngx_bayeux_endpoint_t         *endpoint;
+    ngx_pool_t                    *pool;        /* results go here */
+    ngx_log_t                     *log;
+
+    ngx_str_t                      client_id;   /* out for handshake */
+    ngx_str_t                      channel;     /* publish */
+    ngx_str_t                      message;     /* publish: JSON text */
+    ngx_array_t                   *channels;    /* (un)subscribe */
+
+    ngx_msec_t                     hold;        /* connect: 0: no wait */
+    ngx_bayeux_waiter_t           *waiter;      /* connect */
+    ngx_array_t                   *messages;    /* connect: out */
+
+    /*
+     * NGX_OK, NGX_DECLINED (unknown session), NGX_AGAIN (connect parked),
+     * NGX_BUSY (engine unavailable), NGX_ERROR
+     */
+    ngx_int_t                      rc;
+
+    ngx_bayeux_op_handler_pt       handler;
+    void                          *data;
+};
+
+
+struct ngx_bayeux_engine_s {
+    ngx_str_t                      name;
+    ngx_uint_t                     multi_worker;
+
+    ngx_int_t  (*init_endpoint)(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep);
+    ngx_int_t  (*init_process)(ngx_cycle_t *cycle,
+                               ngx_bayeux_endpoint_t *ep);
+    void       (*exit_process)(ngx_cycle_t *cycle,
+                               ngx_bayeux_endpoint_t *ep);
+
+    void       (*handshake)(ngx_bayeux_op_t *op);
+    void       (*connect)(ngx_bayeux_op_t *op);
+    void       (*subscribe)(ngx_bayeux_op_t *op);
+    void       (*unsubscribe)(ngx_bayeux_op_t *op);
+    void       (*publish)(ngx_bayeux_op_t *op);
+    void       (*disconnect)(ngx_bayeux_op_t *op);
+
+    /* checks that the session exists (a /service message) */
+    void       (*touch)(ngx_bayeux_op_t *op);
+
+    /* ends a parked connect: its handler gets NGX_BAYEUX_WAKE_TIMEOUT */
+    void       (*release)(ngx_bayeux_endpoint_t *ep,
+                          ngx_bayeux_waiter_t *w);
+
+    /* forgets a parked connect whose client went away: no handler call */
+    void       (*cancel)(ngx_bayeux_endpoint_t *ep, ngx_bayeux_waiter_t *w);
+};
+
+
+ngx_bayeux_engine_t *ngx_bayeux_engine_find(ngx_str_t *name);
+ngx_int_t ngx_bayeux_client_id(u_char *buf);
+
+
+#endif /* _NGX_BAYEUX_ENGINE_H_INCLUDED_ */

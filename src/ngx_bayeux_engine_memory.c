@@ -1,0 +1,858 @@
+
+/*
+ * Copyright (C) ngx_bayeux_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include "ngx_bayeux.h"
+#include "ngx_bayeux_channel.h"
+#include "ngx_bayeux_engine.h"
+#include "ngx_bayeux_engine_memory.h"
+
+
+/*
+ * The memory engine keeps every session and channel of an endpoint in the
+ * worker's heap.  It is exact only with one worker process, which the
+ * module enforces at startup.
+ */
+
+typedef struct {
+    ngx_rbtree_t                   sessions;
+    ngx_rbtree_node_t              sessions_sentinel;
+    ngx_rbtree_t                   channels;
+    ngx_rbtree_node_t              channels_sentinel;
+    ngx_queue_t                    all;
+    ngx_uint_t                     generation;
+    ngx_bayeux_endpoint_t         *endpoint;
+    ngx_log_t                     *log;
+} ngx_bayeux_memory_t;
+
+
+typedef struct {
+    ngx_str_node_t                 node;
+    ngx_queue_t                    subscribers;
+} ngx_bayeux_memory_channel_t;
+
+
+typedef struct {
+    ngx_str_node_t                 node;
+    u_char                         id[NGX_BAYEUX_CLIENT_ID_LEN];
+    ngx_queue_t                    link;
+    ngx_queue_t                    queue;
+    ngx_uint_t                     queued;
+    ngx_queue_t                    subscriptions;
+    ngx_bayeux_waiter_t           *waiter;
+    ngx_event_t                    expire;
+    ngx_event_t                    wake;
+    ngx_uint_t                     generation;
+    ngx_bayeux_memory_t           *memory;
+    unsigned                       connected:1;
+    unsigned                       overflowed:1;
+} ngx_bayeux_memory_session_t;
+
+
+typedef struct {
+    ngx_queue_t                    in_channel;
+    ngx_queue_t                    in_session;
+    ngx_bayeux_memory_session_t   *session;
+    ngx_bayeux_memory_channel_t   *channel;
+} ngx_bayeux_memory_sub_t;
+
+
+/* a published message, shared by the queues it is in */
+
+typedef struct {
+    ngx_uint_t                     refs;
+    size_t                         len;
+    u_char                         data[1];
+} ngx_bayeux_memory_msg_t;
+
+
+typedef struct {
+    ngx_queue_t                    queue;
+    ngx_bayeux_memory_msg_t       *msg;
+} ngx_bayeux_memory_item_t;
+
+
+static ngx_int_t ngx_bayeux_memory_init_endpoint(ngx_conf_t *cf,
+    ngx_bayeux_endpoint_t *ep);
+static ngx_int_t ngx_bayeux_memory_init_process(ngx_cycle_t *cycle,
+    ngx_bayeux_endpoint_t *ep);
+static void ngx_bayeux_memory_exit_process(ngx_cycle_t *cycle,
+    ngx_bayeux_endpoint_t *ep);
+static void ngx_bayeux_memory_handshake(ngx_bayeux_op_t *op);
+static void ngx_bayeux_memory_connect(ngx_bayeux_op_t *op);
+static void ngx_bayeux_memory_subscribe(ngx_bayeux_op_t *op);
+static void ngx_bayeux_memory_unsubscribe(ngx_bayeux_op_t *op);
+static void ngx_bayeux_memory_publish(ngx_bayeux_op_t *op);
+static void ngx_bayeux_memory_disconnect(ngx_bayeux_op_t *op);
+static void ngx_bayeux_memory_touch(ngx_bayeux_op_t *op);
+static void ngx_bayeux_memory_release(ngx_bayeux_endpoint_t *ep,
+    ngx_bayeux_waiter_t *w);
+static void ngx_bayeux_memory_cancel(ngx_bayeux_endpoint_t *ep,
+    ngx_bayeux_waiter_t *w);
+
+static ngx_bayeux_memory_session_t *ngx_bayeux_memory_session(
+    ngx_bayeux_memory_t *mem, ngx_str_t *id);
+static void ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s,
+    ngx_uint_t notify);
+static void ngx_bayeux_memory_schedule_expiry(
+    ngx_bayeux_memory_session_t *s);
+static void ngx_bayeux_memory_expire_handler(ngx_event_t *ev);
+static void ngx_bayeux_memory_wake_handler(ngx_event_t *ev);
+static ngx_bayeux_waiter_t *ngx_bayeux_memory_detach(
+    ngx_bayeux_memory_session_t *s);
+static ngx_int_t ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s,
+    ngx_pool_t *pool, ngx_array_t **messages);
+static ngx_int_t ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem,
+    ngx_str_t *name, ngx_bayeux_memory_msg_t *msg,
+    ngx_bayeux_memory_session_t *publisher);
+static ngx_int_t ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
+    ngx_bayeux_memory_msg_t *msg);
+static void ngx_bayeux_memory_unsubscribe_one(ngx_bayeux_memory_t *mem,
+    ngx_bayeux_memory_sub_t *sub);
+static void ngx_bayeux_memory_msg_release(ngx_bayeux_memory_msg_t *msg);
+
+
+ngx_bayeux_engine_t  ngx_bayeux_engine_memory = {
+    ngx_string("memory"),
+    0,
+    ngx_bayeux_memory_init_endpoint,
+    ngx_bayeux_memory_init_process,
+    ngx_bayeux_memory_exit_process,
+    ngx_bayeux_memory_handshake,
+    ngx_bayeux_memory_connect,
+    ngx_bayeux_memory_subscribe,
+    ngx_bayeux_memory_unsubscribe,
+    ngx_bayeux_memory_publish,
+    ngx_bayeux_memory_disconnect,
+    ngx_bayeux_memory_touch,
+    ngx_bayeux_memory_release,
+    ngx_bayeux_memory_cancel
+};
+
+
+static ngx_int_t
+ngx_bayeux_memory_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
+{
+    ngx_bayeux_memory_t  *mem;
+
+    mem = ngx_pcalloc(cf->pool, sizeof(ngx_bayeux_memory_t));
+    if (mem == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_rbtree_init(&mem->sessions, &mem->sessions_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_rbtree_init(&mem->channels, &mem->channels_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_queue_init(&mem->all);
+
+    mem->endpoint = ep;
+    mem->log = cf->log;
+
+    ep->data = mem;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_memory_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
+{
+    ngx_bayeux_memory_t  *mem = ep->data;
+
+    mem->log = cycle->log;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_bayeux_memory_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
+{
+    ngx_queue_t          *q;
+    ngx_bayeux_memory_t  *mem = ep->data;
+
+    while (!ngx_queue_empty(&mem->all)) {
+        q = ngx_queue_head(&mem->all);
+        ngx_bayeux_memory_destroy(
+            ngx_queue_data(q, ngx_bayeux_memory_session_t, link), 0);
+    }
+}
+
+
+static ngx_bayeux_memory_session_t *
+ngx_bayeux_memory_session(ngx_bayeux_memory_t *mem, ngx_str_t *id)
+{
+    if (id->len != NGX_BAYEUX_CLIENT_ID_LEN) {
+        return NULL;
+    }
+
+    return (ngx_bayeux_memory_session_t *)
+               ngx_str_rbtree_lookup(&mem->sessions, id,
+                                     ngx_crc32_short(id->data, id->len));
+}
+
+
+static void
+ngx_bayeux_memory_handshake(ngx_bayeux_op_t *op)
+{
+    ngx_bayeux_memory_t          *mem = op->endpoint->data;
+    ngx_bayeux_memory_session_t  *s;
+
+    op->rc = NGX_ERROR;
+
+    s = ngx_calloc(sizeof(ngx_bayeux_memory_session_t), mem->log);
+    if (s == NULL) {
+        goto done;
+    }
+
+    if (ngx_bayeux_client_id(s->id) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, op->log, ngx_errno,
+                      "bayeux: getrandom() failed");
+        ngx_free(s);
+        goto done;
+    }
+
+    s->memory = mem;
+    s->node.str.data = s->id;
+    s->node.str.len = NGX_BAYEUX_CLIENT_ID_LEN;
+    s->node.node.key = ngx_crc32_short(s->id, NGX_BAYEUX_CLIENT_ID_LEN);
+
+    ngx_queue_init(&s->queue);
+    ngx_queue_init(&s->subscriptions);
+
+    s->expire.handler = ngx_bayeux_memory_expire_handler;
+    s->expire.data = s;
+    s->expire.log = mem->log;
+    s->expire.cancelable = 1;
+
+    s->wake.handler = ngx_bayeux_memory_wake_handler;
+    s->wake.data = s;
+    s->wake.log = mem->log;
+
+    ngx_rbtree_insert(&mem->sessions, &s->node.node);
+    ngx_queue_insert_tail(&mem->all, &s->link);
+
+    ngx_bayeux_memory_schedule_expiry(s);
+
+    op->client_id.data = ngx_pnalloc(op->pool, NGX_BAYEUX_CLIENT_ID_LEN);
+    if (op->client_id.data == NULL) {
+        ngx_bayeux_memory_destroy(s, 0);
+        goto done;
+    }
+
+    ngx_memcpy(op->client_id.data, s->id, NGX_BAYEUX_CLIENT_ID_LEN);
+    op->client_id.len = NGX_BAYEUX_CLIENT_ID_LEN;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, op->log, 0,
+                   "bayeux memory: session %V created", &op->client_id);
+
+    op->rc = NGX_OK;
+
+done:
+
+    op->handler(op);
+}
+
+
+static void
+ngx_bayeux_memory_connect(ngx_bayeux_op_t *op)
+{
+    ngx_bayeux_waiter_t          *old;
+    ngx_bayeux_memory_t          *mem = op->endpoint->data;
+    ngx_bayeux_memory_session_t  *s;
+
+    s = ngx_bayeux_memory_session(mem, &op->client_id);
+    if (s == NULL) {
+        op->rc = NGX_DECLINED;
+        op->handler(op);
+        return;
+    }
+
+    old = ngx_bayeux_memory_detach(s);
+
+    if (old) {
+        /* the older connect is answered, not left hanging */
+        old->messages = NULL;
+        old->handler(old, NGX_BAYEUX_WAKE_SUPERSEDED);
+    }
+
+    if (ngx_bayeux_memory_drain(s, op->pool, &op->messages) != NGX_OK) {
+        op->rc = NGX_ERROR;
+        op->handler(op);
+        return;
+    }
+
+    if (op->messages->nelts || !s->connected || op->hold == 0) {
+        s->connected = 1;
+        ngx_bayeux_memory_schedule_expiry(s);
+
+        op->rc = NGX_OK;
+        op->handler(op);
+        return;
+    }
+
+    /* park: no expiry while a connect is held */
+
+    if (s->expire.timer_set) {
+        ngx_del_timer(&s->expire);
+    }
+
+    s->waiter = op->waiter;
+    op->waiter->engine_data = s;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, op->log, 0,
+                   "bayeux memory: session %V parked", &op->client_id);
+
+    op->rc = NGX_AGAIN;
+    op->handler(op);
+}
+
+
+static void
+ngx_bayeux_memory_subscribe(ngx_bayeux_op_t *op)
+{
+    uint32_t                      hash;
+    ngx_str_t                    *name;
+    ngx_uint_t                    i;
+    ngx_queue_t                  *q;
+    ngx_bayeux_memory_t          *mem = op->endpoint->data;
+    ngx_bayeux_memory_sub_t      *sub;
+    ngx_bayeux_memory_session_t  *s;
+    ngx_bayeux_memory_channel_t  *ch;
+
+    s = ngx_bayeux_memory_session(mem, &op->client_id);
+    if (s == NULL) {
+        op->rc = NGX_DECLINED;
+        op->handler(op);
+        return;
+    }
+
+    op->rc = NGX_OK;
+    name = op->channels->elts;
+
+    for (i = 0; i < op->channels->nelts; i++) {
+
+        hash = ngx_crc32_short(name[i].data, name[i].len);
+
+        ch = (ngx_bayeux_memory_channel_t *)
+                 ngx_str_rbtree_lookup(&mem->channels, &name[i], hash);
+
+        if (ch) {
+            for (q = ngx_queue_head(&s->subscriptions);
+                 q != ngx_queue_sentinel(&s->subscriptions);
+                 q = ngx_queue_next(q))
+            {
+                sub = ngx_queue_data(q, ngx_bayeux_memory_sub_t, in_session);
+
+                if (sub->channel == ch) {
+                    break;
+                }
+            }
+
+            if (q != ngx_queue_sentinel(&s->subscriptions)) {
+                continue;
+            }
+
+        } else {
+            ch = ngx_alloc(sizeof(ngx_bayeux_memory_channel_t) + name[i].len,
+                           mem->log);
+            if (ch == NULL) {
+                op->rc = NGX_ERROR;
+                break;
+            }
+
+            ch->node.str.data = (u_char *) ch
+                                + sizeof(ngx_bayeux_memory_channel_t);
+            ch->node.str.len = name[i].len;
+            ngx_memcpy(ch->node.str.data, name[i].data, name[i].len);
+            ch->node.node.key = hash;
+
+            ngx_queue_init(&ch->subscribers);
+            ngx_rbtree_insert(&mem->channels, &ch->node.node);
+        }
+
+        sub = ngx_alloc(sizeof(ngx_bayeux_memory_sub_t), mem->log);
+        if (sub == NULL) {
+            if (ngx_queue_empty(&ch->subscribers)) {
+                ngx_rbtree_delete(&mem->channels, &ch->node.node);
+                ngx_free(ch);
+            }
+
+            op->rc = NGX_ERROR;
+            break;
+        }
+
+        sub->session = s;
+        sub->channel = ch;
+        ngx_queue_insert_tail(&ch->subscribers, &sub->in_channel);
+        ngx_queue_insert_tail(&s->subscriptions, &sub->in_session);
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, op->log, 0,
+                       "bayeux memory: %V subscribed to %V",
+                       &op->client_id, &name[i]);
+    }
+
+    op->handler(op);
+}
+
+
+static void
+ngx_bayeux_memory_unsubscribe(ngx_bayeux_op_t *op)
+{
+    ngx_str_t                    *name;
+    ngx_uint_t                    i;
+    ngx_queue_t                  *q;
+    ngx_bayeux_memory_t          *mem = op->endpoint->data;
+    ngx_bayeux_memory_sub_t      *sub;
+    ngx_bayeux_memory_session_t  *s;
+
+    s = ngx_bayeux_memory_session(mem, &op->client_id);
+    if (s == NULL) {
+        op->rc = NGX_DECLINED;
+        op->handler(op);
+        return;
+    }
+
+    name = op->channels->elts;
+
+    for (i = 0; i < op->channels->nelts; i++) {
+
+        for (q = ngx_queue_head(&s->subscriptions);
+             q != ngx_queue_sentinel(&s->subscriptions);
+             q = ngx_queue_next(q))
+        {
+            sub = ngx_queue_data(q, ngx_bayeux_memory_sub_t, in_session);
+
+            if (sub->channel->node.str.len == name[i].len
+                && ngx_strncmp(sub->channel->node.str.data, name[i].data,
+                               name[i].len) == 0)
+            {
+                ngx_bayeux_memory_unsubscribe_one(mem, sub);
+                break;
+            }
+        }
+    }
+
+    op->rc = NGX_OK;
+    op->handler(op);
+}
+
+
+static void
+ngx_bayeux_memory_unsubscribe_one(ngx_bayeux_memory_t *mem,
+    ngx_bayeux_memory_sub_t *sub)
+{
+    ngx_bayeux_memory_channel_t  *ch;
+
+    ch = sub->channel;
+
+    ngx_queue_remove(&sub->in_channel);
+    ngx_queue_remove(&sub->in_session);
+    ngx_free(sub);
+
+    if (ngx_queue_empty(&ch->subscribers)) {
+        ngx_rbtree_delete(&mem->channels, &ch->node.node);
+        ngx_free(ch);
+    }
+}
+
+
+static void
+ngx_bayeux_memory_publish(ngx_bayeux_op_t *op)
+{
+    u_char                       *buf;
+    ngx_str_t                     pattern;
+    ngx_bayeux_memory_t          *mem = op->endpoint->data;
+    ngx_bayeux_memory_msg_t      *msg;
+    ngx_bayeux_wildcards_t        w;
+    ngx_bayeux_memory_session_t  *publisher;
+
+    op->rc = NGX_ERROR;
+
+    publisher = ngx_bayeux_memory_session(mem, &op->client_id);
+    if (publisher == NULL) {
+        op->rc = NGX_DECLINED;
+        goto done;
+    }
+
+    buf = ngx_pnalloc(op->pool, op->channel.len + 2);
+    if (buf == NULL) {
+        goto done;
+    }
+
+    msg = ngx_alloc(sizeof(ngx_bayeux_memory_msg_t) + op->message.len,
+                    mem->log);
+    if (msg == NULL) {
+        goto done;
+    }
+
+    msg->refs = 1;
+    msg->len = op->message.len;
+    ngx_memcpy(msg->data, op->message.data, op->message.len);
+
+    /* a session subscribed by several patterns gets the message once */
+
+    mem->generation++;
+
+    if (!op->endpoint->conf->broadcast_to_publisher) {
+        publisher->generation = mem->generation;
+    }
+
+    if (ngx_bayeux_memory_deliver(mem, &op->channel, msg, publisher)
+        != NGX_OK)
+    {
+        ngx_bayeux_memory_msg_release(msg);
+        goto done;
+    }
+
+    ngx_bayeux_wildcards_init(&w, &op->channel, buf);
+
+    while (ngx_bayeux_wildcards_next(&w, &pattern) == NGX_OK) {
+        if (ngx_bayeux_memory_deliver(mem, &pattern, msg, publisher)
+            != NGX_OK)
+        {
+            ngx_bayeux_memory_msg_release(msg);
+            goto done;
+        }
+    }
+
+    ngx_bayeux_memory_msg_release(msg);
+
+    op->rc = NGX_OK;
+
+done:
+
+    op->handler(op);
+}
+
+
+static ngx_int_t
+ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem, ngx_str_t *name,
+    ngx_bayeux_memory_msg_t *msg, ngx_bayeux_memory_session_t *publisher)
+{
+    ngx_queue_t                  *q;
+    ngx_bayeux_memory_sub_t      *sub;
+    ngx_bayeux_memory_channel_t  *ch;
+
+    ch = (ngx_bayeux_memory_channel_t *)
+             ngx_str_rbtree_lookup(&mem->channels, name,
+                                   ngx_crc32_short(name->data, name->len));
+    if (ch == NULL) {
+        return NGX_OK;
+    }
+
+    for (q = ngx_queue_head(&ch->subscribers);
+         q != ngx_queue_sentinel(&ch->subscribers);
+         q = ngx_queue_next(q))
+    {
+        sub = ngx_queue_data(q, ngx_bayeux_memory_sub_t, in_channel);
+
+        if (sub->session->generation == mem->generation) {
+            continue;
+        }
+
+        sub->session->generation = mem->generation;
+
+        if (ngx_bayeux_memory_enqueue(sub->session, msg) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
+    ngx_bayeux_memory_msg_t *msg)
+{
+    ngx_uint_t                 max;
+    ngx_queue_t               *q;
+    ngx_bayeux_memory_item_t  *item;
+
+    max = s->memory->endpoint->conf->max_queue;
+
+    if (max && s->queued >= max) {
+
+        /* the queue is full: the oldest message makes room */
+
+        if (!s->overflowed) {
+            ngx_log_error(NGX_LOG_WARN, s->memory->log, 0,
+                          "bayeux: queue of session %*s is full "
+                          "(bayeux_max_queue %ui), dropping oldest messages",
+                          (size_t) NGX_BAYEUX_CLIENT_ID_LEN, s->id, max);
+            s->overflowed = 1;
+        }
+
+        q = ngx_queue_head(&s->queue);
+        item = ngx_queue_data(q, ngx_bayeux_memory_item_t, queue);
+
+        ngx_queue_remove(q);
+        ngx_bayeux_memory_msg_release(item->msg);
+        ngx_free(item);
+        s->queued--;
+    }
+
+    item = ngx_alloc(sizeof(ngx_bayeux_memory_item_t), s->memory->log);
+    if (item == NULL) {
+        return NGX_ERROR;
+    }
+
+    item->msg = msg;
+    msg->refs++;
+
+    ngx_queue_insert_tail(&s->queue, &item->queue);
+    s->queued++;
+
+    if (s->waiter && !s->wake.posted) {
+        /* posted, so that a batch of publishes goes out in one reply */
+        ngx_post_event(&s->wake, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_bayeux_memory_msg_release(ngx_bayeux_memory_msg_t *msg)
+{
+    if (--msg->refs == 0) {
+        ngx_free(msg);
+    }
+}
+
+
+static ngx_int_t
+ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s, ngx_pool_t *pool,
+    ngx_array_t **messages)
+{
+    ngx_str_t                 *m;
+    ngx_queue_t               *q;
+    ngx_bayeux_memory_item_t  *item;
+
+    *messages = ngx_array_create(pool, s->queued ? s->queued : 1,
+                                 sizeof(ngx_str_t));
+    if (*messages == NULL) {
+        return NGX_ERROR;
+    }
+
+    while (!ngx_queue_empty(&s->queue)) {
+        q = ngx_queue_head(&s->queue);
+        item = ngx_queue_data(q, ngx_bayeux_memory_item_t, queue);
+
+        m = ngx_array_push(*messages);
+        if (m == NULL) {
+            return NGX_ERROR;
+        }
+
+        m->data = ngx_pnalloc(pool, item->msg->len);
+        if (m->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(m->data, item->msg->data, item->msg->len);
+        m->len = item->msg->len;
+
+        ngx_queue_remove(q);
+        ngx_bayeux_memory_msg_release(item->msg);
+        ngx_free(item);
+        s->queued--;
+    }
+
+    s->overflowed = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_bayeux_waiter_t *
+ngx_bayeux_memory_detach(ngx_bayeux_memory_session_t *s)
+{
+    ngx_bayeux_waiter_t  *w;
+
+    w = s->waiter;
+
+    if (w == NULL) {
+        return NULL;
+    }
+
+    s->waiter = NULL;
+    w->engine_data = NULL;
+
+    if (s->wake.posted) {
+        ngx_delete_posted_event(&s->wake);
+    }
+
+    ngx_bayeux_memory_schedule_expiry(s);
+
+    return w;
+}
+
+
+static void
+ngx_bayeux_memory_wake_handler(ngx_event_t *ev)
+{
+    ngx_bayeux_waiter_t          *w;
+    ngx_bayeux_memory_session_t  *s = ev->data;
+
+    w = ngx_bayeux_memory_detach(s);
+
+    if (w == NULL) {
+        return;
+    }
+
+    if (ngx_bayeux_memory_drain(s, w->pool, &w->messages) != NGX_OK) {
+        w->handler(w, NGX_BAYEUX_WAKE_ERROR);
+        return;
+    }
+
+    w->handler(w, NGX_BAYEUX_WAKE_MESSAGES);
+}
+
+
+static void
+ngx_bayeux_memory_release(ngx_bayeux_endpoint_t *ep, ngx_bayeux_waiter_t *w)
+{
+    ngx_bayeux_memory_session_t  *s = w->engine_data;
+
+    if (s == NULL || s->waiter != w) {
+        return;
+    }
+
+    ngx_bayeux_memory_detach(s);
+
+    if (ngx_bayeux_memory_drain(s, w->pool, &w->messages) != NGX_OK) {
+        w->handler(w, NGX_BAYEUX_WAKE_ERROR);
+        return;
+    }
+
+    w->handler(w, w->messages->nelts ? NGX_BAYEUX_WAKE_MESSAGES
+                                     : NGX_BAYEUX_WAKE_TIMEOUT);
+}
+
+
+static void
+ngx_bayeux_memory_cancel(ngx_bayeux_endpoint_t *ep, ngx_bayeux_waiter_t *w)
+{
+    ngx_bayeux_memory_session_t  *s = w->engine_data;
+
+    if (s == NULL || s->waiter != w) {
+        return;
+    }
+
+    ngx_bayeux_memory_detach(s);
+}
+
+
+static void
+ngx_bayeux_memory_disconnect(ngx_bayeux_op_t *op)
+{
+    ngx_bayeux_memory_t          *mem = op->endpoint->data;
+    ngx_bayeux_memory_session_t  *s;
+
+    s = ngx_bayeux_memory_session(mem, &op->client_id);
+    if (s == NULL) {
+        op->rc = NGX_DECLINED;
+        op->handler(op);
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, op->log, 0,
+                   "bayeux memory: session %V disconnected", &op->client_id);
+
+    ngx_bayeux_memory_destroy(s, 1);
+
+    op->rc = NGX_OK;
+    op->handler(op);
+}
+
+
+static void
+ngx_bayeux_memory_touch(ngx_bayeux_op_t *op)
+{
+    ngx_bayeux_memory_t  *mem = op->endpoint->data;
+
+    op->rc = ngx_bayeux_memory_session(mem, &op->client_id) ? NGX_OK
+                                                            : NGX_DECLINED;
+    op->handler(op);
+}
+
+
+static void
+ngx_bayeux_memory_schedule_expiry(ngx_bayeux_memory_session_t *s)
+{
+    ngx_bayeux_loc_conf_t  *conf;
+
+    conf = s->memory->endpoint->conf;
+
+    ngx_add_timer(&s->expire, conf->interval + conf->max_interval);
+}
+
+
+static void
+ngx_bayeux_memory_expire_handler(ngx_event_t *ev)
+{
+    ngx_bayeux_memory_session_t  *s = ev->data;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "bayeux memory: session %*s expired",
+                   (size_t) NGX_BAYEUX_CLIENT_ID_LEN, s->id);
+
+    ngx_bayeux_memory_destroy(s, 1);
+}
+
+
+static void
+ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s, ngx_uint_t notify)
+{
+    ngx_queue_t               *q;
+    ngx_bayeux_waiter_t       *w;
+    ngx_bayeux_memory_t       *mem;
+    ngx_bayeux_memory_item_t  *item;
+
+    mem = s->memory;
+
+    w = s->waiter;
+    s->waiter = NULL;
+
+    if (s->wake.posted) {
+        ngx_delete_posted_event(&s->wake);
+    }
+
+    if (s->expire.timer_set) {
+        ngx_del_timer(&s->expire);
+    }
+
+    while (!ngx_queue_empty(&s->subscriptions)) {
+        q = ngx_queue_head(&s->subscriptions);
+        ngx_bayeux_memory_unsubscribe_one(mem,
+                      ngx_queue_data(q, ngx_bayeux_memory_sub_t, in_session));
+    }
+
+    while (!ngx_queue_empty(&s->queue)) {
+        q = ngx_queue_head(&s->queue);
+        item = ngx_queue_data(q, ngx_bayeux_memory_item_t, queue);
+
+        ngx_queue_remove(q);
+        ngx_bayeux_memory_msg_release(item->msg);
+        ngx_free(item);
+    }
+
+    ngx_rbtree_delete(&mem->sessions, &s->node.node);
+    ngx_queue_remove(&s->link);
+
+    ngx_free(s);
+
+    if (w && notify) {
+        w->engine_data = NULL;
+        w->messages = NULL;
+        w->handler(w, NGX_BAYEUX_WAKE_DISCONNECTED);
+    }
+}

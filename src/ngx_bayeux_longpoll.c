@@ -1,0 +1,437 @@
+
+/*
+ * Copyright (C) ngx_bayeux_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_bayeux.h"
+#include "ngx_bayeux_message.h"
+#include "ngx_bayeux_protocol.h"
+#include "ngx_bayeux_longpoll.h"
+
+
+/*
+ * The long-polling transport: a POST of a message batch, answered with a
+ * JSON array.  A /meta/connect with nothing to deliver keeps the request
+ * open until a delivery, its timeout, or the client goes away.
+ */
+
+typedef struct {
+    ngx_http_request_t            *request;
+    ngx_bayeux_batch_t             batch;
+    ngx_event_t                    hold;
+} ngx_bayeux_longpoll_ctx_t;
+
+
+static void ngx_bayeux_longpoll_body(ngx_http_request_t *r);
+static ngx_int_t ngx_bayeux_longpoll_body_text(ngx_http_request_t *r,
+    ngx_str_t *text);
+static ngx_int_t ngx_bayeux_longpoll_form_message(ngx_http_request_t *r,
+    ngx_str_t *text);
+static void ngx_bayeux_longpoll_done(ngx_bayeux_batch_t *b);
+static void ngx_bayeux_longpoll_wake(ngx_bayeux_batch_t *b);
+static void ngx_bayeux_longpoll_timeout(ngx_event_t *ev);
+static void ngx_bayeux_longpoll_cleanup(void *data);
+static ngx_int_t ngx_bayeux_longpoll_send(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *type, ngx_str_t *body);
+static void ngx_bayeux_longpoll_bad_request(ngx_http_request_t *r,
+    ngx_str_t *reason);
+
+
+static ngx_str_t  ngx_bayeux_json_type =
+    ngx_string("application/json;charset=UTF-8");
+static ngx_str_t  ngx_bayeux_text_type =
+    ngx_string("text/plain;charset=UTF-8");
+static ngx_str_t  ngx_bayeux_long_polling = ngx_string("long-polling");
+
+
+ngx_int_t
+ngx_bayeux_longpoll_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (!(r->method & NGX_HTTP_POST)) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_read_client_request_body(r, ngx_bayeux_longpoll_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_bayeux_longpoll_body(ngx_http_request_t *r)
+{
+    ngx_str_t                   text, empty;
+    ngx_http_cleanup_t         *cln;
+    ngx_bayeux_batch_t         *b;
+    ngx_bayeux_parser_t        *parser;
+    ngx_bayeux_loc_conf_t      *blcf;
+    ngx_bayeux_longpoll_ctx_t  *ctx;
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_bayeux_module);
+
+    if (r->connection->error) {
+        ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+        return;
+    }
+
+    if (ngx_bayeux_longpoll_body_text(r, &text) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ngx_bayeux_longpoll_form_message(r, &text) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (text.len == 0) {
+        ngx_str_set(&empty, "empty body");
+        ngx_bayeux_longpoll_bad_request(r, &empty);
+        return;
+    }
+
+    parser = ngx_bayeux_parser_create(r->pool, blcf->max_batch);
+    if (parser == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ngx_bayeux_parser_feed(parser, text.data, text.len) != NGX_OK
+        || ngx_bayeux_parser_finish(parser) != NGX_OK)
+    {
+        ngx_bayeux_longpoll_bad_request(r, ngx_bayeux_parser_error(parser));
+        return;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_bayeux_longpoll_ctx_t));
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    cln->handler = ngx_bayeux_longpoll_cleanup;
+    cln->data = ctx;
+
+    ctx->request = r;
+
+    ctx->hold.handler = ngx_bayeux_longpoll_timeout;
+    ctx->hold.data = ctx;
+    ctx->hold.log = r->connection->log;
+
+    b = &ctx->batch;
+
+    b->pool = r->pool;
+    b->log = r->connection->log;
+    b->endpoint = blcf->endpoint;
+    b->transport = ngx_bayeux_long_polling;
+    b->messages = ngx_bayeux_parser_messages(parser);
+    b->done = ngx_bayeux_longpoll_done;
+    b->wake = ngx_bayeux_longpoll_wake;
+    b->data = ctx;
+
+    if (ngx_bayeux_batch_init(b) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_bayeux_module);
+
+    ngx_bayeux_batch_run(b);
+}
+
+
+/* the request body as one piece of memory */
+
+static ngx_int_t
+ngx_bayeux_longpoll_body_text(ngx_http_request_t *r, ngx_str_t *text)
+{
+    off_t         len;
+    u_char       *p;
+    ssize_t       n;
+    ngx_buf_t    *buf;
+    ngx_chain_t  *cl;
+
+    ngx_str_null(text);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        text->data = cl->buf->pos;
+        text->len = cl->buf->last - cl->buf->pos;
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    text->data = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        buf = cl->buf;
+
+        if (buf->in_file) {
+            n = ngx_read_file(buf->file, p, buf->file_last - buf->file_pos,
+                              buf->file_pos);
+            if (n != buf->file_last - buf->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+
+        } else {
+            p = ngx_cpymem(p, buf->pos, buf->last - buf->pos);
+        }
+    }
+
+    text->len = p - text->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * CometD also accepts a form-encoded body with the batch in its
+ * "message" parameter; replaces "text" with that parameter, decoded.
+ * A body of that type without the parameter is taken as JSON, as sent
+ * by "curl -d".
+ */
+
+static ngx_int_t
+ngx_bayeux_longpoll_form_message(ngx_http_request_t *r, ngx_str_t *text)
+{
+    u_char     *p, *last, *name, *value, *end, *dst;
+    ngx_str_t  *type;
+
+    if (r->headers_in.content_type == NULL) {
+        return NGX_OK;
+    }
+
+    type = &r->headers_in.content_type->value;
+
+    if (type->len < 33
+        || ngx_strncasecmp(type->data,
+                           (u_char *) "application/x-www-form-urlencoded",
+                           33) != 0)
+    {
+        return NGX_OK;
+    }
+
+    p = text->data;
+    last = text->data + text->len;
+
+    while (p < last) {
+        name = p;
+
+        end = ngx_strlchr(p, last, '&');
+        if (end == NULL) {
+            end = last;
+        }
+
+        value = ngx_strlchr(p, end, '=');
+
+        if (value && value - name == 7
+            && ngx_strncmp(name, "message", 7) == 0)
+        {
+            value++;
+
+            for (p = value; p < end; p++) {
+                if (*p == '+') {
+                    *p = ' ';
+                }
+            }
+
+            dst = ngx_pnalloc(r->pool, end - value);
+            if (dst == NULL) {
+                return NGX_ERROR;
+            }
+
+            text->data = dst;
+            ngx_unescape_uri(&dst, &value, end - value, 0);
+            text->len = dst - text->data;
+
+            return NGX_OK;
+        }
+
+        p = end + 1;
+    }
+
+    /* no "message" parameter: a JSON body sent with a form type */
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_bayeux_longpoll_done(ngx_bayeux_batch_t *b)
+{
+    ngx_str_t                   body;
+    ngx_http_request_t         *r;
+    ngx_bayeux_longpoll_ctx_t  *ctx = b->data;
+
+    r = ctx->request;
+
+    if (b->parked) {
+        ngx_add_timer(&ctx->hold, b->hold);
+
+        /* notice a client that goes away while its connect is held */
+
+        r->read_event_handler = ngx_http_test_reading;
+        r->write_event_handler = ngx_http_request_empty_handler;
+
+        return;
+    }
+
+    if (ngx_bayeux_batch_response(b, &body) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_finalize_request(r,
+                              ngx_bayeux_longpoll_send(r, NGX_HTTP_OK,
+                                                       &ngx_bayeux_json_type,
+                                                       &body));
+}
+
+
+static void
+ngx_bayeux_longpoll_wake(ngx_bayeux_batch_t *b)
+{
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_bayeux_longpoll_ctx_t  *ctx = b->data;
+
+    r = ctx->request;
+    c = r->connection;
+
+    if (ctx->hold.timer_set) {
+        ngx_del_timer(&ctx->hold);
+    }
+
+    r->read_event_handler = ngx_http_block_reading;
+
+    ngx_bayeux_longpoll_done(b);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_bayeux_longpoll_timeout(ngx_event_t *ev)
+{
+    ngx_bayeux_longpoll_ctx_t  *ctx = ev->data;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "bayeux: held connect timed out");
+
+    ngx_bayeux_batch_release(&ctx->batch);
+}
+
+
+static void
+ngx_bayeux_longpoll_cleanup(void *data)
+{
+    ngx_bayeux_longpoll_ctx_t  *ctx = data;
+
+    if (ctx->hold.timer_set) {
+        ngx_del_timer(&ctx->hold);
+    }
+
+    ngx_bayeux_batch_cancel(&ctx->batch);
+}
+
+
+static ngx_int_t
+ngx_bayeux_longpoll_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, ngx_str_t *body)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_length_n = body->len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = body->len ? 1 : 0;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static void
+ngx_bayeux_longpoll_bad_request(ngx_http_request_t *r, ngx_str_t *reason)
+{
+    ngx_str_t  body;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "bayeux: bad request: %V", reason);
+
+    body.len = reason->len + 1;
+    body.data = ngx_pnalloc(r->pool, body.len);
+
+    if (body.data == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_memcpy(body.data, reason->data, reason->len);
+    body.data[reason->len] = '\n';
+
+    ngx_http_finalize_request(r,
+                              ngx_bayeux_longpoll_send(r, NGX_HTTP_BAD_REQUEST,
+                                                       &ngx_bayeux_text_type,
+                                                       &body));
+}

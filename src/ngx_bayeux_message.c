@@ -1,0 +1,1023 @@
+
+/*
+ * Copyright (C) ngx_bayeux_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <yajl/yajl_parse.h>
+#include <yajl/yajl_gen.h>
+
+#include "ngx_bayeux.h"
+#include "ngx_bayeux_message.h"
+
+
+/* the message fields the parser knows */
+
+typedef enum {
+    ngx_bayeux_field_other = 0,
+    ngx_bayeux_field_channel,
+    ngx_bayeux_field_client_id,
+    ngx_bayeux_field_connection_type,
+    ngx_bayeux_field_version,
+    ngx_bayeux_field_minimum_version,
+    ngx_bayeux_field_id,
+    ngx_bayeux_field_data,
+    ngx_bayeux_field_ext,
+    ngx_bayeux_field_advice,
+    ngx_bayeux_field_subscription,
+    ngx_bayeux_field_connection_types
+} ngx_bayeux_field_e;
+
+
+typedef struct {
+    ngx_str_t                  name;
+    ngx_bayeux_field_e         field;
+} ngx_bayeux_field_name_t;
+
+
+struct ngx_bayeux_parser_s {
+    ngx_pool_t                *pool;
+    yajl_handle                handle;
+    yajl_gen                   gen;
+
+    ngx_array_t               *messages;
+    ngx_bayeux_message_t      *msg;
+    ngx_uint_t                 max_messages;
+
+    ngx_uint_t                 depth;
+    ngx_uint_t                 msg_depth;
+    ngx_bayeux_field_e         field;
+    ngx_uint_t                 capture_depth;
+    ngx_uint_t                 advice_key;
+
+    size_t                     bytes;
+    ngx_str_t                  error;
+
+    unsigned                   started:1;
+    unsigned                   batch:1;
+    unsigned                   capturing:1;
+    unsigned                   done:1;
+};
+
+
+enum {
+    ngx_bayeux_advice_other = 0,
+    ngx_bayeux_advice_timeout,
+    ngx_bayeux_advice_interval
+};
+
+
+static int ngx_bayeux_parse_null(void *ctx);
+static int ngx_bayeux_parse_boolean(void *ctx, int value);
+static int ngx_bayeux_parse_number(void *ctx, const char *s, size_t len);
+static int ngx_bayeux_parse_string(void *ctx, const unsigned char *s,
+    size_t len);
+static int ngx_bayeux_parse_start_map(void *ctx);
+static int ngx_bayeux_parse_map_key(void *ctx, const unsigned char *s,
+    size_t len);
+static int ngx_bayeux_parse_end_map(void *ctx);
+static int ngx_bayeux_parse_start_array(void *ctx);
+static int ngx_bayeux_parse_end_array(void *ctx);
+
+static int ngx_bayeux_parser_open(ngx_bayeux_parser_t *p);
+static int ngx_bayeux_parser_close(ngx_bayeux_parser_t *p);
+static int ngx_bayeux_parser_scalar(ngx_bayeux_parser_t *p);
+static int ngx_bayeux_parser_message(ngx_bayeux_parser_t *p);
+static int ngx_bayeux_parser_field(ngx_bayeux_parser_t *p, ngx_uint_t type);
+static int ngx_bayeux_parser_event(ngx_bayeux_parser_t *p, ngx_uint_t type);
+static int ngx_bayeux_parser_capture_start(ngx_bayeux_parser_t *p);
+static int ngx_bayeux_parser_capture_end(ngx_bayeux_parser_t *p);
+static int ngx_bayeux_parser_fail(ngx_bayeux_parser_t *p, char *reason);
+static int ngx_bayeux_parser_wrong_type(ngx_bayeux_parser_t *p);
+static int ngx_bayeux_parser_copy(ngx_bayeux_parser_t *p, ngx_str_t *dst,
+    const unsigned char *s, size_t len);
+static void ngx_bayeux_parser_cleanup(void *data);
+
+
+static yajl_callbacks  ngx_bayeux_parse_callbacks = {
+    ngx_bayeux_parse_null,
+    ngx_bayeux_parse_boolean,
+    NULL,
+    NULL,
+    ngx_bayeux_parse_number,
+    ngx_bayeux_parse_string,
+    ngx_bayeux_parse_start_map,
+    ngx_bayeux_parse_map_key,
+    ngx_bayeux_parse_end_map,
+    ngx_bayeux_parse_start_array,
+    ngx_bayeux_parse_end_array
+};
+
+
+static ngx_bayeux_field_name_t  ngx_bayeux_fields[] = {
+    { ngx_string("channel"), ngx_bayeux_field_channel },
+    { ngx_string("clientId"), ngx_bayeux_field_client_id },
+    { ngx_string("connectionType"), ngx_bayeux_field_connection_type },
+    { ngx_string("version"), ngx_bayeux_field_version },
+    { ngx_string("minimumVersion"), ngx_bayeux_field_minimum_version },
+    { ngx_string("id"), ngx_bayeux_field_id },
+    { ngx_string("data"), ngx_bayeux_field_data },
+    { ngx_string("ext"), ngx_bayeux_field_ext },
+    { ngx_string("advice"), ngx_bayeux_field_advice },
+    { ngx_string("subscription"), ngx_bayeux_field_subscription },
+    { ngx_string("supportedConnectionTypes"),
+      ngx_bayeux_field_connection_types },
+    { ngx_null_string, ngx_bayeux_field_other }
+};
+
+
+ngx_bayeux_parser_t *
+ngx_bayeux_parser_create(ngx_pool_t *pool, ngx_uint_t max_messages)
+{
+    ngx_pool_cleanup_t   *cln;
+    ngx_bayeux_parser_t  *p;
+
+    p = ngx_pcalloc(pool, sizeof(ngx_bayeux_parser_t));
+    if (p == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_bayeux_parser_cleanup;
+    cln->data = p;
+
+    p->pool = pool;
+    p->max_messages = max_messages;
+
+    p->messages = ngx_array_create(pool, 4, sizeof(ngx_bayeux_message_t));
+    if (p->messages == NULL) {
+        return NULL;
+    }
+
+    p->handle = yajl_alloc(&ngx_bayeux_parse_callbacks, NULL, p);
+    if (p->handle == NULL) {
+        return NULL;
+    }
+
+    p->gen = yajl_gen_alloc(NULL);
+    if (p->gen == NULL) {
+        return NULL;
+    }
+
+    return p;
+}
+
+
+static void
+ngx_bayeux_parser_cleanup(void *data)
+{
+    ngx_bayeux_parser_t  *p = data;
+
+    if (p->handle) {
+        yajl_free(p->handle);
+        p->handle = NULL;
+    }
+
+    if (p->gen) {
+        yajl_gen_free(p->gen);
+        p->gen = NULL;
+    }
+}
+
+
+ngx_int_t
+ngx_bayeux_parser_feed(ngx_bayeux_parser_t *p, u_char *data, size_t len)
+{
+    yajl_status  status;
+
+    if (p->error.len) {
+        return NGX_ERROR;
+    }
+
+    status = yajl_parse(p->handle, data, len);
+
+    if (status != yajl_status_ok) {
+        if (p->error.len == 0) {
+            p->error.data = ngx_pnalloc(p->pool, 64);
+            if (p->error.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            p->error.len = ngx_sprintf(p->error.data,
+                                       "malformed JSON at byte %uz",
+                                       p->bytes
+                                       + yajl_get_bytes_consumed(p->handle))
+                           - p->error.data;
+        }
+
+        return NGX_ERROR;
+    }
+
+    p->bytes += len;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_bayeux_parser_finish(ngx_bayeux_parser_t *p)
+{
+    yajl_status  status;
+
+    if (p->error.len) {
+        return NGX_ERROR;
+    }
+
+    if (p->bytes == 0) {
+        ngx_str_set(&p->error, "empty body");
+        return NGX_ERROR;
+    }
+
+    status = yajl_complete_parse(p->handle);
+
+    if (status != yajl_status_ok) {
+        if (p->error.len == 0) {
+            ngx_str_set(&p->error, "malformed JSON: unexpected end");
+        }
+
+        return NGX_ERROR;
+    }
+
+    if (p->messages->nelts == 0) {
+        ngx_str_set(&p->error, "no messages");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_array_t *
+ngx_bayeux_parser_messages(ngx_bayeux_parser_t *p)
+{
+    return p->messages;
+}
+
+
+ngx_str_t *
+ngx_bayeux_parser_error(ngx_bayeux_parser_t *p)
+{
+    return &p->error;
+}
+
+
+static int
+ngx_bayeux_parser_fail(ngx_bayeux_parser_t *p, char *reason)
+{
+    p->error.data = (u_char *) reason;
+    p->error.len = ngx_strlen(reason);
+
+    return 0;
+}
+
+
+static int
+ngx_bayeux_parser_wrong_type(ngx_bayeux_parser_t *p)
+{
+    switch (p->field) {
+
+    case ngx_bayeux_field_channel:
+        return ngx_bayeux_parser_fail(p, "\"channel\" must be a string");
+
+    case ngx_bayeux_field_client_id:
+        return ngx_bayeux_parser_fail(p, "\"clientId\" must be a string");
+
+    case ngx_bayeux_field_connection_type:
+        return ngx_bayeux_parser_fail(p,
+                                   "\"connectionType\" must be a string");
+
+    case ngx_bayeux_field_version:
+        return ngx_bayeux_parser_fail(p, "\"version\" must be a string");
+
+    case ngx_bayeux_field_minimum_version:
+        return ngx_bayeux_parser_fail(p,
+                                   "\"minimumVersion\" must be a string");
+
+    case ngx_bayeux_field_id:
+        return ngx_bayeux_parser_fail(p,
+                                   "\"id\" must be a string or a number");
+
+    case ngx_bayeux_field_ext:
+        return ngx_bayeux_parser_fail(p, "\"ext\" must be an object");
+
+    case ngx_bayeux_field_advice:
+        return ngx_bayeux_parser_fail(p, "\"advice\" must be an object");
+
+    case ngx_bayeux_field_subscription:
+        return ngx_bayeux_parser_fail(p, "\"subscription\" must be a string "
+                                      "or an array of strings");
+
+    case ngx_bayeux_field_connection_types:
+        return ngx_bayeux_parser_fail(p, "\"supportedConnectionTypes\" "
+                                      "must be an array of strings");
+
+    default:
+        return ngx_bayeux_parser_fail(p, "unexpected value");
+    }
+}
+
+
+static int
+ngx_bayeux_parser_copy(ngx_bayeux_parser_t *p, ngx_str_t *dst,
+    const unsigned char *s, size_t len)
+{
+    dst->data = ngx_pnalloc(p->pool, len ? len : 1);
+    if (dst->data == NULL) {
+        return ngx_bayeux_parser_fail(p, "out of memory");
+    }
+
+    ngx_memcpy(dst->data, s, len);
+    dst->len = len;
+
+    return 1;
+}
+
+
+static int
+ngx_bayeux_parser_message(ngx_bayeux_parser_t *p)
+{
+    ngx_bayeux_message_t  *msg;
+
+    if (p->messages->nelts >= p->max_messages) {
+        return ngx_bayeux_parser_fail(p, "too many messages in the batch");
+    }
+
+    msg = ngx_array_push(p->messages);
+    if (msg == NULL) {
+        return ngx_bayeux_parser_fail(p, "out of memory");
+    }
+
+    ngx_memzero(msg, sizeof(ngx_bayeux_message_t));
+
+    msg->advice_timeout = -1;
+    msg->advice_interval = -1;
+
+    p->msg = msg;
+    p->msg_depth = p->depth;
+    p->field = ngx_bayeux_field_other;
+
+    return 1;
+}
+
+
+static int
+ngx_bayeux_parser_open(ngx_bayeux_parser_t *p)
+{
+    if (++p->depth > NGX_BAYEUX_MAX_JSON_DEPTH) {
+        return ngx_bayeux_parser_fail(p, "JSON nested too deeply");
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_bayeux_parser_close(ngx_bayeux_parser_t *p)
+{
+    p->depth--;
+    return 1;
+}
+
+
+static int
+ngx_bayeux_parser_capture_start(ngx_bayeux_parser_t *p)
+{
+    yajl_gen_clear(p->gen);
+    yajl_gen_reset(p->gen, NULL);
+
+    p->capturing = 1;
+    p->capture_depth = p->depth;
+    p->advice_key = ngx_bayeux_advice_other;
+
+    if (p->field == ngx_bayeux_field_subscription) {
+        p->msg->subscriptions = ngx_array_create(p->pool, 2,
+                                                 sizeof(ngx_str_t));
+        if (p->msg->subscriptions == NULL) {
+            return ngx_bayeux_parser_fail(p, "out of memory");
+        }
+
+    } else if (p->field == ngx_bayeux_field_connection_types) {
+        p->msg->connection_types = ngx_array_create(p->pool, 4,
+                                                    sizeof(ngx_str_t));
+        if (p->msg->connection_types == NULL) {
+            return ngx_bayeux_parser_fail(p, "out of memory");
+        }
+
+        p->msg->has_connection_types = 1;
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_bayeux_parser_capture_end(ngx_bayeux_parser_t *p)
+{
+    size_t                len;
+    ngx_str_t            *dst;
+    const unsigned char  *buf;
+
+    p->capturing = 0;
+
+    switch (p->field) {
+
+    case ngx_bayeux_field_id:
+        dst = &p->msg->id;
+        break;
+
+    case ngx_bayeux_field_data:
+        dst = &p->msg->data;
+        break;
+
+    case ngx_bayeux_field_ext:
+        dst = &p->msg->ext;
+        break;
+
+    case ngx_bayeux_field_subscription:
+        dst = &p->msg->subscription;
+        break;
+
+    default:
+        dst = NULL;
+    }
+
+    p->field = ngx_bayeux_field_other;
+
+    if (dst == NULL) {
+        return 1;
+    }
+
+    if (yajl_gen_get_buf(p->gen, &buf, &len) != yajl_gen_status_ok) {
+        return ngx_bayeux_parser_fail(p, "out of memory");
+    }
+
+    return ngx_bayeux_parser_copy(p, dst, buf, len);
+}
+
+
+/* a scalar that is a whole field value */
+
+static int
+ngx_bayeux_parser_scalar(ngx_bayeux_parser_t *p)
+{
+    if (p->capturing && p->depth == p->capture_depth) {
+        return ngx_bayeux_parser_capture_end(p);
+    }
+
+    return 1;
+}
+
+
+#define ngx_bayeux_gen(p, call)                                               \
+    if ((call) != yajl_gen_status_ok) {                                       \
+        return ngx_bayeux_parser_fail(p, "cannot re-encode JSON");            \
+    }
+
+
+/*
+ * Decides what to do with a field value that starts at message level.
+ * "type" is one of the yajl event kinds below.
+ */
+
+enum {
+    ngx_bayeux_value_null = 0,
+    ngx_bayeux_value_bool,
+    ngx_bayeux_value_number,
+    ngx_bayeux_value_string,
+    ngx_bayeux_value_map,
+    ngx_bayeux_value_array
+};
+
+
+static int
+ngx_bayeux_parser_field(ngx_bayeux_parser_t *p, ngx_uint_t type)
+{
+    ngx_uint_t  ok;
+
+    if (type == ngx_bayeux_value_null
+        && p->field != ngx_bayeux_field_data)
+    {
+        /* a null field is an absent field */
+        p->field = ngx_bayeux_field_other;
+        return 1;
+    }
+
+    switch (p->field) {
+
+    case ngx_bayeux_field_channel:
+    case ngx_bayeux_field_client_id:
+    case ngx_bayeux_field_connection_type:
+    case ngx_bayeux_field_version:
+    case ngx_bayeux_field_minimum_version:
+
+        if (type != ngx_bayeux_value_string) {
+            return ngx_bayeux_parser_wrong_type(p);
+        }
+
+        /* decoded by the string handler, not captured */
+        return 1;
+
+    case ngx_bayeux_field_id:
+        ok = (type == ngx_bayeux_value_string
+              || type == ngx_bayeux_value_number);
+        break;
+
+    case ngx_bayeux_field_ext:
+    case ngx_bayeux_field_advice:
+        ok = (type == ngx_bayeux_value_map);
+        break;
+
+    case ngx_bayeux_field_subscription:
+        ok = (type == ngx_bayeux_value_string
+              || type == ngx_bayeux_value_array);
+        break;
+
+    case ngx_bayeux_field_connection_types:
+        ok = (type == ngx_bayeux_value_array);
+        break;
+
+    default:
+        ok = 1;
+    }
+
+    if (!ok) {
+        return ngx_bayeux_parser_wrong_type(p);
+    }
+
+    return ngx_bayeux_parser_capture_start(p);
+}
+
+
+/*
+ * Every value event goes through here first.  Returns 0 on error, 1 when
+ * the event is to be passed on to the capture generator, 2 when it was
+ * fully handled, and 3 for the start of a message object.
+ */
+
+static int
+ngx_bayeux_parser_event(ngx_bayeux_parser_t *p, ngx_uint_t type)
+{
+    if (p->capturing) {
+
+        /* the elements of these arrays must be strings */
+
+        if ((p->field == ngx_bayeux_field_subscription
+             || p->field == ngx_bayeux_field_connection_types)
+            && p->depth == p->capture_depth + 1
+            && type != ngx_bayeux_value_string)
+        {
+            return ngx_bayeux_parser_wrong_type(p);
+        }
+
+        return 1;
+    }
+
+    if (!p->started) {
+        p->started = 1;
+
+        if (type == ngx_bayeux_value_array) {
+            p->batch = 1;
+            return 2;
+        }
+
+        if (type == ngx_bayeux_value_map) {
+            return 3;
+        }
+
+        return ngx_bayeux_parser_fail(p,
+                        "body is not a message or an array of messages");
+    }
+
+    if (p->msg == NULL) {
+        if (p->batch && p->depth == 1 && type == ngx_bayeux_value_map) {
+            return 3;
+        }
+
+        return ngx_bayeux_parser_fail(p,
+                                  "batch element is not a message object");
+    }
+
+    /* a field value at message level */
+
+    if (!ngx_bayeux_parser_field(p, type)) {
+        return 0;
+    }
+
+    return p->capturing ? 1 : 2;
+}
+
+
+static int
+ngx_bayeux_parse_null(void *ctx)
+{
+    ngx_bayeux_parser_t *p = ctx;
+
+    int  rc;
+
+    rc = ngx_bayeux_parser_event(p, ngx_bayeux_value_null);
+    if (rc != 1) {
+        return rc ? 1 : 0;
+    }
+
+    ngx_bayeux_gen(p, yajl_gen_null(p->gen));
+
+    return ngx_bayeux_parser_scalar(p);
+}
+
+
+static int
+ngx_bayeux_parse_boolean(void *ctx, int value)
+{
+    ngx_bayeux_parser_t *p = ctx;
+
+    int  rc;
+
+    rc = ngx_bayeux_parser_event(p, ngx_bayeux_value_bool);
+    if (rc != 1) {
+        return rc ? 1 : 0;
+    }
+
+    ngx_bayeux_gen(p, yajl_gen_bool(p->gen, value));
+
+    return ngx_bayeux_parser_scalar(p);
+}
+
+
+static int
+ngx_bayeux_parse_number(void *ctx, const char *s, size_t len)
+{
+    ngx_bayeux_parser_t *p = ctx;
+
+    int        rc;
+    ngx_int_t  n;
+
+    rc = ngx_bayeux_parser_event(p, ngx_bayeux_value_number);
+    if (rc != 1) {
+        return rc ? 1 : 0;
+    }
+
+    if (p->field == ngx_bayeux_field_advice
+        && p->depth == p->capture_depth + 1
+        && p->advice_key != ngx_bayeux_advice_other)
+    {
+        n = ngx_atoi((u_char *) s, len);
+
+        if (n != NGX_ERROR) {
+            if (p->advice_key == ngx_bayeux_advice_timeout) {
+                p->msg->advice_timeout = n;
+
+            } else {
+                p->msg->advice_interval = n;
+            }
+        }
+    }
+
+    ngx_bayeux_gen(p, yajl_gen_number(p->gen, s, len));
+
+    return ngx_bayeux_parser_scalar(p);
+}
+
+
+static int
+ngx_bayeux_parse_string(void *ctx, const unsigned char *s, size_t len)
+{
+    ngx_bayeux_parser_t *p = ctx;
+
+    int         rc;
+    ngx_str_t  *dst;
+
+    rc = ngx_bayeux_parser_event(p, ngx_bayeux_value_string);
+    if (rc == 0) {
+        return 0;
+    }
+
+    if (rc == 2) {
+        switch (p->field) {
+
+        case ngx_bayeux_field_channel:
+            dst = &p->msg->channel;
+            break;
+
+        case ngx_bayeux_field_client_id:
+            dst = &p->msg->client_id;
+            break;
+
+        case ngx_bayeux_field_connection_type:
+            dst = &p->msg->connection_type;
+            break;
+
+        case ngx_bayeux_field_version:
+            dst = &p->msg->version;
+            break;
+
+        case ngx_bayeux_field_minimum_version:
+            dst = &p->msg->minimum_version;
+            break;
+
+        default:
+            dst = NULL;
+        }
+
+        p->field = ngx_bayeux_field_other;
+
+        return dst ? ngx_bayeux_parser_copy(p, dst, s, len) : 1;
+    }
+
+    if (p->field == ngx_bayeux_field_subscription
+        || p->field == ngx_bayeux_field_connection_types)
+    {
+        dst = ngx_array_push(p->field == ngx_bayeux_field_subscription
+                             ? p->msg->subscriptions
+                             : p->msg->connection_types);
+        if (dst == NULL) {
+            return ngx_bayeux_parser_fail(p, "out of memory");
+        }
+
+        if (!ngx_bayeux_parser_copy(p, dst, s, len)) {
+            return 0;
+        }
+    }
+
+    ngx_bayeux_gen(p, yajl_gen_string(p->gen, s, len));
+
+    return ngx_bayeux_parser_scalar(p);
+}
+
+
+static int
+ngx_bayeux_parse_start_map(void *ctx)
+{
+    ngx_bayeux_parser_t *p = ctx;
+
+    int  rc;
+
+    rc = ngx_bayeux_parser_event(p, ngx_bayeux_value_map);
+    if (rc == 0) {
+        return 0;
+    }
+
+    if (!ngx_bayeux_parser_open(p)) {
+        return 0;
+    }
+
+    if (rc == 3) {
+        return ngx_bayeux_parser_message(p);
+    }
+
+    ngx_bayeux_gen(p, yajl_gen_map_open(p->gen));
+
+    return 1;
+}
+
+
+static int
+ngx_bayeux_parse_map_key(void *ctx, const unsigned char *s, size_t len)
+{
+    ngx_bayeux_parser_t *p = ctx;
+
+    ngx_bayeux_field_name_t  *f;
+
+    if (p->capturing) {
+
+        if (p->field == ngx_bayeux_field_advice
+            && p->depth == p->capture_depth + 1)
+        {
+            if (len == 7 && ngx_strncmp(s, "timeout", 7) == 0) {
+                p->advice_key = ngx_bayeux_advice_timeout;
+
+            } else if (len == 8 && ngx_strncmp(s, "interval", 8) == 0) {
+                p->advice_key = ngx_bayeux_advice_interval;
+
+            } else {
+                p->advice_key = ngx_bayeux_advice_other;
+            }
+        }
+
+        ngx_bayeux_gen(p, yajl_gen_string(p->gen, s, len));
+
+        return 1;
+    }
+
+    p->field = ngx_bayeux_field_other;
+
+    for (f = ngx_bayeux_fields; f->name.len; f++) {
+        if (f->name.len == len && ngx_strncmp(f->name.data, s, len) == 0) {
+            p->field = f->field;
+            break;
+        }
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_bayeux_parse_end_map(void *ctx)
+{
+    ngx_bayeux_parser_t *p = ctx;
+
+    if (p->capturing) {
+        ngx_bayeux_gen(p, yajl_gen_map_close(p->gen));
+
+        ngx_bayeux_parser_close(p);
+
+        if (p->depth == p->capture_depth) {
+            return ngx_bayeux_parser_capture_end(p);
+        }
+
+        return 1;
+    }
+
+    /* the end of a message */
+
+    ngx_bayeux_parser_close(p);
+
+    p->msg = NULL;
+    p->msg_depth = 0;
+
+    return 1;
+}
+
+
+static int
+ngx_bayeux_parse_start_array(void *ctx)
+{
+    ngx_bayeux_parser_t *p = ctx;
+
+    int  rc;
+
+    rc = ngx_bayeux_parser_event(p, ngx_bayeux_value_array);
+    if (rc == 0) {
+        return 0;
+    }
+
+    if (!ngx_bayeux_parser_open(p)) {
+        return 0;
+    }
+
+    if (rc == 2) {
+        /* the batch */
+        return 1;
+    }
+
+    ngx_bayeux_gen(p, yajl_gen_array_open(p->gen));
+
+    return 1;
+}
+
+
+static int
+ngx_bayeux_parse_end_array(void *ctx)
+{
+    ngx_bayeux_parser_t *p = ctx;
+
+    if (p->capturing) {
+        ngx_bayeux_gen(p, yajl_gen_array_close(p->gen));
+
+        ngx_bayeux_parser_close(p);
+
+        if (p->depth == p->capture_depth) {
+            return ngx_bayeux_parser_capture_end(p);
+        }
+
+        return 1;
+    }
+
+    /* the end of the batch */
+
+    ngx_bayeux_parser_close(p);
+
+    return 1;
+}
+
+
+ngx_int_t
+ngx_bayeux_json_init(ngx_bayeux_json_t *json, ngx_pool_t *pool, size_t size)
+{
+    json->pool = pool;
+
+    json->start = ngx_pnalloc(pool, size);
+    if (json->start == NULL) {
+        return NGX_ERROR;
+    }
+
+    json->pos = json->start;
+    json->end = json->start + size;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_json_reserve(ngx_bayeux_json_t *json, size_t len)
+{
+    size_t   size, used;
+    u_char  *p;
+
+    if ((size_t) (json->end - json->pos) >= len) {
+        return NGX_OK;
+    }
+
+    used = json->pos - json->start;
+    size = ngx_max(2 * (size_t) (json->end - json->start), used + len);
+
+    p = ngx_pnalloc(json->pool, size);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, json->start, used);
+
+    ngx_pfree(json->pool, json->start);
+
+    json->start = p;
+    json->pos = p + used;
+    json->end = p + size;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_bayeux_json_raw(ngx_bayeux_json_t *json, u_char *data, size_t len)
+{
+    if (ngx_bayeux_json_reserve(json, len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    json->pos = ngx_cpymem(json->pos, data, len);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_bayeux_json_string(ngx_bayeux_json_t *json, ngx_str_t *str)
+{
+    size_t  len;
+
+    len = str->len + ngx_escape_json(NULL, str->data, str->len);
+
+    if (ngx_bayeux_json_reserve(json, len + 2) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    *json->pos++ = '"';
+    json->pos = (u_char *) ngx_escape_json(json->pos, str->data, str->len);
+    *json->pos++ = '"';
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_bayeux_json_key(ngx_bayeux_json_t *json, char *key)
+{
+    size_t  len;
+
+    len = ngx_strlen(key);
+
+    if (ngx_bayeux_json_reserve(json, len + 4) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (json->pos > json->start
+        && json->pos[-1] != '{' && json->pos[-1] != '[')
+    {
+        *json->pos++ = ',';
+    }
+
+    *json->pos++ = '"';
+    json->pos = ngx_cpymem(json->pos, key, len);
+    *json->pos++ = '"';
+    *json->pos++ = ':';
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_bayeux_json_number(ngx_bayeux_json_t *json, ngx_int_t n)
+{
+    if (ngx_bayeux_json_reserve(json, NGX_INT_T_LEN) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    json->pos = ngx_sprintf(json->pos, "%i", n);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_bayeux_json_result(ngx_bayeux_json_t *json, ngx_str_t *out)
+{
+    out->data = json->start;
+    out->len = json->pos - json->start;
+}

@@ -1,0 +1,80 @@
+
+/*
+ * Copyright (C) ngx_bayeux_module authors
+ */
+
+
+#ifndef _NGX_BAYEUX_MESSAGE_H_INCLUDED_
+#define _NGX_BAYEUX_MESSAGE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+
+/*
+ * One incoming Bayeux message.  Compound values the module only passes
+ * along (data, ext, advice, id) are kept as compact JSON text; the fields
+ * it acts on are decoded.  An empty ngx_str_t means "absent".
+ */
+
+typedef struct {
+    ngx_str_t                  channel;
+    ngx_str_t                  client_id;
+    ngx_str_t                  connection_type;
+    ngx_str_t                  version;
+    ngx_str_t                  minimum_version;
+
+    ngx_str_t                  id;              /* JSON text */
+    ngx_str_t                  data;            /* JSON text */
+    ngx_str_t                  ext;             /* JSON text */
+    ngx_str_t                  subscription;    /* JSON text, as sent */
+
+    ngx_array_t               *subscriptions;   /* ngx_str_t */
+    ngx_array_t               *connection_types;/* ngx_str_t */
+
+    ngx_int_t                  advice_timeout;  /* -1: not given */
+    ngx_int_t                  advice_interval; /* -1: not given */
+
+    unsigned                   has_connection_types:1;
+} ngx_bayeux_message_t;
+
+
+typedef struct ngx_bayeux_parser_s  ngx_bayeux_parser_t;
+
+
+ngx_bayeux_parser_t *ngx_bayeux_parser_create(ngx_pool_t *pool,
+    ngx_uint_t max_messages);
+ngx_int_t ngx_bayeux_parser_feed(ngx_bayeux_parser_t *p, u_char *data,
+    size_t len);
+ngx_int_t ngx_bayeux_parser_finish(ngx_bayeux_parser_t *p);
+ngx_array_t *ngx_bayeux_parser_messages(ngx_bayeux_parser_t *p);
+ngx_str_t *ngx_bayeux_parser_error(ngx_bayeux_parser_t *p);
+
+
+/*
+ * A growing JSON text in a pool, for replies and deliveries.
+ */
+
+typedef struct {
+    ngx_pool_t                *pool;
+    u_char                    *start;
+    u_char                    *pos;
+    u_char                    *end;
+} ngx_bayeux_json_t;
+
+
+ngx_int_t ngx_bayeux_json_init(ngx_bayeux_json_t *json, ngx_pool_t *pool,
+    size_t size);
+ngx_int_t ngx_bayeux_json_raw(ngx_bayeux_json_t *json, u_char *data,
+    size_t len);
+ngx_int_t ngx_bayeux_json_string(ngx_bayeux_json_t *json, ngx_str_t *str);
+ngx_int_t ngx_bayeux_json_key(ngx_bayeux_json_t *json, char *key);
+ngx_int_t ngx_bayeux_json_number(ngx_bayeux_json_t *json, ngx_int_t n);
+void ngx_bayeux_json_result(ngx_bayeux_json_t *json, ngx_str_t *out);
+
+#define ngx_bayeux_json_literal(json, s)                                      \
+    ngx_bayeux_json_raw(json, (u_char *) s, sizeof(s) - 1)
+
+
+#endif /* _NGX_BAYEUX_MESSAGE_H_INCLUDED_ */

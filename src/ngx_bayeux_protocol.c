@@ -1,0 +1,815 @@
+
+/*
+ * Copyright (C) ngx_bayeux_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_bayeux.h"
+#include "ngx_bayeux_message.h"
+#include "ngx_bayeux_channel.h"
+#include "ngx_bayeux_engine.h"
+#include "ngx_bayeux_protocol.h"
+
+
+#define NGX_BAYEUX_REPLY_HANDSHAKE_ADVICE   0x01
+#define NGX_BAYEUX_REPLY_SUBSCRIPTION       0x02
+#define NGX_BAYEUX_REPLY_CLIENT_ID          0x04
+#define NGX_BAYEUX_REPLY_RETRY_ADVICE       0x08
+
+
+static void ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m);
+static void ngx_bayeux_batch_complete(ngx_bayeux_op_t *op);
+static void ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b);
+static void ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
+    ngx_bayeux_wake_e reason);
+static ngx_int_t ngx_bayeux_channels(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m, char **error);
+static ngx_int_t ngx_bayeux_delivery(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m, ngx_str_t *out);
+static ngx_int_t ngx_bayeux_reply(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m, ngx_int_t rc, ngx_str_t *out);
+static ngx_int_t ngx_bayeux_reply_error(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m, char *error, ngx_uint_t flags, ngx_str_t *out);
+static ngx_int_t ngx_bayeux_reply_connect(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m, ngx_bayeux_wake_e reason, ngx_str_t *out);
+static ngx_int_t ngx_bayeux_reply_open(ngx_bayeux_batch_t *b,
+    ngx_bayeux_json_t *j, ngx_bayeux_message_t *m, ngx_uint_t successful);
+static ngx_int_t ngx_bayeux_reply_advice(ngx_bayeux_batch_t *b,
+    ngx_bayeux_json_t *j, char *reconnect);
+static ngx_int_t ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b,
+    ngx_bayeux_json_t *j);
+static ngx_uint_t ngx_bayeux_is(ngx_str_t *name, char *literal);
+
+
+static ngx_str_t  ngx_bayeux_transports[] = {
+    ngx_string("long-polling"),
+    ngx_null_string
+};
+
+
+ngx_int_t
+ngx_bayeux_batch_init(ngx_bayeux_batch_t *b)
+{
+    b->replies = ngx_pcalloc(b->pool,
+                             b->messages->nelts * sizeof(ngx_str_t));
+    if (b->replies == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->op.endpoint = b->endpoint;
+    b->op.pool = b->pool;
+    b->op.log = b->log;
+    b->op.handler = ngx_bayeux_batch_complete;
+    b->op.data = b;
+
+    b->waiter.handler = ngx_bayeux_batch_waiter_handler;
+    b->waiter.data = b;
+    b->waiter.pool = b->pool;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Applies the messages in order.  An engine may complete an operation
+ * before returning, so this loops instead of recursing through the
+ * completion handler; an operation that completes later re-enters here.
+ */
+
+void
+ngx_bayeux_batch_run(ngx_bayeux_batch_t *b)
+{
+    ngx_bayeux_message_t  *m;
+
+    b->running = 1;
+    b->looping = 1;
+
+    m = b->messages->elts;
+
+    while (b->next < b->messages->nelts) {
+        b->pending = 1;
+
+        ngx_bayeux_batch_apply(b, &m[b->next]);
+
+        if (b->pending) {
+            b->looping = 0;
+            return;
+        }
+    }
+
+    b->looping = 0;
+    b->running = 0;
+
+    if (b->connect && !b->parked) {
+        if (ngx_bayeux_reply_connect(b, &m[b->connect - 1], b->wake_reason,
+                                     &b->replies[b->connect - 1])
+            != NGX_OK)
+        {
+            b->replies[b->connect - 1].len = 0;
+        }
+    }
+
+    b->done(b);
+}
+
+
+static void
+ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b)
+{
+    b->next++;
+    b->pending = 0;
+
+    if (!b->looping) {
+        ngx_bayeux_batch_run(b);
+    }
+}
+
+
+static void
+ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
+{
+    char                 *error;
+    ngx_int_t             timeout;
+    ngx_uint_t            flags;
+    ngx_str_t            *reply;
+    ngx_bayeux_op_t      *op;
+    ngx_bayeux_engine_t  *engine;
+
+    reply = &b->replies[b->next];
+    engine = b->endpoint->engine;
+    op = &b->op;
+
+    op->client_id = m->client_id;
+    op->rc = NGX_ERROR;
+
+    if (m->channel.len == 0) {
+        error = "400::channel_missing";
+        goto failed;
+    }
+
+    if (ngx_bayeux_channel_parse(&m->channel, &flags) != NGX_OK) {
+        error = "405::channel_invalid";
+        goto failed;
+    }
+
+    if (flags & NGX_BAYEUX_CHANNEL_META) {
+
+        if (ngx_bayeux_is(&m->channel, "/meta/handshake")) {
+
+            if (m->has_connection_types
+                && ngx_bayeux_channels(b, m, &error) != NGX_OK)
+            {
+                goto failed;
+            }
+
+            engine->handshake(op);
+            return;
+        }
+
+        if (ngx_bayeux_is(&m->channel, "/meta/connect")) {
+
+            if (b->connect) {
+                error = "400::multiple_connects";
+                goto failed;
+            }
+
+            if (m->connection_type.len
+                && (m->connection_type.len != b->transport.len
+                    || ngx_strncmp(m->connection_type.data,
+                                   b->transport.data, b->transport.len)
+                       != 0))
+            {
+                error = "400::unsupported_connection_type";
+                goto failed;
+            }
+
+            b->connect = b->next + 1;
+
+            timeout = b->endpoint->conf->timeout;
+
+            if (m->advice_timeout >= 0 && m->advice_timeout < timeout) {
+                timeout = m->advice_timeout;
+            }
+
+            op->hold = timeout;
+            b->hold = timeout;
+            op->waiter = &b->waiter;
+
+            engine->connect(op);
+            return;
+        }
+
+        if (ngx_bayeux_is(&m->channel, "/meta/subscribe")
+            || ngx_bayeux_is(&m->channel, "/meta/unsubscribe"))
+        {
+            if (ngx_bayeux_channels(b, m, &error) != NGX_OK) {
+                goto failed;
+            }
+
+            if (m->channel.data[6] == 's') {
+                engine->subscribe(op);
+
+            } else {
+                engine->unsubscribe(op);
+            }
+
+            return;
+        }
+
+        if (ngx_bayeux_is(&m->channel, "/meta/disconnect")) {
+            engine->disconnect(op);
+            return;
+        }
+
+        error = "403::publish_denied";
+        goto failed;
+    }
+
+    if (flags & (NGX_BAYEUX_CHANNEL_WILD|NGX_BAYEUX_CHANNEL_DEEP_WILD)) {
+        error = "405::channel_invalid";
+        goto failed;
+    }
+
+    if (flags & NGX_BAYEUX_CHANNEL_SERVICE) {
+        engine->touch(op);
+        return;
+    }
+
+    if (m->data.len == 0) {
+        error = "400::data_missing";
+        goto failed;
+    }
+
+    if (ngx_bayeux_delivery(b, m, &op->message) != NGX_OK) {
+        error = "500::server_error";
+        goto failed;
+    }
+
+    op->channel = m->channel;
+
+    engine->publish(op);
+    return;
+
+failed:
+
+    if (ngx_bayeux_reply_error(b, m, error, 0, reply) != NGX_OK) {
+        reply->len = 0;
+    }
+
+    ngx_bayeux_batch_step_done(b);
+}
+
+
+static void
+ngx_bayeux_batch_complete(ngx_bayeux_op_t *op)
+{
+    ngx_bayeux_batch_t    *b = op->data;
+    ngx_bayeux_message_t  *m;
+
+    m = b->messages->elts;
+    m = &m[b->next];
+
+    if (b->connect == b->next + 1) {
+
+        /* the reply of a connect is written when the batch is answered */
+
+        if (op->rc == NGX_AGAIN) {
+            b->parked = 1;
+
+        } else if (op->rc == NGX_OK) {
+            b->deliveries = op->messages;
+            b->wake_reason = NGX_BAYEUX_WAKE_MESSAGES;
+
+        } else {
+            b->connect = 0;
+            goto reply;
+        }
+
+        ngx_bayeux_batch_step_done(b);
+        return;
+    }
+
+reply:
+
+    if (op->rc == NGX_OK
+        && ngx_bayeux_is(&m->channel, "/meta/handshake"))
+    {
+        m->client_id = op->client_id;
+    }
+
+    if (ngx_bayeux_reply(b, m, op->rc, &b->replies[b->next]) != NGX_OK) {
+        b->replies[b->next].len = 0;
+    }
+
+    ngx_bayeux_batch_step_done(b);
+}
+
+
+static void
+ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
+    ngx_bayeux_wake_e reason)
+{
+    ngx_bayeux_batch_t    *b = w->data;
+    ngx_bayeux_message_t  *m;
+
+    b->parked = 0;
+    b->deliveries = w->messages;
+    b->wake_reason = reason;
+
+    if (b->running) {
+        /* woken by a later message of the same batch */
+        return;
+    }
+
+    m = b->messages->elts;
+
+    if (ngx_bayeux_reply_connect(b, &m[b->connect - 1], reason,
+                                 &b->replies[b->connect - 1])
+        != NGX_OK)
+    {
+        b->replies[b->connect - 1].len = 0;
+    }
+
+    b->wake(b);
+}
+
+
+void
+ngx_bayeux_batch_release(ngx_bayeux_batch_t *b)
+{
+    if (b->parked) {
+        b->endpoint->engine->release(b->endpoint, &b->waiter);
+    }
+}
+
+
+void
+ngx_bayeux_batch_cancel(ngx_bayeux_batch_t *b)
+{
+    if (b->parked) {
+        b->parked = 0;
+        b->endpoint->engine->cancel(b->endpoint, &b->waiter);
+    }
+}
+
+
+/*
+ * The response: the deliveries of a connect first, then the replies in
+ * the order of the messages.
+ */
+
+ngx_int_t
+ngx_bayeux_batch_response(ngx_bayeux_batch_t *b, ngx_str_t *out)
+{
+    size_t      len;
+    u_char     *p;
+    ngx_str_t  *d;
+    ngx_uint_t  i, n;
+
+    len = 2;
+    n = 0;
+
+    if (b->deliveries) {
+        d = b->deliveries->elts;
+
+        for (i = 0; i < b->deliveries->nelts; i++) {
+            len += d[i].len + 1;
+        }
+    }
+
+    for (i = 0; i < b->messages->nelts; i++) {
+        len += b->replies[i].len + 1;
+    }
+
+    out->data = ngx_pnalloc(b->pool, len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = out->data;
+    *p++ = '[';
+
+    if (b->deliveries) {
+        d = b->deliveries->elts;
+
+        for (i = 0; i < b->deliveries->nelts; i++) {
+            if (n++) {
+                *p++ = ',';
+            }
+
+            p = ngx_cpymem(p, d[i].data, d[i].len);
+        }
+    }
+
+    for (i = 0; i < b->messages->nelts; i++) {
+        if (b->replies[i].len == 0) {
+            continue;
+        }
+
+        if (n++) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, b->replies[i].data, b->replies[i].len);
+    }
+
+    *p++ = ']';
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Checks the channel names of a (un)subscribe, or the connection types
+ * of a handshake, into op->channels.
+ */
+
+static ngx_int_t
+ngx_bayeux_channels(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
+    char **error)
+{
+    ngx_str_t   *name, *t;
+    ngx_uint_t   i, flags;
+
+    if (ngx_bayeux_is(&m->channel, "/meta/handshake")) {
+
+        name = m->connection_types->elts;
+
+        for (i = 0; i < m->connection_types->nelts; i++) {
+            for (t = ngx_bayeux_transports; t->len; t++) {
+                if (t->len == name[i].len
+                    && ngx_strncmp(t->data, name[i].data, t->len) == 0)
+                {
+                    return NGX_OK;
+                }
+            }
+        }
+
+        *error = "400::unsupported_connection_types";
+        return NGX_ERROR;
+    }
+
+    if (m->subscriptions == NULL || m->subscriptions->nelts == 0) {
+        *error = "403::subscription_missing";
+        return NGX_ERROR;
+    }
+
+    name = m->subscriptions->elts;
+
+    for (i = 0; i < m->subscriptions->nelts; i++) {
+
+        if (ngx_bayeux_channel_parse(&name[i], &flags) != NGX_OK) {
+            *error = "405::channel_invalid";
+            return NGX_ERROR;
+        }
+
+        if (flags & NGX_BAYEUX_CHANNEL_META) {
+            *error = "403::subscription_invalid";
+            return NGX_ERROR;
+        }
+    }
+
+    b->op.channels = m->subscriptions;
+
+    return NGX_OK;
+}
+
+
+/* a published message as subscribers receive it */
+
+static ngx_int_t
+ngx_bayeux_delivery(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
+    ngx_str_t *out)
+{
+    ngx_bayeux_json_t  j;
+
+    if (ngx_bayeux_json_init(&j, b->pool,
+                             m->channel.len + m->data.len + m->id.len
+                             + m->ext.len + 64)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_bayeux_json_literal(&j, "{") != NGX_OK
+        || ngx_bayeux_json_key(&j, "channel") != NGX_OK
+        || ngx_bayeux_json_string(&j, &m->channel) != NGX_OK
+        || ngx_bayeux_json_key(&j, "data") != NGX_OK
+        || ngx_bayeux_json_raw(&j, m->data.data, m->data.len) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (m->id.len
+        && (ngx_bayeux_json_key(&j, "id") != NGX_OK
+            || ngx_bayeux_json_raw(&j, m->id.data, m->id.len) != NGX_OK))
+    {
+        return NGX_ERROR;
+    }
+
+    if (m->ext.len
+        && (ngx_bayeux_json_key(&j, "ext") != NGX_OK
+            || ngx_bayeux_json_raw(&j, m->ext.data, m->ext.len) != NGX_OK))
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_bayeux_json_literal(&j, "}") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_bayeux_json_result(&j, out);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_reply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
+    ngx_int_t rc, ngx_str_t *out)
+{
+    ngx_uint_t         flags, handshake;
+    ngx_bayeux_json_t  j;
+
+    handshake = ngx_bayeux_is(&m->channel, "/meta/handshake");
+
+    flags = 0;
+
+    if (ngx_bayeux_is(&m->channel, "/meta/subscribe")
+        || ngx_bayeux_is(&m->channel, "/meta/unsubscribe"))
+    {
+        flags |= NGX_BAYEUX_REPLY_SUBSCRIPTION;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_bayeux_reply_error(b, m, "402::session_unknown",
+                                      flags
+                                      | NGX_BAYEUX_REPLY_HANDSHAKE_ADVICE,
+                                      out);
+    }
+
+    if (rc == NGX_BUSY) {
+        return ngx_bayeux_reply_error(b, m, "503::engine_unavailable",
+                                      flags | NGX_BAYEUX_REPLY_RETRY_ADVICE,
+                                      out);
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_bayeux_reply_error(b, m, "500::server_error",
+                                      flags | NGX_BAYEUX_REPLY_RETRY_ADVICE,
+                                      out);
+    }
+
+    if (ngx_bayeux_reply_open(b, &j, m, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (handshake) {
+        if (ngx_bayeux_json_key(&j, "version") != NGX_OK
+            || ngx_bayeux_json_literal(&j, "\"" NGX_BAYEUX_VERSION "\"")
+               != NGX_OK
+            || ngx_bayeux_json_key(&j, "minimumVersion") != NGX_OK
+            || ngx_bayeux_json_literal(&j, "\"" NGX_BAYEUX_VERSION "\"")
+               != NGX_OK
+            || ngx_bayeux_reply_transports(b, &j) != NGX_OK
+            || ngx_bayeux_json_key(&j, "clientId") != NGX_OK
+            || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK
+            || ngx_bayeux_reply_advice(b, &j, "retry") != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (m->channel.len > 6
+               && ngx_strncmp(m->channel.data, "/meta/", 6) == 0)
+    {
+
+        /* the other meta replies name the session */
+
+        if (ngx_bayeux_json_key(&j, "clientId") != NGX_OK
+            || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if ((flags & NGX_BAYEUX_REPLY_SUBSCRIPTION)
+        && (ngx_bayeux_json_key(&j, "subscription") != NGX_OK
+            || ngx_bayeux_json_raw(&j, m->subscription.data,
+                                   m->subscription.len)
+               != NGX_OK))
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_bayeux_json_literal(&j, "}") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_bayeux_json_result(&j, out);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_reply_connect(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
+    ngx_bayeux_wake_e reason, ngx_str_t *out)
+{
+    ngx_bayeux_json_t  j;
+
+    if (reason == NGX_BAYEUX_WAKE_ERROR) {
+        return ngx_bayeux_reply_error(b, m, "500::server_error",
+                                      NGX_BAYEUX_REPLY_RETRY_ADVICE, out);
+    }
+
+    if (ngx_bayeux_reply_open(b, &j, m, 1) != NGX_OK
+        || ngx_bayeux_json_key(&j, "clientId") != NGX_OK
+        || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK
+        || ngx_bayeux_reply_advice(b, &j,
+                                   reason == NGX_BAYEUX_WAKE_DISCONNECTED
+                                   ? "none" : "retry")
+           != NGX_OK
+        || ngx_bayeux_json_literal(&j, "}") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_bayeux_json_result(&j, out);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_reply_error(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
+    char *error, ngx_uint_t flags, ngx_str_t *out)
+{
+    ngx_str_t          e;
+    ngx_bayeux_json_t  j;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, b->log, 0,
+                   "bayeux: \"%V\" failed: %s", &m->channel, error);
+
+    e.data = (u_char *) error;
+    e.len = ngx_strlen(error);
+
+    if (ngx_bayeux_reply_open(b, &j, m, 0) != NGX_OK
+        || ngx_bayeux_json_key(&j, "error") != NGX_OK
+        || ngx_bayeux_json_string(&j, &e) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (m->client_id.len
+        && (ngx_bayeux_json_key(&j, "clientId") != NGX_OK
+            || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK))
+    {
+        return NGX_ERROR;
+    }
+
+    if ((flags & NGX_BAYEUX_REPLY_SUBSCRIPTION) && m->subscription.len
+        && (ngx_bayeux_json_key(&j, "subscription") != NGX_OK
+            || ngx_bayeux_json_raw(&j, m->subscription.data,
+                                   m->subscription.len)
+               != NGX_OK))
+    {
+        return NGX_ERROR;
+    }
+
+    if ((flags & NGX_BAYEUX_REPLY_HANDSHAKE_ADVICE)
+        && (ngx_bayeux_json_key(&j, "advice") != NGX_OK
+            || ngx_bayeux_json_literal(&j, "{\"reconnect\":\"handshake\","
+                                           "\"interval\":0}")
+               != NGX_OK))
+    {
+        return NGX_ERROR;
+    }
+
+    if ((flags & NGX_BAYEUX_REPLY_RETRY_ADVICE)
+        && ngx_bayeux_reply_advice(b, &j, "retry") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_strncmp(error, "400::unsupported_connection_types", 33) == 0
+        && (ngx_bayeux_reply_transports(b, &j) != NGX_OK
+            || ngx_bayeux_json_key(&j, "advice") != NGX_OK
+            || ngx_bayeux_json_literal(&j, "{\"reconnect\":\"none\"}")
+               != NGX_OK))
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_bayeux_json_literal(&j, "}") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_bayeux_json_result(&j, out);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_reply_open(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j,
+    ngx_bayeux_message_t *m, ngx_uint_t successful)
+{
+    if (ngx_bayeux_json_init(j, b->pool, 256) != NGX_OK
+        || ngx_bayeux_json_literal(j, "{") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (m->id.len
+        && (ngx_bayeux_json_key(j, "id") != NGX_OK
+            || ngx_bayeux_json_raw(j, m->id.data, m->id.len) != NGX_OK))
+    {
+        return NGX_ERROR;
+    }
+
+    if (m->channel.len
+        && (ngx_bayeux_json_key(j, "channel") != NGX_OK
+            || ngx_bayeux_json_string(j, &m->channel) != NGX_OK))
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_bayeux_json_key(j, "successful") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return successful ? ngx_bayeux_json_literal(j, "true")
+                      : ngx_bayeux_json_literal(j, "false");
+}
+
+
+static ngx_int_t
+ngx_bayeux_reply_advice(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j,
+    char *reconnect)
+{
+    ngx_str_t               r;
+    ngx_bayeux_loc_conf_t  *conf;
+
+    conf = b->endpoint->conf;
+
+    r.data = (u_char *) reconnect;
+    r.len = ngx_strlen(reconnect);
+
+    if (ngx_bayeux_json_key(j, "advice") != NGX_OK
+        || ngx_bayeux_json_literal(j, "{") != NGX_OK
+        || ngx_bayeux_json_key(j, "reconnect") != NGX_OK
+        || ngx_bayeux_json_string(j, &r) != NGX_OK
+        || ngx_bayeux_json_key(j, "interval") != NGX_OK
+        || ngx_bayeux_json_number(j, conf->interval) != NGX_OK
+        || ngx_bayeux_json_key(j, "timeout") != NGX_OK
+        || ngx_bayeux_json_number(j, conf->timeout) != NGX_OK
+        || ngx_bayeux_json_key(j, "maxInterval") != NGX_OK
+        || ngx_bayeux_json_number(j, conf->max_interval) != NGX_OK
+        || ngx_bayeux_json_literal(j, "}") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j)
+{
+    ngx_str_t  *t;
+
+    if (ngx_bayeux_json_key(j, "supportedConnectionTypes") != NGX_OK
+        || ngx_bayeux_json_literal(j, "[") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (t = ngx_bayeux_transports; t->len; t++) {
+        if ((t != ngx_bayeux_transports
+             && ngx_bayeux_json_literal(j, ",") != NGX_OK)
+            || ngx_bayeux_json_string(j, t) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_bayeux_json_literal(j, "]");
+}
+
+
+static ngx_uint_t
+ngx_bayeux_is(ngx_str_t *name, char *literal)
+{
+    size_t  len;
+
+    len = ngx_strlen(literal);
+
+    return name->len == len && ngx_strncmp(name->data, literal, len) == 0;
+}

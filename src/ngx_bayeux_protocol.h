@@ -1,0 +1,65 @@
+
+/*
+ * Copyright (C) ngx_bayeux_module authors
+ */
+
+
+#ifndef _NGX_BAYEUX_PROTOCOL_H_INCLUDED_
+#define _NGX_BAYEUX_PROTOCOL_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_bayeux.h"
+#include "ngx_bayeux_message.h"
+#include "ngx_bayeux_engine.h"
+
+
+/*
+ * A batch: the messages of one request, applied in order through the
+ * engine.  When every message is applied "done" is called; if the batch
+ * held a /meta/connect that the engine parked, "parked" is set and
+ * "wake" is called once the connect is answered.
+ */
+
+typedef struct ngx_bayeux_batch_s  ngx_bayeux_batch_t;
+
+typedef void (*ngx_bayeux_batch_handler_pt)(ngx_bayeux_batch_t *b);
+
+struct ngx_bayeux_batch_s {
+    ngx_pool_t                    *pool;
+    ngx_log_t                     *log;
+    ngx_bayeux_endpoint_t         *endpoint;
+    ngx_str_t                      transport;
+
+    ngx_array_t                   *messages;    /* ngx_bayeux_message_t */
+    ngx_uint_t                     next;
+    ngx_str_t                     *replies;
+
+    ngx_bayeux_op_t                op;
+    ngx_bayeux_waiter_t            waiter;
+    ngx_uint_t                     connect;     /* index + 1, or 0 */
+    ngx_msec_t                     hold;        /* of a parked connect */
+    ngx_bayeux_wake_e              wake_reason;
+    ngx_array_t                   *deliveries;  /* ngx_str_t */
+
+    ngx_bayeux_batch_handler_pt    done;
+    ngx_bayeux_batch_handler_pt    wake;
+    void                          *data;
+
+    unsigned                       running:1;
+    unsigned                       looping:1;
+    unsigned                       pending:1;
+    unsigned                       parked:1;
+};
+
+
+ngx_int_t ngx_bayeux_batch_init(ngx_bayeux_batch_t *b);
+void ngx_bayeux_batch_run(ngx_bayeux_batch_t *b);
+void ngx_bayeux_batch_release(ngx_bayeux_batch_t *b);
+void ngx_bayeux_batch_cancel(ngx_bayeux_batch_t *b);
+ngx_int_t ngx_bayeux_batch_response(ngx_bayeux_batch_t *b, ngx_str_t *out);
+
+
+#endif /* _NGX_BAYEUX_PROTOCOL_H_INCLUDED_ */
