@@ -22,6 +22,9 @@ static char *ngx_bayeux_engine(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_bayeux_positive_msec(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_bayeux_bounds(ngx_conf_t *cf, void *post, void *data);
+static ngx_bayeux_main_conf_t *ngx_bayeux_cycle_main_conf(
+    ngx_cycle_t *cycle);
 static ngx_int_t ngx_bayeux_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_bayeux_init_process(ngx_cycle_t *cycle);
 static void ngx_bayeux_exit_process(ngx_cycle_t *cycle);
@@ -30,12 +33,14 @@ static void ngx_bayeux_exit_process(ngx_cycle_t *cycle);
 static ngx_conf_post_handler_pt  ngx_bayeux_positive_msec_p =
     ngx_bayeux_positive_msec;
 
+/* unlike ngx_conf_check_num_bounds(), the message names the directive */
+
 static ngx_conf_num_bounds_t  ngx_bayeux_max_batch_bounds = {
-    ngx_conf_check_num_bounds, 1, 1000000
+    ngx_bayeux_bounds, 1, 1000000
 };
 
 static ngx_conf_num_bounds_t  ngx_bayeux_max_queue_bounds = {
-    ngx_conf_check_num_bounds, 0, 100000000
+    ngx_bayeux_bounds, 0, 100000000
 };
 
 
@@ -306,6 +311,44 @@ ngx_bayeux_positive_msec(ngx_conf_t *cf, void *post, void *data)
 }
 
 
+static char *
+ngx_bayeux_bounds(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_conf_num_bounds_t  *bounds = post;
+    ngx_uint_t             *np = data;
+
+    u_char  *msg, *last;
+
+    if ((ngx_int_t) *np >= bounds->low && (ngx_int_t) *np <= bounds->high) {
+        return NGX_CONF_OK;
+    }
+
+    msg = ngx_pnalloc(cf->pool, 64);
+    if (msg == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    last = ngx_snprintf(msg, 63, "must be between %i and %i",
+                        bounds->low, bounds->high);
+    *last = '\0';
+
+    return (char *) msg;
+}
+
+
+/* NULL when the configuration has no http block */
+
+static ngx_bayeux_main_conf_t *
+ngx_bayeux_cycle_main_conf(ngx_cycle_t *cycle)
+{
+    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
+        return NULL;
+    }
+
+    return ngx_http_cycle_get_module_main_conf(cycle, ngx_bayeux_module);
+}
+
+
 /*
  * The memory engine keeps state in one process; several workers would
  * each see a different server.  Checked here, once the whole
@@ -320,11 +363,7 @@ ngx_bayeux_init_module(ngx_cycle_t *cycle)
     ngx_bayeux_endpoint_t   **ep;
     ngx_bayeux_main_conf_t   *bmcf;
 
-    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
-        return NGX_OK;
-    }
-
-    bmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_bayeux_module);
+    bmcf = ngx_bayeux_cycle_main_conf(cycle);
     if (bmcf == NULL) {
         return NGX_OK;
     }
@@ -362,11 +401,7 @@ ngx_bayeux_init_process(ngx_cycle_t *cycle)
     ngx_bayeux_endpoint_t   **ep;
     ngx_bayeux_main_conf_t   *bmcf;
 
-    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
-        return NGX_OK;
-    }
-
-    bmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_bayeux_module);
+    bmcf = ngx_bayeux_cycle_main_conf(cycle);
     if (bmcf == NULL) {
         return NGX_OK;
     }
@@ -390,11 +425,7 @@ ngx_bayeux_exit_process(ngx_cycle_t *cycle)
     ngx_bayeux_endpoint_t   **ep;
     ngx_bayeux_main_conf_t   *bmcf;
 
-    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
-        return;
-    }
-
-    bmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_bayeux_module);
+    bmcf = ngx_bayeux_cycle_main_conf(cycle);
     if (bmcf == NULL) {
         return;
     }

@@ -113,6 +113,8 @@ static ngx_int_t ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem,
     ngx_bayeux_memory_session_t *publisher);
 static ngx_int_t ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
     ngx_bayeux_memory_msg_t *msg);
+static ngx_bayeux_memory_sub_t *ngx_bayeux_memory_find_sub(
+    ngx_bayeux_memory_session_t *s, ngx_str_t *name);
 static void ngx_bayeux_memory_unsubscribe_one(ngx_bayeux_memory_t *mem,
     ngx_bayeux_memory_sub_t *sub);
 static void ngx_bayeux_memory_msg_release(ngx_bayeux_memory_msg_t *msg);
@@ -321,7 +323,6 @@ ngx_bayeux_memory_subscribe(ngx_bayeux_op_t *op)
     uint32_t                      hash;
     ngx_str_t                    *name;
     ngx_uint_t                    i;
-    ngx_queue_t                  *q;
     ngx_bayeux_memory_t          *mem = op->endpoint->data;
     ngx_bayeux_memory_sub_t      *sub;
     ngx_bayeux_memory_session_t  *s;
@@ -345,18 +346,7 @@ ngx_bayeux_memory_subscribe(ngx_bayeux_op_t *op)
                  ngx_str_rbtree_lookup(&mem->channels, &name[i], hash);
 
         if (ch) {
-            for (q = ngx_queue_head(&s->subscriptions);
-                 q != ngx_queue_sentinel(&s->subscriptions);
-                 q = ngx_queue_next(q))
-            {
-                sub = ngx_queue_data(q, ngx_bayeux_memory_sub_t, in_session);
-
-                if (sub->channel == ch) {
-                    break;
-                }
-            }
-
-            if (q != ngx_queue_sentinel(&s->subscriptions)) {
+            if (ngx_bayeux_memory_find_sub(s, &name[i])) {
                 continue;
             }
 
@@ -408,7 +398,6 @@ ngx_bayeux_memory_unsubscribe(ngx_bayeux_op_t *op)
 {
     ngx_str_t                    *name;
     ngx_uint_t                    i;
-    ngx_queue_t                  *q;
     ngx_bayeux_memory_t          *mem = op->endpoint->data;
     ngx_bayeux_memory_sub_t      *sub;
     ngx_bayeux_memory_session_t  *s;
@@ -423,25 +412,39 @@ ngx_bayeux_memory_unsubscribe(ngx_bayeux_op_t *op)
     name = op->channels->elts;
 
     for (i = 0; i < op->channels->nelts; i++) {
+        sub = ngx_bayeux_memory_find_sub(s, &name[i]);
 
-        for (q = ngx_queue_head(&s->subscriptions);
-             q != ngx_queue_sentinel(&s->subscriptions);
-             q = ngx_queue_next(q))
-        {
-            sub = ngx_queue_data(q, ngx_bayeux_memory_sub_t, in_session);
-
-            if (sub->channel->node.str.len == name[i].len
-                && ngx_strncmp(sub->channel->node.str.data, name[i].data,
-                               name[i].len) == 0)
-            {
-                ngx_bayeux_memory_unsubscribe_one(mem, sub);
-                break;
-            }
+        if (sub) {
+            ngx_bayeux_memory_unsubscribe_one(mem, sub);
         }
     }
 
     op->rc = NGX_OK;
     op->handler(op);
+}
+
+
+static ngx_bayeux_memory_sub_t *
+ngx_bayeux_memory_find_sub(ngx_bayeux_memory_session_t *s, ngx_str_t *name)
+{
+    ngx_queue_t              *q;
+    ngx_bayeux_memory_sub_t  *sub;
+
+    for (q = ngx_queue_head(&s->subscriptions);
+         q != ngx_queue_sentinel(&s->subscriptions);
+         q = ngx_queue_next(q))
+    {
+        sub = ngx_queue_data(q, ngx_bayeux_memory_sub_t, in_session);
+
+        if (sub->channel->node.str.len == name->len
+            && ngx_strncmp(sub->channel->node.str.data, name->data,
+                           name->len) == 0)
+        {
+            return sub;
+        }
+    }
+
+    return NULL;
 }
 
 

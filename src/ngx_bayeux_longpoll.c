@@ -311,6 +311,13 @@ ngx_bayeux_longpoll_done(ngx_bayeux_batch_t *b)
         r->read_event_handler = ngx_http_test_reading;
         r->write_event_handler = ngx_http_request_empty_handler;
 
+        /*
+         * an exiting worker (quit, reload) closes idle connections at
+         * once instead of waiting for the hold to run out; the cleanup
+         * handler then gives the session back to the engine
+         */
+        r->connection->idle = 1;
+
         return;
     }
 
@@ -341,6 +348,7 @@ ngx_bayeux_longpoll_wake(ngx_bayeux_batch_t *b)
     }
 
     r->read_event_handler = ngx_http_block_reading;
+    c->idle = 0;
 
     ngx_bayeux_longpoll_done(b);
 

@@ -94,6 +94,8 @@ static int ngx_bayeux_parser_wrong_type(ngx_bayeux_parser_t *p);
 static int ngx_bayeux_parser_copy(ngx_bayeux_parser_t *p, ngx_str_t *dst,
     const unsigned char *s, size_t len);
 static void ngx_bayeux_parser_cleanup(void *data);
+static void ngx_bayeux_parser_yajl_error(ngx_bayeux_parser_t *p,
+    size_t offset);
 
 
 static yajl_callbacks  ngx_bayeux_parse_callbacks = {
@@ -199,16 +201,9 @@ ngx_bayeux_parser_feed(ngx_bayeux_parser_t *p, u_char *data, size_t len)
 
     if (status != yajl_status_ok) {
         if (p->error.len == 0) {
-            p->error.data = ngx_pnalloc(p->pool, 64);
-            if (p->error.data == NULL) {
-                return NGX_ERROR;
-            }
-
-            p->error.len = ngx_sprintf(p->error.data,
-                                       "malformed JSON at byte %uz",
+            ngx_bayeux_parser_yajl_error(p,
                                        p->bytes
-                                       + yajl_get_bytes_consumed(p->handle))
-                           - p->error.data;
+                                       + yajl_get_bytes_consumed(p->handle));
         }
 
         return NGX_ERROR;
@@ -238,7 +233,7 @@ ngx_bayeux_parser_finish(ngx_bayeux_parser_t *p)
 
     if (status != yajl_status_ok) {
         if (p->error.len == 0) {
-            ngx_str_set(&p->error, "malformed JSON: unexpected end");
+            ngx_bayeux_parser_yajl_error(p, p->bytes);
         }
 
         return NGX_ERROR;
@@ -250,6 +245,55 @@ ngx_bayeux_parser_finish(ngx_bayeux_parser_t *p)
     }
 
     return NGX_OK;
+}
+
+
+/* "malformed JSON at byte N: <what yajl says>" */
+
+static void
+ngx_bayeux_parser_yajl_error(ngx_bayeux_parser_t *p, size_t offset)
+{
+    size_t          len;
+    u_char         *msg, *s, *e;
+    unsigned char  *text;
+
+    text = yajl_get_error(p->handle, 0, NULL, 0);
+
+    s = (u_char *) "";
+    len = 0;
+
+    if (text) {
+        /* "parse error: ..." or "lexical error: ...", up to the newline */
+
+        s = (u_char *) ngx_strstr(text, ": ");
+        s = s ? s + 2 : (u_char *) text;
+
+        e = s;
+        while (*e && *e != '\n' && *e != '.') {
+            e++;
+        }
+
+        len = e - s;
+    }
+
+    msg = ngx_pnalloc(p->pool, sizeof("malformed JSON at byte : ")
+                               + NGX_SIZE_T_LEN + len);
+
+    if (msg) {
+        p->error.data = msg;
+        p->error.len = (len ? ngx_sprintf(msg, "malformed JSON at byte %uz: "
+                                          "%*s", offset, len, s)
+                            : ngx_sprintf(msg, "malformed JSON at byte %uz",
+                                          offset))
+                       - msg;
+
+    } else {
+        ngx_str_set(&p->error, "malformed JSON");
+    }
+
+    if (text) {
+        yajl_free_error(p->handle, text);
+    }
 }
 
 

@@ -673,7 +673,9 @@ ngx_bayeux_reply_error(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
         return NGX_ERROR;
     }
 
-    if ((flags & NGX_BAYEUX_REPLY_SUBSCRIPTION) && m->subscription.len
+    if (m->subscription.len
+        && (ngx_bayeux_is(&m->channel, "/meta/subscribe")
+            || ngx_bayeux_is(&m->channel, "/meta/unsubscribe"))
         && (ngx_bayeux_json_key(&j, "subscription") != NGX_OK
             || ngx_bayeux_json_raw(&j, m->subscription.data,
                                    m->subscription.len)

@@ -1,0 +1,177 @@
+# Configuration: directives, defaults, and what `nginx -t` refuses.
+
+use strict;
+use warnings;
+
+use lib 't/lib';
+use Test::Nginx::Bayeux;
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: a bayeux location with every directive set
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_engine memory;
+        bayeux_timeout 5s;
+        bayeux_interval 100ms;
+        bayeux_max_interval 20s;
+        bayeux_max_queue 10;
+        bayeux_max_batch 50;
+        bayeux_broadcast_to_publisher off;
+    }
+--- request
+POST /cometd/handshake
+[{"channel":"/meta/handshake","version":"1.0"}]
+--- error_code: 200
+--- response_body_like: "advice":\{"reconnect":"retry","interval":100,"timeout":5000,"maxInterval":20000\}
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 2: defaults are advertised: timeout 30s, interval 0, maxInterval 10s
+--- config
+    location /cometd {
+        bayeux;
+    }
+--- request
+POST /cometd/handshake
+[{"channel":"/meta/handshake","version":"1.0"}]
+--- error_code: 200
+--- response_body_like: "advice":\{"reconnect":"retry","interval":0,"timeout":30000,"maxInterval":10000\}
+
+
+
+=== TEST 3: directives inherited from the server level
+--- config
+    bayeux_timeout 7s;
+    bayeux_interval 1s;
+    location /cometd {
+        bayeux;
+    }
+--- request
+POST /cometd/handshake
+[{"channel":"/meta/handshake","version":"1.0"}]
+--- error_code: 200
+--- response_body_like: "interval":1000,"timeout":7000,
+
+
+
+=== TEST 4: two locations are two Bayeux servers
+--- config
+    location /a { bayeux; bayeux_timeout 1s; }
+    location /b { bayeux; bayeux_timeout 2s; }
+--- request eval
+[
+  "POST /a/handshake\n" . '[{"channel":"/meta/handshake","version":"1.0"}]',
+  "POST /b/handshake\n" . '[{"channel":"/meta/handshake","version":"1.0"}]',
+]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+[qr/"timeout":1000,/, qr/"timeout":2000,/]
+
+
+
+=== TEST 5: only POST
+--- config
+    location /cometd { bayeux; }
+--- request
+GET /cometd/
+--- error_code: 405
+
+
+
+=== TEST 6: bad time value names the directive
+--- config
+    location /cometd { bayeux; bayeux_timeout forever; }
+--- must_die
+--- error_log
+"bayeux_timeout" directive invalid value
+
+
+
+=== TEST 7: bayeux_max_interval must be positive
+--- config
+    location /cometd { bayeux; bayeux_max_interval 0; }
+--- must_die
+--- error_log
+"bayeux_max_interval" directive must be greater than 0
+
+
+
+=== TEST 8: bayeux_max_batch must be at least 1
+--- config
+    location /cometd { bayeux; bayeux_max_batch 0; }
+--- must_die
+--- error_log
+"bayeux_max_batch" directive must be between 1 and 1000000
+
+
+
+=== TEST 9: bayeux_max_queue is a number
+--- config
+    location /cometd { bayeux; bayeux_max_queue many; }
+--- must_die
+--- error_log
+"bayeux_max_queue" directive invalid number
+
+
+
+=== TEST 10: unknown engine
+--- config
+    location /cometd { bayeux; bayeux_engine postgres; }
+--- must_die
+--- error_log
+unknown bayeux engine "postgres"
+
+
+
+=== TEST 11: bayeux takes no argument
+--- config
+    location /cometd { bayeux on; }
+--- must_die
+--- error_log
+invalid number of arguments in "bayeux" directive
+
+
+
+=== TEST 12: bayeux only in a location
+--- config
+    bayeux;
+    location /cometd { }
+--- must_die
+--- error_log
+"bayeux" directive is not allowed here
+
+
+
+=== TEST 13: bayeux twice in one location
+--- config
+    location /cometd { bayeux; bayeux; }
+--- must_die
+--- error_log
+"bayeux" directive is duplicate
+
+
+
+=== TEST 14: the memory engine refuses several workers, and says what to do
+--- workers: 2
+--- config
+    location /cometd { bayeux; }
+--- must_die
+--- error_log
+bayeux_engine memory in location "/cometd" keeps its state in one worker process, but worker_processes is 2: use "worker_processes 1;" or the Redis engine
+
+
+
+=== TEST 15: a conflicting content handler
+--- config
+    location /cometd { proxy_pass http://127.0.0.1:1; bayeux; }
+--- must_die
+--- error_log
+"bayeux" directive conflicts with another content handler in this location
