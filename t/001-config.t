@@ -160,6 +160,7 @@ invalid number of arguments in "bayeux" directive
 
 
 === TEST 14: the memory engine refuses several workers, and says what to do
+--- skip_valgrind: valgrind runs nginx as one process
 --- workers: 2
 --- config
     location /cometd { bayeux; }
