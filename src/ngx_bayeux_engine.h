@@ -18,8 +18,10 @@
  * The engine interface.  Every operation is asynchronous: it completes by
  * calling op->handler, which an engine may do before the call returns
  * (the memory engine does) or later from the event loop (the Redis
- * engine will).  The caller must not touch "op" between the call and the
- * handler, and must cope with both.
+ * engine does).  The caller must not touch "op" between the call and the
+ * handler, and must cope with both; the protocol keeps the request alive
+ * meanwhile (r->main->blocked), so an engine always completes an
+ * operation it started, exactly once.
  */
 
 typedef struct ngx_bayeux_op_s      ngx_bayeux_op_t;
@@ -99,11 +101,19 @@ struct ngx_bayeux_engine_s {
     /* checks that the session exists (a /service message) */
     void       (*touch)(ngx_bayeux_op_t *op);
 
-    /* ends a parked connect: its handler gets NGX_BAYEUX_WAKE_TIMEOUT */
+    /*
+     * ends a parked connect: its handler is called, now or later, with
+     * what is queued (NGX_BAYEUX_WAKE_MESSAGES) or nothing
+     * (NGX_BAYEUX_WAKE_TIMEOUT)
+     */
     void       (*release)(ngx_bayeux_endpoint_t *ep,
                           ngx_bayeux_waiter_t *w);
 
-    /* forgets a parked connect whose client went away: no handler call */
+    /*
+     * forgets a parked connect whose client went away, also after
+     * release(): the handler is never called afterwards, and messages
+     * the engine had taken for it are queued again, in order
+     */
     void       (*cancel)(ngx_bayeux_endpoint_t *ep, ngx_bayeux_waiter_t *w);
 };
 

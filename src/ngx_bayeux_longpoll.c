@@ -34,6 +34,7 @@ static ngx_int_t ngx_bayeux_longpoll_form_message(ngx_http_request_t *r,
     ngx_str_t *text);
 static void ngx_bayeux_longpoll_done(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_longpoll_wake(ngx_bayeux_batch_t *b);
+static void ngx_bayeux_longpoll_abort(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_longpoll_timeout(ngx_event_t *ev);
 static void ngx_bayeux_longpoll_cleanup(void *data);
 static ngx_int_t ngx_bayeux_longpoll_send(ngx_http_request_t *r,
@@ -144,7 +145,9 @@ ngx_bayeux_longpoll_body(ngx_http_request_t *r)
     b->messages = ngx_bayeux_parser_messages(parser);
     b->done = ngx_bayeux_longpoll_done;
     b->wake = ngx_bayeux_longpoll_wake;
+    b->abort = ngx_bayeux_longpoll_abort;
     b->data = ctx;
+    b->request = r;
 
     if (ngx_bayeux_batch_init(b) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -352,6 +355,23 @@ ngx_bayeux_longpoll_wake(ngx_bayeux_batch_t *b)
 
     ngx_bayeux_longpoll_done(b);
 
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* nginx terminated the request while the engine worked for it */
+
+static void
+ngx_bayeux_longpoll_abort(ngx_bayeux_batch_t *b)
+{
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_bayeux_longpoll_ctx_t  *ctx = b->data;
+
+    r = ctx->request;
+    c = r->connection;
+
+    r->write_event_handler(r);
     ngx_http_run_posted_requests(c);
 }
 

@@ -24,6 +24,9 @@ static void ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m);
 static void ngx_bayeux_batch_complete(ngx_bayeux_op_t *op);
 static void ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b);
+static ngx_int_t ngx_bayeux_batch_async(ngx_bayeux_batch_t *b,
+    ngx_uint_t start);
+static void ngx_bayeux_batch_held(ngx_bayeux_op_t *op);
 static void ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
     ngx_bayeux_wake_e reason);
 static ngx_int_t ngx_bayeux_channels(ngx_bayeux_batch_t *b,
@@ -96,7 +99,9 @@ ngx_bayeux_batch_run(ngx_bayeux_batch_t *b)
         ngx_bayeux_batch_apply(b, &m[b->next]);
 
         if (b->pending) {
+            /* the engine completes later */
             b->looping = 0;
+            ngx_bayeux_batch_async(b, 1);
             return;
         }
     }
@@ -123,9 +128,56 @@ ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b)
     b->next++;
     b->pending = 0;
 
-    if (!b->looping) {
-        ngx_bayeux_batch_run(b);
+    if (b->looping) {
+        return;
     }
+
+    if (ngx_bayeux_batch_async(b, 0) != NGX_OK) {
+        return;
+    }
+
+    ngx_bayeux_batch_run(b);
+}
+
+
+/*
+ * While an engine operation is under way the request must not be freed:
+ * nginx's "blocked" count keeps it, as for asynchronous file I/O.  When
+ * the operation ends, returns NGX_ABORT if the request was terminated
+ * meanwhile; the transport's abort handler has then been called.
+ */
+
+static ngx_int_t
+ngx_bayeux_batch_async(ngx_bayeux_batch_t *b, ngx_uint_t start)
+{
+    if (b->request == NULL) {
+        return NGX_OK;
+    }
+
+    if (start) {
+        b->request->main->blocked++;
+        b->async = 1;
+        return NGX_OK;
+    }
+
+    if (!b->async) {
+        return NGX_OK;
+    }
+
+    b->request->main->blocked--;
+    b->async = 0;
+
+    if (b->aborted) {
+        if (b->parked) {
+            b->parked = 0;
+            b->endpoint->engine->cancel(b->endpoint, &b->waiter);
+        }
+
+        b->abort(b);
+        return NGX_ABORT;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -325,6 +377,11 @@ ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
         return;
     }
 
+    if (reason == NGX_BAYEUX_WAKE_MESSAGES && b->push && !b->expired) {
+        b->push(b);
+        return;
+    }
+
     m = b->messages->elts;
 
     if (ngx_bayeux_reply_connect(b, &m[b->connect - 1], reason,
@@ -338,22 +395,118 @@ ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
 }
 
 
+/* the hold time of a parked connect is over */
+
 void
 ngx_bayeux_batch_release(ngx_bayeux_batch_t *b)
 {
+    b->expired = 1;
+
     if (b->parked) {
         b->endpoint->engine->release(b->endpoint, &b->waiter);
     }
 }
 
 
+/* the request goes away: nothing more is to be done for it */
+
 void
 ngx_bayeux_batch_cancel(ngx_bayeux_batch_t *b)
 {
+    b->aborted = 1;
+
     if (b->parked) {
         b->parked = 0;
         b->endpoint->engine->cancel(b->endpoint, &b->waiter);
     }
+}
+
+
+/*
+ * Parks the batch's connect again after its deliveries were pushed; when
+ * "hold" is 0 the connect is answered.
+ */
+
+void
+ngx_bayeux_batch_hold(ngx_bayeux_batch_t *b, ngx_msec_t hold)
+{
+    ngx_bayeux_op_t       *op;
+    ngx_bayeux_message_t  *m;
+
+    m = b->messages->elts;
+    m = &m[b->connect - 1];
+
+    op = &b->op;
+
+    op->client_id = m->client_id;
+    op->hold = b->expired ? 0 : hold;
+    op->waiter = &b->waiter;
+    op->messages = NULL;
+    op->rc = NGX_ERROR;
+    op->handler = ngx_bayeux_batch_held;
+
+    b->deliveries = NULL;
+    b->pending = 1;
+
+    b->endpoint->engine->connect(op);
+
+    if (b->pending) {
+        ngx_bayeux_batch_async(b, 1);
+    }
+}
+
+
+static void
+ngx_bayeux_batch_held(ngx_bayeux_op_t *op)
+{
+    ngx_bayeux_batch_t    *b = op->data;
+    ngx_bayeux_message_t  *m;
+
+    op->handler = ngx_bayeux_batch_complete;
+    b->pending = 0;
+
+    if (op->rc == NGX_AGAIN) {
+        b->parked = 1;
+    }
+
+    if (ngx_bayeux_batch_async(b, 0) != NGX_OK) {
+        return;
+    }
+
+    if (op->rc == NGX_AGAIN) {
+
+        if (b->expired) {
+            b->endpoint->engine->release(b->endpoint, &b->waiter);
+        }
+
+        return;
+    }
+
+    m = b->messages->elts;
+    m = &m[b->connect - 1];
+
+    if (op->rc == NGX_OK) {
+        b->deliveries = op->messages;
+
+        if (b->deliveries->nelts && b->push && !b->expired) {
+            b->push(b);
+            return;
+        }
+
+        if (ngx_bayeux_reply_connect(b, m, NGX_BAYEUX_WAKE_TIMEOUT,
+                                     &b->replies[b->connect - 1])
+            != NGX_OK)
+        {
+            b->replies[b->connect - 1].len = 0;
+        }
+
+    } else if (ngx_bayeux_reply(b, m, op->rc, &b->replies[b->connect - 1])
+               != NGX_OK)
+    {
+        b->replies[b->connect - 1].len = 0;
+    }
+
+    b->wake(b);
 }
 
 

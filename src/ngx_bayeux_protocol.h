@@ -46,18 +46,39 @@ struct ngx_bayeux_batch_s {
 
     ngx_bayeux_batch_handler_pt    done;
     ngx_bayeux_batch_handler_pt    wake;
+
+    /*
+     * optional: called instead of "wake" when messages arrive for a held
+     * connect; the transport sends b->deliveries and holds the connect
+     * again with ngx_bayeux_batch_hold() (WebSocket)
+     */
+    ngx_bayeux_batch_handler_pt    push;
+
+    /*
+     * the request was terminated while an engine operation was under way;
+     * called when the operation completes, instead of going on
+     */
+    ngx_bayeux_batch_handler_pt    abort;
+
     void                          *data;
+
+    /* kept from being freed while an engine operation is under way */
+    ngx_http_request_t            *request;
 
     unsigned                       running:1;
     unsigned                       looping:1;
     unsigned                       pending:1;
+    unsigned                       async:1;
     unsigned                       parked:1;
+    unsigned                       expired:1;
+    unsigned                       aborted:1;
 };
 
 
 ngx_int_t ngx_bayeux_batch_init(ngx_bayeux_batch_t *b);
 void ngx_bayeux_batch_run(ngx_bayeux_batch_t *b);
 void ngx_bayeux_batch_release(ngx_bayeux_batch_t *b);
+void ngx_bayeux_batch_hold(ngx_bayeux_batch_t *b, ngx_msec_t hold);
 void ngx_bayeux_batch_cancel(ngx_bayeux_batch_t *b);
 ngx_int_t ngx_bayeux_batch_response(ngx_bayeux_batch_t *b, ngx_str_t *out);
 
