@@ -10,7 +10,8 @@
 
 #include "ngx_bayeux.h"
 #include "ngx_bayeux_engine.h"
-#include "ngx_bayeux_longpoll.h"
+#include "ngx_bayeux_engine_redis.h"
+#include "ngx_bayeux_http.h"
 
 
 static void *ngx_bayeux_create_main_conf(ngx_conf_t *cf);
@@ -23,6 +24,10 @@ static char *ngx_bayeux_engine(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_bayeux_positive_msec(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_bayeux_bounds(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_bayeux_transports(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_bayeux_allow_origin(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_bayeux_main_conf_t *ngx_bayeux_cycle_main_conf(
     ngx_cycle_t *cycle);
 static ngx_int_t ngx_bayeux_init_module(ngx_cycle_t *cycle);
@@ -33,10 +38,21 @@ static void ngx_bayeux_exit_process(ngx_cycle_t *cycle);
 static ngx_conf_post_handler_pt  ngx_bayeux_positive_msec_p =
     ngx_bayeux_positive_msec;
 
+static ngx_conf_post_handler_pt  ngx_bayeux_redis_url_p =
+    ngx_bayeux_redis_url_post;
+
 /* unlike ngx_conf_check_num_bounds(), the message names the directive */
 
 static ngx_conf_num_bounds_t  ngx_bayeux_max_batch_bounds = {
     ngx_bayeux_bounds, 1, 1000000
+};
+
+static ngx_conf_num_bounds_t  ngx_bayeux_max_sessions_bounds = {
+    ngx_bayeux_bounds, 0, 1000
+};
+
+static ngx_conf_num_bounds_t  ngx_bayeux_websocket_max_message_bounds = {
+    ngx_bayeux_bounds, 125, 64 * 1024 * 1024
 };
 
 static ngx_conf_num_bounds_t  ngx_bayeux_max_queue_bounds = {
@@ -95,12 +111,96 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       offsetof(ngx_bayeux_loc_conf_t, max_batch),
       &ngx_bayeux_max_batch_bounds },
 
+    { ngx_string("bayeux_transports"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_bayeux_transports,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("bayeux_max_sessions_per_browser"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, max_sessions_per_browser),
+      &ngx_bayeux_max_sessions_bounds },
+
+    { ngx_string("bayeux_multi_session_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, multi_session_interval),
+      NULL },
+
+    { ngx_string("bayeux_allow_origin"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_bayeux_allow_origin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("bayeux_allow_credentials"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, allow_credentials),
+      NULL },
+
+    { ngx_string("bayeux_websocket_max_message"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, websocket_max_message),
+      &ngx_bayeux_websocket_max_message_bounds },
+
+    { ngx_string("bayeux_websocket_idle_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, websocket_idle_timeout),
+      &ngx_bayeux_positive_msec_p },
+
+    { ngx_string("bayeux_websocket_protocol"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, websocket_protocol),
+      NULL },
+
     { ngx_string("bayeux_broadcast_to_publisher"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_bayeux_loc_conf_t, broadcast_to_publisher),
       NULL },
+
+    { ngx_string("bayeux_redis_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, redis_url),
+      &ngx_bayeux_redis_url_p },
+
+    { ngx_string("bayeux_redis_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, redis_prefix),
+      NULL },
+
+    { ngx_string("bayeux_redis_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, redis_connect_timeout),
+      &ngx_bayeux_positive_msec_p },
+
+    { ngx_string("bayeux_redis_command_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, redis_command_timeout),
+      &ngx_bayeux_positive_msec_p },
 
       ngx_null_command
 };
@@ -182,6 +282,14 @@ ngx_bayeux_create_loc_conf(ngx_conf_t *cf)
     blcf->max_queue = NGX_CONF_UNSET_UINT;
     blcf->max_batch = NGX_CONF_UNSET_UINT;
     blcf->broadcast_to_publisher = NGX_CONF_UNSET;
+    blcf->max_sessions_per_browser = NGX_CONF_UNSET_UINT;
+    blcf->multi_session_interval = NGX_CONF_UNSET_MSEC;
+    blcf->allow_origin = NGX_CONF_UNSET_PTR;
+    blcf->allow_credentials = NGX_CONF_UNSET;
+    blcf->websocket_max_message = NGX_CONF_UNSET_SIZE;
+    blcf->websocket_idle_timeout = NGX_CONF_UNSET_MSEC;
+    blcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
+    blcf->redis_command_timeout = NGX_CONF_UNSET_MSEC;
 
     return blcf;
 }
@@ -202,6 +310,46 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->max_batch, prev->max_batch, 1000);
     ngx_conf_merge_value(conf->broadcast_to_publisher,
                          prev->broadcast_to_publisher, 1);
+
+    if (conf->transports == 0) {
+        conf->transports = prev->transports
+                           ? prev->transports
+                           : (NGX_BAYEUX_TRANSPORT_WEBSOCKET
+                              |NGX_BAYEUX_TRANSPORT_LONG_POLLING
+                              |NGX_BAYEUX_TRANSPORT_CALLBACK_POLLING);
+    }
+
+    ngx_conf_merge_uint_value(conf->max_sessions_per_browser,
+                              prev->max_sessions_per_browser, 1);
+    ngx_conf_merge_msec_value(conf->multi_session_interval,
+                              prev->multi_session_interval, 2000);
+    ngx_conf_merge_ptr_value(conf->allow_origin, prev->allow_origin, NULL);
+    ngx_conf_merge_value(conf->allow_credentials, prev->allow_credentials, 0);
+    ngx_conf_merge_size_value(conf->websocket_max_message,
+                              prev->websocket_max_message, 65536);
+    ngx_conf_merge_msec_value(conf->websocket_idle_timeout,
+                              prev->websocket_idle_timeout, 60000);
+    ngx_conf_merge_str_value(conf->websocket_protocol,
+                             prev->websocket_protocol, "");
+
+    if (conf->endpoint
+        && conf->websocket_idle_timeout <= conf->timeout)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bayeux_websocket_idle_timeout\" (%Mms) must be "
+                           "longer than \"bayeux_timeout\" (%Mms): a held "
+                           "connect is a websocket's only traffic",
+                           conf->websocket_idle_timeout, conf->timeout);
+        return NGX_CONF_ERROR;
+    }
+    ngx_conf_merge_str_value(conf->redis_url, prev->redis_url,
+                             NGX_BAYEUX_REDIS_DEFAULT_URL);
+    ngx_conf_merge_str_value(conf->redis_prefix, prev->redis_prefix,
+                             NGX_BAYEUX_REDIS_DEFAULT_PREFIX);
+    ngx_conf_merge_msec_value(conf->redis_connect_timeout,
+                              prev->redis_connect_timeout, 1000);
+    ngx_conf_merge_msec_value(conf->redis_command_timeout,
+                              prev->redis_command_timeout, 3000);
 
     if (conf->engine == NULL) {
         conf->engine = prev->engine;
@@ -248,7 +396,7 @@ ngx_bayeux(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "conflicts with another content handler in this location";
     }
 
-    clcf->handler = ngx_bayeux_longpoll_handler;
+    clcf->handler = ngx_bayeux_http_handler;
 
     blcf->enable = 1;
 
@@ -290,7 +438,7 @@ ngx_bayeux_engine(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (blcf->engine == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "unknown bayeux engine \"%V\"; "
-                           "this build has: memory", &value[1]);
+                           "this build has: memory, redis", &value[1]);
         return NGX_CONF_ERROR;
     }
 
@@ -333,6 +481,89 @@ ngx_bayeux_bounds(ngx_conf_t *cf, void *post, void *data)
     *last = '\0';
 
     return (char *) msg;
+}
+
+
+static char *
+ngx_bayeux_transports(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_bayeux_loc_conf_t *blcf = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (blcf->transports) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "websocket") == 0) {
+            blcf->transports |= NGX_BAYEUX_TRANSPORT_WEBSOCKET;
+
+        } else if (ngx_strcmp(value[i].data, "long-polling") == 0) {
+            blcf->transports |= NGX_BAYEUX_TRANSPORT_LONG_POLLING;
+
+        } else if (ngx_strcmp(value[i].data, "callback-polling") == 0) {
+            blcf->transports |= NGX_BAYEUX_TRANSPORT_CALLBACK_POLLING;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unknown bayeux transport \"%V\"; known: "
+                               "websocket, long-polling, callback-polling",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_bayeux_allow_origin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_bayeux_loc_conf_t *blcf = conf;
+
+    ngx_str_t   *value, *origin;
+    ngx_uint_t   i;
+
+    if (blcf->allow_origin != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    blcf->allow_origin = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                          sizeof(ngx_str_t));
+    if (blcf->allow_origin == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (!(value[i].len == 1 && value[i].data[0] == '*')
+            && ngx_strlchr(value[i].data, value[i].data + value[i].len, ':')
+               == NULL)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid origin \"%V\": an origin is "
+                               "\"*\" or \"scheme://host[:port]\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        origin = ngx_array_push(blcf->allow_origin);
+        if (origin == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *origin = value[i];
+    }
+
+    return NGX_CONF_OK;
 }
 
 

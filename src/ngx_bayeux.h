@@ -18,6 +18,10 @@
 #define NGX_BAYEUX_CLIENT_ID_LEN      (NGX_BAYEUX_CLIENT_ID_BYTES * 2)
 #define NGX_BAYEUX_MAX_JSON_DEPTH     64
 
+#define NGX_BAYEUX_TRANSPORT_WEBSOCKET         0x01
+#define NGX_BAYEUX_TRANSPORT_LONG_POLLING      0x02
+#define NGX_BAYEUX_TRANSPORT_CALLBACK_POLLING  0x04
+
 
 typedef struct ngx_bayeux_engine_s    ngx_bayeux_engine_t;
 typedef struct ngx_bayeux_endpoint_s  ngx_bayeux_endpoint_t;
@@ -36,6 +40,18 @@ typedef struct {
     ngx_uint_t                 max_queue;
     ngx_uint_t                 max_batch;
     ngx_flag_t                 broadcast_to_publisher;
+    ngx_uint_t                 transports;
+    ngx_uint_t                 max_sessions_per_browser;
+    ngx_msec_t                 multi_session_interval;
+    ngx_array_t               *allow_origin;    /* ngx_str_t */
+    ngx_flag_t                 allow_credentials;
+    size_t                     websocket_max_message;
+    ngx_msec_t                 websocket_idle_timeout;
+    ngx_str_t                  websocket_protocol;
+    ngx_str_t                  redis_url;
+    ngx_str_t                  redis_prefix;
+    ngx_msec_t                 redis_connect_timeout;
+    ngx_msec_t                 redis_command_timeout;
     ngx_bayeux_engine_t       *engine;
     ngx_bayeux_endpoint_t     *endpoint;
 } ngx_bayeux_loc_conf_t;

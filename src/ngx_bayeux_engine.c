@@ -11,10 +11,12 @@
 #include "ngx_bayeux.h"
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_engine_memory.h"
+#include "ngx_bayeux_engine_redis.h"
 
 
 static ngx_bayeux_engine_t  *ngx_bayeux_engines[] = {
     &ngx_bayeux_engine_memory,
+    &ngx_bayeux_engine_redis,
     NULL
 };
 

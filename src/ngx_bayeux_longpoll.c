@@ -12,18 +12,22 @@
 #include "ngx_bayeux_message.h"
 #include "ngx_bayeux_protocol.h"
 #include "ngx_bayeux_longpoll.h"
+#include "ngx_bayeux_jsonp.h"
+#include "ngx_bayeux_browser.h"
 
 
 /*
  * The long-polling transport: a POST of a message batch, answered with a
  * JSON array.  A /meta/connect with nothing to deliver keeps the request
  * open until a delivery, its timeout, or the client goes away.
+ * Callback-polling (see ngx_bayeux_jsonp.c) works the same way over GET.
  */
 
 typedef struct {
     ngx_http_request_t            *request;
     ngx_bayeux_batch_t             batch;
     ngx_event_t                    hold;
+    ngx_str_t                      callback;    /* callback-polling */
 } ngx_bayeux_longpoll_ctx_t;
 
 
@@ -32,6 +36,7 @@ static ngx_int_t ngx_bayeux_longpoll_body_text(ngx_http_request_t *r,
     ngx_str_t *text);
 static ngx_int_t ngx_bayeux_longpoll_form_message(ngx_http_request_t *r,
     ngx_str_t *text);
+static ngx_uint_t ngx_bayeux_longpoll_has_handshake(ngx_array_t *messages);
 static void ngx_bayeux_longpoll_done(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_longpoll_wake(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_longpoll_abort(ngx_bayeux_batch_t *b);
@@ -39,15 +44,17 @@ static void ngx_bayeux_longpoll_timeout(ngx_event_t *ev);
 static void ngx_bayeux_longpoll_cleanup(void *data);
 static ngx_int_t ngx_bayeux_longpoll_send(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *type, ngx_str_t *body);
-static void ngx_bayeux_longpoll_bad_request(ngx_http_request_t *r,
-    ngx_str_t *reason);
 
 
 static ngx_str_t  ngx_bayeux_json_type =
     ngx_string("application/json;charset=UTF-8");
+static ngx_str_t  ngx_bayeux_script_type =
+    ngx_string("text/javascript;charset=UTF-8");
 static ngx_str_t  ngx_bayeux_text_type =
     ngx_string("text/plain;charset=UTF-8");
 static ngx_str_t  ngx_bayeux_long_polling = ngx_string("long-polling");
+static ngx_str_t  ngx_bayeux_callback_polling =
+    ngx_string("callback-polling");
 
 
 ngx_int_t
@@ -72,14 +79,7 @@ ngx_bayeux_longpoll_handler(ngx_http_request_t *r)
 static void
 ngx_bayeux_longpoll_body(ngx_http_request_t *r)
 {
-    ngx_str_t                   text, empty;
-    ngx_http_cleanup_t         *cln;
-    ngx_bayeux_batch_t         *b;
-    ngx_bayeux_parser_t        *parser;
-    ngx_bayeux_loc_conf_t      *blcf;
-    ngx_bayeux_longpoll_ctx_t  *ctx;
-
-    blcf = ngx_http_get_module_loc_conf(r, ngx_bayeux_module);
+    ngx_str_t  text;
 
     if (r->connection->error) {
         ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
@@ -96,7 +96,30 @@ ngx_bayeux_longpoll_body(ngx_http_request_t *r)
         return;
     }
 
-    if (text.len == 0) {
+    ngx_bayeux_longpoll_start(r, &text, NULL);
+}
+
+
+/*
+ * Applies the batch in "text" and answers, now or when its connect is
+ * released; "callback" is set for callback-polling.  The request is
+ * finalized in the end: the caller has counted it (r->main->count).
+ */
+
+void
+ngx_bayeux_longpoll_start(ngx_http_request_t *r, ngx_str_t *text,
+    ngx_str_t *callback)
+{
+    ngx_str_t                   empty;
+    ngx_http_cleanup_t         *cln;
+    ngx_bayeux_batch_t         *b;
+    ngx_bayeux_parser_t        *parser;
+    ngx_bayeux_loc_conf_t      *blcf;
+    ngx_bayeux_longpoll_ctx_t  *ctx;
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_bayeux_module);
+
+    if (text->len == 0) {
         ngx_str_set(&empty, "empty body");
         ngx_bayeux_longpoll_bad_request(r, &empty);
         return;
@@ -108,7 +131,7 @@ ngx_bayeux_longpoll_body(ngx_http_request_t *r)
         return;
     }
 
-    if (ngx_bayeux_parser_feed(parser, text.data, text.len) != NGX_OK
+    if (ngx_bayeux_parser_feed(parser, text->data, text->len) != NGX_OK
         || ngx_bayeux_parser_finish(parser) != NGX_OK)
     {
         ngx_bayeux_longpoll_bad_request(r, ngx_bayeux_parser_error(parser));
@@ -132,6 +155,10 @@ ngx_bayeux_longpoll_body(ngx_http_request_t *r)
 
     ctx->request = r;
 
+    if (callback) {
+        ctx->callback = *callback;
+    }
+
     ctx->hold.handler = ngx_bayeux_longpoll_timeout;
     ctx->hold.data = ctx;
     ctx->hold.log = r->connection->log;
@@ -141,7 +168,8 @@ ngx_bayeux_longpoll_body(ngx_http_request_t *r)
     b->pool = r->pool;
     b->log = r->connection->log;
     b->endpoint = blcf->endpoint;
-    b->transport = ngx_bayeux_long_polling;
+    b->transport = callback ? ngx_bayeux_callback_polling
+                            : ngx_bayeux_long_polling;
     b->messages = ngx_bayeux_parser_messages(parser);
     b->done = ngx_bayeux_longpoll_done;
     b->wake = ngx_bayeux_longpoll_wake;
@@ -154,9 +182,40 @@ ngx_bayeux_longpoll_body(ngx_http_request_t *r)
         return;
     }
 
+    /* tabs of one browser share its BAYEUX_BROWSER cookie */
+
+    if (ngx_bayeux_browser_id(r, &b->browser) != NGX_OK
+        && ngx_bayeux_longpoll_has_handshake(b->messages)
+        && ngx_bayeux_browser_set_cookie(r) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
     ngx_http_set_ctx(r, ctx, ngx_bayeux_module);
 
     ngx_bayeux_batch_run(b);
+}
+
+
+static ngx_uint_t
+ngx_bayeux_longpoll_has_handshake(ngx_array_t *messages)
+{
+    ngx_uint_t             i;
+    ngx_bayeux_message_t  *m;
+
+    m = messages->elts;
+
+    for (i = 0; i < messages->nelts; i++) {
+        if (m[i].channel.len == sizeof("/meta/handshake") - 1
+            && ngx_strncmp(m[i].channel.data, "/meta/handshake",
+                           sizeof("/meta/handshake") - 1) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -329,6 +388,19 @@ ngx_bayeux_longpoll_done(ngx_bayeux_batch_t *b)
         return;
     }
 
+    if (ctx->callback.len) {
+        if (ngx_bayeux_jsonp_wrap(r, &ctx->callback, &body) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        ngx_http_finalize_request(r,
+                          ngx_bayeux_longpoll_send(r, NGX_HTTP_OK,
+                                                   &ngx_bayeux_script_type,
+                                                   &body));
+        return;
+    }
+
     ngx_http_finalize_request(r,
                               ngx_bayeux_longpoll_send(r, NGX_HTTP_OK,
                                                        &ngx_bayeux_json_type,
@@ -439,7 +511,7 @@ ngx_bayeux_longpoll_send(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
-static void
+void
 ngx_bayeux_longpoll_bad_request(ngx_http_request_t *r, ngx_str_t *reason)
 {
     ngx_str_t  body;

@@ -14,6 +14,10 @@
 
 
 ngx_int_t ngx_bayeux_longpoll_handler(ngx_http_request_t *r);
+void ngx_bayeux_longpoll_start(ngx_http_request_t *r, ngx_str_t *text,
+    ngx_str_t *callback);
+void ngx_bayeux_longpoll_bad_request(ngx_http_request_t *r,
+    ngx_str_t *reason);
 
 
 #endif /* _NGX_BAYEUX_LONGPOLL_H_INCLUDED_ */

@@ -27,6 +27,7 @@ static void ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b);
 static ngx_int_t ngx_bayeux_batch_async(ngx_bayeux_batch_t *b,
     ngx_uint_t start);
 static void ngx_bayeux_batch_held(ngx_bayeux_op_t *op);
+static void ngx_bayeux_batch_unhold(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
     ngx_bayeux_wake_e reason);
 static ngx_int_t ngx_bayeux_channels(ngx_bayeux_batch_t *b,
@@ -45,12 +46,22 @@ static ngx_int_t ngx_bayeux_reply_advice(ngx_bayeux_batch_t *b,
     ngx_bayeux_json_t *j, char *reconnect);
 static ngx_int_t ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b,
     ngx_bayeux_json_t *j);
+static ngx_int_t ngx_bayeux_transport_enabled(ngx_bayeux_batch_t *b,
+    ngx_str_t *name);
 static ngx_uint_t ngx_bayeux_is(ngx_str_t *name, char *literal);
 
 
-static ngx_str_t  ngx_bayeux_transports[] = {
-    ngx_string("long-polling"),
-    ngx_null_string
+typedef struct {
+    ngx_str_t                      name;
+    ngx_uint_t                     mask;
+} ngx_bayeux_transport_t;
+
+
+static ngx_bayeux_transport_t  ngx_bayeux_transports[] = {
+    { ngx_string("websocket"), NGX_BAYEUX_TRANSPORT_WEBSOCKET },
+    { ngx_string("long-polling"), NGX_BAYEUX_TRANSPORT_LONG_POLLING },
+    { ngx_string("callback-polling"), NGX_BAYEUX_TRANSPORT_CALLBACK_POLLING },
+    { ngx_null_string, 0 }
 };
 
 
@@ -229,23 +240,45 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
                 goto failed;
             }
 
-            if (m->connection_type.len
-                && (m->connection_type.len != b->transport.len
-                    || ngx_strncmp(m->connection_type.data,
-                                   b->transport.data, b->transport.len)
-                       != 0))
+            if (ngx_bayeux_transport_enabled(b, &b->transport) != NGX_OK
+                || (m->connection_type.len
+                    && (m->connection_type.len != b->transport.len
+                        || ngx_strncmp(m->connection_type.data,
+                                       b->transport.data, b->transport.len)
+                           != 0)))
             {
                 error = "400::unsupported_connection_type";
                 goto failed;
             }
-
-            b->connect = b->next + 1;
 
             timeout = b->endpoint->conf->timeout;
 
             if (m->advice_timeout >= 0 && m->advice_timeout < timeout) {
                 timeout = m->advice_timeout;
             }
+
+            if (b->browser.len && timeout > 0) {
+
+                switch (ngx_bayeux_browser_hold(&b->browser, &m->client_id,
+                                     b->endpoint->conf->max_sessions_per_browser,
+                                     b->log, &b->browser_hold))
+                {
+                case NGX_OK:
+                    break;
+
+                case NGX_DECLINED:
+                    /* another tab holds the long-poll: this one polls */
+                    timeout = 0;
+                    b->multiple_clients = 1;
+                    break;
+
+                default:
+                    error = "500::server_error";
+                    goto failed;
+                }
+            }
+
+            b->connect = b->next + 1;
 
             op->hold = timeout;
             b->hold = timeout;
@@ -338,6 +371,7 @@ ngx_bayeux_batch_complete(ngx_bayeux_op_t *op)
 
         } else {
             b->connect = 0;
+            ngx_bayeux_batch_unhold(b);
             goto reply;
         }
 
@@ -395,6 +429,16 @@ ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
 }
 
 
+static void
+ngx_bayeux_batch_unhold(ngx_bayeux_batch_t *b)
+{
+    if (b->browser_hold) {
+        ngx_bayeux_browser_unhold(b->browser_hold);
+        b->browser_hold = NULL;
+    }
+}
+
+
 /* the hold time of a parked connect is over */
 
 void
@@ -414,6 +458,8 @@ void
 ngx_bayeux_batch_cancel(ngx_bayeux_batch_t *b)
 {
     b->aborted = 1;
+
+    ngx_bayeux_batch_unhold(b);
 
     if (b->parked) {
         b->parked = 0;
@@ -500,10 +546,14 @@ ngx_bayeux_batch_held(ngx_bayeux_op_t *op)
             b->replies[b->connect - 1].len = 0;
         }
 
-    } else if (ngx_bayeux_reply(b, m, op->rc, &b->replies[b->connect - 1])
-               != NGX_OK)
-    {
-        b->replies[b->connect - 1].len = 0;
+    } else {
+        ngx_bayeux_batch_unhold(b);
+
+        if (ngx_bayeux_reply(b, m, op->rc, &b->replies[b->connect - 1])
+            != NGX_OK)
+        {
+            b->replies[b->connect - 1].len = 0;
+        }
     }
 
     b->wake(b);
@@ -587,7 +637,7 @@ static ngx_int_t
 ngx_bayeux_channels(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     char **error)
 {
-    ngx_str_t   *name, *t;
+    ngx_str_t   *name;
     ngx_uint_t   i, flags;
 
     if (ngx_bayeux_is(&m->channel, "/meta/handshake")) {
@@ -595,12 +645,8 @@ ngx_bayeux_channels(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
         name = m->connection_types->elts;
 
         for (i = 0; i < m->connection_types->nelts; i++) {
-            for (t = ngx_bayeux_transports; t->len; t++) {
-                if (t->len == name[i].len
-                    && ngx_strncmp(t->data, name[i].data, t->len) == 0)
-                {
-                    return NGX_OK;
-                }
+            if (ngx_bayeux_transport_enabled(b, &name[i]) == NGX_OK) {
+                return NGX_OK;
             }
         }
 
@@ -774,10 +820,39 @@ static ngx_int_t
 ngx_bayeux_reply_connect(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     ngx_bayeux_wake_e reason, ngx_str_t *out)
 {
-    ngx_bayeux_json_t  j;
+    ngx_bayeux_json_t       j;
+    ngx_bayeux_loc_conf_t  *conf;
+
+    /* the connect is answered: it holds nothing any more */
+    ngx_bayeux_batch_unhold(b);
+
+    if (b->multiple_clients) {
+        conf = b->endpoint->conf;
+
+        if (ngx_bayeux_reply_open(b, &j, m, 1) != NGX_OK
+            || ngx_bayeux_json_key(&j, "clientId") != NGX_OK
+            || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK
+            || ngx_bayeux_json_key(&j, "advice") != NGX_OK
+            || ngx_bayeux_json_literal(&j, "{\"reconnect\":\"retry\","
+                                           "\"interval\":") != NGX_OK
+            || ngx_bayeux_json_number(&j, conf->multi_session_interval)
+               != NGX_OK
+            || ngx_bayeux_json_literal(&j, ",\"timeout\":") != NGX_OK
+            || ngx_bayeux_json_number(&j, conf->timeout) != NGX_OK
+            || ngx_bayeux_json_literal(&j, ",\"multiple-clients\":true}}")
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ngx_bayeux_json_result(&j, out);
+
+        return NGX_OK;
+    }
 
     if (reason == NGX_BAYEUX_WAKE_ERROR) {
-        return ngx_bayeux_reply_error(b, m, "500::server_error",
+        /* the engine lost its store (Redis down): come back later */
+        return ngx_bayeux_reply_error(b, m, "503::engine_unavailable",
                                       NGX_BAYEUX_REPLY_RETRY_ADVICE, out);
     }
 
@@ -938,7 +1013,8 @@ ngx_bayeux_reply_advice(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j,
 static ngx_int_t
 ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j)
 {
-    ngx_str_t  *t;
+    ngx_uint_t               n;
+    ngx_bayeux_transport_t  *t;
 
     if (ngx_bayeux_json_key(j, "supportedConnectionTypes") != NGX_OK
         || ngx_bayeux_json_literal(j, "[") != NGX_OK)
@@ -946,16 +1022,40 @@ ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j)
         return NGX_ERROR;
     }
 
-    for (t = ngx_bayeux_transports; t->len; t++) {
-        if ((t != ngx_bayeux_transports
-             && ngx_bayeux_json_literal(j, ",") != NGX_OK)
-            || ngx_bayeux_json_string(j, t) != NGX_OK)
+    n = 0;
+
+    for (t = ngx_bayeux_transports; t->name.len; t++) {
+
+        if (!(b->endpoint->conf->transports & t->mask)) {
+            continue;
+        }
+
+        if ((n++ && ngx_bayeux_json_literal(j, ",") != NGX_OK)
+            || ngx_bayeux_json_string(j, &t->name) != NGX_OK)
         {
             return NGX_ERROR;
         }
     }
 
     return ngx_bayeux_json_literal(j, "]");
+}
+
+
+static ngx_int_t
+ngx_bayeux_transport_enabled(ngx_bayeux_batch_t *b, ngx_str_t *name)
+{
+    ngx_bayeux_transport_t  *t;
+
+    for (t = ngx_bayeux_transports; t->name.len; t++) {
+        if (t->name.len == name->len
+            && ngx_strncmp(t->name.data, name->data, name->len) == 0)
+        {
+            return (b->endpoint->conf->transports & t->mask) ? NGX_OK
+                                                             : NGX_DECLINED;
+        }
+    }
+
+    return NGX_DECLINED;
 }
 
 

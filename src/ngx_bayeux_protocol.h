@@ -14,6 +14,7 @@
 #include "ngx_bayeux.h"
 #include "ngx_bayeux_message.h"
 #include "ngx_bayeux_engine.h"
+#include "ngx_bayeux_browser.h"
 
 
 /*
@@ -65,6 +66,10 @@ struct ngx_bayeux_batch_s {
     /* kept from being freed while an engine operation is under way */
     ngx_http_request_t            *request;
 
+    /* long-polling: the BAYEUX_BROWSER of the request, and its hold */
+    ngx_str_t                      browser;
+    ngx_bayeux_browser_hold_t     *browser_hold;
+
     unsigned                       running:1;
     unsigned                       looping:1;
     unsigned                       pending:1;
@@ -72,6 +77,7 @@ struct ngx_bayeux_batch_s {
     unsigned                       parked:1;
     unsigned                       expired:1;
     unsigned                       aborted:1;
+    unsigned                       multiple_clients:1;
 };
 
 

@@ -77,11 +77,12 @@ POST /cometd/handshake
 
 
 
-=== TEST 5: only POST
+=== TEST 5: POST, GET (callback-polling, websocket) and OPTIONS only
 --- config
     location /cometd { bayeux; }
 --- request
-GET /cometd/
+PUT /cometd/
+[{"channel":"/meta/handshake","version":"1.0"}]
 --- error_code: 405
 
 

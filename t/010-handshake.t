@@ -27,7 +27,7 @@ Content-Type: application/json;charset=UTF-8
 --- error_code: 200
 --- response_headers
 Content-Type: application/json;charset=UTF-8
---- response_body_like: ^\[\{"id":"1","channel":"/meta/handshake","successful":true,"version":"1.0","minimumVersion":"1.0","supportedConnectionTypes":\["long-polling"\],"clientId":"[0-9a-f]{40}","advice":\{"reconnect":"retry","interval":0,"timeout":2000,"maxInterval":10000\}\}\]$
+--- response_body_like: ^\[\{"id":"1","channel":"/meta/handshake","successful":true,"version":"1.0","minimumVersion":"1.0","supportedConnectionTypes":\["websocket","long-polling","callback-polling"\],"clientId":"[0-9a-f]{40}","advice":\{"reconnect":"retry","interval":0,"timeout":2000,"maxInterval":10000\}\}\]$
 --- no_error_log
 [error]
 
@@ -92,7 +92,7 @@ POST /cometd/handshake
 [{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["iframe"],"id":"1"}]
 --- error_code: 200
 --- response_body chomp
-[{"id":"1","channel":"/meta/handshake","successful":false,"error":"400::unsupported_connection_types","supportedConnectionTypes":["long-polling"],"advice":{"reconnect":"none"}}]
+[{"id":"1","channel":"/meta/handshake","successful":false,"error":"400::unsupported_connection_types","supportedConnectionTypes":["websocket","long-polling","callback-polling"],"advice":{"reconnect":"none"}}]
 
 
 

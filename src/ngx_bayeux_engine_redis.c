@@ -1,0 +1,2332 @@
+
+/*
+ * Copyright (C) ngx_bayeux_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_sha1.h>
+#include <sys/random.h>
+
+#include "ngx_bayeux.h"
+#include "ngx_bayeux_channel.h"
+#include "ngx_bayeux_engine.h"
+#include "ngx_bayeux_engine_redis.h"
+#include "ngx_bayeux_redis_adapter.h"
+
+
+/*
+ * The Redis engine keeps every session and subscription of an endpoint in
+ * Redis, so that any worker of any host can serve any request.  A worker
+ * holds nothing but its parked /meta/connect requests.
+ *
+ * Keys, under the prefix P (see docs/cluster.md):
+ *
+ *     P s:<id>    hash: c (first connect done), w and t (the worker
+ *                 channel and token of the parked connect), o (queue full)
+ *     P q:<id>    list: the messages queued for the session
+ *     P S:<id>    set: the channels the session subscribed to
+ *     P c:<name>  set: the sessions subscribed to a channel or pattern
+ *
+ * The session keys share one lifetime, interval + max_interval, renewed
+ * by every connect and, while a connect is parked, by the worker holding
+ * it.  A channel set lives as long as its longest-lived subscriber;
+ * entries of sessions that expired are removed by the next publish.
+ *
+ * Each worker subscribes to its own channel, P w:<host>:<pid>:<random>.
+ * A publish appends the message to the queue of every subscriber and
+ * publishes, to every worker that parked a connect for one of them, the
+ * id and token of those connects.  The worker then takes the queue.
+ * Everything is done by one Lua script, so every operation costs one
+ * round trip and is atomic.
+ */
+
+
+#define NGX_BAYEUX_REDIS_DOWN          0
+#define NGX_BAYEUX_REDIS_CONNECTING    1
+#define NGX_BAYEUX_REDIS_UP            2
+
+#define NGX_BAYEUX_REDIS_HANDSHAKE     0
+#define NGX_BAYEUX_REDIS_CONNECT       1
+#define NGX_BAYEUX_REDIS_SUBSCRIBE     2
+#define NGX_BAYEUX_REDIS_UNSUBSCRIBE   3
+#define NGX_BAYEUX_REDIS_PUBLISH       4
+#define NGX_BAYEUX_REDIS_DISCONNECT    5
+#define NGX_BAYEUX_REDIS_TOUCH         6
+#define NGX_BAYEUX_REDIS_TAKE          7
+#define NGX_BAYEUX_REDIS_UNPARK        8
+#define NGX_BAYEUX_REDIS_PUT_BACK      9
+#define NGX_BAYEUX_REDIS_REFRESH       10
+
+#define NGX_BAYEUX_PARK_CONNECTING     0
+#define NGX_BAYEUX_PARK_PARKED         1
+#define NGX_BAYEUX_PARK_TAKING         2
+
+/* EVALSHA <sha> 0 <operation> <prefix> <lifetime> */
+#define NGX_BAYEUX_REDIS_ARGS          6
+
+#define NGX_BAYEUX_REDIS_BACKOFF_MIN   50
+#define NGX_BAYEUX_REDIS_BACKOFF_MAX   1000
+
+#define NGX_BAYEUX_REDIS_REFRESH_MAX   500
+
+
+typedef struct ngx_bayeux_redis_s  ngx_bayeux_redis_t;
+
+
+/* a /meta/connect held by this worker */
+
+typedef struct {
+    ngx_rbtree_node_t              node;        /* key: the token */
+    ngx_bayeux_redis_t            *redis;
+    ngx_bayeux_waiter_t           *waiter;      /* NULL once cancelled */
+    ngx_uint_t                     state;
+    ngx_str_t                      token;
+    u_char                         token_data[NGX_INT_T_LEN];
+    u_char                         id[NGX_BAYEUX_CLIENT_ID_LEN];
+    unsigned                       notified:1;
+    unsigned                       released:1;
+} ngx_bayeux_redis_park_t;
+
+
+/* one script call; its arguments are copied after the structure */
+
+typedef struct {
+    ngx_bayeux_redis_req_t         req;         /* first: the adapter's */
+    ngx_queue_t                    queue;       /* until the link is up */
+    ngx_bayeux_redis_t            *redis;
+    ngx_uint_t                     kind;
+    ngx_bayeux_op_t               *op;
+    ngx_bayeux_redis_park_t       *park;
+    int                            argc;
+    const char                   **argv;
+    size_t                        *argvlen;
+    u_char                        *last;
+    unsigned                       eval:1;
+} ngx_bayeux_redis_cmd_t;
+
+
+struct ngx_bayeux_redis_s {
+    ngx_bayeux_endpoint_t         *endpoint;
+    ngx_log_t                     *log;
+
+    char                          *host;        /* an address */
+    int                            port;
+    ngx_str_t                      addr;        /* for the log */
+    ngx_str_t                      user;
+    ngx_str_t                      password;
+    ngx_str_t                      db;          /* empty for 0 */
+    ngx_str_t                      prefix;
+    ngx_str_t                      ttl;
+    ngx_str_t                      max_queue;
+    ngx_msec_t                     refresh;
+
+    ngx_str_t                      channel;     /* this worker's */
+
+    ngx_bayeux_redis_conn_t        cmd;
+    ngx_bayeux_redis_conn_t        sub;
+
+    ngx_bayeux_redis_req_t         auth_req;
+    ngx_bayeux_redis_req_t         select_req;
+    ngx_bayeux_redis_req_t         load_req;
+    ngx_bayeux_redis_req_t         sub_auth_req;
+    ngx_bayeux_redis_req_t         subscribe_req;
+    ngx_bayeux_redis_req_t         ping_req;
+
+    ngx_uint_t                     state;
+    ngx_queue_t                    waiting;
+    ngx_rbtree_t                   parks;
+    ngx_rbtree_node_t              sentinel;
+    ngx_uint_t                     token;
+
+    ngx_event_t                    reconnect;
+    ngx_event_t                    down;
+    ngx_event_t                    tick;
+    ngx_msec_t                     backoff;
+    time_t                         error_time;
+
+    unsigned                       cmd_ready:1;
+    unsigned                       sub_ready:1;
+    unsigned                       outage:1;
+    unsigned                       exiting:1;
+    unsigned                       ping:1;
+};
+
+
+typedef struct {
+    ngx_str_t                      user;
+    ngx_str_t                      password;
+    ngx_str_t                      addr;
+    char                          *host;
+    int                            port;
+    ngx_int_t                      db;
+} ngx_bayeux_redis_url_t;
+
+
+static ngx_int_t ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf,
+    ngx_bayeux_endpoint_t *ep);
+static ngx_int_t ngx_bayeux_redis_init_process(ngx_cycle_t *cycle,
+    ngx_bayeux_endpoint_t *ep);
+static void ngx_bayeux_redis_exit_process(ngx_cycle_t *cycle,
+    ngx_bayeux_endpoint_t *ep);
+static void ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op);
+static void ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op);
+static void ngx_bayeux_redis_subscribe(ngx_bayeux_op_t *op);
+static void ngx_bayeux_redis_unsubscribe(ngx_bayeux_op_t *op);
+static void ngx_bayeux_redis_publish(ngx_bayeux_op_t *op);
+static void ngx_bayeux_redis_disconnect(ngx_bayeux_op_t *op);
+static void ngx_bayeux_redis_touch(ngx_bayeux_op_t *op);
+static void ngx_bayeux_redis_release(ngx_bayeux_endpoint_t *ep,
+    ngx_bayeux_waiter_t *w);
+static void ngx_bayeux_redis_cancel(ngx_bayeux_endpoint_t *ep,
+    ngx_bayeux_waiter_t *w);
+
+static void ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op,
+    ngx_uint_t kind, char *name);
+static void ngx_bayeux_redis_op_done(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply);
+static ngx_uint_t ngx_bayeux_redis_valid_id(ngx_str_t *id);
+
+static void ngx_bayeux_redis_link_start(ngx_bayeux_redis_t *rd);
+static void ngx_bayeux_redis_link_failed(ngx_bayeux_redis_t *rd,
+    u_char *why);
+static void ngx_bayeux_redis_link_check(ngx_bayeux_redis_t *rd);
+static void ngx_bayeux_redis_down_handler(ngx_event_t *ev);
+static void ngx_bayeux_redis_reconnect_handler(ngx_event_t *ev);
+static void ngx_bayeux_redis_tick_handler(ngx_event_t *ev);
+static void ngx_bayeux_redis_cmd_connected(ngx_bayeux_redis_conn_t *rc);
+static void ngx_bayeux_redis_sub_connected(ngx_bayeux_redis_conn_t *rc);
+static void ngx_bayeux_redis_closed(ngx_bayeux_redis_conn_t *rc);
+static void ngx_bayeux_redis_setup_reply(ngx_bayeux_redis_conn_t *rc,
+    redisReply *reply, ngx_bayeux_redis_req_t *req);
+static void ngx_bayeux_redis_sub_reply(ngx_bayeux_redis_conn_t *rc,
+    redisReply *reply, ngx_bayeux_redis_req_t *req);
+static void ngx_bayeux_redis_ping_reply(ngx_bayeux_redis_conn_t *rc,
+    redisReply *reply, ngx_bayeux_redis_req_t *req);
+static void ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p,
+    u_char *last);
+
+static ngx_bayeux_redis_cmd_t *ngx_bayeux_redis_cmd_create(
+    ngx_bayeux_redis_t *rd, ngx_uint_t kind, char *name, ngx_uint_t nargs,
+    size_t size);
+static void ngx_bayeux_redis_cmd_arg(ngx_bayeux_redis_cmd_t *cmd,
+    u_char *data, size_t len);
+static void ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd);
+static void ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc,
+    redisReply *reply, ngx_bayeux_redis_req_t *req);
+static void ngx_bayeux_redis_cmd_done(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply);
+static ngx_int_t ngx_bayeux_redis_messages(redisReply *list,
+    ngx_pool_t *pool, ngx_array_t **messages);
+static void ngx_bayeux_redis_log_error(ngx_bayeux_redis_t *rd,
+    redisReply *reply);
+
+static ngx_bayeux_redis_park_t *ngx_bayeux_redis_park_find(
+    ngx_bayeux_redis_t *rd, ngx_rbtree_key_t key);
+static void ngx_bayeux_redis_take(ngx_bayeux_redis_park_t *park,
+    char *mode);
+static void ngx_bayeux_redis_take_done(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply);
+static void ngx_bayeux_redis_answer(ngx_bayeux_redis_park_t *park,
+    ngx_bayeux_wake_e reason, redisReply *list);
+static void ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park);
+static void ngx_bayeux_redis_put_back(ngx_bayeux_redis_t *rd, u_char *id,
+    redisReply *list);
+static void ngx_bayeux_redis_refresh(ngx_bayeux_redis_t *rd);
+static ngx_bayeux_redis_park_t *ngx_bayeux_redis_first_parked(
+    ngx_bayeux_redis_t *rd);
+
+static char *ngx_bayeux_redis_parse_url(ngx_pool_t *pool, ngx_str_t *url,
+    ngx_bayeux_redis_url_t *ru);
+
+
+ngx_bayeux_engine_t  ngx_bayeux_engine_redis = {
+    ngx_string("redis"),
+    1,
+    ngx_bayeux_redis_init_endpoint,
+    ngx_bayeux_redis_init_process,
+    ngx_bayeux_redis_exit_process,
+    ngx_bayeux_redis_handshake,
+    ngx_bayeux_redis_connect_op,
+    ngx_bayeux_redis_subscribe,
+    ngx_bayeux_redis_unsubscribe,
+    ngx_bayeux_redis_publish,
+    ngx_bayeux_redis_disconnect,
+    ngx_bayeux_redis_touch,
+    ngx_bayeux_redis_release,
+    ngx_bayeux_redis_cancel
+};
+
+
+/*
+ * The script.  ARGV[1] names the operation, ARGV[2] is the key prefix,
+ * ARGV[3] the lifetime of a session in milliseconds.  Keys are built in
+ * the script: a publish reaches keys named by set members, which cannot
+ * be declared in advance (and is why Redis Cluster is not supported).
+ */
+
+static const char  ngx_bayeux_redis_script[] =
+"local op, P, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+
+/* a session, its queue, its subscriptions and their channels live on */
+"local function refresh(id)\n"
+"  redis.call('PEXPIRE', P .. 's:' .. id, ttl)\n"
+"  redis.call('PEXPIRE', P .. 'q:' .. id, ttl)\n"
+"  local subs = P .. 'S:' .. id\n"
+"  redis.call('PEXPIRE', subs, ttl)\n"
+"  for _, ch in ipairs(redis.call('SMEMBERS', subs)) do\n"
+"    local c = P .. 'c:' .. ch\n"
+"    if redis.call('PTTL', c) < ttl then redis.call('PEXPIRE', c, ttl) end\n"
+"  end\n"
+"end\n"
+
+/* a queue created by a push ends with its session */
+"local function queue_ttl(s, q)\n"
+"  local t = redis.call('PTTL', s)\n"
+"  if t > 0 then redis.call('PEXPIRE', q, t) end\n"
+"end\n"
+
+"if op == 'hs' then\n"
+"  local s = P .. 's:' .. ARGV[4]\n"
+"  if redis.call('EXISTS', s) == 1 then return 0 end\n"
+"  redis.call('HSET', s, 'c', '0', 'w', '', 't', '', 'o', '')\n"
+"  redis.call('PEXPIRE', s, ttl)\n"
+"  return 1\n"
+"end\n"
+
+/* ARGV: id, hold (0 or 1), worker channel, token */
+"if op == 'co' then\n"
+"  local id = ARGV[4]\n"
+"  local s = P .. 's:' .. id\n"
+"  local st = redis.call('HMGET', s, 'c', 'w', 't')\n"
+"  if not st[1] then return {-1} end\n"
+"  if st[2] ~= '' then\n"
+"    redis.call('PUBLISH', st[2], id .. ' ' .. st[3])\n"
+"  end\n"
+"  local q = P .. 'q:' .. id\n"
+"  local msgs = redis.call('LRANGE', q, 0, -1)\n"
+"  if #msgs > 0 or st[1] ~= '1' or ARGV[5] == '0' then\n"
+"    redis.call('DEL', q)\n"
+"    redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'o', '')\n"
+"    refresh(id)\n"
+"    return {0, msgs}\n"
+"  end\n"
+"  redis.call('HSET', s, 'w', ARGV[6], 't', ARGV[7])\n"
+"  refresh(id)\n"
+"  return {1}\n"
+"end\n"
+
+/* ARGV: id, worker channel, token, mode (w: wake, r: release) */
+"if op == 'tk' then\n"
+"  local id = ARGV[4]\n"
+"  local s = P .. 's:' .. id\n"
+"  local st = redis.call('HMGET', s, 'w', 't')\n"
+"  if not st[1] then return {-2} end\n"
+"  if st[1] ~= ARGV[5] or st[2] ~= ARGV[6] then return {-1} end\n"
+"  local q = P .. 'q:' .. id\n"
+"  local msgs = redis.call('LRANGE', q, 0, -1)\n"
+"  if #msgs == 0 and ARGV[7] == 'w' then return {1} end\n"
+"  redis.call('DEL', q)\n"
+"  redis.call('HSET', s, 'w', '', 't', '', 'o', '')\n"
+"  refresh(id)\n"
+"  return {0, msgs}\n"
+"end\n"
+
+/* ARGV: id, worker channel, token */
+"if op == 'up' then\n"
+"  local s = P .. 's:' .. ARGV[4]\n"
+"  local st = redis.call('HMGET', s, 'w', 't')\n"
+"  if st[1] == ARGV[5] and st[2] == ARGV[6] then\n"
+"    redis.call('HSET', s, 'w', '', 't', '')\n"
+"    refresh(ARGV[4])\n"
+"  end\n"
+"  return 0\n"
+"end\n"
+
+/* ARGV: id, max queue, messages: back at the head, in order */
+"if op == 'pb' then\n"
+"  local id = ARGV[4]\n"
+"  local s = P .. 's:' .. id\n"
+"  local st = redis.call('HMGET', s, 'w', 't')\n"
+"  if not st[1] then return 0 end\n"
+"  local q = P .. 'q:' .. id\n"
+"  for i = #ARGV, 6, -1 do redis.call('LPUSH', q, ARGV[i]) end\n"
+"  local max = tonumber(ARGV[5])\n"
+"  if max > 0 then redis.call('LTRIM', q, -max, -1) end\n"
+"  queue_ttl(s, q)\n"
+"  if st[1] ~= '' then\n"
+"    redis.call('PUBLISH', st[1], id .. ' ' .. st[2])\n"
+"  end\n"
+"  return 1\n"
+"end\n"
+
+/* ARGV: id, channels */
+"if op == 'su' then\n"
+"  local id = ARGV[4]\n"
+"  local t = redis.call('PTTL', P .. 's:' .. id)\n"
+"  if t == -2 then return -1 end\n"
+"  if t < 0 then t = ttl end\n"
+"  local subs = P .. 'S:' .. id\n"
+"  for i = 5, #ARGV do\n"
+"    local c = P .. 'c:' .. ARGV[i]\n"
+"    redis.call('SADD', c, id)\n"
+"    if redis.call('PTTL', c) < t then redis.call('PEXPIRE', c, t) end\n"
+"    redis.call('SADD', subs, ARGV[i])\n"
+"  end\n"
+"  redis.call('PEXPIRE', subs, t)\n"
+"  return 0\n"
+"end\n"
+
+"if op == 'un' then\n"
+"  local id = ARGV[4]\n"
+"  if redis.call('EXISTS', P .. 's:' .. id) == 0 then return -1 end\n"
+"  for i = 5, #ARGV do\n"
+"    redis.call('SREM', P .. 'c:' .. ARGV[i], id)\n"
+"    redis.call('SREM', P .. 'S:' .. id, ARGV[i])\n"
+"  end\n"
+"  return 0\n"
+"end\n"
+
+/*
+ * ARGV: publisher, broadcast to publisher (0 or 1), max queue, message,
+ * the channel and the patterns that match it.  Returns the number of
+ * receivers and the sessions whose queue just overflowed.
+ */
+"if op == 'pu' then\n"
+"  local pub = ARGV[4]\n"
+"  if redis.call('EXISTS', P .. 's:' .. pub) == 0 then return {-1} end\n"
+"  local seen = {}\n"
+"  if ARGV[5] == '0' then seen[pub] = true end\n"
+"  local max = tonumber(ARGV[6])\n"
+"  local msg = ARGV[7]\n"
+"  local wake, workers, full, n = {}, {}, {}, 0\n"
+"  for i = 8, #ARGV do\n"
+"    local c = P .. 'c:' .. ARGV[i]\n"
+"    for _, id in ipairs(redis.call('SMEMBERS', c)) do\n"
+"      if not seen[id] then\n"
+"        seen[id] = true\n"
+"        local s = P .. 's:' .. id\n"
+"        local st = redis.call('HMGET', s, 'w', 't', 'o')\n"
+"        if not st[1] then\n"
+"          redis.call('SREM', c, id)\n"
+"        else\n"
+"          local q = P .. 'q:' .. id\n"
+"          local len = redis.call('RPUSH', q, msg)\n"
+"          if len == 1 then queue_ttl(s, q) end\n"
+"          if max > 0 and len > max then\n"
+"            redis.call('LTRIM', q, -max, -1)\n"
+"            if st[3] ~= '1' then\n"
+"              redis.call('HSET', s, 'o', '1')\n"
+"              full[#full + 1] = id\n"
+"            end\n"
+"          end\n"
+"          n = n + 1\n"
+"          if st[1] ~= '' then\n"
+"            local w = wake[st[1]]\n"
+"            if not w then\n"
+"              w = {}\n"
+"              wake[st[1]] = w\n"
+"              workers[#workers + 1] = st[1]\n"
+"            end\n"
+"            w[#w + 1] = id .. ' ' .. st[2]\n"
+"          end\n"
+"        end\n"
+"      end\n"
+"    end\n"
+"  end\n"
+"  for _, w in ipairs(workers) do\n"
+"    redis.call('PUBLISH', w, table.concat(wake[w], ' '))\n"
+"  end\n"
+"  return {n, full}\n"
+"end\n"
+
+"if op == 'dc' then\n"
+"  local id = ARGV[4]\n"
+"  local s = P .. 's:' .. id\n"
+"  local st = redis.call('HMGET', s, 'w', 't')\n"
+"  if not st[1] then return -1 end\n"
+"  if st[1] ~= '' then\n"
+"    redis.call('PUBLISH', st[1], id .. ' ' .. st[2])\n"
+"  end\n"
+"  local subs = P .. 'S:' .. id\n"
+"  for _, ch in ipairs(redis.call('SMEMBERS', subs)) do\n"
+"    redis.call('SREM', P .. 'c:' .. ch, id)\n"
+"  end\n"
+"  redis.call('DEL', s, P .. 'q:' .. id, subs)\n"
+"  return 0\n"
+"end\n"
+
+"if op == 'to' then\n"
+"  if redis.call('EXISTS', P .. 's:' .. ARGV[4]) == 1 then return 0 end\n"
+"  return -1\n"
+"end\n"
+
+/* ARGV: worker channel, then id and token of each connect it holds */
+"if op == 'rf' then\n"
+"  local n = 0\n"
+"  for i = 5, #ARGV - 1, 2 do\n"
+"    local st = redis.call('HMGET', P .. 's:' .. ARGV[i], 'w', 't')\n"
+"    if st[1] == ARGV[4] and st[2] == ARGV[i + 1] then\n"
+"      refresh(ARGV[i])\n"
+"      n = n + 1\n"
+"    end\n"
+"  end\n"
+"  return n\n"
+"end\n"
+
+"return redis.error_reply('ERR unknown bayeux operation')\n";
+
+
+static u_char  ngx_bayeux_redis_sha[41];
+
+
+/* configuration */
+
+static ngx_int_t
+ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
+{
+    u_char                  digest[20], *p;
+    char                   *err;
+    ngx_sha1_t              sha1;
+    ngx_msec_t              ttl;
+    ngx_bayeux_redis_t     *rd;
+    ngx_bayeux_loc_conf_t  *conf;
+    ngx_bayeux_redis_url_t  ru;
+
+    conf = ep->conf;
+
+    rd = ngx_pcalloc(cf->pool, sizeof(ngx_bayeux_redis_t));
+    if (rd == NULL) {
+        return NGX_ERROR;
+    }
+
+    err = ngx_bayeux_redis_parse_url(cf->pool, &conf->redis_url, &ru);
+
+    if (err) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bayeux_redis_url\" of location \"%V\" is "
+                           "invalid: %s", &ep->name, err);
+        return NGX_ERROR;
+    }
+
+    rd->endpoint = ep;
+    rd->log = cf->log;
+    rd->host = ru.host;
+    rd->port = ru.port;
+    rd->addr = ru.addr;
+    rd->user = ru.user;
+    rd->password = ru.password;
+    rd->prefix = conf->redis_prefix;
+
+    if (ru.db) {
+        rd->db.data = ngx_pnalloc(cf->pool, NGX_INT_T_LEN);
+        if (rd->db.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        rd->db.len = ngx_sprintf(rd->db.data, "%i", ru.db) - rd->db.data;
+    }
+
+    ttl = conf->interval + conf->max_interval;
+
+    /* parked sessions are renewed three times per lifetime */
+
+    rd->refresh = ttl / 3;
+
+    if (rd->refresh < 10) {
+        rd->refresh = 10;
+    }
+
+    p = ngx_pnalloc(cf->pool, 2 * NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    rd->ttl.data = p;
+    p = ngx_sprintf(p, "%M", ttl);
+    rd->ttl.len = p - rd->ttl.data;
+
+    rd->max_queue.data = p;
+    p = ngx_sprintf(p, "%ui", conf->max_queue);
+    rd->max_queue.len = p - rd->max_queue.data;
+
+    if (ngx_bayeux_redis_sha[0] == '\0') {
+        ngx_sha1_init(&sha1);
+        ngx_sha1_update(&sha1, ngx_bayeux_redis_script,
+                        sizeof(ngx_bayeux_redis_script) - 1);
+        ngx_sha1_final(digest, &sha1);
+
+        ngx_hex_dump(ngx_bayeux_redis_sha, digest, sizeof(digest));
+    }
+
+    ep->data = rd;
+
+    return NGX_OK;
+}
+
+
+char *
+ngx_bayeux_redis_url_post(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t *url = data;
+
+    u_char                  *p;
+    char                    *err;
+    ngx_bayeux_redis_url_t   ru;
+
+    err = ngx_bayeux_redis_parse_url(cf->pool, url, &ru);
+
+    if (err == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    /* the URL itself is not repeated: it may hold a password */
+
+    p = ngx_pnalloc(cf->pool, sizeof("is invalid: ") + ngx_strlen(err));
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_sprintf(p, "is invalid: %s%Z", err);
+
+    return (char *) p;
+}
+
+
+/*
+ * redis://[[user]:password@]host[:port][/db]; the host is resolved here,
+ * once, as nginx resolves the servers of an upstream.
+ */
+
+static char *
+ngx_bayeux_redis_parse_url(ngx_pool_t *pool, ngx_str_t *url,
+    ngx_bayeux_redis_url_t *ru)
+{
+    size_t      len;
+    u_char     *p, *last, *end, *at, *colon, *dst, *src;
+    ngx_url_t   u;
+
+    ngx_memzero(ru, sizeof(ngx_bayeux_redis_url_t));
+
+    p = url->data;
+    last = p + url->len;
+
+    if (url->len < 8 || ngx_strncasecmp(p, (u_char *) "redis://", 8) != 0) {
+        return "it must start with \"redis://\"";
+    }
+
+    p += 8;
+
+    end = ngx_strlchr(p, last, '/');
+    if (end == NULL) {
+        end = last;
+    }
+
+    at = NULL;
+
+    for (src = p; src < end; src++) {
+        if (*src == '@') {
+            at = src;
+        }
+    }
+
+    if (at) {
+        colon = ngx_strlchr(p, at, ':');
+
+        if (colon == NULL) {
+            return "the password must follow a \":\", "
+                   "as in \"redis://:password@host\"";
+        }
+
+        ru->user.data = p;
+        ru->user.len = colon - p;
+
+        len = at - (colon + 1);
+
+        if (len == 0) {
+            return "the password is empty";
+        }
+
+        dst = ngx_pnalloc(pool, len);
+        if (dst == NULL) {
+            return "cannot allocate memory";
+        }
+
+        ru->password.data = dst;
+        src = colon + 1;
+        ngx_unescape_uri(&dst, &src, len, 0);
+        ru->password.len = dst - ru->password.data;
+
+        p = at + 1;
+    }
+
+    if (p == end) {
+        return "it has no host";
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url.data = p;
+    u.url.len = end - p;
+    u.default_port = 6379;
+
+    if (ngx_parse_url(pool, &u) != NGX_OK) {
+        return u.err ? u.err : "the host is invalid";
+    }
+
+    if (u.family == AF_UNIX) {
+        return "unix sockets are not supported";
+    }
+
+    if (u.naddrs == 0) {
+        return "host not found";
+    }
+
+    ru->host = ngx_pnalloc(pool, NGX_SOCKADDR_STRLEN + 1);
+    if (ru->host == NULL) {
+        return "cannot allocate memory";
+    }
+
+    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen,
+                        (u_char *) ru->host, NGX_SOCKADDR_STRLEN, 0);
+    ru->host[len] = '\0';
+    ru->port = u.port;
+
+    ru->addr.data = ngx_pnalloc(pool, u.host.len + NGX_INT_T_LEN + 1);
+    if (ru->addr.data == NULL) {
+        return "cannot allocate memory";
+    }
+
+    ru->addr.len = ngx_sprintf(ru->addr.data, "%V:%d", &u.host, ru->port)
+                   - ru->addr.data;
+
+    if (end < last && end + 1 < last) {
+        ru->db = ngx_atoi(end + 1, last - (end + 1));
+
+        if (ru->db == NGX_ERROR) {
+            return "the database must be a number";
+        }
+    }
+
+    return NULL;
+}
+
+
+/* the life of a worker */
+
+static ngx_int_t
+ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
+{
+    u_char               random[8], *p;
+    ssize_t              n;
+    ngx_bayeux_redis_t  *rd = ep->data;
+
+    rd->log = cycle->log;
+
+    /* a channel no other worker, here or elsewhere, ever had */
+
+    n = getrandom(random, sizeof(random), 0);
+
+    if (n != (ssize_t) sizeof(random)) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "bayeux: getrandom() failed");
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(cycle->pool, rd->prefix.len + sizeof("w:::")
+                                 + cycle->hostname.len + NGX_INT_T_LEN
+                                 + 2 * sizeof(random));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    rd->channel.data = p;
+    p = ngx_sprintf(p, "%Vw:%V:%P:", &rd->prefix, &cycle->hostname, ngx_pid);
+    p = ngx_hex_dump(p, random, sizeof(random));
+    rd->channel.len = p - rd->channel.data;
+
+    ngx_queue_init(&rd->waiting);
+    ngx_rbtree_init(&rd->parks, &rd->sentinel, ngx_rbtree_insert_value);
+
+    rd->cmd.log = cycle->log;
+    rd->cmd.connect_timeout = ep->conf->redis_connect_timeout;
+    rd->cmd.command_timeout = ep->conf->redis_command_timeout;
+    rd->cmd.connected = ngx_bayeux_redis_cmd_connected;
+    rd->cmd.closed = ngx_bayeux_redis_closed;
+    rd->cmd.data = rd;
+
+    rd->sub = rd->cmd;
+    rd->sub.connected = ngx_bayeux_redis_sub_connected;
+
+    rd->auth_req.handler = ngx_bayeux_redis_setup_reply;
+    rd->select_req.handler = ngx_bayeux_redis_setup_reply;
+    rd->load_req.handler = ngx_bayeux_redis_setup_reply;
+    rd->sub_auth_req.handler = ngx_bayeux_redis_setup_reply;
+    rd->subscribe_req.handler = ngx_bayeux_redis_sub_reply;
+    rd->subscribe_req.subscription = 1;
+    rd->ping_req.handler = ngx_bayeux_redis_ping_reply;
+
+    rd->reconnect.handler = ngx_bayeux_redis_reconnect_handler;
+    rd->reconnect.data = rd;
+    rd->reconnect.log = cycle->log;
+    rd->reconnect.cancelable = 1;
+
+    rd->down.handler = ngx_bayeux_redis_down_handler;
+    rd->down.data = rd;
+    rd->down.log = cycle->log;
+
+    rd->tick.handler = ngx_bayeux_redis_tick_handler;
+    rd->tick.data = rd;
+    rd->tick.log = cycle->log;
+    rd->tick.cancelable = 1;
+
+    rd->backoff = NGX_BAYEUX_REDIS_BACKOFF_MIN;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, cycle->log, 0,
+                   "bayeux redis: worker channel \"%V\" for \"%V\"",
+                   &rd->channel, &ep->name);
+
+    ngx_bayeux_redis_link_start(rd);
+
+    ngx_add_timer(&rd->tick, rd->refresh);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_bayeux_redis_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
+{
+    ngx_queue_t              *q;
+    ngx_rbtree_node_t        *node;
+    ngx_bayeux_redis_t       *rd = ep->data;
+    ngx_bayeux_redis_cmd_t   *cmd;
+    ngx_bayeux_redis_park_t  *park;
+
+    /* the process ends: nothing is answered any more, only freed */
+
+    rd->exiting = 1;
+
+    if (rd->tick.timer_set) {
+        ngx_del_timer(&rd->tick);
+    }
+
+    if (rd->reconnect.timer_set) {
+        ngx_del_timer(&rd->reconnect);
+    }
+
+    if (rd->down.posted) {
+        ngx_delete_posted_event(&rd->down);
+    }
+
+    ngx_bayeux_redis_close(&rd->cmd, "worker process is exiting");
+    ngx_bayeux_redis_close(&rd->sub, "worker process is exiting");
+
+    while (!ngx_queue_empty(&rd->waiting)) {
+        q = ngx_queue_head(&rd->waiting);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
+        ngx_free(cmd);
+    }
+
+    while (rd->parks.root != rd->parks.sentinel) {
+        node = ngx_rbtree_min(rd->parks.root, rd->parks.sentinel);
+        ngx_rbtree_delete(&rd->parks, node);
+
+        park = (ngx_bayeux_redis_park_t *) node;
+
+        if (park->waiter) {
+            park->waiter->engine_data = NULL;
+        }
+
+        ngx_free(park);
+    }
+}
+
+
+/* the link: two connections, one for commands and one for notifications */
+
+static void
+ngx_bayeux_redis_link_start(ngx_bayeux_redis_t *rd)
+{
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, rd->log, 0,
+                   "bayeux redis: connecting to %V", &rd->addr);
+
+    rd->state = NGX_BAYEUX_REDIS_CONNECTING;
+    rd->cmd_ready = 0;
+    rd->sub_ready = 0;
+
+    if (ngx_bayeux_redis_connect(&rd->cmd, rd->host, rd->port) != NGX_OK) {
+        ngx_bayeux_redis_link_failed(rd, rd->cmd.error);
+        return;
+    }
+
+    if (ngx_bayeux_redis_connect(&rd->sub, rd->host, rd->port) != NGX_OK) {
+        ngx_bayeux_redis_link_failed(rd, rd->sub.error);
+        return;
+    }
+}
+
+
+/*
+ * Called wherever a failure is noticed, possibly deep inside hiredis: the
+ * state changes at once, so that new operations fail fast, and the rest
+ * is done by a posted event.
+ */
+
+static void
+ngx_bayeux_redis_link_failed(ngx_bayeux_redis_t *rd, u_char *why)
+{
+    if (rd->state == NGX_BAYEUX_REDIS_DOWN || rd->exiting) {
+        return;
+    }
+
+    rd->state = NGX_BAYEUX_REDIS_DOWN;
+
+    /*
+     * Once per outage, however many attempts to reconnect fail; an
+     * exiting worker whose connections nginx closes has no outage.
+     */
+
+    if (!rd->outage && !ngx_exiting) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "bayeux: redis %V of location \"%V\" is unavailable "
+                      "(%s): requests get \"503::engine_unavailable\" "
+                      "until it is back",
+                      &rd->addr, &rd->endpoint->name, why);
+        rd->outage = 1;
+
+    } else {
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, rd->log, 0,
+                       "bayeux redis: %V still unavailable (%s)",
+                       &rd->addr, why);
+    }
+
+    ngx_post_event(&rd->down, &ngx_posted_next_events);
+}
+
+
+static void
+ngx_bayeux_redis_down_handler(ngx_event_t *ev)
+{
+    ngx_queue_t              *q;
+    ngx_bayeux_redis_t       *rd = ev->data;
+    ngx_bayeux_redis_cmd_t   *cmd;
+    ngx_bayeux_redis_park_t  *park;
+
+    /* commands in flight are answered with NULL: their operations fail */
+
+    ngx_bayeux_redis_close(&rd->cmd, NULL);
+    ngx_bayeux_redis_close(&rd->sub, NULL);
+
+    while (!ngx_queue_empty(&rd->waiting)) {
+        q = ngx_queue_head(&rd->waiting);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
+        ngx_bayeux_redis_cmd_done(cmd, NULL);
+    }
+
+    /* a notification may have been lost: parked connects are answered */
+
+    for ( ;; ) {
+        park = ngx_bayeux_redis_first_parked(rd);
+
+        if (park == NULL) {
+            break;
+        }
+
+        ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_ERROR, NULL);
+    }
+
+    ngx_add_timer(&rd->reconnect, rd->backoff);
+
+    rd->backoff *= 2;
+
+    if (rd->backoff > NGX_BAYEUX_REDIS_BACKOFF_MAX) {
+        rd->backoff = NGX_BAYEUX_REDIS_BACKOFF_MAX;
+    }
+}
+
+
+static void
+ngx_bayeux_redis_reconnect_handler(ngx_event_t *ev)
+{
+    ngx_bayeux_redis_t  *rd = ev->data;
+
+    if (rd->exiting || rd->state != NGX_BAYEUX_REDIS_DOWN) {
+        return;
+    }
+
+    ngx_bayeux_redis_link_start(rd);
+}
+
+
+static void
+ngx_bayeux_redis_cmd_connected(ngx_bayeux_redis_conn_t *rc)
+{
+    int                  argc;
+    const char          *argv[3];
+    size_t               argvlen[3];
+    ngx_bayeux_redis_t  *rd = rc->data;
+
+    /* pipelined: AUTH, SELECT, SCRIPT LOAD; the last reply says ready */
+
+    if (rd->password.len) {
+        argc = 0;
+        argv[argc] = "AUTH";
+        argvlen[argc++] = 4;
+
+        if (rd->user.len) {
+            argv[argc] = (const char *) rd->user.data;
+            argvlen[argc++] = rd->user.len;
+        }
+
+        argv[argc] = (const char *) rd->password.data;
+        argvlen[argc++] = rd->password.len;
+
+        if (ngx_bayeux_redis_send(rc, &rd->auth_req, argc, argv, argvlen)
+            != NGX_OK)
+        {
+            goto failed;
+        }
+    }
+
+    if (rd->db.len) {
+        argv[0] = "SELECT";
+        argvlen[0] = 6;
+        argv[1] = (const char *) rd->db.data;
+        argvlen[1] = rd->db.len;
+
+        if (ngx_bayeux_redis_send(rc, &rd->select_req, 2, argv, argvlen)
+            != NGX_OK)
+        {
+            goto failed;
+        }
+    }
+
+    argv[0] = "SCRIPT";
+    argvlen[0] = 6;
+    argv[1] = "LOAD";
+    argvlen[1] = 4;
+    argv[2] = ngx_bayeux_redis_script;
+    argvlen[2] = sizeof(ngx_bayeux_redis_script) - 1;
+
+    if (ngx_bayeux_redis_send(rc, &rd->load_req, 3, argv, argvlen)
+        == NGX_OK)
+    {
+        return;
+    }
+
+failed:
+
+    ngx_bayeux_redis_close(rc, "cannot send a command");
+}
+
+
+static void
+ngx_bayeux_redis_sub_connected(ngx_bayeux_redis_conn_t *rc)
+{
+    int                  argc;
+    const char          *argv[3];
+    size_t               argvlen[3];
+    ngx_bayeux_redis_t  *rd = rc->data;
+
+    if (rd->password.len) {
+        argc = 0;
+        argv[argc] = "AUTH";
+        argvlen[argc++] = 4;
+
+        if (rd->user.len) {
+            argv[argc] = (const char *) rd->user.data;
+            argvlen[argc++] = rd->user.len;
+        }
+
+        argv[argc] = (const char *) rd->password.data;
+        argvlen[argc++] = rd->password.len;
+
+        if (ngx_bayeux_redis_send(rc, &rd->sub_auth_req, argc, argv,
+                                  argvlen)
+            != NGX_OK)
+        {
+            goto failed;
+        }
+    }
+
+    argv[0] = "SUBSCRIBE";
+    argvlen[0] = 9;
+    argv[1] = (const char *) rd->channel.data;
+    argvlen[1] = rd->channel.len;
+
+    if (ngx_bayeux_redis_send(rc, &rd->subscribe_req, 2, argv, argvlen)
+        == NGX_OK)
+    {
+        return;
+    }
+
+failed:
+
+    ngx_bayeux_redis_close(rc, "cannot send a command");
+}
+
+
+static void
+ngx_bayeux_redis_closed(ngx_bayeux_redis_conn_t *rc)
+{
+    ngx_bayeux_redis_link_failed(rc->data, rc->error);
+}
+
+
+static void
+ngx_bayeux_redis_setup_reply(ngx_bayeux_redis_conn_t *rc,
+    redisReply *reply, ngx_bayeux_redis_req_t *req)
+{
+    ngx_bayeux_redis_t  *rd = rc->data;
+
+    if (reply == NULL || rd->exiting) {
+        /* the connection is gone; "closed" follows */
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_bayeux_redis_close(rc, reply->str);
+        return;
+    }
+
+    if (req != &rd->load_req) {
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING || reply->len != 40
+        || ngx_strncmp(reply->str, ngx_bayeux_redis_sha, 40) != 0)
+    {
+        ngx_bayeux_redis_close(rc, "SCRIPT LOAD returned an unexpected "
+                                   "digest");
+        return;
+    }
+
+    rd->cmd_ready = 1;
+
+    ngx_bayeux_redis_link_check(rd);
+}
+
+
+static void
+ngx_bayeux_redis_sub_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
+    ngx_bayeux_redis_req_t *req)
+{
+    redisReply          *type, *payload;
+    ngx_bayeux_redis_t  *rd = rc->data;
+
+    if (reply == NULL || rd->exiting) {
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
+        return;
+    }
+
+    type = reply->element[0];
+    payload = reply->element[2];
+
+    if (type->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    if (type->len == 9 && ngx_strncmp(type->str, "subscribe", 9) == 0) {
+        rd->sub_ready = 1;
+        ngx_bayeux_redis_link_check(rd);
+        return;
+    }
+
+    if (type->len == 7 && ngx_strncmp(type->str, "message", 7) == 0
+        && payload->type == REDIS_REPLY_STRING)
+    {
+        ngx_bayeux_redis_notified(rd, (u_char *) payload->str,
+                                  (u_char *) payload->str + payload->len);
+    }
+}
+
+
+static void
+ngx_bayeux_redis_ping_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
+    ngx_bayeux_redis_req_t *req)
+{
+    ngx_bayeux_redis_t  *rd = rc->data;
+
+    rd->ping = 0;
+}
+
+
+static void
+ngx_bayeux_redis_link_check(ngx_bayeux_redis_t *rd)
+{
+    ngx_queue_t             *q;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    if (rd->state != NGX_BAYEUX_REDIS_CONNECTING
+        || !rd->cmd_ready || !rd->sub_ready)
+    {
+        return;
+    }
+
+    rd->state = NGX_BAYEUX_REDIS_UP;
+    rd->backoff = NGX_BAYEUX_REDIS_BACKOFF_MIN;
+
+    if (rd->outage) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "bayeux: redis %V of location \"%V\" is available "
+                      "again", &rd->addr, &rd->endpoint->name);
+        rd->outage = 0;
+
+    } else {
+        ngx_log_debug1(NGX_LOG_DEBUG_EVENT, rd->log, 0,
+                       "bayeux redis: %V is up", &rd->addr);
+    }
+
+    while (!ngx_queue_empty(&rd->waiting)
+           && rd->state == NGX_BAYEUX_REDIS_UP)
+    {
+        q = ngx_queue_head(&rd->waiting);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
+        ngx_bayeux_redis_submit(cmd);
+    }
+}
+
+
+static void
+ngx_bayeux_redis_tick_handler(ngx_event_t *ev)
+{
+    const char               *argv[1];
+    size_t                    argvlen[1];
+    ngx_bayeux_redis_t       *rd = ev->data;
+    ngx_bayeux_redis_park_t  *park;
+
+    if (rd->state == NGX_BAYEUX_REDIS_UP
+        && rd->parks.root == rd->parks.sentinel && !rd->ping)
+    {
+        /*
+         * An idle connection is checked too: a Redis that went silent is
+         * noticed before a request needs it, and one with "timeout" set
+         * does not close it.
+         */
+
+        argv[0] = "PING";
+        argvlen[0] = 4;
+
+        if (ngx_bayeux_redis_send(&rd->cmd, &rd->ping_req, 1, argv, argvlen)
+            == NGX_OK)
+        {
+            rd->ping = 1;
+        }
+    }
+
+    if (rd->state == NGX_BAYEUX_REDIS_UP) {
+
+        if (ngx_exiting) {
+            /* the worker is shutting down: its clients move on */
+
+            for ( ;; ) {
+                park = ngx_bayeux_redis_first_parked(rd);
+
+                if (park == NULL) {
+                    break;
+                }
+
+                ngx_bayeux_redis_take(park, "r");
+            }
+        }
+
+        ngx_bayeux_redis_refresh(rd);
+    }
+
+    ngx_add_timer(ev, rd->refresh);
+}
+
+
+/* notifications: "<id> <token> <id> <token> ..." */
+
+static void
+ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
+{
+    u_char                   *id, *token, *end;
+    ngx_int_t                 key;
+    ngx_bayeux_redis_park_t  *park;
+
+    while (p < last) {
+        id = p;
+
+        token = ngx_strlchr(p, last, ' ');
+        if (token == NULL) {
+            return;
+        }
+
+        token++;
+
+        end = ngx_strlchr(token, last, ' ');
+        if (end == NULL) {
+            end = last;
+        }
+
+        p = end + 1;
+
+        key = ngx_atoi(token, end - token);
+
+        if (key == NGX_ERROR
+            || token - 1 - id != NGX_BAYEUX_CLIENT_ID_LEN)
+        {
+            continue;
+        }
+
+        park = ngx_bayeux_redis_park_find(rd, (ngx_rbtree_key_t) key);
+
+        if (park == NULL
+            || ngx_memcmp(park->id, id, NGX_BAYEUX_CLIENT_ID_LEN) != 0)
+        {
+            /* answered meanwhile */
+            continue;
+        }
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                       "bayeux redis: session %*s notified",
+                       (size_t) NGX_BAYEUX_CLIENT_ID_LEN, park->id);
+
+        if (park->state == NGX_BAYEUX_PARK_PARKED) {
+            ngx_bayeux_redis_take(park, "w");
+
+        } else {
+            /* looked at again when the command in flight is answered */
+            park->notified = 1;
+        }
+    }
+}
+
+
+/* operations */
+
+static void
+ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op)
+{
+    u_char                  *id;
+    ngx_bayeux_redis_t      *rd = op->endpoint->data;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    id = ngx_pnalloc(op->pool, NGX_BAYEUX_CLIENT_ID_LEN);
+    if (id == NULL) {
+        goto failed;
+    }
+
+    if (ngx_bayeux_client_id(id) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, op->log, ngx_errno,
+                      "bayeux: getrandom() failed");
+        goto failed;
+    }
+
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_HANDSHAKE, "hs",
+                                      1, NGX_BAYEUX_CLIENT_ID_LEN);
+    if (cmd == NULL) {
+        goto failed;
+    }
+
+    ngx_bayeux_redis_cmd_arg(cmd, id, NGX_BAYEUX_CLIENT_ID_LEN);
+
+    /* the protocol reads it only if the handshake succeeds */
+
+    op->client_id.data = id;
+    op->client_id.len = NGX_BAYEUX_CLIENT_ID_LEN;
+
+    cmd->op = op;
+
+    ngx_bayeux_redis_submit(cmd);
+
+    return;
+
+failed:
+
+    op->rc = NGX_ERROR;
+    op->handler(op);
+}
+
+
+static void
+ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
+{
+    ngx_str_t                 token;
+    ngx_bayeux_redis_t       *rd = op->endpoint->data;
+    ngx_bayeux_redis_cmd_t   *cmd;
+    ngx_bayeux_redis_park_t  *park;
+
+    if (!ngx_bayeux_redis_valid_id(&op->client_id)) {
+        op->rc = NGX_DECLINED;
+        op->handler(op);
+        return;
+    }
+
+    park = NULL;
+    ngx_str_null(&token);
+
+    if (op->hold) {
+
+        /*
+         * Known before the command is sent: a notification for it may
+         * come before the reply, on the other connection.
+         */
+
+        park = ngx_alloc(sizeof(ngx_bayeux_redis_park_t), rd->log);
+        if (park == NULL) {
+            goto failed;
+        }
+
+        ngx_memzero(park, sizeof(ngx_bayeux_redis_park_t));
+
+        park->redis = rd;
+        park->waiter = op->waiter;
+        park->state = NGX_BAYEUX_PARK_CONNECTING;
+        park->node.key = ++rd->token;
+        park->token.data = park->token_data;
+        park->token.len = ngx_sprintf(park->token_data, "%ui", rd->token)
+                          - park->token_data;
+        ngx_memcpy(park->id, op->client_id.data, NGX_BAYEUX_CLIENT_ID_LEN);
+
+        token = park->token;
+    }
+
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_CONNECT, "co", 4,
+                                      NGX_BAYEUX_CLIENT_ID_LEN + 1
+                                      + rd->channel.len + token.len);
+    if (cmd == NULL) {
+        ngx_free(park);
+        goto failed;
+    }
+
+    ngx_bayeux_redis_cmd_arg(cmd, op->client_id.data, op->client_id.len);
+    ngx_bayeux_redis_cmd_arg(cmd, (u_char *) (park ? "1" : "0"), 1);
+
+    if (park) {
+        ngx_bayeux_redis_cmd_arg(cmd, rd->channel.data, rd->channel.len);
+        ngx_rbtree_insert(&rd->parks, &park->node);
+        op->waiter->engine_data = park;
+
+    } else {
+        ngx_bayeux_redis_cmd_arg(cmd, NULL, 0);
+    }
+
+    ngx_bayeux_redis_cmd_arg(cmd, token.data, token.len);
+
+    cmd->op = op;
+    cmd->park = park;
+
+    ngx_bayeux_redis_submit(cmd);
+
+    return;
+
+failed:
+
+    op->rc = NGX_ERROR;
+    op->handler(op);
+}
+
+
+static void
+ngx_bayeux_redis_subscribe(ngx_bayeux_op_t *op)
+{
+    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_SUBSCRIBE, "su");
+}
+
+
+static void
+ngx_bayeux_redis_unsubscribe(ngx_bayeux_op_t *op)
+{
+    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_UNSUBSCRIBE, "un");
+}
+
+
+static void
+ngx_bayeux_redis_disconnect(ngx_bayeux_op_t *op)
+{
+    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_DISCONNECT, "dc");
+}
+
+
+static void
+ngx_bayeux_redis_touch(ngx_bayeux_op_t *op)
+{
+    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_TOUCH, "to");
+}
+
+
+/* an operation on one session, with the channels of a (un)subscribe */
+
+static void
+ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind,
+    char *name)
+{
+    size_t                   size;
+    ngx_str_t               *ch;
+    ngx_uint_t               i, n;
+    ngx_bayeux_redis_t      *rd = op->endpoint->data;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    if (!ngx_bayeux_redis_valid_id(&op->client_id)) {
+        op->rc = NGX_DECLINED;
+        op->handler(op);
+        return;
+    }
+
+    ch = NULL;
+    n = 0;
+    size = op->client_id.len;
+
+    if (kind == NGX_BAYEUX_REDIS_SUBSCRIBE
+        || kind == NGX_BAYEUX_REDIS_UNSUBSCRIBE)
+    {
+        ch = op->channels->elts;
+        n = op->channels->nelts;
+
+        for (i = 0; i < n; i++) {
+            size += ch[i].len;
+        }
+    }
+
+    cmd = ngx_bayeux_redis_cmd_create(rd, kind, name, 1 + n, size);
+    if (cmd == NULL) {
+        op->rc = NGX_ERROR;
+        op->handler(op);
+        return;
+    }
+
+    ngx_bayeux_redis_cmd_arg(cmd, op->client_id.data, op->client_id.len);
+
+    for (i = 0; i < n; i++) {
+        ngx_bayeux_redis_cmd_arg(cmd, ch[i].data, ch[i].len);
+    }
+
+    cmd->op = op;
+
+    ngx_bayeux_redis_submit(cmd);
+}
+
+
+static void
+ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
+{
+    u_char                  *buf;
+    size_t                   size;
+    ngx_str_t                pattern;
+    ngx_uint_t               n;
+    ngx_bayeux_redis_t      *rd = op->endpoint->data;
+    ngx_bayeux_wildcards_t   w;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    if (!ngx_bayeux_redis_valid_id(&op->client_id)) {
+        op->rc = NGX_DECLINED;
+        op->handler(op);
+        return;
+    }
+
+    buf = ngx_pnalloc(op->pool, op->channel.len + 2);
+    if (buf == NULL) {
+        goto failed;
+    }
+
+    /* the channel and every pattern that matches it, counted first */
+
+    n = 1;
+    size = op->client_id.len + 1 + rd->max_queue.len + op->message.len
+           + op->channel.len;
+
+    ngx_bayeux_wildcards_init(&w, &op->channel, buf);
+
+    while (ngx_bayeux_wildcards_next(&w, &pattern) == NGX_OK) {
+        n++;
+        size += pattern.len;
+    }
+
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_PUBLISH, "pu",
+                                      4 + n, size);
+    if (cmd == NULL) {
+        goto failed;
+    }
+
+    ngx_bayeux_redis_cmd_arg(cmd, op->client_id.data, op->client_id.len);
+    ngx_bayeux_redis_cmd_arg(cmd, (u_char *)
+                             (op->endpoint->conf->broadcast_to_publisher
+                              ? "1" : "0"), 1);
+    ngx_bayeux_redis_cmd_arg(cmd, rd->max_queue.data, rd->max_queue.len);
+    ngx_bayeux_redis_cmd_arg(cmd, op->message.data, op->message.len);
+    ngx_bayeux_redis_cmd_arg(cmd, op->channel.data, op->channel.len);
+
+    ngx_bayeux_wildcards_init(&w, &op->channel, buf);
+
+    while (ngx_bayeux_wildcards_next(&w, &pattern) == NGX_OK) {
+        ngx_bayeux_redis_cmd_arg(cmd, pattern.data, pattern.len);
+    }
+
+    cmd->op = op;
+
+    ngx_bayeux_redis_submit(cmd);
+
+    return;
+
+failed:
+
+    op->rc = NGX_ERROR;
+    op->handler(op);
+}
+
+
+static void
+ngx_bayeux_redis_release(ngx_bayeux_endpoint_t *ep, ngx_bayeux_waiter_t *w)
+{
+    ngx_bayeux_redis_park_t  *park = w->engine_data;
+
+    if (park == NULL) {
+        return;
+    }
+
+    if (park->state == NGX_BAYEUX_PARK_PARKED) {
+        ngx_bayeux_redis_take(park, "r");
+        return;
+    }
+
+    /* answered when the command in flight is */
+
+    park->released = 1;
+}
+
+
+static void
+ngx_bayeux_redis_cancel(ngx_bayeux_endpoint_t *ep, ngx_bayeux_waiter_t *w)
+{
+    ngx_bayeux_redis_park_t  *park = w->engine_data;
+
+    if (park == NULL) {
+        return;
+    }
+
+    w->engine_data = NULL;
+    park->waiter = NULL;
+
+    if (park->state == NGX_BAYEUX_PARK_PARKED) {
+        ngx_bayeux_redis_unpark(park);
+    }
+
+    /* otherwise the reply in flight finds no waiter, and cleans up */
+}
+
+
+static void
+ngx_bayeux_redis_op_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
+{
+    ngx_int_t                 rc, code;
+    ngx_uint_t                i;
+    redisReply               *r;
+    ngx_bayeux_op_t          *op;
+    ngx_rbtree_key_t          key;
+    ngx_bayeux_redis_t       *rd;
+    ngx_bayeux_redis_park_t  *park;
+
+    op = cmd->op;
+    park = cmd->park;
+    rd = cmd->redis;
+
+    if (reply == NULL) {
+        rc = NGX_BUSY;
+        goto done;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* "ERR" is a fault of ours; LOADING, BUSY, OOM, ... pass */
+        rc = (ngx_strncmp(reply->str, "ERR", 3) == 0) ? NGX_ERROR : NGX_BUSY;
+        goto done;
+    }
+
+    rc = NGX_ERROR;
+    code = 0;
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        code = reply->integer;
+
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements
+               && reply->element[0]->type == REDIS_REPLY_INTEGER)
+    {
+        code = reply->element[0]->integer;
+
+    } else {
+        goto done;
+    }
+
+    switch (cmd->kind) {
+
+    case NGX_BAYEUX_REDIS_HANDSHAKE:
+        rc = (code == 1) ? NGX_OK : NGX_ERROR;
+        break;
+
+    case NGX_BAYEUX_REDIS_CONNECT:
+
+        if (code == -1) {
+            rc = NGX_DECLINED;
+            break;
+        }
+
+        if (code == 1 && park) {
+            rc = NGX_AGAIN;
+            break;
+        }
+
+        r = (reply->type == REDIS_REPLY_ARRAY && reply->elements > 1)
+            ? reply->element[1] : NULL;
+
+        if (ngx_bayeux_redis_messages(r, op->pool, &op->messages)
+            != NGX_OK)
+        {
+            /* taken from the queue, they must not be lost */
+            ngx_bayeux_redis_put_back(rd, op->client_id.data, r);
+            break;
+        }
+
+        rc = NGX_OK;
+        break;
+
+    case NGX_BAYEUX_REDIS_PUBLISH:
+
+        if (code == -1) {
+            rc = NGX_DECLINED;
+            break;
+        }
+
+        rc = NGX_OK;
+
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
+            || reply->element[1]->type != REDIS_REPLY_ARRAY)
+        {
+            break;
+        }
+
+        r = reply->element[1];
+
+        for (i = 0; i < r->elements; i++) {
+            ngx_log_error(NGX_LOG_WARN, rd->log, 0,
+                          "bayeux: queue of session %*s is full "
+                          "(bayeux_max_queue %V), dropping oldest messages",
+                          r->element[i]->len, r->element[i]->str,
+                          &rd->max_queue);
+        }
+
+        break;
+
+    default:
+        rc = (code == -1) ? NGX_DECLINED : NGX_OK;
+        break;
+    }
+
+done:
+
+    key = 0;
+
+    if (park) {
+        if (rc == NGX_AGAIN) {
+            park->state = NGX_BAYEUX_PARK_PARKED;
+            key = park->node.key;
+
+        } else {
+            ngx_rbtree_delete(&rd->parks, &park->node);
+
+            if (park->waiter) {
+                park->waiter->engine_data = NULL;
+            }
+
+            ngx_free(park);
+        }
+    }
+
+    op->rc = rc;
+    op->handler(op);
+
+    if (key == 0) {
+        return;
+    }
+
+    /* the protocol has the connect parked now; what came meanwhile */
+
+    park = ngx_bayeux_redis_park_find(rd, key);
+
+    if (park == NULL || park->state != NGX_BAYEUX_PARK_PARKED) {
+        return;
+    }
+
+    if (park->waiter == NULL) {
+        ngx_bayeux_redis_unpark(park);
+
+    } else if (park->released) {
+        ngx_bayeux_redis_take(park, "r");
+
+    } else if (park->notified) {
+        park->notified = 0;
+        ngx_bayeux_redis_take(park, "w");
+    }
+}
+
+
+static ngx_uint_t
+ngx_bayeux_redis_valid_id(ngx_str_t *id)
+{
+    ngx_uint_t  i;
+
+    /* ids go into key names and notifications: only ours get there */
+
+    if (id->len != NGX_BAYEUX_CLIENT_ID_LEN) {
+        return 0;
+    }
+
+    for (i = 0; i < id->len; i++) {
+        if (!((id->data[i] >= '0' && id->data[i] <= '9')
+              || (id->data[i] >= 'a' && id->data[i] <= 'f')))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* parked connects */
+
+static ngx_bayeux_redis_park_t *
+ngx_bayeux_redis_park_find(ngx_bayeux_redis_t *rd, ngx_rbtree_key_t key)
+{
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    node = rd->parks.root;
+    sentinel = rd->parks.sentinel;
+
+    while (node != sentinel) {
+
+        if (key < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (key > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        return (ngx_bayeux_redis_park_t *) node;
+    }
+
+    return NULL;
+}
+
+
+static ngx_bayeux_redis_park_t *
+ngx_bayeux_redis_first_parked(ngx_bayeux_redis_t *rd)
+{
+    ngx_rbtree_node_t        *node;
+    ngx_bayeux_redis_park_t  *park;
+
+    if (rd->parks.root == rd->parks.sentinel) {
+        return NULL;
+    }
+
+    for (node = ngx_rbtree_min(rd->parks.root, rd->parks.sentinel);
+         node;
+         node = ngx_rbtree_next(&rd->parks, node))
+    {
+        park = (ngx_bayeux_redis_park_t *) node;
+
+        if (park->state == NGX_BAYEUX_PARK_PARKED) {
+            return park;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Takes the queue of a parked session, if the connect is still the one
+ * Redis knows: "w" (woken) leaves it parked if the queue is empty, "r"
+ * (released) ends it in any case.
+ */
+
+static void
+ngx_bayeux_redis_take(ngx_bayeux_redis_park_t *park, char *mode)
+{
+    ngx_bayeux_redis_t      *rd;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    rd = park->redis;
+
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_TAKE, "tk", 4,
+                                      NGX_BAYEUX_CLIENT_ID_LEN
+                                      + rd->channel.len + park->token.len
+                                      + 1);
+    if (cmd == NULL) {
+        ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_ERROR, NULL);
+        return;
+    }
+
+    ngx_bayeux_redis_cmd_arg(cmd, park->id, NGX_BAYEUX_CLIENT_ID_LEN);
+    ngx_bayeux_redis_cmd_arg(cmd, rd->channel.data, rd->channel.len);
+    ngx_bayeux_redis_cmd_arg(cmd, park->token.data, park->token.len);
+    ngx_bayeux_redis_cmd_arg(cmd, (u_char *) mode, 1);
+
+    cmd->park = park;
+    park->state = NGX_BAYEUX_PARK_TAKING;
+
+    ngx_bayeux_redis_submit(cmd);
+}
+
+
+static void
+ngx_bayeux_redis_take_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
+{
+    ngx_bayeux_redis_park_t  *park = cmd->park;
+
+    park->state = NGX_BAYEUX_PARK_PARKED;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements == 0
+        || reply->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_ERROR, NULL);
+        return;
+    }
+
+    switch (reply->element[0]->integer) {
+
+    case -2:
+        ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_DISCONNECTED, NULL);
+        return;
+
+    case -1:
+        ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_SUPERSEDED, NULL);
+        return;
+
+    case 1:
+
+        /* nothing to take: still parked */
+
+        if (park->waiter == NULL) {
+            ngx_bayeux_redis_unpark(park);
+
+        } else if (park->released) {
+            ngx_bayeux_redis_take(park, "r");
+
+        } else if (park->notified) {
+            park->notified = 0;
+            ngx_bayeux_redis_take(park, "w");
+        }
+
+        return;
+
+    default:
+        ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_MESSAGES,
+                                reply->elements > 1 ? reply->element[1]
+                                                    : NULL);
+    }
+}
+
+
+static void
+ngx_bayeux_redis_answer(ngx_bayeux_redis_park_t *park,
+    ngx_bayeux_wake_e reason, redisReply *list)
+{
+    ngx_bayeux_redis_t   *rd;
+    ngx_bayeux_waiter_t  *w;
+
+    rd = park->redis;
+    w = park->waiter;
+
+    ngx_rbtree_delete(&rd->parks, &park->node);
+
+    if (w == NULL) {
+        /* the client went away: what was taken for it goes back */
+
+        if (list && list->type == REDIS_REPLY_ARRAY && list->elements) {
+            ngx_bayeux_redis_put_back(rd, park->id, list);
+        }
+
+        ngx_free(park);
+        return;
+    }
+
+    w->engine_data = NULL;
+    w->messages = NULL;
+
+    if (reason == NGX_BAYEUX_WAKE_MESSAGES) {
+
+        if (ngx_bayeux_redis_messages(list, w->pool, &w->messages)
+            != NGX_OK)
+        {
+            ngx_bayeux_redis_put_back(rd, park->id, list);
+            w->messages = NULL;
+            reason = NGX_BAYEUX_WAKE_ERROR;
+
+        } else if (w->messages->nelts == 0) {
+            reason = NGX_BAYEUX_WAKE_TIMEOUT;
+        }
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "bayeux redis: session %*s answered",
+                   (size_t) NGX_BAYEUX_CLIENT_ID_LEN, park->id);
+
+    ngx_free(park);
+
+    w->handler(w, reason);
+}
+
+
+/* the connect went away while parked: Redis forgets it */
+
+static void
+ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park)
+{
+    ngx_bayeux_redis_t      *rd;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    rd = park->redis;
+
+    ngx_rbtree_delete(&rd->parks, &park->node);
+
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_UNPARK, "up", 3,
+                                      NGX_BAYEUX_CLIENT_ID_LEN
+                                      + rd->channel.len + park->token.len);
+    if (cmd) {
+        ngx_bayeux_redis_cmd_arg(cmd, park->id, NGX_BAYEUX_CLIENT_ID_LEN);
+        ngx_bayeux_redis_cmd_arg(cmd, rd->channel.data, rd->channel.len);
+        ngx_bayeux_redis_cmd_arg(cmd, park->token.data, park->token.len);
+
+        ngx_bayeux_redis_submit(cmd);
+    }
+
+    ngx_free(park);
+}
+
+
+static void
+ngx_bayeux_redis_put_back(ngx_bayeux_redis_t *rd, u_char *id,
+    redisReply *list)
+{
+    size_t                   size;
+    ngx_uint_t               i;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    if (list == NULL || list->type != REDIS_REPLY_ARRAY
+        || list->elements == 0)
+    {
+        return;
+    }
+
+    size = NGX_BAYEUX_CLIENT_ID_LEN + rd->max_queue.len;
+
+    for (i = 0; i < list->elements; i++) {
+        size += list->element[i]->len;
+    }
+
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_PUT_BACK, "pb",
+                                      2 + list->elements, size);
+    if (cmd == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, rd->log, 0,
+                      "bayeux: %uz messages of session %*s lost",
+                      list->elements, (size_t) NGX_BAYEUX_CLIENT_ID_LEN, id);
+        return;
+    }
+
+    ngx_bayeux_redis_cmd_arg(cmd, id, NGX_BAYEUX_CLIENT_ID_LEN);
+    ngx_bayeux_redis_cmd_arg(cmd, rd->max_queue.data, rd->max_queue.len);
+
+    for (i = 0; i < list->elements; i++) {
+        ngx_bayeux_redis_cmd_arg(cmd, (u_char *) list->element[i]->str,
+                                 list->element[i]->len);
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "bayeux redis: session %*s: messages put back",
+                   (size_t) NGX_BAYEUX_CLIENT_ID_LEN, id);
+
+    ngx_bayeux_redis_submit(cmd);
+}
+
+
+/* the sessions of parked connects do not expire */
+
+static void
+ngx_bayeux_redis_refresh(ngx_bayeux_redis_t *rd)
+{
+    ngx_uint_t                i, n;
+    ngx_rbtree_node_t        *node, *start;
+    ngx_bayeux_redis_cmd_t   *cmd;
+    ngx_bayeux_redis_park_t  *park;
+
+    if (rd->parks.root == rd->parks.sentinel) {
+        return;
+    }
+
+    node = ngx_rbtree_min(rd->parks.root, rd->parks.sentinel);
+
+    while (node) {
+        start = node;
+
+        for (n = 0; node && n < NGX_BAYEUX_REDIS_REFRESH_MAX; n++) {
+            node = ngx_rbtree_next(&rd->parks, node);
+        }
+
+        cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_REFRESH, "rf",
+                                          1 + 2 * n,
+                                          rd->channel.len
+                                          + n * (NGX_BAYEUX_CLIENT_ID_LEN
+                                                 + NGX_INT_T_LEN));
+        if (cmd == NULL) {
+            return;
+        }
+
+        ngx_bayeux_redis_cmd_arg(cmd, rd->channel.data, rd->channel.len);
+
+        for (i = 0; i < n; i++) {
+            park = (ngx_bayeux_redis_park_t *) start;
+
+            ngx_bayeux_redis_cmd_arg(cmd, park->id, NGX_BAYEUX_CLIENT_ID_LEN);
+            ngx_bayeux_redis_cmd_arg(cmd, park->token.data, park->token.len);
+
+            start = ngx_rbtree_next(&rd->parks, start);
+        }
+
+        ngx_bayeux_redis_submit(cmd);
+    }
+}
+
+
+/* commands */
+
+static ngx_bayeux_redis_cmd_t *
+ngx_bayeux_redis_cmd_create(ngx_bayeux_redis_t *rd, ngx_uint_t kind,
+    char *name, ngx_uint_t nargs, size_t size)
+{
+    u_char                  *p;
+    ngx_uint_t               argc;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    argc = NGX_BAYEUX_REDIS_ARGS + nargs;
+
+    p = ngx_alloc(sizeof(ngx_bayeux_redis_cmd_t)
+                  + argc * (sizeof(char *) + sizeof(size_t)) + size,
+                  rd->log);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    cmd = (ngx_bayeux_redis_cmd_t *) p;
+    ngx_memzero(cmd, sizeof(ngx_bayeux_redis_cmd_t));
+
+    p += sizeof(ngx_bayeux_redis_cmd_t);
+
+    cmd->argv = (const char **) p;
+    p += argc * sizeof(char *);
+
+    cmd->argvlen = (size_t *) p;
+    p += argc * sizeof(size_t);
+
+    cmd->last = p;
+
+    cmd->req.handler = ngx_bayeux_redis_cmd_reply;
+    cmd->redis = rd;
+    cmd->kind = kind;
+
+    cmd->argv[0] = "EVALSHA";
+    cmd->argvlen[0] = 7;
+    cmd->argv[1] = (const char *) ngx_bayeux_redis_sha;
+    cmd->argvlen[1] = 40;
+    cmd->argv[2] = "0";
+    cmd->argvlen[2] = 1;
+    cmd->argv[3] = name;
+    cmd->argvlen[3] = 2;
+    cmd->argv[4] = (const char *) rd->prefix.data;
+    cmd->argvlen[4] = rd->prefix.len;
+    cmd->argv[5] = (const char *) rd->ttl.data;
+    cmd->argvlen[5] = rd->ttl.len;
+
+    cmd->argc = NGX_BAYEUX_REDIS_ARGS;
+
+    return cmd;
+}
+
+
+/* the arguments outlive the caller's memory: a command may be sent later */
+
+static void
+ngx_bayeux_redis_cmd_arg(ngx_bayeux_redis_cmd_t *cmd, u_char *data,
+    size_t len)
+{
+    cmd->argv[cmd->argc] = (const char *) cmd->last;
+    cmd->argvlen[cmd->argc] = len;
+    cmd->argc++;
+
+    if (len) {
+        cmd->last = ngx_cpymem(cmd->last, data, len);
+    }
+}
+
+
+static void
+ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd)
+{
+    ngx_bayeux_redis_t  *rd = cmd->redis;
+
+    switch (rd->state) {
+
+    case NGX_BAYEUX_REDIS_UP:
+
+        if (ngx_bayeux_redis_send(&rd->cmd, &cmd->req, cmd->argc, cmd->argv,
+                                  cmd->argvlen)
+            == NGX_OK)
+        {
+            return;
+        }
+
+        break;
+
+    case NGX_BAYEUX_REDIS_CONNECTING:
+
+        /* the first requests of a worker wait for its connection */
+
+        ngx_queue_insert_tail(&rd->waiting, &cmd->queue);
+        return;
+
+    default:
+        break;
+    }
+
+    ngx_bayeux_redis_cmd_done(cmd, NULL);
+}
+
+
+static void
+ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
+    ngx_bayeux_redis_req_t *req)
+{
+    ngx_bayeux_redis_cmd_t  *cmd = (ngx_bayeux_redis_cmd_t *) req;
+
+    ngx_bayeux_redis_t  *rd;
+
+    rd = cmd->redis;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR && !cmd->eval
+        && reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0
+        && !rd->exiting)
+    {
+        /* the script cache was flushed: the text loads it again */
+
+        cmd->eval = 1;
+        cmd->argv[0] = "EVAL";
+        cmd->argvlen[0] = 4;
+        cmd->argv[1] = ngx_bayeux_redis_script;
+        cmd->argvlen[1] = sizeof(ngx_bayeux_redis_script) - 1;
+
+        if (ngx_bayeux_redis_send(rc, &cmd->req, cmd->argc, cmd->argv,
+                                  cmd->argvlen)
+            == NGX_OK)
+        {
+            return;
+        }
+
+        reply = NULL;
+    }
+
+    ngx_bayeux_redis_cmd_done(cmd, reply);
+}
+
+
+static void
+ngx_bayeux_redis_cmd_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
+{
+    ngx_bayeux_redis_t  *rd = cmd->redis;
+
+    if (rd->exiting) {
+        ngx_free(cmd);
+        return;
+    }
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_bayeux_redis_log_error(rd, reply);
+    }
+
+    switch (cmd->kind) {
+
+    case NGX_BAYEUX_REDIS_TAKE:
+        ngx_bayeux_redis_take_done(cmd, reply);
+        break;
+
+    case NGX_BAYEUX_REDIS_UNPARK:
+    case NGX_BAYEUX_REDIS_PUT_BACK:
+    case NGX_BAYEUX_REDIS_REFRESH:
+        break;
+
+    default:
+        ngx_bayeux_redis_op_done(cmd, reply);
+    }
+
+    ngx_free(cmd);
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_messages(redisReply *list, ngx_pool_t *pool,
+    ngx_array_t **messages)
+{
+    ngx_str_t   *m;
+    ngx_uint_t   i, n;
+    redisReply  *r;
+
+    n = (list && list->type == REDIS_REPLY_ARRAY) ? list->elements : 0;
+
+    *messages = ngx_array_create(pool, n ? n : 1, sizeof(ngx_str_t));
+    if (*messages == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        r = list->element[i];
+
+        if (r->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        m = ngx_array_push(*messages);
+        if (m == NULL) {
+            return NGX_ERROR;
+        }
+
+        m->data = ngx_pnalloc(pool, r->len);
+        if (m->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(m->data, r->str, r->len);
+        m->len = r->len;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_bayeux_redis_log_error(ngx_bayeux_redis_t *rd, redisReply *reply)
+{
+    /* once a second at most: a Redis that refuses refuses every request */
+
+    if (rd->error_time == ngx_time()) {
+        return;
+    }
+
+    rd->error_time = ngx_time();
+
+    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                  "bayeux: redis %V of location \"%V\" failed a command: %*s",
+                  &rd->addr, &rd->endpoint->name, reply->len, reply->str);
+}

@@ -1,0 +1,322 @@
+
+/*
+ * Copyright (C) ngx_bayeux_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_bayeux.h"
+#include "ngx_bayeux_http.h"
+#include "ngx_bayeux_longpoll.h"
+#include "ngx_bayeux_jsonp.h"
+#include "ngx_bayeux_websocket.h"
+
+
+/*
+ * The content handler of a "bayeux" location: picks the transport of a
+ * request, and answers cross-origin requests as bayeux_allow_origin says.
+ */
+
+static ngx_int_t ngx_bayeux_http_cors(ngx_http_request_t *r,
+    ngx_table_elt_t *origin);
+static ngx_int_t ngx_bayeux_http_preflight(ngx_http_request_t *r,
+    ngx_table_elt_t *origin);
+
+
+ngx_int_t
+ngx_bayeux_http_handler(ngx_http_request_t *r)
+{
+    ngx_table_elt_t        *origin;
+    ngx_bayeux_loc_conf_t  *blcf;
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_bayeux_module);
+
+    origin = ngx_bayeux_http_header(r, "Origin");
+
+    if (origin && ngx_bayeux_http_origin_allowed(r) == NGX_OK
+        && ngx_bayeux_http_cors(r, origin) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (r->method == NGX_HTTP_OPTIONS) {
+        return ngx_bayeux_http_preflight(r, origin);
+    }
+
+    if (r->method == NGX_HTTP_POST) {
+        return ngx_bayeux_longpoll_handler(r);
+    }
+
+    if (r->method != NGX_HTTP_GET) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (r->headers_in.upgrade) {
+
+        if (r->headers_in.upgrade->value.len != 9
+            || ngx_strncasecmp(r->headers_in.upgrade->value.data,
+                               (u_char *) "websocket", 9) != 0)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "bayeux: unsupported upgrade \"%V\"",
+                          &r->headers_in.upgrade->value);
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        if (!(blcf->transports & NGX_BAYEUX_TRANSPORT_WEBSOCKET)) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "bayeux: the websocket transport is not enabled");
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        return ngx_bayeux_websocket_handler(r);
+    }
+
+    return ngx_bayeux_jsonp_handler(r);
+}
+
+
+ngx_table_elt_t *
+ngx_bayeux_http_header(ngx_http_request_t *r, char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/* is "token" in the comma-separated "list"? (case-insensitive) */
+
+ngx_int_t
+ngx_bayeux_http_token(ngx_str_t *list, ngx_str_t *token)
+{
+    u_char  *p, *last, *start, *end;
+
+    p = list->data;
+    last = list->data + list->len;
+
+    while (p < last) {
+
+        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        start = p;
+
+        while (p < last && *p != ',') {
+            p++;
+        }
+
+        end = p;
+
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
+            end--;
+        }
+
+        if ((size_t) (end - start) == token->len
+            && ngx_strncasecmp(start, token->data, token->len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * NGX_OK when the request has no Origin, when bayeux_allow_origin is not
+ * set (Bayeux sessions are not tied to cookies, so a page of another
+ * origin gains nothing it could not get by itself), or when the Origin is
+ * listed; NGX_DECLINED otherwise.
+ */
+
+ngx_int_t
+ngx_bayeux_http_origin_allowed(ngx_http_request_t *r)
+{
+    ngx_str_t              *o;
+    ngx_uint_t              i;
+    ngx_table_elt_t        *origin;
+    ngx_bayeux_loc_conf_t  *blcf;
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_bayeux_module);
+
+    if (blcf->allow_origin == NULL) {
+        return NGX_OK;
+    }
+
+    origin = ngx_bayeux_http_header(r, "Origin");
+
+    if (origin == NULL) {
+        return NGX_OK;
+    }
+
+    o = blcf->allow_origin->elts;
+
+    for (i = 0; i < blcf->allow_origin->nelts; i++) {
+
+        if (o[i].len == 1 && o[i].data[0] == '*') {
+            return NGX_OK;
+        }
+
+        if (o[i].len == origin->value.len
+            && ngx_strncasecmp(o[i].data, origin->value.data, o[i].len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_bayeux_http_add_header(ngx_http_request_t *r, char *name,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value = *value;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_http_cors(ngx_http_request_t *r, ngx_table_elt_t *origin)
+{
+    ngx_str_t               value;
+    ngx_bayeux_loc_conf_t  *blcf;
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_bayeux_module);
+
+    if (blcf->allow_origin == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_bayeux_http_add_header(r, "Access-Control-Allow-Origin",
+                                   &origin->value)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&value, "Origin");
+
+    if (ngx_bayeux_http_add_header(r, "Vary", &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (blcf->allow_credentials) {
+        ngx_str_set(&value, "true");
+
+        if (ngx_bayeux_http_add_header(r, "Access-Control-Allow-Credentials",
+                                       &value)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_http_preflight(ngx_http_request_t *r, ngx_table_elt_t *origin)
+{
+    ngx_int_t               rc;
+    ngx_str_t               value;
+    ngx_table_elt_t        *h;
+    ngx_bayeux_loc_conf_t  *blcf;
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_bayeux_module);
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (origin && blcf->allow_origin
+        && ngx_bayeux_http_origin_allowed(r) == NGX_OK)
+    {
+        ngx_str_set(&value, "POST, GET, OPTIONS");
+
+        if (ngx_bayeux_http_add_header(r, "Access-Control-Allow-Methods",
+                                       &value)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h = ngx_bayeux_http_header(r, "Access-Control-Request-Headers");
+
+        if (h) {
+            value = h->value;
+
+        } else {
+            ngx_str_set(&value, "Content-Type");
+        }
+
+        if (ngx_bayeux_http_add_header(r, "Access-Control-Allow-Headers",
+                                       &value)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_set(&value, "86400");
+
+        if (ngx_bayeux_http_add_header(r, "Access-Control-Max-Age", &value)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->headers_out.content_length_n = 0;
+    r->header_only = 1;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_send_special(r, NGX_HTTP_LAST);
+}

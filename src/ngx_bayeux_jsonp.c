@@ -1,0 +1,130 @@
+
+/*
+ * Copyright (C) ngx_bayeux_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_bayeux.h"
+#include "ngx_bayeux_http.h"
+#include "ngx_bayeux_longpoll.h"
+#include "ngx_bayeux_jsonp.h"
+
+
+/*
+ * The callback-polling transport (JSONP): GET <url>?message=<batch>&
+ * jsonp=<callback>, answered "callback([...]);" as a script.  The
+ * callback name is checked, never reflected when it is refused: it runs
+ * in the page that loads the script.
+ */
+
+static ngx_int_t ngx_bayeux_jsonp_callback_valid(ngx_str_t *name);
+
+
+ngx_int_t
+ngx_bayeux_jsonp_handler(ngx_http_request_t *r)
+{
+    u_char     *dst, *src;
+    ngx_str_t   message, callback, text, reason;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "jsonp", 5, &callback) != NGX_OK) {
+        ngx_str_set(&callback, "jsonpcallback");
+    }
+
+    r->main->count++;
+
+    if (ngx_bayeux_jsonp_callback_valid(&callback) != NGX_OK) {
+        ngx_str_set(&reason, "invalid jsonp callback name");
+        ngx_bayeux_longpoll_bad_request(r, &reason);
+        return NGX_DONE;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "message", 7, &message) != NGX_OK) {
+        ngx_str_set(&reason, "no message parameter");
+        ngx_bayeux_longpoll_bad_request(r, &reason);
+        return NGX_DONE;
+    }
+
+    text.data = ngx_pnalloc(r->pool, message.len);
+    if (text.data == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_DONE;
+    }
+
+    /* "+" is a blank in a query string */
+
+    for (src = message.data; src < message.data + message.len; src++) {
+        if (*src == '+') {
+            *src = ' ';
+        }
+    }
+
+    dst = text.data;
+    src = message.data;
+    ngx_unescape_uri(&dst, &src, message.len, 0);
+    text.len = dst - text.data;
+
+    ngx_bayeux_longpoll_start(r, &text, &callback);
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_bayeux_jsonp_callback_valid(ngx_str_t *name)
+{
+    u_char  *p, c;
+
+    if (name->len == 0 || name->len > NGX_BAYEUX_JSONP_MAX_CALLBACK) {
+        return NGX_DECLINED;
+    }
+
+    for (p = name->data; p < name->data + name->len; p++) {
+        c = *p;
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')
+        {
+            continue;
+        }
+
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_bayeux_jsonp_wrap(ngx_http_request_t *r, ngx_str_t *callback,
+    ngx_str_t *body)
+{
+    u_char     *p, *q;
+    ngx_str_t   nosniff;
+
+    p = ngx_pnalloc(r->pool, callback->len + body->len + 3);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    q = ngx_cpymem(p, callback->data, callback->len);
+    *q++ = '(';
+    q = ngx_cpymem(q, body->data, body->len);
+    *q++ = ')';
+    *q++ = ';';
+
+    body->data = p;
+    body->len = q - p;
+
+    ngx_str_set(&nosniff, "nosniff");
+
+    return ngx_bayeux_http_add_header(r, "X-Content-Type-Options",
+                                      &nosniff);
+}

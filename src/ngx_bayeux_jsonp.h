@@ -1,0 +1,24 @@
+
+/*
+ * Copyright (C) ngx_bayeux_module authors
+ */
+
+
+#ifndef _NGX_BAYEUX_JSONP_H_INCLUDED_
+#define _NGX_BAYEUX_JSONP_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+#define NGX_BAYEUX_JSONP_MAX_CALLBACK  64
+
+
+ngx_int_t ngx_bayeux_jsonp_handler(ngx_http_request_t *r);
+ngx_int_t ngx_bayeux_jsonp_wrap(ngx_http_request_t *r, ngx_str_t *callback,
+    ngx_str_t *body);
+
+
+#endif /* _NGX_BAYEUX_JSONP_H_INCLUDED_ */

@@ -1,0 +1,1130 @@
+
+/*
+ * Copyright (C) ngx_bayeux_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <ngx_sha1.h>
+
+#include "ngx_bayeux.h"
+#include "ngx_bayeux_message.h"
+#include "ngx_bayeux_protocol.h"
+#include "ngx_bayeux_http.h"
+#include "ngx_bayeux_websocket.h"
+
+
+/*
+ * The websocket transport (RFC 6455).  Each text message is a batch of
+ * Bayeux messages, answered by a text message; a held /meta/connect
+ * stays held while the deliveries for its session are pushed as they
+ * come, and is answered when its hold time is over.  Extensions
+ * (permessage-deflate) are not negotiated: the handshake answer offers
+ * none, which RFC 6455 and every client allow.
+ */
+
+#define NGX_BAYEUX_WS_CONTINUATION    0x0
+#define NGX_BAYEUX_WS_TEXT            0x1
+#define NGX_BAYEUX_WS_BINARY          0x2
+#define NGX_BAYEUX_WS_CLOSE           0x8
+#define NGX_BAYEUX_WS_PING            0x9
+#define NGX_BAYEUX_WS_PONG            0xa
+
+#define NGX_BAYEUX_WS_NORMAL          1000
+#define NGX_BAYEUX_WS_GOING_AWAY      1001
+#define NGX_BAYEUX_WS_PROTOCOL_ERROR  1002
+#define NGX_BAYEUX_WS_UNSUPPORTED     1003
+#define NGX_BAYEUX_WS_INVALID_DATA    1007
+#define NGX_BAYEUX_WS_TOO_BIG         1009
+#define NGX_BAYEUX_WS_SERVER_ERROR    1011
+
+#define NGX_BAYEUX_WS_GUID  "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+typedef struct {
+    ngx_http_request_t            *request;
+    ngx_bayeux_loc_conf_t         *conf;
+
+    u_char                        *in;          /* received bytes */
+    size_t                         in_len;
+    size_t                         in_size;
+
+    u_char                        *msg;         /* a fragmented message */
+    size_t                         msg_len;
+    size_t                         msg_size;
+
+    u_char                        *out;         /* bytes to send */
+    size_t                         out_pos;
+    size_t                         out_len;
+    size_t                         out_size;
+
+    ngx_queue_t                    batches;
+
+    unsigned                       in_message:1;
+    unsigned                       closing:1;
+    unsigned                       done:1;
+} ngx_bayeux_ws_t;
+
+
+typedef struct {
+    ngx_pool_t                    *pool;
+    ngx_bayeux_ws_t               *ws;
+    ngx_queue_t                    queue;
+    ngx_bayeux_batch_t             batch;
+    ngx_event_t                    hold;
+    ngx_msec_t                     deadline;
+} ngx_bayeux_ws_batch_t;
+
+
+static ngx_int_t ngx_bayeux_ws_accept(ngx_http_request_t *r,
+    ngx_table_elt_t *key, ngx_str_t *protocol);
+static void ngx_bayeux_ws_read(ngx_http_request_t *r);
+static void ngx_bayeux_ws_write(ngx_http_request_t *r);
+static ngx_int_t ngx_bayeux_ws_frames(ngx_bayeux_ws_t *ws);
+static ngx_int_t ngx_bayeux_ws_control(ngx_bayeux_ws_t *ws,
+    ngx_uint_t opcode, u_char *data, size_t len);
+static ngx_int_t ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data,
+    size_t len);
+static ngx_int_t ngx_bayeux_ws_reserve(u_char **buf, size_t *size,
+    size_t used, size_t need, ngx_log_t *log);
+static ngx_int_t ngx_bayeux_ws_send(ngx_bayeux_ws_t *ws, ngx_uint_t opcode,
+    u_char *data, size_t len);
+static void ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws);
+static void ngx_bayeux_ws_fail(ngx_bayeux_ws_t *ws, ngx_uint_t code,
+    char *reason);
+static void ngx_bayeux_ws_finalize(ngx_bayeux_ws_t *ws, ngx_int_t rc);
+static void ngx_bayeux_ws_cleanup(void *data);
+static void ngx_bayeux_ws_batch_done(ngx_bayeux_batch_t *b);
+static void ngx_bayeux_ws_batch_wake(ngx_bayeux_batch_t *b);
+static void ngx_bayeux_ws_batch_push(ngx_bayeux_batch_t *b);
+static void ngx_bayeux_ws_batch_abort(ngx_bayeux_batch_t *b);
+static void ngx_bayeux_ws_batch_timeout(ngx_event_t *ev);
+static void ngx_bayeux_ws_batch_free(ngx_bayeux_ws_batch_t *wb);
+
+
+static ngx_str_t  ngx_bayeux_websocket = ngx_string("websocket");
+
+
+ngx_int_t
+ngx_bayeux_websocket_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_str_t                  protocol;
+    ngx_table_elt_t           *key, *version, *h;
+    ngx_connection_t          *c;
+    ngx_bayeux_ws_t           *ws;
+    ngx_http_cleanup_t        *cln;
+    ngx_bayeux_loc_conf_t     *blcf;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_bayeux_module);
+    c = r->connection;
+
+    if (r != r->main || r->http_version != NGX_HTTP_VERSION_11
+        || r->method != NGX_HTTP_GET)
+    {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "bayeux: websocket upgrade needs an HTTP/1.1 GET");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    version = ngx_bayeux_http_header(r, "Sec-WebSocket-Version");
+
+    if (version == NULL
+        || version->value.len != 2
+        || ngx_strncmp(version->value.data, "13", 2) != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "bayeux: unsupported websocket version");
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Sec-WebSocket-Version");
+        ngx_str_set(&h->value, "13");
+
+        return 426;
+    }
+
+    key = ngx_bayeux_http_header(r, "Sec-WebSocket-Key");
+
+    if (key == NULL || key->value.len != 24) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "bayeux: missing or invalid Sec-WebSocket-Key");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (ngx_bayeux_http_origin_allowed(r) != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "bayeux: websocket origin not allowed");
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    ngx_str_null(&protocol);
+
+    if (blcf->websocket_protocol.len) {
+        h = ngx_bayeux_http_header(r, "Sec-WebSocket-Protocol");
+
+        if (h == NULL
+            || ngx_bayeux_http_token(&h->value, &blcf->websocket_protocol)
+               != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "bayeux: websocket subprotocol \"%V\" not offered",
+                          &blcf->websocket_protocol);
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        protocol = blcf->websocket_protocol;
+    }
+
+    ws = ngx_pcalloc(r->pool, sizeof(ngx_bayeux_ws_t));
+    if (ws == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ws->request = r;
+    ws->conf = blcf;
+    ngx_queue_init(&ws->batches);
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_bayeux_ws_cleanup;
+    cln->data = ws;
+
+    ngx_http_set_ctx(r, ws, ngx_bayeux_module);
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_bayeux_ws_accept(r, key, &protocol);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    r->keepalive = 0;
+    r->main->count++;
+
+    c->log->action = "serving bayeux over websocket";
+
+    r->read_event_handler = ngx_bayeux_ws_read;
+    r->write_event_handler = ngx_bayeux_ws_write;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* a client may send its first frame right after the handshake */
+
+    if (r->header_in->pos < r->header_in->last) {
+        if (ngx_bayeux_ws_reserve(&ws->in, &ws->in_size, 0,
+                                  r->header_in->last - r->header_in->pos,
+                                  c->log)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ws->in_len = r->header_in->last - r->header_in->pos;
+        ngx_memcpy(ws->in, r->header_in->pos, ws->in_len);
+        r->header_in->pos = r->header_in->last;
+    }
+
+    ngx_add_timer(c->read, blcf->websocket_idle_timeout);
+
+    ngx_bayeux_ws_read(r);
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_bayeux_ws_accept(ngx_http_request_t *r, ngx_table_elt_t *key,
+    ngx_str_t *protocol)
+{
+    u_char            digest[20];
+    ngx_str_t         src;
+    ngx_sha1_t        sha1;
+    ngx_table_elt_t  *h;
+
+    ngx_sha1_init(&sha1);
+    ngx_sha1_update(&sha1, key->value.data, key->value.len);
+    ngx_sha1_update(&sha1, NGX_BAYEUX_WS_GUID, sizeof(NGX_BAYEUX_WS_GUID) - 1);
+    ngx_sha1_final(digest, &sha1);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Upgrade");
+    ngx_str_set(&h->value, "websocket");
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Sec-WebSocket-Accept");
+
+    h->value.data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(20));
+    if (h->value.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    src.data = digest;
+    src.len = sizeof(digest);
+    ngx_encode_base64(&h->value, &src);
+
+    if (protocol->len) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Sec-WebSocket-Protocol");
+        h->value = *protocol;
+    }
+
+    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+    r->headers_out.content_length_n = -1;
+    r->header_only = 1;
+
+    if (ngx_http_send_header(r) == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_send_special(r, NGX_HTTP_FLUSH);
+}
+
+
+static void
+ngx_bayeux_ws_read(ngx_http_request_t *r)
+{
+    ssize_t            n;
+    ngx_connection_t  *c;
+    ngx_bayeux_ws_t   *ws;
+
+    c = r->connection;
+    ws = ngx_http_get_module_ctx(r, ngx_bayeux_module);
+
+    if (ws->done) {
+        return;
+    }
+
+    if (c->read->timedout) {
+        c->read->timedout = 0;
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "bayeux: websocket idle for %M ms, closing",
+                      ws->conf->websocket_idle_timeout);
+        ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_GOING_AWAY, "idle timeout");
+        return;
+    }
+
+    if (ws->closing) {
+        return;
+    }
+
+    for ( ;; ) {
+
+        if (ngx_bayeux_ws_frames(ws) != NGX_OK) {
+            return;
+        }
+
+        if (ws->in_len == ws->in_size
+            && ngx_bayeux_ws_reserve(&ws->in, &ws->in_size, ws->in_len,
+                                     4096, c->log)
+               != NGX_OK)
+        {
+            ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+            return;
+        }
+
+        n = c->recv(c, ws->in + ws->in_len, ws->in_size - ws->in_len);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "bayeux: websocket client closed the connection");
+            ngx_bayeux_ws_finalize(ws, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+            return;
+        }
+
+        ws->in_len += n;
+
+        ngx_add_timer(c->read, ws->conf->websocket_idle_timeout);
+    }
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+    }
+}
+
+
+/*
+ * Parses and handles the complete frames in ws->in.  Returns NGX_OK to go
+ * on reading, NGX_DONE when the connection is being closed.
+ */
+
+static ngx_int_t
+ngx_bayeux_ws_frames(ngx_bayeux_ws_t *ws)
+{
+    u_char      *p, *mask, *payload;
+    size_t       header, i, pos, avail, total;
+    uint64_t     len;
+    ngx_int_t    rc;
+    ngx_uint_t   fin, opcode;
+
+    pos = 0;
+    rc = NGX_OK;
+
+    for ( ;; ) {
+
+        if (ws->closing || ws->done) {
+            return NGX_DONE;
+        }
+
+        p = ws->in + pos;
+        avail = ws->in_len - pos;
+
+        if (avail < 2) {
+            break;
+        }
+
+        fin = p[0] & 0x80;
+        opcode = p[0] & 0x0f;
+
+        if (p[0] & 0x70) {
+            ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
+                               "reserved bits set");
+            return NGX_DONE;
+        }
+
+        if (!(p[1] & 0x80)) {
+            ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
+                               "client frames must be masked");
+            return NGX_DONE;
+        }
+
+        len = p[1] & 0x7f;
+        header = 2;
+
+        if (len == 126) {
+            if (avail < 4) {
+                break;
+            }
+
+            len = ((uint64_t) p[2] << 8) | p[3];
+            header = 4;
+
+        } else if (len == 127) {
+            if (avail < 10) {
+                break;
+            }
+
+            len = 0;
+
+            for (i = 2; i < 10; i++) {
+                len = (len << 8) | p[i];
+            }
+
+            header = 10;
+
+            if (len >> 63) {
+                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
+                                   "invalid frame length");
+                return NGX_DONE;
+            }
+        }
+
+        if (opcode & 0x8) {
+
+            if (opcode != NGX_BAYEUX_WS_CLOSE
+                && opcode != NGX_BAYEUX_WS_PING
+                && opcode != NGX_BAYEUX_WS_PONG)
+            {
+                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
+                                   "unknown opcode");
+                return NGX_DONE;
+            }
+
+            if (!fin || len > 125) {
+                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
+                                   "invalid control frame");
+                return NGX_DONE;
+            }
+
+        } else {
+
+            if (opcode != NGX_BAYEUX_WS_CONTINUATION
+                && opcode != NGX_BAYEUX_WS_TEXT
+                && opcode != NGX_BAYEUX_WS_BINARY)
+            {
+                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
+                                   "unknown opcode");
+                return NGX_DONE;
+            }
+
+            if (opcode == NGX_BAYEUX_WS_CONTINUATION && !ws->in_message) {
+                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
+                                   "continuation without a message");
+                return NGX_DONE;
+            }
+
+            if (opcode != NGX_BAYEUX_WS_CONTINUATION && ws->in_message) {
+                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
+                                   "message interrupted");
+                return NGX_DONE;
+            }
+
+            if (opcode == NGX_BAYEUX_WS_BINARY) {
+                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_UNSUPPORTED,
+                                   "binary messages are not supported");
+                return NGX_DONE;
+            }
+
+            if (len + ws->msg_len > ws->conf->websocket_max_message) {
+                ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+                              "bayeux: websocket message larger than %uz",
+                              ws->conf->websocket_max_message);
+                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_TOO_BIG,
+                                   "message too big");
+                return NGX_DONE;
+            }
+        }
+
+        if (avail < header + 4 + len) {
+
+            /* make room for the whole frame */
+
+            if (ngx_bayeux_ws_reserve(&ws->in, &ws->in_size, ws->in_len,
+                                      header + 4 + len - avail,
+                                      ws->request->connection->log)
+                != NGX_OK)
+            {
+                ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+                return NGX_DONE;
+            }
+
+            break;
+        }
+
+        mask = p + header;
+        payload = mask + 4;
+
+        for (i = 0; i < len; i++) {
+            payload[i] ^= mask[i & 3];
+        }
+
+        if (opcode & 0x8) {
+            if (ngx_bayeux_ws_control(ws, opcode, payload, len) != NGX_OK) {
+                return NGX_DONE;
+            }
+
+        } else if (fin && !ws->in_message) {
+            if (ngx_bayeux_ws_message(ws, payload, len) != NGX_OK) {
+                return NGX_DONE;
+            }
+
+        } else {
+            if (ngx_bayeux_ws_reserve(&ws->msg, &ws->msg_size, ws->msg_len,
+                                      len, ws->request->connection->log)
+                != NGX_OK)
+            {
+                ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+                return NGX_DONE;
+            }
+
+            ngx_memcpy(ws->msg + ws->msg_len, payload, len);
+            ws->msg_len += len;
+            ws->in_message = 1;
+
+            if (fin) {
+                ws->in_message = 0;
+                total = ws->msg_len;
+                ws->msg_len = 0;
+
+                if (ngx_bayeux_ws_message(ws, ws->msg, total) != NGX_OK) {
+                    return NGX_DONE;
+                }
+            }
+        }
+
+        pos += header + 4 + len;
+    }
+
+    /* keep the start of an incomplete frame */
+
+    if (pos) {
+        ws->in_len -= pos;
+        ngx_memmove(ws->in, ws->in + pos, ws->in_len);
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_bayeux_ws_control(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
+    size_t len)
+{
+    ngx_uint_t  code;
+
+    switch (opcode) {
+
+    case NGX_BAYEUX_WS_PING:
+
+        if (ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_PONG, data, len) == NGX_ERROR)
+        {
+            ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+            return NGX_DONE;
+        }
+
+        return ws->done ? NGX_DONE : NGX_OK;
+
+    case NGX_BAYEUX_WS_PONG:
+        return NGX_OK;
+
+    default: /* NGX_BAYEUX_WS_CLOSE */
+
+        if (len == 1) {
+            ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
+                               "invalid close frame");
+            return NGX_DONE;
+        }
+
+        code = NGX_BAYEUX_WS_NORMAL;
+
+        if (len >= 2) {
+            code = (data[0] << 8) | data[1];
+
+            if (code < 1000 || code >= 5000
+                || (code >= 1004 && code <= 1006)
+                || (code >= 1015 && code < 3000))
+            {
+                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
+                                   "invalid close code");
+                return NGX_DONE;
+            }
+        }
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ws->request->connection->log, 0,
+                       "bayeux: websocket close %ui from the client", code);
+
+        ngx_bayeux_ws_fail(ws, code, NULL);
+        return NGX_DONE;
+    }
+}
+
+
+/* a complete text message: one batch of Bayeux messages */
+
+static ngx_int_t
+ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data, size_t len)
+{
+    u_char                 *reason;
+    ngx_str_t              *error;
+    ngx_pool_t             *pool;
+    ngx_connection_t       *c;
+    ngx_bayeux_batch_t     *b;
+    ngx_bayeux_parser_t    *parser;
+    ngx_bayeux_ws_batch_t  *wb;
+
+    c = ws->request->connection;
+
+    pool = ngx_create_pool(ngx_max(4096, 2 * len), c->log);
+    if (pool == NULL) {
+        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+        return NGX_DONE;
+    }
+
+    parser = ngx_bayeux_parser_create(pool, ws->conf->max_batch);
+    if (parser == NULL) {
+        ngx_destroy_pool(pool);
+        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+        return NGX_DONE;
+    }
+
+    if (ngx_bayeux_parser_feed(parser, data, len) != NGX_OK
+        || ngx_bayeux_parser_finish(parser) != NGX_OK)
+    {
+        error = ngx_bayeux_parser_error(parser);
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "bayeux: bad websocket message: %V", error);
+
+        reason = ngx_pnalloc(ws->request->pool, ngx_min(error->len, 120) + 1);
+        if (reason) {
+            *ngx_cpymem(reason, error->data, ngx_min(error->len, 120)) = '\0';
+        }
+
+        ngx_destroy_pool(pool);
+
+        ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_INVALID_DATA,
+                           reason ? (char *) reason : "bad message");
+        return NGX_DONE;
+    }
+
+    wb = ngx_pcalloc(pool, sizeof(ngx_bayeux_ws_batch_t));
+    if (wb == NULL) {
+        ngx_destroy_pool(pool);
+        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+        return NGX_DONE;
+    }
+
+    wb->pool = pool;
+    wb->ws = ws;
+
+    wb->hold.handler = ngx_bayeux_ws_batch_timeout;
+    wb->hold.data = wb;
+    wb->hold.log = c->log;
+
+    b = &wb->batch;
+
+    b->pool = pool;
+    b->log = c->log;
+    b->endpoint = ws->conf->endpoint;
+    b->transport = ngx_bayeux_websocket;
+    b->messages = ngx_bayeux_parser_messages(parser);
+    b->done = ngx_bayeux_ws_batch_done;
+    b->wake = ngx_bayeux_ws_batch_wake;
+    b->push = ngx_bayeux_ws_batch_push;
+    b->abort = ngx_bayeux_ws_batch_abort;
+    b->data = wb;
+    b->request = ws->request;
+
+    if (ngx_bayeux_batch_init(b) != NGX_OK) {
+        ngx_destroy_pool(pool);
+        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+        return NGX_DONE;
+    }
+
+    ngx_queue_insert_tail(&ws->batches, &wb->queue);
+
+    ngx_bayeux_batch_run(b);
+
+    return (ws->closing || ws->done) ? NGX_DONE : NGX_OK;
+}
+
+
+static void
+ngx_bayeux_ws_batch_done(ngx_bayeux_batch_t *b)
+{
+    ngx_int_t               rc;
+    ngx_str_t               body;
+    ngx_bayeux_ws_t        *ws;
+    ngx_bayeux_ws_batch_t  *wb = b->data;
+
+    ws = wb->ws;
+
+    if (b->parked) {
+        wb->deadline = ngx_current_msec + b->hold;
+        ngx_add_timer(&wb->hold, b->hold);
+        return;
+    }
+
+    if (ngx_bayeux_batch_response(b, &body) != NGX_OK) {
+        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+        return;
+    }
+
+    rc = ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_TEXT, body.data, body.len);
+
+    if (rc == NGX_DONE) {
+        return;
+    }
+
+    ngx_bayeux_ws_batch_free(wb);
+
+    if (rc == NGX_ERROR) {
+        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+    }
+}
+
+
+static void
+ngx_bayeux_ws_batch_wake(ngx_bayeux_batch_t *b)
+{
+    ngx_connection_t       *c;
+    ngx_bayeux_ws_batch_t  *wb = b->data;
+
+    c = b->request->connection;
+
+    if (wb->hold.timer_set) {
+        ngx_del_timer(&wb->hold);
+    }
+
+    ngx_bayeux_ws_batch_done(b);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* deliveries for a held connect go out at once; the connect stays held */
+
+static void
+ngx_bayeux_ws_batch_push(ngx_bayeux_batch_t *b)
+{
+    u_char                 *p;
+    size_t                  len;
+    ngx_int_t               rc;
+    ngx_str_t              *d;
+    ngx_uint_t              i;
+    ngx_msec_int_t          left;
+    ngx_connection_t       *c;
+    ngx_bayeux_ws_batch_t  *wb = b->data;
+
+    c = b->request->connection;
+    d = b->deliveries->elts;
+    len = 2;
+
+    for (i = 0; i < b->deliveries->nelts; i++) {
+        len += d[i].len + 1;
+    }
+
+    p = ngx_pnalloc(wb->pool, len);
+    if (p == NULL) {
+        ngx_bayeux_batch_release(b);
+        return;
+    }
+
+    len = 0;
+    p[len++] = '[';
+
+    for (i = 0; i < b->deliveries->nelts; i++) {
+        if (i) {
+            p[len++] = ',';
+        }
+
+        ngx_memcpy(p + len, d[i].data, d[i].len);
+        len += d[i].len;
+    }
+
+    p[len++] = ']';
+
+    rc = ngx_bayeux_ws_send(wb->ws, NGX_BAYEUX_WS_TEXT, p, len);
+
+    if (rc != NGX_OK) {
+        if (rc == NGX_ERROR) {
+            ngx_bayeux_ws_finalize(wb->ws, NGX_ERROR);
+        }
+
+        return;
+    }
+
+    left = (ngx_msec_int_t) (wb->deadline - ngx_current_msec);
+
+    ngx_bayeux_batch_hold(b, left > 0 ? (ngx_msec_t) left : 0);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_bayeux_ws_batch_abort(ngx_bayeux_batch_t *b)
+{
+    ngx_http_request_t     *r;
+    ngx_bayeux_ws_batch_t  *wb = b->data;
+
+    r = b->request;
+
+    ngx_bayeux_ws_batch_free(wb);
+
+    r->write_event_handler(r);
+    ngx_http_run_posted_requests(r->connection);
+}
+
+
+static void
+ngx_bayeux_ws_batch_timeout(ngx_event_t *ev)
+{
+    ngx_connection_t       *c;
+    ngx_bayeux_ws_batch_t  *wb = ev->data;
+
+    c = wb->batch.request->connection;
+
+    ngx_bayeux_batch_release(&wb->batch);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_bayeux_ws_batch_free(ngx_bayeux_ws_batch_t *wb)
+{
+    if (wb->hold.timer_set) {
+        ngx_del_timer(&wb->hold);
+    }
+
+    ngx_queue_remove(&wb->queue);
+    ngx_destroy_pool(wb->pool);
+}
+
+
+static ngx_int_t
+ngx_bayeux_ws_reserve(u_char **buf, size_t *size, size_t used, size_t need,
+    ngx_log_t *log)
+{
+    size_t   n;
+    u_char  *p;
+
+    if (*size - used >= need) {
+        return NGX_OK;
+    }
+
+    n = ngx_max(*size * 2, used + need);
+    n = ngx_max(n, 4096);
+
+    p = ngx_alloc(n, log);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (*buf) {
+        ngx_memcpy(p, *buf, used);
+        ngx_free(*buf);
+    }
+
+    *buf = p;
+    *size = n;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_ws_send(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
+    size_t len)
+{
+    u_char  *p;
+
+    if (ws->closing || ws->done) {
+        return ws->done ? NGX_DONE : NGX_OK;
+    }
+
+    /* send what is left first, so that the buffer can restart at 0 */
+
+    if (ws->out_pos && ws->out_pos == ws->out_len) {
+        ws->out_pos = 0;
+        ws->out_len = 0;
+    }
+
+    if (ngx_bayeux_ws_reserve(&ws->out, &ws->out_size, ws->out_len, len + 10,
+                              ws->request->connection->log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p = ws->out + ws->out_len;
+
+    *p++ = (u_char) (0x80 | opcode);
+
+    if (len < 126) {
+        *p++ = (u_char) len;
+
+    } else if (len < 65536) {
+        *p++ = 126;
+        *p++ = (u_char) (len >> 8);
+        *p++ = (u_char) len;
+
+    } else {
+        *p++ = 127;
+        *p++ = 0;
+        *p++ = 0;
+        *p++ = 0;
+        *p++ = 0;
+        *p++ = (u_char) (len >> 24);
+        *p++ = (u_char) (len >> 16);
+        *p++ = (u_char) (len >> 8);
+        *p++ = (u_char) len;
+    }
+
+    p = ngx_cpymem(p, data, len);
+
+    ws->out_len = p - ws->out;
+
+    if (opcode == NGX_BAYEUX_WS_CLOSE) {
+        ws->closing = 1;
+    }
+
+    ngx_bayeux_ws_flush(ws);
+
+    /* closed meanwhile: the cleanup handler has freed the batches */
+    return ws->done ? NGX_DONE : NGX_OK;
+}
+
+
+static void
+ngx_bayeux_ws_write(ngx_http_request_t *r)
+{
+    ngx_bayeux_ws_t  *ws;
+
+    ws = ngx_http_get_module_ctx(r, ngx_bayeux_module);
+
+    if (r->connection->write->timedout) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, NGX_ETIMEDOUT,
+                      "bayeux: websocket client timed out");
+        ngx_bayeux_ws_finalize(ws, NGX_HTTP_REQUEST_TIME_OUT);
+        return;
+    }
+
+    ngx_bayeux_ws_flush(ws);
+}
+
+
+static void
+ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws)
+{
+    ssize_t                    n;
+    ngx_connection_t          *c;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    c = ws->request->connection;
+
+    if (ws->done) {
+        return;
+    }
+
+    while (ws->out_pos < ws->out_len) {
+
+        n = c->send(c, ws->out + ws->out_pos, ws->out_len - ws->out_pos);
+
+        if (n == NGX_AGAIN) {
+            clcf = ngx_http_get_module_loc_conf(ws->request,
+                                                ngx_http_core_module);
+
+            ngx_add_timer(c->write, clcf->send_timeout);
+
+            if (ngx_handle_write_event(c->write, clcf->send_lowat) != NGX_OK)
+            {
+                ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+            }
+
+            return;
+        }
+
+        if (n == NGX_ERROR) {
+            ngx_bayeux_ws_finalize(ws, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+            return;
+        }
+
+        ws->out_pos += n;
+    }
+
+    ws->out_pos = 0;
+    ws->out_len = 0;
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (ws->closing) {
+        ngx_bayeux_ws_finalize(ws, NGX_HTTP_CLOSE);
+    }
+}
+
+
+/* sends a close frame, then closes once it is out */
+
+static void
+ngx_bayeux_ws_fail(ngx_bayeux_ws_t *ws, ngx_uint_t code, char *reason)
+{
+    u_char  frame[125];
+    size_t  len;
+
+    if (code != NGX_BAYEUX_WS_NORMAL) {
+        ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+                      "bayeux: closing websocket: %ui %s",
+                      code, reason ? reason : "");
+    }
+
+    frame[0] = (u_char) (code >> 8);
+    frame[1] = (u_char) code;
+    len = 2;
+
+    if (reason) {
+        len += ngx_min(ngx_strlen(reason), sizeof(frame) - 2);
+        ngx_memcpy(frame + 2, reason, len - 2);
+    }
+
+    if (ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_CLOSE, frame, len) == NGX_ERROR) {
+        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+    }
+}
+
+
+static void
+ngx_bayeux_ws_finalize(ngx_bayeux_ws_t *ws, ngx_int_t rc)
+{
+    if (ws->done) {
+        return;
+    }
+
+    ws->done = 1;
+
+    ngx_http_finalize_request(ws->request, rc == NGX_HTTP_CLOSE ? rc
+                                                  : NGX_HTTP_CLOSE);
+}
+
+
+static void
+ngx_bayeux_ws_cleanup(void *data)
+{
+    ngx_bayeux_ws_t  *ws = data;
+
+    ngx_queue_t            *q, *next;
+    ngx_bayeux_ws_batch_t  *wb;
+
+    ws->done = 1;
+
+    for (q = ngx_queue_head(&ws->batches);
+         q != ngx_queue_sentinel(&ws->batches);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        wb = ngx_queue_data(q, ngx_bayeux_ws_batch_t, queue);
+
+        ngx_bayeux_batch_cancel(&wb->batch);
+
+        if (wb->batch.async) {
+            /* freed by its abort handler when the engine completes */
+            continue;
+        }
+
+        ngx_bayeux_ws_batch_free(wb);
+    }
+
+    if (ws->in) {
+        ngx_free(ws->in);
+        ws->in = NULL;
+    }
+
+    if (ws->msg) {
+        ngx_free(ws->msg);
+        ws->msg = NULL;
+    }
+
+    if (ws->out) {
+        ngx_free(ws->out);
+        ws->out = NULL;
+    }
+}

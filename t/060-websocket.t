@@ -1,0 +1,363 @@
+# The websocket transport: the handshake, Bayeux over frames, pushed
+# deliveries, and broken frames (each with its close code, a healthy
+# worker after).
+
+use strict;
+use warnings;
+
+use lib 't/lib';
+use Test::Nginx::Bayeux;
+use Bayeux::WebSocket;
+
+block_defaults(config => <<'CONF');
+    location /cometd {
+        bayeux;
+        bayeux_timeout 2s;
+        bayeux_websocket_max_message 4k;
+    }
+CONF
+
+run_tests();
+
+sub ws {
+    my $ws = Bayeux::WebSocket->new(port => Test::Nginx::Bayeux::Conversation::server()->port, @_);
+    return $ws;
+}
+
+__DATA__
+
+=== TEST 1: handshake, then Bayeux over frames; deliveries are pushed while the connect stays held
+--- bayeux
+my $ws = main::ws();
+ok($ws->handshake, 'upgraded') or diag($ws->error);
+is($ws->status, 101, '101 Switching Protocols');
+is(lc $ws->response_headers->{upgrade}, 'websocket', 'Upgrade header');
+ok(!exists $ws->response_headers->{'sec-websocket-extensions'},
+   'no extension negotiated (permessage-deflate is declined)');
+
+$ws->send_json([ { channel => '/meta/handshake', version => '1.0',
+                   supportedConnectionTypes => ['websocket'], id => '1' } ]);
+my $r = $ws->recv_json;
+ok($r->[0]{successful}, 'handshake over websocket');
+my $cid = $r->[0]{clientId};
+like($cid, qr/^[0-9a-f]{40}$/, 'clientId');
+
+$ws->send_json([ { channel => '/meta/subscribe', clientId => $cid,
+                   subscription => '/ws/**', id => '2' } ]);
+$r = $ws->recv_json;
+is_deeply($r, [ { id => '2', channel => '/meta/subscribe',
+                  successful => JSON::PP::true, clientId => $cid,
+                  subscription => '/ws/**' } ], 'subscribed');
+
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid,
+                   connectionType => 'websocket', id => '3',
+                   advice => { timeout => 0 } } ]);
+$r = $ws->recv_json;
+ok($r->[0]{successful}, 'first connect answered at once');
+
+my $t0 = time;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid,
+                   connectionType => 'websocket', id => '4' } ]);
+sleep 0.3;
+my $pub = client();
+$pub->handshake;
+$pub->publish('/ws/a', 'one', id => 'p1');
+$pub->publish('/ws/b', 'two');
+my @got;
+while (@got < 2) {
+    my $m = $ws->recv_json(timeout => 3) or last;
+    push @got, @$m;
+}
+is_deeply([ map { $_->{data} } @got ], ['one', 'two'], 'pushed, in order');
+ok(!grep({ $_->{channel} eq '/meta/connect' } @got),
+   'the connect is still held');
+cmp_ok(time - $t0, '<', 1.5, 'pushed before the hold time');
+
+$r = $ws->recv_json(timeout => 4);
+is($r->[0]{channel}, '/meta/connect', 'the connect reply comes at the end');
+is($r->[0]{id}, '4', 'of the held connect');
+cmp_ok(time - $t0, '>=', 1.9, 'after the hold time');
+cmp_ok(time - $t0, '<', 2.6, 'not longer than advertised');
+
+$ws->send_json([ { channel => '/meta/disconnect', clientId => $cid, id => '5' } ]);
+$r = $ws->recv_json;
+ok($r->[0]{successful}, 'disconnect');
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 2: ping, pong, and a fragmented message with a ping in between
+--- bayeux
+my $ws = main::ws();
+$ws->handshake or die $ws->error;
+$ws->send_frame(opcode => 9, payload => 'hello');
+my $f = $ws->recv_frame;
+is($f->{opcode}, 10, 'pong');
+is($f->{payload}, 'hello', 'same payload');
+ok(!$f->{masked}, 'server frames are not masked');
+$ws->send_frame(opcode => 10, payload => 'unsolicited');
+
+my $msg = '[{"channel":"/meta/handshake","version":"1.0","id":"frag"}]';
+$ws->send_frame(opcode => 1, fin => 0, payload => substr($msg, 0, 10));
+$ws->send_frame(opcode => 9, payload => 'mid');
+$ws->send_frame(opcode => 0, fin => 0, payload => substr($msg, 10, 20));
+$ws->send_frame(opcode => 0, fin => 1, payload => substr($msg, 30));
+$f = $ws->recv_frame;
+is($f->{opcode}, 10, 'pong for the ping inside a fragmented message');
+my $r = $ws->recv_json;
+is($r->[0]{id}, 'frag', 'the fragmented message was applied');
+ok($r->[0]{successful}, 'successfully');
+
+
+
+=== TEST 3: a frame sent right after the handshake request
+--- bayeux
+my $ws = main::ws();
+$ws->handshake(after => Bayeux::WebSocket->frame(opcode => 1,
+    payload => '[{"channel":"/meta/handshake","version":"1.0","id":"early"}]'))
+    or die $ws->error;
+my $r = $ws->recv_json;
+is($r->[0]{id}, 'early', 'applied');
+
+
+
+=== TEST 4: broken frames get the close codes of RFC 6455
+--- bayeux
+my @cases = (
+    [ 'unknown opcode',        { opcode => 3, payload => 'x' },            1002 ],
+    [ 'unmasked client frame', { opcode => 1, payload => '[]', mask => 0 }, 1002 ],
+    [ 'reserved bits',         { opcode => 1, payload => '[]', rsv => 4 },  1002 ],
+    [ 'control frame too large', { opcode => 9, payload => 'p' x 126 },     1002 ],
+    [ 'fragmented control frame', { opcode => 9, fin => 0, payload => 'p' }, 1002 ],
+    [ 'continuation first',    { opcode => 0, payload => 'x' },            1002 ],
+    [ 'binary message',        { opcode => 2, payload => "\x00\x01" },     1003 ],
+    [ 'message over the limit', { opcode => 1, payload => 'x' x 5000 },    1009 ],
+    [ 'not JSON',              { opcode => 1, payload => '[{' },           1007 ],
+    [ 'invalid UTF-8',         { opcode => 1, payload => "[\"\xff\"]" },   1007 ],
+    [ 'close with code 1005',  { opcode => 8, payload => pack('n', 1005) }, 1002 ],
+    [ 'close with 1 byte',     { opcode => 8, payload => 'x' },            1002 ],
+);
+for my $c (@cases) {
+    my ($what, $frame, $code) = @$c;
+    my $ws = main::ws();
+    $ws->handshake or die $ws->error;
+    $ws->send_frame(%$frame);
+    my $f = $ws->recv_frame(timeout => 3);
+    is($f && $f->{opcode}, 8, "$what: close frame");
+    is($f && $f->{code}, $code, "$what: code $code");
+    ok(!$ws->recv_frame(timeout => 3) && $ws->eof, "$what: connection closed");
+    ok(client()->handshake->{successful}, "$what: worker healthy");
+}
+
+my $ws = main::ws();
+$ws->handshake or die $ws->error;
+$ws->send_frame(opcode => 1, fin => 0, payload => 'x' x 3000);
+$ws->send_frame(opcode => 0, fin => 1, payload => 'x' x 3000);
+my $f = $ws->recv_frame(timeout => 3);
+is($f && $f->{code}, 1009, 'fragments adding up over the limit: 1009');
+--- error_log
+bayeux: closing websocket: 1002 client frames must be masked
+bayeux: closing websocket: 1009 message too big
+bayeux: closing websocket: 1003 binary messages are not supported
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 5: the close handshake
+--- bayeux
+my $ws = main::ws();
+$ws->handshake or die $ws->error;
+$ws->send_frame(opcode => 8, payload => pack('n', 1000) . 'bye');
+my $f = $ws->recv_frame;
+is($f->{opcode}, 8, 'close answered');
+is($f->{code}, 1000, 'with the same code');
+ok(!$ws->recv_frame(timeout => 2) && $ws->eof, 'then closed');
+
+
+
+=== TEST 6: a client that vanishes mid-frame, and one that vanishes with a held connect
+--- bayeux
+my $ws = main::ws();
+$ws->handshake or die $ws->error;
+my $frame = Bayeux::WebSocket->frame(opcode => 1, payload => '[' . ('{}' x 100) . ']');
+$ws->send_raw(substr($frame, 0, 50));
+$ws->close;
+
+$ws = main::ws();
+$ws->handshake or die $ws->error;
+$ws->send_json([ { channel => '/meta/handshake', version => '1.0' } ]);
+my $cid = $ws->recv_json->[0]{clientId};
+$ws->send_json([ { channel => '/meta/subscribe', clientId => $cid, subscription => '/v' } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid } ]);
+sleep 0.3;
+$ws->close;
+ok($server->wait_for_log(qr/websocket client closed the connection/, timeout => 5),
+   'the server noticed');
+
+# the session lives on: its messages wait for its next connect
+my $pub = client(); $pub->handshake;
+$pub->publish('/v', 'kept');
+my $c = client();
+$c->client_id($cid);
+my $r = $c->connect(timeout => 3);
+is_deeply([ map { $_->{data} } @{ $r->{deliveries} } ], ['kept'],
+          'queued message delivered over long-polling');
+ok(client()->handshake->{successful}, 'worker healthy');
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 7: handshake errors
+--- bayeux
+my $ws = main::ws();
+ok(!$ws->handshake(version => 8), 'version 8 refused');
+is($ws->status, 426, '426 Upgrade Required');
+is($ws->response_headers->{'sec-websocket-version'}, '13', 'names version 13');
+
+$ws = main::ws();
+ok(!$ws->handshake(key => 'short'), 'bad key refused');
+is($ws->status, 400, 'status 400');
+
+my $res = client()->request(method => 'GET', suffix => '/',
+                            headers => [ Upgrade => 'h2c', Connection => 'Upgrade' ]);
+is($res->status, 400, 'other upgrades refused');
+
+
+
+=== TEST 8: bayeux_transports without websocket
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_transports long-polling callback-polling;
+    }
+--- bayeux
+my $ws = main::ws();
+ok(!$ws->handshake, 'not upgraded');
+is($ws->status, 400, 'status 400');
+my $c = client();
+my $h = $c->handshake(supportedConnectionTypes => ['websocket', 'long-polling']);
+is_deeply($h->{supportedConnectionTypes}, ['long-polling', 'callback-polling'],
+          'supportedConnectionTypes follows bayeux_transports');
+$h = client()->handshake(supportedConnectionTypes => ['websocket']);
+is($h->{error}, '400::unsupported_connection_types', 'no common transport');
+--- error_log
+the websocket transport is not enabled
+
+
+
+=== TEST 9: bayeux_transports websocket only: a long-polling connect is refused
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_transports websocket;
+    }
+--- bayeux
+my $c = client();
+my $h = $c->handshake(supportedConnectionTypes => ['websocket']);
+ok($h->{successful}, 'handshake over HTTP still works (Faye handshakes so)');
+is_deeply($h->{supportedConnectionTypes}, ['websocket'], 'only websocket offered');
+my $r = $c->connect;
+is($r->{reply}{error}, '400::unsupported_connection_type', 'long-polling connect refused');
+
+
+
+=== TEST 10: a required subprotocol
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_websocket_protocol cometd;
+    }
+--- bayeux
+my $ws = main::ws();
+ok(!$ws->handshake, 'refused without the subprotocol');
+is($ws->status, 400, 'status 400');
+$ws = main::ws();
+ok($ws->handshake(protocol => 'chat, cometd'), 'accepted when offered');
+is($ws->response_headers->{'sec-websocket-protocol'}, 'cometd', 'selected');
+
+
+
+=== TEST 11: idle timeout
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_timeout 1s;
+        bayeux_websocket_idle_timeout 1500ms;
+    }
+--- bayeux
+my $ws = main::ws();
+$ws->handshake or die $ws->error;
+my $t0 = time;
+my $f = $ws->recv_frame(timeout => 5);
+is($f && $f->{code}, 1001, 'closed with 1001 going away');
+cmp_ok(time - $t0, '>=', 1.4, 'after the idle timeout');
+--- error_log
+websocket idle for 1500 ms
+
+
+
+=== TEST 12: the idle timeout must exceed the connect hold
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_timeout 30s;
+        bayeux_websocket_idle_timeout 10s;
+    }
+--- must_die
+--- error_log
+"bayeux_websocket_idle_timeout" (10000ms) must be longer than "bayeux_timeout" (30000ms)
+
+
+
+=== TEST 13: an origin bayeux_allow_origin does not list cannot upgrade
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_allow_origin https://app.example;
+    }
+--- bayeux
+my $ws = main::ws();
+ok(!$ws->handshake(headers => [ Origin => 'https://evil.example' ]), 'refused');
+is($ws->status, 403, 'status 403');
+$ws = main::ws();
+ok($ws->handshake(headers => [ Origin => 'https://app.example' ]), 'listed origin accepted');
+
+
+
+=== TEST 14: a reply larger than 64 KiB, and than the socket buffer
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_timeout 2s;
+        bayeux_max_queue 5000;
+    }
+--- bayeux
+my $ws = main::ws();
+$ws->handshake or die $ws->error;
+$ws->send_json([ { channel => '/meta/handshake', version => '1.0' } ]);
+my $cid = $ws->recv_json->[0]{clientId};
+$ws->send_json([ { channel => '/meta/subscribe', clientId => $cid, subscription => '/big' } ]);
+$ws->recv_json;
+my $pub = client(); $pub->handshake;
+my $blob = 'b' x 500;
+for my $k (0 .. 2) {
+    my @batch = map { { channel => '/big', clientId => $pub->client_id,
+                        data => { n => $k * 1000 + $_, blob => $blob } } } 0 .. 999;
+    my $res = $pub->post('/', \@batch);
+    is($res->status, 200, "batch $k published");
+}
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid } ]);
+sleep 0.5;   # not reading: the server's socket buffer fills, it must wait
+my $r = $ws->recv_json(timeout => 10);
+my @d = grep { $_->{channel} eq '/big' } @{ $r || [] };
+is(scalar @d, 3000, 'all 3000 messages in one frame of about 1.6 MB');
+is_deeply([ map { $_->{data}{n} } @d ], [ 0 .. 2999 ], 'in order');

@@ -1,0 +1,159 @@
+# The Redis engine's directives: what `nginx -t` refuses, naming the
+# directive; several workers are fine; without a Redis, requests get
+# "503::engine_unavailable" with retry advice, at once.
+
+use strict;
+use warnings;
+
+use lib 't/lib', 't/redis/lib';
+use Test::Nginx::Bayeux;
+
+# a port where nothing listens
+our $DEAD_PORT = Test::Nginx::Bayeux::Server::free_port();
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: every redis directive, at every level; several workers
+--- skip_valgrind: valgrind runs nginx as one process
+--- workers: 4
+--- http_config
+    bayeux_engine redis;
+    bayeux_redis_url redis://127.0.0.1:1/0;
+    bayeux_redis_prefix "app1:";
+--- config
+    bayeux_redis_connect_timeout 500ms;
+    location /cometd {
+        bayeux;
+        bayeux_redis_url redis://:secret@localhost:6390/3;
+        bayeux_redis_command_timeout 2s;
+    }
+--- request
+POST /cometd/handshake
+[{"channel":"/meta/handshake","version":"1.0"}]
+--- error_code: 200
+--- response_body_like: "error":"503::engine_unavailable".*"reconnect":"retry"
+--- error_log
+bayeux: redis localhost:6390 of location "/cometd" is unavailable
+--- no_error_log
+[alert]
+[emerg]
+
+
+
+=== TEST 2: the URL must be a redis:// URL
+--- http_config
+    bayeux_engine redis;
+--- config
+    location /cometd { bayeux; bayeux_redis_url http://127.0.0.1:6379/; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: it must start with "redis://"
+
+
+
+=== TEST 3: a bad port
+--- config
+    location /cometd { bayeux; bayeux_redis_url redis://127.0.0.1:http/0; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: invalid port
+
+
+
+=== TEST 4: a bad database
+--- config
+    location /cometd { bayeux; bayeux_redis_url redis://127.0.0.1:6379/two; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: the database must be a number
+
+
+
+=== TEST 5: a host that does not resolve
+--- config
+    location /cometd { bayeux; bayeux_redis_url redis://no-such-host.invalid/0; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: host not found
+
+
+
+=== TEST 6: a password without ":"; the password is not repeated
+--- config
+    location /cometd { bayeux; bayeux_redis_url redis://hunter2@127.0.0.1/0; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: the password must follow a ":"
+--- no_error_log
+hunter2
+
+
+
+=== TEST 7: no host
+--- config
+    location /cometd { bayeux; bayeux_redis_url redis://:pw@/0; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: it has no host
+
+
+
+=== TEST 8: timeouts must be positive
+--- config
+    location /cometd { bayeux; bayeux_redis_connect_timeout 0; }
+--- must_die
+--- error_log
+"bayeux_redis_connect_timeout" directive must be greater than 0
+
+
+
+=== TEST 9: timeouts are times
+--- config
+    location /cometd { bayeux; bayeux_redis_command_timeout soon; }
+--- must_die
+--- error_log
+"bayeux_redis_command_timeout" directive invalid value
+
+
+
+=== TEST 10: the directives take one argument
+--- config
+    location /cometd { bayeux; bayeux_redis_prefix a b; }
+--- must_die
+--- error_log
+invalid number of arguments in "bayeux_redis_prefix" directive
+
+
+
+=== TEST 11: unknown engine: the message lists redis
+--- config
+    location /cometd { bayeux; bayeux_engine mongo; }
+--- must_die
+--- error_log
+unknown bayeux engine "mongo"; this build has: memory, redis
+
+
+
+=== TEST 12: no Redis: an error with retry advice, quickly, and one log line
+--- http_config eval
+"bayeux_engine redis;\nbayeux_redis_url redis://127.0.0.1:$main::DEAD_PORT/0;\n"
+--- config
+    location /cometd { bayeux; }
+--- bayeux
+my $c = client();
+for my $i (1 .. 5) {
+    my $t0 = time;
+    my $r = $c->handshake;
+    ok($r && !$r->{successful}
+       && $r->{error} eq '503::engine_unavailable'
+       && $r->{advice}{reconnect} eq 'retry',
+       "handshake $i: 503::engine_unavailable, reconnect: retry");
+    cmp_ok(time - $t0, '<', 1.5, "handshake $i: answered at once");
+    sleep 0.3;
+}
+my @lines = grep { /is unavailable/ } split /\n/, $server->error_log_text;
+is(scalar @lines, 1, 'the outage is logged once, not per request');
+--- no_error_log
+[alert]

@@ -1,0 +1,109 @@
+# Sessions expire in Redis by key TTL, interval + max_interval after their
+# last connect, and leave no key behind ("redis-cli --scan"); a parked
+# connect keeps its session alive however long it is held; entries of
+# expired sessions in the subscriber sets of live channels go away at the
+# next publish.
+
+use strict;
+use warnings;
+
+use lib 't/lib', 't/redis/lib';
+
+use Test::More;
+use Test::Nginx::Bayeux;
+use Test::Nginx::Bayeux::Server;
+use Test::Bayeux::Redis;
+use Time::HiRes qw(time sleep);
+
+my $redis = start_redis();
+
+my $server = Test::Nginx::Bayeux::Server->new(
+    http_config => $redis->engine_conf(prefix => '"exp:"'),
+    config => <<'CONF',
+    location /cometd {
+        bayeux;
+        bayeux_timeout 3s;
+        bayeux_interval 0;
+        bayeux_max_interval 1s;
+    }
+CONF
+)->start;
+
+sub keys_of {
+    my ($id) = @_;
+    return grep { /\Q$id\E/ } $redis->cli_scan('exp:*');
+}
+
+# 1: subscribes, connects once, then is gone
+my $gone = $server->client;
+ok($gone->handshake->{successful}, 'gone: handshake');
+ok($gone->subscribe('/a')->{successful}, 'gone: subscribe /a');
+ok($gone->subscribe('/b/*')->{successful}, 'gone: subscribe /b/*');
+ok($gone->subscribe('/c/**')->{successful}, 'gone: subscribe /c/**');
+ok($gone->connect->{reply}{successful}, 'gone: first connect');
+
+# 2: holds a connect three times as long as the session lifetime
+my $held = $server->client;
+ok($held->handshake->{successful}, 'held: handshake');
+ok($held->subscribe('/a')->{successful}, 'held: subscribe /a');
+ok($held->connect->{reply}{successful}, 'held: first connect');
+
+# 3: expires while /a lives on (held keeps it alive)
+my $stale = $server->client;
+ok($stale->handshake->{successful}, 'stale: handshake');
+ok($stale->subscribe('/a')->{successful}, 'stale: subscribe /a');
+
+my $pub = $server->client;
+ok($pub->handshake->{successful}, 'publisher: handshake');
+ok($pub->publish('/a', 'queued')->{successful}, 'a message for gone');
+
+my $r;
+my @k = keys_of($gone->client_id);
+is(scalar @k, 3, 'gone has its session, queue and subscription keys')
+    or diag explain \@k;
+ok(!grep({ $redis->cmd('PTTL', $_) < 0 } $redis->scan('exp:*')),
+   'every key has a TTL');
+
+$r = $held->connect(advice => { timeout => 0 });
+is_deeply([ map { $_->{data} } @{ $r->{deliveries} } ], ['queued'],
+          'held: the message, too');
+
+my $t0 = time;
+my $h = $held->connect_start;
+$r = $held->connect_finish($h, timeout => 6);
+ok(!$r->{timed_out} && $r->{reply}{successful},
+   'held: the parked connect is answered at its timeout');
+cmp_ok(time - $t0, '>', 2.5, 'held: ... after 3 s, three lifetimes');
+$r = $held->connect(advice => { timeout => 0 });
+ok($r->{reply}{successful}, 'held: the session survived its hold');
+
+$r = $gone->connect(advice => { timeout => 0 });
+is($r->{reply}{error}, '402::session_unknown', 'gone: expired');
+is_deeply([ keys_of($gone->client_id) ], [], 'gone: no key left');
+is_deeply([ $redis->cli_scan('exp:c:/b/*') ], [],
+          'gone: the channel it alone was subscribed to is gone');
+is_deeply([ $redis->cli_scan('exp:c:/c/**') ], [], '... and /c/**');
+
+# /a lives (held), and still lists stale until the next publish
+ok((grep { $_ eq $stale->client_id }
+    @{ $redis->cmd('SMEMBERS', 'exp:c:/a') }),
+   'stale: still in the subscribers of /a');
+# (the publisher expired too: a new one)
+$pub = $server->client;
+$pub->handshake;
+ok($pub->publish('/a', 'next')->{successful}, 'a publish to /a');
+ok(!(grep { $_ eq $stale->client_id }
+     @{ $redis->cmd('SMEMBERS', 'exp:c:/a') }),
+   'stale: removed from the subscribers of /a by the publish');
+
+# the last live sessions end: nothing at all is left
+ok($held->disconnect->{successful}, 'held: disconnect');
+ok($pub->disconnect->{successful}, 'publisher: disconnect');
+sleep 1.5;
+is_deeply([ $redis->cli_scan('exp:*') ], [],
+          'redis-cli --scan: no key left once every session ended');
+
+$server->stop;
+unlike($server->error_log_text, qr/\[(alert|crit|emerg)\]/, 'no alert');
+
+done_testing();

@@ -1,0 +1,263 @@
+package Test::Bayeux::Redis;
+
+# A redis-server of its own for a test file: started on a free loopback
+# port without persistence, stopped (and restarted, paused, resumed) on
+# demand, killed when the object goes away.  Also a tiny synchronous RESP
+# client to look at the keys, and the nginx configuration that points the
+# Bayeux module at this Redis.
+#
+#   use lib 't/lib', 't/redis/lib';
+#   use Test::Bayeux::Redis;
+#   my $redis = start_redis();          # skips the file without redis-server
+#   my $conf = $redis->engine_conf;     # "bayeux_engine redis; ..."
+#   $redis->cmd('SET', 'k', 'v');
+#   my @keys = $redis->scan('bayeux:*');
+#   $redis->stop; $redis->start;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use File::Temp qw(tempdir);
+use IO::Select;
+use IO::Socket::IP;
+use POSIX qw(WNOHANG);
+use Test::More ();
+use Time::HiRes qw(time sleep);
+
+use Test::Nginx::Bayeux::Server;
+
+our @EXPORT = qw(start_redis redis_binary);
+
+sub redis_binary {
+    return $ENV{TEST_REDIS_SERVER} if $ENV{TEST_REDIS_SERVER};
+    for my $d (split(/:/, $ENV{PATH} // ''), '/usr/bin', '/usr/sbin') {
+        return "$d/redis-server" if -x "$d/redis-server";
+    }
+    return undef;
+}
+
+# Options: args (extra redis-server arguments, e.g. ['--requirepass', 'x']),
+# password (for cmd()).  Skips the whole test file if there is no
+# redis-server.
+sub start_redis {
+    my (%o) = @_;
+    my $bin = redis_binary();
+    unless ($bin) {
+        Test::More::plan(skip_all => 'redis-server not found '
+                                     . '(apt-get install redis-server)');
+        exit 0;
+    }
+    my $self = bless {
+        bin => $bin,
+        port => Test::Nginx::Bayeux::Server::free_port(),
+        dir => tempdir('bayeux-redis-XXXXXX', TMPDIR => 1, CLEANUP => 1),
+        args => $o{args} || [],
+        password => $o{password},
+        owner => $$,
+    }, __PACKAGE__;
+    $self->start;
+    return $self;
+}
+
+sub port { $_[0]{port} }
+sub pid { $_[0]{pid} }
+sub running { defined $_[0]{pid} }
+sub log_file { "$_[0]{dir}/redis.log" }
+
+# redis://[:password@]127.0.0.1:port/db
+sub url {
+    my ($self, $db) = @_;
+    my $auth = defined $self->{password} ? ":$self->{password}@" : '';
+    return "redis://${auth}127.0.0.1:$self->{port}/" . ($db // 0);
+}
+
+# The http-level directives that make every bayeux location of an nginx use
+# this Redis; %o: prefix, db, connect_timeout, command_timeout.
+sub engine_conf {
+    my ($self, %o) = @_;
+    my $c = "bayeux_engine redis;\n"
+          . "bayeux_redis_url " . $self->url($o{db}) . ";\n";
+    $c .= "bayeux_redis_prefix $o{prefix};\n" if defined $o{prefix};
+    $c .= "bayeux_redis_connect_timeout $o{connect_timeout};\n"
+        if $o{connect_timeout};
+    $c .= "bayeux_redis_command_timeout $o{command_timeout};\n"
+        if $o{command_timeout};
+    return $c;
+}
+
+sub start {
+    my ($self) = @_;
+    die "redis already running\n" if $self->{pid};
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        POSIX::setpgid(0, 0);
+        open(STDIN, '<', '/dev/null');
+        open(STDOUT, '>>', "$self->{dir}/stdout.log");
+        open(STDERR, '>&', \*STDOUT);
+        { no warnings 'exec'; exec $self->{bin}, '--port', $self->{port}, '--bind', '127.0.0.1',
+            '--save', '', '--appendonly', 'no', '--dir', $self->{dir},
+            '--logfile', $self->log_file, '--daemonize', 'no',
+            @{ $self->{args} }; }
+        POSIX::_exit(127);
+    }
+    $self->{pid} = $pid;
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        my $r = eval { $self->cmd('PING') };
+        return $self if defined $r && $r eq 'PONG';
+        if (waitpid($pid, WNOHANG) == $pid) {
+            delete $self->{pid};
+            die "redis-server exited at startup: "
+                . `tail -5 $self->{dir}/stdout.log ${\ $self->log_file}`;
+        }
+        sleep 0.02;
+    }
+    die "redis-server did not answer on port $self->{port}\n";
+}
+
+# Stops Redis (no save) and waits until it is gone and the port is closed.
+sub stop {
+    my ($self) = @_;
+    my $pid = $self->{pid} or return;
+    # (waitpid sets $?, which at the end of a test is its exit status)
+    local $?;
+    kill 'CONT', $pid;
+    kill 'TERM', $pid;
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        last if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.01;
+    }
+    kill 'KILL', $pid if kill 0, $pid;
+    waitpid($pid, 0);
+    delete $self->{pid};
+    delete $self->{sock};
+}
+
+sub restart { my ($self) = @_; $self->stop; $self->start }
+
+# SIGSTOP / SIGCONT: a Redis that hangs without closing its connections
+sub pause { my ($self) = @_; kill 'STOP', $self->{pid} }
+sub resume { my ($self) = @_; kill 'CONT', $self->{pid} }
+
+sub DESTROY {
+    my ($self) = @_;
+    return unless $self->{owner} && $self->{owner} == $$;
+    $self->stop if $self->{pid};
+}
+
+#
+# A synchronous RESP client (one connection, reopened as needed)
+#
+
+sub _sock {
+    my ($self) = @_;
+    return $self->{sock} if $self->{sock} && $self->{sock}->connected;
+    my $s = IO::Socket::IP->new(PeerHost => '127.0.0.1',
+                                PeerPort => $self->{port},
+                                Proto => 'tcp', Timeout => 2)
+        or die "cannot connect to redis on port $self->{port}: $@\n";
+    $s->autoflush(1);
+    $self->{sock} = $s;
+    $self->{buf} = '';
+    if (defined $self->{password}) {
+        $self->cmd('AUTH', $self->{password});
+    }
+    return $s;
+}
+
+# Sends a command, returns the reply: a string, a number, an arrayref, or
+# undef (nil).  An error reply dies with its text.
+sub cmd {
+    my ($self, @args) = @_;
+    my $s = $self->_sock;
+    my $req = '*' . @args . "\r\n";
+    $req .= '$' . length($_) . "\r\n$_\r\n" for @args;
+    my $ok = eval { print $s $req or die "write: $!\n"; 1 };
+    unless ($ok) {
+        delete $self->{sock};
+        die $@;
+    }
+    my $r = eval { $self->_reply(time + 10) };
+    if ($@) {
+        my $e = $@;
+        delete $self->{sock} unless $e =~ /^redis error/;
+        die $e;
+    }
+    return $r;
+}
+
+sub _line {
+    my ($self, $deadline) = @_;
+    for (;;) {
+        if ((my $i = index($self->{buf}, "\r\n")) >= 0) {
+            my $l = substr($self->{buf}, 0, $i);
+            substr($self->{buf}, 0, $i + 2) = '';
+            return $l;
+        }
+        $self->_fill($deadline);
+    }
+}
+
+sub _fill {
+    my ($self, $deadline) = @_;
+    my $s = $self->{sock};
+    my $left = $deadline - time;
+    die "redis: timeout\n" if $left <= 0;
+    IO::Select->new($s)->can_read($left) or die "redis: timeout\n";
+    my $n = sysread($s, my $chunk, 65536);
+    die "redis: connection closed\n" unless $n;
+    $self->{buf} .= $chunk;
+}
+
+sub _reply {
+    my ($self, $deadline) = @_;
+    my $l = $self->_line($deadline);
+    my ($t, $rest) = (substr($l, 0, 1), substr($l, 1));
+    return $rest if $t eq '+';
+    return 0 + $rest if $t eq ':';
+    die "redis error: $rest\n" if $t eq '-';
+    if ($t eq '$') {
+        return undef if $rest < 0;
+        $self->_fill($deadline) while length($self->{buf}) < $rest + 2;
+        my $v = substr($self->{buf}, 0, $rest);
+        substr($self->{buf}, 0, $rest + 2) = '';
+        return $v;
+    }
+    if ($t eq '*') {
+        return undef if $rest < 0;
+        return [ map { $self->_reply($deadline) } 1 .. $rest ];
+    }
+    die "redis: bad reply line '$l'\n";
+}
+
+# Every key matching a pattern (SCAN, as "redis-cli --scan" does).
+sub scan {
+    my ($self, $pattern, $db) = @_;
+    $self->cmd('SELECT', $db) if defined $db;
+    my ($cursor, @keys) = (0);
+    do {
+        my $r = $self->cmd('SCAN', $cursor, 'MATCH', $pattern // '*',
+                           'COUNT', 1000);
+        $cursor = $r->[0];
+        push @keys, @{ $r->[1] };
+    } while ($cursor ne '0');
+    $self->cmd('SELECT', 0) if defined $db;
+    my %seen;
+    my @sorted = sort grep { !$seen{$_}++ } @keys;
+    return @sorted;
+}
+
+# "redis-cli --scan" itself, for tests that want to show the real tool.
+sub cli_scan {
+    my ($self, $pattern) = @_;
+    my @auth = defined $self->{password} ? ('-a', $self->{password},
+                                            '--no-auth-warning') : ();
+    my $out = `redis-cli -p $self->{port} @auth --scan --pattern '$pattern' 2>&1`;
+    my @sorted = sort grep { length } split /\n/, $out;
+    return @sorted;
+}
+
+1;

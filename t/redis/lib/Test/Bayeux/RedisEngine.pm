@@ -1,0 +1,36 @@
+package Test::Bayeux::RedisEngine;
+
+# Loaded with -M into a test file of the basic suite, it makes every nginx
+# the file starts use the Redis engine on the Redis whose port is in
+# TEST_BAYEUX_REDIS_PORT (see t/redis/010-protocol.t): the directives are
+# added at the http level, so a location that names its own engine keeps
+# it.  Servers with several workers are left alone: the blocks that start
+# them test the memory engine's refusal of several workers.
+
+use strict;
+use warnings;
+
+use Test::Nginx::Bayeux::Server;
+
+my $port = $ENV{TEST_BAYEUX_REDIS_PORT}
+    or die "TEST_BAYEUX_REDIS_PORT is not set\n";
+my $prefix = $ENV{TEST_BAYEUX_REDIS_PREFIX} // 'bayeux:';
+
+my $new = \&Test::Nginx::Bayeux::Server::new;
+
+{
+    no warnings 'redefine';
+    *Test::Nginx::Bayeux::Server::new = sub {
+        my ($class, %a) = @_;
+        my $workers = $a{workers} // $ENV{TEST_NGINX_WORKERS} // 1;
+        if (!$a{no_module} && $workers <= 1) {
+            $a{http_config} = "bayeux_engine redis;\n"
+                . "bayeux_redis_url redis://127.0.0.1:$port/0;\n"
+                . "bayeux_redis_prefix \"$prefix\";\n"
+                . ($a{http_config} // '');
+        }
+        return $new->($class, %a);
+    };
+}
+
+1;
