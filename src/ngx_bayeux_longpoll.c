@@ -28,6 +28,7 @@ typedef struct {
     ngx_bayeux_batch_t             batch;
     ngx_event_t                    hold;
     ngx_str_t                      callback;    /* callback-polling */
+    ngx_event_handler_pt           read_handler;
 } ngx_bayeux_longpoll_ctx_t;
 
 
@@ -39,6 +40,8 @@ static ngx_int_t ngx_bayeux_longpoll_form_message(ngx_http_request_t *r,
 static ngx_uint_t ngx_bayeux_longpoll_has_handshake(ngx_array_t *messages);
 static void ngx_bayeux_longpoll_done(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_longpoll_wake(ngx_bayeux_batch_t *b);
+static void ngx_bayeux_longpoll_idle_handler(ngx_event_t *rev);
+static void ngx_bayeux_longpoll_unidle(ngx_bayeux_longpoll_ctx_t *ctx);
 static void ngx_bayeux_longpoll_abort(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_longpoll_timeout(ngx_event_t *ev);
 static void ngx_bayeux_longpoll_cleanup(void *data);
@@ -360,12 +363,20 @@ static void
 ngx_bayeux_longpoll_done(ngx_bayeux_batch_t *b)
 {
     ngx_str_t                   body;
+    ngx_connection_t           *c;
     ngx_http_request_t         *r;
     ngx_bayeux_longpoll_ctx_t  *ctx = b->data;
 
     r = ctx->request;
 
     if (b->parked) {
+
+        if (ngx_exiting) {
+            /* a worker that is shutting down holds nothing */
+            ngx_bayeux_batch_release(b);
+            return;
+        }
+
         ngx_add_timer(&ctx->hold, b->hold);
 
         /* notice a client that goes away while its connect is held */
@@ -374,11 +385,15 @@ ngx_bayeux_longpoll_done(ngx_bayeux_batch_t *b)
         r->write_event_handler = ngx_http_request_empty_handler;
 
         /*
-         * an exiting worker (quit, reload) closes idle connections at
-         * once instead of waiting for the hold to run out; the cleanup
-         * handler then gives the session back to the engine
+         * An exiting worker (quit, reload) closes its idle connections at
+         * once: marked idle, a held connect learns of it (c->close) and
+         * is answered at once, instead of holding the worker for its
+         * hold time or being dropped without a reply.
          */
-        r->connection->idle = 1;
+        c = r->connection;
+        c->idle = 1;
+        ctx->read_handler = c->read->handler;
+        c->read->handler = ngx_bayeux_longpoll_idle_handler;
 
         return;
     }
@@ -422,12 +437,60 @@ ngx_bayeux_longpoll_wake(ngx_bayeux_batch_t *b)
         ngx_del_timer(&ctx->hold);
     }
 
+    ngx_bayeux_longpoll_unidle(ctx);
+
     r->read_event_handler = ngx_http_block_reading;
-    c->idle = 0;
 
     ngx_bayeux_longpoll_done(b);
 
     ngx_http_run_posted_requests(c);
+}
+
+
+/* the read handler of a connection whose connect is held */
+
+static void
+ngx_bayeux_longpoll_idle_handler(ngx_event_t *rev)
+{
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_bayeux_longpoll_ctx_t  *ctx;
+
+    c = rev->data;
+    r = c->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_bayeux_module);
+
+    if (c->close && !c->error) {
+        /* the worker is shutting down: answer now, the client reconnects */
+
+        c->close = 0;
+        ngx_bayeux_longpoll_unidle(ctx);
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "bayeux: held connect released for shutdown");
+
+        ngx_bayeux_batch_release(&ctx->batch);
+        return;
+    }
+
+    ctx->read_handler(rev);
+}
+
+
+static void
+ngx_bayeux_longpoll_unidle(ngx_bayeux_longpoll_ctx_t *ctx)
+{
+    ngx_connection_t  *c;
+
+    if (ctx->read_handler == NULL) {
+        return;
+    }
+
+    c = ctx->request->connection;
+
+    c->idle = 0;
+    c->read->handler = ctx->read_handler;
+    ctx->read_handler = NULL;
 }
 
 
@@ -468,6 +531,8 @@ ngx_bayeux_longpoll_cleanup(void *data)
     if (ctx->hold.timer_set) {
         ngx_del_timer(&ctx->hold);
     }
+
+    ngx_bayeux_longpoll_unidle(ctx);
 
     ngx_bayeux_batch_cancel(&ctx->batch);
 }

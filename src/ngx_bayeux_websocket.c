@@ -61,6 +61,7 @@ typedef struct {
     size_t                         out_size;
 
     ngx_queue_t                    batches;
+    ngx_event_handler_pt           read_handler;
 
     unsigned                       in_message:1;
     unsigned                       closing:1;
@@ -80,6 +81,7 @@ typedef struct {
 
 static ngx_int_t ngx_bayeux_ws_accept(ngx_http_request_t *r,
     ngx_table_elt_t *key, ngx_str_t *protocol);
+static void ngx_bayeux_ws_idle_handler(ngx_event_t *rev);
 static void ngx_bayeux_ws_read(ngx_http_request_t *r);
 static void ngx_bayeux_ws_write(ngx_http_request_t *r);
 static ngx_int_t ngx_bayeux_ws_frames(ngx_bayeux_ws_t *ws);
@@ -220,6 +222,16 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
     r->read_event_handler = ngx_bayeux_ws_read;
     r->write_event_handler = ngx_bayeux_ws_write;
 
+    /*
+     * An exiting worker (quit, reload) closes its idle connections: marked
+     * idle, a websocket learns of it (c->close) and is closed with 1001
+     * "going away", instead of keeping the old worker alive.
+     */
+
+    c->idle = 1;
+    ws->read_handler = c->read->handler;
+    c->read->handler = ngx_bayeux_ws_idle_handler;
+
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
     if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
@@ -310,6 +322,32 @@ ngx_bayeux_ws_accept(ngx_http_request_t *r, ngx_table_elt_t *key,
     }
 
     return ngx_http_send_special(r, NGX_HTTP_FLUSH);
+}
+
+
+static void
+ngx_bayeux_ws_idle_handler(ngx_event_t *rev)
+{
+    ngx_connection_t    *c;
+    ngx_bayeux_ws_t     *ws;
+    ngx_http_request_t  *r;
+
+    c = rev->data;
+    r = c->data;
+    ws = ngx_http_get_module_ctx(r, ngx_bayeux_module);
+
+    if (c->close && !c->error && !ws->done) {
+        c->close = 0;
+        c->idle = 0;
+        c->read->handler = ws->read_handler;
+
+        ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_GOING_AWAY,
+                           "server shutting down");
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    ws->read_handler(rev);
 }
 
 

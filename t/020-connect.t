@@ -183,7 +183,7 @@ is($res->{messages}[0]{id}, 'a', 'replies in order');
 
 
 
-=== TEST 11: nginx -s quit does not wait for held connects
+=== TEST 11: nginx -s quit answers held connects at once
 --- bayeux
 my $c = client();
 $c->handshake;
@@ -194,5 +194,9 @@ my $t0 = time;
 $server->signal('QUIT');
 my $r = $c->connect_finish($h, timeout => 5);
 cmp_ok(time - $t0, '<', 1.5, 'the held connect ends at once');
+is($r->{status}, 200, 'answered, not dropped');
+ok($r->{reply} && $r->{reply}{successful}, 'with a successful connect reply');
+is($r->{response} && $r->{response}->header('Connection'), 'close',
+   'and the connection closed after it');
 --- no_error_log
 [alert]

@@ -361,3 +361,25 @@ my $r = $ws->recv_json(timeout => 10);
 my @d = grep { $_->{channel} eq '/big' } @{ $r || [] };
 is(scalar @d, 3000, 'all 3000 messages in one frame of about 1.6 MB');
 is_deeply([ map { $_->{data}{n} } @d ], [ 0 .. 2999 ], 'in order');
+
+
+
+=== TEST 15: nginx -s quit closes websockets with 1001, their held connects freed
+--- bayeux
+my $ws = main::ws();
+$ws->handshake or die $ws->error;
+$ws->send_json([ { channel => '/meta/handshake', version => '1.0' } ]);
+my $cid = $ws->recv_json->[0]{clientId};
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid } ]);
+sleep 0.3;
+my $t0 = time;
+$server->signal('QUIT');
+my $f = $ws->recv_frame(timeout => 5);
+is($f && $f->{opcode}, 8, 'close frame');
+is($f && $f->{code}, 1001, 'going away');
+cmp_ok(time - $t0, '<', 1.5, 'at once');
+ok(!$ws->recv_frame(timeout => 3) && $ws->eof, 'then closed');
+--- no_error_log
+[alert]
