@@ -31,3 +31,26 @@ clean:
 	rm -rf build t/servroot*
 
 .PHONY: all deps demo test clean
+
+# bench/: the load generator and the measurement against nginx's
+# "return 200" and Faye (docs/benchmarks.md)
+#
+#   make bench          the full run; writes docs/benchmarks.md and .png
+#   make bench-quick    a reduced run in under a minute (build/bench/)
+
+BENCH_CFLAGS ?= -std=gnu99 -O2 -g -Wall -Wextra -Werror
+BENCH_SOURCES = bench/bayeux-bench.c bench/bb_net.c bench/bb_hist.c
+
+bench/bin/bayeux-bench: $(BENCH_SOURCES) bench/bb.h
+	mkdir -p bench/bin
+	$(CC) $(BENCH_CFLAGS) -o $@ $(BENCH_SOURCES)
+
+bench: build/ngx_bayeux_module.so bench/bin/bayeux-bench
+	bench/deps
+	bench/run
+
+bench-quick: build/ngx_bayeux_module.so bench/bin/bayeux-bench
+	bench/deps
+	bench/run --quick
+
+.PHONY: bench bench-quick

@@ -196,7 +196,7 @@ static void
 ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 {
     char                 *error;
-    ngx_int_t             timeout;
+    ngx_int_t             rc, timeout;
     ngx_uint_t            flags;
     ngx_str_t            *reply;
     ngx_bayeux_op_t      *op;
@@ -259,10 +259,11 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 
             if (b->browser.len && timeout > 0) {
 
-                switch (ngx_bayeux_browser_hold(&b->browser, &m->client_id,
-                                     b->endpoint->conf->max_sessions_per_browser,
-                                     b->log, &b->browser_hold))
-                {
+                rc = ngx_bayeux_browser_hold(&b->browser, &m->client_id,
+                                 b->endpoint->conf->max_sessions_per_browser,
+                                 b->log, &b->browser_hold);
+
+                switch (rc) {
                 case NGX_OK:
                     break;
 
