@@ -12,6 +12,7 @@
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_engine_redis.h"
 #include "ngx_bayeux_http.h"
+#include "ngx_bayeux_protocol.h"
 
 
 static void *ngx_bayeux_create_main_conf(ngx_conf_t *cf);
@@ -369,7 +370,9 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     conf->endpoint->conf = conf;
     conf->endpoint->engine = conf->engine;
 
-    if (conf->engine->init_endpoint(cf, conf->endpoint) != NGX_OK) {
+    if (conf->engine->init_endpoint(cf, conf->endpoint) != NGX_OK
+        || ngx_bayeux_protocol_init_endpoint(cf, conf->endpoint) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 

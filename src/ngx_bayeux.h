@@ -64,6 +64,11 @@ typedef struct {
 
 struct ngx_bayeux_endpoint_s {
     ngx_str_t                  name;        /* location name, for logs */
+
+    /* the advice objects of the location, written once */
+    ngx_str_t                  advice_retry;
+    ngx_str_t                  advice_none;
+
     ngx_bayeux_loc_conf_t     *conf;
     ngx_bayeux_engine_t       *engine;
     void                      *data;

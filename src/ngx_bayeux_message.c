@@ -239,6 +239,13 @@ ngx_bayeux_parser_finish(ngx_bayeux_parser_t *p)
         return NGX_ERROR;
     }
 
+    /*
+     * every value is in the pool by now: yajl's buffers (about 5 KB)
+     * need not live as long as a held connect
+     */
+
+    ngx_bayeux_parser_cleanup(p);
+
     if (p->messages->nelts == 0) {
         ngx_str_set(&p->error, "no messages");
         return NGX_ERROR;

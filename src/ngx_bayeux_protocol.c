@@ -65,6 +65,47 @@ static ngx_bayeux_transport_t  ngx_bayeux_transports[] = {
 };
 
 
+/* what does not change between replies is written once per location */
+
+ngx_int_t
+ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
+{
+    u_char                 *p;
+    size_t                  len;
+    ngx_bayeux_loc_conf_t  *conf;
+
+    conf = ep->conf;
+
+    len = sizeof("{\"reconnect\":\"retry\",\"interval\":,\"timeout\":,"
+                 "\"maxInterval\":}") - 1 + 3 * NGX_INT_T_LEN;
+
+    p = ngx_pnalloc(cf->pool, 2 * len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ep->advice_retry.data = p;
+    ep->advice_retry.len = ngx_sprintf(p, "{\"reconnect\":\"retry\","
+                                       "\"interval\":%M,\"timeout\":%M,"
+                                       "\"maxInterval\":%M}",
+                                       conf->interval, conf->timeout,
+                                       conf->max_interval)
+                           - p;
+
+    p += len;
+
+    ep->advice_none.data = p;
+    ep->advice_none.len = ngx_sprintf(p, "{\"reconnect\":\"none\","
+                                      "\"interval\":%M,\"timeout\":%M,"
+                                      "\"maxInterval\":%M}",
+                                      conf->interval, conf->timeout,
+                                      conf->max_interval)
+                          - p;
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_bayeux_batch_init(ngx_bayeux_batch_t *b)
 {
@@ -984,25 +1025,13 @@ static ngx_int_t
 ngx_bayeux_reply_advice(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j,
     char *reconnect)
 {
-    ngx_str_t               r;
-    ngx_bayeux_loc_conf_t  *conf;
+    ngx_str_t  *advice;
 
-    conf = b->endpoint->conf;
-
-    r.data = (u_char *) reconnect;
-    r.len = ngx_strlen(reconnect);
+    advice = (reconnect[0] == 'n') ? &b->endpoint->advice_none
+                                   : &b->endpoint->advice_retry;
 
     if (ngx_bayeux_json_key(j, "advice") != NGX_OK
-        || ngx_bayeux_json_literal(j, "{") != NGX_OK
-        || ngx_bayeux_json_key(j, "reconnect") != NGX_OK
-        || ngx_bayeux_json_string(j, &r) != NGX_OK
-        || ngx_bayeux_json_key(j, "interval") != NGX_OK
-        || ngx_bayeux_json_number(j, conf->interval) != NGX_OK
-        || ngx_bayeux_json_key(j, "timeout") != NGX_OK
-        || ngx_bayeux_json_number(j, conf->timeout) != NGX_OK
-        || ngx_bayeux_json_key(j, "maxInterval") != NGX_OK
-        || ngx_bayeux_json_number(j, conf->max_interval) != NGX_OK
-        || ngx_bayeux_json_literal(j, "}") != NGX_OK)
+        || ngx_bayeux_json_raw(j, advice->data, advice->len) != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -81,6 +81,8 @@ struct ngx_bayeux_batch_s {
 };
 
 
+ngx_int_t ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf,
+    ngx_bayeux_endpoint_t *ep);
 ngx_int_t ngx_bayeux_batch_init(ngx_bayeux_batch_t *b);
 void ngx_bayeux_batch_run(ngx_bayeux_batch_t *b);
 void ngx_bayeux_batch_release(ngx_bayeux_batch_t *b);

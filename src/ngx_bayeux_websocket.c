@@ -411,6 +411,14 @@ ngx_bayeux_ws_read(ngx_http_request_t *r)
         ngx_add_timer(c->read, ws->conf->websocket_idle_timeout);
     }
 
+    /* an idle websocket keeps no buffer (thousands of them wait) */
+
+    if (ws->in_len == 0 && ws->in) {
+        ngx_free(ws->in);
+        ws->in = NULL;
+        ws->in_size = 0;
+    }
+
     if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
         ngx_bayeux_ws_finalize(ws, NGX_ERROR);
     }
@@ -688,7 +696,8 @@ ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data, size_t len)
 
     c = ws->request->connection;
 
-    pool = ngx_create_pool(ngx_max(4096, 2 * len), c->log);
+    /* a held connect keeps its pool: small unless the message is not */
+    pool = ngx_create_pool(ngx_max(1024, 2 * len), c->log);
     if (pool == NULL) {
         ngx_bayeux_ws_finalize(ws, NGX_ERROR);
         return NGX_DONE;
@@ -1070,6 +1079,12 @@ ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws)
 
     ws->out_pos = 0;
     ws->out_len = 0;
+
+    if (ws->out) {
+        ngx_free(ws->out);
+        ws->out = NULL;
+        ws->out_size = 0;
+    }
 
     if (c->write->timer_set) {
         ngx_del_timer(c->write);
