@@ -10,11 +10,16 @@
 // "here", so a newcomer learns who is in the room; the server keeps no
 // state of its own.  id is the client's Bayeux clientId.
 //
-// ?transport=long-polling (the default) or ?transport=websocket,long-polling
-// chooses the transports the client may use.
+// ?transport=long-polling (the default), websocket, callback-polling, or a
+// list (websocket,long-polling) chooses the transports the client may use.
+// ?url=http://other.host:8081/cometd talks to a Bayeux endpoint of another
+// origin (which must allow this page's origin: bayeux_allow_origin, and
+// bayeux_allow_credentials on, as the CometD client sends credentials);
+// by default the endpoint is /cometd next to the page.
 
 import {
-    CometD, LongPollingTransport, WebSocketTransport,
+    CallbackPollingTransport, CometD, LongPollingTransport,
+    WebSocketTransport,
 } from './lib/cometd/cometd.js';
 
 const ROOM = '/chat/room';
@@ -22,6 +27,7 @@ const MEMBERS = '/chat/members';
 
 const params = new URLSearchParams(window.location.search);
 const wanted = (params.get('transport') || 'long-polling').split(',');
+const endpoint = new URL(params.get('url') || 'cometd', window.location.href);
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -56,10 +62,12 @@ function newCometD() {
             c.registerTransport(type, new LongPollingTransport());
         } else if (type === 'websocket') {
             c.registerTransport(type, new WebSocketTransport());
+        } else if (type === 'callback-polling') {
+            c.registerTransport(type, new CallbackPollingTransport());
         }
     }
     c.configure({
-        url: new URL('cometd', window.location.href).href,
+        url: endpoint.href,
         logLevel: 'warn',
     });
     c.addListener('/meta/handshake', onHandshake);

@@ -37,6 +37,7 @@ typedef struct {
     ngx_int_t                  advice_interval; /* -1: not given */
 
     unsigned                   has_connection_types:1;
+    unsigned                   disconnected:1;      /* applied: done */
 } ngx_bayeux_message_t;
 
 

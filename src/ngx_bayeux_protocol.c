@@ -429,6 +429,13 @@ reply:
         m->client_id = op->client_id;
     }
 
+    if (op->rc == NGX_OK
+        && ngx_bayeux_is(&m->channel, "/meta/disconnect"))
+    {
+        b->disconnects++;
+        m->disconnected = 1;
+    }
+
     if (ngx_bayeux_reply(b, m, op->rc, &b->replies[b->next]) != NGX_OK) {
         b->replies[b->next].len = 0;
     }
@@ -507,6 +514,48 @@ ngx_bayeux_batch_cancel(ngx_bayeux_batch_t *b)
         b->parked = 0;
         b->endpoint->engine->cancel(b->endpoint, &b->waiter);
     }
+}
+
+
+/*
+ * Answers a parked connect at once, as after a disconnect, and forgets
+ * it in the engine: the transport sends the reply.  A transport that
+ * carries a session's connect and its disconnect on one connection uses
+ * this to answer them in order, whatever the engine's notifications do.
+ */
+
+ngx_int_t
+ngx_bayeux_batch_disconnected(ngx_bayeux_batch_t *b, ngx_str_t *client_id)
+{
+    ngx_bayeux_message_t  *m;
+
+    if (!b->parked) {
+        return NGX_DECLINED;
+    }
+
+    m = b->messages->elts;
+    m = &m[b->connect - 1];
+
+    if (m->client_id.len != client_id->len
+        || ngx_strncmp(m->client_id.data, client_id->data, client_id->len)
+           != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    b->parked = 0;
+    b->endpoint->engine->cancel(b->endpoint, &b->waiter);
+
+    b->deliveries = NULL;
+
+    if (ngx_bayeux_reply_connect(b, m, NGX_BAYEUX_WAKE_DISCONNECTED,
+                                 &b->replies[b->connect - 1])
+        != NGX_OK)
+    {
+        b->replies[b->connect - 1].len = 0;
+    }
+
+    return NGX_OK;
 }
 
 

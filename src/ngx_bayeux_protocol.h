@@ -41,6 +41,7 @@ struct ngx_bayeux_batch_s {
     ngx_bayeux_op_t                op;
     ngx_bayeux_waiter_t            waiter;
     ngx_uint_t                     connect;     /* index + 1, or 0 */
+    ngx_uint_t                     disconnects; /* successful ones */
     ngx_msec_t                     hold;        /* of a parked connect */
     ngx_bayeux_wake_e              wake_reason;
     ngx_array_t                   *deliveries;  /* ngx_str_t */
@@ -87,6 +88,8 @@ ngx_int_t ngx_bayeux_batch_init(ngx_bayeux_batch_t *b);
 void ngx_bayeux_batch_run(ngx_bayeux_batch_t *b);
 void ngx_bayeux_batch_release(ngx_bayeux_batch_t *b);
 void ngx_bayeux_batch_hold(ngx_bayeux_batch_t *b, ngx_msec_t hold);
+ngx_int_t ngx_bayeux_batch_disconnected(ngx_bayeux_batch_t *b,
+    ngx_str_t *client_id);
 void ngx_bayeux_batch_cancel(ngx_bayeux_batch_t *b);
 ngx_int_t ngx_bayeux_batch_response(ngx_bayeux_batch_t *b, ngx_str_t *out);
 

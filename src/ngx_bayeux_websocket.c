@@ -101,6 +101,8 @@ static void ngx_bayeux_ws_cleanup(void *data);
 static void ngx_bayeux_ws_batch_done(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_ws_batch_wake(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_ws_batch_push(ngx_bayeux_batch_t *b);
+static ngx_int_t ngx_bayeux_ws_disconnected(ngx_bayeux_ws_t *ws,
+    ngx_bayeux_batch_t *b);
 static void ngx_bayeux_ws_batch_abort(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_ws_batch_timeout(ngx_event_t *ev);
 static void ngx_bayeux_ws_batch_free(ngx_bayeux_ws_batch_t *wb);
@@ -788,6 +790,10 @@ ngx_bayeux_ws_batch_done(ngx_bayeux_batch_t *b)
         return;
     }
 
+    if (b->disconnects && ngx_bayeux_ws_disconnected(ws, b) != NGX_OK) {
+        return;
+    }
+
     if (ngx_bayeux_batch_response(b, &body) != NGX_OK) {
         ngx_bayeux_ws_finalize(ws, NGX_ERROR);
         return;
@@ -822,6 +828,63 @@ ngx_bayeux_ws_batch_wake(ngx_bayeux_batch_t *b)
     ngx_bayeux_ws_batch_done(b);
 
     ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * A session disconnected on this websocket may have its connect held here
+ * too: that one is answered first, as the client expects, even when the
+ * engine tells of the disconnect later (Redis).  NGX_DONE: the websocket
+ * is closed.
+ */
+
+static ngx_int_t
+ngx_bayeux_ws_disconnected(ngx_bayeux_ws_t *ws, ngx_bayeux_batch_t *b)
+{
+    ngx_uint_t              i;
+    ngx_queue_t            *q, *next;
+    ngx_bayeux_message_t   *m;
+    ngx_bayeux_ws_batch_t  *held;
+
+    m = b->messages->elts;
+
+    for (i = 0; i < b->messages->nelts; i++) {
+
+        if (!m[i].disconnected) {
+            continue;
+        }
+
+        for (q = ngx_queue_head(&ws->batches);
+             q != ngx_queue_sentinel(&ws->batches);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            held = ngx_queue_data(q, ngx_bayeux_ws_batch_t, queue);
+
+            if (&held->batch == b
+                || ngx_bayeux_batch_disconnected(&held->batch,
+                                                 &m[i].client_id)
+                   != NGX_OK)
+            {
+                continue;
+            }
+
+            if (held->hold.timer_set) {
+                ngx_del_timer(&held->hold);
+            }
+
+            /* sends the connect reply and frees that batch */
+            ngx_bayeux_ws_batch_done(&held->batch);
+
+            if (ws->done) {
+                return NGX_DONE;
+            }
+
+            break;
+        }
+    }
+
+    return NGX_OK;
 }
 
 

@@ -1,6 +1,9 @@
 #!/usr/bin/perl
 # Interop suite: the official CometD JavaScript client and Faye's client,
-# driven from Node against the module (t/interop/*.test.js, node:test).
+# driven from Node against the module (t/interop/*.test.js, node:test),
+# over each of their transports, on the memory engine and on the Redis
+# engine with 2 workers (t/interop/lib/matrix.js; a redis-server of its
+# own, skipped without redis-server except under CI=true).
 #
 # This file lets `prove -r t/` run them: t/interop/lib/node-tap.pl runs
 #     node --test --test-reporter=tap t/interop/*.test.js
@@ -10,6 +13,7 @@
 # npm packages: util/npm-deps.  Without node or the packages the suite is
 # skipped, except under CI=true, where that is a failure.
 # TEST_INTEROP_FILES="t/interop/faye.test.js ..." runs only those files;
+# TEST_INTEROP_ONLY="websocket/redis long-polling" only those combinations;
 # TEST_NODE_TIMEOUT (default 600 s) bounds the whole run.
 
 use strict;

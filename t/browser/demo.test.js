@@ -1,7 +1,10 @@
 // The chat demo in a real browser: Debian's chromium, headless, driven by
 // playwright-core (no browser download).  util/demo serves the page on a
 // free port; two people (two browser contexts) join, talk both ways, and
-// one leaves.  A screenshot goes to build/demo-screenshot.png.
+// one leaves: over long-polling, over websocket, over callback-polling
+// (JSONP, <script> elements), and across origins (the page on one port,
+// the Bayeux endpoint on another with bayeux_allow_origin).  A screenshot
+// goes to build/demo-screenshot.png.
 //
 // Without chromium this skips, or fails under CI=true.  CHROMIUM names
 // another binary (default /usr/bin/chromium).
@@ -32,48 +35,75 @@ if (missing && CI) {
     });
 }
 
+// util/demo on free ports; env: DEMO_BAYEUX_PORT for the cross-origin
+// variant.  Resolves to { url (what util/demo says to open), port,
+// bayeuxPort, stop() }.
+async function startDemo(cross = false) {
+    const port = await freePort();
+    const bayeuxPort = cross ? await freePort() : null;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bayeux-demo-'));
+    const env = { ...process.env, DEMO_PORT: String(port), DEMO_DIR: dir };
+    if (cross) {
+        env.DEMO_BAYEUX_PORT = String(bayeuxPort);
+    }
+    const demo = spawn(path.join(REPO, 'util', 'demo'), [], {
+        env, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    demo.stdout.on('data', (d) => { output += d; });
+    demo.stderr.on('data', (d) => { output += d; });
+
+    const stop = async () => {
+        if (demo.exitCode === null && demo.signalCode === null) {
+            const exited = new Promise((r) => demo.once('exit', r));
+            demo.kill('SIGTERM');
+            await exited;
+        }
+        fs.rmSync(dir, { recursive: true, force: true });
+    };
+
+    // util/demo says where the chat is, then serves it
+    const deadline = Date.now() + 60000;
+    for (;;) {
+        const m = /Chat demo: (\S+)/.exec(output);
+        if (demo.exitCode !== null) {
+            await stop();
+            throw new Error(`util/demo exited: ${output}`);
+        }
+        if (m) {
+            try {
+                const res = await fetch(m[1]);
+                if (res.ok) {
+                    return { url: m[1], port, bayeuxPort, stop };
+                }
+            } catch { /* not yet */ }
+        }
+        if (Date.now() > deadline) {
+            await stop();
+            throw new Error(`util/demo did not serve the chat: ${output}`);
+        }
+        await sleep(100);
+    }
+}
+
+// The page's URL with ?transport= (and the ?url= it already has).
+function withTransport(url, transport) {
+    const u = new URL(url);
+    u.searchParams.set('transport', transport);
+    return u.href;
+}
+
 describe('chat demo in chromium', {
     skip: missing || false,
-    timeout: 120000,
+    timeout: 180000,
 }, () => {
     let demo;
-    let demoDir;
-    let demoOutput = '';
+    let cross;
     let browser;
-    let url;
-    const problems = [];        // console errors, page errors
+    let problems;               // console errors, page errors, of a test
 
     before(async () => {
-        const port = await freePort();
-        demoDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bayeux-demo-'));
-        url = `http://127.0.0.1:${port}/`;
-        demo = spawn(path.join(REPO, 'util', 'demo'), [], {
-            env: { ...process.env, DEMO_PORT: String(port), DEMO_DIR: demoDir },
-            stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        demo.stdout.on('data', (d) => { demoOutput += d; });
-        demo.stderr.on('data', (d) => { demoOutput += d; });
-
-        // util/demo says where the chat is, then serves it
-        const deadline = Date.now() + 60000;
-        for (;;) {
-            if (demo.exitCode !== null) {
-                throw new Error(`util/demo exited: ${demoOutput}`);
-            }
-            if (demoOutput.includes(url)) {
-                try {
-                    const res = await fetch(url);
-                    if (res.ok) {
-                        break;
-                    }
-                } catch { /* not yet */ }
-            }
-            if (Date.now() > deadline) {
-                throw new Error(`util/demo did not serve ${url}: ${demoOutput}`);
-            }
-            await sleep(100);
-        }
-
+        [demo, cross] = await Promise.all([startDemo(), startDemo(true)]);
         browser = await chromium.launch({
             executablePath: CHROMIUM,
             headless: true,
@@ -89,21 +119,18 @@ describe('chat demo in chromium', {
         if (browser) {
             await browser.close();
         }
-        if (demo && demo.exitCode === null) {
-            const exited = new Promise((r) => demo.once('exit', r));
-            demo.kill('SIGTERM');
-            await exited;
-        }
-        if (demoDir) {
-            fs.rmSync(demoDir, { recursive: true, force: true });
-        }
+        await Promise.all([demo, cross].filter(Boolean).map((d) => d.stop()));
     });
 
-    async function person(name) {
+    // A person: a browser context of its own (cookies, connections) with
+    // one page.  page.traffic records what the page sent: { method, url,
+    // resourceType, status, headers (of the response) } and websockets.
+    async function person(name, url) {
         const context = await browser.newContext({
             viewport: { width: 1000, height: 720 },
         });
         const page = await context.newPage();
+        page.traffic = { requests: [], websockets: [] };
         page.on('console', (m) => {
             if (m.type() === 'error') {
                 problems.push(`${name}: console: ${m.text()}`);
@@ -111,10 +138,17 @@ describe('chat demo in chromium', {
         });
         page.on('pageerror', (e) => problems.push(`${name}: ${e.message}`));
         page.on('response', (r) => {
+            const req = r.request();
+            page.traffic.requests.push({
+                method: req.method(), url: r.url(),
+                resourceType: req.resourceType(), status: r.status(),
+                headers: r.headers(),
+            });
             if (r.status() >= 400) {
                 problems.push(`${name}: ${r.status()} for ${r.url()}`);
             }
         });
+        page.on('websocket', (ws) => page.traffic.websockets.push(ws.url()));
         await page.goto(url);
         return page;
     }
@@ -134,7 +168,8 @@ describe('chat demo in chromium', {
     }
 
     async function say(page, text) {
-        await page.getByRole('textbox', { name: 'Message', exact: true }).fill(text);
+        await page.getByRole('textbox', { name: 'Message', exact: true })
+            .fill(text);
         await page.getByRole('button', { name: 'Send' }).click();
     }
 
@@ -149,29 +184,10 @@ describe('chat demo in chromium', {
         });
     }
 
-    test('two people join, talk both ways, one leaves', async () => {
-        const alice = await person('Alice');
-        const bob = await person('Bob');
-
-        // the page is what it says it is
-        assert.equal(await alice.title(), 'Chat — ngx_bayeux_module demo');
-        assert.equal(await alice.locator('#room').isHidden(), true);
-
-        await join(alice, 'Alice');
-        await expectMembers(alice, ['Alice']);
-        await messages(alice).getByText('You joined as Alice.').waitFor();
-        assert.match(await alice.locator('#status').textContent(),
-                     /Connected as Alice · long-polling/);
-
-        await join(bob, 'Bob');
-        // each learns about the other: Bob from Alice's "here"
+    // Two people who joined: each says something, the other gets it.
+    async function talk(alice, bob) {
         await expectMembers(alice, ['Alice', 'Bob']);
         await expectMembers(bob, ['Alice', 'Bob']);
-        await messages(alice).getByText('Bob joined.').waitFor();
-        assert.equal(await alice.locator('#members li.me').textContent(),
-                     'Alice (you)');
-        assert.equal(await bob.locator('#members li.me').textContent(),
-                     'Bob (you)');
 
         await say(alice, 'Hello Bob, this goes through nginx.');
         const fromAlice = messages(bob).locator('li.message', {
@@ -191,12 +207,51 @@ describe('chat demo in chromium', {
             { hasText: 'Hello Bob' }).waitFor();
         assert.equal(await messages(alice).locator('li.message').count(), 2);
         assert.equal(await messages(bob).locator('li.message').count(), 2);
+    }
+
+    async function leave(page) {
+        await page.getByRole('button', { name: 'Leave' }).click();
+        await page.locator('#status[data-state="offline"]').waitFor();
+    }
+
+    // the requests a page sent to the Bayeux endpoint (not the page, the
+    // scripts of the client)
+    function bayeuxRequests(page) {
+        return page.traffic.requests.filter((r) =>
+            new URL(r.url).pathname.startsWith('/cometd'));
+    }
+
+    test('two people join, talk both ways, one leaves (long-polling)',
+         async () => {
+        problems = [];
+        const alice = await person('Alice', demo.url);
+        const bob = await person('Bob', demo.url);
+
+        // the page is what it says it is
+        assert.equal(await alice.title(), 'Chat — ngx_bayeux_module demo');
+        assert.equal(await alice.locator('#room').isHidden(), true);
+
+        await join(alice, 'Alice');
+        await expectMembers(alice, ['Alice']);
+        await messages(alice).getByText('You joined as Alice.').waitFor();
+        assert.match(await alice.locator('#status').textContent(),
+                     /Connected as Alice · long-polling/);
+
+        await join(bob, 'Bob');
+        // each learns about the other: Bob from Alice's "here"
+        await messages(alice).getByText('Bob joined.').waitFor();
+        assert.equal(await alice.locator('#members li.me').textContent(),
+                     'Alice (you)');
+        assert.equal(await bob.locator('#members li.me').textContent(),
+                     'Bob (you)');
+
+        await talk(alice, bob);
 
         fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
         await alice.screenshot({ path: SCREENSHOT });
 
         // Bob leaves: Alice's list and log say so
-        await bob.getByRole('button', { name: 'Leave' }).click();
+        await leave(bob);
         await expectMembers(alice, ['Alice']);
         await messages(alice).getByText('Bob left.').waitFor();
         assert.equal(await bob.getByLabel('Your name').isVisible(), true);
@@ -213,6 +268,135 @@ describe('chat demo in chromium', {
         await messages(alice).locator('li.message',
             { hasText: 'Anyone there?' }).waitFor();
 
+        for (const page of [alice, bob]) {
+            const sent = bayeuxRequests(page);
+            assert.ok(sent.length > 0);
+            for (const r of sent) {
+                assert.equal(r.method, 'POST', r.url);
+            }
+            assert.deepEqual(page.traffic.websockets, []);
+        }
+        await alice.context().close();
+        await bob.context().close();
         assert.deepEqual(problems, []);
+    });
+
+    test('the same over websocket (?transport=websocket)', async () => {
+        problems = [];
+        const url = withTransport(demo.url, 'websocket');
+        const alice = await person('Alice', url);
+        const bob = await person('Bob', url);
+
+        await join(alice, 'Alice');
+        assert.match(await alice.locator('#status').textContent(),
+                     /Connected as Alice · websocket/);
+        await join(bob, 'Bob');
+        assert.match(await bob.locator('#status').textContent(),
+                     /Connected as Bob · websocket/);
+        await talk(alice, bob);
+        await leave(bob);
+        await expectMembers(alice, ['Alice']);
+
+        // everything went over one websocket per page, nothing over HTTP
+        const ws = demo.url.replace(/^http/, 'ws') + 'cometd';
+        for (const page of [alice, bob]) {
+            assert.deepEqual(page.traffic.websockets, [ws]);
+            assert.deepEqual(bayeuxRequests(page), []);
+        }
+        await alice.context().close();
+        await bob.context().close();
+        assert.deepEqual(problems, []);
+    });
+
+    test('the same over callback-polling (?transport=callback-polling)',
+         async () => {
+        problems = [];
+        const url = withTransport(demo.url, 'callback-polling');
+        const alice = await person('Alice', url);
+        const bob = await person('Bob', url);
+
+        await join(alice, 'Alice');
+        assert.match(await alice.locator('#status').textContent(),
+                     /Connected as Alice · callback-polling/);
+        await join(bob, 'Bob');
+        await talk(alice, bob);
+        await leave(bob);
+        await expectMembers(alice, ['Alice']);
+
+        // <script> elements: GET with jsonp= and message=, answered as
+        // JavaScript
+        for (const page of [alice, bob]) {
+            const sent = bayeuxRequests(page);
+            assert.ok(sent.length > 0);
+            for (const r of sent) {
+                assert.equal(r.method, 'GET', r.url);
+                assert.equal(r.resourceType, 'script', r.url);
+                const q = new URL(r.url).searchParams;
+                assert.match(q.get('jsonp'), /^_cometd_jsonp_\d+$/);
+                assert.ok(q.get('message'));
+                assert.match(r.headers['content-type'], /javascript/);
+            }
+            assert.deepEqual(page.traffic.websockets, []);
+        }
+        await alice.context().close();
+        await bob.context().close();
+        assert.deepEqual(problems, []);
+    });
+
+    test('across origins: the page on one port, the endpoint on another '
+         + '(Alice on long-polling, Bob on websocket)', async () => {
+        problems = [];
+        const origin = `http://127.0.0.1:${cross.port}`;
+        const endpoint = `http://127.0.0.1:${cross.bayeuxPort}/cometd`;
+        assert.equal(cross.url, `${origin}/?url=${endpoint}`);
+
+        const alice = await person('Alice', cross.url);
+        const bob = await person('Bob', withTransport(cross.url, 'websocket'));
+
+        await join(alice, 'Alice');
+        assert.match(await alice.locator('#status').textContent(),
+                     /Connected as Alice · long-polling/);
+        await join(bob, 'Bob');
+        assert.match(await bob.locator('#status').textContent(),
+                     /Connected as Bob · websocket/);
+        await talk(alice, bob);
+        await leave(bob);
+        await expectMembers(alice, ['Alice']);
+
+        // Alice's requests went to the other origin, which allowed hers
+        // (with credentials: the CometD client sends them)
+        const sent = bayeuxRequests(alice);
+        assert.ok(sent.length > 0);
+        for (const r of sent) {
+            assert.equal(new URL(r.url).origin,
+                         `http://127.0.0.1:${cross.bayeuxPort}`);
+            assert.equal(r.method, 'POST');
+            assert.equal(r.headers['access-control-allow-origin'], origin);
+            assert.equal(r.headers['access-control-allow-credentials'],
+                         'true');
+        }
+        assert.deepEqual(bob.traffic.websockets,
+                         [endpoint.replace(/^http/, 'ws')]);
+        await alice.context().close();
+        await bob.context().close();
+        assert.deepEqual(problems, []);
+    });
+
+    test('across origins: a page of an origin not allowed cannot join',
+         async () => {
+        problems = [];
+        // the same page and endpoint, but the page's origin is
+        // http://localhost:<port>, which the endpoint does not list
+        const url = cross.url.replace('//127.0.0.1:', '//localhost:');
+        const eve = await person('Eve', url);
+        await eve.getByLabel('Your name').fill('Eve');
+        await eve.getByRole('button', { name: 'Join' }).click();
+        await eve.locator('#join-error').getByText(
+            'The chat server does not answer').waitFor({ timeout: 20000 });
+        assert.equal(await eve.locator('#room').isHidden(), true);
+        // the browser said why
+        assert.ok(problems.some((p) => /CORS|Access-Control/.test(p)),
+                  problems.join('\n'));
+        await eve.context().close();
     });
 });

@@ -1,35 +1,73 @@
-// The two clients people already use, driven from Node, long-polling only.
+// The two clients people already use, driven from Node, one transport at
+// a time.
 //
 // CometD: the official JavaScript client (npm cometd) on the Node adapter
-// (npm cometd-nodejs-client).  Faye: its own Node client (npm faye).
-// Every other transport is removed, so that a silent fallback to WebSocket
-// or callback-polling cannot make a test pass; each factory also records
-// the connectionType of every /meta/connect it sends, and how long each
-// /meta/connect was held, against the advice.timeout in force.
+// (npm cometd-nodejs-client), with exactly one transport registered:
+// websocket, long-polling or callback-polling.  Faye: its own Node client
+// (npm faye), long-polling, or websocket (with long-polling kept for the
+// handshake, which Faye always sends over HTTP before it upgrades).  Every
+// other transport is removed, so that a silent fallback cannot make a test
+// pass; each factory also records every request (HTTP request or
+// websocket message) its client sends, the connectionType of every
+// /meta/connect, and how long each /meta/connect was held, against the
+// advice.timeout in force.
 
+import http from 'node:http';
 import { createRequire } from 'node:module';
 import { adapt } from 'cometd-nodejs-client';
 
 adapt();
 
-const { CometD, LongPollingTransport } = await import('cometd');
+const {
+    CometD, CallbackPollingTransport, LongPollingTransport, WebSocketTransport,
+} = await import('cometd');
 const require = createRequire(import.meta.url);
 const Faye = require('faye');
 const FayeNodeHttp = require('faye/src/transport/node_http');
+const FayeWebSocket = require('faye/src/transport/web_socket');
 
-// Record every HTTP request of Faye's long-polling transport on the client
-// that made it: client.requests = [{ url, messages }].
+export const COMETD_TRANSPORTS = ['websocket', 'long-polling',
+                                  'callback-polling'];
+export const FAYE_TRANSPORTS = ['long-polling', 'websocket'];
+
+// Keeps the last 1000 requests of a client: { url, messages }.
+function record(list, url, messages) {
+    if (!list) {
+        return;
+    }
+    list.push({ url, messages: JSON.parse(JSON.stringify(messages)) });
+    if (list.length > 1000) {
+        list.shift();
+    }
+}
+
+// Record every HTTP request and every websocket message of Faye's
+// transports on the client that made it: client.requests = [{ url,
+// messages }], url being http://... or ws://...  And the close code of
+// every websocket of the client: client.wsCloses = [code, ...].
 const fayeRequest = FayeNodeHttp.prototype.request;
 FayeNodeHttp.prototype.request = function (messages) {
     const client = this._dispatcher && this._dispatcher._client;
-    if (client && client.requests) {
-        client.requests.push({ url: this.endpoint.href,
-                               messages: JSON.parse(JSON.stringify(messages)) });
-        if (client.requests.length > 1000) {
-            client.requests.shift();
-        }
-    }
+    record(client && client.requests, this.endpoint.href, messages);
     return fayeRequest.call(this, messages);
+};
+
+const fayeWsRequest = FayeWebSocket.prototype.request;
+FayeWebSocket.prototype.request = function (messages) {
+    const client = this._dispatcher && this._dispatcher._client;
+    record(client && client.requests,
+           FayeWebSocket.getSocketUrl(this.endpoint), messages);
+    return fayeWsRequest.call(this, messages);
+};
+
+const fayeCreateSocket = FayeWebSocket.prototype._createSocket;
+FayeWebSocket.prototype._createSocket = function () {
+    const socket = fayeCreateSocket.call(this);
+    const client = this._dispatcher && this._dispatcher._client;
+    if (socket && client && client.wsCloses) {
+        socket.addEventListener('close', (e) => client.wsCloses.push(e.code));
+    }
+    return socket;
 };
 
 // Records each /meta/connect: when it was sent, the advice.timeout the
@@ -40,12 +78,17 @@ class ConnectLog {
         this.pending = new Map();   // message id -> { sent, timeout }
         this.held = [];             // { ms, timeout, id }
         this.connectionTypes = new Set();
+        this.connects = [];         // connectionType of each, in order
         this.replies = [];          // every /meta/* reply, in order
     }
 
     outgoing(message) {
         if (message.channel === '/meta/connect') {
             this.connectionTypes.add(message.connectionType);
+            this.connects.push(message.connectionType);
+            if (this.connects.length > 1000) {
+                this.connects.shift();
+            }
             const timeout = message.advice && message.advice.timeout === 0
                 ? 0
                 : this.advice && this.advice.timeout;
@@ -88,22 +131,135 @@ class RecordingLongPollingTransport extends LongPollingTransport {
     }
 
     xhrSend(packet) {
-        this.requests.push({ url: packet.url, messages: JSON.parse(packet.body) });
-        if (this.requests.length > 1000) {
-            this.requests.shift();
-        }
+        record(this.requests, packet.url, JSON.parse(packet.body));
         return super.xhrSend(packet);
     }
 }
 
-export function newCometD(url, config = {}) {
-    const cometd = new CometD();
+// WebSocket as it is, plus a record of every websocket message it sends:
+// { url (ws://...), messages }.
+class RecordingWebSocketTransport extends WebSocketTransport {
+    constructor(requests) {
+        super();
+        this.requests = requests;
+    }
 
-    // only long-polling: no WebSocket, no callback-polling to fall back on
+    convertToJSON(messages) {
+        const json = super.convertToJSON(messages);
+        record(this.requests, this.cometd.getURL().replace(/^http/, 'ws'),
+               messages);
+        return json;
+    }
+}
+
+// Callback-polling (JSONP) in Node.  The CometD client's own transport
+// does everything (envelopes, URL length limits, timeouts, failures) but
+// load the script: in a browser, jsonpSend() adds a <script> element to
+// the document, which Node has none of, and the cometd-nodejs-client
+// adapter provides XMLHttpRequest and WebSocket only.  This jsonpSend() is
+// that <script> element: a GET of the same URL (jsonp=<callback> and
+// message=<the batch>), whose response, if it is 200, runs as a script
+// that can call the callback; anything else (another status, a script
+// that throws or does not call back) is the script's error event.  Each
+// request is recorded ({ url, messages }), and each response ({ status,
+// type }) in transport.scripts.
+class NodeCallbackPollingTransport extends CallbackPollingTransport {
+    constructor(requests) {
+        super();
+        this.requests = requests;
+        this.jsonpSeq = 0;
+        // a browser's connection pool: keep-alive, several at once
+        this.agent = new http.Agent({ keepAlive: true, maxSockets: 6 });
+        this.scripts = [];      // { status, type } of every response
+    }
+
+    jsonpSend(packet) {
+        const callbackName = '_cometd_jsonp_' + this.jsonpSeq++;
+        let url = packet.url;
+        url += url.indexOf('?') < 0 ? '?' : '&';
+        url += 'jsonp=' + callbackName;
+        url += '&message=' + encodeURIComponent(packet.body);
+        record(this.requests, packet.url, JSON.parse(packet.body));
+
+        let settled = false;
+        const fail = () => {
+            if (!settled) {
+                settled = true;
+                packet.onError('jsonp error');
+            }
+        };
+        const req = http.get(url, { agent: this.agent }, (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (d) => { body += d; });
+            res.on('error', () => fail());
+            res.on('end', () => {
+                this.scripts.push({ status: res.statusCode,
+                                    type: res.headers['content-type'] });
+                if (this.scripts.length > 100) {
+                    this.scripts.shift();
+                }
+                if (res.statusCode !== 200) {
+                    fail();
+                    return;
+                }
+                // the script, with the callback as the one name it can
+                // call (in this realm, as a <script> runs in the page's)
+                let called = false;
+                let response;
+                try {
+                    new Function(callbackName, body)((r) => {
+                        called = true;
+                        response = r;
+                    });
+                } catch (err) {
+                    called = false;
+                }
+                if (!called) {
+                    fail();
+                    return;
+                }
+                settled = true;
+                packet.onSuccess(response);
+            });
+        });
+        req.on('error', () => fail());
+    }
+}
+
+const cometdTransports = {
+    'long-polling': RecordingLongPollingTransport,
+    'websocket': RecordingWebSocketTransport,
+    'callback-polling': NodeCallbackPollingTransport,
+};
+
+// A CometD client with one transport only: 'long-polling' (the default),
+// 'websocket' or 'callback-polling'.  cometd.requests records what it
+// sends, cometd.connectLog its /meta/connects, cometd.connectFailures the
+// failures its listeners saw on /meta/connect (a websocket closed by the
+// server: failure.websocketCode).
+export function newCometD(url, config = {}, transport = 'long-polling') {
+    const cometd = new CometD();
+    const Transport = cometdTransports[transport];
+    if (!Transport) {
+        throw new Error(`no such CometD transport: ${transport}`);
+    }
+
+    // only this one: nothing to fall back on
     cometd.unregisterTransports();
     cometd.requests = [];
-    cometd.registerTransport('long-polling',
-                             new RecordingLongPollingTransport(cometd.requests));
+    const t = new Transport(cometd.requests);
+    // Each client is a browser of its own.  The adapter keeps one cookie
+    // jar for the whole process, so that all clients of a process would
+    // be one browser (one BAYEUX_BROWSER cookie), and CometD's
+    // multiple-clients rule would have all but one of them poll every
+    // bayeux_multi_session_interval instead of holding a connect.  The
+    // adapter reads a request's cookies from context.cookieStore when
+    // there is one (it still files those it gets in the process's jar):
+    // with an empty one, a client sends no cookie, as the websocket and
+    // callback-polling transports here do not either.
+    t.context = { cookieStore: {} };
+    cometd.registerTransport(transport, t);
 
     cometd.configure({ url, logLevel: 'warn', ...config });
 
@@ -113,6 +269,12 @@ export function newCometD(url, config = {}) {
         incoming(message) { log.incoming(message); return message; },
     });
     cometd.connectLog = log;
+    cometd.connectFailures = [];
+    cometd.addListener('/meta/connect', (m) => {
+        if (!m.successful && m.failure) {
+            cometd.connectFailures.push(m.failure);
+        }
+    });
     return cometd;
 }
 
@@ -198,16 +360,29 @@ export function cometdDisconnect(cometd) {
 
 // ------------------------------------------------------------------ Faye
 
-export function newFaye(url, options = {}) {
+// A Faye client with one transport: 'long-polling' (the default) or
+// 'websocket'.  Faye sends its handshake over HTTP whatever the transport
+// (long-polling, one of its mandatory connection types), then selects the
+// best transport the server offers that works: for 'websocket' long-polling
+// stays enabled for the handshake only, and a test must check that
+// nothing else went over HTTP (client.requests) and that every
+// /meta/connect said websocket (client.connectLog.connectionTypes).
+export function newFaye(url, options = {}, transport = 'long-polling') {
+    if (!FAYE_TRANSPORTS.includes(transport)) {
+        throw new Error(`no such Faye transport: ${transport}`);
+    }
     const client = new Faye.Client(url, { retry: 1, ...options });
     client.requests = [];
+    client.wsCloses = [];
 
-    // only long-polling: 'websocket' and 'in-process' are the other
-    // transports Faye's Node client has (the browser build adds
-    // eventsource, cross-origin-long-polling and callback-polling)
+    // 'websocket' and 'in-process' are the other transports Faye's Node
+    // client has (the browser build adds eventsource,
+    // cross-origin-long-polling and callback-polling)
     for (const t of ['websocket', 'in-process', 'eventsource',
                      'cross-origin-long-polling', 'callback-polling']) {
-        client.disable(t);
+        if (t !== transport) {
+            client.disable(t);
+        }
     }
     // Faye's server gives no session cookie here; do not try to keep one
     client.disable('autodisconnect');
@@ -219,6 +394,13 @@ export function newFaye(url, options = {}) {
     });
     client.connectLog = log;
     return client;
+}
+
+// What went over HTTP although the client uses websocket: the requests
+// that carried anything but /meta/handshake.
+export function fayeHttpBesidesHandshakes(client) {
+    return client.requests.filter((r) => /^http/.test(r.url)
+        && r.messages.some((m) => m.channel !== '/meta/handshake'));
 }
 
 // Faye's subscribe() returns a Subscription, a thenable that resolves when

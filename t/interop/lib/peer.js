@@ -1,8 +1,9 @@
 // One side of a two-process exchange (see exchange() in scenarios.js).
 //
-//   fork('peer.js', [kind, url, name, peer, base, count])
+//   fork('peer.js', [kind, url, name, peer, base, count, transport])
 //
-// kind is 'cometd' or 'faye'.  The peer handshakes, subscribes to
+// kind is 'cometd' or 'faye', transport one of the client's transports
+// (clients.js).  The peer handshakes, subscribes to
 // <base>/<name> and says { ready }.  On { go } it publishes count messages
 // { seq } to <base>/<peer>, and says { done, ... } once it has both had its
 // own publishes acknowledged and received count messages from the other side.
@@ -10,12 +11,14 @@
 
 import {
     cometdConnected, cometdDisconnect, cometdHandshake, cometdSubscribe,
-    fayeConnected, fayeDisconnect, fayeSubscribe, fayePublish,
+    fayeConnected, fayeDisconnect, fayeHttpBesidesHandshakes,
+    fayeSubscribe, fayePublish,
     newCometD, newFaye,
 } from './clients.js';
 import { overheld } from './scenarios.js';
 
-const [kind, url, name, peer, base, countArg] = process.argv.slice(2);
+const [kind, url, name, peer, base, countArg, transport] =
+    process.argv.slice(2);
 const count = Number(countArg);
 
 let received = 0;
@@ -29,6 +32,8 @@ let doneSent = false;
 function onData(data) {
     if (disorder === null && (!data || data.seq !== received)) {
         disorder = { expected: received, got: data };
+        // a message lost or out of order: say so now, not at the timeout
+        process.send({ gap: true, name, disorder });
     }
     received += 1;
     check();
@@ -55,18 +60,23 @@ function check() {
         ms: Date.now() - t0,
         overheld: overheld(connectLog()).length,
         connectionTypes: [...connectLog().connectionTypes],
+        transportUsed: kind === 'cometd' ? client.getTransport().type
+                                         : client._dispatcher.connectionType,
+        // for faye over websocket: what went over HTTP besides handshakes
+        httpBesidesHandshakes: kind === 'faye' && transport === 'websocket'
+            ? fayeHttpBesidesHandshakes(client).length : 0,
     });
 }
 
 async function setup() {
     if (kind === 'cometd') {
-        client = newCometD(url);
+        client = newCometD(url, {}, transport);
         const up = cometdConnected(client);
         await cometdHandshake(client);
         await up;
         await cometdSubscribe(client, `${base}/${name}`, (m) => onData(m.data));
     } else {
-        client = newFaye(url);
+        client = newFaye(url, {}, transport);
         await fayeConnected(client);
         await fayeSubscribe(client, `${base}/${name}`, onData);
     }
@@ -90,13 +100,17 @@ function publishCometD() {
     }
 }
 
-// Faye's transport sends whatever is queued in the same tick as one
-// request (of up to 2 KB), and several requests at once, which the network
-// may reorder (so does Faye's own server).  A publisher that wants order
-// waits for a batch to be acknowledged before it sends the next.
+// Faye's long-polling transport sends whatever is queued in the same tick
+// as one request of up to 2 KB, and what is beyond in further requests at
+// the same time, which the network may reorder (as may the server: two
+// requests on two connections may be served by two workers at once).  A
+// publisher that wants order sends no more than a request holds (10 of
+// these messages are about 1.5 KB) and waits for them to be acknowledged
+// before it sends the next.  (Over websocket Faye sends each message in a
+// websocket message of its own, in order, on one connection.)
 async function publishFaye() {
     const channel = `${base}/${peer}`;
-    const window = 20;
+    const window = 10;
     for (let seq = 0; seq < count;) {
         const batch = [];
         for (let i = 0; i < window && seq < count; i++, seq++) {

@@ -29,9 +29,10 @@ export function assertHeldWithinAdvice(log, slack = HOLD_SLACK_MS) {
 }
 
 // A bare /meta/connect for clientId, outside of any client library;
-// resolves to the first message of the reply.
+// resolves to the first message of the reply.  (?raw=1 marks it in the
+// access log: not a request of the client under test.)
 export async function rawConnect(url, clientId) {
-    const res = await fetch(url + '/connect', {
+    const res = await fetch(url + '/connect?raw=1', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify([{
@@ -48,12 +49,16 @@ export async function rawConnect(url, clientId) {
 
 // Two clients in two processes send each other count messages, at the same
 // time.  Resolves to the two peers' reports (see peer.js): received,
-// disorder (null when all arrived in order), overheld, ...
-export function exchange(kindA, kindB, url, count, timeoutMs = 100000) {
+// disorder (null when all arrived in order), overheld, connectionTypes,
+// transportUsed, ...  transports: [transport of A, transport of B].
+export function exchange(kindA, kindB, url, count, timeoutMs = 100000,
+                         transports = ['long-polling', 'long-polling']) {
     const base = `/exchange/p${process.pid}t${Date.now()}`;
     const peers = [
-        fork(path.join(here, 'peer.js'), [kindA, url, 'a', 'b', base, count]),
-        fork(path.join(here, 'peer.js'), [kindB, url, 'b', 'a', base, count]),
+        fork(path.join(here, 'peer.js'),
+             [kindA, url, 'a', 'b', base, count, transports[0]]),
+        fork(path.join(here, 'peer.js'),
+             [kindB, url, 'b', 'a', base, count, transports[1]]),
     ];
     const ready = new Set();
     const done = new Map();
@@ -95,6 +100,11 @@ export function exchange(kindA, kindB, url, count, timeoutMs = 100000) {
                             q.send({ go: true });
                         }
                     }
+                } else if (m.gap) {
+                    finish(new Error(`peer ${m.name}: expected message `
+                        + `${m.disorder.expected}, got `
+                        + `${JSON.stringify(m.disorder.got)} (lost or out `
+                        + 'of order)'));
                 } else if (m.progress) {
                     progress[m.name] = m;
                 } else if (m.done) {
@@ -111,4 +121,20 @@ export function exchange(kindA, kindB, url, count, timeoutMs = 100000) {
             });
         }
     });
+}
+
+// Resolves as promise does; a rejection gets the warnings and errors of
+// the server's error log appended (a queue overflow, a Redis outage, ...).
+export async function withServerLog(server, promise) {
+    try {
+        return await promise;
+    } catch (err) {
+        const lines = server.errorLog().split('\n')
+            .filter((l) => /\[(warn|error|crit|alert|emerg)\]/.test(l));
+        if (lines.length) {
+            err.message += '\nnginx error log:\n'
+                + lines.slice(-10).join('\n');
+        }
+        throw err;
+    }
 }

@@ -5,6 +5,7 @@
 //   server.url                       // http://127.0.0.1:<port>/cometd
 //   await server.restart();          // same port, the memory engine forgets
 //   server.errorLog()                // text of logs/error.log
+//   server.accessLog()               // [{ method, uri, status, ... }]
 //   server.assertCleanLog()          // no [alert]/[crit]/[emerg], no crash
 //   await server.close();            // stop and remove the prefix directory
 //
@@ -27,6 +28,7 @@ export const MODULE = process.env.TEST_NGINX_MODULE
     || path.join(REPO, 'build', 'ngx_bayeux_module.so');
 
 const running = new Set();
+let prefixSeq = 0;
 
 process.on('exit', () => {
     for (const child of running) {
@@ -59,6 +61,12 @@ export class Server {
     // options:
     //   timeout, maxInterval, interval  bayeux_timeout / bayeux_max_interval /
     //                                   bayeux_interval (nginx time strings)
+    //   engine     'memory' (default) or 'redis'
+    //   redis      for the redis engine: a Redis (redis.js) or a redis:// URL
+    //   prefix     bayeux_redis_prefix (default: one of its own per Server,
+    //              kept across restarts); servers that share a Redis and
+    //              a prefix are one Bayeux server
+    //   workers    worker_processes (default 1; 2 with the redis engine)
     //   location   extra directives inside location /cometd
     //   server     extra directives inside server { }
     //   http       extra directives inside http { }
@@ -67,11 +75,21 @@ export class Server {
         this.options = {
             timeout: '5s',
             maxInterval: '10s',
+            engine: 'memory',
             location: '',
             server: '',
             http: '',
             ...options,
         };
+        const o = this.options;
+        if (o.engine === 'redis') {
+            if (!o.redis) {
+                throw new Error('the redis engine needs options.redis');
+            }
+            o.workers = o.workers || 2;
+            o.prefix = o.prefix || `bayeux:i${process.pid}x${++prefixSeq}:`;
+        }
+        o.workers = o.workers || 1;
         this.port = options.port || null;
         this.dir = null;
         this.child = null;
@@ -90,10 +108,17 @@ export class Server {
     config() {
         const o = this.options;
         const interval = o.interval ? `bayeux_interval ${o.interval};` : '';
+        let engine = '';
+        if (o.engine === 'redis') {
+            const url = typeof o.redis === 'string' ? o.redis : o.redis.url;
+            engine = `bayeux_engine redis;
+    bayeux_redis_url ${url};
+    bayeux_redis_prefix ${o.prefix};`;
+        }
 
         return `# written by t/interop/lib/server.js
 load_module ${MODULE};
-worker_processes 1;
+worker_processes ${o.workers};
 daemon off;
 master_process on;
 pid logs/nginx.pid;
@@ -104,7 +129,10 @@ events {
 }
 
 http {
-    access_log off;
+    # every request, websocket upgrades (101) included
+    log_format interop '$request_method $uri $status "$http_upgrade" $arg_raw';
+    access_log logs/access.log interop;
+    ${engine}
     client_body_temp_path ${this.dir}/cbt;
     proxy_temp_path ${this.dir}/tmp;
     fastcgi_temp_path ${this.dir}/tmp;
@@ -234,6 +262,26 @@ http {
         } catch {
             return '';
         }
+    }
+
+    // The requests nginx has logged (a websocket is logged when it closes):
+    // [{ method, uri, status, upgrade, raw }] (raw: a request marked ?raw=1
+    // by a test, not by a client library)
+    accessLog() {
+        let text = '';
+        try {
+            text = fs.readFileSync(path.join(this.dir, 'logs', 'access.log'),
+                                   'utf8');
+        } catch {
+            return [];
+        }
+        return text.split('\n').filter(Boolean).map((l) => {
+            const m = /^(\S+) (\S+) (\d+) "(.*)" (\S+)$/.exec(l);
+            return m ? { method: m[1], uri: m[2], status: Number(m[3]),
+                         upgrade: m[4] === '-' ? '' : m[4],
+                         raw: m[5] === '1' }
+                     : { line: l };
+        });
     }
 
     errorLogTail(lines = 20) {
