@@ -30,10 +30,13 @@
  *     P S:<id>    set: the channels the session subscribed to
  *     P c:<name>  set: the sessions subscribed to a channel or pattern
  *
- * The session keys share one lifetime, interval + max_interval, renewed
- * by every connect and, while a connect is parked, by the worker holding
- * it.  A channel set lives as long as its longest-lived subscriber;
- * entries of sessions that expired are removed by the next publish.
+ * The session hash lives interval + max_interval (ttl), renewed by every
+ * connect and, while a connect is parked, by the worker holding it.  The
+ * queue, the subscriptions and the channel sets get 2 x ttl and are
+ * renewed only when that runs low, so that they always outlive the hash
+ * (see the script).  A channel set lives as long as its longest-lived
+ * subscriber; entries of sessions that expired are removed by the next
+ * publish.
  *
  * Each worker subscribes to its own channel, P w:<host>:<pid>:<random>.
  * A publish appends the message to the queue of every subscriber and
@@ -269,23 +272,41 @@ ngx_bayeux_engine_t  ngx_bayeux_engine_redis = {
 
 static const char  ngx_bayeux_redis_script[] =
 "local op, P, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+"local ttl2 = 2 * ttl\n"
 
-/* a session, its queue, its subscriptions and their channels live on */
-"local function refresh(id)\n"
+/*
+ * A session lives on: its hash for ttl, at every connect.  The keys that
+ * hang off it get 2 x ttl, and are renewed only when the set of its
+ * subscriptions has less than ttl left, so that most connects touch two
+ * keys, not 3 + 2 per channel.  They outlive the hash all the same:
+ *
+ *   S:  at least ttl once this ran; "su" sets it to the hash's own PTTL;
+ *   c:  at least its subscribers' S: (set with them, and only raised);
+ *   q:  2 x ttl when a push creates it or messages are put back, and
+ *       taken whole by the connects and takes that renew the hash; "q"
+ *       renews it where it may hold messages (a parked connect's).
+ *
+ * What an expired session leaves is gone at most 2 x ttl later.
+ */
+"local function refresh(id, q)\n"
 "  redis.call('PEXPIRE', P .. 's:' .. id, ttl)\n"
-"  redis.call('PEXPIRE', P .. 'q:' .. id, ttl)\n"
+"  if q then redis.call('PEXPIRE', P .. 'q:' .. id, ttl2) end\n"
 "  local subs = P .. 'S:' .. id\n"
-"  redis.call('PEXPIRE', subs, ttl)\n"
+"  local t = redis.call('PTTL', subs)\n"
+"  if t >= ttl or t == -2 then return end\n"
+"  redis.call('PEXPIRE', subs, ttl2)\n"
 "  for _, ch in ipairs(redis.call('SMEMBERS', subs)) do\n"
 "    local c = P .. 'c:' .. ch\n"
-"    if redis.call('PTTL', c) < ttl then redis.call('PEXPIRE', c, ttl) end\n"
+"    if redis.call('PTTL', c) < ttl2 then redis.call('PEXPIRE', c, ttl2) end\n"
 "  end\n"
 "end\n"
 
-/* a queue created by a push ends with its session */
-"local function queue_ttl(s, q)\n"
-"  local t = redis.call('PTTL', s)\n"
-"  if t > 0 then redis.call('PEXPIRE', q, t) end\n"
+/*
+ * the whole queue, which goes away with its last message (LPOP with a
+ * count: Redis 6.2); a count beyond the length takes what there is
+ */
+"local function take(q)\n"
+"  return redis.call('LPOP', q, '2147483647') or {}\n"
 "end\n"
 
 "if op == 'hs' then\n"
@@ -300,16 +321,17 @@ static const char  ngx_bayeux_redis_script[] =
 "if op == 'co' then\n"
 "  local id = ARGV[4]\n"
 "  local s = P .. 's:' .. id\n"
-"  local st = redis.call('HMGET', s, 'c', 'w', 't')\n"
+"  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o')\n"
 "  if not st[1] then return {-1} end\n"
 "  if st[2] ~= '' then\n"
 "    redis.call('PUBLISH', st[2], id .. ' ' .. st[3])\n"
 "  end\n"
-"  local q = P .. 'q:' .. id\n"
-"  local msgs = redis.call('LRANGE', q, 0, -1)\n"
+"  local msgs = take(P .. 'q:' .. id)\n"
 "  if #msgs > 0 or st[1] ~= '1' or ARGV[5] == '0' then\n"
-"    redis.call('DEL', q)\n"
-"    redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'o', '')\n"
+/* the hash is written only if it changes */
+"    if st[1] ~= '1' or st[2] ~= '' or st[3] ~= '' or st[4] ~= '' then\n"
+"      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'o', '')\n"
+"    end\n"
 "    refresh(id)\n"
 "    return {0, msgs}\n"
 "  end\n"
@@ -325,10 +347,8 @@ static const char  ngx_bayeux_redis_script[] =
 "  local st = redis.call('HMGET', s, 'w', 't')\n"
 "  if not st[1] then return {-2} end\n"
 "  if st[1] ~= ARGV[5] or st[2] ~= ARGV[6] then return {-1} end\n"
-"  local q = P .. 'q:' .. id\n"
-"  local msgs = redis.call('LRANGE', q, 0, -1)\n"
+"  local msgs = take(P .. 'q:' .. id)\n"
 "  if #msgs == 0 and ARGV[7] == 'w' then return {1} end\n"
-"  redis.call('DEL', q)\n"
 "  redis.call('HSET', s, 'w', '', 't', '', 'o', '')\n"
 "  refresh(id)\n"
 "  return {0, msgs}\n"
@@ -340,7 +360,7 @@ static const char  ngx_bayeux_redis_script[] =
 "  local st = redis.call('HMGET', s, 'w', 't')\n"
 "  if st[1] == ARGV[5] and st[2] == ARGV[6] then\n"
 "    redis.call('HSET', s, 'w', '', 't', '')\n"
-"    refresh(ARGV[4])\n"
+"    refresh(ARGV[4], true)\n"
 "  end\n"
 "  return 0\n"
 "end\n"
@@ -355,7 +375,7 @@ static const char  ngx_bayeux_redis_script[] =
 "  for i = #ARGV, 6, -1 do redis.call('LPUSH', q, ARGV[i]) end\n"
 "  local max = tonumber(ARGV[5])\n"
 "  if max > 0 then redis.call('LTRIM', q, -max, -1) end\n"
-"  queue_ttl(s, q)\n"
+"  redis.call('PEXPIRE', q, ttl2)\n"
 "  if st[1] ~= '' then\n"
 "    redis.call('PUBLISH', st[1], id .. ' ' .. st[2])\n"
 "  end\n"
@@ -414,7 +434,7 @@ static const char  ngx_bayeux_redis_script[] =
 "        else\n"
 "          local q = P .. 'q:' .. id\n"
 "          local len = redis.call('RPUSH', q, msg)\n"
-"          if len == 1 then queue_ttl(s, q) end\n"
+"          if len == 1 then redis.call('PEXPIRE', q, ttl2) end\n"
 "          if max > 0 and len > max then\n"
 "            redis.call('LTRIM', q, -max, -1)\n"
 "            if st[3] ~= '1' then\n"
@@ -469,7 +489,7 @@ static const char  ngx_bayeux_redis_script[] =
 "  for i = 5, #ARGV - 1, 2 do\n"
 "    local st = redis.call('HMGET', P .. 's:' .. ARGV[i], 'w', 't')\n"
 "    if st[1] == ARGV[4] and st[2] == ARGV[i + 1] then\n"
-"      refresh(ARGV[i])\n"
+"      refresh(ARGV[i], true)\n"
 "      n = n + 1\n"
 "    end\n"
 "  end\n"
