@@ -68,6 +68,7 @@ struct ngx_bayeux_endpoint_s {
     /* the advice objects of the location, written once */
     ngx_str_t                  advice_retry;
     ngx_str_t                  advice_none;
+    ngx_str_t                  advice_multiple;    /* multiple-clients */
 
     ngx_bayeux_loc_conf_t     *conf;
     ngx_bayeux_engine_t       *engine;

@@ -199,6 +199,8 @@ static void ngx_bayeux_redis_link_check(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_down_handler(ngx_event_t *ev);
 static void ngx_bayeux_redis_reconnect_handler(ngx_event_t *ev);
 static void ngx_bayeux_redis_tick_handler(ngx_event_t *ev);
+static ngx_int_t ngx_bayeux_redis_auth(ngx_bayeux_redis_conn_t *rc,
+    ngx_bayeux_redis_req_t *req);
 static void ngx_bayeux_redis_cmd_connected(ngx_bayeux_redis_conn_t *rc);
 static void ngx_bayeux_redis_sub_connected(ngx_bayeux_redis_conn_t *rc);
 static void ngx_bayeux_redis_closed(ngx_bayeux_redis_conn_t *rc);
@@ -983,34 +985,48 @@ ngx_bayeux_redis_reconnect_handler(ngx_event_t *ev)
 }
 
 
-static void
-ngx_bayeux_redis_cmd_connected(ngx_bayeux_redis_conn_t *rc)
+/* AUTH [user] password, first on each of the two connections */
+
+static ngx_int_t
+ngx_bayeux_redis_auth(ngx_bayeux_redis_conn_t *rc,
+    ngx_bayeux_redis_req_t *req)
 {
     int                  argc;
     const char          *argv[3];
     size_t               argvlen[3];
     ngx_bayeux_redis_t  *rd = rc->data;
 
+    if (rd->password.len == 0) {
+        return NGX_OK;
+    }
+
+    argc = 0;
+    argv[argc] = "AUTH";
+    argvlen[argc++] = 4;
+
+    if (rd->user.len) {
+        argv[argc] = (const char *) rd->user.data;
+        argvlen[argc++] = rd->user.len;
+    }
+
+    argv[argc] = (const char *) rd->password.data;
+    argvlen[argc++] = rd->password.len;
+
+    return ngx_bayeux_redis_send(rc, req, argc, argv, argvlen);
+}
+
+
+static void
+ngx_bayeux_redis_cmd_connected(ngx_bayeux_redis_conn_t *rc)
+{
+    const char          *argv[3];
+    size_t               argvlen[3];
+    ngx_bayeux_redis_t  *rd = rc->data;
+
     /* pipelined: AUTH, SELECT, SCRIPT LOAD; the last reply says ready */
 
-    if (rd->password.len) {
-        argc = 0;
-        argv[argc] = "AUTH";
-        argvlen[argc++] = 4;
-
-        if (rd->user.len) {
-            argv[argc] = (const char *) rd->user.data;
-            argvlen[argc++] = rd->user.len;
-        }
-
-        argv[argc] = (const char *) rd->password.data;
-        argvlen[argc++] = rd->password.len;
-
-        if (ngx_bayeux_redis_send(rc, &rd->auth_req, argc, argv, argvlen)
-            != NGX_OK)
-        {
-            goto failed;
-        }
+    if (ngx_bayeux_redis_auth(rc, &rd->auth_req) != NGX_OK) {
+        goto failed;
     }
 
     if (rd->db.len) {
@@ -1048,30 +1064,12 @@ failed:
 static void
 ngx_bayeux_redis_sub_connected(ngx_bayeux_redis_conn_t *rc)
 {
-    int                  argc;
     const char          *argv[3];
     size_t               argvlen[3];
     ngx_bayeux_redis_t  *rd = rc->data;
 
-    if (rd->password.len) {
-        argc = 0;
-        argv[argc] = "AUTH";
-        argvlen[argc++] = 4;
-
-        if (rd->user.len) {
-            argv[argc] = (const char *) rd->user.data;
-            argvlen[argc++] = rd->user.len;
-        }
-
-        argv[argc] = (const char *) rd->password.data;
-        argvlen[argc++] = rd->password.len;
-
-        if (ngx_bayeux_redis_send(rc, &rd->sub_auth_req, argc, argv,
-                                  argvlen)
-            != NGX_OK)
-        {
-            goto failed;
-        }
+    if (ngx_bayeux_redis_auth(rc, &rd->sub_auth_req) != NGX_OK) {
+        goto failed;
     }
 
     argv[0] = "SUBSCRIBE";

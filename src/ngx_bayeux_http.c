@@ -217,6 +217,37 @@ ngx_bayeux_http_add_header(ngx_http_request_t *r, char *name,
 }
 
 
+/*
+ * A form-encoded value (a query string's, or a form body's) decoded into
+ * the pool: "+" is a blank, "%XX" a byte.  The value is changed in place.
+ */
+
+ngx_int_t
+ngx_bayeux_http_form_decode(ngx_pool_t *pool, ngx_str_t *value,
+    ngx_str_t *decoded)
+{
+    u_char  *p, *dst;
+
+    for (p = value->data; p < value->data + value->len; p++) {
+        if (*p == '+') {
+            *p = ' ';
+        }
+    }
+
+    decoded->data = ngx_pnalloc(pool, value->len ? value->len : 1);
+    if (decoded->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    dst = decoded->data;
+    p = value->data;
+    ngx_unescape_uri(&dst, &p, value->len, 0);
+    decoded->len = dst - decoded->data;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_bayeux_http_cors(ngx_http_request_t *r, ngx_table_elt_t *origin)
 {

@@ -27,8 +27,7 @@ static ngx_int_t ngx_bayeux_jsonp_callback_valid(ngx_str_t *name);
 ngx_int_t
 ngx_bayeux_jsonp_handler(ngx_http_request_t *r)
 {
-    u_char     *dst, *src;
-    ngx_str_t   message, callback, text, reason;
+    ngx_str_t  message, callback, text, reason;
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -52,24 +51,10 @@ ngx_bayeux_jsonp_handler(ngx_http_request_t *r)
         return NGX_DONE;
     }
 
-    text.data = ngx_pnalloc(r->pool, message.len);
-    if (text.data == NULL) {
+    if (ngx_bayeux_http_form_decode(r->pool, &message, &text) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return NGX_DONE;
     }
-
-    /* "+" is a blank in a query string */
-
-    for (src = message.data; src < message.data + message.len; src++) {
-        if (*src == '+') {
-            *src = ' ';
-        }
-    }
-
-    dst = text.data;
-    src = message.data;
-    ngx_unescape_uri(&dst, &src, message.len, 0);
-    text.len = dst - text.data;
 
     ngx_bayeux_longpoll_start(r, &text, &callback);
 

@@ -11,6 +11,7 @@
 #include "ngx_bayeux.h"
 #include "ngx_bayeux_message.h"
 #include "ngx_bayeux_protocol.h"
+#include "ngx_bayeux_http.h"
 #include "ngx_bayeux_longpoll.h"
 #include "ngx_bayeux_jsonp.h"
 #include "ngx_bayeux_browser.h"
@@ -297,8 +298,8 @@ ngx_bayeux_longpoll_body_text(ngx_http_request_t *r, ngx_str_t *text)
 static ngx_int_t
 ngx_bayeux_longpoll_form_message(ngx_http_request_t *r, ngx_str_t *text)
 {
-    u_char     *p, *last, *name, *value, *end, *dst;
-    ngx_str_t  *type;
+    u_char     *p, *last, *name, *value, *end;
+    ngx_str_t  *type, message;
 
     if (r->headers_in.content_type == NULL) {
         return NGX_OK;
@@ -330,24 +331,10 @@ ngx_bayeux_longpoll_form_message(ngx_http_request_t *r, ngx_str_t *text)
         if (value && value - name == 7
             && ngx_strncmp(name, "message", 7) == 0)
         {
-            value++;
+            message.data = value + 1;
+            message.len = end - message.data;
 
-            for (p = value; p < end; p++) {
-                if (*p == '+') {
-                    *p = ' ';
-                }
-            }
-
-            dst = ngx_pnalloc(r->pool, end - value);
-            if (dst == NULL) {
-                return NGX_ERROR;
-            }
-
-            text->data = dst;
-            ngx_unescape_uri(&dst, &value, end - value, 0);
-            text->len = dst - text->data;
-
-            return NGX_OK;
+            return ngx_bayeux_http_form_decode(r->pool, &message, text);
         }
 
         p = end + 1;

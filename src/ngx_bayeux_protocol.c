@@ -26,6 +26,8 @@ static void ngx_bayeux_batch_complete(ngx_bayeux_op_t *op);
 static void ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b);
 static ngx_int_t ngx_bayeux_batch_async(ngx_bayeux_batch_t *b,
     ngx_uint_t start);
+static ngx_int_t ngx_bayeux_batch_join(ngx_bayeux_batch_t *b,
+    ngx_uint_t replies, ngx_str_t *out);
 static void ngx_bayeux_batch_held(ngx_bayeux_op_t *op);
 static void ngx_bayeux_batch_unhold(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
@@ -42,12 +44,14 @@ static ngx_int_t ngx_bayeux_reply_connect(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m, ngx_bayeux_wake_e reason, ngx_str_t *out);
 static ngx_int_t ngx_bayeux_reply_open(ngx_bayeux_batch_t *b,
     ngx_bayeux_json_t *j, ngx_bayeux_message_t *m, ngx_uint_t successful);
-static ngx_int_t ngx_bayeux_reply_advice(ngx_bayeux_batch_t *b,
-    ngx_bayeux_json_t *j, char *reconnect);
+static ngx_int_t ngx_bayeux_reply_advice(ngx_bayeux_json_t *j,
+    ngx_str_t *advice);
 static ngx_int_t ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b,
     ngx_bayeux_json_t *j);
 static ngx_int_t ngx_bayeux_transport_enabled(ngx_bayeux_batch_t *b,
     ngx_str_t *name);
+static ngx_int_t ngx_bayeux_advice_create(ngx_conf_t *cf,
+    ngx_bayeux_endpoint_t *ep, char *reconnect, ngx_str_t *advice);
 static ngx_uint_t ngx_bayeux_is(ngx_str_t *name, char *literal);
 
 
@@ -70,37 +74,59 @@ static ngx_bayeux_transport_t  ngx_bayeux_transports[] = {
 ngx_int_t
 ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
 {
-    u_char                 *p;
-    size_t                  len;
-    ngx_bayeux_loc_conf_t  *conf;
+    u_char  *p;
 
-    conf = ep->conf;
+    if (ngx_bayeux_advice_create(cf, ep, "retry", &ep->advice_retry)
+        != NGX_OK
+        || ngx_bayeux_advice_create(cf, ep, "none", &ep->advice_none)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
-    len = sizeof("{\"reconnect\":\"retry\",\"interval\":,\"timeout\":,"
-                 "\"maxInterval\":}") - 1 + 3 * NGX_INT_T_LEN;
+    /* for the extra tabs of a browser: poll, every multi_session_interval */
 
-    p = ngx_pnalloc(cf->pool, 2 * len);
+    p = ngx_pnalloc(cf->pool, sizeof("{\"reconnect\":\"retry\",\"interval\":,"
+                                     "\"timeout\":,\"multiple-clients\":true}")
+                              - 1 + 2 * NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    ep->advice_retry.data = p;
-    ep->advice_retry.len = ngx_sprintf(p, "{\"reconnect\":\"retry\","
-                                       "\"interval\":%M,\"timeout\":%M,"
-                                       "\"maxInterval\":%M}",
-                                       conf->interval, conf->timeout,
-                                       conf->max_interval)
-                           - p;
+    ep->advice_multiple.data = p;
+    ep->advice_multiple.len = ngx_sprintf(p, "{\"reconnect\":\"retry\","
+                                          "\"interval\":%M,\"timeout\":%M,"
+                                          "\"multiple-clients\":true}",
+                                          ep->conf->multi_session_interval,
+                                          ep->conf->timeout)
+                              - p;
 
-    p += len;
+    return NGX_OK;
+}
 
-    ep->advice_none.data = p;
-    ep->advice_none.len = ngx_sprintf(p, "{\"reconnect\":\"none\","
-                                      "\"interval\":%M,\"timeout\":%M,"
-                                      "\"maxInterval\":%M}",
-                                      conf->interval, conf->timeout,
-                                      conf->max_interval)
-                          - p;
+
+static ngx_int_t
+ngx_bayeux_advice_create(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep,
+    char *reconnect, ngx_str_t *advice)
+{
+    u_char                 *p;
+    ngx_bayeux_loc_conf_t  *conf;
+
+    conf = ep->conf;
+
+    p = ngx_pnalloc(cf->pool, sizeof("{\"reconnect\":\"\",\"interval\":,"
+                                     "\"timeout\":,\"maxInterval\":}") - 1
+                              + ngx_strlen(reconnect) + 3 * NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    advice->data = p;
+    advice->len = ngx_sprintf(p, "{\"reconnect\":\"%s\",\"interval\":%M,"
+                              "\"timeout\":%M,\"maxInterval\":%M}",
+                              reconnect, conf->interval, conf->timeout,
+                              conf->max_interval)
+                  - p;
 
     return NGX_OK;
 }
@@ -659,13 +685,31 @@ ngx_bayeux_batch_held(ngx_bayeux_op_t *op)
 ngx_int_t
 ngx_bayeux_batch_response(ngx_bayeux_batch_t *b, ngx_str_t *out)
 {
+    return ngx_bayeux_batch_join(b, 1, out);
+}
+
+
+/* the deliveries alone, pushed while the connect stays held */
+
+ngx_int_t
+ngx_bayeux_batch_deliveries(ngx_bayeux_batch_t *b, ngx_str_t *out)
+{
+    return ngx_bayeux_batch_join(b, 0, out);
+}
+
+
+static ngx_int_t
+ngx_bayeux_batch_join(ngx_bayeux_batch_t *b, ngx_uint_t replies,
+    ngx_str_t *out)
+{
     size_t      len;
     u_char     *p;
     ngx_str_t  *d;
-    ngx_uint_t  i, n;
+    ngx_uint_t  i, n, nreplies;
 
     len = 2;
     n = 0;
+    nreplies = replies ? b->messages->nelts : 0;
 
     if (b->deliveries) {
         d = b->deliveries->elts;
@@ -675,7 +719,7 @@ ngx_bayeux_batch_response(ngx_bayeux_batch_t *b, ngx_str_t *out)
         }
     }
 
-    for (i = 0; i < b->messages->nelts; i++) {
+    for (i = 0; i < nreplies; i++) {
         len += b->replies[i].len + 1;
     }
 
@@ -699,7 +743,7 @@ ngx_bayeux_batch_response(ngx_bayeux_batch_t *b, ngx_str_t *out)
         }
     }
 
-    for (i = 0; i < b->messages->nelts; i++) {
+    for (i = 0; i < nreplies; i++) {
         if (b->replies[i].len == 0) {
             continue;
         }
@@ -870,7 +914,8 @@ ngx_bayeux_reply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
             || ngx_bayeux_reply_transports(b, &j) != NGX_OK
             || ngx_bayeux_json_key(&j, "clientId") != NGX_OK
             || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK
-            || ngx_bayeux_reply_advice(b, &j, "retry") != NGX_OK)
+            || ngx_bayeux_reply_advice(&j, &b->endpoint->advice_retry)
+               != NGX_OK)
         {
             return NGX_ERROR;
         }
@@ -911,49 +956,31 @@ static ngx_int_t
 ngx_bayeux_reply_connect(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     ngx_bayeux_wake_e reason, ngx_str_t *out)
 {
-    ngx_bayeux_json_t       j;
-    ngx_bayeux_loc_conf_t  *conf;
+    ngx_str_t          *advice;
+    ngx_bayeux_json_t   j;
 
     /* the connect is answered: it holds nothing any more */
     ngx_bayeux_batch_unhold(b);
 
     if (b->multiple_clients) {
-        conf = b->endpoint->conf;
+        advice = &b->endpoint->advice_multiple;
 
-        if (ngx_bayeux_reply_open(b, &j, m, 1) != NGX_OK
-            || ngx_bayeux_json_key(&j, "clientId") != NGX_OK
-            || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK
-            || ngx_bayeux_json_key(&j, "advice") != NGX_OK
-            || ngx_bayeux_json_literal(&j, "{\"reconnect\":\"retry\","
-                                           "\"interval\":") != NGX_OK
-            || ngx_bayeux_json_number(&j, conf->multi_session_interval)
-               != NGX_OK
-            || ngx_bayeux_json_literal(&j, ",\"timeout\":") != NGX_OK
-            || ngx_bayeux_json_number(&j, conf->timeout) != NGX_OK
-            || ngx_bayeux_json_literal(&j, ",\"multiple-clients\":true}}")
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        ngx_bayeux_json_result(&j, out);
-
-        return NGX_OK;
-    }
-
-    if (reason == NGX_BAYEUX_WAKE_ERROR) {
+    } else if (reason == NGX_BAYEUX_WAKE_ERROR) {
         /* the engine lost its store (Redis down): come back later */
         return ngx_bayeux_reply_error(b, m, "503::engine_unavailable",
                                       NGX_BAYEUX_REPLY_RETRY_ADVICE, out);
+
+    } else if (reason == NGX_BAYEUX_WAKE_DISCONNECTED) {
+        advice = &b->endpoint->advice_none;
+
+    } else {
+        advice = &b->endpoint->advice_retry;
     }
 
     if (ngx_bayeux_reply_open(b, &j, m, 1) != NGX_OK
         || ngx_bayeux_json_key(&j, "clientId") != NGX_OK
         || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK
-        || ngx_bayeux_reply_advice(b, &j,
-                                   reason == NGX_BAYEUX_WAKE_DISCONNECTED
-                                   ? "none" : "retry")
-           != NGX_OK
+        || ngx_bayeux_reply_advice(&j, advice) != NGX_OK
         || ngx_bayeux_json_literal(&j, "}") != NGX_OK)
     {
         return NGX_ERROR;
@@ -1013,7 +1040,7 @@ ngx_bayeux_reply_error(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     }
 
     if ((flags & NGX_BAYEUX_REPLY_RETRY_ADVICE)
-        && ngx_bayeux_reply_advice(b, &j, "retry") != NGX_OK)
+        && ngx_bayeux_reply_advice(&j, &b->endpoint->advice_retry) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -1071,14 +1098,8 @@ ngx_bayeux_reply_open(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j,
 
 
 static ngx_int_t
-ngx_bayeux_reply_advice(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j,
-    char *reconnect)
+ngx_bayeux_reply_advice(ngx_bayeux_json_t *j, ngx_str_t *advice)
 {
-    ngx_str_t  *advice;
-
-    advice = (reconnect[0] == 'n') ? &b->endpoint->advice_none
-                                   : &b->endpoint->advice_retry;
-
     if (ngx_bayeux_json_key(j, "advice") != NGX_OK
         || ngx_bayeux_json_raw(j, advice->data, advice->len) != NGX_OK)
     {

@@ -92,6 +92,7 @@ ngx_int_t ngx_bayeux_batch_disconnected(ngx_bayeux_batch_t *b,
     ngx_str_t *client_id);
 void ngx_bayeux_batch_cancel(ngx_bayeux_batch_t *b);
 ngx_int_t ngx_bayeux_batch_response(ngx_bayeux_batch_t *b, ngx_str_t *out);
+ngx_int_t ngx_bayeux_batch_deliveries(ngx_bayeux_batch_t *b, ngx_str_t *out);
 
 
 #endif /* _NGX_BAYEUX_PROTOCOL_H_INCLUDED_ */

@@ -893,44 +893,22 @@ ngx_bayeux_ws_disconnected(ngx_bayeux_ws_t *ws, ngx_bayeux_batch_t *b)
 static void
 ngx_bayeux_ws_batch_push(ngx_bayeux_batch_t *b)
 {
-    u_char                 *p;
-    size_t                  len;
     ngx_int_t               rc;
-    ngx_str_t              *d;
-    ngx_uint_t              i;
+    ngx_str_t               body;
     ngx_msec_int_t          left;
     ngx_connection_t       *c;
     ngx_bayeux_ws_batch_t  *wb = b->data;
 
     c = b->request->connection;
-    d = b->deliveries->elts;
-    len = 2;
 
-    for (i = 0; i < b->deliveries->nelts; i++) {
-        len += d[i].len + 1;
-    }
-
-    p = ngx_pnalloc(wb->pool, len);
-    if (p == NULL) {
-        ngx_bayeux_batch_release(b);
+    if (ngx_bayeux_batch_deliveries(b, &body) != NGX_OK) {
+        /* the messages are taken: only closing tells the client */
+        ngx_bayeux_ws_finalize(wb->ws, NGX_ERROR);
+        ngx_http_run_posted_requests(c);
         return;
     }
 
-    len = 0;
-    p[len++] = '[';
-
-    for (i = 0; i < b->deliveries->nelts; i++) {
-        if (i) {
-            p[len++] = ',';
-        }
-
-        ngx_memcpy(p + len, d[i].data, d[i].len);
-        len += d[i].len;
-    }
-
-    p[len++] = ']';
-
-    rc = ngx_bayeux_ws_send(wb->ws, NGX_BAYEUX_WS_TEXT, p, len);
+    rc = ngx_bayeux_ws_send(wb->ws, NGX_BAYEUX_WS_TEXT, body.data, body.len);
 
     if (rc != NGX_OK) {
         if (rc == NGX_ERROR) {
