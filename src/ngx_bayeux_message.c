@@ -152,7 +152,7 @@ ngx_bayeux_parser_create(ngx_pool_t *pool, ngx_uint_t max_messages)
     p->pool = pool;
     p->max_messages = max_messages;
 
-    p->messages = ngx_array_create(pool, 4, sizeof(ngx_bayeux_message_t));
+    p->messages = ngx_array_create(pool, 1, sizeof(ngx_bayeux_message_t));
     if (p->messages == NULL) {
         return NULL;
     }

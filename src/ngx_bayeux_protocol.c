@@ -220,7 +220,8 @@ ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b)
 
 /*
  * While an engine operation is under way the request must not be freed:
- * nginx's "blocked" count keeps it, as for asynchronous file I/O.  When
+ * nginx's "blocked" count keeps it, as for asynchronous file I/O (a
+ * websocket, which has no request, waits for b->async itself).  When
  * the operation ends, returns NGX_ABORT if the request was terminated
  * meanwhile; the transport's abort handler has then been called.
  */
@@ -228,12 +229,11 @@ ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b)
 static ngx_int_t
 ngx_bayeux_batch_async(ngx_bayeux_batch_t *b, ngx_uint_t start)
 {
-    if (b->request == NULL) {
-        return NGX_OK;
-    }
-
     if (start) {
-        b->request->main->blocked++;
+        if (b->request) {
+            b->request->main->blocked++;
+        }
+
         b->async = 1;
         return NGX_OK;
     }
@@ -242,7 +242,10 @@ ngx_bayeux_batch_async(ngx_bayeux_batch_t *b, ngx_uint_t start)
         return NGX_OK;
     }
 
-    b->request->main->blocked--;
+    if (b->request) {
+        b->request->main->blocked--;
+    }
+
     b->async = 0;
 
     if (b->aborted) {

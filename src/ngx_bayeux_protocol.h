@@ -64,7 +64,8 @@ struct ngx_bayeux_batch_s {
 
     void                          *data;
 
-    /* kept from being freed while an engine operation is under way */
+    /* kept from being freed while an engine operation is under way (NULL:
+     * a websocket) */
     ngx_http_request_t            *request;
 
     /* long-polling: the BAYEUX_BROWSER of the request, and its hold */

@@ -44,8 +44,11 @@
 
 
 typedef struct {
-    ngx_http_request_t            *request;
+    ngx_connection_t              *connection;
+    ngx_http_request_t            *request;     /* until the upgrade is done */
     ngx_bayeux_loc_conf_t         *conf;
+    ngx_msec_t                     send_timeout;
+    size_t                         send_lowat;
 
     u_char                        *in;          /* received bytes */
     size_t                         in_len;
@@ -61,8 +64,11 @@ typedef struct {
     size_t                         out_size;
 
     ngx_queue_t                    batches;
-    ngx_event_handler_pt           read_handler;
 
+    /* posted: the end of the upgrade, then the closing */
+    ngx_event_t                    event;
+
+    unsigned                       in_shared:1;
     unsigned                       in_message:1;
     unsigned                       closing:1;
     unsigned                       done:1;
@@ -81,9 +87,11 @@ typedef struct {
 
 static ngx_int_t ngx_bayeux_ws_accept(ngx_http_request_t *r,
     ngx_table_elt_t *key, ngx_str_t *protocol);
-static void ngx_bayeux_ws_idle_handler(ngx_event_t *rev);
-static void ngx_bayeux_ws_read(ngx_http_request_t *r);
-static void ngx_bayeux_ws_write(ngx_http_request_t *r);
+static void ngx_bayeux_ws_detach(ngx_event_t *ev);
+static void ngx_bayeux_ws_free_buffers(ngx_connection_t *c, ngx_chain_t *cl);
+static void ngx_bayeux_ws_read_handler(ngx_event_t *rev);
+static void ngx_bayeux_ws_write_handler(ngx_event_t *wev);
+static void ngx_bayeux_ws_read(ngx_bayeux_ws_t *ws);
 static ngx_int_t ngx_bayeux_ws_frames(ngx_bayeux_ws_t *ws);
 static ngx_int_t ngx_bayeux_ws_control(ngx_bayeux_ws_t *ws,
     ngx_uint_t opcode, u_char *data, size_t len);
@@ -91,12 +99,14 @@ static ngx_int_t ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data,
     size_t len);
 static ngx_int_t ngx_bayeux_ws_reserve(u_char **buf, size_t *size,
     size_t used, size_t need, ngx_log_t *log);
+static ngx_int_t ngx_bayeux_ws_reserve_in(ngx_bayeux_ws_t *ws, size_t need);
 static ngx_int_t ngx_bayeux_ws_send(ngx_bayeux_ws_t *ws, ngx_uint_t opcode,
     u_char *data, size_t len);
 static void ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws);
 static void ngx_bayeux_ws_fail(ngx_bayeux_ws_t *ws, ngx_uint_t code,
     char *reason);
-static void ngx_bayeux_ws_finalize(ngx_bayeux_ws_t *ws, ngx_int_t rc);
+static void ngx_bayeux_ws_finalize(ngx_bayeux_ws_t *ws);
+static void ngx_bayeux_ws_close_handler(ngx_event_t *ev);
 static void ngx_bayeux_ws_cleanup(void *data);
 static void ngx_bayeux_ws_batch_done(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_ws_batch_wake(ngx_bayeux_batch_t *b);
@@ -111,6 +121,17 @@ static void ngx_bayeux_ws_batch_free(ngx_bayeux_ws_batch_t *wb);
 static ngx_str_t  ngx_bayeux_websocket = ngx_string("websocket");
 
 
+/*
+ * Frames are read into a buffer of the worker, and replies built in
+ * another: a websocket keeps bytes of its own only for a frame not fully
+ * received or a reply the socket did not take, so that an idle one holds
+ * no buffer and a message costs no allocation.
+ */
+
+static u_char  ngx_bayeux_ws_read_buffer[16384];
+static u_char  ngx_bayeux_ws_send_buffer[16384];
+
+
 ngx_int_t
 ngx_bayeux_websocket_handler(ngx_http_request_t *r)
 {
@@ -119,7 +140,7 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
     ngx_table_elt_t           *key, *version, *h;
     ngx_connection_t          *c;
     ngx_bayeux_ws_t           *ws;
-    ngx_http_cleanup_t        *cln;
+    ngx_pool_cleanup_t        *cln;
     ngx_bayeux_loc_conf_t     *blcf;
     ngx_http_core_loc_conf_t  *clcf;
 
@@ -187,26 +208,46 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
         protocol = blcf->websocket_protocol;
     }
 
-    ws = ngx_pcalloc(r->pool, sizeof(ngx_bayeux_ws_t));
+    if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "bayeux: websocket upgrade request with a body");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    /*
+     * The websocket outlives its HTTP request, which is freed once the
+     * upgrade is done: what an idle websocket keeps is this, its session
+     * in the engine and the connection.
+     */
+
+    ws = ngx_calloc(sizeof(ngx_bayeux_ws_t), c->log);
     if (ws == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ws->request = r;
-    ws->conf = blcf;
-    ngx_queue_init(&ws->batches);
-
-    cln = ngx_http_cleanup_add(r, 0);
+    cln = ngx_pool_cleanup_add(c->pool, 0);
     if (cln == NULL) {
+        ngx_free(ws);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     cln->handler = ngx_bayeux_ws_cleanup;
     cln->data = ws;
 
-    ngx_http_set_ctx(r, ws, ngx_bayeux_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
+    ws->connection = c;
+    ws->request = r;
+    ws->conf = blcf;
+    ws->send_timeout = clcf->send_timeout;
+    ws->send_lowat = clcf->send_lowat;
+    ngx_queue_init(&ws->batches);
+
+    ws->event.handler = ngx_bayeux_ws_detach;
+    ws->event.data = ws;
+    ws->event.log = c->log;
+
+    if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -216,49 +257,17 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    r->keepalive = 0;
-    r->main->count++;
-
-    c->log->action = "serving bayeux over websocket";
-
-    r->read_event_handler = ngx_bayeux_ws_read;
-    r->write_event_handler = ngx_bayeux_ws_write;
-
     /*
-     * An exiting worker (quit, reload) closes its idle connections: marked
-     * idle, a websocket learns of it (c->close) and is closed with 1001
-     * "going away", instead of keeping the old worker alive.
+     * The request cannot be freed while nginx still finalizes it: the
+     * websocket takes the connection over in a posted event.
      */
 
-    c->idle = 1;
-    ws->read_handler = c->read->handler;
-    c->read->handler = ngx_bayeux_ws_idle_handler;
+    r->main->count++;
+    r->keepalive = 0;
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    /* a client may send its first frame right after the handshake */
-
-    if (r->header_in->pos < r->header_in->last) {
-        if (ngx_bayeux_ws_reserve(&ws->in, &ws->in_size, 0,
-                                  r->header_in->last - r->header_in->pos,
-                                  c->log)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        ws->in_len = r->header_in->last - r->header_in->pos;
-        ngx_memcpy(ws->in, r->header_in->pos, ws->in_len);
-        r->header_in->pos = r->header_in->last;
-    }
-
-    ngx_add_timer(c->read, blcf->websocket_idle_timeout);
-
-    ngx_bayeux_ws_read(r);
+    ngx_post_event(&ws->event, &ngx_posted_next_events);
 
     return NGX_DONE;
 }
@@ -327,48 +336,170 @@ ngx_bayeux_ws_accept(ngx_http_request_t *r, ngx_table_elt_t *key,
 }
 
 
+/*
+ * The upgrade is done: the connection is the websocket's.  Bytes the
+ * client sent after its handshake and what is left of the 101 response
+ * move to the websocket's buffers, then the request and its header
+ * buffers are freed (nginx logs it then, answered 101), as for a
+ * keep-alive connection.
+ */
+
 static void
-ngx_bayeux_ws_idle_handler(ngx_event_t *rev)
+ngx_bayeux_ws_detach(ngx_event_t *ev)
 {
-    ngx_connection_t    *c;
-    ngx_bayeux_ws_t     *ws;
-    ngx_http_request_t  *r;
+    size_t                  len;
+    ngx_buf_t              *b;
+    ngx_chain_t            *cl;
+    ngx_connection_t       *c;
+    ngx_bayeux_ws_t        *ws;
+    ngx_http_request_t     *r;
+    ngx_http_connection_t  *hc;
 
-    c = rev->data;
-    r = c->data;
-    ws = ngx_http_get_module_ctx(r, ngx_bayeux_module);
+    ws = ev->data;
+    c = ws->connection;
+    r = ws->request;
+    hc = r->http_connection;
 
-    if (c->close && !c->error && !ws->done) {
-        c->close = 0;
-        c->idle = 0;
-        c->read->handler = ws->read_handler;
+    b = r->header_in;
+    len = b->last - b->pos;
 
-        ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_GOING_AWAY,
-                           "server shutting down");
-        ngx_http_run_posted_requests(c);
-        return;
+    if (len) {
+        if (ngx_bayeux_ws_reserve(&ws->in, &ws->in_size, 0, len, c->log)
+            != NGX_OK)
+        {
+            goto failed;
+        }
+
+        ngx_memcpy(ws->in, b->pos, len);
+        ws->in_len = len;
     }
 
-    ws->read_handler(rev);
+    for (cl = r->out; cl; cl = cl->next) {
+        len = ngx_buf_in_memory(cl->buf) ? cl->buf->last - cl->buf->pos : 0;
+
+        if (len == 0) {
+            continue;
+        }
+
+        if (ngx_bayeux_ws_reserve(&ws->out, &ws->out_size, ws->out_len, len,
+                                  c->log)
+            != NGX_OK)
+        {
+            goto failed;
+        }
+
+        ngx_memcpy(ws->out + ws->out_len, cl->buf->pos, len);
+        ws->out_len += len;
+    }
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    ws->request = NULL;
+
+    ngx_http_free_request(r, 0);
+
+    c->destroyed = 0;
+    c->buffered = 0;
+    c->data = ws;
+
+    /* as ngx_http_set_keepalive() does */
+
+    if (c->buffer && ngx_pfree(c->pool, c->buffer->start) == NGX_OK) {
+        c->buffer = NULL;
+    }
+
+    ngx_bayeux_ws_free_buffers(c, hc->free);
+    ngx_bayeux_ws_free_buffers(c, hc->busy);
+
+    hc->free = NULL;
+    hc->busy = NULL;
+    hc->nbusy = 0;
+
+    c->log->action = "serving bayeux over websocket";
+
+    ws->event.handler = ngx_bayeux_ws_close_handler;
+
+    c->read->handler = ngx_bayeux_ws_read_handler;
+    c->write->handler = ngx_bayeux_ws_write_handler;
+
+    /*
+     * An exiting worker (quit, reload) closes its idle connections: marked
+     * idle, a websocket learns of it (c->close) and is closed with 1001
+     * "going away", instead of keeping the old worker alive.
+     */
+
+    c->idle = 1;
+
+    ngx_add_timer(c->read, ws->conf->websocket_idle_timeout);
+
+    if (ws->out_len) {
+        ngx_bayeux_ws_flush(ws);
+
+        if (ws->done) {
+            return;
+        }
+    }
+
+    ngx_bayeux_ws_read(ws);
+
+    return;
+
+failed:
+
+    /* the request is still nginx's: closing it closes the connection */
+
+    ws->done = 1;
+    ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the large header buffers of the request */
+
+static void
+ngx_bayeux_ws_free_buffers(ngx_connection_t *c, ngx_chain_t *cl)
+{
+    ngx_chain_t  *ln;
+
+    while (cl) {
+        ln = cl;
+        cl = cl->next;
+        ngx_pfree(c->pool, ln->buf->start);
+        ngx_free_chain(c->pool, ln);
+    }
 }
 
 
 static void
-ngx_bayeux_ws_read(ngx_http_request_t *r)
+ngx_bayeux_ws_read_handler(ngx_event_t *rev)
 {
-    ssize_t            n;
     ngx_connection_t  *c;
     ngx_bayeux_ws_t   *ws;
 
-    c = r->connection;
-    ws = ngx_http_get_module_ctx(r, ngx_bayeux_module);
+    c = rev->data;
+    ws = c->data;
 
     if (ws->done) {
         return;
     }
 
-    if (c->read->timedout) {
-        c->read->timedout = 0;
+    if (c->close) {
+        c->close = 0;
+        c->idle = 0;
+
+        ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_GOING_AWAY,
+                           "server shutting down");
+        return;
+    }
+
+    if (rev->timedout) {
+        rev->timedout = 0;
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "bayeux: websocket idle for %M ms, closing",
                       ws->conf->websocket_idle_timeout);
@@ -376,7 +507,19 @@ ngx_bayeux_ws_read(ngx_http_request_t *r)
         return;
     }
 
-    if (ws->closing) {
+    ngx_bayeux_ws_read(ws);
+}
+
+
+static void
+ngx_bayeux_ws_read(ngx_bayeux_ws_t *ws)
+{
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = ws->connection;
+
+    if (ws->closing || ws->done) {
         return;
     }
 
@@ -386,12 +529,19 @@ ngx_bayeux_ws_read(ngx_http_request_t *r)
             return;
         }
 
-        if (ws->in_len == ws->in_size
-            && ngx_bayeux_ws_reserve(&ws->in, &ws->in_size, ws->in_len,
-                                     4096, c->log)
-               != NGX_OK)
+        if (ws->in_len == 0) {
+            if (ws->in && !ws->in_shared) {
+                ngx_free(ws->in);
+            }
+
+            ws->in = ngx_bayeux_ws_read_buffer;
+            ws->in_size = sizeof(ngx_bayeux_ws_read_buffer);
+            ws->in_shared = 1;
+
+        } else if (ws->in_len == ws->in_size
+                   && ngx_bayeux_ws_reserve_in(ws, 4096) != NGX_OK)
         {
-            ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+            ngx_bayeux_ws_finalize(ws);
             return;
         }
 
@@ -404,7 +554,7 @@ ngx_bayeux_ws_read(ngx_http_request_t *r)
         if (n == 0 || n == NGX_ERROR) {
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
                           "bayeux: websocket client closed the connection");
-            ngx_bayeux_ws_finalize(ws, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+            ngx_bayeux_ws_finalize(ws);
             return;
         }
 
@@ -413,16 +563,24 @@ ngx_bayeux_ws_read(ngx_http_request_t *r)
         ngx_add_timer(c->read, ws->conf->websocket_idle_timeout);
     }
 
-    /* an idle websocket keeps no buffer (thousands of them wait) */
+    /* the start of a frame leaves the worker's buffer for one of its own */
 
-    if (ws->in_len == 0 && ws->in) {
-        ngx_free(ws->in);
-        ws->in = NULL;
-        ws->in_size = 0;
+    if (ws->in_shared) {
+        if (ws->in_len) {
+            if (ngx_bayeux_ws_reserve_in(ws, 0) != NGX_OK) {
+                ngx_bayeux_ws_finalize(ws);
+                return;
+            }
+
+        } else {
+            ws->in = NULL;
+            ws->in_size = 0;
+            ws->in_shared = 0;
+        }
     }
 
     if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
-        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+        ngx_bayeux_ws_finalize(ws);
     }
 }
 
@@ -550,7 +708,7 @@ ngx_bayeux_ws_frames(ngx_bayeux_ws_t *ws)
             }
 
             if (len + ws->msg_len > ws->conf->websocket_max_message) {
-                ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+                ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                               "bayeux: websocket message larger than %uz",
                               ws->conf->websocket_max_message);
                 ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_TOO_BIG,
@@ -563,12 +721,10 @@ ngx_bayeux_ws_frames(ngx_bayeux_ws_t *ws)
 
             /* make room for the whole frame */
 
-            if (ngx_bayeux_ws_reserve(&ws->in, &ws->in_size, ws->in_len,
-                                      header + 4 + len - avail,
-                                      ws->request->connection->log)
+            if (ngx_bayeux_ws_reserve_in(ws, header + 4 + len - avail)
                 != NGX_OK)
             {
-                ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+                ngx_bayeux_ws_finalize(ws);
                 return NGX_DONE;
             }
 
@@ -594,10 +750,10 @@ ngx_bayeux_ws_frames(ngx_bayeux_ws_t *ws)
 
         } else {
             if (ngx_bayeux_ws_reserve(&ws->msg, &ws->msg_size, ws->msg_len,
-                                      len, ws->request->connection->log)
+                                      len, ws->connection->log)
                 != NGX_OK)
             {
-                ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+                ngx_bayeux_ws_finalize(ws);
                 return NGX_DONE;
             }
 
@@ -642,7 +798,7 @@ ngx_bayeux_ws_control(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
 
         if (ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_PONG, data, len) == NGX_ERROR)
         {
-            ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+            ngx_bayeux_ws_finalize(ws);
             return NGX_DONE;
         }
 
@@ -674,7 +830,7 @@ ngx_bayeux_ws_control(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
             }
         }
 
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ws->request->connection->log, 0,
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
                        "bayeux: websocket close %ui from the client", code);
 
         ngx_bayeux_ws_fail(ws, code, NULL);
@@ -688,7 +844,7 @@ ngx_bayeux_ws_control(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
 static ngx_int_t
 ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data, size_t len)
 {
-    u_char                 *reason;
+    u_char                  reason[121];
     ngx_str_t              *error;
     ngx_pool_t             *pool;
     ngx_connection_t       *c;
@@ -696,19 +852,25 @@ ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data, size_t len)
     ngx_bayeux_parser_t    *parser;
     ngx_bayeux_ws_batch_t  *wb;
 
-    c = ws->request->connection;
+    c = ws->connection;
 
-    /* a held connect keeps its pool: small unless the message is not */
-    pool = ngx_create_pool(ngx_max(1024, 2 * len), c->log);
+    /*
+     * A held connect keeps its pool, with the batch, the parsed message
+     * and its reply: about 1 KB for a one-message batch, more for more.
+     * The size is a multiple of NGX_POOL_ALIGNMENT, as nginx's pool
+     * allocator requires (an aligned allocation could end past the block).
+     */
+    pool = ngx_create_pool(ngx_align(1024 + 2 * len, NGX_POOL_ALIGNMENT),
+                           c->log);
     if (pool == NULL) {
-        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+        ngx_bayeux_ws_finalize(ws);
         return NGX_DONE;
     }
 
     parser = ngx_bayeux_parser_create(pool, ws->conf->max_batch);
     if (parser == NULL) {
         ngx_destroy_pool(pool);
-        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+        ngx_bayeux_ws_finalize(ws);
         return NGX_DONE;
     }
 
@@ -720,22 +882,20 @@ ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data, size_t len)
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "bayeux: bad websocket message: %V", error);
 
-        reason = ngx_pnalloc(ws->request->pool, ngx_min(error->len, 120) + 1);
-        if (reason) {
-            *ngx_cpymem(reason, error->data, ngx_min(error->len, 120)) = '\0';
-        }
+        /* the close frame's reason: what fits of the error */
+        *ngx_cpymem(reason, error->data,
+                    ngx_min(error->len, sizeof(reason) - 1)) = '\0';
 
         ngx_destroy_pool(pool);
 
-        ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_INVALID_DATA,
-                           reason ? (char *) reason : "bad message");
+        ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_INVALID_DATA, (char *) reason);
         return NGX_DONE;
     }
 
     wb = ngx_pcalloc(pool, sizeof(ngx_bayeux_ws_batch_t));
     if (wb == NULL) {
         ngx_destroy_pool(pool);
-        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+        ngx_bayeux_ws_finalize(ws);
         return NGX_DONE;
     }
 
@@ -758,11 +918,10 @@ ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data, size_t len)
     b->push = ngx_bayeux_ws_batch_push;
     b->abort = ngx_bayeux_ws_batch_abort;
     b->data = wb;
-    b->request = ws->request;
 
     if (ngx_bayeux_batch_init(b) != NGX_OK) {
         ngx_destroy_pool(pool);
-        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+        ngx_bayeux_ws_finalize(ws);
         return NGX_DONE;
     }
 
@@ -795,7 +954,7 @@ ngx_bayeux_ws_batch_done(ngx_bayeux_batch_t *b)
     }
 
     if (ngx_bayeux_batch_response(b, &body) != NGX_OK) {
-        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+        ngx_bayeux_ws_finalize(ws);
         return;
     }
 
@@ -808,7 +967,7 @@ ngx_bayeux_ws_batch_done(ngx_bayeux_batch_t *b)
     ngx_bayeux_ws_batch_free(wb);
 
     if (rc == NGX_ERROR) {
-        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+        ngx_bayeux_ws_finalize(ws);
     }
 }
 
@@ -816,18 +975,13 @@ ngx_bayeux_ws_batch_done(ngx_bayeux_batch_t *b)
 static void
 ngx_bayeux_ws_batch_wake(ngx_bayeux_batch_t *b)
 {
-    ngx_connection_t       *c;
     ngx_bayeux_ws_batch_t  *wb = b->data;
-
-    c = b->request->connection;
 
     if (wb->hold.timer_set) {
         ngx_del_timer(&wb->hold);
     }
 
     ngx_bayeux_ws_batch_done(b);
-
-    ngx_http_run_posted_requests(c);
 }
 
 
@@ -896,15 +1050,11 @@ ngx_bayeux_ws_batch_push(ngx_bayeux_batch_t *b)
     ngx_int_t               rc;
     ngx_str_t               body;
     ngx_msec_int_t          left;
-    ngx_connection_t       *c;
     ngx_bayeux_ws_batch_t  *wb = b->data;
-
-    c = b->request->connection;
 
     if (ngx_bayeux_batch_deliveries(b, &body) != NGX_OK) {
         /* the messages are taken: only closing tells the client */
-        ngx_bayeux_ws_finalize(wb->ws, NGX_ERROR);
-        ngx_http_run_posted_requests(c);
+        ngx_bayeux_ws_finalize(wb->ws);
         return;
     }
 
@@ -912,7 +1062,7 @@ ngx_bayeux_ws_batch_push(ngx_bayeux_batch_t *b)
 
     if (rc != NGX_OK) {
         if (rc == NGX_ERROR) {
-            ngx_bayeux_ws_finalize(wb->ws, NGX_ERROR);
+            ngx_bayeux_ws_finalize(wb->ws);
         }
 
         return;
@@ -921,37 +1071,33 @@ ngx_bayeux_ws_batch_push(ngx_bayeux_batch_t *b)
     left = (ngx_msec_int_t) (wb->deadline - ngx_current_msec);
 
     ngx_bayeux_batch_hold(b, left > 0 ? (ngx_msec_t) left : 0);
-
-    ngx_http_run_posted_requests(c);
 }
 
+
+/* the engine completed for a closed websocket: the last one closes it */
 
 static void
 ngx_bayeux_ws_batch_abort(ngx_bayeux_batch_t *b)
 {
-    ngx_http_request_t     *r;
+    ngx_bayeux_ws_t        *ws;
     ngx_bayeux_ws_batch_t  *wb = b->data;
 
-    r = b->request;
+    ws = wb->ws;
 
     ngx_bayeux_ws_batch_free(wb);
 
-    r->write_event_handler(r);
-    ngx_http_run_posted_requests(r->connection);
+    if (ngx_queue_empty(&ws->batches) && !ws->event.posted) {
+        ngx_post_event(&ws->event, &ngx_posted_next_events);
+    }
 }
 
 
 static void
 ngx_bayeux_ws_batch_timeout(ngx_event_t *ev)
 {
-    ngx_connection_t       *c;
     ngx_bayeux_ws_batch_t  *wb = ev->data;
 
-    c = wb->batch.request->connection;
-
     ngx_bayeux_batch_release(&wb->batch);
-
-    ngx_http_run_posted_requests(c);
 }
 
 
@@ -998,31 +1144,49 @@ ngx_bayeux_ws_reserve(u_char **buf, size_t *size, size_t used, size_t need,
 }
 
 
+/* room for "need" more received bytes, in a buffer of the websocket's */
+
+static ngx_int_t
+ngx_bayeux_ws_reserve_in(ngx_bayeux_ws_t *ws, size_t need)
+{
+    u_char  *p;
+    size_t   size;
+
+    if (!ws->in_shared) {
+        return ngx_bayeux_ws_reserve(&ws->in, &ws->in_size, ws->in_len, need,
+                                     ws->connection->log);
+    }
+
+    size = ngx_max(ws->in_len + need, 4096);
+
+    p = ngx_alloc(size, ws->connection->log);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, ws->in, ws->in_len);
+
+    ws->in = p;
+    ws->in_size = size;
+    ws->in_shared = 0;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_bayeux_ws_send(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
     size_t len)
 {
-    u_char  *p;
+    u_char   header[10], *p;
+    size_t   hlen, total;
+    ssize_t  n;
 
     if (ws->closing || ws->done) {
         return ws->done ? NGX_DONE : NGX_OK;
     }
 
-    /* send what is left first, so that the buffer can restart at 0 */
-
-    if (ws->out_pos && ws->out_pos == ws->out_len) {
-        ws->out_pos = 0;
-        ws->out_len = 0;
-    }
-
-    if (ngx_bayeux_ws_reserve(&ws->out, &ws->out_size, ws->out_len, len + 10,
-                              ws->request->connection->log)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    p = ws->out + ws->out_len;
+    p = header;
 
     *p++ = (u_char) (0x80 | opcode);
 
@@ -1046,32 +1210,104 @@ ngx_bayeux_ws_send(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
         *p++ = (u_char) len;
     }
 
-    p = ngx_cpymem(p, data, len);
-
-    ws->out_len = p - ws->out;
+    hlen = p - header;
+    total = hlen + len;
 
     if (opcode == NGX_BAYEUX_WS_CLOSE) {
         ws->closing = 1;
     }
 
+    if (ws->out_pos == ws->out_len
+        && total <= sizeof(ngx_bayeux_ws_send_buffer))
+    {
+        /* nothing waits to be sent: the frame goes out in one send() */
+
+        p = ngx_cpymem(ngx_bayeux_ws_send_buffer, header, hlen);
+        ngx_memcpy(p, data, len);
+
+        n = ws->connection->send(ws->connection, ngx_bayeux_ws_send_buffer,
+                                 total);
+
+        if (n == NGX_ERROR) {
+            ngx_bayeux_ws_finalize(ws);
+            return NGX_DONE;
+        }
+
+        if (n == NGX_AGAIN) {
+            n = 0;
+        }
+
+        if ((size_t) n == total) {
+            if (ws->closing) {
+                ngx_bayeux_ws_finalize(ws);
+            }
+
+            return ws->done ? NGX_DONE : NGX_OK;
+        }
+
+        /* what the socket did not take waits in a buffer of its own */
+
+        ws->out_pos = 0;
+        ws->out_len = 0;
+
+        if (ngx_bayeux_ws_reserve(&ws->out, &ws->out_size, 0, total - n,
+                                  ws->connection->log)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ws->out_len = ngx_cpymem(ws->out, ngx_bayeux_ws_send_buffer + n,
+                                 total - n)
+                      - ws->out;
+
+    } else {
+
+        /* send what is left first, so that the buffer can restart at 0 */
+
+        if (ws->out_pos && ws->out_pos == ws->out_len) {
+            ws->out_pos = 0;
+            ws->out_len = 0;
+        }
+
+        if (ngx_bayeux_ws_reserve(&ws->out, &ws->out_size, ws->out_len,
+                                  total, ws->connection->log)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        p = ngx_cpymem(ws->out + ws->out_len, header, hlen);
+        p = ngx_cpymem(p, data, len);
+
+        ws->out_len = p - ws->out;
+    }
+
     ngx_bayeux_ws_flush(ws);
 
-    /* closed meanwhile: the cleanup handler has freed the batches */
+    /* closed meanwhile: the batches are freed */
     return ws->done ? NGX_DONE : NGX_OK;
 }
 
 
 static void
-ngx_bayeux_ws_write(ngx_http_request_t *r)
+ngx_bayeux_ws_write_handler(ngx_event_t *wev)
 {
-    ngx_bayeux_ws_t  *ws;
+    ngx_connection_t  *c;
+    ngx_bayeux_ws_t   *ws;
 
-    ws = ngx_http_get_module_ctx(r, ngx_bayeux_module);
+    c = wev->data;
+    ws = c->data;
 
-    if (r->connection->write->timedout) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, NGX_ETIMEDOUT,
+    if (ws->done) {
+        return;
+    }
+
+    if (wev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
                       "bayeux: websocket client timed out");
-        ngx_bayeux_ws_finalize(ws, NGX_HTTP_REQUEST_TIME_OUT);
+        c->timedout = 1;
+        ngx_bayeux_ws_finalize(ws);
         return;
     }
 
@@ -1082,11 +1318,10 @@ ngx_bayeux_ws_write(ngx_http_request_t *r)
 static void
 ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws)
 {
-    ssize_t                    n;
-    ngx_connection_t          *c;
-    ngx_http_core_loc_conf_t  *clcf;
+    ssize_t            n;
+    ngx_connection_t  *c;
 
-    c = ws->request->connection;
+    c = ws->connection;
 
     if (ws->done) {
         return;
@@ -1097,21 +1332,17 @@ ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws)
         n = c->send(c, ws->out + ws->out_pos, ws->out_len - ws->out_pos);
 
         if (n == NGX_AGAIN) {
-            clcf = ngx_http_get_module_loc_conf(ws->request,
-                                                ngx_http_core_module);
+            ngx_add_timer(c->write, ws->send_timeout);
 
-            ngx_add_timer(c->write, clcf->send_timeout);
-
-            if (ngx_handle_write_event(c->write, clcf->send_lowat) != NGX_OK)
-            {
-                ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+            if (ngx_handle_write_event(c->write, ws->send_lowat) != NGX_OK) {
+                ngx_bayeux_ws_finalize(ws);
             }
 
             return;
         }
 
         if (n == NGX_ERROR) {
-            ngx_bayeux_ws_finalize(ws, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+            ngx_bayeux_ws_finalize(ws);
             return;
         }
 
@@ -1132,7 +1363,7 @@ ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws)
     }
 
     if (ws->closing) {
-        ngx_bayeux_ws_finalize(ws, NGX_HTTP_CLOSE);
+        ngx_bayeux_ws_finalize(ws);
     }
 }
 
@@ -1146,7 +1377,7 @@ ngx_bayeux_ws_fail(ngx_bayeux_ws_t *ws, ngx_uint_t code, char *reason)
     size_t  len;
 
     if (code != NGX_BAYEUX_WS_NORMAL) {
-        ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+        ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                       "bayeux: closing websocket: %ui %s",
                       code, reason ? reason : "");
     }
@@ -1161,32 +1392,27 @@ ngx_bayeux_ws_fail(ngx_bayeux_ws_t *ws, ngx_uint_t code, char *reason)
     }
 
     if (ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_CLOSE, frame, len) == NGX_ERROR) {
-        ngx_bayeux_ws_finalize(ws, NGX_ERROR);
+        ngx_bayeux_ws_finalize(ws);
     }
 }
 
 
+/*
+ * Ends the websocket: the batches are cancelled, and the connection is
+ * closed from a posted event, once no engine operation is under way for
+ * it (the last one's abort handler posts it again): until then callers
+ * up the stack may still look at "ws".
+ */
+
 static void
-ngx_bayeux_ws_finalize(ngx_bayeux_ws_t *ws, ngx_int_t rc)
+ngx_bayeux_ws_finalize(ngx_bayeux_ws_t *ws)
 {
+    ngx_queue_t            *q, *next;
+    ngx_bayeux_ws_batch_t  *wb;
+
     if (ws->done) {
         return;
     }
-
-    ws->done = 1;
-
-    ngx_http_finalize_request(ws->request, rc == NGX_HTTP_CLOSE ? rc
-                                                  : NGX_HTTP_CLOSE);
-}
-
-
-static void
-ngx_bayeux_ws_cleanup(void *data)
-{
-    ngx_bayeux_ws_t  *ws = data;
-
-    ngx_queue_t            *q, *next;
-    ngx_bayeux_ws_batch_t  *wb;
 
     ws->done = 1;
 
@@ -1207,9 +1433,47 @@ ngx_bayeux_ws_cleanup(void *data)
         ngx_bayeux_ws_batch_free(wb);
     }
 
-    if (ws->in) {
+    if (ngx_queue_empty(&ws->batches) && !ws->event.posted) {
+        ngx_post_event(&ws->event, &ngx_posted_next_events);
+    }
+}
+
+
+static void
+ngx_bayeux_ws_close_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c;
+    ngx_bayeux_ws_t   *ws;
+
+    ws = ev->data;
+    c = ws->connection;
+
+    if (!ngx_queue_empty(&ws->batches)) {
+        return;
+    }
+
+    /* the access log has the upgrade: this tells of the end */
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "bayeux: websocket closed, %O bytes sent", c->sent);
+
+    /* frees "ws" (ngx_bayeux_ws_cleanup) */
+    ngx_http_close_connection(c);
+}
+
+
+/* the connection's pool goes away */
+
+static void
+ngx_bayeux_ws_cleanup(void *data)
+{
+    ngx_bayeux_ws_t  *ws = data;
+
+    if (ws->event.posted) {
+        ngx_delete_posted_event(&ws->event);
+    }
+
+    if (ws->in && !ws->in_shared) {
         ngx_free(ws->in);
-        ws->in = NULL;
     }
 
     if (ws->msg) {
@@ -1219,6 +1483,7 @@ ngx_bayeux_ws_cleanup(void *data)
 
     if (ws->out) {
         ngx_free(ws->out);
-        ws->out = NULL;
     }
+
+    ngx_free(ws);
 }

@@ -404,3 +404,35 @@ is($first && $first->[0]{id}, 'held', 'the held connect is answered first');
 is($first && $first->[0]{advice}{reconnect}, 'none', 'with reconnect none');
 is($second && $second->[0]{id}, 'bye', 'then the disconnect');
 ok($second && $second->[0]{successful}, 'successfully');
+
+
+
+=== TEST 17: once upgraded, the websocket frees its HTTP request: nginx logs it (101) while the websocket goes on
+--- access_log
+--- bayeux
+my $log = $server->root . '/logs/access.log';
+my $ws = main::ws();
+$ws->handshake or die $ws->error;
+$ws->send_json([ { channel => '/meta/handshake', version => '1.0' } ]);
+my $cid = $ws->recv_json->[0]{clientId};
+open(my $fh, '<', $log) or die "$log: $!";
+my @lines = <$fh>;
+is(scalar @lines, 1, 'one request logged while the websocket is open');
+like($lines[0], qr{"GET /cometd HTTP/1\.1" 101 }, 'the upgrade, answered 101');
+$ws->send_json([ { channel => '/meta/subscribe', clientId => $cid, subscription => '/a' },
+                 { channel => '/a', clientId => $cid, data => 'still served', id => 'p' } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid, advice => { timeout => 0 } } ]);
+my $r = $ws->recv_json;
+is(scalar(grep { ($_->{data} // '') eq 'still served' } @$r), 1, 'delivered over the websocket');
+
+
+
+=== TEST 18: an upgrade request with a body is refused
+--- bayeux
+my $ws = main::ws();
+ok(!$ws->handshake(headers => [ 'Content-Length' => 5 ], after => 'hello'),
+   'refused');
+is($ws->status, 400, 'status 400');
+--- error_log
+websocket upgrade request with a body

@@ -18,6 +18,7 @@ import {
 } from './lib/scenarios.js';
 import {
     EXCHANGE_QUEUE, count, engineOptions, matrix, requestsSeen, stopRedis,
+    websocketsClosed,
 } from './lib/matrix.js';
 
 const combos = matrix(COMETD_TRANSPORTS);
@@ -314,7 +315,7 @@ for (const combo of combos) {
                 const c = await connected();
                 await new Promise((r) => setTimeout(r, 200));
                 assert.equal(c.connectLog.pending.size, 1, 'a held connect');
-                const closed = requestsSeen(server).upgrades;
+                const closed = websocketsClosed(server);
                 const reply = await cometdDisconnect(c);
                 assert.equal(reply.successful, true);
                 await until(() => c.connectLog.pending.size === 0, 1000,
@@ -322,7 +323,7 @@ for (const combo of combos) {
                 assert.deepEqual(c.connectLog.replies.slice(-2)
                     .map((m) => m.channel),
                                  ['/meta/connect', '/meta/disconnect']);
-                await until(() => requestsSeen(server).upgrades > closed,
+                await until(() => websocketsClosed(server) > closed,
                             2000, 'the websocket to be closed');
             });
         }

@@ -110,7 +110,7 @@ export async function stopRedis() {
 
 // What the server's access log says about the requests of one test
 // server: { post, get, upgrades, other } (requests to the Bayeux location;
-// a websocket is logged when it closes, as a GET answered 101; rawConnect
+// a websocket is logged once upgraded, as a GET answered 101; rawConnect
 // in scenarios.js marks its POSTs with ?raw=1, not counted).
 export function requestsSeen(server) {
     const seen = { post: 0, get: 0, upgrades: 0, other: [] };
@@ -130,4 +130,10 @@ export function requestsSeen(server) {
         }
     }
     return seen;
+}
+
+// How many websockets the server has closed (its error log, level info).
+export function websocketsClosed(server) {
+    return (server.errorLog().match(/bayeux: websocket closed/g) || [])
+        .length;
 }

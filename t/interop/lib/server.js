@@ -264,7 +264,7 @@ http {
         }
     }
 
-    // The requests nginx has logged (a websocket is logged when it closes):
+    // The requests nginx has logged (a websocket once it is upgraded):
     // [{ method, uri, status, upgrade, raw }] (raw: a request marked ?raw=1
     // by a test, not by a client library)
     accessLog() {
