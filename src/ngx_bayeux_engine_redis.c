@@ -43,7 +43,8 @@
  * publishes, to every worker that parked a connect for one of them, the
  * id and token of those connects.  The worker then takes the queue.
  * Everything is done by one Lua script, so every operation costs one
- * round trip and is atomic.
+ * round trip and is atomic.  The connects of one event loop iteration,
+ * and the sessions named by one notification, share one script call.
  */
 
 
@@ -62,6 +63,7 @@
 #define NGX_BAYEUX_REDIS_UNPARK        8
 #define NGX_BAYEUX_REDIS_PUT_BACK      9
 #define NGX_BAYEUX_REDIS_REFRESH       10
+#define NGX_BAYEUX_REDIS_CONNECT_BATCH 11
 
 #define NGX_BAYEUX_PARK_CONNECTING     0
 #define NGX_BAYEUX_PARK_PARKED         1
@@ -74,6 +76,10 @@
 #define NGX_BAYEUX_REDIS_BACKOFF_MAX   1000
 
 #define NGX_BAYEUX_REDIS_REFRESH_MAX   500
+
+/* the most connects or takes in one script call, which holds Redis */
+#define NGX_BAYEUX_REDIS_CONNECT_MAX   128
+#define NGX_BAYEUX_REDIS_TAKE_MAX      128
 
 
 typedef struct ngx_bayeux_redis_s  ngx_bayeux_redis_t;
@@ -103,6 +109,9 @@ typedef struct {
     ngx_uint_t                     kind;
     ngx_bayeux_op_t               *op;
     ngx_bayeux_redis_park_t       *park;
+    ngx_bayeux_redis_park_t      **parks;       /* a take's, in order */
+    ngx_queue_t                    members;     /* a connect batch's */
+    ngx_uint_t                     n;           /* parks or members */
     int                            argc;
     const char                   **argv;
     size_t                        *argvlen;
@@ -140,6 +149,8 @@ struct ngx_bayeux_redis_s {
 
     ngx_uint_t                     state;
     ngx_queue_t                    waiting;
+    ngx_queue_t                    connects;    /* not sent yet */
+    ngx_uint_t                     nconnects;
     ngx_rbtree_t                   parks;
     ngx_rbtree_node_t              sentinel;
     ngx_uint_t                     token;
@@ -147,6 +158,7 @@ struct ngx_bayeux_redis_s {
     ngx_event_t                    reconnect;
     ngx_event_t                    down;
     ngx_event_t                    tick;
+    ngx_event_t                    flush;
     ngx_msec_t                     backoff;
     time_t                         error_time;
 
@@ -219,6 +231,10 @@ static ngx_bayeux_redis_cmd_t *ngx_bayeux_redis_cmd_create(
 static void ngx_bayeux_redis_cmd_arg(ngx_bayeux_redis_cmd_t *cmd,
     u_char *data, size_t len);
 static void ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd);
+static void ngx_bayeux_redis_flush_handler(ngx_event_t *ev);
+static void ngx_bayeux_redis_connects_done(ngx_bayeux_redis_cmd_t *batch,
+    redisReply *reply);
+static void ngx_bayeux_redis_cmd_free(ngx_bayeux_redis_cmd_t *cmd);
 static void ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc,
     redisReply *reply, ngx_bayeux_redis_req_t *req);
 static void ngx_bayeux_redis_cmd_done(ngx_bayeux_redis_cmd_t *cmd,
@@ -232,8 +248,12 @@ static ngx_bayeux_redis_park_t *ngx_bayeux_redis_park_find(
     ngx_bayeux_redis_t *rd, ngx_rbtree_key_t key);
 static void ngx_bayeux_redis_take(ngx_bayeux_redis_park_t *park,
     char *mode);
+static void ngx_bayeux_redis_take_batch(ngx_bayeux_redis_t *rd,
+    ngx_bayeux_redis_park_t **parks, ngx_uint_t n, char *mode);
 static void ngx_bayeux_redis_take_done(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply);
+static void ngx_bayeux_redis_take_result(ngx_bayeux_redis_park_t *park,
+    redisReply *r);
 static void ngx_bayeux_redis_answer(ngx_bayeux_redis_park_t *park,
     ngx_bayeux_wake_e reason, redisReply *list);
 static void ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park);
@@ -319,9 +339,11 @@ static const char  ngx_bayeux_redis_script[] =
 "  return 1\n"
 "end\n"
 
-/* ARGV: id, hold (0 or 1), worker channel, token */
-"if op == 'co' then\n"
-"  local id = ARGV[4]\n"
+/*
+ * A connect: its messages if there are any (or it must not be held),
+ * otherwise it is parked with the worker channel and token given.
+ */
+"local function connect(id, hold, w, t)\n"
 "  local s = P .. 's:' .. id\n"
 "  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o')\n"
 "  if not st[1] then return {-1} end\n"
@@ -329,7 +351,7 @@ static const char  ngx_bayeux_redis_script[] =
 "    redis.call('PUBLISH', st[2], id .. ' ' .. st[3])\n"
 "  end\n"
 "  local msgs = take(P .. 'q:' .. id)\n"
-"  if #msgs > 0 or st[1] ~= '1' or ARGV[5] == '0' then\n"
+"  if #msgs > 0 or st[1] ~= '1' or hold == '0' then\n"
 /* the hash is written only if it changes */
 "    if st[1] ~= '1' or st[2] ~= '' or st[3] ~= '' or st[4] ~= '' then\n"
 "      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'o', '')\n"
@@ -337,23 +359,52 @@ static const char  ngx_bayeux_redis_script[] =
 "    refresh(id)\n"
 "    return {0, msgs}\n"
 "  end\n"
-"  redis.call('HSET', s, 'w', ARGV[6], 't', ARGV[7])\n"
+"  redis.call('HSET', s, 'w', w, 't', t)\n"
 "  refresh(id)\n"
 "  return {1}\n"
 "end\n"
 
-/* ARGV: id, worker channel, token, mode (w: wake, r: release) */
-"if op == 'tk' then\n"
-"  local id = ARGV[4]\n"
+/*
+ * Takes the queue of a parked connect if it is still the one parked:
+ * mode "w" (woken) leaves it parked when the queue is empty, "r"
+ * (released) ends it in any case.
+ */
+"local function take_parked(id, w, t, mode)\n"
 "  local s = P .. 's:' .. id\n"
 "  local st = redis.call('HMGET', s, 'w', 't')\n"
 "  if not st[1] then return {-2} end\n"
-"  if st[1] ~= ARGV[5] or st[2] ~= ARGV[6] then return {-1} end\n"
+"  if st[1] ~= w or st[2] ~= t then return {-1} end\n"
 "  local msgs = take(P .. 'q:' .. id)\n"
-"  if #msgs == 0 and ARGV[7] == 'w' then return {1} end\n"
+"  if #msgs == 0 and mode == 'w' then return {1} end\n"
 "  redis.call('HSET', s, 'w', '', 't', '', 'o', '')\n"
 "  refresh(id)\n"
 "  return {0, msgs}\n"
+"end\n"
+
+/*
+ * The connects of one event loop iteration in one call.  ARGV: worker
+ * channel, then id, hold (0 or 1) and token of each; returns the reply
+ * of each, in order: {-1} unknown, {0, messages}, {1} parked.
+ */
+"if op == 'cb' then\n"
+"  local w, res = ARGV[4], {}\n"
+"  for i = 5, #ARGV - 2, 3 do\n"
+"    res[#res + 1] = connect(ARGV[i], ARGV[i + 1], w, ARGV[i + 2])\n"
+"  end\n"
+"  return res\n"
+"end\n"
+
+/*
+ * The parked connects named by one notification in one call.  ARGV:
+ * worker channel, mode, then id and token of each; returns the reply of
+ * each, in order: {-2} unknown, {-1} superseded, {1} nothing, {0, msgs}.
+ */
+"if op == 'tb' then\n"
+"  local w, mode, res = ARGV[4], ARGV[5], {}\n"
+"  for i = 6, #ARGV - 1, 2 do\n"
+"    res[#res + 1] = take_parked(ARGV[i], w, ARGV[i + 1], mode)\n"
+"  end\n"
+"  return res\n"
 "end\n"
 
 /* ARGV: id, worker channel, token */
@@ -770,6 +821,7 @@ ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
     rd->channel.len = p - rd->channel.data;
 
     ngx_queue_init(&rd->waiting);
+    ngx_queue_init(&rd->connects);
     ngx_rbtree_init(&rd->parks, &rd->sentinel, ngx_rbtree_insert_value);
 
     rd->cmd.log = cycle->log;
@@ -803,6 +855,10 @@ ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
     rd->tick.data = rd;
     rd->tick.log = cycle->log;
     rd->tick.cancelable = 1;
+
+    rd->flush.handler = ngx_bayeux_redis_flush_handler;
+    rd->flush.data = rd;
+    rd->flush.log = cycle->log;
 
     rd->backoff = NGX_BAYEUX_REDIS_BACKOFF_MIN;
 
@@ -843,6 +899,10 @@ ngx_bayeux_redis_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
         ngx_delete_posted_event(&rd->down);
     }
 
+    if (rd->flush.posted) {
+        ngx_delete_posted_event(&rd->flush);
+    }
+
     ngx_bayeux_redis_close(&rd->cmd, "worker process is exiting");
     ngx_bayeux_redis_close(&rd->sub, "worker process is exiting");
 
@@ -850,8 +910,17 @@ ngx_bayeux_redis_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
         q = ngx_queue_head(&rd->waiting);
         ngx_queue_remove(q);
         cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
+        ngx_bayeux_redis_cmd_free(cmd);
+    }
+
+    while (!ngx_queue_empty(&rd->connects)) {
+        q = ngx_queue_head(&rd->connects);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
         ngx_free(cmd);
     }
+
+    rd->nconnects = 0;
 
     while (rd->parks.root != rd->parks.sentinel) {
         node = ngx_rbtree_min(rd->parks.root, rd->parks.sentinel);
@@ -1271,14 +1340,19 @@ ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 {
     u_char                   *id, *token, *end;
     ngx_int_t                 key;
-    ngx_bayeux_redis_park_t  *park;
+    ngx_uint_t                n;
+    ngx_bayeux_redis_park_t  *park, *batch[NGX_BAYEUX_REDIS_TAKE_MAX];
+
+    /* the sessions parked here are taken by one script call */
+
+    n = 0;
 
     while (p < last) {
         id = p;
 
         token = ngx_strlchr(p, last, ' ');
         if (token == NULL) {
-            return;
+            break;
         }
 
         token++;
@@ -1312,12 +1386,24 @@ ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
                        (size_t) NGX_BAYEUX_CLIENT_ID_LEN, park->id);
 
         if (park->state == NGX_BAYEUX_PARK_PARKED) {
-            ngx_bayeux_redis_take(park, "w");
+
+            /* taken once, even if named twice */
+            park->state = NGX_BAYEUX_PARK_TAKING;
+            batch[n++] = park;
+
+            if (n == NGX_BAYEUX_REDIS_TAKE_MAX) {
+                ngx_bayeux_redis_take_batch(rd, batch, n, "w");
+                n = 0;
+            }
 
         } else {
             /* looked at again when the command in flight is answered */
             park->notified = 1;
         }
+    }
+
+    if (n) {
+        ngx_bayeux_redis_take_batch(rd, batch, n, "w");
     }
 }
 
@@ -1411,9 +1497,11 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
         token = park->token;
     }
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_CONNECT, "co", 4,
+    /* the arguments of the batch's script call: id, hold, token */
+
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_CONNECT, "co", 3,
                                       NGX_BAYEUX_CLIENT_ID_LEN + 1
-                                      + rd->channel.len + token.len);
+                                      + token.len);
     if (cmd == NULL) {
         ngx_free(park);
         goto failed;
@@ -1423,12 +1511,8 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
     ngx_bayeux_redis_cmd_arg(cmd, (u_char *) (park ? "1" : "0"), 1);
 
     if (park) {
-        ngx_bayeux_redis_cmd_arg(cmd, rd->channel.data, rd->channel.len);
         ngx_rbtree_insert(&rd->parks, &park->node);
         op->waiter->engine_data = park;
-
-    } else {
-        ngx_bayeux_redis_cmd_arg(cmd, NULL, 0);
     }
 
     ngx_bayeux_redis_cmd_arg(cmd, token.data, token.len);
@@ -1436,7 +1520,22 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
     cmd->op = op;
     cmd->park = park;
 
-    ngx_bayeux_redis_submit(cmd);
+    if (rd->state == NGX_BAYEUX_REDIS_DOWN) {
+        ngx_bayeux_redis_cmd_done(cmd, NULL);
+        return;
+    }
+
+    /*
+     * Sent with the other connects of this event loop iteration, in one
+     * script call, once the events are processed (or the link is up).
+     */
+
+    ngx_queue_insert_tail(&rd->connects, &cmd->queue);
+    rd->nconnects++;
+
+    if (!rd->flush.posted) {
+        ngx_post_event(&rd->flush, &ngx_posted_events);
+    }
 
     return;
 
@@ -1874,27 +1973,57 @@ ngx_bayeux_redis_first_parked(ngx_bayeux_redis_t *rd)
 static void
 ngx_bayeux_redis_take(ngx_bayeux_redis_park_t *park, char *mode)
 {
-    ngx_bayeux_redis_t      *rd;
-    ngx_bayeux_redis_cmd_t  *cmd;
+    ngx_bayeux_redis_take_batch(park->redis, &park, 1, mode);
+}
 
-    rd = park->redis;
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_TAKE, "tk", 4,
-                                      NGX_BAYEUX_CLIENT_ID_LEN
-                                      + rd->channel.len + park->token.len
-                                      + 1);
+/* several sessions in one script call: each is answered as if alone */
+
+static void
+ngx_bayeux_redis_take_batch(ngx_bayeux_redis_t *rd,
+    ngx_bayeux_redis_park_t **parks, ngx_uint_t n, char *mode)
+{
+    size_t                    size;
+    ngx_uint_t                i;
+    ngx_bayeux_redis_cmd_t   *cmd;
+    ngx_bayeux_redis_park_t  *park;
+
+    size = rd->channel.len + 1 + (n + 1) * sizeof(ngx_bayeux_redis_park_t *);
+
+    for (i = 0; i < n; i++) {
+        size += NGX_BAYEUX_CLIENT_ID_LEN + parks[i]->token.len;
+    }
+
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_TAKE, "tb",
+                                      2 + 2 * n, size);
     if (cmd == NULL) {
-        ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_ERROR, NULL);
+        for (i = 0; i < n; i++) {
+            parks[i]->state = NGX_BAYEUX_PARK_PARKED;
+            ngx_bayeux_redis_answer(parks[i], NGX_BAYEUX_WAKE_ERROR, NULL);
+        }
+
         return;
     }
 
-    ngx_bayeux_redis_cmd_arg(cmd, park->id, NGX_BAYEUX_CLIENT_ID_LEN);
+    /* the parks first, then the arguments' text */
+
+    cmd->parks = (ngx_bayeux_redis_park_t **)
+                     ngx_align_ptr(cmd->last, sizeof(void *));
+    cmd->last = (u_char *) (cmd->parks + n);
+    cmd->n = n;
+
     ngx_bayeux_redis_cmd_arg(cmd, rd->channel.data, rd->channel.len);
-    ngx_bayeux_redis_cmd_arg(cmd, park->token.data, park->token.len);
     ngx_bayeux_redis_cmd_arg(cmd, (u_char *) mode, 1);
 
-    cmd->park = park;
-    park->state = NGX_BAYEUX_PARK_TAKING;
+    for (i = 0; i < n; i++) {
+        park = parks[i];
+
+        ngx_bayeux_redis_cmd_arg(cmd, park->id, NGX_BAYEUX_CLIENT_ID_LEN);
+        ngx_bayeux_redis_cmd_arg(cmd, park->token.data, park->token.len);
+
+        park->state = NGX_BAYEUX_PARK_TAKING;
+        cmd->parks[i] = park;
+    }
 
     ngx_bayeux_redis_submit(cmd);
 }
@@ -1903,19 +2032,42 @@ ngx_bayeux_redis_take(ngx_bayeux_redis_park_t *park, char *mode)
 static void
 ngx_bayeux_redis_take_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
 {
-    ngx_bayeux_redis_park_t  *park = cmd->park;
+    ngx_uint_t   i;
+    redisReply  *r;
 
+    /*
+     * A park in TAKING is freed by nobody but its own result, so the
+     * later ones are still there while the earlier ones are answered.
+     */
+
+    for (i = 0; i < cmd->n; i++) {
+        r = NULL;
+
+        if (reply && reply->type == REDIS_REPLY_ARRAY
+            && reply->elements == cmd->n)
+        {
+            r = reply->element[i];
+        }
+
+        ngx_bayeux_redis_take_result(cmd->parks[i], r);
+    }
+}
+
+
+static void
+ngx_bayeux_redis_take_result(ngx_bayeux_redis_park_t *park, redisReply *r)
+{
     park->state = NGX_BAYEUX_PARK_PARKED;
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements == 0
-        || reply->element[0]->type != REDIS_REPLY_INTEGER)
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY
+        || r->elements == 0
+        || r->element[0]->type != REDIS_REPLY_INTEGER)
     {
         ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_ERROR, NULL);
         return;
     }
 
-    switch (reply->element[0]->integer) {
+    switch (r->element[0]->integer) {
 
     case -2:
         ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_DISCONNECTED, NULL);
@@ -1944,8 +2096,7 @@ ngx_bayeux_redis_take_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
 
     default:
         ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_MESSAGES,
-                                reply->elements > 1 ? reply->element[1]
-                                                    : NULL);
+                                r->elements > 1 ? r->element[1] : NULL);
     }
 }
 
@@ -2224,6 +2375,124 @@ ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd)
 }
 
 
+/*
+ * The connects queued in this event loop iteration go in script calls of
+ * up to NGX_BAYEUX_REDIS_CONNECT_MAX, in the order they came.
+ */
+
+static void
+ngx_bayeux_redis_flush_handler(ngx_event_t *ev)
+{
+    size_t                   size;
+    ngx_int_t                k;
+    ngx_uint_t               i, n;
+    ngx_queue_t             *q;
+    ngx_bayeux_redis_t      *rd = ev->data;
+    ngx_bayeux_redis_cmd_t  *cmd, *batch;
+
+    while (rd->nconnects) {
+        n = ngx_min(rd->nconnects, NGX_BAYEUX_REDIS_CONNECT_MAX);
+
+        size = rd->channel.len;
+        q = ngx_queue_head(&rd->connects);
+
+        for (i = 0; i < n; i++) {
+            cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
+
+            for (k = NGX_BAYEUX_REDIS_ARGS; k < cmd->argc; k++) {
+                size += cmd->argvlen[k];
+            }
+
+            q = ngx_queue_next(q);
+        }
+
+        batch = ngx_bayeux_redis_cmd_create(rd,
+                                            NGX_BAYEUX_REDIS_CONNECT_BATCH,
+                                            "cb", 1 + 3 * n, size);
+
+        if (batch) {
+            ngx_queue_init(&batch->members);
+            batch->n = n;
+            ngx_bayeux_redis_cmd_arg(batch, rd->channel.data,
+                                     rd->channel.len);
+        }
+
+        for (i = 0; i < n; i++) {
+            q = ngx_queue_head(&rd->connects);
+            ngx_queue_remove(q);
+            rd->nconnects--;
+
+            cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
+
+            if (batch == NULL) {
+                ngx_bayeux_redis_cmd_done(cmd, NULL);
+                continue;
+            }
+
+            ngx_queue_insert_tail(&batch->members, q);
+
+            for (k = NGX_BAYEUX_REDIS_ARGS; k < cmd->argc; k++) {
+                ngx_bayeux_redis_cmd_arg(batch, (u_char *) cmd->argv[k],
+                                         cmd->argvlen[k]);
+            }
+        }
+
+        if (batch) {
+            ngx_bayeux_redis_submit(batch);
+        }
+    }
+}
+
+
+static void
+ngx_bayeux_redis_connects_done(ngx_bayeux_redis_cmd_t *batch,
+    redisReply *reply)
+{
+    ngx_uint_t               i;
+    redisReply              *r;
+    ngx_queue_t             *q;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    for (i = 0; !ngx_queue_empty(&batch->members); i++) {
+        q = ngx_queue_head(&batch->members);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
+
+        /* NULL, an error or a malformed reply fails each connect alike */
+
+        r = reply;
+
+        if (reply && reply->type == REDIS_REPLY_ARRAY
+            && reply->elements == batch->n)
+        {
+            r = reply->element[i];
+        }
+
+        ngx_bayeux_redis_op_done(cmd, r);
+        ngx_free(cmd);
+    }
+}
+
+
+static void
+ngx_bayeux_redis_cmd_free(ngx_bayeux_redis_cmd_t *cmd)
+{
+    ngx_queue_t             *q;
+    ngx_bayeux_redis_cmd_t  *member;
+
+    if (cmd->kind == NGX_BAYEUX_REDIS_CONNECT_BATCH) {
+        while (!ngx_queue_empty(&cmd->members)) {
+            q = ngx_queue_head(&cmd->members);
+            ngx_queue_remove(q);
+            member = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
+            ngx_free(member);
+        }
+    }
+
+    ngx_free(cmd);
+}
+
+
 static void
 ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
     ngx_bayeux_redis_req_t *req)
@@ -2266,7 +2535,7 @@ ngx_bayeux_redis_cmd_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
     ngx_bayeux_redis_t  *rd = cmd->redis;
 
     if (rd->exiting) {
-        ngx_free(cmd);
+        ngx_bayeux_redis_cmd_free(cmd);
         return;
     }
 
@@ -2278,6 +2547,10 @@ ngx_bayeux_redis_cmd_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
 
     case NGX_BAYEUX_REDIS_TAKE:
         ngx_bayeux_redis_take_done(cmd, reply);
+        break;
+
+    case NGX_BAYEUX_REDIS_CONNECT_BATCH:
+        ngx_bayeux_redis_connects_done(cmd, reply);
         break;
 
     case NGX_BAYEUX_REDIS_UNPARK:
