@@ -232,6 +232,7 @@ static void ngx_bayeux_redis_cmd_arg(ngx_bayeux_redis_cmd_t *cmd,
     u_char *data, size_t len);
 static void ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd);
 static void ngx_bayeux_redis_flush_handler(ngx_event_t *ev);
+static void ngx_bayeux_redis_flush_connects(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_connects_done(ngx_bayeux_redis_cmd_t *batch,
     redisReply *reply);
 static void ngx_bayeux_redis_cmd_free(ngx_bayeux_redis_cmd_t *cmd);
@@ -2347,6 +2348,10 @@ ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd)
 {
     ngx_bayeux_redis_t  *rd = cmd->redis;
 
+    if (rd->nconnects && cmd->kind != NGX_BAYEUX_REDIS_CONNECT_BATCH) {
+        ngx_bayeux_redis_flush_connects(rd);
+    }
+
     switch (rd->state) {
 
     case NGX_BAYEUX_REDIS_UP:
@@ -2383,11 +2388,23 @@ ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd)
 static void
 ngx_bayeux_redis_flush_handler(ngx_event_t *ev)
 {
+    ngx_bayeux_redis_flush_connects(ev->data);
+}
+
+
+/*
+ * Sends the connects queued so far, in batches.  Also called before any
+ * other command is sent, so that Redis applies commands in the order
+ * they were made (a websocket's connect, then its disconnect).
+ */
+
+static void
+ngx_bayeux_redis_flush_connects(ngx_bayeux_redis_t *rd)
+{
     size_t                   size;
     ngx_int_t                k;
     ngx_uint_t               i, n;
     ngx_queue_t             *q;
-    ngx_bayeux_redis_t      *rd = ev->data;
     ngx_bayeux_redis_cmd_t  *cmd, *batch;
 
     while (rd->nconnects) {

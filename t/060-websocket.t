@@ -436,3 +436,24 @@ ok(!$ws->handshake(headers => [ 'Content-Length' => 5 ], after => 'hello'),
 is($ws->status, 400, 'status 400');
 --- error_log
 websocket upgrade request with a body
+
+
+
+=== TEST 19: a connect and a disconnect in one write are applied in order: the connect is answered first, successfully
+--- bayeux
+my $ws = main::ws();
+$ws->handshake or die $ws->error;
+$ws->send_json([ { channel => '/meta/handshake', version => '1.0' } ]);
+my $cid = $ws->recv_json->[0]{clientId};
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid, advice => { timeout => 0 } } ]);
+$ws->recv_json;
+$ws->send_raw(
+    Bayeux::WebSocket->frame(opcode => 1, payload => qq{[{"channel":"/meta/connect","clientId":"$cid","id":"c"}]})
+  . Bayeux::WebSocket->frame(opcode => 1, payload => qq{[{"channel":"/meta/disconnect","clientId":"$cid","id":"d"}]}));
+my $first = $ws->recv_json(timeout => 3);
+my $second = $ws->recv_json(timeout => 3);
+is($first && $first->[0]{id}, 'c', 'the connect first');
+ok($first && $first->[0]{successful}, 'successful');
+is($first && $first->[0]{advice}{reconnect}, 'none', 'reconnect none');
+is($second && $second->[0]{id}, 'd', 'then the disconnect');
+ok($second && $second->[0]{successful}, 'successful too');
