@@ -56,6 +56,7 @@ struct ngx_bayeux_parser_s {
     ngx_str_t                  error;
 
     unsigned                   started:1;
+    unsigned                   arena:1;
     unsigned                   batch:1;
     unsigned                   capturing:1;
     unsigned                   done:1;
@@ -96,6 +97,35 @@ static int ngx_bayeux_parser_copy(ngx_bayeux_parser_t *p, ngx_str_t *dst,
 static void ngx_bayeux_parser_cleanup(void *data);
 static void ngx_bayeux_parser_yajl_error(ngx_bayeux_parser_t *p,
     size_t offset);
+
+static void *ngx_bayeux_arena_malloc(void *ctx, size_t size);
+static void *ngx_bayeux_arena_realloc(void *ctx, void *ptr, size_t size);
+static void ngx_bayeux_arena_free(void *ctx, void *ptr);
+
+
+/*
+ * yajl allocates from a buffer of the worker while a batch is parsed.
+ * A batch is parsed in one go (created, fed, finished), so one parser at
+ * a time uses it; what yajl needs (about 5 KB: its lexer and generator
+ * buffers) then costs no malloc() and leaves no hole in the heap between
+ * the allocations that outlive the request, such as sessions.  Another
+ * parser alive at the same time, and what does not fit, use malloc().
+ * Each block starts with its size, for realloc().
+ */
+
+#define NGX_BAYEUX_ARENA_SIZE    32768
+#define NGX_BAYEUX_ARENA_HEADER  16
+
+static uint64_t              ngx_bayeux_arena[NGX_BAYEUX_ARENA_SIZE / 8];
+static size_t                ngx_bayeux_arena_used;
+static ngx_bayeux_parser_t  *ngx_bayeux_arena_owner;
+
+static yajl_alloc_funcs      ngx_bayeux_arena_funcs = {
+    ngx_bayeux_arena_malloc,
+    ngx_bayeux_arena_realloc,
+    ngx_bayeux_arena_free,
+    NULL
+};
 
 
 static yajl_callbacks  ngx_bayeux_parse_callbacks = {
@@ -157,12 +187,22 @@ ngx_bayeux_parser_create(ngx_pool_t *pool, ngx_uint_t max_messages)
         return NULL;
     }
 
-    p->handle = yajl_alloc(&ngx_bayeux_parse_callbacks, NULL, p);
+    if (ngx_bayeux_arena_owner == NULL) {
+        ngx_bayeux_arena_owner = p;
+        ngx_bayeux_arena_used = 0;
+        p->arena = 1;
+    }
+
+    /* yajl keeps a copy of the functions */
+    ngx_bayeux_arena_funcs.ctx = p;
+
+    p->handle = yajl_alloc(&ngx_bayeux_parse_callbacks,
+                           &ngx_bayeux_arena_funcs, p);
     if (p->handle == NULL) {
         return NULL;
     }
 
-    p->gen = yajl_gen_alloc(NULL);
+    p->gen = yajl_gen_alloc(&ngx_bayeux_arena_funcs);
     if (p->gen == NULL) {
         return NULL;
     }
@@ -185,6 +225,113 @@ ngx_bayeux_parser_cleanup(void *data)
         yajl_gen_free(p->gen);
         p->gen = NULL;
     }
+
+    if (p->arena) {
+        p->arena = 0;
+        ngx_bayeux_arena_owner = NULL;
+    }
+}
+
+
+static void *
+ngx_bayeux_arena_malloc(void *ctx, size_t size)
+{
+    ngx_bayeux_parser_t *p = ctx;
+
+    u_char  *m;
+    size_t   need;
+
+    need = NGX_BAYEUX_ARENA_HEADER + ngx_align(size, NGX_BAYEUX_ARENA_HEADER);
+
+    if (!p->arena || ngx_bayeux_arena_used + need > NGX_BAYEUX_ARENA_SIZE) {
+        return ngx_alloc(size, ngx_cycle->log);
+    }
+
+    m = (u_char *) ngx_bayeux_arena + ngx_bayeux_arena_used;
+    *(size_t *) m = size;
+
+    ngx_bayeux_arena_used += need;
+
+    return m + NGX_BAYEUX_ARENA_HEADER;
+}
+
+
+static ngx_inline ngx_uint_t
+ngx_bayeux_arena_has(void *ptr)
+{
+    return (u_char *) ptr >= (u_char *) ngx_bayeux_arena
+           && (u_char *) ptr < (u_char *) ngx_bayeux_arena
+                               + NGX_BAYEUX_ARENA_SIZE;
+}
+
+
+static void *
+ngx_bayeux_arena_realloc(void *ctx, void *ptr, size_t size)
+{
+    u_char  *m, *end, *n;
+    size_t   old;
+
+    if (ptr == NULL) {
+        return ngx_bayeux_arena_malloc(ctx, size);
+    }
+
+    if (!ngx_bayeux_arena_has(ptr)) {
+        return realloc(ptr, size);
+    }
+
+    m = (u_char *) ptr - NGX_BAYEUX_ARENA_HEADER;
+    old = *(size_t *) m;
+    end = (u_char *) ngx_bayeux_arena + ngx_bayeux_arena_used;
+
+    /* the last block grows where it is */
+
+    if ((u_char *) ptr + ngx_align(old, NGX_BAYEUX_ARENA_HEADER) == end
+        && (size_t) ((u_char *) ptr - (u_char *) ngx_bayeux_arena)
+           + ngx_align(size, NGX_BAYEUX_ARENA_HEADER)
+           <= NGX_BAYEUX_ARENA_SIZE)
+    {
+        *(size_t *) m = size;
+        ngx_bayeux_arena_used = (u_char *) ptr - (u_char *) ngx_bayeux_arena
+                                + ngx_align(size, NGX_BAYEUX_ARENA_HEADER);
+        return ptr;
+    }
+
+    n = ngx_bayeux_arena_malloc(ctx, size);
+    if (n == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(n, ptr, ngx_min(old, size));
+
+    return n;
+}
+
+
+static void
+ngx_bayeux_arena_free(void *ctx, void *ptr)
+{
+    u_char  *m;
+    size_t   size;
+
+    if (ptr == NULL) {
+        return;
+    }
+
+    if (!ngx_bayeux_arena_has(ptr)) {
+        ngx_free(ptr);
+        return;
+    }
+
+    /* the last block is given back; the others with the whole buffer */
+
+    m = (u_char *) ptr - NGX_BAYEUX_ARENA_HEADER;
+    size = *(size_t *) m;
+
+    if ((u_char *) ptr + ngx_align(size, NGX_BAYEUX_ARENA_HEADER)
+        == (u_char *) ngx_bayeux_arena + ngx_bayeux_arena_used)
+    {
+        ngx_bayeux_arena_used = m - (u_char *) ngx_bayeux_arena;
+    }
 }
 
 
@@ -206,6 +353,9 @@ ngx_bayeux_parser_feed(ngx_bayeux_parser_t *p, u_char *data, size_t len)
                                        + yajl_get_bytes_consumed(p->handle));
         }
 
+        /* the error is in the pool: yajl is done with */
+        ngx_bayeux_parser_cleanup(p);
+
         return NGX_ERROR;
     }
 
@@ -221,30 +371,33 @@ ngx_bayeux_parser_finish(ngx_bayeux_parser_t *p)
     yajl_status  status;
 
     if (p->error.len) {
+        ngx_bayeux_parser_cleanup(p);
         return NGX_ERROR;
     }
 
     if (p->bytes == 0) {
         ngx_str_set(&p->error, "empty body");
+        ngx_bayeux_parser_cleanup(p);
         return NGX_ERROR;
     }
 
     status = yajl_complete_parse(p->handle);
 
-    if (status != yajl_status_ok) {
-        if (p->error.len == 0) {
-            ngx_bayeux_parser_yajl_error(p, p->bytes);
-        }
-
-        return NGX_ERROR;
+    if (status != yajl_status_ok && p->error.len == 0) {
+        ngx_bayeux_parser_yajl_error(p, p->bytes);
     }
 
     /*
-     * every value is in the pool by now: yajl's buffers (about 5 KB)
-     * need not live as long as a held connect
+     * every value, and the error, is in the pool by now: yajl's buffers
+     * (about 5 KB) need not live as long as a held connect, and the next
+     * parser may use the worker's buffer
      */
 
     ngx_bayeux_parser_cleanup(p);
+
+    if (status != yajl_status_ok) {
+        return NGX_ERROR;
+    }
 
     if (p->messages->nelts == 0) {
         ngx_str_set(&p->error, "no messages");
