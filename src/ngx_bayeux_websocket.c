@@ -122,14 +122,13 @@ static ngx_str_t  ngx_bayeux_websocket = ngx_string("websocket");
 
 
 /*
- * Frames are read into a buffer of the worker, and replies built in
- * another: a websocket keeps bytes of its own only for a frame not fully
- * received or a reply the socket did not take, so that an idle one holds
- * no buffer and a message costs no allocation.
+ * Frames are read into a buffer of the worker, and replies are sent from
+ * where they were built: a websocket keeps bytes of its own only for a
+ * frame not fully received or a reply the socket did not take, so that
+ * an idle one holds no buffer and a message costs no allocation.
  */
 
 static u_char  ngx_bayeux_ws_read_buffer[16384];
-static u_char  ngx_bayeux_ws_send_buffer[16384];
 
 
 ngx_int_t
@@ -405,8 +404,10 @@ ngx_bayeux_ws_detach(ngx_event_t *ev)
     ngx_http_free_request(r, 0);
 
     c->destroyed = 0;
-    c->buffered = 0;
     c->data = ws;
+
+    /* r->out is ws->out now; TLS may still hold bytes of its own */
+    c->buffered &= ~NGX_HTTP_LOWLEVEL_BUFFERED;
 
     /* as ngx_http_set_keepalive() does */
 
@@ -438,7 +439,7 @@ ngx_bayeux_ws_detach(ngx_event_t *ev)
 
     ngx_add_timer(c->read, ws->conf->websocket_idle_timeout);
 
-    if (ws->out_len) {
+    if (ws->out_len || c->buffered) {
         ngx_bayeux_ws_flush(ws);
 
         if (ws->done) {
@@ -1174,13 +1175,22 @@ ngx_bayeux_ws_reserve_in(ngx_bayeux_ws_t *ws, size_t need)
 }
 
 
+/*
+ * Frames go out through the connection's send_chain(), as nginx's own
+ * responses do: over TLS a write that could not finish must be retried
+ * from the same memory, which nginx's TLS layer sees to with a buffer of
+ * its own.  A frame goes out from the caller's memory when nothing waits
+ * to be sent; what the socket does not take waits in ws->out.
+ */
+
 static ngx_int_t
 ngx_bayeux_ws_send(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
     size_t len)
 {
-    u_char   header[10], *p;
-    size_t   hlen, total;
-    ssize_t  n;
+    u_char        header[10], *p;
+    size_t        hlen, left;
+    ngx_buf_t     hb, db;
+    ngx_chain_t   out[2], *rest;
 
     if (ws->closing || ws->done) {
         return ws->done ? NGX_DONE : NGX_OK;
@@ -1211,74 +1221,61 @@ ngx_bayeux_ws_send(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
     }
 
     hlen = p - header;
-    total = hlen + len;
 
     if (opcode == NGX_BAYEUX_WS_CLOSE) {
         ws->closing = 1;
     }
 
-    if (ws->out_pos == ws->out_len
-        && total <= sizeof(ngx_bayeux_ws_send_buffer))
-    {
-        /* nothing waits to be sent: the frame goes out in one send() */
+    ngx_memzero(&hb, sizeof(ngx_buf_t));
+    ngx_memzero(&db, sizeof(ngx_buf_t));
 
-        p = ngx_cpymem(ngx_bayeux_ws_send_buffer, header, hlen);
-        ngx_memcpy(p, data, len);
+    hb.pos = header;
+    hb.last = header + hlen;
+    hb.memory = 1;
 
-        n = ws->connection->send(ws->connection, ngx_bayeux_ws_send_buffer,
-                                 total);
+    db.pos = data;
+    db.last = data + len;
+    db.memory = 1;
 
-        if (n == NGX_ERROR) {
+    if (ws->out_pos == ws->out_len && !ws->connection->buffered) {
+
+        out[0].buf = &hb;
+        out[0].next = len ? &out[1] : NULL;
+        out[1].buf = &db;
+        out[1].next = NULL;
+
+        (len ? &db : &hb)->flush = 1;
+
+        rest = ws->connection->send_chain(ws->connection, out, 0);
+
+        if (rest == NGX_CHAIN_ERROR) {
             ngx_bayeux_ws_finalize(ws);
             return NGX_DONE;
         }
 
-        if (n == NGX_AGAIN) {
-            n = 0;
-        }
-
-        if ((size_t) n == total) {
-            if (ws->closing) {
-                ngx_bayeux_ws_finalize(ws);
-            }
-
-            return ws->done ? NGX_DONE : NGX_OK;
-        }
-
-        /* what the socket did not take waits in a buffer of its own */
-
         ws->out_pos = 0;
         ws->out_len = 0;
+    }
 
-        if (ngx_bayeux_ws_reserve(&ws->out, &ws->out_size, 0, total - n,
-                                  ws->connection->log)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+    /* what was not sent waits, after what already waits */
 
-        ws->out_len = ngx_cpymem(ws->out, ngx_bayeux_ws_send_buffer + n,
-                                 total - n)
-                      - ws->out;
+    left = (hb.last - hb.pos) + (db.last - db.pos);
 
-    } else {
-
-        /* send what is left first, so that the buffer can restart at 0 */
-
+    if (left) {
         if (ws->out_pos && ws->out_pos == ws->out_len) {
             ws->out_pos = 0;
             ws->out_len = 0;
         }
 
         if (ngx_bayeux_ws_reserve(&ws->out, &ws->out_size, ws->out_len,
-                                  total, ws->connection->log)
+                                  left, ws->connection->log)
             != NGX_OK)
         {
             return NGX_ERROR;
         }
 
-        p = ngx_cpymem(ws->out + ws->out_len, header, hlen);
-        p = ngx_cpymem(p, data, len);
+        p = ngx_cpymem(ws->out + ws->out_len, hb.pos, hb.last - hb.pos);
+        p = ngx_cpymem(p, db.pos, db.last - db.pos);
 
         ws->out_len = p - ws->out;
     }
@@ -1315,10 +1312,17 @@ ngx_bayeux_ws_write_handler(ngx_event_t *wev)
 }
 
 
+/*
+ * Sends what waits: ws->out, and over TLS what nginx's TLS layer holds.
+ * ws->out may grow while it waits (frames queue behind), which is why it
+ * is never handed to a TLS write itself: send_chain() copies it.
+ */
+
 static void
 ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws)
 {
-    ssize_t            n;
+    ngx_buf_t          b;
+    ngx_chain_t        out, *in, *rest;
     ngx_connection_t  *c;
 
     c = ws->connection;
@@ -1327,11 +1331,34 @@ ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws)
         return;
     }
 
-    while (ws->out_pos < ws->out_len) {
+    if (ws->out_pos < ws->out_len || c->buffered) {
 
-        n = c->send(c, ws->out + ws->out_pos, ws->out_len - ws->out_pos);
+        in = NULL;
 
-        if (n == NGX_AGAIN) {
+        if (ws->out_pos < ws->out_len) {
+            ngx_memzero(&b, sizeof(ngx_buf_t));
+            b.pos = ws->out + ws->out_pos;
+            b.last = ws->out + ws->out_len;
+            b.memory = 1;
+            b.flush = 1;
+
+            out.buf = &b;
+            out.next = NULL;
+            in = &out;
+        }
+
+        rest = c->send_chain(c, in, 0);
+
+        if (rest == NGX_CHAIN_ERROR) {
+            ngx_bayeux_ws_finalize(ws);
+            return;
+        }
+
+        if (in) {
+            ws->out_pos = b.pos - ws->out;
+        }
+
+        if (ws->out_pos < ws->out_len || c->buffered) {
             ngx_add_timer(c->write, ws->send_timeout);
 
             if (ngx_handle_write_event(c->write, ws->send_lowat) != NGX_OK) {
@@ -1340,13 +1367,6 @@ ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws)
 
             return;
         }
-
-        if (n == NGX_ERROR) {
-            ngx_bayeux_ws_finalize(ws);
-            return;
-        }
-
-        ws->out_pos += n;
     }
 
     ws->out_pos = 0;

@@ -4,6 +4,8 @@ package Bayeux::WebSocket;
 # fragments, control frames, and raw bytes for broken frames.
 #
 #   my $ws = Bayeux::WebSocket->new(port => $port);     # path /cometd
+#   my $wss = Bayeux::WebSocket->new(port => $port, tls => 1);  # over TLS
+#   (rcvbuf => 4096: a small receive window, the server's writes block)
 #   $ws->handshake or die $ws->error;
 #   $ws->send_json([ { channel => '/meta/handshake', ... } ]);
 #   my $msgs = $ws->recv_json(timeout => 5);            # arrayref
@@ -19,6 +21,7 @@ use IO::Select;
 use IO::Socket::IP;
 use JSON::PP ();
 use MIME::Base64 qw(encode_base64);
+use Socket ();
 use Time::HiRes qw(time);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
@@ -41,12 +44,25 @@ sub sock { $_[0]{sock} }
 # error() tell).
 sub handshake {
     my ($self, %o) = @_;
+    # rcvbuf: a small receive window, so that the server's writes block
+    my @opts = $self->{rcvbuf}
+             ? (Sockopts => [ [ Socket::SOL_SOCKET(), Socket::SO_RCVBUF(),
+                                $self->{rcvbuf} ] ])
+             : ();
     my $sock = IO::Socket::IP->new(PeerHost => $self->{host},
                                    PeerPort => $self->{port},
-                                   Proto => 'tcp', Timeout => 5)
+                                   Proto => 'tcp', Timeout => 5, @opts)
         or do { $self->{error} = "connect: $!"; return 0 };
     $sock->autoflush(1);
     binmode $sock;
+    if ($self->{tls}) {
+        require IO::Socket::SSL;
+        IO::Socket::SSL->start_SSL($sock, SSL_verify_mode => 0)
+            or do {
+                $self->{error} = 'TLS: ' . IO::Socket::SSL::errstr();
+                return 0;
+            };
+    }
     $self->{sock} = $sock;
 
     my $key = $o{key} // encode_base64(join('', map { chr int rand 256 }
@@ -100,8 +116,11 @@ sub _read {
     my $sock = $self->{sock} or return 0;
     my $left = $deadline - time;
     return 0 if $left <= 0;
-    my $sel = IO::Select->new($sock);
-    return 0 unless $sel->can_read($left);
+    # TLS: bytes already decrypted are not seen by select()
+    unless ($sock->can('pending') && $sock->pending) {
+        my $sel = IO::Select->new($sock);
+        return 0 unless $sel->can_read($left);
+    }
     my $n = sysread($sock, my $chunk, 65536);
     if (!$n) {
         $self->{eof} = 1;
