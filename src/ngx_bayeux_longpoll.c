@@ -117,7 +117,7 @@ ngx_bayeux_longpoll_start(ngx_http_request_t *r, ngx_str_t *text,
     ngx_str_t                   empty;
     ngx_http_cleanup_t         *cln;
     ngx_bayeux_batch_t         *b;
-    ngx_bayeux_parser_t        *parser;
+    ngx_bayeux_parser_t         parser;
     ngx_bayeux_loc_conf_t      *blcf;
     ngx_bayeux_longpoll_ctx_t  *ctx;
 
@@ -129,16 +129,15 @@ ngx_bayeux_longpoll_start(ngx_http_request_t *r, ngx_str_t *text,
         return;
     }
 
-    parser = ngx_bayeux_parser_create(r->pool, blcf->max_batch);
-    if (parser == NULL) {
+    if (ngx_bayeux_parser_init(&parser, r->pool, blcf->max_batch) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    if (ngx_bayeux_parser_feed(parser, text->data, text->len) != NGX_OK
-        || ngx_bayeux_parser_finish(parser) != NGX_OK)
+    if (ngx_bayeux_parser_feed(&parser, text->data, text->len) != NGX_OK
+        || ngx_bayeux_parser_finish(&parser) != NGX_OK)
     {
-        ngx_bayeux_longpoll_bad_request(r, ngx_bayeux_parser_error(parser));
+        ngx_bayeux_longpoll_bad_request(r, ngx_bayeux_parser_error(&parser));
         return;
     }
 
@@ -174,7 +173,7 @@ ngx_bayeux_longpoll_start(ngx_http_request_t *r, ngx_str_t *text,
     b->endpoint = blcf->endpoint;
     b->transport = callback ? ngx_bayeux_callback_polling
                             : ngx_bayeux_long_polling;
-    b->messages = ngx_bayeux_parser_messages(parser);
+    b->messages = ngx_bayeux_parser_messages(&parser);
     b->done = ngx_bayeux_longpoll_done;
     b->wake = ngx_bayeux_longpoll_wake;
     b->abort = ngx_bayeux_longpoll_abort;

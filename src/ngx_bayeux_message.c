@@ -37,30 +37,6 @@ typedef struct {
 } ngx_bayeux_field_name_t;
 
 
-struct ngx_bayeux_parser_s {
-    ngx_pool_t                *pool;
-    yajl_handle                handle;
-    yajl_gen                   gen;
-
-    ngx_array_t               *messages;
-    ngx_bayeux_message_t      *msg;
-    ngx_uint_t                 max_messages;
-
-    ngx_uint_t                 depth;
-    ngx_uint_t                 msg_depth;
-    ngx_bayeux_field_e         field;
-    ngx_uint_t                 capture_depth;
-    ngx_uint_t                 advice_key;
-
-    size_t                     bytes;
-    ngx_str_t                  error;
-
-    unsigned                   started:1;
-    unsigned                   arena:1;
-    unsigned                   batch:1;
-    unsigned                   capturing:1;
-    unsigned                   done:1;
-};
 
 
 enum {
@@ -94,7 +70,7 @@ static int ngx_bayeux_parser_fail(ngx_bayeux_parser_t *p, char *reason);
 static int ngx_bayeux_parser_wrong_type(ngx_bayeux_parser_t *p);
 static int ngx_bayeux_parser_copy(ngx_bayeux_parser_t *p, ngx_str_t *dst,
     const unsigned char *s, size_t len);
-static void ngx_bayeux_parser_cleanup(void *data);
+static void ngx_bayeux_parser_cleanup(ngx_bayeux_parser_t *p);
 static void ngx_bayeux_parser_yajl_error(ngx_bayeux_parser_t *p,
     size_t offset);
 
@@ -160,31 +136,25 @@ static ngx_bayeux_field_name_t  ngx_bayeux_fields[] = {
 };
 
 
-ngx_bayeux_parser_t *
-ngx_bayeux_parser_create(ngx_pool_t *pool, ngx_uint_t max_messages)
+/*
+ * The parser lives where its caller puts it (the stack: a batch is
+ * parsed in one go); what it produces is in the pool.  Once
+ * ngx_bayeux_parser_feed() failed or ngx_bayeux_parser_finish() was
+ * called, yajl is freed.
+ */
+
+ngx_int_t
+ngx_bayeux_parser_init(ngx_bayeux_parser_t *p, ngx_pool_t *pool,
+    ngx_uint_t max_messages)
 {
-    ngx_pool_cleanup_t   *cln;
-    ngx_bayeux_parser_t  *p;
-
-    p = ngx_pcalloc(pool, sizeof(ngx_bayeux_parser_t));
-    if (p == NULL) {
-        return NULL;
-    }
-
-    cln = ngx_pool_cleanup_add(pool, 0);
-    if (cln == NULL) {
-        return NULL;
-    }
-
-    cln->handler = ngx_bayeux_parser_cleanup;
-    cln->data = p;
+    ngx_memzero(p, sizeof(ngx_bayeux_parser_t));
 
     p->pool = pool;
     p->max_messages = max_messages;
 
     p->messages = ngx_array_create(pool, 1, sizeof(ngx_bayeux_message_t));
     if (p->messages == NULL) {
-        return NULL;
+        return NGX_ERROR;
     }
 
     if (ngx_bayeux_arena_owner == NULL) {
@@ -199,23 +169,23 @@ ngx_bayeux_parser_create(ngx_pool_t *pool, ngx_uint_t max_messages)
     p->handle = yajl_alloc(&ngx_bayeux_parse_callbacks,
                            &ngx_bayeux_arena_funcs, p);
     if (p->handle == NULL) {
-        return NULL;
+        ngx_bayeux_parser_cleanup(p);
+        return NGX_ERROR;
     }
 
     p->gen = yajl_gen_alloc(&ngx_bayeux_arena_funcs);
     if (p->gen == NULL) {
-        return NULL;
+        ngx_bayeux_parser_cleanup(p);
+        return NGX_ERROR;
     }
 
-    return p;
+    return NGX_OK;
 }
 
 
 static void
-ngx_bayeux_parser_cleanup(void *data)
+ngx_bayeux_parser_cleanup(ngx_bayeux_parser_t *p)
 {
-    ngx_bayeux_parser_t  *p = data;
-
     if (p->handle) {
         yajl_free(p->handle);
         p->handle = NULL;

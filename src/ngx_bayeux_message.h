@@ -10,6 +10,8 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+#include <yajl/yajl_parse.h>
+#include <yajl/yajl_gen.h>
 
 
 /*
@@ -41,10 +43,37 @@ typedef struct {
 } ngx_bayeux_message_t;
 
 
+/* a batch's parser: yajl's callbacks build the messages in a pool */
+
 typedef struct ngx_bayeux_parser_s  ngx_bayeux_parser_t;
 
+struct ngx_bayeux_parser_s {
+    ngx_pool_t                *pool;
+    yajl_handle                handle;
+    yajl_gen                   gen;
 
-ngx_bayeux_parser_t *ngx_bayeux_parser_create(ngx_pool_t *pool,
+    ngx_array_t               *messages;
+    ngx_bayeux_message_t      *msg;
+    ngx_uint_t                 max_messages;
+
+    ngx_uint_t                 depth;
+    ngx_uint_t                 msg_depth;
+    ngx_uint_t                 field;       /* ngx_bayeux_field_e */
+    ngx_uint_t                 capture_depth;
+    ngx_uint_t                 advice_key;
+
+    size_t                     bytes;
+    ngx_str_t                  error;
+
+    unsigned                   started:1;
+    unsigned                   arena:1;
+    unsigned                   batch:1;
+    unsigned                   capturing:1;
+    unsigned                   done:1;
+};
+
+
+ngx_int_t ngx_bayeux_parser_init(ngx_bayeux_parser_t *p, ngx_pool_t *pool,
     ngx_uint_t max_messages);
 ngx_int_t ngx_bayeux_parser_feed(ngx_bayeux_parser_t *p, u_char *data,
     size_t len);

@@ -850,35 +850,37 @@ ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data, size_t len)
     ngx_pool_t             *pool;
     ngx_connection_t       *c;
     ngx_bayeux_batch_t     *b;
-    ngx_bayeux_parser_t    *parser;
+    ngx_bayeux_parser_t     parser;
     ngx_bayeux_ws_batch_t  *wb;
 
     c = ws->connection;
 
     /*
-     * A held connect keeps its pool, with the batch, the parsed message
-     * and its reply: about 1 KB for a one-message batch, more for more.
-     * The size is a multiple of NGX_POOL_ALIGNMENT, as nginx's pool
-     * allocator requires (an aligned allocation could end past the block).
+     * A held connect keeps its pool, with the batch and the parsed
+     * message: 1008 bytes hold a one-message batch, and are a size the
+     * allocator keeps free blocks of, so that thousands of these do not
+     * fragment the heap.  The size is a multiple of NGX_POOL_ALIGNMENT,
+     * as nginx's pool allocator requires (an aligned allocation could
+     * end past the block).
      */
-    pool = ngx_create_pool(ngx_align(1024 + 2 * len, NGX_POOL_ALIGNMENT),
+    pool = ngx_create_pool(ngx_max(1008, ngx_align(512 + 2 * len,
+                                                   NGX_POOL_ALIGNMENT)),
                            c->log);
     if (pool == NULL) {
         ngx_bayeux_ws_finalize(ws);
         return NGX_DONE;
     }
 
-    parser = ngx_bayeux_parser_create(pool, ws->conf->max_batch);
-    if (parser == NULL) {
+    if (ngx_bayeux_parser_init(&parser, pool, ws->conf->max_batch) != NGX_OK) {
         ngx_destroy_pool(pool);
         ngx_bayeux_ws_finalize(ws);
         return NGX_DONE;
     }
 
-    if (ngx_bayeux_parser_feed(parser, data, len) != NGX_OK
-        || ngx_bayeux_parser_finish(parser) != NGX_OK)
+    if (ngx_bayeux_parser_feed(&parser, data, len) != NGX_OK
+        || ngx_bayeux_parser_finish(&parser) != NGX_OK)
     {
-        error = ngx_bayeux_parser_error(parser);
+        error = ngx_bayeux_parser_error(&parser);
 
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "bayeux: bad websocket message: %V", error);
@@ -913,7 +915,7 @@ ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data, size_t len)
     b->log = c->log;
     b->endpoint = ws->conf->endpoint;
     b->transport = ngx_bayeux_websocket;
-    b->messages = ngx_bayeux_parser_messages(parser);
+    b->messages = ngx_bayeux_parser_messages(&parser);
     b->done = ngx_bayeux_ws_batch_done;
     b->wake = ngx_bayeux_ws_batch_wake;
     b->push = ngx_bayeux_ws_batch_push;
