@@ -20,6 +20,22 @@
  * module enforces at startup.
  */
 
+/*
+ * Sessions, subscriptions and queue items come from slabs of 64, kept
+ * for reuse: the engine's many small long-lived objects then do not take
+ * pieces out of the free blocks that requests leave in the heap, which
+ * fragmented it (an idle websocket session cost about 0.5 KB more).
+ */
+
+#define NGX_BAYEUX_MEMORY_SLAB_OBJECTS  64
+
+typedef struct {
+    void                          *free;        /* linked by first word */
+    void                          *chunks;      /* linked by first word */
+    size_t                         size;
+} ngx_bayeux_memory_slab_t;
+
+
 typedef struct {
     ngx_rbtree_t                   sessions;
     ngx_rbtree_node_t              sessions_sentinel;
@@ -27,6 +43,9 @@ typedef struct {
     ngx_rbtree_node_t              channels_sentinel;
     ngx_queue_t                    all;
     ngx_uint_t                     generation;
+    ngx_bayeux_memory_slab_t       session_slab;
+    ngx_bayeux_memory_slab_t       sub_slab;
+    ngx_bayeux_memory_slab_t       item_slab;
     ngx_bayeux_endpoint_t         *endpoint;
     ngx_log_t                     *log;
 } ngx_bayeux_memory_t;
@@ -96,6 +115,11 @@ static void ngx_bayeux_memory_release(ngx_bayeux_endpoint_t *ep,
 static void ngx_bayeux_memory_cancel(ngx_bayeux_endpoint_t *ep,
     ngx_bayeux_waiter_t *w);
 
+static void *ngx_bayeux_memory_alloc(ngx_bayeux_memory_slab_t *slab,
+    ngx_log_t *log);
+static void ngx_bayeux_memory_free(ngx_bayeux_memory_slab_t *slab,
+    void *p);
+static void ngx_bayeux_memory_slab_destroy(ngx_bayeux_memory_slab_t *slab);
 static ngx_bayeux_memory_session_t *ngx_bayeux_memory_session(
     ngx_bayeux_memory_t *mem, ngx_str_t *id);
 static void ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s,
@@ -154,6 +178,13 @@ ngx_bayeux_memory_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
                     ngx_str_rbtree_insert_value);
     ngx_queue_init(&mem->all);
 
+    mem->session_slab.size = ngx_align(sizeof(ngx_bayeux_memory_session_t),
+                                       sizeof(void *));
+    mem->sub_slab.size = ngx_align(sizeof(ngx_bayeux_memory_sub_t),
+                                   sizeof(void *));
+    mem->item_slab.size = ngx_align(sizeof(ngx_bayeux_memory_item_t),
+                                    sizeof(void *));
+
     mem->endpoint = ep;
     mem->log = cf->log;
 
@@ -185,6 +216,68 @@ ngx_bayeux_memory_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
         ngx_bayeux_memory_destroy(
             ngx_queue_data(q, ngx_bayeux_memory_session_t, link), 0);
     }
+
+    ngx_bayeux_memory_slab_destroy(&mem->session_slab);
+    ngx_bayeux_memory_slab_destroy(&mem->sub_slab);
+    ngx_bayeux_memory_slab_destroy(&mem->item_slab);
+}
+
+
+static void *
+ngx_bayeux_memory_alloc(ngx_bayeux_memory_slab_t *slab, ngx_log_t *log)
+{
+    u_char      *chunk, *p;
+    ngx_uint_t   i;
+
+    if (slab->free == NULL) {
+
+        /* a chunk: its link, then the objects */
+
+        chunk = ngx_alloc(sizeof(void *)
+                          + NGX_BAYEUX_MEMORY_SLAB_OBJECTS * slab->size, log);
+        if (chunk == NULL) {
+            return NULL;
+        }
+
+        *(void **) chunk = slab->chunks;
+        slab->chunks = chunk;
+
+        p = chunk + sizeof(void *);
+
+        for (i = 0; i < NGX_BAYEUX_MEMORY_SLAB_OBJECTS; i++) {
+            *(void **) p = slab->free;
+            slab->free = p;
+            p += slab->size;
+        }
+    }
+
+    p = slab->free;
+    slab->free = *(void **) p;
+
+    return p;
+}
+
+
+static void
+ngx_bayeux_memory_free(ngx_bayeux_memory_slab_t *slab, void *p)
+{
+    *(void **) p = slab->free;
+    slab->free = p;
+}
+
+
+static void
+ngx_bayeux_memory_slab_destroy(ngx_bayeux_memory_slab_t *slab)
+{
+    void  *chunk, *next;
+
+    for (chunk = slab->chunks; chunk; chunk = next) {
+        next = *(void **) chunk;
+        ngx_free(chunk);
+    }
+
+    slab->chunks = NULL;
+    slab->free = NULL;
 }
 
 
@@ -209,15 +302,17 @@ ngx_bayeux_memory_handshake(ngx_bayeux_op_t *op)
 
     op->rc = NGX_ERROR;
 
-    s = ngx_calloc(sizeof(ngx_bayeux_memory_session_t), mem->log);
+    s = ngx_bayeux_memory_alloc(&mem->session_slab, mem->log);
     if (s == NULL) {
         goto done;
     }
 
+    ngx_memzero(s, sizeof(ngx_bayeux_memory_session_t));
+
     if (ngx_bayeux_client_id(s->id) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, op->log, ngx_errno,
                       "bayeux: getrandom() failed");
-        ngx_free(s);
+        ngx_bayeux_memory_free(&mem->session_slab, s);
         goto done;
     }
 
@@ -368,7 +463,7 @@ ngx_bayeux_memory_subscribe(ngx_bayeux_op_t *op)
             ngx_rbtree_insert(&mem->channels, &ch->node.node);
         }
 
-        sub = ngx_alloc(sizeof(ngx_bayeux_memory_sub_t), mem->log);
+        sub = ngx_bayeux_memory_alloc(&mem->sub_slab, mem->log);
         if (sub == NULL) {
             if (ngx_queue_empty(&ch->subscribers)) {
                 ngx_rbtree_delete(&mem->channels, &ch->node.node);
@@ -458,7 +553,7 @@ ngx_bayeux_memory_unsubscribe_one(ngx_bayeux_memory_t *mem,
 
     ngx_queue_remove(&sub->in_channel);
     ngx_queue_remove(&sub->in_session);
-    ngx_free(sub);
+    ngx_bayeux_memory_free(&mem->sub_slab, sub);
 
     if (ngx_queue_empty(&ch->subscribers)) {
         ngx_rbtree_delete(&mem->channels, &ch->node.node);
@@ -599,11 +694,11 @@ ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
 
         ngx_queue_remove(q);
         ngx_bayeux_memory_msg_release(item->msg);
-        ngx_free(item);
+        ngx_bayeux_memory_free(&s->memory->item_slab, item);
         s->queued--;
     }
 
-    item = ngx_alloc(sizeof(ngx_bayeux_memory_item_t), s->memory->log);
+    item = ngx_bayeux_memory_alloc(&s->memory->item_slab, s->memory->log);
     if (item == NULL) {
         return NGX_ERROR;
     }
@@ -665,7 +760,7 @@ ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s, ngx_pool_t *pool,
 
         ngx_queue_remove(q);
         ngx_bayeux_memory_msg_release(item->msg);
-        ngx_free(item);
+        ngx_bayeux_memory_free(&s->memory->item_slab, item);
         s->queued--;
     }
 
@@ -845,13 +940,13 @@ ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s, ngx_uint_t notify)
 
         ngx_queue_remove(q);
         ngx_bayeux_memory_msg_release(item->msg);
-        ngx_free(item);
+        ngx_bayeux_memory_free(&mem->item_slab, item);
     }
 
     ngx_rbtree_delete(&mem->sessions, &s->node.node);
     ngx_queue_remove(&s->link);
 
-    ngx_free(s);
+    ngx_bayeux_memory_free(&mem->session_slab, s);
 
     if (w && notify) {
         w->engine_data = NULL;
