@@ -1380,6 +1380,16 @@ ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws)
         ws->out_size = 0;
     }
 
+#if (NGX_SSL)
+
+    /* an idle websocket keeps no TLS write buffer (ssl_buffer_size) */
+
+    if (c->ssl) {
+        ngx_ssl_free_buffer(c);
+    }
+
+#endif
+
     if (c->write->timer_set) {
         ngx_del_timer(c->write);
     }
