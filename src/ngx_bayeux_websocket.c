@@ -1089,7 +1089,8 @@ ngx_bayeux_ws_batch_abort(ngx_bayeux_batch_t *b)
 
     ngx_bayeux_ws_batch_free(wb);
 
-    if (ngx_queue_empty(&ws->batches) && !ws->event.posted) {
+    if (!ws->event.posted) {
+        /* the handler waits for the last batch in the engine */
         ngx_post_event(&ws->event, &ngx_posted_next_events);
     }
 }
@@ -1152,26 +1153,29 @@ ngx_bayeux_ws_reserve(u_char **buf, size_t *size, size_t used, size_t need,
 static ngx_int_t
 ngx_bayeux_ws_reserve_in(ngx_bayeux_ws_t *ws, size_t need)
 {
-    u_char  *p;
-    size_t   size;
+    u_char  *shared;
 
     if (!ws->in_shared) {
         return ngx_bayeux_ws_reserve(&ws->in, &ws->in_size, ws->in_len, need,
                                      ws->connection->log);
     }
 
-    size = ngx_max(ws->in_len + need, 4096);
+    /* the worker's buffer stays: its bytes go to a new one */
 
-    p = ngx_alloc(size, ws->connection->log);
-    if (p == NULL) {
+    shared = ws->in;
+
+    ws->in = NULL;
+    ws->in_size = 0;
+    ws->in_shared = 0;
+
+    if (ngx_bayeux_ws_reserve(&ws->in, &ws->in_size, 0, ws->in_len + need,
+                              ws->connection->log)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(p, ws->in, ws->in_len);
-
-    ws->in = p;
-    ws->in_size = size;
-    ws->in_shared = 0;
+    ngx_memcpy(ws->in, shared, ws->in_len);
 
     return NGX_OK;
 }
@@ -1465,7 +1469,8 @@ ngx_bayeux_ws_finalize(ngx_bayeux_ws_t *ws)
         ngx_bayeux_ws_batch_free(wb);
     }
 
-    if (ngx_queue_empty(&ws->batches) && !ws->event.posted) {
+    if (!ws->event.posted) {
+        /* the handler waits for the last batch in the engine */
         ngx_post_event(&ws->event, &ngx_posted_next_events);
     }
 }
