@@ -222,6 +222,11 @@ $r = $big->post_finish($h, timeout => 60);
 is($r->{messages}[0]{successful}, JSON::PP::true,
    "$n existing channels subscribed in one message");
 cmp_ok($worst, '<', 1, "another client's connects meanwhile ($rounds)");
+
+# and gone with the sessions (Redis: no channel key is left to expire)
+for my $c ($big, $owner) {
+    is($c->disconnect->{successful}, JSON::PP::true, 'disconnected');
+}
 --- no_error_log
 [error]
 [alert]
