@@ -43,10 +43,12 @@ typedef struct {
     ngx_rbtree_node_t              channels_sentinel;
 
     /*
-     * the sentinel of every session's tree of subscriptions: a tree
-     * writes to its sentinel only within one insertion or deletion
+     * one sentinel for the trees of subscriptions of every session: a
+     * tree writes to its sentinel only while an insertion or a deletion
+     * runs, so they can share it
      */
     ngx_rbtree_node_t              subs_sentinel;
+
     ngx_queue_t                    all;
     ngx_uint_t                     generation;
     ngx_bayeux_memory_slab_t       session_slab;
