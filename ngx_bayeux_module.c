@@ -48,6 +48,14 @@ static ngx_conf_num_bounds_t  ngx_bayeux_max_batch_bounds = {
     ngx_bayeux_bounds, 1, 1000000
 };
 
+static ngx_conf_num_bounds_t  ngx_bayeux_max_channels_bounds = {
+    ngx_bayeux_bounds, 1, 1000000
+};
+
+static ngx_conf_num_bounds_t  ngx_bayeux_max_subscriptions_bounds = {
+    ngx_bayeux_bounds, 1, 100000000
+};
+
 static ngx_conf_num_bounds_t  ngx_bayeux_max_sessions_bounds = {
     ngx_bayeux_bounds, 0, 1000
 };
@@ -111,6 +119,20 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_bayeux_loc_conf_t, max_batch),
       &ngx_bayeux_max_batch_bounds },
+
+    { ngx_string("bayeux_max_channels"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, max_channels),
+      &ngx_bayeux_max_channels_bounds },
+
+    { ngx_string("bayeux_max_subscriptions"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, max_subscriptions),
+      &ngx_bayeux_max_subscriptions_bounds },
 
     { ngx_string("bayeux_transports"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -282,6 +304,8 @@ ngx_bayeux_create_loc_conf(ngx_conf_t *cf)
     blcf->max_interval = NGX_CONF_UNSET_MSEC;
     blcf->max_queue = NGX_CONF_UNSET_UINT;
     blcf->max_batch = NGX_CONF_UNSET_UINT;
+    blcf->max_channels = NGX_CONF_UNSET_UINT;
+    blcf->max_subscriptions = NGX_CONF_UNSET_UINT;
     blcf->broadcast_to_publisher = NGX_CONF_UNSET;
     blcf->max_sessions_per_browser = NGX_CONF_UNSET_UINT;
     blcf->multi_session_interval = NGX_CONF_UNSET_MSEC;
@@ -309,6 +333,9 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->max_interval, prev->max_interval, 10000);
     ngx_conf_merge_uint_value(conf->max_queue, prev->max_queue, 1000);
     ngx_conf_merge_uint_value(conf->max_batch, prev->max_batch, 1000);
+    ngx_conf_merge_uint_value(conf->max_channels, prev->max_channels, 100);
+    ngx_conf_merge_uint_value(conf->max_subscriptions,
+                              prev->max_subscriptions, 1000);
     ngx_conf_merge_value(conf->broadcast_to_publisher,
                          prev->broadcast_to_publisher, 1);
 

@@ -39,6 +39,8 @@ typedef struct {
     ngx_msec_t                 max_interval;
     ngx_uint_t                 max_queue;
     ngx_uint_t                 max_batch;
+    ngx_uint_t                 max_channels;
+    ngx_uint_t                 max_subscriptions;
     ngx_flag_t                 broadcast_to_publisher;
     ngx_uint_t                 transports;
     ngx_uint_t                 max_sessions_per_browser;

@@ -14,6 +14,10 @@
 #include "ngx_bayeux.h"
 
 
+/* a result of an operation (op->rc), beside nginx's own codes */
+#define NGX_BAYEUX_LIMIT  -100
+
+
 /*
  * The engine interface.  Every operation is asynchronous: it completes by
  * calling op->handler, which an engine may do before the call returns
@@ -72,6 +76,8 @@ struct ngx_bayeux_op_s {
 
     /*
      * NGX_OK, NGX_DECLINED (unknown session), NGX_AGAIN (connect parked),
+     * NGX_BAYEUX_LIMIT (subscribe: the session would have more than
+     * bayeux_max_subscriptions; nothing of it was applied),
      * NGX_BUSY (engine unavailable), NGX_ERROR
      */
     ngx_int_t                      rc;

@@ -41,6 +41,14 @@ typedef struct {
     ngx_rbtree_node_t              sessions_sentinel;
     ngx_rbtree_t                   channels;
     ngx_rbtree_node_t              channels_sentinel;
+
+    /*
+     * one sentinel for the trees of subscriptions of every session: a
+     * tree writes to its sentinel only while an insertion or a deletion
+     * runs, so they can share it
+     */
+    ngx_rbtree_node_t              subs_sentinel;
+
     ngx_queue_t                    all;
     ngx_uint_t                     generation;
     ngx_bayeux_memory_slab_t       session_slab;
@@ -63,7 +71,8 @@ typedef struct {
     ngx_queue_t                    link;
     ngx_queue_t                    queue;
     ngx_uint_t                     queued;
-    ngx_queue_t                    subscriptions;
+    ngx_rbtree_t                   subscriptions;
+    ngx_uint_t                     nsubscriptions;
     ngx_bayeux_waiter_t           *waiter;
     ngx_event_t                    expire;
     ngx_event_t                    wake;
@@ -74,9 +83,15 @@ typedef struct {
 } ngx_bayeux_memory_session_t;
 
 
+/*
+ * A subscription is in its session's tree, keyed by the address of its
+ * channel, and in its channel's list: finding, adding or removing one
+ * does not depend on how many others the session or the channel has.
+ */
+
 typedef struct {
+    ngx_rbtree_node_t              node;        /* first */
     ngx_queue_t                    in_channel;
-    ngx_queue_t                    in_session;
     ngx_bayeux_memory_session_t   *session;
     ngx_bayeux_memory_channel_t   *channel;
 } ngx_bayeux_memory_sub_t;
@@ -137,8 +152,10 @@ static ngx_int_t ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem,
     ngx_bayeux_memory_session_t *publisher);
 static ngx_int_t ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
     ngx_bayeux_memory_msg_t *msg);
+static ngx_bayeux_memory_channel_t *ngx_bayeux_memory_channel(
+    ngx_bayeux_memory_t *mem, ngx_str_t *name, uint32_t hash);
 static ngx_bayeux_memory_sub_t *ngx_bayeux_memory_find_sub(
-    ngx_bayeux_memory_session_t *s, ngx_str_t *name);
+    ngx_bayeux_memory_session_t *s, ngx_bayeux_memory_channel_t *ch);
 static void ngx_bayeux_memory_unsubscribe_one(ngx_bayeux_memory_t *mem,
     ngx_bayeux_memory_sub_t *sub);
 static void ngx_bayeux_memory_msg_release(ngx_bayeux_memory_msg_t *msg);
@@ -176,6 +193,7 @@ ngx_bayeux_memory_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
                     ngx_str_rbtree_insert_value);
     ngx_rbtree_init(&mem->channels, &mem->channels_sentinel,
                     ngx_str_rbtree_insert_value);
+    ngx_rbtree_sentinel_init(&mem->subs_sentinel);
     ngx_queue_init(&mem->all);
 
     mem->session_slab.size = ngx_align(sizeof(ngx_bayeux_memory_session_t),
@@ -322,7 +340,8 @@ ngx_bayeux_memory_handshake(ngx_bayeux_op_t *op)
     s->node.node.key = ngx_crc32_short(s->id, NGX_BAYEUX_CLIENT_ID_LEN);
 
     ngx_queue_init(&s->queue);
-    ngx_queue_init(&s->subscriptions);
+    ngx_rbtree_init(&s->subscriptions, &mem->subs_sentinel,
+                    ngx_rbtree_insert_value);
 
     s->expire.handler = ngx_bayeux_memory_expire_handler;
     s->expire.data = s;
@@ -412,14 +431,20 @@ ngx_bayeux_memory_connect(ngx_bayeux_op_t *op)
 }
 
 
+/*
+ * A subscribe is applied whole or not at all: what it added is taken
+ * back if it fails, or if the session would have more subscriptions
+ * than bayeux_max_subscriptions.
+ */
+
 static void
 ngx_bayeux_memory_subscribe(ngx_bayeux_op_t *op)
 {
     uint32_t                      hash;
     ngx_str_t                    *name;
-    ngx_uint_t                    i;
+    ngx_uint_t                    i, n, max;
     ngx_bayeux_memory_t          *mem = op->endpoint->data;
-    ngx_bayeux_memory_sub_t      *sub;
+    ngx_bayeux_memory_sub_t      *sub, **added;
     ngx_bayeux_memory_session_t  *s;
     ngx_bayeux_memory_channel_t  *ch;
 
@@ -430,27 +455,39 @@ ngx_bayeux_memory_subscribe(ngx_bayeux_op_t *op)
         return;
     }
 
-    op->rc = NGX_OK;
+    op->rc = NGX_ERROR;
+
+    added = ngx_palloc(op->pool,
+                       op->channels->nelts * sizeof(ngx_bayeux_memory_sub_t *));
+    if (added == NULL) {
+        op->handler(op);
+        return;
+    }
+
+    max = op->endpoint->conf->max_subscriptions;
     name = op->channels->elts;
+    n = 0;
 
     for (i = 0; i < op->channels->nelts; i++) {
 
         hash = ngx_crc32_short(name[i].data, name[i].len);
 
-        ch = (ngx_bayeux_memory_channel_t *)
-                 ngx_str_rbtree_lookup(&mem->channels, &name[i], hash);
+        ch = ngx_bayeux_memory_channel(mem, &name[i], hash);
 
-        if (ch) {
-            if (ngx_bayeux_memory_find_sub(s, &name[i])) {
-                continue;
-            }
+        if (ch && ngx_bayeux_memory_find_sub(s, ch)) {
+            continue;
+        }
 
-        } else {
+        if (s->nsubscriptions >= max) {
+            op->rc = NGX_BAYEUX_LIMIT;
+            goto failed;
+        }
+
+        if (ch == NULL) {
             ch = ngx_alloc(sizeof(ngx_bayeux_memory_channel_t) + name[i].len,
                            mem->log);
             if (ch == NULL) {
-                op->rc = NGX_ERROR;
-                break;
+                goto failed;
             }
 
             ch->node.str.data = (u_char *) ch
@@ -470,18 +507,35 @@ ngx_bayeux_memory_subscribe(ngx_bayeux_op_t *op)
                 ngx_free(ch);
             }
 
-            op->rc = NGX_ERROR;
-            break;
+            goto failed;
         }
 
+        sub->node.key = (ngx_rbtree_key_t) (uintptr_t) ch;
         sub->session = s;
         sub->channel = ch;
         ngx_queue_insert_tail(&ch->subscribers, &sub->in_channel);
-        ngx_queue_insert_tail(&s->subscriptions, &sub->in_session);
+        ngx_rbtree_insert(&s->subscriptions, &sub->node);
+        s->nsubscriptions++;
+
+        added[n++] = sub;
 
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, op->log, 0,
                        "bayeux memory: %V subscribed to %V",
                        &op->client_id, &name[i]);
+    }
+
+    op->rc = NGX_OK;
+    op->handler(op);
+    return;
+
+failed:
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, op->log, 0,
+                   "bayeux memory: subscribe of %V refused (%i)",
+                   &op->client_id, op->rc);
+
+    while (n) {
+        ngx_bayeux_memory_unsubscribe_one(mem, added[--n]);
     }
 
     op->handler(op);
@@ -496,6 +550,7 @@ ngx_bayeux_memory_unsubscribe(ngx_bayeux_op_t *op)
     ngx_bayeux_memory_t          *mem = op->endpoint->data;
     ngx_bayeux_memory_sub_t      *sub;
     ngx_bayeux_memory_session_t  *s;
+    ngx_bayeux_memory_channel_t  *ch;
 
     s = ngx_bayeux_memory_session(mem, &op->client_id);
     if (s == NULL) {
@@ -507,7 +562,13 @@ ngx_bayeux_memory_unsubscribe(ngx_bayeux_op_t *op)
     name = op->channels->elts;
 
     for (i = 0; i < op->channels->nelts; i++) {
-        sub = ngx_bayeux_memory_find_sub(s, &name[i]);
+        ch = ngx_bayeux_memory_channel(mem, &name[i],
+                                   ngx_crc32_short(name[i].data, name[i].len));
+        if (ch == NULL) {
+            continue;
+        }
+
+        sub = ngx_bayeux_memory_find_sub(s, ch);
 
         if (sub) {
             ngx_bayeux_memory_unsubscribe_one(mem, sub);
@@ -519,24 +580,34 @@ ngx_bayeux_memory_unsubscribe(ngx_bayeux_op_t *op)
 }
 
 
-static ngx_bayeux_memory_sub_t *
-ngx_bayeux_memory_find_sub(ngx_bayeux_memory_session_t *s, ngx_str_t *name)
+static ngx_bayeux_memory_channel_t *
+ngx_bayeux_memory_channel(ngx_bayeux_memory_t *mem, ngx_str_t *name,
+    uint32_t hash)
 {
-    ngx_queue_t              *q;
-    ngx_bayeux_memory_sub_t  *sub;
+    return (ngx_bayeux_memory_channel_t *)
+               ngx_str_rbtree_lookup(&mem->channels, name, hash);
+}
 
-    for (q = ngx_queue_head(&s->subscriptions);
-         q != ngx_queue_sentinel(&s->subscriptions);
-         q = ngx_queue_next(q))
-    {
-        sub = ngx_queue_data(q, ngx_bayeux_memory_sub_t, in_session);
 
-        if (sub->channel->node.str.len == name->len
-            && ngx_strncmp(sub->channel->node.str.data, name->data,
-                           name->len) == 0)
-        {
-            return sub;
+static ngx_bayeux_memory_sub_t *
+ngx_bayeux_memory_find_sub(ngx_bayeux_memory_session_t *s,
+    ngx_bayeux_memory_channel_t *ch)
+{
+    ngx_rbtree_key_t    key;
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    key = (ngx_rbtree_key_t) (uintptr_t) ch;
+
+    node = s->subscriptions.root;
+    sentinel = s->subscriptions.sentinel;
+
+    while (node != sentinel) {
+
+        if (key == node->key) {
+            return (ngx_bayeux_memory_sub_t *) node;
         }
+
+        node = (key < node->key) ? node->left : node->right;
     }
 
     return NULL;
@@ -552,7 +623,8 @@ ngx_bayeux_memory_unsubscribe_one(ngx_bayeux_memory_t *mem,
     ch = sub->channel;
 
     ngx_queue_remove(&sub->in_channel);
-    ngx_queue_remove(&sub->in_session);
+    ngx_rbtree_delete(&sub->session->subscriptions, &sub->node);
+    sub->session->nsubscriptions--;
     ngx_bayeux_memory_free(&mem->sub_slab, sub);
 
     if (ngx_queue_empty(&ch->subscribers)) {
@@ -639,8 +711,7 @@ ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem, ngx_str_t *name,
     ngx_bayeux_memory_sub_t      *sub;
     ngx_bayeux_memory_channel_t  *ch;
 
-    ch = (ngx_bayeux_memory_channel_t *)
-             ngx_str_rbtree_lookup(&mem->channels, name,
+    ch = ngx_bayeux_memory_channel(mem, name,
                                    ngx_crc32_short(name->data, name->len));
     if (ch == NULL) {
         return NGX_OK;
@@ -928,10 +999,9 @@ ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s, ngx_uint_t notify)
         ngx_del_timer(&s->expire);
     }
 
-    while (!ngx_queue_empty(&s->subscriptions)) {
-        q = ngx_queue_head(&s->subscriptions);
+    while (s->subscriptions.root != s->subscriptions.sentinel) {
         ngx_bayeux_memory_unsubscribe_one(mem,
-                      ngx_queue_data(q, ngx_bayeux_memory_sub_t, in_session));
+                      (ngx_bayeux_memory_sub_t *) s->subscriptions.root);
     }
 
     while (!ngx_queue_empty(&s->queue)) {

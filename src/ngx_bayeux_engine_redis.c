@@ -133,6 +133,7 @@ struct ngx_bayeux_redis_s {
     ngx_str_t                      prefix;
     ngx_str_t                      ttl;
     ngx_str_t                      max_queue;
+    ngx_str_t                      max_subscriptions;
     ngx_msec_t                     refresh;
 
     ngx_str_t                      channel;     /* this worker's */
@@ -436,14 +437,26 @@ static const char  ngx_bayeux_redis_script[] =
 "  return 1\n"
 "end\n"
 
-/* ARGV: id, channels */
+/*
+ * ARGV: id, most subscriptions, channels.  All are added, or none if
+ * the session would have too many (-2).
+ */
 "if op == 'su' then\n"
 "  local id = ARGV[4]\n"
 "  local t = redis.call('PTTL', P .. 's:' .. id)\n"
 "  if t == -2 then return -1 end\n"
 "  if t < 0 then t = ttl end\n"
 "  local subs = P .. 'S:' .. id\n"
-"  for i = 5, #ARGV do\n"
+"  local new, n = {}, redis.call('SCARD', subs)\n"
+"  for i = 6, #ARGV do\n"
+"    local ch = ARGV[i]\n"
+"    if not new[ch] and redis.call('SISMEMBER', subs, ch) == 0 then\n"
+"      new[ch] = true\n"
+"      n = n + 1\n"
+"    end\n"
+"  end\n"
+"  if n > tonumber(ARGV[5]) then return -2 end\n"
+"  for i = 6, #ARGV do\n"
 "    local c = P .. 'c:' .. ARGV[i]\n"
 "    redis.call('SADD', c, id)\n"
 "    if redis.call('PTTL', c) < t then redis.call('PEXPIRE', c, t) end\n"
@@ -613,7 +626,7 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
         rd->refresh = 10;
     }
 
-    p = ngx_pnalloc(cf->pool, 2 * NGX_INT_T_LEN);
+    p = ngx_pnalloc(cf->pool, 3 * NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -625,6 +638,10 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
     rd->max_queue.data = p;
     p = ngx_sprintf(p, "%ui", conf->max_queue);
     rd->max_queue.len = p - rd->max_queue.data;
+
+    rd->max_subscriptions.data = p;
+    p = ngx_sprintf(p, "%ui", conf->max_subscriptions);
+    rd->max_subscriptions.len = p - rd->max_subscriptions.data;
 
     if (ngx_bayeux_redis_sha[0] == '\0') {
         ngx_sha1_init(&sha1);
@@ -1583,7 +1600,7 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind,
 {
     size_t                   size;
     ngx_str_t               *ch;
-    ngx_uint_t               i, n;
+    ngx_uint_t               i, n, limit;
     ngx_bayeux_redis_t      *rd = op->endpoint->data;
     ngx_bayeux_redis_cmd_t  *cmd;
 
@@ -1608,7 +1625,13 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind,
         }
     }
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, kind, name, 1 + n, size);
+    limit = (kind == NGX_BAYEUX_REDIS_SUBSCRIBE);
+
+    if (limit) {
+        size += rd->max_subscriptions.len;
+    }
+
+    cmd = ngx_bayeux_redis_cmd_create(rd, kind, name, 1 + limit + n, size);
     if (cmd == NULL) {
         op->rc = NGX_ERROR;
         op->handler(op);
@@ -1616,6 +1639,11 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind,
     }
 
     ngx_bayeux_redis_cmd_arg(cmd, op->client_id.data, op->client_id.len);
+
+    if (limit) {
+        ngx_bayeux_redis_cmd_arg(cmd, rd->max_subscriptions.data,
+                                 rd->max_subscriptions.len);
+    }
 
     for (i = 0; i < n; i++) {
         ngx_bayeux_redis_cmd_arg(cmd, ch[i].data, ch[i].len);
@@ -1834,6 +1862,16 @@ ngx_bayeux_redis_op_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
         }
 
         break;
+
+    case NGX_BAYEUX_REDIS_SUBSCRIBE:
+
+        if (code == -2) {
+            /* the session would have too many subscriptions */
+            rc = NGX_BAYEUX_LIMIT;
+            break;
+        }
+
+        /* fall through */
 
     default:
         rc = (code == -1) ? NGX_DECLINED : NGX_OK;

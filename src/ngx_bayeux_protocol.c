@@ -61,6 +61,24 @@ typedef struct {
 } ngx_bayeux_transport_t;
 
 
+/* the reply to an engine operation that failed, by its result */
+
+typedef struct {
+    ngx_int_t                      rc;
+    char                          *error;
+    ngx_uint_t                     flags;
+} ngx_bayeux_failure_t;
+
+
+static ngx_bayeux_failure_t  ngx_bayeux_failures[] = {
+    { NGX_DECLINED, "402::session_unknown",
+      NGX_BAYEUX_REPLY_HANDSHAKE_ADVICE },
+    { NGX_BAYEUX_LIMIT, "403::too_many_subscriptions", 0 },
+    { NGX_BUSY, "503::engine_unavailable", NGX_BAYEUX_REPLY_RETRY_ADVICE },
+    { NGX_ERROR, "500::server_error", NGX_BAYEUX_REPLY_RETRY_ADVICE }
+};
+
+
 static ngx_bayeux_transport_t  ngx_bayeux_transports[] = {
     { ngx_string("websocket"), NGX_BAYEUX_TRANSPORT_WEBSOCKET },
     { ngx_string("long-polling"), NGX_BAYEUX_TRANSPORT_LONG_POLLING },
@@ -797,6 +815,13 @@ ngx_bayeux_channels(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
         return NGX_ERROR;
     }
 
+    /* checked first: the work of a message must stay small */
+
+    if (m->subscriptions->nelts > b->endpoint->conf->max_channels) {
+        *error = "400::too_many_channels";
+        return NGX_ERROR;
+    }
+
     name = m->subscriptions->elts;
 
     for (i = 0; i < m->subscriptions->nelts; i++) {
@@ -871,8 +896,9 @@ static ngx_int_t
 ngx_bayeux_reply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     ngx_int_t rc, ngx_str_t *out)
 {
-    ngx_uint_t         flags, handshake;
-    ngx_bayeux_json_t  j;
+    ngx_uint_t             flags, handshake;
+    ngx_bayeux_json_t      j;
+    ngx_bayeux_failure_t  *f;
 
     handshake = ngx_bayeux_is(&m->channel, "/meta/handshake");
 
@@ -884,23 +910,17 @@ ngx_bayeux_reply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
         flags |= NGX_BAYEUX_REPLY_SUBSCRIPTION;
     }
 
-    if (rc == NGX_DECLINED) {
-        return ngx_bayeux_reply_error(b, m, "402::session_unknown",
-                                      flags
-                                      | NGX_BAYEUX_REPLY_HANDSHAKE_ADVICE,
-                                      out);
-    }
-
-    if (rc == NGX_BUSY) {
-        return ngx_bayeux_reply_error(b, m, "503::engine_unavailable",
-                                      flags | NGX_BAYEUX_REPLY_RETRY_ADVICE,
-                                      out);
-    }
-
     if (rc != NGX_OK) {
-        return ngx_bayeux_reply_error(b, m, "500::server_error",
-                                      flags | NGX_BAYEUX_REPLY_RETRY_ADVICE,
-                                      out);
+
+        /* the last entry stands for any other failure */
+
+        for (f = ngx_bayeux_failures; f->rc != NGX_ERROR; f++) {
+            if (f->rc == rc) {
+                break;
+            }
+        }
+
+        return ngx_bayeux_reply_error(b, m, f->error, flags | f->flags, out);
     }
 
     if (ngx_bayeux_reply_open(b, &j, m, 1) != NGX_OK) {

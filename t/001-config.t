@@ -177,3 +177,55 @@ bayeux_engine memory in location "/cometd" keeps its state in one worker process
 --- must_die
 --- error_log
 "bayeux" directive conflicts with another content handler in this location
+
+
+
+=== TEST 16: bayeux_max_channels must be at least 1
+--- config
+    location /cometd { bayeux; bayeux_max_channels 0; }
+--- must_die
+--- error_log
+"bayeux_max_channels" directive must be between 1 and 1000000
+
+
+
+=== TEST 17: bayeux_max_subscriptions must be at least 1
+--- config
+    location /cometd { bayeux; bayeux_max_subscriptions 0; }
+--- must_die
+--- error_log
+"bayeux_max_subscriptions" directive must be between 1 and 100000000
+
+
+
+=== TEST 18: bayeux_max_channels is a number
+--- config
+    location /cometd { bayeux; bayeux_max_channels all; }
+--- must_die
+--- error_log
+"bayeux_max_channels" directive invalid number
+
+
+
+=== TEST 19: bayeux_max_channels and bayeux_max_subscriptions inherited
+--- config
+    bayeux_max_channels 2;
+    location /cometd {
+        bayeux;
+        bayeux_max_subscriptions 2;
+    }
+--- bayeux
+my $c = client();
+$c->handshake;
+my $cid = $c->client_id;
+my $res = $c->post('/', [
+    { channel => '/meta/subscribe', clientId => $cid, id => '1',
+      subscription => [ '/a', '/b', '/c' ] },
+    { channel => '/meta/subscribe', clientId => $cid, id => '2',
+      subscription => [ '/a', '/b' ] },
+    { channel => '/meta/subscribe', clientId => $cid, id => '3',
+      subscription => '/c' },
+]);
+is_deeply([ map { $_->{error} // 'ok' } @{ $res->{messages} } ],
+          [ '400::too_many_channels', 'ok', '403::too_many_subscriptions' ],
+          'both limits apply');
