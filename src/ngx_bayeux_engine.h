@@ -23,9 +23,14 @@
  * calling op->handler, which an engine may do before the call returns
  * (the memory engine does) or later from the event loop (the Redis
  * engine does).  The caller must not touch "op" between the call and the
- * handler, and must cope with both; the protocol keeps the request alive
- * meanwhile (r->main->blocked), so an engine always completes an
- * operation it started, exactly once.
+ * handler, and must cope with both.  During the call an engine may call
+ * the handlers of other operations and waiters, which may end their
+ * requests or close their connection; it may still use "op" afterwards
+ * (until its handler returns), so the protocol keeps op's memory from
+ * the call until both the call and the handler are over (the lifetime
+ * rule of ngx_bayeux_batch_t), and an engine always completes an
+ * operation it started, exactly once.  An engine does not touch a waiter
+ * after calling its handler.
  */
 
 typedef struct ngx_bayeux_op_s      ngx_bayeux_op_t;

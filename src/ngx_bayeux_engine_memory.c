@@ -21,18 +21,33 @@
  */
 
 /*
- * Sessions, subscriptions and queue items come from slabs of 64, kept
- * for reuse: the engine's many small long-lived objects then do not take
- * pieces out of the free blocks that requests leave in the heap, which
- * fragmented it (an idle websocket session cost about 0.5 KB more).
+ * Sessions, subscriptions and queue items come from chunks of 64, reused:
+ * the engine's many small long-lived objects then do not take pieces out
+ * of the free blocks that requests leave in the heap, which fragmented it
+ * (an idle websocket session cost about 0.5 KB more).  Chunks are mapped
+ * pages of their own, not heap memory: a chunk whose objects are all free
+ * is unmapped, but for one per slab, kept so that sessions coming and
+ * going do not map a chunk each time.  The memory of sessions that
+ * expired is thus given back to the system, wherever the chunk lies (the
+ * heap gives back only its top).  Objects are taken from chunks in use
+ * first, so that the others can empty.
  */
 
 #define NGX_BAYEUX_MEMORY_SLAB_OBJECTS  64
 
 typedef struct {
+    ngx_queue_t                    queue;       /* in "partial" or "full" */
     void                          *free;        /* linked by first word */
-    void                          *chunks;      /* linked by first word */
-    size_t                         size;
+    ngx_uint_t                     used;
+} ngx_bayeux_memory_chunk_t;
+
+typedef struct {
+    ngx_queue_t                    partial;     /* with free objects */
+    ngx_queue_t                    full;
+    ngx_bayeux_memory_chunk_t     *empty;       /* the one kept empty */
+    size_t                         size;        /* chunk pointer + object */
+    size_t                         chunk_size;  /* whole pages */
+    ngx_uint_t                     objects;     /* per chunk */
 } ngx_bayeux_memory_slab_t;
 
 
@@ -130,11 +145,16 @@ static void ngx_bayeux_memory_release(ngx_bayeux_endpoint_t *ep,
 static void ngx_bayeux_memory_cancel(ngx_bayeux_endpoint_t *ep,
     ngx_bayeux_waiter_t *w);
 
+static void ngx_bayeux_memory_slab_init(ngx_bayeux_memory_slab_t *slab,
+    size_t size);
 static void *ngx_bayeux_memory_alloc(ngx_bayeux_memory_slab_t *slab,
     ngx_log_t *log);
 static void ngx_bayeux_memory_free(ngx_bayeux_memory_slab_t *slab,
-    void *p);
-static void ngx_bayeux_memory_slab_destroy(ngx_bayeux_memory_slab_t *slab);
+    void *p, ngx_log_t *log);
+static void ngx_bayeux_memory_slab_destroy(ngx_bayeux_memory_slab_t *slab,
+    ngx_log_t *log);
+static void *ngx_bayeux_memory_map(size_t size, ngx_log_t *log);
+static void ngx_bayeux_memory_unmap(void *p, size_t size, ngx_log_t *log);
 static ngx_bayeux_memory_session_t *ngx_bayeux_memory_session(
     ngx_bayeux_memory_t *mem, ngx_str_t *id);
 static void ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s,
@@ -196,12 +216,12 @@ ngx_bayeux_memory_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
     ngx_rbtree_sentinel_init(&mem->subs_sentinel);
     ngx_queue_init(&mem->all);
 
-    mem->session_slab.size = ngx_align(sizeof(ngx_bayeux_memory_session_t),
-                                       sizeof(void *));
-    mem->sub_slab.size = ngx_align(sizeof(ngx_bayeux_memory_sub_t),
-                                   sizeof(void *));
-    mem->item_slab.size = ngx_align(sizeof(ngx_bayeux_memory_item_t),
-                                    sizeof(void *));
+    ngx_bayeux_memory_slab_init(&mem->session_slab,
+                                sizeof(ngx_bayeux_memory_session_t));
+    ngx_bayeux_memory_slab_init(&mem->sub_slab,
+                                sizeof(ngx_bayeux_memory_sub_t));
+    ngx_bayeux_memory_slab_init(&mem->item_slab,
+                                sizeof(ngx_bayeux_memory_item_t));
 
     mem->endpoint = ep;
     mem->log = cf->log;
@@ -235,67 +255,176 @@ ngx_bayeux_memory_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
             ngx_queue_data(q, ngx_bayeux_memory_session_t, link), 0);
     }
 
-    ngx_bayeux_memory_slab_destroy(&mem->session_slab);
-    ngx_bayeux_memory_slab_destroy(&mem->sub_slab);
-    ngx_bayeux_memory_slab_destroy(&mem->item_slab);
+    ngx_bayeux_memory_slab_destroy(&mem->session_slab, cycle->log);
+    ngx_bayeux_memory_slab_destroy(&mem->sub_slab, cycle->log);
+    ngx_bayeux_memory_slab_destroy(&mem->item_slab, cycle->log);
 }
 
+
+static void
+ngx_bayeux_memory_slab_init(ngx_bayeux_memory_slab_t *slab, size_t size)
+{
+    ngx_queue_init(&slab->partial);
+    ngx_queue_init(&slab->full);
+
+    slab->empty = NULL;
+    slab->size = ngx_align(sizeof(void *) + size, sizeof(void *));
+
+    /* at least 64 objects, and as many more as the last page holds */
+
+    slab->chunk_size = ngx_align(sizeof(ngx_bayeux_memory_chunk_t)
+                                 + NGX_BAYEUX_MEMORY_SLAB_OBJECTS
+                                   * slab->size,
+                                 ngx_pagesize);
+    slab->objects = (slab->chunk_size - sizeof(ngx_bayeux_memory_chunk_t))
+                    / slab->size;
+}
+
+
+/* an object is preceded by a pointer to its chunk */
 
 static void *
 ngx_bayeux_memory_alloc(ngx_bayeux_memory_slab_t *slab, ngx_log_t *log)
 {
-    u_char      *chunk, *p;
-    ngx_uint_t   i;
+    u_char                     *p;
+    ngx_uint_t                  i;
+    ngx_queue_t                *q;
+    ngx_bayeux_memory_chunk_t  *chunk;
 
-    if (slab->free == NULL) {
+    if (ngx_queue_empty(&slab->partial)) {
 
-        /* a chunk: its link, then the objects */
-
-        chunk = ngx_alloc(sizeof(void *)
-                          + NGX_BAYEUX_MEMORY_SLAB_OBJECTS * slab->size, log);
+        chunk = ngx_bayeux_memory_map(slab->chunk_size, log);
         if (chunk == NULL) {
             return NULL;
         }
 
-        *(void **) chunk = slab->chunks;
-        slab->chunks = chunk;
+        chunk->free = NULL;
+        chunk->used = 0;
 
-        p = chunk + sizeof(void *);
+        p = (u_char *) chunk + sizeof(ngx_bayeux_memory_chunk_t);
 
-        for (i = 0; i < NGX_BAYEUX_MEMORY_SLAB_OBJECTS; i++) {
-            *(void **) p = slab->free;
-            slab->free = p;
+        for (i = 0; i < slab->objects; i++) {
+            *(ngx_bayeux_memory_chunk_t **) p = chunk;
+            *(void **) (p + sizeof(void *)) = chunk->free;
+            chunk->free = p + sizeof(void *);
             p += slab->size;
         }
+
+        ngx_queue_insert_head(&slab->partial, &chunk->queue);
     }
 
-    p = slab->free;
-    slab->free = *(void **) p;
+    q = ngx_queue_head(&slab->partial);
+    chunk = ngx_queue_data(q, ngx_bayeux_memory_chunk_t, queue);
+
+    if (chunk == slab->empty) {
+        slab->empty = NULL;
+    }
+
+    p = chunk->free;
+    chunk->free = *(void **) p;
+    chunk->used++;
+
+    if (chunk->free == NULL) {
+        ngx_queue_remove(&chunk->queue);
+        ngx_queue_insert_head(&slab->full, &chunk->queue);
+    }
 
     return p;
 }
 
 
 static void
-ngx_bayeux_memory_free(ngx_bayeux_memory_slab_t *slab, void *p)
+ngx_bayeux_memory_free(ngx_bayeux_memory_slab_t *slab, void *p,
+    ngx_log_t *log)
 {
-    *(void **) p = slab->free;
-    slab->free = p;
+    ngx_bayeux_memory_chunk_t  *chunk;
+
+    chunk = *(ngx_bayeux_memory_chunk_t **) ((u_char *) p - sizeof(void *));
+
+    if (chunk->free == NULL) {
+        /* it has a free object again: taken from before emptier ones */
+        ngx_queue_remove(&chunk->queue);
+        ngx_queue_insert_head(&slab->partial, &chunk->queue);
+    }
+
+    *(void **) p = chunk->free;
+    chunk->free = p;
+
+    if (--chunk->used) {
+        return;
+    }
+
+    ngx_queue_remove(&chunk->queue);
+
+    if (slab->empty == NULL) {
+        /* kept, and taken from last */
+        slab->empty = chunk;
+        ngx_queue_insert_tail(&slab->partial, &chunk->queue);
+        return;
+    }
+
+    ngx_bayeux_memory_unmap(chunk, slab->chunk_size, log);
 }
 
 
 static void
-ngx_bayeux_memory_slab_destroy(ngx_bayeux_memory_slab_t *slab)
+ngx_bayeux_memory_slab_destroy(ngx_bayeux_memory_slab_t *slab,
+    ngx_log_t *log)
 {
-    void  *chunk, *next;
+    ngx_queue_t  *q;
 
-    for (chunk = slab->chunks; chunk; chunk = next) {
-        next = *(void **) chunk;
-        ngx_free(chunk);
+    while (!ngx_queue_empty(&slab->partial)) {
+        q = ngx_queue_head(&slab->partial);
+        ngx_queue_remove(q);
+        ngx_bayeux_memory_unmap(ngx_queue_data(q, ngx_bayeux_memory_chunk_t,
+                                               queue),
+                                slab->chunk_size, log);
     }
 
-    slab->chunks = NULL;
-    slab->free = NULL;
+    while (!ngx_queue_empty(&slab->full)) {
+        q = ngx_queue_head(&slab->full);
+        ngx_queue_remove(q);
+        ngx_bayeux_memory_unmap(ngx_queue_data(q, ngx_bayeux_memory_chunk_t,
+                                               queue),
+                                slab->chunk_size, log);
+    }
+
+    slab->empty = NULL;
+}
+
+
+static void *
+ngx_bayeux_memory_map(size_t size, ngx_log_t *log)
+{
+#if (NGX_HAVE_MAP_ANON)
+    void  *p;
+
+    p = mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_ANON|MAP_PRIVATE, -1, 0);
+
+    if (p == MAP_FAILED) {
+        ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+                      "mmap(MAP_ANON|MAP_PRIVATE, %uz) failed", size);
+        return NULL;
+    }
+
+    return p;
+#else
+    return ngx_alloc(size, log);
+#endif
+}
+
+
+static void
+ngx_bayeux_memory_unmap(void *p, size_t size, ngx_log_t *log)
+{
+#if (NGX_HAVE_MAP_ANON)
+    if (munmap(p, size) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "munmap(%p, %uz) failed", p, size);
+    }
+#else
+    ngx_free(p);
+#endif
 }
 
 
@@ -330,7 +459,7 @@ ngx_bayeux_memory_handshake(ngx_bayeux_op_t *op)
     if (ngx_bayeux_client_id(s->id) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, op->log, ngx_errno,
                       "bayeux: getrandom() failed");
-        ngx_bayeux_memory_free(&mem->session_slab, s);
+        ngx_bayeux_memory_free(&mem->session_slab, s, mem->log);
         goto done;
     }
 
@@ -625,7 +754,7 @@ ngx_bayeux_memory_unsubscribe_one(ngx_bayeux_memory_t *mem,
     ngx_queue_remove(&sub->in_channel);
     ngx_rbtree_delete(&sub->session->subscriptions, &sub->node);
     sub->session->nsubscriptions--;
-    ngx_bayeux_memory_free(&mem->sub_slab, sub);
+    ngx_bayeux_memory_free(&mem->sub_slab, sub, mem->log);
 
     if (ngx_queue_empty(&ch->subscribers)) {
         ngx_rbtree_delete(&mem->channels, &ch->node.node);
@@ -765,7 +894,8 @@ ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
 
         ngx_queue_remove(q);
         ngx_bayeux_memory_msg_release(item->msg);
-        ngx_bayeux_memory_free(&s->memory->item_slab, item);
+        ngx_bayeux_memory_free(&s->memory->item_slab, item,
+                               s->memory->log);
         s->queued--;
     }
 
@@ -831,7 +961,8 @@ ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s, ngx_pool_t *pool,
 
         ngx_queue_remove(q);
         ngx_bayeux_memory_msg_release(item->msg);
-        ngx_bayeux_memory_free(&s->memory->item_slab, item);
+        ngx_bayeux_memory_free(&s->memory->item_slab, item,
+                               s->memory->log);
         s->queued--;
     }
 
@@ -1010,13 +1141,13 @@ ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s, ngx_uint_t notify)
 
         ngx_queue_remove(q);
         ngx_bayeux_memory_msg_release(item->msg);
-        ngx_bayeux_memory_free(&mem->item_slab, item);
+        ngx_bayeux_memory_free(&mem->item_slab, item, mem->log);
     }
 
     ngx_rbtree_delete(&mem->sessions, &s->node.node);
     ngx_queue_remove(&s->link);
 
-    ngx_bayeux_memory_free(&mem->session_slab, s);
+    ngx_bayeux_memory_free(&mem->session_slab, s, mem->log);
 
     if (w && notify) {
         w->engine_data = NULL;

@@ -338,7 +338,9 @@ ngx_bayeux_parser_feed(ngx_bayeux_parser_t *p, u_char *data, size_t len)
 ngx_int_t
 ngx_bayeux_parser_finish(ngx_bayeux_parser_t *p)
 {
-    yajl_status  status;
+    ngx_uint_t             i;
+    yajl_status            status;
+    ngx_bayeux_message_t  *m;
 
     if (p->error.len) {
         ngx_bayeux_parser_cleanup(p);
@@ -372,6 +374,27 @@ ngx_bayeux_parser_finish(ngx_bayeux_parser_t *p)
     if (p->messages->nelts == 0) {
         ngx_str_set(&p->error, "no messages");
         return NGX_ERROR;
+    }
+
+    /*
+     * A handshake comes alone, as CometD requires: one request cannot
+     * make sessions by the thousand
+     */
+
+    if (p->messages->nelts > 1) {
+        m = p->messages->elts;
+
+        for (i = 0; i < p->messages->nelts; i++) {
+            if (m[i].channel.len == sizeof("/meta/handshake") - 1
+                && ngx_strncmp(m[i].channel.data, "/meta/handshake",
+                               sizeof("/meta/handshake") - 1)
+                   == 0)
+            {
+                ngx_str_set(&p->error,
+                            "handshake in a batch of several messages");
+                return NGX_ERROR;
+            }
+        }
     }
 
     return NGX_OK;

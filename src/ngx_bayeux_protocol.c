@@ -20,15 +20,21 @@
 #define NGX_BAYEUX_REPLY_RETRY_ADVICE       0x08
 
 
-static void ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b,
+typedef void (*ngx_bayeux_engine_op_pt)(ngx_bayeux_op_t *op);
+
+
+static ngx_int_t ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m);
+static ngx_int_t ngx_bayeux_batch_call(ngx_bayeux_batch_t *b,
+    ngx_bayeux_engine_op_pt call);
+static ngx_int_t ngx_bayeux_batch_returned(ngx_bayeux_batch_t *b);
+static ngx_int_t ngx_bayeux_batch_leave(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_batch_complete(ngx_bayeux_op_t *op);
 static void ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b);
-static ngx_int_t ngx_bayeux_batch_async(ngx_bayeux_batch_t *b,
-    ngx_uint_t start);
 static ngx_int_t ngx_bayeux_batch_join(ngx_bayeux_batch_t *b,
     ngx_uint_t replies, ngx_str_t *out);
 static void ngx_bayeux_batch_held(ngx_bayeux_op_t *op);
+static void ngx_bayeux_batch_held_next(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_batch_unhold(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
     ngx_bayeux_wake_e reason);
@@ -185,24 +191,17 @@ ngx_bayeux_batch_run(ngx_bayeux_batch_t *b)
     ngx_bayeux_message_t  *m;
 
     b->running = 1;
-    b->looping = 1;
 
     m = b->messages->elts;
 
     while (b->next < b->messages->nelts) {
-        b->pending = 1;
 
-        ngx_bayeux_batch_apply(b, &m[b->next]);
-
-        if (b->pending) {
-            /* the engine completes later */
-            b->looping = 0;
-            ngx_bayeux_batch_async(b, 1);
+        if (ngx_bayeux_batch_apply(b, &m[b->next]) != NGX_OK) {
+            /* the engine completes later, or the batch was aborted */
             return;
         }
     }
 
-    b->looping = 0;
     b->running = 0;
 
     if (b->connect && !b->parked) {
@@ -218,17 +217,14 @@ ngx_bayeux_batch_run(ngx_bayeux_batch_t *b)
 }
 
 
+/* the operation of the message b->next completed */
+
 static void
 ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b)
 {
     b->next++;
-    b->pending = 0;
 
-    if (b->looping) {
-        return;
-    }
-
-    if (ngx_bayeux_batch_async(b, 0) != NGX_OK) {
+    if (ngx_bayeux_batch_returned(b) != NGX_OK) {
         return;
     }
 
@@ -237,34 +233,69 @@ ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b)
 
 
 /*
- * While an engine operation is under way the request must not be freed:
- * nginx's "blocked" count keeps it, as for asynchronous file I/O (a
- * websocket, which has no request, waits for b->async itself).  When
- * the operation ends, returns NGX_ABORT if the request was terminated
- * meanwhile; the transport's abort handler has then been called.
+ * Calls the engine for the batch (see the lifetime rule in
+ * ngx_bayeux_protocol.h).  While the batch is inside the engine its
+ * request cannot be freed: nginx's "blocked" count keeps it, as for
+ * asynchronous file I/O; a websocket, which has no request, looks at
+ * ngx_bayeux_batch_in_engine().  NGX_OK: the operation completed during
+ * the call, the caller goes on; NGX_AGAIN: it completes later, and its
+ * handler goes on; NGX_ABORT: the batch was cancelled meanwhile, and is
+ * the abort handler's.
  */
 
 static ngx_int_t
-ngx_bayeux_batch_async(ngx_bayeux_batch_t *b, ngx_uint_t start)
+ngx_bayeux_batch_call(ngx_bayeux_batch_t *b, ngx_bayeux_engine_op_pt call)
 {
-    if (start) {
-        if (b->request) {
-            b->request->main->blocked++;
-        }
-
-        b->async = 1;
-        return NGX_OK;
+    if (b->request) {
+        b->request->main->blocked++;
     }
 
-    if (!b->async) {
-        return NGX_OK;
+    b->calling = 1;
+    b->pending = 1;
+
+    call(&b->op);
+
+    b->calling = 0;
+
+    if (b->pending) {
+        return NGX_AGAIN;
     }
 
+    return ngx_bayeux_batch_leave(b);
+}
+
+
+/*
+ * The handler of the batch's operation has done its part: NGX_OK when
+ * it is the handler that goes on, that is when the call has returned
+ * already.
+ */
+
+static ngx_int_t
+ngx_bayeux_batch_returned(ngx_bayeux_batch_t *b)
+{
+    b->pending = 0;
+
+    if (b->calling) {
+        /* ngx_bayeux_batch_call() goes on once the engine returns */
+        return NGX_DONE;
+    }
+
+    return ngx_bayeux_batch_leave(b);
+}
+
+
+/*
+ * The batch is out of the engine.  NGX_ABORT: it was cancelled while
+ * inside, and is handed to the transport's abort handler now.
+ */
+
+static ngx_int_t
+ngx_bayeux_batch_leave(ngx_bayeux_batch_t *b)
+{
     if (b->request) {
         b->request->main->blocked--;
     }
-
-    b->async = 0;
 
     if (b->aborted) {
         if (b->parked) {
@@ -280,7 +311,7 @@ ngx_bayeux_batch_async(ngx_bayeux_batch_t *b, ngx_uint_t start)
 }
 
 
-static void
+static ngx_int_t
 ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 {
     char                 *error;
@@ -317,8 +348,7 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
                 goto failed;
             }
 
-            engine->handshake(op);
-            return;
+            return ngx_bayeux_batch_call(b, engine->handshake);
         }
 
         if (ngx_bayeux_is(&m->channel, "/meta/connect")) {
@@ -373,8 +403,7 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
             b->hold = timeout;
             op->waiter = &b->waiter;
 
-            engine->connect(op);
-            return;
+            return ngx_bayeux_batch_call(b, engine->connect);
         }
 
         if (ngx_bayeux_is(&m->channel, "/meta/subscribe")
@@ -384,19 +413,13 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
                 goto failed;
             }
 
-            if (m->channel.data[6] == 's') {
-                engine->subscribe(op);
-
-            } else {
-                engine->unsubscribe(op);
-            }
-
-            return;
+            return ngx_bayeux_batch_call(b, m->channel.data[6] == 's'
+                                            ? engine->subscribe
+                                            : engine->unsubscribe);
         }
 
         if (ngx_bayeux_is(&m->channel, "/meta/disconnect")) {
-            engine->disconnect(op);
-            return;
+            return ngx_bayeux_batch_call(b, engine->disconnect);
         }
 
         error = "403::publish_denied";
@@ -409,8 +432,7 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
     }
 
     if (flags & NGX_BAYEUX_CHANNEL_SERVICE) {
-        engine->touch(op);
-        return;
+        return ngx_bayeux_batch_call(b, engine->touch);
     }
 
     if (m->data.len == 0) {
@@ -425,8 +447,7 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 
     op->channel = m->channel;
 
-    engine->publish(op);
-    return;
+    return ngx_bayeux_batch_call(b, engine->publish);
 
 failed:
 
@@ -434,7 +455,9 @@ failed:
         reply->len = 0;
     }
 
-    ngx_bayeux_batch_step_done(b);
+    b->next++;
+
+    return NGX_OK;
 }
 
 
@@ -630,12 +653,9 @@ ngx_bayeux_batch_hold(ngx_bayeux_batch_t *b, ngx_msec_t hold)
     op->handler = ngx_bayeux_batch_held;
 
     b->deliveries = NULL;
-    b->pending = 1;
 
-    b->endpoint->engine->connect(op);
-
-    if (b->pending) {
-        ngx_bayeux_batch_async(b, 1);
+    if (ngx_bayeux_batch_call(b, b->endpoint->engine->connect) == NGX_OK) {
+        ngx_bayeux_batch_held_next(b);
     }
 }
 
@@ -643,19 +663,31 @@ ngx_bayeux_batch_hold(ngx_bayeux_batch_t *b, ngx_msec_t hold)
 static void
 ngx_bayeux_batch_held(ngx_bayeux_op_t *op)
 {
-    ngx_bayeux_batch_t    *b = op->data;
-    ngx_bayeux_message_t  *m;
+    ngx_bayeux_batch_t  *b = op->data;
 
     op->handler = ngx_bayeux_batch_complete;
-    b->pending = 0;
 
     if (op->rc == NGX_AGAIN) {
         b->parked = 1;
     }
 
-    if (ngx_bayeux_batch_async(b, 0) != NGX_OK) {
+    if (ngx_bayeux_batch_returned(b) != NGX_OK) {
         return;
     }
+
+    ngx_bayeux_batch_held_next(b);
+}
+
+
+/* the connect of ngx_bayeux_batch_hold() completed: held, or answered */
+
+static void
+ngx_bayeux_batch_held_next(ngx_bayeux_batch_t *b)
+{
+    ngx_bayeux_op_t       *op;
+    ngx_bayeux_message_t  *m;
+
+    op = &b->op;
 
     if (op->rc == NGX_AGAIN) {
 

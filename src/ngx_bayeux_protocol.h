@@ -22,6 +22,19 @@
  * engine.  When every message is applied "done" is called; if the batch
  * held a /meta/connect that the engine parked, "parked" is set and
  * "wake" is called once the connect is answered.
+ *
+ * Lifetime: a batch is inside the engine from just before an engine
+ * operation is called for it (a message, or the connect of
+ * ngx_bayeux_batch_hold()) until that call has returned and its handler
+ * has run, whichever comes last: ngx_bayeux_batch_in_engine().  The
+ * call may set off anything meanwhile (another batch's held connect
+ * answered, its write failing, the transport closing), whatever the
+ * engine and whether it completes during the call or later.  So a
+ * transport never frees a batch that is inside the engine: it cancels
+ * it (ngx_bayeux_batch_cancel() sets "aborted"), and the batch, once
+ * out of the engine, goes no further and calls "abort", which frees it.
+ * A request keeps itself meanwhile with r->main->blocked, counted while
+ * the batch is inside the engine.
  */
 
 typedef struct ngx_bayeux_batch_s  ngx_bayeux_batch_t;
@@ -57,14 +70,14 @@ struct ngx_bayeux_batch_s {
     ngx_bayeux_batch_handler_pt    push;
 
     /*
-     * the request was terminated while an engine operation was under way;
-     * called when the operation completes, instead of going on
+     * the batch was cancelled while inside the engine; called once it is
+     * out, instead of going on: the transport frees it then
      */
     ngx_bayeux_batch_handler_pt    abort;
 
     void                          *data;
 
-    /* kept from being freed while an engine operation is under way (NULL:
+    /* kept from being freed while the batch is inside the engine (NULL:
      * a websocket) */
     ngx_http_request_t            *request;
 
@@ -73,14 +86,16 @@ struct ngx_bayeux_batch_s {
     ngx_bayeux_browser_hold_t     *browser_hold;
 
     unsigned                       running:1;
-    unsigned                       looping:1;
-    unsigned                       pending:1;
-    unsigned                       async:1;
+    unsigned                       calling:1;   /* engine call not returned */
+    unsigned                       pending:1;   /* its handler not run */
     unsigned                       parked:1;
     unsigned                       expired:1;
     unsigned                       aborted:1;
     unsigned                       multiple_clients:1;
 };
+
+
+#define ngx_bayeux_batch_in_engine(b)  ((b)->calling || (b)->pending)
 
 
 ngx_int_t ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf,

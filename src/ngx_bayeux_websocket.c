@@ -1461,8 +1461,11 @@ ngx_bayeux_ws_finalize(ngx_bayeux_ws_t *ws)
 
         ngx_bayeux_batch_cancel(&wb->batch);
 
-        if (wb->batch.async) {
-            /* freed by its abort handler when the engine completes */
+        if (ngx_bayeux_batch_in_engine(&wb->batch)) {
+            /*
+             * freed by its abort handler once out of the engine: the
+             * engine call that led here may be one of its own
+             */
             continue;
         }
 

@@ -11,6 +11,7 @@ package Bayeux::WebSocket;
 #   my $msgs = $ws->recv_json(timeout => 5);            # arrayref
 #   my $f = $ws->recv_frame(timeout => 5);               # {opcode, payload}
 #   $ws->send_raw($bytes);
+#   $ws->reset;          # close with SO_LINGER 0: the kernel sends a RST
 
 use strict;
 use warnings;
@@ -240,6 +241,17 @@ sub recv_json {
 sub close {
     my ($self) = @_;
     close $self->{sock} if $self->{sock};
+    $self->{sock} = undef;
+}
+
+# Closes at once with a RST instead of a FIN (SO_LINGER on, time 0):
+# what the server writes afterwards fails.
+sub reset {
+    my ($self) = @_;
+    my $sock = $self->{sock} or return;
+    setsockopt($sock, Socket::SOL_SOCKET(), Socket::SO_LINGER(),
+               pack('ii', 1, 0));
+    CORE::close($sock);
     $self->{sock} = undef;
 }
 
