@@ -3,6 +3,8 @@
 #   make            build build/ngx_bayeux_module.so against Debian's nginx
 #   make demo       serve the demo on http://127.0.0.1:8080/cometd
 #   make test       run the test suite (prove -r t/)
+#   make test-asan  the protocol and Redis suites against an nginx built
+#                   with AddressSanitizer and UBSan (util/asan-build)
 
 SHELL = /bin/sh
 PROVE ?= prove
@@ -27,10 +29,24 @@ test: build/ngx_bayeux_module.so
 	util/deps test
 	$(PROVE) $(PROVE_FLAGS) t/
 
+# nginx itself built with ASan and UBSan and the module compiled in
+# (util/asan-build), running the protocol and Redis suites and the fuzzer;
+# the Redis load test at a tenth of its size (ASan's slowness would make
+# its publishers' sessions expire)
+build/asan/sbin/nginx: $(SOURCES) util/asan-build
+	util/deps asan
+	util/asan-build
+
+test-asan: build/asan/sbin/nginx
+	util/deps test
+	TEST_NGINX_BINARY=$(CURDIR)/build/asan/sbin/nginx \
+	TEST_NGINX_MODULE=static TEST_BAYEUX_LOAD_SCALE=0.1 \
+	$(PROVE) t/0*.t t/redis/
+
 clean:
 	rm -rf build t/servroot*
 
-.PHONY: all deps demo test clean
+.PHONY: all deps demo test test-asan clean
 
 # bench/: the load generator and the measurement against nginx's
 # "return 200" and Faye (docs/benchmarks.md)
