@@ -558,7 +558,7 @@ ngx_bayeux_batch_disconnected(ngx_bayeux_batch_t *b, ngx_str_t *client_id)
 {
     ngx_bayeux_message_t  *m;
 
-    if (!b->parked) {
+    if (!b->parked && !b->paused) {
         return NGX_DECLINED;
     }
 
@@ -572,8 +572,12 @@ ngx_bayeux_batch_disconnected(ngx_bayeux_batch_t *b, ngx_str_t *client_id)
         return NGX_DECLINED;
     }
 
-    b->parked = 0;
-    b->endpoint->engine->cancel(b->endpoint, &b->waiter);
+    if (b->parked) {
+        b->parked = 0;
+        b->endpoint->engine->cancel(b->endpoint, &b->waiter);
+    }
+
+    b->paused = 0;
 
     b->deliveries = NULL;
 
@@ -612,6 +616,7 @@ ngx_bayeux_batch_hold(ngx_bayeux_batch_t *b, ngx_msec_t hold)
     op->handler = ngx_bayeux_batch_held;
 
     b->deliveries = NULL;
+    b->paused = 0;
     b->pending = 1;
 
     b->endpoint->engine->connect(op);

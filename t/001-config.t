@@ -177,3 +177,21 @@ bayeux_engine memory in location "/cometd" keeps its state in one worker process
 --- must_die
 --- error_log
 "bayeux" directive conflicts with another content handler in this location
+
+
+
+=== TEST 16: bayeux_websocket_max_output is a size of at least 1k
+--- config
+    location /cometd { bayeux; bayeux_websocket_max_output 100; }
+--- must_die
+--- error_log
+"bayeux_websocket_max_output" directive must be between 1024 and 1073741824
+
+
+
+=== TEST 17: bayeux_websocket_max_output is a size
+--- config
+    location /cometd { bayeux; bayeux_websocket_max_output lots; }
+--- must_die
+--- error_log
+"bayeux_websocket_max_output" directive invalid value
