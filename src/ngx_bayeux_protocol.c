@@ -547,7 +547,8 @@ ngx_bayeux_batch_cancel(ngx_bayeux_batch_t *b)
 
 
 /*
- * Answers a parked connect at once, as after a disconnect, and forgets
+ * Answers a parked (or paused) connect at once, as after a disconnect,
+ * and forgets
  * it in the engine: the transport sends the reply.  A transport that
  * carries a session's connect and its disconnect on one connection uses
  * this to answer them in order, whatever the engine's notifications do.
