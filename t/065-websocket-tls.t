@@ -149,9 +149,10 @@ sleep 0.2;
 my $pub = client(); $pub->handshake;
 my $blob = 'b' x 5000;
 my $failed = 0;
-for my $k (0 .. 9) {
+for my $k (0 .. 49) {
+    # fewer than bayeux_max_queue at a time: only a stalled push overflows
     my @batch = map { { channel => '/big', clientId => $pub->client_id,
-                        data => { n => $k * 100 + $_, blob => $blob } } } 0 .. 99;
+                        data => { n => $k * 20 + $_, blob => $blob } } } 0 .. 19;
     $failed++ unless $pub->post('/', \@batch)->status == 200;
     $ws->send_frame(opcode => 9, payload => "ping $k");
 }
