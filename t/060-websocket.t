@@ -611,3 +611,40 @@ ok(!$ws->recv_frame(timeout => 3) && $ws->eof, 'then closed');
  qr/closing websocket: 1008 output limit exceeded/]
 --- no_error_log
 [error]
+
+
+
+=== TEST 23: a disconnect while the output waits answers the paused connect first
+--- log_level: info
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_timeout 5s;
+        bayeux_max_interval 60s;
+        bayeux_max_queue 50;
+    }
+--- bayeux
+my $ws = main::ws(rcvbuf => 4096);
+$ws->handshake or die $ws->error;
+$ws->send_json([ { channel => '/meta/handshake', version => '1.0' } ]);
+my $cid = $ws->recv_json->[0]{clientId};
+$ws->send_json([ { channel => '/meta/subscribe', clientId => $cid, subscription => '/q' } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid, advice => { timeout => 0 } } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid, id => 'held' } ]);
+my $pub = client(); $pub->handshake;
+my $blob = 'q' x 10000;
+$pub->publish('/q', { n => $_, blob => $blob }) for 0 .. 599;
+$ws->send_json([ { channel => '/meta/disconnect', clientId => $cid, id => 'bye' } ]);
+my @replies;
+while (my $r = $ws->recv_json(timeout => 5)) {
+    push @replies, grep { $_->{channel} =~ m{^/meta/} } @$r;
+    last if grep { ($_->{id} // '') eq 'bye' } @$r;
+}
+is_deeply([ map { $_->{id} } @replies ], [ 'held', 'bye' ],
+          'the held connect is answered, then the disconnect');
+is($replies[0] && $replies[0]{advice}{reconnect}, 'none', 'with reconnect none');
+ok($replies[1] && $replies[1]{successful}, 'the disconnect succeeded');
+--- no_error_log
+[error]
