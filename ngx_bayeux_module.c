@@ -64,6 +64,10 @@ static ngx_conf_num_bounds_t  ngx_bayeux_websocket_max_message_bounds = {
     ngx_bayeux_bounds, 125, 64 * 1024 * 1024
 };
 
+static ngx_conf_num_bounds_t  ngx_bayeux_websocket_max_output_bounds = {
+    ngx_bayeux_bounds, 1024, 1024 * 1024 * 1024
+};
+
 static ngx_conf_num_bounds_t  ngx_bayeux_max_queue_bounds = {
     ngx_bayeux_bounds, 0, 100000000
 };
@@ -175,6 +179,13 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_bayeux_loc_conf_t, websocket_max_message),
       &ngx_bayeux_websocket_max_message_bounds },
+
+    { ngx_string("bayeux_websocket_max_output"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, websocket_max_output),
+      &ngx_bayeux_websocket_max_output_bounds },
 
     { ngx_string("bayeux_websocket_idle_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -312,6 +323,7 @@ ngx_bayeux_create_loc_conf(ngx_conf_t *cf)
     blcf->allow_origin = NGX_CONF_UNSET_PTR;
     blcf->allow_credentials = NGX_CONF_UNSET;
     blcf->websocket_max_message = NGX_CONF_UNSET_SIZE;
+    blcf->websocket_max_output = NGX_CONF_UNSET_SIZE;
     blcf->websocket_idle_timeout = NGX_CONF_UNSET_MSEC;
     blcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
     blcf->redis_command_timeout = NGX_CONF_UNSET_MSEC;
@@ -355,6 +367,8 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->allow_credentials, prev->allow_credentials, 0);
     ngx_conf_merge_size_value(conf->websocket_max_message,
                               prev->websocket_max_message, 65536);
+    ngx_conf_merge_size_value(conf->websocket_max_output,
+                              prev->websocket_max_output, 1024 * 1024);
     ngx_conf_merge_msec_value(conf->websocket_idle_timeout,
                               prev->websocket_idle_timeout, 60000);
     ngx_conf_merge_str_value(conf->websocket_protocol,

@@ -48,6 +48,7 @@ typedef struct {
     ngx_array_t               *allow_origin;    /* ngx_str_t */
     ngx_flag_t                 allow_credentials;
     size_t                     websocket_max_message;
+    size_t                     websocket_max_output;
     ngx_msec_t                 websocket_idle_timeout;
     ngx_str_t                  websocket_protocol;
     ngx_str_t                  redis_url;

@@ -588,7 +588,8 @@ ngx_bayeux_batch_cancel(ngx_bayeux_batch_t *b)
 
 
 /*
- * Answers a parked connect at once, as after a disconnect, and forgets
+ * Answers a parked (or paused) connect at once, as after a disconnect,
+ * and forgets
  * it in the engine: the transport sends the reply.  A transport that
  * carries a session's connect and its disconnect on one connection uses
  * this to answer them in order, whatever the engine's notifications do.
@@ -599,7 +600,7 @@ ngx_bayeux_batch_disconnected(ngx_bayeux_batch_t *b, ngx_str_t *client_id)
 {
     ngx_bayeux_message_t  *m;
 
-    if (!b->parked) {
+    if (!b->parked && !b->paused) {
         return NGX_DECLINED;
     }
 
@@ -613,8 +614,12 @@ ngx_bayeux_batch_disconnected(ngx_bayeux_batch_t *b, ngx_str_t *client_id)
         return NGX_DECLINED;
     }
 
-    b->parked = 0;
-    b->endpoint->engine->cancel(b->endpoint, &b->waiter);
+    if (b->parked) {
+        b->parked = 0;
+        b->endpoint->engine->cancel(b->endpoint, &b->waiter);
+    }
+
+    b->paused = 0;
 
     b->deliveries = NULL;
 
@@ -653,6 +658,7 @@ ngx_bayeux_batch_hold(ngx_bayeux_batch_t *b, ngx_msec_t hold)
     op->handler = ngx_bayeux_batch_held;
 
     b->deliveries = NULL;
+    b->paused = 0;
 
     if (ngx_bayeux_batch_call(b, b->endpoint->engine->connect) == NGX_OK) {
         ngx_bayeux_batch_held_next(b);

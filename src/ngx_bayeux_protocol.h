@@ -89,6 +89,14 @@ struct ngx_bayeux_batch_s {
     unsigned                       calling:1;   /* engine call not returned */
     unsigned                       pending:1;   /* its handler not run */
     unsigned                       parked:1;
+
+    /*
+     * set by the transport: deliveries were pushed and the connect is
+     * still held, but not parked again (ngx_bayeux_batch_hold()) until
+     * the client takes them; meanwhile messages wait in the engine
+     */
+    unsigned                       paused:1;
+
     unsigned                       expired:1;
     unsigned                       aborted:1;
     unsigned                       multiple_clients:1;

@@ -37,6 +37,7 @@
 #define NGX_BAYEUX_WS_PROTOCOL_ERROR  1002
 #define NGX_BAYEUX_WS_UNSUPPORTED     1003
 #define NGX_BAYEUX_WS_INVALID_DATA    1007
+#define NGX_BAYEUX_WS_POLICY          1008
 #define NGX_BAYEUX_WS_TOO_BIG         1009
 #define NGX_BAYEUX_WS_SERVER_ERROR    1011
 
@@ -63,10 +64,16 @@ typedef struct {
     size_t                         out_len;
     size_t                         out_size;
 
+    /* replies queued behind unsent output since it last drained */
+    size_t                         waiting;
+
     ngx_queue_t                    batches;
 
     /* posted: the end of the upgrade, then the closing */
     ngx_event_t                    event;
+
+    /* posted: the output drained, paused connects are held again */
+    ngx_event_t                    resume;
 
     unsigned                       in_shared:1;
     unsigned                       in_message:1;
@@ -101,8 +108,9 @@ static ngx_int_t ngx_bayeux_ws_reserve(u_char **buf, size_t *size,
     size_t used, size_t need, ngx_log_t *log);
 static ngx_int_t ngx_bayeux_ws_reserve_in(ngx_bayeux_ws_t *ws, size_t need);
 static ngx_int_t ngx_bayeux_ws_send(ngx_bayeux_ws_t *ws, ngx_uint_t opcode,
-    u_char *data, size_t len);
+    u_char *data, size_t len, ngx_uint_t reply);
 static void ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws);
+static void ngx_bayeux_ws_resume(ngx_event_t *ev);
 static void ngx_bayeux_ws_fail(ngx_bayeux_ws_t *ws, ngx_uint_t code,
     char *reason);
 static void ngx_bayeux_ws_finalize(ngx_bayeux_ws_t *ws);
@@ -111,6 +119,7 @@ static void ngx_bayeux_ws_cleanup(void *data);
 static void ngx_bayeux_ws_batch_done(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_ws_batch_wake(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_ws_batch_push(ngx_bayeux_batch_t *b);
+static void ngx_bayeux_ws_batch_hold(ngx_bayeux_ws_batch_t *wb);
 static ngx_int_t ngx_bayeux_ws_disconnected(ngx_bayeux_ws_t *ws,
     ngx_bayeux_batch_t *b);
 static void ngx_bayeux_ws_batch_abort(ngx_bayeux_batch_t *b);
@@ -245,6 +254,10 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
     ws->event.handler = ngx_bayeux_ws_detach;
     ws->event.data = ws;
     ws->event.log = c->log;
+
+    ws->resume.handler = ngx_bayeux_ws_resume;
+    ws->resume.data = ws;
+    ws->resume.log = c->log;
 
     if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -797,7 +810,8 @@ ngx_bayeux_ws_control(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
 
     case NGX_BAYEUX_WS_PING:
 
-        if (ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_PONG, data, len) == NGX_ERROR)
+        if (ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_PONG, data, len, 1)
+            == NGX_ERROR)
         {
             ngx_bayeux_ws_finalize(ws);
             return NGX_DONE;
@@ -961,7 +975,7 @@ ngx_bayeux_ws_batch_done(ngx_bayeux_batch_t *b)
         return;
     }
 
-    rc = ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_TEXT, body.data, body.len);
+    rc = ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_TEXT, body.data, body.len, 1);
 
     if (rc == NGX_DONE) {
         return;
@@ -1045,35 +1059,106 @@ ngx_bayeux_ws_disconnected(ngx_bayeux_ws_t *ws, ngx_bayeux_batch_t *b)
 }
 
 
-/* deliveries for a held connect go out at once; the connect stays held */
+/*
+ * Deliveries for a held connect go out at once; the connect stays held.
+ * If the client does not take them all, the connect is paused: it is
+ * parked again only once the output drained, and until then messages
+ * wait in the session's queue in the engine, which bayeux_max_queue
+ * bounds, instead of in the worker's memory.
+ */
 
 static void
 ngx_bayeux_ws_batch_push(ngx_bayeux_batch_t *b)
 {
     ngx_int_t               rc;
     ngx_str_t               body;
-    ngx_msec_int_t          left;
+    ngx_bayeux_ws_t        *ws;
     ngx_bayeux_ws_batch_t  *wb = b->data;
+
+    ws = wb->ws;
 
     if (ngx_bayeux_batch_deliveries(b, &body) != NGX_OK) {
         /* the messages are taken: only closing tells the client */
-        ngx_bayeux_ws_finalize(wb->ws);
+        ngx_bayeux_ws_finalize(ws);
         return;
     }
 
-    rc = ngx_bayeux_ws_send(wb->ws, NGX_BAYEUX_WS_TEXT, body.data, body.len);
+    rc = ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_TEXT, body.data, body.len, 0);
 
     if (rc != NGX_OK) {
         if (rc == NGX_ERROR) {
-            ngx_bayeux_ws_finalize(wb->ws);
+            ngx_bayeux_ws_finalize(ws);
         }
 
         return;
     }
 
+    if (ws->closing || ws->out_pos < ws->out_len || ws->connection->buffered)
+    {
+        b->paused = 1;
+        return;
+    }
+
+    ngx_bayeux_ws_batch_hold(wb);
+}
+
+
+/* parks a pushed connect again, for what is left of its hold time */
+
+static void
+ngx_bayeux_ws_batch_hold(ngx_bayeux_ws_batch_t *wb)
+{
+    ngx_msec_int_t  left;
+
     left = (ngx_msec_int_t) (wb->deadline - ngx_current_msec);
 
-    ngx_bayeux_batch_hold(b, left > 0 ? (ngx_msec_t) left : 0);
+    ngx_bayeux_batch_hold(&wb->batch, left > 0 ? (ngx_msec_t) left : 0);
+}
+
+
+/*
+ * The output drained: paused connects are parked again, and get what
+ * waits in the engine at once.  A posted event, so that no sender up the
+ * stack sees batches answered and freed under it.
+ */
+
+static void
+ngx_bayeux_ws_resume(ngx_event_t *ev)
+{
+    ngx_queue_t            *q;
+    ngx_bayeux_ws_t        *ws;
+    ngx_bayeux_ws_batch_t  *wb;
+
+    ws = ev->data;
+
+    for ( ;; ) {
+
+        /* a push may have filled the output again, or closed */
+
+        if (ws->closing || ws->done
+            || ws->out_pos < ws->out_len || ws->connection->buffered)
+        {
+            return;
+        }
+
+        for (q = ngx_queue_head(&ws->batches);
+             q != ngx_queue_sentinel(&ws->batches);
+             q = ngx_queue_next(q))
+        {
+            wb = ngx_queue_data(q, ngx_bayeux_ws_batch_t, queue);
+
+            if (wb->batch.paused) {
+                break;
+            }
+        }
+
+        if (q == ngx_queue_sentinel(&ws->batches)) {
+            return;
+        }
+
+        /* clears "paused"; the batch may be answered and freed */
+        ngx_bayeux_ws_batch_hold(wb);
+    }
 }
 
 
@@ -1187,11 +1272,16 @@ ngx_bayeux_ws_reserve_in(ngx_bayeux_ws_t *ws, size_t need)
  * from the same memory, which nginx's TLS layer sees to with a buffer of
  * its own.  A frame goes out from the caller's memory when nothing waits
  * to be sent; what the socket does not take waits in ws->out.
+ *
+ * "reply": the frame answers the client (a reply, a pong), and counts
+ * toward bayeux_websocket_max_output when it has to wait.  Deliveries do
+ * not: while output waits none is taken from the engine, whose queue
+ * bounds them.
  */
 
 static ngx_int_t
 ngx_bayeux_ws_send(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
-    size_t len)
+    size_t len, ngx_uint_t reply)
 {
     u_char        header[10], *p;
     size_t        hlen, left;
@@ -1227,6 +1317,24 @@ ngx_bayeux_ws_send(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
     }
 
     hlen = p - header;
+
+    if (reply && (ws->out_pos < ws->out_len || ws->connection->buffered)) {
+
+        ws->waiting += hlen + len;
+
+        if (ws->waiting > ws->conf->websocket_max_output) {
+            ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                          "bayeux: websocket client does not read, more "
+                          "than %uz bytes of replies wait "
+                          "(bayeux_websocket_max_output), closing",
+                          ws->conf->websocket_max_output);
+
+            ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_POLICY,
+                               "output limit exceeded");
+
+            return ws->done ? NGX_DONE : NGX_OK;
+        }
+    }
 
     if (opcode == NGX_BAYEUX_WS_CLOSE) {
         ws->closing = 1;
@@ -1307,8 +1415,9 @@ ngx_bayeux_ws_write_handler(ngx_event_t *wev)
     }
 
     if (wev->timedout) {
-        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
-                      "bayeux: websocket client timed out");
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "bayeux: websocket client read nothing for %M ms "
+                      "(send_timeout), closing", ws->send_timeout);
         c->timedout = 1;
         ngx_bayeux_ws_finalize(ws);
         return;
@@ -1327,9 +1436,12 @@ ngx_bayeux_ws_write_handler(ngx_event_t *wev)
 static void
 ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws)
 {
-    ngx_buf_t          b;
-    ngx_chain_t        out, *in, *rest;
-    ngx_connection_t  *c;
+    off_t                   sent;
+    ngx_buf_t               b;
+    ngx_chain_t             out, *in, *rest;
+    ngx_queue_t            *q;
+    ngx_connection_t       *c;
+    ngx_bayeux_ws_batch_t  *wb;
 
     c = ws->connection;
 
@@ -1353,6 +1465,8 @@ ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws)
             in = &out;
         }
 
+        sent = c->sent;
+
         rest = c->send_chain(c, in, 0);
 
         if (rest == NGX_CHAIN_ERROR) {
@@ -1365,7 +1479,16 @@ ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws)
         }
 
         if (ws->out_pos < ws->out_len || c->buffered) {
-            ngx_add_timer(c->write, ws->send_timeout);
+
+            /*
+             * send_timeout runs from the last time the client took
+             * something, as for nginx's responses: frames queued behind
+             * (a client's pings) do not put it off
+             */
+
+            if (c->sent != sent || !c->write->timer_set) {
+                ngx_add_timer(c->write, ws->send_timeout);
+            }
 
             if (ngx_handle_write_event(c->write, ws->send_lowat) != NGX_OK) {
                 ngx_bayeux_ws_finalize(ws);
@@ -1377,6 +1500,7 @@ ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws)
 
     ws->out_pos = 0;
     ws->out_len = 0;
+    ws->waiting = 0;
 
     if (ws->out) {
         ngx_free(ws->out);
@@ -1400,6 +1524,24 @@ ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws)
 
     if (ws->closing) {
         ngx_bayeux_ws_finalize(ws);
+        return;
+    }
+
+    if (ws->resume.posted) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&ws->batches);
+         q != ngx_queue_sentinel(&ws->batches);
+         q = ngx_queue_next(q))
+    {
+        wb = ngx_queue_data(q, ngx_bayeux_ws_batch_t, queue);
+
+        if (wb->batch.paused) {
+            /* paused connects are held again */
+            ngx_post_event(&ws->resume, &ngx_posted_events);
+            return;
+        }
     }
 }
 
@@ -1427,7 +1569,9 @@ ngx_bayeux_ws_fail(ngx_bayeux_ws_t *ws, ngx_uint_t code, char *reason)
         ngx_memcpy(frame + 2, reason, len - 2);
     }
 
-    if (ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_CLOSE, frame, len) == NGX_ERROR) {
+    if (ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_CLOSE, frame, len, 0)
+        == NGX_ERROR)
+    {
         ngx_bayeux_ws_finalize(ws);
     }
 }
@@ -1510,6 +1654,10 @@ ngx_bayeux_ws_cleanup(void *data)
 
     if (ws->event.posted) {
         ngx_delete_posted_event(&ws->event);
+    }
+
+    if (ws->resume.posted) {
+        ngx_delete_posted_event(&ws->resume);
     }
 
     if (ws->in && !ws->in_shared) {

@@ -229,3 +229,21 @@ my $res = $c->post('/', [
 is_deeply([ map { $_->{error} // 'ok' } @{ $res->{messages} } ],
           [ '400::too_many_channels', 'ok', '403::too_many_subscriptions' ],
           'both limits apply');
+
+
+
+=== TEST 20: bayeux_websocket_max_output is a size of at least 1k
+--- config
+    location /cometd { bayeux; bayeux_websocket_max_output 100; }
+--- must_die
+--- error_log
+"bayeux_websocket_max_output" directive must be between 1024 and 1073741824
+
+
+
+=== TEST 21: bayeux_websocket_max_output is a size
+--- config
+    location /cometd { bayeux; bayeux_websocket_max_output lots; }
+--- must_die
+--- error_log
+"bayeux_websocket_max_output" directive invalid value

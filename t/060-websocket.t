@@ -457,3 +457,194 @@ ok($first && $first->[0]{successful}, 'successful');
 is($first && $first->[0]{advice}{reconnect}, 'none', 'reconnect none');
 is($second && $second->[0]{id}, 'd', 'then the disconnect');
 ok($second && $second->[0]{successful}, 'successful too');
+
+
+
+=== TEST 20: a websocket that does not read: deliveries wait in the session's bounded queue, the worker does not grow, and pings do not keep it from send_timeout
+--- skip_valgrind: measures the worker's memory and time
+--- log_level: info
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_timeout 2s;
+        bayeux_max_queue 100;
+        client_max_body_size 2m;
+        send_timeout 3s;
+    }
+--- bayeux
+sub rss {
+    open(my $fh, '<', "/proc/$_[0]/status") or return 0;
+    while (<$fh>) { return $1 if /^VmRSS:\s+(\d+)/ }
+    return 0;
+}
+my ($worker) = $server->worker_pids;
+my $ws = main::ws(rcvbuf => 4096);
+$ws->handshake or die $ws->error;
+$ws->send_json([ { channel => '/meta/handshake', version => '1.0' } ]);
+my $cid = $ws->recv_json->[0]{clientId};
+$ws->send_json([ { channel => '/meta/subscribe', clientId => $cid, subscription => '/flood' } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid, advice => { timeout => 0 } } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid } ]);
+# from here on the client reads nothing, but keeps pinging
+my $pub = client(); $pub->handshake;
+my $before = rss($worker);
+my $blob = 'f' x 10000;
+my ($failed, $max) = (0, 0);
+for my $k (0 .. 39) {
+    my @batch = map { { channel => '/flood', clientId => $pub->client_id,
+                        data => { n => $k * 100 + $_, blob => $blob } } } 0 .. 99;
+    my $res = $pub->post('/', \@batch);
+    $failed++ unless $res->status == 200
+                     && !grep { !$_->{successful} } @{ $res->{messages} || [{}] };
+    $ws->send_frame(opcode => 9, payload => "ping $k");
+    my $now = rss($worker) - $before;
+    $max = $now if $now > $max;
+}
+is($failed, 0, 'the publisher saw no error');
+note("the worker grew by at most $max kB");
+cmp_ok($max, '<', 20000, 'about 40 MB published: the worker grew by less than 20 MB');
+my $t0 = time;
+my $closed;
+while (time - $t0 < 10) {
+    $ws->send_frame(opcode => 9, payload => 'still here');
+    if ($server->error_log_text =~ /websocket client read nothing for 3000 ms/) {
+        $closed = 1;
+        last;
+    }
+    select(undef, undef, undef, 0.25);
+}
+ok($closed, 'closed after send_timeout although the client keeps pinging');
+1 while $ws->recv_frame(timeout => 5);
+ok($ws->eof, 'the connection is closed');
+--- error_log eval
+[qr/\[info\] .*websocket client read nothing for 3000 ms \(send_timeout\), closing/,
+ qr/is full \(bayeux_max_queue 100\), dropping oldest messages/]
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 21: while a websocket's output waits, its deliveries overflow bayeux_max_queue: the newest are delivered, in order, once it reads
+--- log_level: info
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_timeout 2s;
+        bayeux_max_interval 60s;
+        bayeux_max_queue 50;
+    }
+--- bayeux
+my $ws = main::ws(rcvbuf => 4096);
+$ws->handshake or die $ws->error;
+$ws->send_json([ { channel => '/meta/handshake', version => '1.0' } ]);
+my $cid = $ws->recv_json->[0]{clientId};
+$ws->send_json([ { channel => '/meta/subscribe', clientId => $cid, subscription => '/q' } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid, advice => { timeout => 0 } } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid } ]);
+my $pub = client(); $pub->handshake;
+my $blob = 'q' x 10000;
+my $failed = 0;
+for my $n (0 .. 799) {
+    $failed++ unless $pub->publish('/q', { n => $n, blob => $blob })->{successful};
+}
+is($failed, 0, '8 MB published without an error');
+my @n;
+my $deadline = time + 30;
+while (time < $deadline) {
+    my $r = $ws->recv_json(timeout => 5) or last;
+    push @n, map { $_->{data}{n} } grep { $_->{channel} eq '/q' } @$r;
+    last if @n && $n[-1] == 799;
+}
+is($n[-1], 799, 'the last message arrives');
+cmp_ok(scalar @n, '<', 800, 'older ones were dropped');
+is_deeply([ @n[-50 .. -1] ], [ 750 .. 799 ], 'the newest 50 are all there');
+ok(!grep({ $n[$_] <= $n[$_ - 1] } 1 .. $#n), 'in order, none twice');
+--- error_log eval
+[qr/is full \(bayeux_max_queue 50\), dropping oldest messages/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 22: replies waiting behind unsent output over bayeux_websocket_max_output close the websocket with 1008
+--- log_level: info
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_timeout 2s;
+        bayeux_max_interval 60s;
+        bayeux_websocket_max_output 8k;
+    }
+--- bayeux
+my $ws = main::ws(rcvbuf => 4096);
+$ws->handshake or die $ws->error;
+$ws->send_json([ { channel => '/meta/handshake', version => '1.0' } ]);
+my $cid = $ws->recv_json->[0]{clientId};
+$ws->send_json([ { channel => '/meta/subscribe', clientId => $cid, subscription => '/q' } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid, advice => { timeout => 0 } } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid } ]);
+my $pub = client(); $pub->handshake;
+my $blob = 'q' x 10000;
+$pub->publish('/q', { n => $_, blob => $blob }) for 0 .. 799;
+# the output waits now: 127-byte pongs pile up behind it
+$ws->send_frame(opcode => 9, payload => 'x' x 125) for 1 .. 100;
+ok($server->wait_for_log(qr/more than 8192 bytes of replies wait/, timeout => 5),
+   'the limit is noticed');
+my ($f, $pongs);
+while ($f = $ws->recv_frame(timeout => 10)) {
+    $pongs++ if $f->{opcode} == 10;
+    last if $f->{opcode} == 8;
+}
+is($f && $f->{opcode}, 8, 'a close frame');
+is($f && $f->{code}, 1008, 'policy violation');
+cmp_ok($pongs, '<', 100, 'not every ping was answered');
+ok(!$ws->recv_frame(timeout => 3) && $ws->eof, 'then closed');
+--- error_log eval
+[qr/\[info\] .*websocket client does not read, more than 8192 bytes of replies wait \(bayeux_websocket_max_output\), closing/,
+ qr/closing websocket: 1008 output limit exceeded/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 23: a disconnect while the output waits answers the paused connect first
+--- log_level: info
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_timeout 5s;
+        bayeux_max_interval 60s;
+        bayeux_max_queue 50;
+    }
+--- bayeux
+my $ws = main::ws(rcvbuf => 4096);
+$ws->handshake or die $ws->error;
+$ws->send_json([ { channel => '/meta/handshake', version => '1.0' } ]);
+my $cid = $ws->recv_json->[0]{clientId};
+$ws->send_json([ { channel => '/meta/subscribe', clientId => $cid, subscription => '/q' } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid, advice => { timeout => 0 } } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid, id => 'held' } ]);
+my $pub = client(); $pub->handshake;
+my $blob = 'q' x 10000;
+$pub->publish('/q', { n => $_, blob => $blob }) for 0 .. 599;
+$ws->send_json([ { channel => '/meta/disconnect', clientId => $cid, id => 'bye' } ]);
+my @replies;
+while (my $r = $ws->recv_json(timeout => 5)) {
+    push @replies, grep { $_->{channel} =~ m{^/meta/} } @$r;
+    last if grep { ($_->{id} // '') eq 'bye' } @$r;
+}
+is_deeply([ map { $_->{id} } @replies ], [ 'held', 'bye' ],
+          'the held connect is answered, then the disconnect');
+is($replies[0] && $replies[0]{advice}{reconnect}, 'none', 'with reconnect none');
+ok($replies[1] && $replies[1]{successful}, 'the disconnect succeeded');
+--- no_error_log
+[error]

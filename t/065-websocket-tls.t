@@ -20,7 +20,7 @@ system('openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
 
 our $TLS_PORT = Test::Nginx::Bayeux::Server::free_port();
 
-block_defaults(config => <<"CONF");
+our $CONFIG = <<"CONF";
     listen 127.0.0.1:$TLS_PORT ssl sndbuf=4k;
     ssl_certificate $dir/cert.pem;
     ssl_certificate_key $dir/key.pem;
@@ -31,6 +31,8 @@ block_defaults(config => <<"CONF");
         bayeux_max_queue 5000;
     }
 CONF
+
+block_defaults(config => $CONFIG);
 
 run_tests();
 
@@ -124,4 +126,52 @@ is(scalar @d, 1200, 'every message arrived');
 is_deeply([ map { $_->{data}{n} } @d ], [ 0 .. 1199 ], 'in order');
 --- no_error_log
 [crit]
+bad write retry
+
+
+
+=== TEST 4: over TLS: a client that stops reading but keeps pinging: its messages overflow the session's queue, and send_timeout closes it
+--- log_level: info
+--- config eval
+(my $c = $main::CONFIG) =~ s/bayeux_max_queue 5000;/bayeux_max_queue 50;\n        send_timeout 2s;/;
+$c
+--- bayeux
+my $ws = main::wss();
+$ws->handshake or die $ws->error;
+$ws->send_json([ { channel => '/meta/handshake', version => '1.0' } ]);
+my $cid = $ws->recv_json->[0]{clientId};
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid, advice => { timeout => 0 } } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/subscribe', clientId => $cid, subscription => '/big' } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid, id => 'held' } ]);
+sleep 0.2;
+my $pub = client(); $pub->handshake;
+my $blob = 'b' x 5000;
+my $failed = 0;
+for my $k (0 .. 49) {
+    # fewer than bayeux_max_queue at a time: only a stalled push overflows
+    my @batch = map { { channel => '/big', clientId => $pub->client_id,
+                        data => { n => $k * 20 + $_, blob => $blob } } } 0 .. 19;
+    $failed++ unless $pub->post('/', \@batch)->status == 200;
+    $ws->send_frame(opcode => 9, payload => "ping $k");
+}
+is($failed, 0, '5 MB published without an error');
+my $t0 = time;
+my $closed;
+while (time - $t0 < 8) {
+    $ws->send_frame(opcode => 9, payload => 'still here');
+    if ($server->error_log_text =~ /websocket client read nothing for 2000 ms/) {
+        $closed = 1;
+        last;
+    }
+    select(undef, undef, undef, 0.25);
+}
+ok($closed, 'closed after send_timeout although the client keeps pinging');
+--- error_log eval
+[qr/\[info\] .*websocket client read nothing for 2000 ms \(send_timeout\), closing/,
+ qr/is full \(bayeux_max_queue 50\), dropping oldest messages/]
+--- no_error_log
+[crit]
+[alert]
 bad write retry
