@@ -20,6 +20,8 @@
 #define NGX_BAYEUX_REPLY_RETRY_ADVICE       0x08
 
 
+static void ngx_bayeux_batch_browser(ngx_bayeux_batch_t *b,
+    ngx_uint_t handshake);
 static void ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m);
 static void ngx_bayeux_batch_complete(ngx_bayeux_op_t *op);
@@ -262,6 +264,27 @@ ngx_bayeux_batch_async(ngx_bayeux_batch_t *b, ngx_uint_t start)
 }
 
 
+/*
+ * The browser of the batch's operation: a handshake records it; the
+ * others find a session only when it is the same (CometD's
+ * trustClientSession off), except with bayeux_trust_client_session on.
+ * A request with no browser id names no session but a trusted one.
+ */
+
+static void
+ngx_bayeux_batch_browser(ngx_bayeux_batch_t *b, ngx_uint_t handshake)
+{
+    static ngx_str_t  none = ngx_string("-");
+
+    if (!handshake && b->endpoint->conf->trust_client_session) {
+        ngx_str_null(&b->op.browser);
+        return;
+    }
+
+    b->op.browser = b->owner.len ? b->owner : none;
+}
+
+
 static void
 ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 {
@@ -278,6 +301,7 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 
     op->client_id = m->client_id;
     op->rc = NGX_ERROR;
+    ngx_bayeux_batch_browser(b, 0);
 
     if (m->channel.len == 0) {
         error = "400::channel_missing";
@@ -298,6 +322,8 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
             {
                 goto failed;
             }
+
+            ngx_bayeux_batch_browser(b, 1);
 
             engine->handshake(op);
             return;
@@ -605,6 +631,7 @@ ngx_bayeux_batch_hold(ngx_bayeux_batch_t *b, ngx_msec_t hold)
     op = &b->op;
 
     op->client_id = m->client_id;
+    ngx_bayeux_batch_browser(b, 0);
     op->hold = b->expired ? 0 : hold;
     op->waiter = &b->waiter;
     op->messages = NULL;

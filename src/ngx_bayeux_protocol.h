@@ -72,6 +72,13 @@ struct ngx_bayeux_batch_s {
     ngx_str_t                      browser;
     ngx_bayeux_browser_hold_t     *browser_hold;
 
+    /*
+     * the browser the batch's sessions belong to: the request's
+     * BAYEUX_BROWSER (the one its handshake reply sets if it had none),
+     * or a websocket's (its upgrade's, or one of its own)
+     */
+    ngx_str_t                      owner;
+
     unsigned                       running:1;
     unsigned                       looping:1;
     unsigned                       pending:1;

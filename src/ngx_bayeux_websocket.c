@@ -65,6 +65,13 @@ typedef struct {
 
     ngx_queue_t                    batches;
 
+    /*
+     * the browser its sessions belong to: the BAYEUX_BROWSER of the
+     * upgrade request, or without one an id of its own, so that a
+     * session handshaken over it works over it alone
+     */
+    u_char                         browser[NGX_BAYEUX_BROWSER_ID_LEN];
+
     /* posted: the end of the upgrade, then the closing */
     ngx_event_t                    event;
 
@@ -135,7 +142,7 @@ ngx_int_t
 ngx_bayeux_websocket_handler(ngx_http_request_t *r)
 {
     ngx_int_t                  rc;
-    ngx_str_t                  protocol;
+    ngx_str_t                  protocol, browser;
     ngx_table_elt_t           *key, *version, *h;
     ngx_connection_t          *c;
     ngx_bayeux_ws_t           *ws;
@@ -247,6 +254,13 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
     ws->event.log = c->log;
 
     if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_bayeux_browser_id(r, &browser) == NGX_OK) {
+        ngx_memcpy(ws->browser, browser.data, NGX_BAYEUX_BROWSER_ID_LEN);
+
+    } else if (ngx_bayeux_browser_new_id(ws->browser) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -921,6 +935,8 @@ ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data, size_t len)
     b->push = ngx_bayeux_ws_batch_push;
     b->abort = ngx_bayeux_ws_batch_abort;
     b->data = wb;
+    b->owner.data = ws->browser;
+    b->owner.len = NGX_BAYEUX_BROWSER_ID_LEN;
 
     if (ngx_bayeux_batch_init(b) != NGX_OK) {
         ngx_destroy_pool(pool);

@@ -177,3 +177,90 @@ bayeux_engine memory in location "/cometd" keeps its state in one worker process
 --- must_die
 --- error_log
 "bayeux" directive conflicts with another content handler in this location
+
+
+
+=== TEST 16: bayeux_allow_origin * with bayeux_allow_credentials on
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_allow_origin *;
+        bayeux_allow_credentials on;
+    }
+--- must_die
+--- error_log
+"bayeux_allow_origin *" cannot be used with "bayeux_allow_credentials on" in location "/cometd": browsers refuse credentials for any origin; list the origins instead
+
+
+
+=== TEST 17: the same combination across levels, as merged
+--- config
+    bayeux_allow_origin https://app.example *;
+    location /cometd {
+        bayeux;
+        bayeux_allow_credentials on;
+    }
+--- must_die
+--- error_log
+"bayeux_allow_origin *" cannot be used with "bayeux_allow_credentials on" in location "/cometd": browsers refuse credentials for any origin; list the origins instead
+
+
+
+=== TEST 18: credentials at http level, "*" in the location
+--- http_config
+    bayeux_allow_credentials on;
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_allow_origin *;
+    }
+--- must_die
+--- error_log
+"bayeux_allow_origin *" cannot be used with "bayeux_allow_credentials on" in location "/cometd": browsers refuse credentials for any origin; list the origins instead
+
+
+
+=== TEST 19: credentials with listed origins, or "*" without credentials
+--- config
+    bayeux_allow_credentials on;
+    location /cometd {
+        bayeux;
+        bayeux_allow_origin https://app.example;
+    }
+    location /open {
+        bayeux;
+        bayeux_allow_origin *;
+        bayeux_allow_credentials off;
+    }
+--- request
+POST /open/handshake
+[{"channel":"/meta/handshake","version":"1.0"}]
+--- error_code: 200
+
+
+
+=== TEST 20: bayeux_trust_client_session takes on or off
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_trust_client_session yes;
+    }
+--- must_die
+--- error_log
+invalid value "yes" in "bayeux_trust_client_session" directive, it must be "on" or "off"
+
+
+
+=== TEST 21: bayeux_trust_client_session at every level
+--- http_config
+    bayeux_trust_client_session on;
+--- config
+    bayeux_trust_client_session off;
+    location /cometd {
+        bayeux;
+        bayeux_trust_client_session on;
+    }
+--- request
+POST /cometd/handshake
+[{"channel":"/meta/handshake","version":"1.0"}]
+--- error_code: 200
