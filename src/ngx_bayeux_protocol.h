@@ -73,11 +73,19 @@ struct ngx_bayeux_batch_s {
     ngx_bayeux_browser_hold_t     *browser_hold;
 
     /*
-     * the browser the batch's sessions belong to: the request's
-     * BAYEUX_BROWSER (the one its handshake reply sets if it had none),
-     * or a websocket's (its upgrade's, or one of its own)
+     * the browser a handshake records as its session's, and that the
+     * other messages must come from: the request's BAYEUX_BROWSER (the
+     * one its handshake reply sets if it had none), or a websocket's (its
+     * upgrade's, or an id of its own)
      */
     ngx_str_t                      owner;
+
+    /*
+     * a websocket's: the clientId of the session its connection serves,
+     * empty until it handshakes or takes one up; messages naming another
+     * session are refused
+     */
+    ngx_str_t                     *session;
 
     unsigned                       running:1;
     unsigned                       looping:1;
@@ -87,6 +95,13 @@ struct ngx_bayeux_batch_s {
     unsigned                       expired:1;
     unsigned                       aborted:1;
     unsigned                       multiple_clients:1;
+
+    /*
+     * a websocket whose upgrade had no BAYEUX_BROWSER: its messages may
+     * name a session of any browser (CometD's websocket takes a session
+     * up by its clientId)
+     */
+    unsigned                       any_browser:1;
 };
 
 

@@ -66,16 +66,21 @@ typedef struct {
     ngx_queue_t                    batches;
 
     /*
-     * the browser its sessions belong to: the BAYEUX_BROWSER of the
+     * the browser its handshakes record: the BAYEUX_BROWSER of the
      * upgrade request, or without one an id of its own, so that a
-     * session handshaken over it works over it alone
+     * session handshaken over it never works over HTTP
      */
     u_char                         browser[NGX_BAYEUX_BROWSER_ID_LEN];
+
+    /* the session it serves: its handshake's, or the one it took up */
+    ngx_str_t                      session;
+    u_char                         session_id[NGX_BAYEUX_CLIENT_ID_LEN];
 
     /* posted: the end of the upgrade, then the closing */
     ngx_event_t                    event;
 
     unsigned                       in_shared:1;
+    unsigned                       cookie:1;    /* the upgrade had one */
     unsigned                       in_message:1;
     unsigned                       closing:1;
     unsigned                       done:1;
@@ -257,8 +262,11 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ws->session.data = ws->session_id;
+
     if (ngx_bayeux_browser_id(r, &browser) == NGX_OK) {
         ngx_memcpy(ws->browser, browser.data, NGX_BAYEUX_BROWSER_ID_LEN);
+        ws->cookie = 1;
 
     } else if (ngx_bayeux_browser_new_id(ws->browser) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -937,6 +945,13 @@ ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data, size_t len)
     b->data = wb;
     b->owner.data = ws->browser;
     b->owner.len = NGX_BAYEUX_BROWSER_ID_LEN;
+    b->session = &ws->session;
+
+    /*
+     * without a cookie it takes a session up by its clientId, as CometD
+     * does; bayeux_allow_origin keeps other sites' pages from doing so
+     */
+    b->any_browser = !ws->cookie;
 
     if (ngx_bayeux_batch_init(b) != NGX_OK) {
         ngx_destroy_pool(pool);

@@ -1,7 +1,9 @@
 # A session is bound to the browser that handshook it (CometD's
-# trustClientSession off): its clientId works only with the same
-# BAYEUX_BROWSER cookie, or over the websocket that handshook it when that
-# had no cookie.  bayeux_trust_client_session on: the clientId is enough.
+# trustClientSession off): over HTTP its clientId works only with the
+# BAYEUX_BROWSER cookie of its handshake (a websocket's without cookie:
+# never).  A websocket may take a session up by its clientId, as CometD's
+# does, unless its upgrade carried another browser's cookie; it serves one
+# session.  bayeux_trust_client_session on: the clientId is enough.
 
 use strict;
 use warnings;
@@ -21,7 +23,10 @@ CONF
 package Test::Nginx::Bayeux::Conversation;
 
 use Test::More;
+use Time::HiRes qw(sleep);
 use Bayeux::WebSocket;
+
+our $SERVER;
 
 # B sends, with A's clientId, a subscribe, a publish and a connect, one
 # request each, over long-polling (POST) or callback-polling (GET);
@@ -85,13 +90,52 @@ sub ws_handshake {
     return $r->[0];
 }
 
+# the reply (not a delivery) among a websocket message's Bayeux messages
+sub ws_reply {
+    my ($r) = @_;
+    my ($m) = grep { exists $_->{successful} } @{ $r || [] };
+    return $m;
+}
+
+sub ws_send {
+    my ($ws, $m) = @_;
+    $ws->send_json([ $m ]);
+    return ws_reply($ws->recv_json(timeout => 5));
+}
+
 sub ws_connect {
     my ($ws, $id) = @_;
+    return ws_send($ws, { channel => '/meta/connect', clientId => $id,
+                          connectionType => 'websocket', id => '2',
+                          advice => { timeout => 0 } });
+}
+
+sub ws_subscribe {
+    my ($ws, $id, $channel) = @_;
+    return ws_send($ws, { channel => '/meta/subscribe', clientId => $id,
+                          subscription => $channel, id => '3' });
+}
+
+sub ws_publish {
+    my ($ws, $id, $channel, $text) = @_;
+    return ws_send($ws, { channel => $channel, clientId => $id,
+                          data => { text => $text }, id => '4' });
+}
+
+# a connect held on the websocket (its reply is left to read)
+sub ws_hold {
+    my ($ws, $id) = @_;
     $ws->send_json([ { channel => '/meta/connect', clientId => $id,
-                       connectionType => 'websocket', id => '2',
-                       advice => { timeout => 0 } } ]);
-    my $r = $ws->recv_json(timeout => 5);
-    return $r->[0];
+                       connectionType => 'websocket', id => '5' } ]);
+    sleep(0.3);
+}
+
+# a websocket upgraded with these headers (e.g. Cookie => ...)
+sub ws_new {
+    my (@headers) = @_;
+    my $ws = Bayeux::WebSocket->new(port => $SERVER->port);
+    $ws->handshake(headers => [ @headers ]) or die $ws->error;
+    return $ws;
 }
 
 package main;
@@ -215,10 +259,9 @@ ok($_->{successful}, "inherited on: $_->{channel}") for @r;
 
 
 
-=== TEST 9: a websocket session without cookie: its clientId works on it alone
+=== TEST 9: a websocket session without cookie: never over HTTP
 --- bayeux
-my $ws = Bayeux::WebSocket->new(port => $port);
-$ws->handshake or die $ws->error;
+my $ws = ws_new();
 my $hs = ws_handshake($ws);
 ok($hs->{successful}, 'handshake over websocket');
 my $id = $hs->{clientId};
@@ -231,47 +274,142 @@ refused('websocket session, HTTP with a cookie', steal($b, $id));
 refused('websocket session over jsonp',
         steal(client(cookies => 0), $id, jsonp => 1));
 
-my $other = Bayeux::WebSocket->new(port => $port);
-$other->handshake or die $other->error;
-my $r = ws_connect($other, $id);
-is($r->{error}, '402::session_unknown', 'another websocket: 402');
-
-$ws->send_json([ { channel => '/meta/subscribe', clientId => $id,
-                   subscription => '/chat', id => '3' } ]);
-ok($ws->recv_json(timeout => 5)->[0]{successful}, 'still works on its own');
+# while its websocket holds its connect, too
+ws_hold($ws, $id);
+refused('held on its websocket, over HTTP',
+        steal(client(cookies => 0), $id));
+ok(ws_subscribe($ws, $id, '/chat')->{successful},
+   'still works on its own websocket');
+my $r = ws_reply($ws->recv_json(timeout => 5));
+ok($r->{successful}, 'the held connect is answered');
 --- no_error_log
 [error]
 
 
 
-=== TEST 10: handshake over long-polling, then a websocket with the cookie
+=== TEST 10: a websocket without cookie takes up a session by its clientId
 --- bayeux
-my $a = client();
-$a->handshake;
+my ($a, $c) = victim();
+my $bare = ws_new();
+ok(ws_connect($bare, $a->client_id)->{successful},
+   'a session handshaken over HTTP, over a websocket without cookie');
+ok(ws_publish($bare, $a->client_id, '/other', 'by websocket')->{successful},
+   'publishes');
+
+# a websocket session without cookie, over another such websocket
+my $ws = ws_new();
+my $id = ws_handshake($ws)->{clientId};
+ok(ws_connect(ws_new(), $id)->{successful},
+   'a websocket session over another websocket without cookie');
+
+# HTTP still needs the cookie while a websocket holds the connect
+ws_hold($bare, $a->client_id);
+refused('taken up by a websocket, HTTP without cookie',
+        steal(client(cookies => 0), $a->client_id));
+my $tab = client(cookie_jar => { %{ $a->cookie_jar } });
+$tab->client_id($a->client_id);
+ok($tab->publish('/other', { text => 'tab' })->{successful},
+   'HTTP with the cookie of its handshake works');
+--- no_error_log
+[error]
+
+
+
+=== TEST 11: a websocket with another browser's cookie: 402
+--- bayeux
+my ($a, $c) = victim();
+my $zero = 'BAYEUX_BROWSER=' . ('0' x 32);
+my $other = ws_new(Cookie => $zero);
+refused('a websocket with another cookie',
+        ws_connect($other, $a->client_id),
+        ws_subscribe($other, $a->client_id, '/stolen'),
+        ws_publish($other, $a->client_id, '/chat', 'forged'));
+
+my $ws = ws_new();
+my $id = ws_handshake($ws)->{clientId};
+refused('a websocket session, over a websocket with a cookie',
+        ws_connect(ws_new(Cookie => $zero), $id));
+intact($a, $c);
+
+# the cookie of the session's browser
 my $cookie = 'BAYEUX_BROWSER=' . $a->cookie_jar->{BAYEUX_BROWSER};
-my $ws = Bayeux::WebSocket->new(port => $port);
-$ws->handshake(headers => [ Cookie => $cookie ]) or die $ws->error;
-ok(ws_connect($ws, $a->client_id)->{successful},
-   'the upgrade with the cookie carries the session');
-
-my $bare = Bayeux::WebSocket->new(port => $port);
-$bare->handshake or die $bare->error;
-is(ws_connect($bare, $a->client_id)->{error}, '402::session_unknown',
-   'a websocket without the cookie: 402');
-
-my $other = Bayeux::WebSocket->new(port => $port);
-$other->handshake(headers => [ Cookie => 'BAYEUX_BROWSER=' . ('0' x 32) ])
-    or die $other->error;
-is(ws_connect($other, $a->client_id)->{error}, '402::session_unknown',
-   'a websocket with another cookie: 402');
+ok(ws_connect(ws_new(Cookie => $cookie), $a->client_id)->{successful},
+   'a websocket with the cookie of the session');
 
 # a session handshaken over a websocket with a cookie is that browser's
-my $w2 = Bayeux::WebSocket->new(port => $port);
-$w2->handshake(headers => [ Cookie => $cookie ]) or die $w2->error;
-my $id = ws_handshake($w2)->{clientId};
-my $tab = client(cookie_jar => { %{ $a->cookie_jar } });
-$tab->client_id($id);
-ok($tab->connect(advice => { timeout => 0 })->{reply}{successful},
+my $id2 = ws_handshake(ws_new(Cookie => $cookie))->{clientId};
+my $t = client(cookie_jar => { %{ $a->cookie_jar } });
+$t->client_id($id2);
+ok($t->connect(advice => { timeout => 0 })->{reply}{successful},
    'over HTTP from the same browser');
+refused('over HTTP from none', steal(client(cookies => 0), $id2));
+--- no_error_log
+[error]
+
+
+
+=== TEST 12: one websocket serves one session
+--- bayeux
+my ($a, $c) = victim();
+my $ws = ws_new();
+my $id = ws_handshake($ws)->{clientId};
+refused('another clientId on a websocket that handshook',
+        ws_connect($ws, $a->client_id),
+        ws_subscribe($ws, $a->client_id, '/stolen'),
+        ws_publish($ws, $a->client_id, '/chat', 'forged'));
+ok(ws_connect($ws, $id)->{successful}, 'its own still works');
+intact($a, $c);
+
+# taken up: the same
+my ($v, $d) = victim();
+my $up = ws_new();
+ok(ws_connect($up, $id)->{successful}, 'takes up a session');
+refused('another clientId on a websocket that took one up',
+        ws_subscribe($up, $v->client_id, '/stolen'),
+        ws_publish($up, $v->client_id, '/chat', 'forged'),
+        ws_connect($up, $v->client_id));
+intact($v, $d);
+
+# an unknown clientId binds nothing; a new handshake binds anew
+my $s = ws_new();
+refused('unknown', ws_connect($s, 'x' x 32));
+ok(ws_connect($s, $id)->{successful}, 'then a known one');
+my $new = ws_handshake($s)->{clientId};
+ok(ws_connect($s, $new)->{successful}, 'a new handshake: its session');
+refused('the one before', ws_connect($s, $id));
+
+# a batch naming two sessions: the other one's message is refused
+my ($w, $e) = victim();
+my $m = ws_new();
+my $mid = ws_handshake($m)->{clientId};
+$m->send_json([ { channel => '/meta/subscribe', clientId => $mid,
+                  subscription => '/mine', id => '8' },
+                { channel => '/meta/subscribe', clientId => $w->client_id,
+                  subscription => '/stolen', id => '9' } ]);
+my $r = $m->recv_json(timeout => 5);
+ok($r->[0]{successful}, 'its own subscribe');
+refused('the other one in the batch', $r->[1]);
+intact($w, $e);
+--- no_error_log
+[error]
+
+
+
+=== TEST 13: bayeux_trust_client_session on: a websocket may name any session
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_timeout 2s;
+        bayeux_trust_client_session on;
+    }
+--- bayeux
+my ($a, $c) = victim();
+my $ws = ws_new(Cookie => 'BAYEUX_BROWSER=' . ('0' x 32));
+my $id = ws_handshake($ws)->{clientId};
+ok(ws_connect($ws, $id)->{successful}, 'its own');
+ok(ws_subscribe($ws, $a->client_id, '/x')->{successful},
+   'another browser\'s, on the same websocket');
+my @r = steal(client(cookies => 0), $id);
+ok($_->{successful}, "trusted, over HTTP: $_->{channel}") for @r;
 --- no_error_log
 [error]
