@@ -372,7 +372,7 @@ intact($v, $d);
 
 # an unknown clientId binds nothing; a new handshake binds anew
 my $s = ws_new();
-refused('unknown', ws_connect($s, 'x' x 32));
+refused('unknown', ws_connect($s, 'f' x 40));
 ok(ws_connect($s, $id)->{successful}, 'then a known one');
 my $new = ws_handshake($s)->{clientId};
 ok(ws_connect($s, $new)->{successful}, 'a new handshake: its session');

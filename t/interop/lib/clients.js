@@ -307,8 +307,9 @@ export function newCometD(url, config = {}, transport = 'long-polling') {
     // adapter's one jar for the whole process, all clients of a process
     // would be one browser, and CometD's multiple-clients rule would have
     // all but one of them poll every bayeux_multi_session_interval.  The
-    // websocket of the adapter (ws) sends no cookie: a session handshaken
-    // over it is bound to that websocket.
+    // websocket of the adapter (ws) sends no cookie: a new websocket takes
+    // its session up by its clientId, as the server allows one without
+    // cookie to.
     const t = new Transport(cometd.requests, newCookieJar());
     cometd.registerTransport(transport, t);
 
