@@ -29,6 +29,7 @@ static char *ngx_bayeux_transports(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_bayeux_allow_origin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_uint_t ngx_bayeux_allow_origin_any(ngx_array_t *origins);
 static ngx_bayeux_main_conf_t *ngx_bayeux_cycle_main_conf(
     ngx_cycle_t *cycle);
 static ngx_int_t ngx_bayeux_init_module(ngx_cycle_t *cycle);
@@ -171,6 +172,13 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_bayeux_loc_conf_t, allow_credentials),
+      NULL },
+
+    { ngx_string("bayeux_trust_client_session"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, trust_client_session),
       NULL },
 
     { ngx_string("bayeux_websocket_max_message"),
@@ -322,6 +330,7 @@ ngx_bayeux_create_loc_conf(ngx_conf_t *cf)
     blcf->multi_session_interval = NGX_CONF_UNSET_MSEC;
     blcf->allow_origin = NGX_CONF_UNSET_PTR;
     blcf->allow_credentials = NGX_CONF_UNSET;
+    blcf->trust_client_session = NGX_CONF_UNSET;
     blcf->websocket_max_message = NGX_CONF_UNSET_SIZE;
     blcf->websocket_max_output = NGX_CONF_UNSET_SIZE;
     blcf->websocket_idle_timeout = NGX_CONF_UNSET_MSEC;
@@ -365,6 +374,23 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->multi_session_interval, 2000);
     ngx_conf_merge_ptr_value(conf->allow_origin, prev->allow_origin, NULL);
     ngx_conf_merge_value(conf->allow_credentials, prev->allow_credentials, 0);
+    ngx_conf_merge_value(conf->trust_client_session,
+                         prev->trust_client_session, 0);
+
+    /* checked merged: the two may be set at different levels */
+
+    if (conf->endpoint
+        && conf->allow_credentials
+        && ngx_bayeux_allow_origin_any(conf->allow_origin))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bayeux_allow_origin *\" cannot be used with "
+                           "\"bayeux_allow_credentials on\" in location "
+                           "\"%V\": browsers refuse credentials for any "
+                           "origin; list the origins instead",
+                           &conf->endpoint->name);
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_merge_size_value(conf->websocket_max_message,
                               prev->websocket_max_message, 65536);
     ngx_conf_merge_size_value(conf->websocket_max_output,
@@ -608,6 +634,28 @@ ngx_bayeux_allow_origin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static ngx_uint_t
+ngx_bayeux_allow_origin_any(ngx_array_t *origins)
+{
+    ngx_str_t   *origin;
+    ngx_uint_t   i;
+
+    if (origins == NULL) {
+        return 0;
+    }
+
+    origin = origins->elts;
+
+    for (i = 0; i < origins->nelts; i++) {
+        if (origin[i].len == 1 && origin[i].data[0] == '*') {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

@@ -47,6 +47,7 @@ typedef struct {
     ngx_msec_t                 multi_session_interval;
     ngx_array_t               *allow_origin;    /* ngx_str_t */
     ngx_flag_t                 allow_credentials;
+    ngx_flag_t                 trust_client_session;
     size_t                     websocket_max_message;
     size_t                     websocket_max_output;
     ngx_msec_t                 websocket_idle_timeout;

@@ -102,17 +102,32 @@ ngx_bayeux_browser_id(ngx_http_request_t *r, ngx_str_t *id)
 }
 
 
+/* a new browser id: NGX_BAYEUX_BROWSER_ID_LEN hex digits in "buf" */
+
 ngx_int_t
-ngx_bayeux_browser_set_cookie(ngx_http_request_t *r)
+ngx_bayeux_browser_new_id(u_char *buf)
 {
-    u_char     random[NGX_BAYEUX_BROWSER_ID_LEN / 2], *p;
-    ssize_t    n;
-    ngx_str_t  cookie;
+    u_char   random[NGX_BAYEUX_BROWSER_ID_LEN / 2];
+    ssize_t  n;
 
     n = getrandom(random, sizeof(random), 0);
     if (n != (ssize_t) sizeof(random)) {
         return NGX_ERROR;
     }
+
+    ngx_hex_dump(buf, random, sizeof(random));
+
+    return NGX_OK;
+}
+
+
+/* sets a new BAYEUX_BROWSER cookie; "id" is its value */
+
+ngx_int_t
+ngx_bayeux_browser_set_cookie(ngx_http_request_t *r, ngx_str_t *id)
+{
+    u_char     *p;
+    ngx_str_t   cookie;
 
     cookie.len = sizeof(NGX_BAYEUX_BROWSER_COOKIE "=; Path=/; HttpOnly") - 1
                  + NGX_BAYEUX_BROWSER_ID_LEN;
@@ -123,7 +138,15 @@ ngx_bayeux_browser_set_cookie(ngx_http_request_t *r)
 
     p = ngx_cpymem(cookie.data, NGX_BAYEUX_BROWSER_COOKIE "=",
                    sizeof(NGX_BAYEUX_BROWSER_COOKIE));
-    p = ngx_hex_dump(p, random, sizeof(random));
+
+    if (ngx_bayeux_browser_new_id(p) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    id->data = p;
+    id->len = NGX_BAYEUX_BROWSER_ID_LEN;
+
+    p += NGX_BAYEUX_BROWSER_ID_LEN;
     ngx_memcpy(p, "; Path=/; HttpOnly", sizeof("; Path=/; HttpOnly") - 1);
 
     return ngx_bayeux_http_add_header(r, "Set-Cookie", &cookie);

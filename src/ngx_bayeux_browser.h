@@ -21,7 +21,9 @@ typedef struct ngx_bayeux_browser_hold_s  ngx_bayeux_browser_hold_t;
 
 
 ngx_int_t ngx_bayeux_browser_id(ngx_http_request_t *r, ngx_str_t *id);
-ngx_int_t ngx_bayeux_browser_set_cookie(ngx_http_request_t *r);
+ngx_int_t ngx_bayeux_browser_set_cookie(ngx_http_request_t *r,
+    ngx_str_t *id);
+ngx_int_t ngx_bayeux_browser_new_id(u_char *buf);
 ngx_int_t ngx_bayeux_browser_hold(ngx_str_t *browser, ngx_str_t *client_id,
     ngx_uint_t max, ngx_log_t *log, ngx_bayeux_browser_hold_t **hold);
 void ngx_bayeux_browser_unhold(ngx_bayeux_browser_hold_t *hold);

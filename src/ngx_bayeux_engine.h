@@ -71,6 +71,14 @@ struct ngx_bayeux_op_s {
     ngx_log_t                     *log;
 
     ngx_str_t                      client_id;   /* out for handshake */
+
+    /*
+     * the browser the request comes from: the handshake records it in
+     * the session, which the other operations then find only when they
+     * name the same one; empty: any (bayeux_trust_client_session on)
+     */
+    ngx_str_t                      browser;
+
     ngx_str_t                      channel;     /* publish */
     ngx_str_t                      message;     /* publish: JSON text */
     ngx_array_t                   *channels;    /* (un)subscribe */

@@ -9,6 +9,7 @@
 #include <ngx_event.h>
 
 #include "ngx_bayeux.h"
+#include "ngx_bayeux_browser.h"
 #include "ngx_bayeux_channel.h"
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_engine_memory.h"
@@ -83,6 +84,8 @@ typedef struct {
 typedef struct {
     ngx_str_node_t                 node;
     u_char                         id[NGX_BAYEUX_CLIENT_ID_LEN];
+    u_char                         browser[NGX_BAYEUX_BROWSER_ID_LEN];
+    size_t                         browser_len;
     ngx_queue_t                    link;
     ngx_queue_t                    queue;
     ngx_uint_t                     queued;
@@ -156,7 +159,7 @@ static void ngx_bayeux_memory_slab_destroy(ngx_bayeux_memory_slab_t *slab,
 static void *ngx_bayeux_memory_map(size_t size, ngx_log_t *log);
 static void ngx_bayeux_memory_unmap(void *p, size_t size, ngx_log_t *log);
 static ngx_bayeux_memory_session_t *ngx_bayeux_memory_session(
-    ngx_bayeux_memory_t *mem, ngx_str_t *id);
+    ngx_bayeux_memory_t *mem, ngx_bayeux_op_t *op);
 static void ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s,
     ngx_uint_t notify);
 static void ngx_bayeux_memory_schedule_expiry(
@@ -428,16 +431,35 @@ ngx_bayeux_memory_unmap(void *p, size_t size, ngx_log_t *log)
 }
 
 
+/* the session of the operation, if it comes from the session's browser */
+
 static ngx_bayeux_memory_session_t *
-ngx_bayeux_memory_session(ngx_bayeux_memory_t *mem, ngx_str_t *id)
+ngx_bayeux_memory_session(ngx_bayeux_memory_t *mem, ngx_bayeux_op_t *op)
 {
+    ngx_str_t                    *id;
+    ngx_bayeux_memory_session_t  *s;
+
+    id = &op->client_id;
+
     if (id->len != NGX_BAYEUX_CLIENT_ID_LEN) {
         return NULL;
     }
 
-    return (ngx_bayeux_memory_session_t *)
-               ngx_str_rbtree_lookup(&mem->sessions, id,
-                                     ngx_crc32_short(id->data, id->len));
+    s = (ngx_bayeux_memory_session_t *)
+            ngx_str_rbtree_lookup(&mem->sessions, id,
+                                  ngx_crc32_short(id->data, id->len));
+
+    if (s == NULL || op->browser.len == 0) {
+        return s;
+    }
+
+    if (op->browser.len != s->browser_len
+        || ngx_memcmp(op->browser.data, s->browser, s->browser_len) != 0)
+    {
+        return NULL;
+    }
+
+    return s;
 }
 
 
@@ -462,6 +484,9 @@ ngx_bayeux_memory_handshake(ngx_bayeux_op_t *op)
         ngx_bayeux_memory_free(&mem->session_slab, s, mem->log);
         goto done;
     }
+
+    s->browser_len = ngx_min(op->browser.len, NGX_BAYEUX_BROWSER_ID_LEN);
+    ngx_memcpy(s->browser, op->browser.data, s->browser_len);
 
     s->memory = mem;
     s->node.str.data = s->id;
@@ -513,7 +538,7 @@ ngx_bayeux_memory_connect(ngx_bayeux_op_t *op)
     ngx_bayeux_memory_t          *mem = op->endpoint->data;
     ngx_bayeux_memory_session_t  *s;
 
-    s = ngx_bayeux_memory_session(mem, &op->client_id);
+    s = ngx_bayeux_memory_session(mem, op);
     if (s == NULL) {
         op->rc = NGX_DECLINED;
         op->handler(op);
@@ -577,7 +602,7 @@ ngx_bayeux_memory_subscribe(ngx_bayeux_op_t *op)
     ngx_bayeux_memory_session_t  *s;
     ngx_bayeux_memory_channel_t  *ch;
 
-    s = ngx_bayeux_memory_session(mem, &op->client_id);
+    s = ngx_bayeux_memory_session(mem, op);
     if (s == NULL) {
         op->rc = NGX_DECLINED;
         op->handler(op);
@@ -681,7 +706,7 @@ ngx_bayeux_memory_unsubscribe(ngx_bayeux_op_t *op)
     ngx_bayeux_memory_session_t  *s;
     ngx_bayeux_memory_channel_t  *ch;
 
-    s = ngx_bayeux_memory_session(mem, &op->client_id);
+    s = ngx_bayeux_memory_session(mem, op);
     if (s == NULL) {
         op->rc = NGX_DECLINED;
         op->handler(op);
@@ -775,7 +800,7 @@ ngx_bayeux_memory_publish(ngx_bayeux_op_t *op)
 
     op->rc = NGX_ERROR;
 
-    publisher = ngx_bayeux_memory_session(mem, &op->client_id);
+    publisher = ngx_bayeux_memory_session(mem, op);
     if (publisher == NULL) {
         op->rc = NGX_DECLINED;
         goto done;
@@ -1057,7 +1082,7 @@ ngx_bayeux_memory_disconnect(ngx_bayeux_op_t *op)
     ngx_bayeux_memory_t          *mem = op->endpoint->data;
     ngx_bayeux_memory_session_t  *s;
 
-    s = ngx_bayeux_memory_session(mem, &op->client_id);
+    s = ngx_bayeux_memory_session(mem, op);
     if (s == NULL) {
         op->rc = NGX_DECLINED;
         op->handler(op);
@@ -1079,7 +1104,7 @@ ngx_bayeux_memory_touch(ngx_bayeux_op_t *op)
 {
     ngx_bayeux_memory_t  *mem = op->endpoint->data;
 
-    op->rc = ngx_bayeux_memory_session(mem, &op->client_id) ? NGX_OK
+    op->rc = ngx_bayeux_memory_session(mem, op) ? NGX_OK
                                                             : NGX_DECLINED;
     op->handler(op);
 }

@@ -333,10 +333,21 @@ static const char  ngx_bayeux_redis_script[] =
 "  return redis.call('LPOP', q, '2147483647') or {}\n"
 "end\n"
 
+/*
+ * A session is found by the browser that handshook it, recorded in its
+ * field "b"; browser '': by any (bayeux_trust_client_session on).
+ */
+"local function known(id, b)\n"
+"  local s = P .. 's:' .. id\n"
+"  if b == '' then return redis.call('EXISTS', s) == 1 end\n"
+"  return redis.call('HGET', s, 'b') == b\n"
+"end\n"
+
+/* ARGV: id, browser */
 "if op == 'hs' then\n"
 "  local s = P .. 's:' .. ARGV[4]\n"
 "  if redis.call('EXISTS', s) == 1 then return 0 end\n"
-"  redis.call('HSET', s, 'c', '0', 'w', '', 't', '', 'o', '')\n"
+"  redis.call('HSET', s, 'c', '0', 'w', '', 't', '', 'o', '', 'b', ARGV[5])\n"
 "  redis.call('PEXPIRE', s, ttl)\n"
 "  return 1\n"
 "end\n"
@@ -345,10 +356,10 @@ static const char  ngx_bayeux_redis_script[] =
  * A connect: its messages if there are any (or it must not be held),
  * otherwise it is parked with the worker channel and token given.
  */
-"local function connect(id, hold, w, t)\n"
+"local function connect(id, b, hold, w, t)\n"
 "  local s = P .. 's:' .. id\n"
-"  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o')\n"
-"  if not st[1] then return {-1} end\n"
+"  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b')\n"
+"  if not st[1] or (b ~= '' and st[5] ~= b) then return {-1} end\n"
 "  if st[2] ~= '' then\n"
 "    redis.call('PUBLISH', st[2], id .. ' ' .. st[3])\n"
 "  end\n"
@@ -385,13 +396,14 @@ static const char  ngx_bayeux_redis_script[] =
 
 /*
  * The connects of one event loop iteration in one call.  ARGV: worker
- * channel, then id, hold (0 or 1) and token of each; returns the reply
- * of each, in order: {-1} unknown, {0, messages}, {1} parked.
+ * channel, then id, browser, hold (0 or 1) and token of each; returns the
+ * reply of each, in order: {-1} unknown, {0, messages}, {1} parked.
  */
 "if op == 'cb' then\n"
 "  local w, res = ARGV[4], {}\n"
-"  for i = 5, #ARGV - 2, 3 do\n"
-"    res[#res + 1] = connect(ARGV[i], ARGV[i + 1], w, ARGV[i + 2])\n"
+"  for i = 5, #ARGV - 3, 4 do\n"
+"    res[#res + 1] = connect(ARGV[i], ARGV[i + 1], ARGV[i + 2], w,\n"
+"                            ARGV[i + 3])\n"
 "  end\n"
 "  return res\n"
 "end\n"
@@ -438,25 +450,26 @@ static const char  ngx_bayeux_redis_script[] =
 "end\n"
 
 /*
- * ARGV: id, most subscriptions, channels.  All are added, or none if
- * the session would have too many (-2).
+ * ARGV: id, browser, most subscriptions, channels.  All are added, or
+ * none if the session would have too many (-2).
  */
 "if op == 'su' then\n"
 "  local id = ARGV[4]\n"
+"  if not known(id, ARGV[5]) then return -1 end\n"
 "  local t = redis.call('PTTL', P .. 's:' .. id)\n"
 "  if t == -2 then return -1 end\n"
 "  if t < 0 then t = ttl end\n"
 "  local subs = P .. 'S:' .. id\n"
 "  local new, n = {}, redis.call('SCARD', subs)\n"
-"  for i = 6, #ARGV do\n"
+"  for i = 7, #ARGV do\n"
 "    local ch = ARGV[i]\n"
 "    if not new[ch] and redis.call('SISMEMBER', subs, ch) == 0 then\n"
 "      new[ch] = true\n"
 "      n = n + 1\n"
 "    end\n"
 "  end\n"
-"  if n > tonumber(ARGV[5]) then return -2 end\n"
-"  for i = 6, #ARGV do\n"
+"  if n > tonumber(ARGV[6]) then return -2 end\n"
+"  for i = 7, #ARGV do\n"
 "    local c = P .. 'c:' .. ARGV[i]\n"
 "    redis.call('SADD', c, id)\n"
 "    if redis.call('PTTL', c) < t then redis.call('PEXPIRE', c, t) end\n"
@@ -468,8 +481,8 @@ static const char  ngx_bayeux_redis_script[] =
 
 "if op == 'un' then\n"
 "  local id = ARGV[4]\n"
-"  if redis.call('EXISTS', P .. 's:' .. id) == 0 then return -1 end\n"
-"  for i = 5, #ARGV do\n"
+"  if not known(id, ARGV[5]) then return -1 end\n"
+"  for i = 6, #ARGV do\n"
 "    redis.call('SREM', P .. 'c:' .. ARGV[i], id)\n"
 "    redis.call('SREM', P .. 'S:' .. id, ARGV[i])\n"
 "  end\n"
@@ -477,19 +490,19 @@ static const char  ngx_bayeux_redis_script[] =
 "end\n"
 
 /*
- * ARGV: publisher, broadcast to publisher (0 or 1), max queue, message,
- * the channel and the patterns that match it.  Returns the number of
- * receivers and the sessions whose queue just overflowed.
+ * ARGV: publisher, its browser, broadcast to publisher (0 or 1), max
+ * queue, message, the channel and the patterns that match it.  Returns
+ * the number of receivers and the sessions whose queue just overflowed.
  */
 "if op == 'pu' then\n"
 "  local pub = ARGV[4]\n"
-"  if redis.call('EXISTS', P .. 's:' .. pub) == 0 then return {-1} end\n"
+"  if not known(pub, ARGV[5]) then return {-1} end\n"
 "  local seen = {}\n"
-"  if ARGV[5] == '0' then seen[pub] = true end\n"
-"  local max = tonumber(ARGV[6])\n"
-"  local msg = ARGV[7]\n"
+"  if ARGV[6] == '0' then seen[pub] = true end\n"
+"  local max = tonumber(ARGV[7])\n"
+"  local msg = ARGV[8]\n"
 "  local wake, workers, full, n = {}, {}, {}, 0\n"
-"  for i = 8, #ARGV do\n"
+"  for i = 9, #ARGV do\n"
 "    local c = P .. 'c:' .. ARGV[i]\n"
 "    for _, id in ipairs(redis.call('SMEMBERS', c)) do\n"
 "      if not seen[id] then\n"
@@ -529,11 +542,14 @@ static const char  ngx_bayeux_redis_script[] =
 "  return {n, full}\n"
 "end\n"
 
+/* ARGV: id, browser */
 "if op == 'dc' then\n"
 "  local id = ARGV[4]\n"
 "  local s = P .. 's:' .. id\n"
-"  local st = redis.call('HMGET', s, 'w', 't')\n"
-"  if not st[1] then return -1 end\n"
+"  local st = redis.call('HMGET', s, 'w', 't', 'b')\n"
+"  if not st[1] or (ARGV[5] ~= '' and st[3] ~= ARGV[5]) then\n"
+"    return -1\n"
+"  end\n"
 "  if st[1] ~= '' then\n"
 "    redis.call('PUBLISH', st[1], id .. ' ' .. st[2])\n"
 "  end\n"
@@ -546,7 +562,7 @@ static const char  ngx_bayeux_redis_script[] =
 "end\n"
 
 "if op == 'to' then\n"
-"  if redis.call('EXISTS', P .. 's:' .. ARGV[4]) == 1 then return 0 end\n"
+"  if known(ARGV[4], ARGV[5]) then return 0 end\n"
 "  return -1\n"
 "end\n"
 
@@ -1447,12 +1463,14 @@ ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op)
     }
 
     cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_HANDSHAKE, "hs",
-                                      1, NGX_BAYEUX_CLIENT_ID_LEN);
+                                      2, NGX_BAYEUX_CLIENT_ID_LEN
+                                         + op->browser.len);
     if (cmd == NULL) {
         goto failed;
     }
 
     ngx_bayeux_redis_cmd_arg(cmd, id, NGX_BAYEUX_CLIENT_ID_LEN);
+    ngx_bayeux_redis_cmd_arg(cmd, op->browser.data, op->browser.len);
 
     /* the protocol reads it only if the handshake succeeds */
 
@@ -1515,17 +1533,18 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
         token = park->token;
     }
 
-    /* the arguments of the batch's script call: id, hold, token */
+    /* the arguments of the batch's script call: id, browser, hold, token */
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_CONNECT, "co", 3,
-                                      NGX_BAYEUX_CLIENT_ID_LEN + 1
-                                      + token.len);
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_CONNECT, "co", 4,
+                                      NGX_BAYEUX_CLIENT_ID_LEN
+                                      + op->browser.len + 1 + token.len);
     if (cmd == NULL) {
         ngx_free(park);
         goto failed;
     }
 
     ngx_bayeux_redis_cmd_arg(cmd, op->client_id.data, op->client_id.len);
+    ngx_bayeux_redis_cmd_arg(cmd, op->browser.data, op->browser.len);
     ngx_bayeux_redis_cmd_arg(cmd, (u_char *) (park ? "1" : "0"), 1);
 
     if (park) {
@@ -1612,7 +1631,7 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind,
 
     ch = NULL;
     n = 0;
-    size = op->client_id.len;
+    size = op->client_id.len + op->browser.len;
 
     if (kind == NGX_BAYEUX_REDIS_SUBSCRIBE
         || kind == NGX_BAYEUX_REDIS_UNSUBSCRIBE)
@@ -1631,7 +1650,7 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind,
         size += rd->max_subscriptions.len;
     }
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, kind, name, 1 + limit + n, size);
+    cmd = ngx_bayeux_redis_cmd_create(rd, kind, name, 2 + limit + n, size);
     if (cmd == NULL) {
         op->rc = NGX_ERROR;
         op->handler(op);
@@ -1639,6 +1658,7 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind,
     }
 
     ngx_bayeux_redis_cmd_arg(cmd, op->client_id.data, op->client_id.len);
+    ngx_bayeux_redis_cmd_arg(cmd, op->browser.data, op->browser.len);
 
     if (limit) {
         ngx_bayeux_redis_cmd_arg(cmd, rd->max_subscriptions.data,
@@ -1680,8 +1700,8 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
     /* the channel and every pattern that matches it, counted first */
 
     n = 1;
-    size = op->client_id.len + 1 + rd->max_queue.len + op->message.len
-           + op->channel.len;
+    size = op->client_id.len + op->browser.len + 1 + rd->max_queue.len
+           + op->message.len + op->channel.len;
 
     ngx_bayeux_wildcards_init(&w, &op->channel, buf);
 
@@ -1691,12 +1711,13 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
     }
 
     cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_PUBLISH, "pu",
-                                      4 + n, size);
+                                      5 + n, size);
     if (cmd == NULL) {
         goto failed;
     }
 
     ngx_bayeux_redis_cmd_arg(cmd, op->client_id.data, op->client_id.len);
+    ngx_bayeux_redis_cmd_arg(cmd, op->browser.data, op->browser.len);
     ngx_bayeux_redis_cmd_arg(cmd, (u_char *)
                              (op->endpoint->conf->broadcast_to_publisher
                               ? "1" : "0"), 1);
@@ -2463,7 +2484,7 @@ ngx_bayeux_redis_flush_connects(ngx_bayeux_redis_t *rd)
 
         batch = ngx_bayeux_redis_cmd_create(rd,
                                             NGX_BAYEUX_REDIS_CONNECT_BATCH,
-                                            "cb", 1 + 3 * n, size);
+                                            "cb", 1 + 4 * n, size);
 
         if (batch) {
             ngx_queue_init(&batch->members);

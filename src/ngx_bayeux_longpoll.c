@@ -185,11 +185,16 @@ ngx_bayeux_longpoll_start(ngx_http_request_t *r, ngx_str_t *text,
         return;
     }
 
-    /* tabs of one browser share its BAYEUX_BROWSER cookie */
+    /*
+     * tabs of one browser share its BAYEUX_BROWSER cookie, and its
+     * sessions are bound to it
+     */
 
-    if (ngx_bayeux_browser_id(r, &b->browser) != NGX_OK
-        && ngx_bayeux_longpoll_has_handshake(b->messages)
-        && ngx_bayeux_browser_set_cookie(r) != NGX_OK)
+    if (ngx_bayeux_browser_id(r, &b->browser) == NGX_OK) {
+        b->owner = b->browser;
+
+    } else if (ngx_bayeux_longpoll_has_handshake(b->messages)
+               && ngx_bayeux_browser_set_cookie(r, &b->owner) != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;

@@ -23,6 +23,12 @@
 typedef void (*ngx_bayeux_engine_op_pt)(ngx_bayeux_op_t *op);
 
 
+static void ngx_bayeux_batch_browser(ngx_bayeux_batch_t *b,
+    ngx_uint_t handshake);
+static ngx_int_t ngx_bayeux_batch_bound(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m);
+static void ngx_bayeux_batch_bind(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m, ngx_int_t rc);
 static ngx_int_t ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m);
 static ngx_int_t ngx_bayeux_batch_call(ngx_bayeux_batch_t *b,
@@ -311,6 +317,104 @@ ngx_bayeux_batch_leave(ngx_bayeux_batch_t *b)
 }
 
 
+/*
+ * The browser of the batch's operation: a handshake records it; the
+ * others find a session only when it is the same (CometD's
+ * trustClientSession off), except with bayeux_trust_client_session on or
+ * from a websocket without a browser, which name a session of any browser
+ * (empty).  A request with no browser id names no session but a trusted
+ * one.
+ */
+
+static void
+ngx_bayeux_batch_browser(ngx_bayeux_batch_t *b, ngx_uint_t handshake)
+{
+    static ngx_str_t  none = ngx_string("-");
+
+    if (!handshake
+        && (b->any_browser || b->endpoint->conf->trust_client_session))
+    {
+        ngx_str_null(&b->op.browser);
+        return;
+    }
+
+    b->op.browser = b->owner.len ? b->owner : none;
+}
+
+
+/*
+ * A websocket connection serves one session: the one it handshook, or
+ * the first it names.  NGX_DECLINED: the message names another.
+ */
+
+static ngx_int_t
+ngx_bayeux_batch_bound(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
+{
+    ngx_str_t  *session;
+
+    session = b->session;
+
+    if (session == NULL || b->endpoint->conf->trust_client_session) {
+        return NGX_OK;
+    }
+
+    if (session->len == 0) {
+
+        /* taken up until the engine says it does not know it */
+
+        if (m->client_id.len == NGX_BAYEUX_CLIENT_ID_LEN) {
+            ngx_memcpy(session->data, m->client_id.data,
+                       NGX_BAYEUX_CLIENT_ID_LEN);
+            session->len = NGX_BAYEUX_CLIENT_ID_LEN;
+        }
+
+        return NGX_OK;
+    }
+
+    if (m->client_id.len == session->len
+        && ngx_memcmp(m->client_id.data, session->data, session->len) == 0)
+    {
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * After the engine: a websocket's handshake binds it to the new session
+ * (a client handshakes again on the same connection after a 402); a
+ * session the engine does not know is not served.
+ */
+
+static void
+ngx_bayeux_batch_bind(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
+    ngx_int_t rc)
+{
+    ngx_str_t  *session;
+
+    session = b->session;
+
+    if (session == NULL || m->client_id.len != NGX_BAYEUX_CLIENT_ID_LEN) {
+        return;
+    }
+
+    if (rc == NGX_OK && ngx_bayeux_is(&m->channel, "/meta/handshake")) {
+        ngx_memcpy(session->data, m->client_id.data,
+                   NGX_BAYEUX_CLIENT_ID_LEN);
+        session->len = NGX_BAYEUX_CLIENT_ID_LEN;
+        return;
+    }
+
+    if (rc == NGX_DECLINED
+        && session->len == m->client_id.len
+        && ngx_memcmp(session->data, m->client_id.data, session->len) == 0)
+    {
+        session->len = 0;
+    }
+}
+
+
 static ngx_int_t
 ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 {
@@ -327,6 +431,7 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 
     op->client_id = m->client_id;
     op->rc = NGX_ERROR;
+    ngx_bayeux_batch_browser(b, 0);
 
     if (m->channel.len == 0) {
         error = "400::channel_missing";
@@ -338,6 +443,20 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
         goto failed;
     }
 
+    if (!ngx_bayeux_is(&m->channel, "/meta/handshake")
+        && ngx_bayeux_batch_bound(b, m) != NGX_OK)
+    {
+        /* answered as an unknown session: nothing is applied */
+
+        if (ngx_bayeux_reply(b, m, NGX_DECLINED, reply) != NGX_OK) {
+            reply->len = 0;
+        }
+
+        b->next++;
+
+        return NGX_OK;
+    }
+
     if (flags & NGX_BAYEUX_CHANNEL_META) {
 
         if (ngx_bayeux_is(&m->channel, "/meta/handshake")) {
@@ -347,6 +466,8 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
             {
                 goto failed;
             }
+
+            ngx_bayeux_batch_browser(b, 1);
 
             return ngx_bayeux_batch_call(b, engine->handshake);
         }
@@ -498,6 +619,8 @@ reply:
     {
         m->client_id = op->client_id;
     }
+
+    ngx_bayeux_batch_bind(b, m, op->rc);
 
     if (op->rc == NGX_OK
         && ngx_bayeux_is(&m->channel, "/meta/disconnect"))
@@ -651,6 +774,7 @@ ngx_bayeux_batch_hold(ngx_bayeux_batch_t *b, ngx_msec_t hold)
     op = &b->op;
 
     op->client_id = m->client_id;
+    ngx_bayeux_batch_browser(b, 0);
     op->hold = b->expired ? 0 : hold;
     op->waiter = &b->waiter;
     op->messages = NULL;

@@ -85,6 +85,21 @@ struct ngx_bayeux_batch_s {
     ngx_str_t                      browser;
     ngx_bayeux_browser_hold_t     *browser_hold;
 
+    /*
+     * the browser a handshake records as its session's, and that the
+     * other messages must come from: the request's BAYEUX_BROWSER (the
+     * one its handshake reply sets if it had none), or a websocket's (its
+     * upgrade's, or an id of its own)
+     */
+    ngx_str_t                      owner;
+
+    /*
+     * a websocket's: the clientId of the session its connection serves,
+     * empty until it handshakes or takes one up; messages naming another
+     * session are refused
+     */
+    ngx_str_t                     *session;
+
     unsigned                       running:1;
     unsigned                       calling:1;   /* engine call not returned */
     unsigned                       pending:1;   /* its handler not run */
@@ -100,6 +115,13 @@ struct ngx_bayeux_batch_s {
     unsigned                       expired:1;
     unsigned                       aborted:1;
     unsigned                       multiple_clients:1;
+
+    /*
+     * a websocket whose upgrade had no BAYEUX_BROWSER: its messages may
+     * name a session of any browser (CometD's websocket takes a session
+     * up by its clientId)
+     */
+    unsigned                       any_browser:1;
 };
 
 

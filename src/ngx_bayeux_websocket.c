@@ -69,6 +69,17 @@ typedef struct {
 
     ngx_queue_t                    batches;
 
+    /*
+     * the browser its handshakes record: the BAYEUX_BROWSER of the
+     * upgrade request, or without one an id of its own, so that a
+     * session handshaken over it never works over HTTP
+     */
+    u_char                         browser[NGX_BAYEUX_BROWSER_ID_LEN];
+
+    /* the session it serves: its handshake's, or the one it took up */
+    ngx_str_t                      session;
+    u_char                         session_id[NGX_BAYEUX_CLIENT_ID_LEN];
+
     /* posted: the end of the upgrade, then the closing */
     ngx_event_t                    event;
 
@@ -76,6 +87,7 @@ typedef struct {
     ngx_event_t                    resume;
 
     unsigned                       in_shared:1;
+    unsigned                       cookie:1;    /* the upgrade had one */
     unsigned                       in_message:1;
     unsigned                       closing:1;
     unsigned                       done:1;
@@ -144,7 +156,7 @@ ngx_int_t
 ngx_bayeux_websocket_handler(ngx_http_request_t *r)
 {
     ngx_int_t                  rc;
-    ngx_str_t                  protocol;
+    ngx_str_t                  protocol, browser;
     ngx_table_elt_t           *key, *version, *h;
     ngx_connection_t          *c;
     ngx_bayeux_ws_t           *ws;
@@ -260,6 +272,16 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
     ws->resume.log = c->log;
 
     if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ws->session.data = ws->session_id;
+
+    if (ngx_bayeux_browser_id(r, &browser) == NGX_OK) {
+        ngx_memcpy(ws->browser, browser.data, NGX_BAYEUX_BROWSER_ID_LEN);
+        ws->cookie = 1;
+
+    } else if (ngx_bayeux_browser_new_id(ws->browser) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -935,6 +957,15 @@ ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data, size_t len)
     b->push = ngx_bayeux_ws_batch_push;
     b->abort = ngx_bayeux_ws_batch_abort;
     b->data = wb;
+    b->owner.data = ws->browser;
+    b->owner.len = NGX_BAYEUX_BROWSER_ID_LEN;
+    b->session = &ws->session;
+
+    /*
+     * without a cookie it takes a session up by its clientId, as CometD
+     * does; bayeux_allow_origin keeps other sites' pages from doing so
+     */
+    b->any_browser = !ws->cookie;
 
     if (ngx_bayeux_batch_init(b) != NGX_OK) {
         ngx_destroy_pool(pool);

@@ -247,3 +247,90 @@ is_deeply([ map { $_->{error} // 'ok' } @{ $res->{messages} } ],
 --- must_die
 --- error_log
 "bayeux_websocket_max_output" directive invalid value
+
+
+
+=== TEST 22: bayeux_allow_origin * with bayeux_allow_credentials on
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_allow_origin *;
+        bayeux_allow_credentials on;
+    }
+--- must_die
+--- error_log
+"bayeux_allow_origin *" cannot be used with "bayeux_allow_credentials on" in location "/cometd": browsers refuse credentials for any origin; list the origins instead
+
+
+
+=== TEST 23: the same combination across levels, as merged
+--- config
+    bayeux_allow_origin https://app.example *;
+    location /cometd {
+        bayeux;
+        bayeux_allow_credentials on;
+    }
+--- must_die
+--- error_log
+"bayeux_allow_origin *" cannot be used with "bayeux_allow_credentials on" in location "/cometd": browsers refuse credentials for any origin; list the origins instead
+
+
+
+=== TEST 24: credentials at http level, "*" in the location
+--- http_config
+    bayeux_allow_credentials on;
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_allow_origin *;
+    }
+--- must_die
+--- error_log
+"bayeux_allow_origin *" cannot be used with "bayeux_allow_credentials on" in location "/cometd": browsers refuse credentials for any origin; list the origins instead
+
+
+
+=== TEST 25: credentials with listed origins, or "*" without credentials
+--- config
+    bayeux_allow_credentials on;
+    location /cometd {
+        bayeux;
+        bayeux_allow_origin https://app.example;
+    }
+    location /open {
+        bayeux;
+        bayeux_allow_origin *;
+        bayeux_allow_credentials off;
+    }
+--- request
+POST /open/handshake
+[{"channel":"/meta/handshake","version":"1.0"}]
+--- error_code: 200
+
+
+
+=== TEST 26: bayeux_trust_client_session takes on or off
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_trust_client_session yes;
+    }
+--- must_die
+--- error_log
+invalid value "yes" in "bayeux_trust_client_session" directive, it must be "on" or "off"
+
+
+
+=== TEST 27: bayeux_trust_client_session at every level
+--- http_config
+    bayeux_trust_client_session on;
+--- config
+    bayeux_trust_client_session off;
+    location /cometd {
+        bayeux;
+        bayeux_trust_client_session on;
+    }
+--- request
+POST /cometd/handshake
+[{"channel":"/meta/handshake","version":"1.0"}]
+--- error_code: 200

@@ -187,8 +187,11 @@ my $frame = Bayeux::WebSocket->frame(opcode => 1, payload => '[' . ('{}' x 100) 
 $ws->send_raw(substr($frame, 0, 50));
 $ws->close;
 
+# a browser: its session may go on over long-polling
+my $browser = '0123456789abcdef' x 2;
 $ws = main::ws();
-$ws->handshake or die $ws->error;
+$ws->handshake(headers => [ Cookie => "BAYEUX_BROWSER=$browser" ])
+    or die $ws->error;
 $ws->send_json([ { channel => '/meta/handshake', version => '1.0' } ]);
 my $cid = $ws->recv_json->[0]{clientId};
 $ws->send_json([ { channel => '/meta/subscribe', clientId => $cid, subscription => '/v' } ]);
@@ -204,7 +207,7 @@ ok($server->wait_for_log(qr/websocket client closed the connection/, timeout => 
 # the session lives on: its messages wait for its next connect
 my $pub = client(); $pub->handshake;
 $pub->publish('/v', 'kept');
-my $c = client();
+my $c = client(cookie_jar => { BAYEUX_BROWSER => $browser });
 $c->client_id($cid);
 my $r = $c->connect(timeout => 3);
 is_deeply([ map { $_->{data} } @{ $r->{deliveries} } ], ['kept'],

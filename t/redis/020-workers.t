@@ -115,7 +115,7 @@ is($mixed, scalar @subs, 'each client was served by several workers');
        'the older connect is answered when a newer one arrives');
     cmp_ok($r1->{elapsed}, '<', 2, '... at once, not at its timeout');
     sleep 0.2;
-    my $d = fresh();
+    my $d = fresh(cookie_jar => $c->cookie_jar);
     $d->client_id($c->client_id);
     my $dr = $d->disconnect;
     ok($dr && $dr->{successful}, 'disconnect from another connection');

@@ -74,7 +74,7 @@ my @lines;
        '... with 503::engine_unavailable and retry advice')
         or diag explain $r->{reply};
 
-    my $p = $server->client;
+    my $p = $server->client(cookie_jar => $c->cookie_jar);
     for my $i (1 .. 5) {
         my $t0 = time;
         ok(unavailable($p->handshake), "outage: handshake $i unavailable");

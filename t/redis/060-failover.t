@@ -70,7 +70,7 @@ for my $n (1 .. 5) {
 
 # the clients come to B with their clientId
 for my $i (0 .. $#clients) {
-    my $c = $B->client;
+    my $c = $B->client(cookie_jar => $clients[$i]->cookie_jar);
     $c->client_id($clients[$i]->client_id);
     my $r = $c->connect(timeout => 5);
     ok($r->{reply} && $r->{reply}{successful},

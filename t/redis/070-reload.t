@@ -72,9 +72,9 @@ is($res->{duplicates}, 0, 'nothing twice');
 
 # every session still works on the new workers
 my $alive = 0;
-for my $id (@{ $res->{ids} }) {
-    my $c = $server->client;
-    $c->client_id($id);
+for my $i (0 .. $#{ $res->{ids} }) {
+    my $c = $server->client(cookie_jar => $res->{jars}[$i]);
+    $c->client_id($res->{ids}[$i]);
     my $r = $c->connect(advice => { timeout => 0 });
     if ($r->{reply} && $r->{reply}{successful}) {
         $alive++;

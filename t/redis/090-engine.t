@@ -197,7 +197,8 @@ CONF
               ['for one'], '/one gets only its message');
     is_deeply([ map { $_->{data} } @{ $s[1]->wait_deliveries(timeout => 3) } ],
               ['for two'], '/two gets only its message');
-    my $other = $server->client(path => '/two');
+    my $other = $server->client(path => '/two',
+                                cookie_jar => $s[0]->cookie_jar);
     $other->client_id($s[0]->client_id);
     is($other->connect(advice => { timeout => 0 })->{reply}{error},
        '402::session_unknown', 'a session of /one is unknown to /two');

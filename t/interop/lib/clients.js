@@ -16,7 +16,49 @@ import http from 'node:http';
 import { createRequire } from 'node:module';
 import { adapt } from 'cometd-nodejs-client';
 
-adapt();
+// Each CometD client is a browser of its own, with a cookie jar of its
+// own (the server binds a session to the BAYEUX_BROWSER cookie it set at
+// the handshake).  The adapter reads the cookies of a request from
+// context.cookieStore, the transport's, but files those a response sets
+// with options.cookies.storeCookie(url, header), which is not told the
+// transport: each request names its client's jar in a header, which the
+// url given to storeCookie carries (cookieJars: name -> { host: { name:
+// "name=value" } }).
+const cookieJars = new Map();
+let cookieJarSeq = 0;
+
+function newCookieJar() {
+    const name = String(++cookieJarSeq);
+    const jar = {};
+    cookieJars.set(name, jar);
+    return { name, jar };
+}
+
+function fileCookie(jar, host, header) {
+    const nameValue = header.split(';')[0].trim();
+    const equal = nameValue.indexOf('=');
+    if (equal > 0) {
+        jar[host] = jar[host] || {};
+        jar[host][nameValue.substring(0, equal)] = nameValue;
+    }
+}
+
+function jarCookies(jar, host) {
+    return Object.values(jar[host] || {}).join('; ');
+}
+
+adapt({
+    cookies: {
+        storeCookie(url, header, callback) {
+            const jar = cookieJars.get(url.headers
+                                       && url.headers['X-Interop-Jar']);
+            if (jar) {
+                fileCookie(jar, url.hostname, header);
+            }
+            callback();
+        },
+    },
+});
 
 const {
     CometD, CallbackPollingTransport, LongPollingTransport, WebSocketTransport,
@@ -125,13 +167,18 @@ class ConnectLog {
 // Long-polling as it is, plus a record of every HTTP request it makes:
 // { url, messages } (messages as sent, in order).
 class RecordingLongPollingTransport extends LongPollingTransport {
-    constructor(requests) {
+    constructor(requests, cookies) {
         super();
         this.requests = requests;
+        this.cookies = cookies;
+        // the adapter reads the cookies of a request here
+        this.context = { cookieStore: cookies.jar };
     }
 
     xhrSend(packet) {
         record(this.requests, packet.url, JSON.parse(packet.body));
+        packet.headers = { ...packet.headers,
+                           'X-Interop-Jar': this.cookies.name };
         return super.xhrSend(packet);
     }
 }
@@ -139,7 +186,7 @@ class RecordingLongPollingTransport extends LongPollingTransport {
 // WebSocket as it is, plus a record of every websocket message it sends:
 // { url (ws://...), messages }.
 class RecordingWebSocketTransport extends WebSocketTransport {
-    constructor(requests) {
+    constructor(requests, cookies) {
         super();
         this.requests = requests;
     }
@@ -164,9 +211,10 @@ class RecordingWebSocketTransport extends WebSocketTransport {
 // request is recorded ({ url, messages }), and each response ({ status,
 // type }) in transport.scripts.
 class NodeCallbackPollingTransport extends CallbackPollingTransport {
-    constructor(requests) {
+    constructor(requests, cookies) {
         super();
         this.requests = requests;
+        this.cookies = cookies;
         this.jsonpSeq = 0;
         // a browser's connection pool: keep-alive, several at once
         this.agent = new http.Agent({ keepAlive: true, maxSockets: 6 });
@@ -188,7 +236,14 @@ class NodeCallbackPollingTransport extends CallbackPollingTransport {
                 packet.onError('jsonp error');
             }
         };
-        const req = http.get(url, { agent: this.agent }, (res) => {
+        // a <script> sends the cookies of its host, and keeps those set
+        const host = new URL(url).hostname;
+        const cookie = jarCookies(this.cookies.jar, host);
+        const headers = cookie ? { Cookie: cookie } : {};
+        const req = http.get(url, { agent: this.agent, headers }, (res) => {
+            for (const h of res.headers['set-cookie'] || []) {
+                fileCookie(this.cookies.jar, host, h);
+            }
             let body = '';
             res.setEncoding('utf8');
             res.on('data', (d) => { body += d; });
@@ -248,17 +303,14 @@ export function newCometD(url, config = {}, transport = 'long-polling') {
     // only this one: nothing to fall back on
     cometd.unregisterTransports();
     cometd.requests = [];
-    const t = new Transport(cometd.requests);
-    // Each client is a browser of its own.  The adapter keeps one cookie
-    // jar for the whole process, so that all clients of a process would
-    // be one browser (one BAYEUX_BROWSER cookie), and CometD's
-    // multiple-clients rule would have all but one of them poll every
-    // bayeux_multi_session_interval instead of holding a connect.  The
-    // adapter reads a request's cookies from context.cookieStore when
-    // there is one (it still files those it gets in the process's jar):
-    // with an empty one, a client sends no cookie, as the websocket and
-    // callback-polling transports here do not either.
-    t.context = { cookieStore: {} };
+    // Each client is a browser of its own (see cookieJars): with the
+    // adapter's one jar for the whole process, all clients of a process
+    // would be one browser, and CometD's multiple-clients rule would have
+    // all but one of them poll every bayeux_multi_session_interval.  The
+    // websocket of the adapter (ws) sends no cookie: a new websocket takes
+    // its session up by its clientId, as the server allows one without
+    // cookie to.
+    const t = new Transport(cometd.requests, newCookieJar());
     cometd.registerTransport(transport, t);
 
     cometd.configure({ url, logLevel: 'warn', ...config });

@@ -71,8 +71,12 @@ sub run {
                 unless $r->{reply} && $r->{reply}{successful};
         }
         $c->close;
+        # its session is bound to its browser: the cookie goes along
+        my $jar = $c->cookie_jar;
         push @agents, {
-            id => $c->client_id, sub => $sub, index => $sub ? $i : $i - $nsub,
+            id => $c->client_id, jar => $jar,
+            cookie => join('; ', map { "$_=$jar->{$_}" } sort keys %$jar),
+            sub => $sub, index => $sub ? $i : $i - $nsub,
             port_turn => $i, in => '', out => '', busy => 0,
             last => [ (0) x $npub ], count => 0, next_seq => 1,
         };
@@ -102,6 +106,7 @@ sub run {
         $a->{out} = "POST $path$suffix HTTP/1.1\r\nHost: localhost\r\n"
             . "Content-Type: application/json;charset=UTF-8\r\n"
             . "Content-Length: " . length($body) . "\r\n"
+            . ($a->{cookie} ne '' ? "Cookie: $a->{cookie}\r\n" : '')
             . ($keepalive ? '' : "Connection: close\r\n")
             . "\r\n" . $body;
         $a->{busy} = 1;
@@ -282,6 +287,7 @@ sub run {
     $res->{expected} = $total;
     $res->{complete} = !grep { $_ != $total } @{ $res->{per_subscriber} };
     $res->{ids} = [ map { $_->{id} } grep { $_->{sub} } @agents ];
+    $res->{jars} = [ map { $_->{jar} } grep { $_->{sub} } @agents ];
     return $res;
 }
 
