@@ -226,8 +226,12 @@ ngx_bayeux_browser_hold(ngx_str_t *browser, ngx_str_t *client_id,
 
     h->browser = b;
     ngx_memzero(h->client_id, NGX_BAYEUX_CLIENT_ID_LEN);
-    ngx_memcpy(h->client_id, client_id->data,
-               ngx_min(client_id->len, NGX_BAYEUX_CLIENT_ID_LEN));
+
+    /* a connect without a clientId has no memory for it */
+    if (client_id->len) {
+        ngx_memcpy(h->client_id, client_id->data,
+                   ngx_min(client_id->len, NGX_BAYEUX_CLIENT_ID_LEN));
+    }
     ngx_queue_insert_tail(&b->holds, &h->queue);
 
     *hold = h;

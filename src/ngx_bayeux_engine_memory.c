@@ -907,10 +907,14 @@ ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
         /* the queue is full: the oldest message makes room */
 
         if (!s->overflowed) {
+            /* a clientId is a credential: named at debug level only */
             ngx_log_error(NGX_LOG_WARN, s->memory->log, 0,
-                          "bayeux: queue of session %*s is full "
+                          "bayeux: queue of a session is full "
                           "(bayeux_max_queue %ui), dropping oldest messages",
-                          (size_t) NGX_BAYEUX_CLIENT_ID_LEN, s->id, max);
+                          max);
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->memory->log, 0,
+                           "bayeux: full queue: session %*s",
+                           (size_t) NGX_BAYEUX_CLIENT_ID_LEN, s->id);
             s->overflowed = 1;
         }
 

@@ -1874,12 +1874,16 @@ ngx_bayeux_redis_op_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
 
         r = reply->element[1];
 
+        /* a clientId is a credential: named at debug level only */
+
         for (i = 0; i < r->elements; i++) {
             ngx_log_error(NGX_LOG_WARN, rd->log, 0,
-                          "bayeux: queue of session %*s is full "
+                          "bayeux: queue of a session is full "
                           "(bayeux_max_queue %V), dropping oldest messages",
-                          r->element[i]->len, r->element[i]->str,
                           &rd->max_queue);
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                           "bayeux: full queue: session %*s",
+                           r->element[i]->len, r->element[i]->str);
         }
 
         break;
@@ -2262,8 +2266,11 @@ ngx_bayeux_redis_put_back(ngx_bayeux_redis_t *rd, u_char *id,
                                       2 + list->elements, size);
     if (cmd == NULL) {
         ngx_log_error(NGX_LOG_ALERT, rd->log, 0,
-                      "bayeux: %uz messages of session %*s lost",
-                      list->elements, (size_t) NGX_BAYEUX_CLIENT_ID_LEN, id);
+                      "bayeux: %uz messages of a session lost",
+                      list->elements);
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                       "bayeux: messages lost: session %*s",
+                       (size_t) NGX_BAYEUX_CLIENT_ID_LEN, id);
         return;
     }
 

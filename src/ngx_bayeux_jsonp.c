@@ -16,9 +16,12 @@
 
 /*
  * The callback-polling transport (JSONP): GET <url>?message=<batch>&
- * jsonp=<callback>, answered "callback([...]);" as a script.  The
- * callback name is checked, never reflected when it is refused: it runs
- * in the page that loads the script.
+ * jsonp=<callback>, answered "callback([...]);" after an empty comment,
+ * as a script.  The callback name is checked, never reflected when it is
+ * refused: it runs in the page that loads the script.  A name is one
+ * identifier, as the clients make them ("_cometd_jsonp_0", "__jsonp1__"):
+ * no member access ("document.write"), nothing else.  The comment keeps
+ * the reply from starting with bytes the caller chose.
  */
 
 static ngx_int_t ngx_bayeux_jsonp_callback_valid(ngx_str_t *name);
@@ -75,7 +78,8 @@ ngx_bayeux_jsonp_callback_valid(ngx_str_t *name)
         c = *p;
 
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')
+            || c == '_' || c == '$'
+            || (c >= '0' && c <= '9' && p > name->data))
         {
             continue;
         }
@@ -94,12 +98,14 @@ ngx_bayeux_jsonp_wrap(ngx_http_request_t *r, ngx_str_t *callback,
     u_char     *p, *q;
     ngx_str_t   nosniff;
 
-    p = ngx_pnalloc(r->pool, callback->len + body->len + 3);
+    p = ngx_pnalloc(r->pool, sizeof("/**/();") - 1 + callback->len
+                             + body->len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    q = ngx_cpymem(p, callback->data, callback->len);
+    q = ngx_cpymem(p, "/**/", sizeof("/**/") - 1);
+    q = ngx_cpymem(q, callback->data, callback->len);
     *q++ = '(';
     q = ngx_cpymem(q, body->data, body->len);
     *q++ = ')';

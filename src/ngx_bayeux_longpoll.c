@@ -281,7 +281,8 @@ ngx_bayeux_longpoll_body_text(ngx_http_request_t *r, ngx_str_t *text)
 
             p += n;
 
-        } else {
+        } else if (buf->last > buf->pos) {
+            /* the buffer that ends a chunked body has no memory */
             p = ngx_cpymem(p, buf->pos, buf->last - buf->pos);
         }
     }

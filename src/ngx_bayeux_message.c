@@ -37,6 +37,28 @@ typedef struct {
 } ngx_bayeux_field_name_t;
 
 
+/* a lead byte of UTF-8 (RFC 3629) and the range of the byte after it */
+
+typedef struct {
+    u_char                     first;
+    u_char                     last;
+    u_char                     need;        /* continuation bytes */
+    u_char                     min;         /* of the next byte */
+    u_char                     max;
+} ngx_bayeux_utf8_lead_t;
+
+
+/* where ngx_bayeux_parser_check() is in the text */
+
+enum {
+    ngx_bayeux_text_plain = 0,
+    ngx_bayeux_text_escape,         /* after a backslash */
+    ngx_bayeux_text_hex,            /* in the digits of \uXXXX */
+    ngx_bayeux_text_pair,           /* after a high surrogate: "\" due */
+    ngx_bayeux_text_pair_u          /* then "u" */
+};
+
+
 
 
 enum {
@@ -67,6 +89,10 @@ static int ngx_bayeux_parser_event(ngx_bayeux_parser_t *p, ngx_uint_t type);
 static int ngx_bayeux_parser_capture_start(ngx_bayeux_parser_t *p);
 static int ngx_bayeux_parser_capture_end(ngx_bayeux_parser_t *p);
 static int ngx_bayeux_parser_fail(ngx_bayeux_parser_t *p, char *reason);
+static ngx_int_t ngx_bayeux_parser_check(ngx_bayeux_parser_t *p,
+    u_char *data, size_t len);
+static void ngx_bayeux_parser_text_error(ngx_bayeux_parser_t *p,
+    char *fmt, size_t offset);
 static int ngx_bayeux_parser_wrong_type(ngx_bayeux_parser_t *p);
 static int ngx_bayeux_parser_copy(ngx_bayeux_parser_t *p, ngx_str_t *dst,
     const unsigned char *s, size_t len);
@@ -116,6 +142,19 @@ static yajl_callbacks  ngx_bayeux_parse_callbacks = {
     ngx_bayeux_parse_end_map,
     ngx_bayeux_parse_start_array,
     ngx_bayeux_parse_end_array
+};
+
+
+static ngx_bayeux_utf8_lead_t  ngx_bayeux_utf8_leads[] = {
+    { 0xc2, 0xdf, 1, 0x80, 0xbf },
+    { 0xe0, 0xe0, 2, 0xa0, 0xbf },      /* not overlong */
+    { 0xe1, 0xec, 2, 0x80, 0xbf },
+    { 0xed, 0xed, 2, 0x80, 0x9f },      /* not a surrogate */
+    { 0xee, 0xef, 2, 0x80, 0xbf },
+    { 0xf0, 0xf0, 3, 0x90, 0xbf },      /* not overlong */
+    { 0xf1, 0xf3, 3, 0x80, 0xbf },
+    { 0xf4, 0xf4, 3, 0x80, 0x8f },      /* up to U+10FFFF */
+    { 0, 0, 0, 0, 0 }
 };
 
 
@@ -329,9 +368,163 @@ ngx_bayeux_parser_feed(ngx_bayeux_parser_t *p, u_char *data, size_t len)
         return NGX_ERROR;
     }
 
+    if (ngx_bayeux_parser_check(p, data, len) != NGX_OK) {
+        ngx_bayeux_parser_cleanup(p);
+        return NGX_ERROR;
+    }
+
     p->bytes += len;
 
     return NGX_OK;
+}
+
+
+/*
+ * What yajl accepted must also be Unicode: yajl checks only the shape of
+ * UTF-8 sequences, and decodes a surrogate escape without its pair to
+ * bytes that are not UTF-8 (or to "?"), which a websocket client fails
+ * its connection on.  A backslash is in a string in any JSON that yajl
+ * accepts, so escapes are found without following the strings.
+ * Positions are counted from 1, as yajl's are.
+ */
+
+static ngx_int_t
+ngx_bayeux_parser_check(ngx_bayeux_parser_t *p, u_char *data, size_t len)
+{
+    u_char                  c, *pos, *last;
+    ngx_int_t               digit;
+    ngx_bayeux_utf8_lead_t  *lead;
+
+    last = data + len;
+
+    for (pos = data; pos < last; pos++) {
+        c = *pos;
+
+        if (p->utf8_need) {
+            if (c < p->utf8_min || c > p->utf8_max) {
+                goto bad_utf8;
+            }
+
+            p->utf8_min = 0x80;
+            p->utf8_max = 0xbf;
+            p->utf8_need--;
+            continue;
+        }
+
+        switch (p->text_state) {
+
+        case ngx_bayeux_text_plain:
+
+            if (c == '\\') {
+                p->text_state = ngx_bayeux_text_escape;
+                p->escape_at = p->bytes + (pos - data) + 1;
+                continue;
+            }
+
+            if (c < 0x80) {
+                continue;
+            }
+
+            for (lead = ngx_bayeux_utf8_leads; lead->need; lead++) {
+                if (c >= lead->first && c <= lead->last) {
+                    break;
+                }
+            }
+
+            if (lead->need == 0) {
+                goto bad_utf8;
+            }
+
+            p->utf8_need = lead->need;
+            p->utf8_min = lead->min;
+            p->utf8_max = lead->max;
+            continue;
+
+        case ngx_bayeux_text_escape:
+        case ngx_bayeux_text_pair_u:
+
+            if (c == 'u') {
+                /* after a high surrogate, "code" keeps it above 0xffff */
+                p->code = (p->text_state == ngx_bayeux_text_pair_u)
+                          ? p->code << 16 : 0;
+                p->text_state = ngx_bayeux_text_hex;
+                p->digits = 0;
+                continue;
+            }
+
+            if (p->text_state == ngx_bayeux_text_pair_u) {
+                goto lone;
+            }
+
+            p->text_state = ngx_bayeux_text_plain;
+            continue;
+
+        case ngx_bayeux_text_pair:
+
+            if (c != '\\') {
+                goto lone;
+            }
+
+            p->text_state = ngx_bayeux_text_pair_u;
+            continue;
+
+        default: /* ngx_bayeux_text_hex */
+
+            digit = ngx_hextoi(pos, 1);
+            if (digit == NGX_ERROR) {
+                /* yajl's lexer refuses it */
+                p->text_state = ngx_bayeux_text_plain;
+                continue;
+            }
+
+            p->code = (p->code << 4) | digit;
+
+            if (++p->digits < 4) {
+                continue;
+            }
+
+            p->text_state = ngx_bayeux_text_plain;
+
+            switch (p->code & 0xfc00) {
+
+            case 0xd800:
+                if (p->code > 0xffff) {
+                    /* a high surrogate after a high surrogate */
+                    goto lone;
+                }
+
+                p->text_state = ngx_bayeux_text_pair;
+                break;
+
+            case 0xdc00:
+                if (p->code <= 0xffff) {
+                    goto lone;
+                }
+
+                break;
+
+            default:
+                if (p->code > 0xffff) {
+                    goto lone;
+                }
+            }
+        }
+    }
+
+    return NGX_OK;
+
+lone:
+
+    ngx_bayeux_parser_text_error(p, "invalid unicode escape at byte %uz: "
+                                 "lone surrogate", p->escape_at);
+    return NGX_ERROR;
+
+bad_utf8:
+
+    ngx_bayeux_parser_text_error(p, "malformed JSON at byte %uz: "
+                                 "invalid bytes in UTF8 string",
+                                 p->bytes + (pos - data) + 1);
+    return NGX_ERROR;
 }
 
 
@@ -398,6 +591,25 @@ ngx_bayeux_parser_finish(ngx_bayeux_parser_t *p)
     }
 
     return NGX_OK;
+}
+
+
+/* a reason with a position, "fmt" being one of ngx_bayeux_parser_check()'s */
+
+static void
+ngx_bayeux_parser_text_error(ngx_bayeux_parser_t *p, char *fmt,
+    size_t offset)
+{
+    u_char  *msg;
+
+    msg = ngx_pnalloc(p->pool, ngx_strlen(fmt) + NGX_SIZE_T_LEN);
+    if (msg == NULL) {
+        ngx_str_set(&p->error, "malformed JSON");
+        return;
+    }
+
+    p->error.data = msg;
+    p->error.len = ngx_sprintf(msg, fmt, offset) - msg;
 }
 
 

@@ -65,6 +65,15 @@ struct ngx_bayeux_parser_s {
     size_t                     bytes;
     ngx_str_t                  error;
 
+    /* the text check: see ngx_bayeux_parser_check() */
+    size_t                     escape_at;
+    ngx_uint_t                 text_state;
+    ngx_uint_t                 code;
+    ngx_uint_t                 digits;
+    ngx_uint_t                 utf8_need;
+    u_char                     utf8_min;
+    u_char                     utf8_max;
+
     unsigned                   started:1;
     unsigned                   arena:1;
     unsigned                   batch:1;

@@ -245,3 +245,28 @@ my $p = $a->post('/', [ { channel => '/n', clientId => $a->client_id,
 ok($p->{messages}[0]{successful}, 'published');
 my $got = $a->wait_deliveries(count => 1);
 ok(exists $got->[0]{data} && !defined $got->[0]{data}, 'null delivered');
+
+
+
+=== TEST 13: a chunked body in pieces: the buffer that ends it has no memory (nothing copied from it)
+--- bayeux
+my $c = client();
+my $b = '[{"channel":"/meta/handshake","version":"1.0","id":"h"}]';
+my $r = $c->post('/handshake', undef, raw_body => $b,
+                 chunked => [ substr($b, 0, 5), substr($b, 5) ],
+                 chunk_delay => 0.2);
+is($r->status, 200, 'handshake: 200');
+ok($r->json && $r->json->[0]{successful}, 'successful');
+is($r->json && $r->json->[0]{id}, 'h', 'the whole body was read');
+my $cid = $r->json && $r->json->[0]{clientId};
+my $s = client();
+$s->handshake;
+$s->subscribe('/ch');
+$b = '[{"channel":"/ch","clientId":"' . $cid . '","data":"chunked"}]';
+$r = $c->post('/', undef, raw_body => $b, chunked => [ $b ]);
+is($r->status, 200, 'publish in one chunk: 200');
+$r = $s->connect(advice => { timeout => 0 });
+is_deeply([ map { $_->{data} } @{ $r->{deliveries} } ], [ 'chunked' ],
+          'delivered');
+--- no_error_log
+[error]

@@ -24,7 +24,7 @@ is_deeply([ map { $_->{data} } @{ $r->{deliveries} } ], [ 1 .. 200 ],
 
 
 
-=== TEST 2: a full queue drops its oldest messages and says so once
+=== TEST 2: a full queue drops its oldest messages and says so once, without the clientId (a credential) above debug
 --- config
     location /cometd { bayeux; bayeux_timeout 2s; bayeux_max_queue 5; }
 --- bayeux
@@ -34,8 +34,15 @@ ok($pub->publish('/q', $_)->{successful}, "publish $_") for 1 .. 8;
 my $r = $c->connect(timeout => 5);
 is_deeply([ map { $_->{data} } @{ $r->{deliveries} } ], [ 4 .. 8 ],
           'the newest 5 remain');
+my $cid = $c->client_id;
+my @lines = split /\n/, $server->error_log_text;
+# (with Redis, sessions of earlier blocks may still be subscribed)
+is(scalar(grep { /\[debug\] .*bayeux: full queue: session $cid/ } @lines), 1,
+   'one warning for this session, named at debug level');
+is_deeply([ grep { !/\[debug\]/ && index($_, $cid) >= 0 } @lines ], [],
+          'no line above debug names the session');
 --- error_log eval
-[qr/queue of session [0-9a-f]{40} is full \(bayeux_max_queue 5\), dropping oldest messages/]
+[qr/\[warn\] .*bayeux: queue of a session is full \(bayeux_max_queue 5\), dropping oldest messages/]
 --- no_error_log
 [error]
 

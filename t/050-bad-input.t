@@ -77,6 +77,28 @@ my @table = (
     '[{"channel":"/meta/subscribe","successful":false,"error":"403::subscription_invalid","clientId":"' . $cid . '","subscription":"/meta/**"}]' ],
   [ '[{"channel":"/meta/handshake/x","clientId":"' . $cid . '","data":1}]', 200,
     '[{"channel":"/meta/handshake/x","successful":false,"error":"403::publish_denied","clientId":"' . $cid . '"}]' ],
+  # strings that are not Unicode: a surrogate escape without its pair
+  # (anywhere: values, keys, data, ext), or raw bytes that are not UTF-8
+  # (surrogates, overlong forms, past U+10FFFF); the byte is the escape's
+  # backslash, or the first byte that cannot be part of a character
+  [ '[{"channel":"/a","data":"\\udc00"}]', 400, "invalid unicode escape at byte 26: lone surrogate\n" ],
+  [ '[{"channel":"/a","data":"\\ud800"}]', 400, "invalid unicode escape at byte 26: lone surrogate\n" ],
+  [ '[{"channel":"/a","data":"x\\uD800\\u0041"}]', 400, "invalid unicode escape at byte 27: lone surrogate\n" ],
+  [ '[{"channel":"/a","data":"\\ud800\\ud800"}]', 400, "invalid unicode escape at byte 26: lone surrogate\n" ],
+  [ '[{"channel":"/a","data":"\\ud800\\\\udc00"}]', 400, "invalid unicode escape at byte 26: lone surrogate\n" ],
+  [ '[{"channel":"/a","data":"\\ud800"', 400, "invalid unicode escape at byte 26: lone surrogate\n" ],
+  [ '[{"channel":"/a","data":{"\\uDFFF":1}}]', 400, "invalid unicode escape at byte 27: lone surrogate\n" ],
+  [ '[{"channel":"/a","ext":{"k":["\\ud83d"]}}]', 400, "invalid unicode escape at byte 31: lone surrogate\n" ],
+  [ '[{"channel":"/a\\udc00"}]', 400, "invalid unicode escape at byte 16: lone surrogate\n" ],
+  [ '[{"clientId":"\\udc00","channel":"/a"}]', 400, "invalid unicode escape at byte 15: lone surrogate\n" ],
+  [ '[{"channel":"/watch","clientId":"' . $cid . '","data":1},{"channel":"/watch","clientId":"' . $cid . '","data":"\\udc00"}]', 400, undef ],
+  [ "[{\"channel\":\"/a\",\"data\":\"\xed\xa0\x80\"}]", 400, "malformed JSON at byte 27: invalid bytes in UTF8 string\n" ],
+  [ "[{\"channel\":\"/a\",\"data\":\"\xc0\xaf\"}]", 400, "malformed JSON at byte 26: invalid bytes in UTF8 string\n" ],
+  [ "[{\"channel\":\"/a\",\"data\":\"\xe0\x80\xaf\"}]", 400, "malformed JSON at byte 27: invalid bytes in UTF8 string\n" ],
+  [ "[{\"channel\":\"/a\",\"data\":\"\xf0\x80\x80\xaf\"}]", 400, "malformed JSON at byte 27: invalid bytes in UTF8 string\n" ],
+  [ "[{\"channel\":\"/a\",\"data\":\"\xf4\x90\x80\x80\"}]", 400, "malformed JSON at byte 27: invalid bytes in UTF8 string\n" ],
+  [ "[{\"channel\":\"/a\",\"data\":\"\xf5\x80\x80\x80\"}]", 400, "malformed JSON at byte 26: invalid bytes in UTF8 string\n" ],
+  [ "[{\"channel\":\"/a\",\"k\xed\xbf\xbf\":1}]", 400, "malformed JSON at byte 21: invalid bytes in UTF8 string\n" ],
 );
 
 my $row = 0;
@@ -105,8 +127,46 @@ is_deeply([ $server->worker_pids ], \@workers, 'the same worker process througho
 bayeux: bad request: JSON nested too deeply
 bayeux: bad request: too many messages in the batch
 bayeux: bad request: "channel" must be a string
+bayeux: bad request: invalid unicode escape at byte 26: lone surrogate
 client intended to send too large body
 --- no_error_log
 [alert]
 [crit]
 [emerg]
+
+
+
+=== TEST 2: surrogate pairs, non-ASCII text and an escaped backslash before "u" are delivered as the same code points, in valid UTF-8
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_timeout 1s;
+    }
+--- bayeux
+my $utf8 = qr/\A(?:[\x00-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]
+               |[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]
+               |\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}
+               |\xf4[\x80-\x8f][\x80-\xbf]{2})*\z/x;
+my $sub = client();
+$sub->handshake;
+$sub->subscribe('/u');
+my $pub = client();
+$pub->handshake;
+my $body = '[{"channel":"/u","clientId":"' . $pub->client_id . '","id":"u1",'
+         . '"data":{"t":"\ud83d\ude00 \uD83D\uDE00 \u00e9 \\\\udc00 \udbff\udfff '
+         . "\xf0\x9f\x98\x80 \xed\x9f\xbf \xee\x80\x80 \xf4\x8f\xbf\xbf"
+         . '","\ud83d\ude00":1},"ext":{"e":"\ud800\udc00"}}]';
+my $res = $pub->post('/', undef, raw_body => $body);
+is($res->status, 200, 'published');
+like($res->body, qr/"successful":true/, 'successfully');
+my $r = $sub->connect(advice => { timeout => 0 });
+my $raw = $r->{response}->body;
+like($raw, $utf8, 'the delivery is valid UTF-8');
+my ($d) = grep { $_->{channel} eq '/u' } @{ $r->{deliveries} };
+is_deeply($d && $d->{data},
+          { t => "\x{1F600} \x{1F600} \x{E9} \\udc00 \x{10FFFF} "
+                 . "\x{1F600} \x{D7FF} \x{E000} \x{10FFFF}",
+            "\x{1F600}" => 1 },
+          'data: exactly the code points sent');
+--- no_error_log
+[error]

@@ -651,3 +651,63 @@ is($replies[0] && $replies[0]{advice}{reconnect}, 'none', 'with reconnect none')
 ok($replies[1] && $replies[1]{successful}, 'the disconnect succeeded');
 --- no_error_log
 [error]
+
+
+
+=== TEST 24: a lone surrogate escape is refused (long-polling: 400; websocket: 1007), nothing of its batch applied; a websocket subscriber keeps its connection and gets the next message's code points in valid UTF-8
+--- bayeux
+my $utf8 = qr/\A(?:[\x00-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]
+               |[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]
+               |\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}
+               |\xf4[\x80-\x8f][\x80-\xbf]{2})*\z/x;
+my $ws = main::ws();
+$ws->handshake or die $ws->error;
+$ws->send_json([ { channel => '/meta/handshake', version => '1.0' } ]);
+my $cid = $ws->recv_json->[0]{clientId};
+$ws->send_json([ { channel => '/meta/subscribe', clientId => $cid, subscription => '/u' } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid, advice => { timeout => 0 } } ]);
+$ws->recv_json;
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid } ]);
+
+my $pub = client();
+$pub->handshake;
+my $pcid = $pub->client_id;
+my $body = '[{"channel":"/u","clientId":"' . $pcid . '","data":"first"},'
+         . '{"channel":"/u","clientId":"' . $pcid . '","data":"\udc00"}]';
+my $res = $pub->post('/', undef, raw_body => $body);
+is($res->status, 400, 'long-polling: 400');
+my $at = index($body, '\udc00') + 1;
+is($res->body, "invalid unicode escape at byte $at: lone surrogate\n",
+   'long-polling: the reason');
+
+my $bad = main::ws();
+$bad->handshake or die $bad->error;
+$bad->send_json([ { channel => '/meta/handshake', version => '1.0' } ]);
+my $bcid = $bad->recv_json->[0]{clientId};
+my $text = '[{"channel":"/u","clientId":"' . $bcid . '","data":"second"},'
+         . '{"channel":"/u","clientId":"' . $bcid . '","data":"\ud83d"}]';
+$bad->send_text($text);
+my $f = $bad->recv_frame(timeout => 3);
+is($f && $f->{code}, 1007, 'websocket: closed with 1007');
+is($f && $f->{reason},
+   'invalid unicode escape at byte ' . (index($text, '\ud83d') + 1)
+   . ': lone surrogate', 'websocket: the reason');
+
+$res = $pub->post('/', undef, raw_body =>
+    '[{"channel":"/u","clientId":"' . $pcid . '","data":"\ud83d\ude00"}]');
+is($res->status, 200, 'a valid pair is published');
+
+$f = $ws->recv_frame(timeout => 3);
+is($f && $f->{opcode}, 1, 'the subscriber gets a text frame');
+like($f && $f->{payload}, $utf8, 'in valid UTF-8');
+my $m = $f && eval { JSON::PP->new->utf8->decode($f->{payload}) };
+is_deeply([ map { $_->{data} } @{ $m || [] } ], [ "\x{1F600}" ],
+          'only the valid message, with its code point');
+$ws->send_json([ { channel => '/meta/publish', clientId => $cid } ]);
+ok($ws->recv_frame(timeout => 3), 'the subscriber is still connected');
+--- error_log
+bayeux: bad websocket message: invalid unicode escape at byte
+--- no_error_log
+[error]
+[alert]

@@ -19,12 +19,12 @@ __DATA__
 
 === TEST 1: a handshake over callback-polling
 --- request
-GET /cometd/handshake?jsonp=_cometd.cb-1&message=%5B%7B%22channel%22%3A%22%2Fmeta%2Fhandshake%22%2C%22version%22%3A%221.0%22%2C%22id%22%3A%221%22%2C%22supportedConnectionTypes%22%3A%5B%22callback-polling%22%5D%7D%5D
+GET /cometd/handshake?jsonp=_cometd_jsonp_0&message=%5B%7B%22channel%22%3A%22%2Fmeta%2Fhandshake%22%2C%22version%22%3A%221.0%22%2C%22id%22%3A%221%22%2C%22supportedConnectionTypes%22%3A%5B%22callback-polling%22%5D%7D%5D
 --- error_code: 200
 --- response_headers
 Content-Type: text/javascript;charset=UTF-8
 X-Content-Type-Options: nosniff
---- response_body_like: ^_cometd\.cb-1\(\[\{"id":"1","channel":"/meta/handshake","successful":true,.*"clientId":"[0-9a-f]{40}".*\}\]\);$
+--- response_body_like: ^/\*\*/_cometd_jsonp_0\(\[\{"id":"1","channel":"/meta/handshake","successful":true,.*"clientId":"[0-9a-f]{40}".*\}\]\);$
 
 
 
@@ -32,11 +32,11 @@ X-Content-Type-Options: nosniff
 --- request
 GET /cometd/?message=[{"channel":"/meta/handshake","version":"1.0"}]
 --- error_code: 200
---- response_body_like: ^jsonpcallback\(\[\{"channel":"/meta/handshake","successful":true
+--- response_body_like: ^/\*\*/jsonpcallback\(\[\{"channel":"/meta/handshake","successful":true
 
 
 
-=== TEST 3: hostile callback names are refused, never reflected
+=== TEST 3: hostile callback names are refused, never reflected; a name is an identifier, as CometD's and Faye's clients make them
 --- request eval
 [
   'GET /cometd/?jsonp=alert(1)&message=[{"channel":"/meta/handshake"}]',
@@ -44,14 +44,23 @@ GET /cometd/?message=[{"channel":"/meta/handshake","version":"1.0"}]
   'GET /cometd/?jsonp=%3Cscript%3E&message=[{"channel":"/meta/handshake"}]',
   'GET /cometd/?jsonp=' . ('a' x 65) . '&message=[{"channel":"/meta/handshake"}]',
   'GET /cometd/?jsonp=&message=[{"channel":"/meta/handshake"}]',
+  'GET /cometd/?jsonp=document.write&message=[{"channel":"/meta/handshake"}]',
+  'GET /cometd/?jsonp=_cometd.cb-1&message=[{"channel":"/meta/handshake"}]',
+  'GET /cometd/?jsonp=a-b&message=[{"channel":"/meta/handshake"}]',
+  'GET /cometd/?jsonp=1cb&message=[{"channel":"/meta/handshake"}]',
   'GET /cometd/?jsonp=' . ('a' x 64) . '&message=[{"channel":"/meta/handshake"}]',
+  'GET /cometd/?jsonp=__jsonp1__&message=[{"channel":"/meta/handshake"}]',
+  'GET /cometd/?jsonp=$cb_9&message=[{"channel":"/meta/handshake"}]',
 ]
 --- error_code eval
-[400, 400, 400, 400, 400, 200]
+[400, 400, 400, 400, 400, 400, 400, 400, 400, 200, 200, 200]
 --- response_body_like eval
 [qr/^invalid jsonp callback name\n$/, qr/^invalid jsonp callback name\n$/,
  qr/^invalid jsonp callback name\n$/, qr/^invalid jsonp callback name\n$/,
- qr/^invalid jsonp callback name\n$/, qr/^a{64}\(\[/]
+ qr/^invalid jsonp callback name\n$/, qr/^invalid jsonp callback name\n$/,
+ qr/^invalid jsonp callback name\n$/, qr/^invalid jsonp callback name\n$/,
+ qr/^invalid jsonp callback name\n$/, qr{^/\*\*/a{64}\(\[},
+ qr{^/\*\*/__jsonp1__\(\[}, qr{^/\*\*/\$cb_9\(\[.*\]\);$}]
 
 
 
@@ -83,13 +92,13 @@ my $get = sub {
 };
 my $res = $c->request_finish($get->([ { channel => '/meta/connect', clientId => $cid,
                                         connectionType => 'callback-polling' } ]));
-like($res->body, qr/^cb\(\[\{"channel":"\/meta\/connect","successful":true/, 'first connect');
+like($res->body, qr/^\/\*\*\/cb\(\[\{"channel":"\/meta\/connect","successful":true/, 'first connect');
 my $held = $get->([ { channel => '/meta/connect', clientId => $cid,
                       connectionType => 'callback-polling' } ]);
 sleep 0.3;
 my $p = client(); $p->handshake; $p->publish('/j', 'js');
 $res = $c->request_finish($held, timeout => 5);
-like($res->body, qr/^cb\(\[\{"channel":"\/j","data":"js","id":"\d+"\},\{"channel":"\/meta\/connect"/,
+like($res->body, qr/^\/\*\*\/cb\(\[\{"channel":"\/j","data":"js","id":"\d+"\},\{"channel":"\/meta\/connect"/,
      'delivery wrapped in the callback');
 cmp_ok($res->elapsed, '<', 1.5, 'released by the delivery');
 my $lp = $c->connect;

@@ -107,3 +107,24 @@ my $r = $tabs[2]->connect(timeout => 5);
 ok($r->{reply}{advice}{'multiple-clients'}, 'the third tab polls');
 my @r = map { $tabs[$_]->connect_finish($h[$_], timeout => 5) } 0, 1;
 ok(!$_->{reply}{advice}{'multiple-clients'}, 'the first two were held') for @r;
+
+
+
+=== TEST 5: a connect without clientId but with a BAYEUX_BROWSER cookie: 402, and it holds no slot of the browser
+--- request
+POST /cometd/connect
+[{"channel":"/meta/connect","connectionType":"long-polling"}]
+--- more_headers
+Content-Type: application/json
+Cookie: BAYEUX_BROWSER=0123456789abcdef0123456789abcdef
+--- error_code: 200
+--- response_body: [{"channel":"/meta/connect","successful":false,"error":"402::session_unknown","advice":{"reconnect":"handshake","interval":0}}]
+--- bayeux
+my $c = client(headers => [ Cookie => 'BAYEUX_BROWSER=0123456789abcdef0123456789abcdef' ]);
+$c->handshake;
+$c->connect;
+my $r = $c->connect(timeout => 5);
+ok(!$r->{reply}{advice}{'multiple-clients'}, 'the next connect of that browser is held');
+cmp_ok($r->{elapsed}, '>=', 1.5, 'for the hold time');
+--- no_error_log
+[error]
