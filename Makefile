@@ -10,7 +10,7 @@ SHELL = /bin/sh
 PROVE ?= prove
 PROVE_FLAGS ?= -r
 
-SOURCES = config ngx_bayeux_module.c $(wildcard src/*.c src/*.h)
+SOURCES = config ngx_bayeux_module.c $(wildcard src/*.h src/*/*.c src/*/*.h src/*/*.lua)
 
 all: build/ngx_bayeux_module.so
 

@@ -11,8 +11,8 @@
 #include "ngx_bayeux.h"
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_engine_redis.h"
-#include "ngx_bayeux_http.h"
-#include "ngx_bayeux_protocol.h"
+#include "ngx_bayeux_handler.h"
+#include "ngx_bayeux_batch.h"
 
 
 static void *ngx_bayeux_create_main_conf(ngx_conf_t *cf);

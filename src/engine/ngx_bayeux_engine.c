@@ -39,19 +39,23 @@ ngx_bayeux_engine_find(ngx_str_t *name)
 
 
 /*
- * A clientId: NGX_BAYEUX_CLIENT_ID_BYTES bytes from the kernel's CSPRNG,
- * in hex.  "buf" must hold NGX_BAYEUX_CLIENT_ID_LEN bytes.
+ * "bytes" bytes from the kernel's CSPRNG, in hex: "dst" must hold twice
+ * as many.  clientIds and browser ids are made of them.
  */
 
 ngx_int_t
-ngx_bayeux_client_id(u_char *buf)
+ngx_bayeux_random_hex(u_char *dst, size_t bytes)
 {
-    u_char   random[NGX_BAYEUX_CLIENT_ID_BYTES];
+    u_char   random[64];
     size_t   got;
     ssize_t  n;
 
-    for (got = 0; got < sizeof(random); got += n) {
-        n = getrandom(random + got, sizeof(random) - got, 0);
+    if (bytes > sizeof(random)) {
+        return NGX_ERROR;
+    }
+
+    for (got = 0; got < bytes; got += n) {
+        n = getrandom(random + got, bytes - got, 0);
 
         if (n == -1) {
             if (ngx_errno == NGX_EINTR) {
@@ -63,7 +67,16 @@ ngx_bayeux_client_id(u_char *buf)
         }
     }
 
-    ngx_hex_dump(buf, random, sizeof(random));
+    ngx_hex_dump(dst, random, bytes);
 
     return NGX_OK;
+}
+
+
+/* a clientId: "buf" must hold NGX_BAYEUX_CLIENT_ID_LEN bytes */
+
+ngx_int_t
+ngx_bayeux_client_id(u_char *buf)
+{
+    return ngx_bayeux_random_hex(buf, NGX_BAYEUX_CLIENT_ID_BYTES);
 }

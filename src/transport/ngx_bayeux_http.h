@@ -13,7 +13,6 @@
 #include <ngx_http.h>
 
 
-ngx_int_t ngx_bayeux_http_handler(ngx_http_request_t *r);
 ngx_table_elt_t *ngx_bayeux_http_header(ngx_http_request_t *r, char *name);
 ngx_int_t ngx_bayeux_http_token(ngx_str_t *list, ngx_str_t *token);
 ngx_int_t ngx_bayeux_http_origin_allowed(ngx_http_request_t *r);

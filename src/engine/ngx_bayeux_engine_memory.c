@@ -9,7 +9,6 @@
 #include <ngx_event.h>
 
 #include "ngx_bayeux.h"
-#include "ngx_bayeux_browser.h"
 #include "ngx_bayeux_channel.h"
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_engine_memory.h"

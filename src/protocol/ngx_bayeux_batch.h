@@ -4,8 +4,8 @@
  */
 
 
-#ifndef _NGX_BAYEUX_PROTOCOL_H_INCLUDED_
-#define _NGX_BAYEUX_PROTOCOL_H_INCLUDED_
+#ifndef _NGX_BAYEUX_BATCH_H_INCLUDED_
+#define _NGX_BAYEUX_BATCH_H_INCLUDED_
 
 
 #include <ngx_config.h>
@@ -14,7 +14,7 @@
 #include "ngx_bayeux.h"
 #include "ngx_bayeux_message.h"
 #include "ngx_bayeux_engine.h"
-#include "ngx_bayeux_browser.h"
+#include "ngx_bayeux_clients.h"
 
 
 /*
@@ -141,4 +141,4 @@ ngx_int_t ngx_bayeux_batch_response(ngx_bayeux_batch_t *b, ngx_str_t *out);
 ngx_int_t ngx_bayeux_batch_deliveries(ngx_bayeux_batch_t *b, ngx_str_t *out);
 
 
-#endif /* _NGX_BAYEUX_PROTOCOL_H_INCLUDED_ */
+#endif /* _NGX_BAYEUX_BATCH_H_INCLUDED_ */

@@ -11,8 +11,9 @@
 
 #include "ngx_bayeux.h"
 #include "ngx_bayeux_message.h"
-#include "ngx_bayeux_protocol.h"
+#include "ngx_bayeux_batch.h"
 #include "ngx_bayeux_http.h"
+#include "ngx_bayeux_cookie.h"
 #include "ngx_bayeux_websocket.h"
 
 

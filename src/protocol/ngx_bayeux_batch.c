@@ -9,9 +9,10 @@
 
 #include "ngx_bayeux.h"
 #include "ngx_bayeux_message.h"
+#include "ngx_bayeux_json.h"
 #include "ngx_bayeux_channel.h"
 #include "ngx_bayeux_engine.h"
-#include "ngx_bayeux_protocol.h"
+#include "ngx_bayeux_batch.h"
 
 
 #define NGX_BAYEUX_REPLY_HANDSHAKE_ADVICE   0x01

@@ -4,8 +4,8 @@
  */
 
 
-#ifndef _NGX_BAYEUX_LONGPOLL_H_INCLUDED_
-#define _NGX_BAYEUX_LONGPOLL_H_INCLUDED_
+#ifndef _NGX_BAYEUX_POLLING_H_INCLUDED_
+#define _NGX_BAYEUX_POLLING_H_INCLUDED_
 
 
 #include <ngx_config.h>
@@ -13,11 +13,17 @@
 #include <ngx_http.h>
 
 
+#define NGX_BAYEUX_JSONP_MAX_CALLBACK  64
+
+
 ngx_int_t ngx_bayeux_longpoll_handler(ngx_http_request_t *r);
 void ngx_bayeux_longpoll_start(ngx_http_request_t *r, ngx_str_t *text,
     ngx_str_t *callback);
 void ngx_bayeux_longpoll_bad_request(ngx_http_request_t *r,
     ngx_str_t *reason);
+ngx_int_t ngx_bayeux_jsonp_handler(ngx_http_request_t *r);
+ngx_int_t ngx_bayeux_jsonp_wrap(ngx_http_request_t *r, ngx_str_t *callback,
+    ngx_str_t *body);
 
 
-#endif /* _NGX_BAYEUX_LONGPOLL_H_INCLUDED_ */
+#endif /* _NGX_BAYEUX_POLLING_H_INCLUDED_ */

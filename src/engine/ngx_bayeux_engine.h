@@ -14,6 +14,10 @@
 #include "ngx_bayeux.h"
 
 
+/* a browser id (the BAYEUX_BROWSER cookie): hex digits */
+#define NGX_BAYEUX_BROWSER_ID_LEN     32
+
+
 /* a result of an operation (op->rc), beside nginx's own codes */
 #define NGX_BAYEUX_LIMIT  -100
 
@@ -138,6 +142,7 @@ struct ngx_bayeux_engine_s {
 
 
 ngx_bayeux_engine_t *ngx_bayeux_engine_find(ngx_str_t *name);
+ngx_int_t ngx_bayeux_random_hex(u_char *dst, size_t bytes);
 ngx_int_t ngx_bayeux_client_id(u_char *buf);
 
 
