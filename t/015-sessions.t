@@ -121,6 +121,7 @@ qr/session [0-9a-f]+ created/
 
 === TEST 5: memory engine: the memory of sessions that expired goes back
 --- skip_valgrind: measures the worker's resident memory
+--- skip_sanitizer: measures the worker's memory
 --- timeout: 120
 --- config
     location /cometd {

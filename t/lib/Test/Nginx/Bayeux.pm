@@ -74,7 +74,9 @@ sub run_tests {
 }
 
 # Skip blocks marked with --- skip (or --- skip: reason), whose --- skip_if
-# expression is true, or marked --- skip_valgrind when under valgrind.
+# expression is true, marked --- skip_valgrind when under valgrind, or
+# --- skip_sanitizer when nginx is built with ASan or UBSan (tests that
+# measure the worker's memory: the sanitizers' own allocator changes it).
 # Test::Base already handles ONLY, SKIP and LAST.
 sub _choose_blocks {
     my ($self, @hunks) = @_;
@@ -89,6 +91,12 @@ sub _choose_blocks {
         }
         if (exists $b->{skip_valgrind} && use_valgrind()) {
             Test::More::note("skipping $b->{name}[0] under valgrind");
+            next;
+        }
+        if (exists $b->{skip_sanitizer}
+            && Test::Nginx::Bayeux::Server::sanitized())
+        {
+            Test::More::note("skipping $b->{name}[0] under a sanitizer");
             next;
         }
         if (exists $b->{skip_if}) {

@@ -93,6 +93,9 @@ sub sanitizer_options {
 
 sub use_valgrind { $ENV{TEST_NGINX_USE_VALGRIND} ? 1 : 0 }
 
+# the nginx binary is built with ASan or UBSan
+sub sanitized { _binary_info(default_binary())->{sanitized} }
+
 sub top_root {
     $TOP_ROOT //= $ENV{TEST_NGINX_SERVROOT}
                   ? abs_path_make($ENV{TEST_NGINX_SERVROOT})
