@@ -465,6 +465,7 @@ ok($second && $second->[0]{successful}, 'successful too');
 
 === TEST 20: a websocket that does not read: deliveries wait in the session's bounded queue, the worker does not grow, and pings do not keep it from send_timeout
 --- skip_valgrind: measures the worker's memory and time
+--- skip_sanitizer: measures the worker's memory
 --- log_level: info
 --- config
     location /cometd {
@@ -710,4 +711,24 @@ ok($ws->recv_frame(timeout => 3), 'the subscriber is still connected');
 bayeux: bad websocket message: invalid unicode escape at byte
 --- no_error_log
 [error]
+[alert]
+
+
+
+=== TEST 25: a fragmented message whose first fragments are empty (no copy from or to nowhere: UBSan)
+--- bayeux
+my $ws = main::ws();
+$ws->handshake or die $ws->error;
+my $msg = '[{"channel":"/meta/handshake","version":"1.0","id":"empty-first"}]';
+$ws->send_frame(opcode => 1, fin => 0, payload => '');
+$ws->send_frame(opcode => 0, fin => 0, payload => '');
+$ws->send_frame(opcode => 0, fin => 1, payload => $msg);
+my $r = $ws->recv_json;
+is($r && $r->[0]{id}, 'empty-first', 'the message is applied');
+ok($r && $r->[0]{successful}, 'successfully');
+$ws->send_frame(opcode => 1, fin => 0, payload => '');
+$ws->send_frame(opcode => 0, fin => 1, payload => '');
+my $f = $ws->recv_frame(timeout => 3);
+is($f && $f->{code}, 1007, 'an empty message is refused with 1007 as before');
+--- no_error_log
 [alert]

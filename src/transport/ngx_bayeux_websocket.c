@@ -794,8 +794,13 @@ ngx_bayeux_ws_frames(ngx_bayeux_ws_t *ws)
                 return NGX_DONE;
             }
 
-            ngx_memcpy(ws->msg + ws->msg_len, payload, len);
-            ws->msg_len += len;
+            /* an empty fragment may come before anything is reserved */
+
+            if (len) {
+                ngx_memcpy(ws->msg + ws->msg_len, payload, len);
+                ws->msg_len += len;
+            }
+
             ws->in_message = 1;
 
             if (fin) {
@@ -1421,7 +1426,10 @@ ngx_bayeux_ws_send(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
         }
 
         p = ngx_cpymem(ws->out + ws->out_len, hb.pos, hb.last - hb.pos);
-        p = ngx_cpymem(p, db.pos, db.last - db.pos);
+
+        if (db.last != db.pos) {
+            p = ngx_cpymem(p, db.pos, db.last - db.pos);
+        }
 
         ws->out_len = p - ws->out;
     }
