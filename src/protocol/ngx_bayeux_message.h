@@ -15,8 +15,9 @@
 
 
 /*
- * One incoming Bayeux message.  Compound values the module only passes
- * along (data, ext, advice, id) are kept as compact JSON text; the fields
+ * One incoming Bayeux message, filled by the parser's table of fields
+ * (ngx_bayeux_fields in ngx_bayeux_message.c).  Values the module only
+ * passes along (data, ext, id) are kept as compact JSON text; the fields
  * it acts on are decoded.  An empty ngx_str_t means "absent".
  */
 
@@ -38,7 +39,6 @@ typedef struct {
     ngx_int_t                  advice_timeout;  /* -1: not given */
     ngx_int_t                  advice_interval; /* -1: not given */
 
-    unsigned                   has_connection_types:1;
     unsigned                   disconnected:1;      /* applied: done */
 } ngx_bayeux_message_t;
 
@@ -46,6 +46,8 @@ typedef struct {
 /* a batch's parser: yajl's callbacks build the messages in a pool */
 
 typedef struct ngx_bayeux_parser_s  ngx_bayeux_parser_t;
+typedef struct ngx_bayeux_field_s   ngx_bayeux_field_t;
+typedef struct ngx_bayeux_member_s  ngx_bayeux_member_t;
 
 struct ngx_bayeux_parser_s {
     ngx_pool_t                *pool;
@@ -57,10 +59,10 @@ struct ngx_bayeux_parser_s {
     ngx_uint_t                 max_messages;
 
     ngx_uint_t                 depth;
-    ngx_uint_t                 msg_depth;
-    ngx_uint_t                 field;       /* ngx_bayeux_field_e */
+    ngx_bayeux_field_t        *field;       /* row of the message's key */
     ngx_uint_t                 capture_depth;
-    ngx_uint_t                 advice_key;
+    ngx_bayeux_member_t       *member;      /* rows of the field's key */
+    ngx_bayeux_member_t       *submember;   /* rows of the member's key */
 
     size_t                     bytes;
     ngx_str_t                  error;
@@ -78,7 +80,6 @@ struct ngx_bayeux_parser_s {
     unsigned                   arena:1;
     unsigned                   batch:1;
     unsigned                   capturing:1;
-    unsigned                   done:1;
 };
 
 
