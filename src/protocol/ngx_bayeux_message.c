@@ -42,16 +42,18 @@
 
 
 #define ngx_bayeux_msg_offset(member)  offsetof(ngx_bayeux_message_t, member)
+#define ngx_bayeux_ext_offset(member)                                         \
+    offsetof(ngx_bayeux_message_t, ext_values.member)
 
 
 /*
  * A scalar member of a field's object, or of an object in it ("sub"),
  * that is decoded.  A value of another type, or one that does not
- * decode, leaves the message as if the member were absent.  A boolean
- * reaches the decoder as the text "true" or "false".
+ * decode (NGX_DECLINED), leaves the message as if the member were
+ * absent.  A boolean reaches the decoder as the text "true" or "false".
  */
 
-typedef void (*ngx_bayeux_decode_pt)(void *dst, const u_char *text,
+typedef ngx_int_t (*ngx_bayeux_decode_pt)(void *dst, const u_char *text,
     size_t len);
 
 struct ngx_bayeux_member_s {
@@ -137,7 +139,11 @@ static void ngx_bayeux_parser_member_key(ngx_bayeux_parser_t *p,
 static void ngx_bayeux_parser_member(ngx_bayeux_parser_t *p,
     ngx_uint_t type, const u_char *text, size_t len);
 static ngx_uint_t ngx_bayeux_str_eq(ngx_str_t *a, ngx_str_t *b);
-static void ngx_bayeux_decode_natural(void *dst, const u_char *text,
+static ngx_int_t ngx_bayeux_decode_natural(void *dst, const u_char *text,
+    size_t len);
+static ngx_int_t ngx_bayeux_decode_integer(void *dst, const u_char *text,
+    size_t len);
+static ngx_int_t ngx_bayeux_decode_boolean(void *dst, const u_char *text,
     size_t len);
 static int ngx_bayeux_parser_fail(ngx_bayeux_parser_t *p, char *reason);
 static ngx_int_t ngx_bayeux_parser_check(ngx_bayeux_parser_t *p,
@@ -220,6 +226,35 @@ static ngx_bayeux_member_t  ngx_bayeux_advice_members[] = {
 };
 
 
+/* for the ack and timesync extensions: see ngx_bayeux_ext_t */
+
+static ngx_bayeux_member_t  ngx_bayeux_ext_members[] = {
+
+    { ngx_string("ack"), ngx_null_string, NGX_BAYEUX_JSON_BOOL,
+      ngx_bayeux_decode_boolean, ngx_bayeux_ext_offset(ack_enabled) },
+
+    { ngx_string("ack"), ngx_null_string, NGX_BAYEUX_JSON_NUMBER,
+      ngx_bayeux_decode_integer, ngx_bayeux_ext_offset(ack_batch) },
+
+    { ngx_string("ack"), ngx_string("enabled"), NGX_BAYEUX_JSON_BOOL,
+      ngx_bayeux_decode_boolean, ngx_bayeux_ext_offset(ack_enabled) },
+
+    { ngx_string("ack"), ngx_string("batch"), NGX_BAYEUX_JSON_NUMBER,
+      ngx_bayeux_decode_integer, ngx_bayeux_ext_offset(ack_batch) },
+
+    { ngx_string("timesync"), ngx_string("tc"), NGX_BAYEUX_JSON_NUMBER,
+      ngx_bayeux_decode_integer, ngx_bayeux_ext_offset(timesync_tc) },
+
+    { ngx_string("timesync"), ngx_string("l"), NGX_BAYEUX_JSON_NUMBER,
+      ngx_bayeux_decode_integer, ngx_bayeux_ext_offset(timesync_l) },
+
+    { ngx_string("timesync"), ngx_string("o"), NGX_BAYEUX_JSON_NUMBER,
+      ngx_bayeux_decode_integer, ngx_bayeux_ext_offset(timesync_o) },
+
+    { ngx_null_string, ngx_null_string, 0, NULL, 0 }
+};
+
+
 /*
  * The message fields the parser knows.  A field is one row here and its
  * member(s) in ngx_bayeux_message_t.
@@ -266,7 +301,8 @@ static ngx_bayeux_field_t  ngx_bayeux_fields[] = {
 
     { ngx_string("ext"),
       NGX_BAYEUX_JSON_MAP,
-      NGX_BAYEUX_KEEP_JSON, ngx_bayeux_msg_offset(ext), 0, NULL,
+      NGX_BAYEUX_KEEP_JSON, ngx_bayeux_msg_offset(ext), 0,
+      ngx_bayeux_ext_members,
       "\"ext\" must be an object" },
 
     { ngx_string("advice"),
@@ -1110,7 +1146,17 @@ ngx_bayeux_parser_member(ngx_bayeux_parser_t *p, ngx_uint_t type,
             && ngx_bayeux_str_eq(&m->key, &first->key)
             && ngx_bayeux_str_eq(&m->sub, sub))
         {
-            m->decode((u_char *) p->msg + m->offset, text, len);
+            if (m->decode((u_char *) p->msg + m->offset, text, len)
+                == NGX_OK)
+            {
+                ngx_log_debug6(NGX_LOG_DEBUG_HTTP, p->pool->log, 0,
+                               "bayeux message: %V.%V%s%s is %*s",
+                               &p->field->key, &m->key,
+                               m->sub.len ? "." : "",
+                               m->sub.len ? (char *) m->sub.data : "",
+                               len, text);
+            }
+
             return;
         }
     }
@@ -1119,16 +1165,77 @@ ngx_bayeux_parser_member(ngx_bayeux_parser_t *p, ngx_uint_t type,
 
 /* an integer from 0, into an ngx_int_t */
 
-static void
+static ngx_int_t
 ngx_bayeux_decode_natural(void *dst, const u_char *text, size_t len)
 {
     ngx_int_t  n;
 
     n = ngx_atoi((u_char *) text, len);
 
-    if (n != NGX_ERROR) {
-        *(ngx_int_t *) dst = n;
+    if (n == NGX_ERROR) {
+        return NGX_DECLINED;
     }
+
+    *(ngx_int_t *) dst = n;
+
+    return NGX_OK;
+}
+
+
+/* an integer that fits 64 bits, no fraction or exponent */
+
+static ngx_int_t
+ngx_bayeux_decode_integer(void *dst, const u_char *text, size_t len)
+{
+    ngx_bayeux_ext_value_t *v = dst;
+
+    int64_t        n, digit;
+    ngx_uint_t     negative;
+    const u_char  *pos, *last;
+
+    pos = text;
+    last = text + len;
+
+    negative = (pos < last && *pos == '-');
+    if (negative) {
+        pos++;
+    }
+
+    if (pos == last) {
+        return NGX_DECLINED;
+    }
+
+    for (n = 0; pos < last; pos++) {
+        if (*pos < '0' || *pos > '9') {
+            return NGX_DECLINED;
+        }
+
+        digit = *pos - '0';
+
+        if (n > (INT64_MAX - digit) / 10) {
+            return NGX_DECLINED;
+        }
+
+        n = n * 10 + digit;
+    }
+
+    v->value = negative ? -n : n;
+    v->given = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_decode_boolean(void *dst, const u_char *text, size_t len)
+{
+    ngx_bayeux_ext_value_t *v = dst;
+
+    v->value = (len == sizeof("true") - 1
+                && ngx_strncmp(text, "true", len) == 0);
+    v->given = 1;
+
+    return NGX_OK;
 }
 
 

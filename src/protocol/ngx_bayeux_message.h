@@ -15,6 +15,30 @@
 
 
 /*
+ * What the server extensions read in "ext": CometD's ack extension (a
+ * handshake offers acknowledgements, true or false, or an object
+ * {"enabled":true,"batch":N} from newer clients; a /meta/connect sends
+ * the last batch it received) and its timesync extension ({"tc":client
+ * time, "l":network lag, "o":clock offset}, in ms).  ext is free-form:
+ * a value of another type is not given here, and the request goes on.
+ */
+
+typedef struct {
+    int64_t                    value;
+    unsigned                   given:1;
+} ngx_bayeux_ext_value_t;
+
+
+typedef struct {
+    ngx_bayeux_ext_value_t     ack_enabled;     /* ack, ack.enabled: 1, 0 */
+    ngx_bayeux_ext_value_t     ack_batch;       /* ack number, ack.batch */
+    ngx_bayeux_ext_value_t     timesync_tc;
+    ngx_bayeux_ext_value_t     timesync_l;
+    ngx_bayeux_ext_value_t     timesync_o;
+} ngx_bayeux_ext_t;
+
+
+/*
  * One incoming Bayeux message, filled by the parser's table of fields
  * (ngx_bayeux_fields in ngx_bayeux_message.c).  Values the module only
  * passes along (data, ext, id) are kept as compact JSON text; the fields
@@ -30,7 +54,7 @@ typedef struct {
 
     ngx_str_t                  id;              /* JSON text */
     ngx_str_t                  data;            /* JSON text */
-    ngx_str_t                  ext;             /* JSON text */
+    ngx_str_t                  ext;             /* JSON text, echoed */
     ngx_str_t                  subscription;    /* JSON text, as sent */
 
     ngx_array_t               *subscriptions;   /* ngx_str_t */
@@ -38,6 +62,8 @@ typedef struct {
 
     ngx_int_t                  advice_timeout;  /* -1: not given */
     ngx_int_t                  advice_interval; /* -1: not given */
+
+    ngx_bayeux_ext_t           ext_values;      /* decoded from ext */
 
     unsigned                   disconnected:1;      /* applied: done */
 } ngx_bayeux_message_t;
