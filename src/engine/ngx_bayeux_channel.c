@@ -116,47 +116,6 @@ ngx_bayeux_channel_parse(ngx_str_t *name, ngx_uint_t *flags)
 }
 
 
-ngx_uint_t
-ngx_bayeux_channel_match(ngx_str_t *pattern, ngx_str_t *name)
-{
-    size_t   prefix;
-    u_char  *p;
-
-    if (pattern->len == name->len
-        && ngx_strncmp(pattern->data, name->data, name->len) == 0)
-    {
-        return 1;
-    }
-
-    if (pattern->len >= 3
-        && ngx_strncmp(pattern->data + pattern->len - 3, "/**", 3) == 0)
-    {
-        prefix = pattern->len - 2;
-
-        return name->len > prefix
-               && ngx_strncmp(pattern->data, name->data, prefix) == 0;
-    }
-
-    if (pattern->len >= 2
-        && ngx_strncmp(pattern->data + pattern->len - 2, "/*", 2) == 0)
-    {
-        prefix = pattern->len - 1;
-
-        if (name->len <= prefix
-            || ngx_strncmp(pattern->data, name->data, prefix) != 0)
-        {
-            return 0;
-        }
-
-        p = ngx_strlchr(name->data + prefix, name->data + name->len, '/');
-
-        return p == NULL;
-    }
-
-    return 0;
-}
-
-
 void
 ngx_bayeux_wildcards_init(ngx_bayeux_wildcards_t *w, ngx_str_t *name,
     u_char *buf)

@@ -21,7 +21,6 @@
 
 
 ngx_int_t ngx_bayeux_channel_parse(ngx_str_t *name, ngx_uint_t *flags);
-ngx_uint_t ngx_bayeux_channel_match(ngx_str_t *pattern, ngx_str_t *name);
 
 
 /*

@@ -462,7 +462,7 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 
         if (ngx_bayeux_is(&m->channel, "/meta/handshake")) {
 
-            if (m->has_connection_types
+            if (m->connection_types != NULL
                 && ngx_bayeux_channels(b, m, &error) != NGX_OK)
             {
                 goto failed;

@@ -121,19 +121,6 @@ ngx_bayeux_json_key(ngx_bayeux_json_t *json, char *key)
 }
 
 
-ngx_int_t
-ngx_bayeux_json_number(ngx_bayeux_json_t *json, ngx_int_t n)
-{
-    if (ngx_bayeux_json_reserve(json, NGX_INT_T_LEN) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    json->pos = ngx_sprintf(json->pos, "%i", n);
-
-    return NGX_OK;
-}
-
-
 void
 ngx_bayeux_json_result(ngx_bayeux_json_t *json, ngx_str_t *out)
 {

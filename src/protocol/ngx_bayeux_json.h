@@ -30,7 +30,6 @@ ngx_int_t ngx_bayeux_json_raw(ngx_bayeux_json_t *json, u_char *data,
     size_t len);
 ngx_int_t ngx_bayeux_json_string(ngx_bayeux_json_t *json, ngx_str_t *str);
 ngx_int_t ngx_bayeux_json_key(ngx_bayeux_json_t *json, char *key);
-ngx_int_t ngx_bayeux_json_number(ngx_bayeux_json_t *json, ngx_int_t n);
 void ngx_bayeux_json_result(ngx_bayeux_json_t *json, ngx_str_t *out);
 
 #define ngx_bayeux_json_literal(json, s)                                      \

@@ -13,28 +13,79 @@
 #include "ngx_bayeux_message.h"
 
 
-/* the message fields the parser knows */
+/*
+ * The kinds of JSON value, as bits: a field accepts a set of them.  A
+ * null where a field does not accept one is as if the field were absent.
+ */
+
+#define NGX_BAYEUX_JSON_NULL     0x01
+#define NGX_BAYEUX_JSON_BOOL     0x02
+#define NGX_BAYEUX_JSON_NUMBER   0x04
+#define NGX_BAYEUX_JSON_STRING   0x08
+#define NGX_BAYEUX_JSON_MAP      0x10
+#define NGX_BAYEUX_JSON_ARRAY    0x20
+#define NGX_BAYEUX_JSON_ANY      0x3f
+
+
+/*
+ * How a field's value is kept in ngx_bayeux_message_t:
+ *   STRING   decoded, in the ngx_str_t at "offset" (strings only);
+ *   JSON     as compact JSON text, in the ngx_str_t at "offset";
+ *   STRINGS  the string, or the strings of the array (its elements must
+ *            be strings), decoded, in the ngx_array_t * at "strings".
+ * An object's members listed in "members" are decoded too.
+ */
+
+#define NGX_BAYEUX_KEEP_STRING   0x01
+#define NGX_BAYEUX_KEEP_JSON     0x02
+#define NGX_BAYEUX_KEEP_STRINGS  0x04
+
+
+#define ngx_bayeux_msg_offset(member)  offsetof(ngx_bayeux_message_t, member)
+#define ngx_bayeux_ext_offset(member)                                         \
+    offsetof(ngx_bayeux_message_t, ext_values.member)
+
+
+/*
+ * A scalar member of a field's object, or of an object in it ("sub"),
+ * that is decoded.  A value of another type, or one that does not
+ * decode (NGX_DECLINED), leaves the message as if the member were
+ * absent.  A boolean reaches the decoder as the text "true" or "false".
+ */
+
+typedef ngx_int_t (*ngx_bayeux_decode_pt)(void *dst, const u_char *text,
+    size_t len);
+
+struct ngx_bayeux_member_s {
+    ngx_str_t                  key;
+    ngx_str_t                  sub;         /* empty: key's value itself */
+    ngx_uint_t                 types;       /* NGX_BAYEUX_JSON_* */
+    ngx_bayeux_decode_pt       decode;
+    size_t                     offset;      /* in ngx_bayeux_message_t */
+};
+
+
+struct ngx_bayeux_field_s {
+    ngx_str_t                  key;
+    ngx_uint_t                 types;       /* NGX_BAYEUX_JSON_* */
+    ngx_uint_t                 keep;        /* NGX_BAYEUX_KEEP_* */
+    size_t                     offset;
+    size_t                     strings;
+    ngx_bayeux_member_t       *members;
+    char                      *wrong_type;  /* the 400 reply's text */
+};
+
+
+/* what ngx_bayeux_parser_event() makes of a JSON value */
 
 typedef enum {
-    ngx_bayeux_field_other = 0,
-    ngx_bayeux_field_channel,
-    ngx_bayeux_field_client_id,
-    ngx_bayeux_field_connection_type,
-    ngx_bayeux_field_version,
-    ngx_bayeux_field_minimum_version,
-    ngx_bayeux_field_id,
-    ngx_bayeux_field_data,
-    ngx_bayeux_field_ext,
-    ngx_bayeux_field_advice,
-    ngx_bayeux_field_subscription,
-    ngx_bayeux_field_connection_types
-} ngx_bayeux_field_e;
-
-
-typedef struct {
-    ngx_str_t                  name;
-    ngx_bayeux_field_e         field;
-} ngx_bayeux_field_name_t;
+    ngx_bayeux_event_error = 0,     /* refused: p->error says why */
+    ngx_bayeux_event_batch,         /* the array of messages opens */
+    ngx_bayeux_event_message,       /* a message object opens */
+    ngx_bayeux_event_absent,        /* a field's null: nothing to keep */
+    ngx_bayeux_event_decode,        /* a KEEP_STRING field's string */
+    ngx_bayeux_event_capture        /* a field's value, or a part of it */
+} ngx_bayeux_event_e;
 
 
 /* a lead byte of UTF-8 (RFC 3629) and the range of the byte after it */
@@ -59,15 +110,6 @@ enum {
 };
 
 
-
-
-enum {
-    ngx_bayeux_advice_other = 0,
-    ngx_bayeux_advice_timeout,
-    ngx_bayeux_advice_interval
-};
-
-
 static int ngx_bayeux_parse_null(void *ctx);
 static int ngx_bayeux_parse_boolean(void *ctx, int value);
 static int ngx_bayeux_parse_number(void *ctx, const char *s, size_t len);
@@ -80,20 +122,34 @@ static int ngx_bayeux_parse_end_map(void *ctx);
 static int ngx_bayeux_parse_start_array(void *ctx);
 static int ngx_bayeux_parse_end_array(void *ctx);
 
-static int ngx_bayeux_parser_open(ngx_bayeux_parser_t *p);
-static int ngx_bayeux_parser_close(ngx_bayeux_parser_t *p);
-static int ngx_bayeux_parser_scalar(ngx_bayeux_parser_t *p);
+static ngx_bayeux_event_e ngx_bayeux_parser_event(ngx_bayeux_parser_t *p,
+    ngx_uint_t type);
+static ngx_bayeux_event_e ngx_bayeux_parser_field(ngx_bayeux_parser_t *p,
+    ngx_uint_t type);
 static int ngx_bayeux_parser_message(ngx_bayeux_parser_t *p);
-static int ngx_bayeux_parser_field(ngx_bayeux_parser_t *p, ngx_uint_t type);
-static int ngx_bayeux_parser_event(ngx_bayeux_parser_t *p, ngx_uint_t type);
+static int ngx_bayeux_parser_open(ngx_bayeux_parser_t *p);
+static void ngx_bayeux_parser_close(ngx_bayeux_parser_t *p);
 static int ngx_bayeux_parser_capture_start(ngx_bayeux_parser_t *p);
 static int ngx_bayeux_parser_capture_end(ngx_bayeux_parser_t *p);
+static int ngx_bayeux_parser_scalar(ngx_bayeux_parser_t *p);
+static int ngx_bayeux_parser_gen(ngx_bayeux_parser_t *p,
+    yajl_gen_status status);
+static void ngx_bayeux_parser_member_key(ngx_bayeux_parser_t *p,
+    ngx_str_t *key);
+static void ngx_bayeux_parser_member(ngx_bayeux_parser_t *p,
+    ngx_uint_t type, const u_char *text, size_t len);
+static ngx_uint_t ngx_bayeux_str_eq(ngx_str_t *a, ngx_str_t *b);
+static ngx_int_t ngx_bayeux_decode_natural(void *dst, const u_char *text,
+    size_t len);
+static ngx_int_t ngx_bayeux_decode_integer(void *dst, const u_char *text,
+    size_t len);
+static ngx_int_t ngx_bayeux_decode_boolean(void *dst, const u_char *text,
+    size_t len);
 static int ngx_bayeux_parser_fail(ngx_bayeux_parser_t *p, char *reason);
 static ngx_int_t ngx_bayeux_parser_check(ngx_bayeux_parser_t *p,
     u_char *data, size_t len);
 static void ngx_bayeux_parser_text_error(ngx_bayeux_parser_t *p,
     char *fmt, size_t offset);
-static int ngx_bayeux_parser_wrong_type(ngx_bayeux_parser_t *p);
 static int ngx_bayeux_parser_copy(ngx_bayeux_parser_t *p, ngx_str_t *dst,
     const unsigned char *s, size_t len);
 static void ngx_bayeux_parser_cleanup(ngx_bayeux_parser_t *p);
@@ -158,20 +214,123 @@ static ngx_bayeux_utf8_lead_t  ngx_bayeux_utf8_leads[] = {
 };
 
 
-static ngx_bayeux_field_name_t  ngx_bayeux_fields[] = {
-    { ngx_string("channel"), ngx_bayeux_field_channel },
-    { ngx_string("clientId"), ngx_bayeux_field_client_id },
-    { ngx_string("connectionType"), ngx_bayeux_field_connection_type },
-    { ngx_string("version"), ngx_bayeux_field_version },
-    { ngx_string("minimumVersion"), ngx_bayeux_field_minimum_version },
-    { ngx_string("id"), ngx_bayeux_field_id },
-    { ngx_string("data"), ngx_bayeux_field_data },
-    { ngx_string("ext"), ngx_bayeux_field_ext },
-    { ngx_string("advice"), ngx_bayeux_field_advice },
-    { ngx_string("subscription"), ngx_bayeux_field_subscription },
+static ngx_bayeux_member_t  ngx_bayeux_advice_members[] = {
+
+    { ngx_string("timeout"), ngx_null_string, NGX_BAYEUX_JSON_NUMBER,
+      ngx_bayeux_decode_natural, ngx_bayeux_msg_offset(advice_timeout) },
+
+    { ngx_string("interval"), ngx_null_string, NGX_BAYEUX_JSON_NUMBER,
+      ngx_bayeux_decode_natural, ngx_bayeux_msg_offset(advice_interval) },
+
+    { ngx_null_string, ngx_null_string, 0, NULL, 0 }
+};
+
+
+/* for the ack and timesync extensions: see ngx_bayeux_ext_t */
+
+static ngx_bayeux_member_t  ngx_bayeux_ext_members[] = {
+
+    { ngx_string("ack"), ngx_null_string, NGX_BAYEUX_JSON_BOOL,
+      ngx_bayeux_decode_boolean, ngx_bayeux_ext_offset(ack_enabled) },
+
+    { ngx_string("ack"), ngx_null_string, NGX_BAYEUX_JSON_NUMBER,
+      ngx_bayeux_decode_integer, ngx_bayeux_ext_offset(ack_batch) },
+
+    { ngx_string("ack"), ngx_string("enabled"), NGX_BAYEUX_JSON_BOOL,
+      ngx_bayeux_decode_boolean, ngx_bayeux_ext_offset(ack_enabled) },
+
+    { ngx_string("ack"), ngx_string("batch"), NGX_BAYEUX_JSON_NUMBER,
+      ngx_bayeux_decode_integer, ngx_bayeux_ext_offset(ack_batch) },
+
+    { ngx_string("timesync"), ngx_string("tc"), NGX_BAYEUX_JSON_NUMBER,
+      ngx_bayeux_decode_integer, ngx_bayeux_ext_offset(timesync_tc) },
+
+    { ngx_string("timesync"), ngx_string("l"), NGX_BAYEUX_JSON_NUMBER,
+      ngx_bayeux_decode_integer, ngx_bayeux_ext_offset(timesync_l) },
+
+    { ngx_string("timesync"), ngx_string("o"), NGX_BAYEUX_JSON_NUMBER,
+      ngx_bayeux_decode_integer, ngx_bayeux_ext_offset(timesync_o) },
+
+    { ngx_null_string, ngx_null_string, 0, NULL, 0 }
+};
+
+
+/*
+ * The message fields the parser knows.  A field is one row here and its
+ * member(s) in ngx_bayeux_message_t.
+ */
+
+static ngx_bayeux_field_t  ngx_bayeux_fields[] = {
+
+    { ngx_string("channel"),
+      NGX_BAYEUX_JSON_STRING,
+      NGX_BAYEUX_KEEP_STRING, ngx_bayeux_msg_offset(channel), 0, NULL,
+      "\"channel\" must be a string" },
+
+    { ngx_string("clientId"),
+      NGX_BAYEUX_JSON_STRING,
+      NGX_BAYEUX_KEEP_STRING, ngx_bayeux_msg_offset(client_id), 0, NULL,
+      "\"clientId\" must be a string" },
+
+    { ngx_string("connectionType"),
+      NGX_BAYEUX_JSON_STRING,
+      NGX_BAYEUX_KEEP_STRING, ngx_bayeux_msg_offset(connection_type), 0,
+      NULL,
+      "\"connectionType\" must be a string" },
+
+    { ngx_string("version"),
+      NGX_BAYEUX_JSON_STRING,
+      NGX_BAYEUX_KEEP_STRING, ngx_bayeux_msg_offset(version), 0, NULL,
+      "\"version\" must be a string" },
+
+    { ngx_string("minimumVersion"),
+      NGX_BAYEUX_JSON_STRING,
+      NGX_BAYEUX_KEEP_STRING, ngx_bayeux_msg_offset(minimum_version), 0,
+      NULL,
+      "\"minimumVersion\" must be a string" },
+
+    { ngx_string("id"),
+      NGX_BAYEUX_JSON_STRING|NGX_BAYEUX_JSON_NUMBER,
+      NGX_BAYEUX_KEEP_JSON, ngx_bayeux_msg_offset(id), 0, NULL,
+      "\"id\" must be a string or a number" },
+
+    { ngx_string("data"),
+      NGX_BAYEUX_JSON_ANY,
+      NGX_BAYEUX_KEEP_JSON, ngx_bayeux_msg_offset(data), 0, NULL,
+      NULL },
+
+    { ngx_string("ext"),
+      NGX_BAYEUX_JSON_MAP,
+      NGX_BAYEUX_KEEP_JSON, ngx_bayeux_msg_offset(ext), 0,
+      ngx_bayeux_ext_members,
+      "\"ext\" must be an object" },
+
+    { ngx_string("advice"),
+      NGX_BAYEUX_JSON_MAP,
+      0, 0, 0, ngx_bayeux_advice_members,
+      "\"advice\" must be an object" },
+
+    { ngx_string("subscription"),
+      NGX_BAYEUX_JSON_STRING|NGX_BAYEUX_JSON_ARRAY,
+      NGX_BAYEUX_KEEP_JSON|NGX_BAYEUX_KEEP_STRINGS,
+      ngx_bayeux_msg_offset(subscription),
+      ngx_bayeux_msg_offset(subscriptions), NULL,
+      "\"subscription\" must be a string or an array of strings" },
+
     { ngx_string("supportedConnectionTypes"),
-      ngx_bayeux_field_connection_types },
-    { ngx_null_string, ngx_bayeux_field_other }
+      NGX_BAYEUX_JSON_ARRAY,
+      NGX_BAYEUX_KEEP_STRINGS, 0, ngx_bayeux_msg_offset(connection_types),
+      NULL,
+      "\"supportedConnectionTypes\" must be an array of strings" },
+
+    { ngx_null_string, 0, 0, 0, 0, NULL, NULL }
+};
+
+
+/* any other field: checked as JSON, not kept */
+
+static ngx_bayeux_field_t  ngx_bayeux_field_unknown = {
+    ngx_null_string, NGX_BAYEUX_JSON_ANY, 0, 0, 0, NULL, NULL
 };
 
 
@@ -687,52 +846,6 @@ ngx_bayeux_parser_fail(ngx_bayeux_parser_t *p, char *reason)
 
 
 static int
-ngx_bayeux_parser_wrong_type(ngx_bayeux_parser_t *p)
-{
-    switch (p->field) {
-
-    case ngx_bayeux_field_channel:
-        return ngx_bayeux_parser_fail(p, "\"channel\" must be a string");
-
-    case ngx_bayeux_field_client_id:
-        return ngx_bayeux_parser_fail(p, "\"clientId\" must be a string");
-
-    case ngx_bayeux_field_connection_type:
-        return ngx_bayeux_parser_fail(p,
-                                   "\"connectionType\" must be a string");
-
-    case ngx_bayeux_field_version:
-        return ngx_bayeux_parser_fail(p, "\"version\" must be a string");
-
-    case ngx_bayeux_field_minimum_version:
-        return ngx_bayeux_parser_fail(p,
-                                   "\"minimumVersion\" must be a string");
-
-    case ngx_bayeux_field_id:
-        return ngx_bayeux_parser_fail(p,
-                                   "\"id\" must be a string or a number");
-
-    case ngx_bayeux_field_ext:
-        return ngx_bayeux_parser_fail(p, "\"ext\" must be an object");
-
-    case ngx_bayeux_field_advice:
-        return ngx_bayeux_parser_fail(p, "\"advice\" must be an object");
-
-    case ngx_bayeux_field_subscription:
-        return ngx_bayeux_parser_fail(p, "\"subscription\" must be a string "
-                                      "or an array of strings");
-
-    case ngx_bayeux_field_connection_types:
-        return ngx_bayeux_parser_fail(p, "\"supportedConnectionTypes\" "
-                                      "must be an array of strings");
-
-    default:
-        return ngx_bayeux_parser_fail(p, "unexpected value");
-    }
-}
-
-
-static int
 ngx_bayeux_parser_copy(ngx_bayeux_parser_t *p, ngx_str_t *dst,
     const unsigned char *s, size_t len)
 {
@@ -768,8 +881,7 @@ ngx_bayeux_parser_message(ngx_bayeux_parser_t *p)
     msg->advice_interval = -1;
 
     p->msg = msg;
-    p->msg_depth = p->depth;
-    p->field = ngx_bayeux_field_other;
+    p->field = &ngx_bayeux_field_unknown;
 
     return 1;
 }
@@ -786,39 +898,36 @@ ngx_bayeux_parser_open(ngx_bayeux_parser_t *p)
 }
 
 
-static int
+static void
 ngx_bayeux_parser_close(ngx_bayeux_parser_t *p)
 {
     p->depth--;
-    return 1;
 }
 
 
 static int
 ngx_bayeux_parser_capture_start(ngx_bayeux_parser_t *p)
 {
+    ngx_array_t         *strings;
+    ngx_bayeux_field_t  *f;
+
+    f = p->field;
+
     yajl_gen_clear(p->gen);
     yajl_gen_reset(p->gen, NULL);
 
     p->capturing = 1;
     p->capture_depth = p->depth;
-    p->advice_key = ngx_bayeux_advice_other;
+    p->member = NULL;
+    p->submember = NULL;
 
-    if (p->field == ngx_bayeux_field_subscription) {
-        p->msg->subscriptions = ngx_array_create(p->pool, 2,
-                                                 sizeof(ngx_str_t));
-        if (p->msg->subscriptions == NULL) {
+    if (f->keep & NGX_BAYEUX_KEEP_STRINGS) {
+        strings = ngx_array_create(p->pool, 4, sizeof(ngx_str_t));
+        if (strings == NULL) {
             return ngx_bayeux_parser_fail(p, "out of memory");
         }
 
-    } else if (p->field == ngx_bayeux_field_connection_types) {
-        p->msg->connection_types = ngx_array_create(p->pool, 4,
-                                                    sizeof(ngx_str_t));
-        if (p->msg->connection_types == NULL) {
-            return ngx_bayeux_parser_fail(p, "out of memory");
-        }
-
-        p->msg->has_connection_types = 1;
+        *(ngx_array_t **) ((u_char *) p->msg + f->strings) = strings;
     }
 
     return 1;
@@ -830,35 +939,14 @@ ngx_bayeux_parser_capture_end(ngx_bayeux_parser_t *p)
 {
     size_t                len;
     ngx_str_t            *dst;
+    ngx_bayeux_field_t   *f;
     const unsigned char  *buf;
+
+    f = p->field;
 
     p->capturing = 0;
 
-    switch (p->field) {
-
-    case ngx_bayeux_field_id:
-        dst = &p->msg->id;
-        break;
-
-    case ngx_bayeux_field_data:
-        dst = &p->msg->data;
-        break;
-
-    case ngx_bayeux_field_ext:
-        dst = &p->msg->ext;
-        break;
-
-    case ngx_bayeux_field_subscription:
-        dst = &p->msg->subscription;
-        break;
-
-    default:
-        dst = NULL;
-    }
-
-    p->field = ngx_bayeux_field_other;
-
-    if (dst == NULL) {
+    if (!(f->keep & NGX_BAYEUX_KEEP_JSON)) {
         return 1;
     }
 
@@ -866,11 +954,13 @@ ngx_bayeux_parser_capture_end(ngx_bayeux_parser_t *p)
         return ngx_bayeux_parser_fail(p, "out of memory");
     }
 
+    dst = (ngx_str_t *) ((u_char *) p->msg + f->offset);
+
     return ngx_bayeux_parser_copy(p, dst, buf, len);
 }
 
 
-/* a scalar that is a whole field value */
+/* a scalar that is a whole field value ends the capture */
 
 static int
 ngx_bayeux_parser_scalar(ngx_bayeux_parser_t *p)
@@ -883,142 +973,269 @@ ngx_bayeux_parser_scalar(ngx_bayeux_parser_t *p)
 }
 
 
-#define ngx_bayeux_gen(p, call)                                               \
-    if ((call) != yajl_gen_status_ok) {                                       \
-        return ngx_bayeux_parser_fail(p, "cannot re-encode JSON");            \
-    }
-
-
-/*
- * Decides what to do with a field value that starts at message level.
- * "type" is one of the yajl event kinds below.
- */
-
-enum {
-    ngx_bayeux_value_null = 0,
-    ngx_bayeux_value_bool,
-    ngx_bayeux_value_number,
-    ngx_bayeux_value_string,
-    ngx_bayeux_value_map,
-    ngx_bayeux_value_array
-};
-
-
 static int
-ngx_bayeux_parser_field(ngx_bayeux_parser_t *p, ngx_uint_t type)
+ngx_bayeux_parser_gen(ngx_bayeux_parser_t *p, yajl_gen_status status)
 {
-    ngx_uint_t  ok;
-
-    if (type == ngx_bayeux_value_null
-        && p->field != ngx_bayeux_field_data)
-    {
-        /* a null field is an absent field */
-        p->field = ngx_bayeux_field_other;
-        return 1;
+    if (status != yajl_gen_status_ok) {
+        return ngx_bayeux_parser_fail(p, "cannot re-encode JSON");
     }
 
-    switch (p->field) {
-
-    case ngx_bayeux_field_channel:
-    case ngx_bayeux_field_client_id:
-    case ngx_bayeux_field_connection_type:
-    case ngx_bayeux_field_version:
-    case ngx_bayeux_field_minimum_version:
-
-        if (type != ngx_bayeux_value_string) {
-            return ngx_bayeux_parser_wrong_type(p);
-        }
-
-        /* decoded by the string handler, not captured */
-        return 1;
-
-    case ngx_bayeux_field_id:
-        ok = (type == ngx_bayeux_value_string
-              || type == ngx_bayeux_value_number);
-        break;
-
-    case ngx_bayeux_field_ext:
-    case ngx_bayeux_field_advice:
-        ok = (type == ngx_bayeux_value_map);
-        break;
-
-    case ngx_bayeux_field_subscription:
-        ok = (type == ngx_bayeux_value_string
-              || type == ngx_bayeux_value_array);
-        break;
-
-    case ngx_bayeux_field_connection_types:
-        ok = (type == ngx_bayeux_value_array);
-        break;
-
-    default:
-        ok = 1;
-    }
-
-    if (!ok) {
-        return ngx_bayeux_parser_wrong_type(p);
-    }
-
-    return ngx_bayeux_parser_capture_start(p);
+    return 1;
 }
 
 
-/*
- * Every value event goes through here first.  Returns 0 on error, 1 when
- * the event is to be passed on to the capture generator, 2 when it was
- * fully handled, and 3 for the start of a message object.
- */
+/* a value that starts at message level: checked against the field's row */
 
-static int
+static ngx_bayeux_event_e
+ngx_bayeux_parser_field(ngx_bayeux_parser_t *p, ngx_uint_t type)
+{
+    ngx_bayeux_field_t  *f;
+
+    f = p->field;
+
+    if (!(f->types & type)) {
+
+        if (type == NGX_BAYEUX_JSON_NULL) {
+            return ngx_bayeux_event_absent;
+        }
+
+        (void) ngx_bayeux_parser_fail(p, f->wrong_type);
+        return ngx_bayeux_event_error;
+    }
+
+    if (f->keep & NGX_BAYEUX_KEEP_STRING) {
+        /* decoded by the string handler, not captured */
+        return ngx_bayeux_event_decode;
+    }
+
+    if (!ngx_bayeux_parser_capture_start(p)) {
+        return ngx_bayeux_event_error;
+    }
+
+    return ngx_bayeux_event_capture;
+}
+
+
+/* every value event goes through here first */
+
+static ngx_bayeux_event_e
 ngx_bayeux_parser_event(ngx_bayeux_parser_t *p, ngx_uint_t type)
 {
     if (p->capturing) {
 
-        /* the elements of these arrays must be strings */
-
-        if ((p->field == ngx_bayeux_field_subscription
-             || p->field == ngx_bayeux_field_connection_types)
+        if ((p->field->keep & NGX_BAYEUX_KEEP_STRINGS)
             && p->depth == p->capture_depth + 1
-            && type != ngx_bayeux_value_string)
+            && type != NGX_BAYEUX_JSON_STRING)
         {
-            return ngx_bayeux_parser_wrong_type(p);
+            (void) ngx_bayeux_parser_fail(p, p->field->wrong_type);
+            return ngx_bayeux_event_error;
         }
 
-        return 1;
+        return ngx_bayeux_event_capture;
     }
 
     if (!p->started) {
         p->started = 1;
 
-        if (type == ngx_bayeux_value_array) {
+        if (type == NGX_BAYEUX_JSON_ARRAY) {
             p->batch = 1;
-            return 2;
+            return ngx_bayeux_event_batch;
         }
 
-        if (type == ngx_bayeux_value_map) {
-            return 3;
+        if (type == NGX_BAYEUX_JSON_MAP) {
+            return ngx_bayeux_event_message;
         }
 
-        return ngx_bayeux_parser_fail(p,
-                        "body is not a message or an array of messages");
+        (void) ngx_bayeux_parser_fail(p,
+                            "body is not a message or an array of messages");
+        return ngx_bayeux_event_error;
     }
 
     if (p->msg == NULL) {
-        if (p->batch && p->depth == 1 && type == ngx_bayeux_value_map) {
-            return 3;
+        if (p->batch && p->depth == 1 && type == NGX_BAYEUX_JSON_MAP) {
+            return ngx_bayeux_event_message;
         }
 
-        return ngx_bayeux_parser_fail(p,
+        (void) ngx_bayeux_parser_fail(p,
                                   "batch element is not a message object");
+        return ngx_bayeux_event_error;
     }
 
-    /* a field value at message level */
+    return ngx_bayeux_parser_field(p, type);
+}
 
-    if (!ngx_bayeux_parser_field(p, type)) {
-        return 0;
+
+static ngx_uint_t
+ngx_bayeux_str_eq(ngx_str_t *a, ngx_str_t *b)
+{
+    return a->len == b->len
+           && (a->len == 0 || ngx_strncmp(a->data, b->data, a->len) == 0);
+}
+
+
+/*
+ * A key inside a captured object with members to decode: a key of the
+ * object itself chooses the rows of that member, a key of an object in
+ * it the rows of that "sub" member.
+ */
+
+static void
+ngx_bayeux_parser_member_key(ngx_bayeux_parser_t *p, ngx_str_t *key)
+{
+    ngx_bayeux_member_t  *m;
+
+    if (p->field->members == NULL) {
+        return;
     }
 
-    return p->capturing ? 1 : 2;
+    if (p->depth == p->capture_depth + 1) {
+        p->member = NULL;
+        p->submember = NULL;
+
+        for (m = p->field->members; m->key.len; m++) {
+            if (ngx_bayeux_str_eq(&m->key, key)) {
+                p->member = m;
+                return;
+            }
+        }
+
+        return;
+    }
+
+    if (p->depth == p->capture_depth + 2 && p->member) {
+        p->submember = NULL;
+
+        for (m = p->member; m->key.len; m++) {
+            if (m->sub.len
+                && ngx_bayeux_str_eq(&m->key, &p->member->key)
+                && ngx_bayeux_str_eq(&m->sub, key))
+            {
+                p->submember = m;
+                return;
+            }
+        }
+    }
+}
+
+
+/* a scalar inside a captured object: decoded if a row wants it */
+
+static void
+ngx_bayeux_parser_member(ngx_bayeux_parser_t *p, ngx_uint_t type,
+    const u_char *text, size_t len)
+{
+    ngx_str_t             none, *sub;
+    ngx_bayeux_member_t  *first, *m;
+
+    ngx_str_null(&none);
+
+    if (p->depth == p->capture_depth + 1 && p->member) {
+        first = p->member;
+        sub = &none;
+
+    } else if (p->depth == p->capture_depth + 2 && p->submember) {
+        first = p->submember;
+        sub = &first->sub;
+
+    } else {
+        return;
+    }
+
+    for (m = first; m->key.len; m++) {
+        if ((m->types & type)
+            && ngx_bayeux_str_eq(&m->key, &first->key)
+            && ngx_bayeux_str_eq(&m->sub, sub))
+        {
+            if (m->decode((u_char *) p->msg + m->offset, text, len)
+                == NGX_OK)
+            {
+                ngx_log_debug6(NGX_LOG_DEBUG_HTTP, p->pool->log, 0,
+                               "bayeux message: %V.%V%s%s is %*s",
+                               &p->field->key, &m->key,
+                               m->sub.len ? "." : "",
+                               m->sub.len ? (char *) m->sub.data : "",
+                               len, text);
+            }
+
+            return;
+        }
+    }
+}
+
+
+/* an integer from 0, into an ngx_int_t */
+
+static ngx_int_t
+ngx_bayeux_decode_natural(void *dst, const u_char *text, size_t len)
+{
+    ngx_int_t  n;
+
+    n = ngx_atoi((u_char *) text, len);
+
+    if (n == NGX_ERROR) {
+        return NGX_DECLINED;
+    }
+
+    *(ngx_int_t *) dst = n;
+
+    return NGX_OK;
+}
+
+
+/* an integer that fits 64 bits, no fraction or exponent */
+
+static ngx_int_t
+ngx_bayeux_decode_integer(void *dst, const u_char *text, size_t len)
+{
+    ngx_bayeux_ext_value_t *v = dst;
+
+    int64_t        n, digit;
+    ngx_uint_t     negative;
+    const u_char  *pos, *last;
+
+    pos = text;
+    last = text + len;
+
+    negative = (pos < last && *pos == '-');
+    if (negative) {
+        pos++;
+    }
+
+    if (pos == last) {
+        return NGX_DECLINED;
+    }
+
+    for (n = 0; pos < last; pos++) {
+        if (*pos < '0' || *pos > '9') {
+            return NGX_DECLINED;
+        }
+
+        digit = *pos - '0';
+
+        if (n > (INT64_MAX - digit) / 10) {
+            return NGX_DECLINED;
+        }
+
+        n = n * 10 + digit;
+    }
+
+    v->value = negative ? -n : n;
+    v->given = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_decode_boolean(void *dst, const u_char *text, size_t len)
+{
+    ngx_bayeux_ext_value_t *v = dst;
+
+    v->value = (len == sizeof("true") - 1
+                && ngx_strncmp(text, "true", len) == 0);
+    v->given = 1;
+
+    return NGX_OK;
 }
 
 
@@ -1027,14 +1244,17 @@ ngx_bayeux_parse_null(void *ctx)
 {
     ngx_bayeux_parser_t *p = ctx;
 
-    int  rc;
+    ngx_bayeux_event_e  rc;
 
-    rc = ngx_bayeux_parser_event(p, ngx_bayeux_value_null);
-    if (rc != 1) {
-        return rc ? 1 : 0;
+    rc = ngx_bayeux_parser_event(p, NGX_BAYEUX_JSON_NULL);
+
+    if (rc != ngx_bayeux_event_capture) {
+        return rc != ngx_bayeux_event_error;
     }
 
-    ngx_bayeux_gen(p, yajl_gen_null(p->gen));
+    if (!ngx_bayeux_parser_gen(p, yajl_gen_null(p->gen))) {
+        return 0;
+    }
 
     return ngx_bayeux_parser_scalar(p);
 }
@@ -1045,14 +1265,27 @@ ngx_bayeux_parse_boolean(void *ctx, int value)
 {
     ngx_bayeux_parser_t *p = ctx;
 
-    int  rc;
+    ngx_str_t           text;
+    ngx_bayeux_event_e  rc;
 
-    rc = ngx_bayeux_parser_event(p, ngx_bayeux_value_bool);
-    if (rc != 1) {
-        return rc ? 1 : 0;
+    rc = ngx_bayeux_parser_event(p, NGX_BAYEUX_JSON_BOOL);
+
+    if (rc != ngx_bayeux_event_capture) {
+        return rc != ngx_bayeux_event_error;
     }
 
-    ngx_bayeux_gen(p, yajl_gen_bool(p->gen, value));
+    if (value) {
+        ngx_str_set(&text, "true");
+
+    } else {
+        ngx_str_set(&text, "false");
+    }
+
+    ngx_bayeux_parser_member(p, NGX_BAYEUX_JSON_BOOL, text.data, text.len);
+
+    if (!ngx_bayeux_parser_gen(p, yajl_gen_bool(p->gen, value))) {
+        return 0;
+    }
 
     return ngx_bayeux_parser_scalar(p);
 }
@@ -1063,31 +1296,19 @@ ngx_bayeux_parse_number(void *ctx, const char *s, size_t len)
 {
     ngx_bayeux_parser_t *p = ctx;
 
-    int        rc;
-    ngx_int_t  n;
+    ngx_bayeux_event_e  rc;
 
-    rc = ngx_bayeux_parser_event(p, ngx_bayeux_value_number);
-    if (rc != 1) {
-        return rc ? 1 : 0;
+    rc = ngx_bayeux_parser_event(p, NGX_BAYEUX_JSON_NUMBER);
+
+    if (rc != ngx_bayeux_event_capture) {
+        return rc != ngx_bayeux_event_error;
     }
 
-    if (p->field == ngx_bayeux_field_advice
-        && p->depth == p->capture_depth + 1
-        && p->advice_key != ngx_bayeux_advice_other)
-    {
-        n = ngx_atoi((u_char *) s, len);
+    ngx_bayeux_parser_member(p, NGX_BAYEUX_JSON_NUMBER, (u_char *) s, len);
 
-        if (n != NGX_ERROR) {
-            if (p->advice_key == ngx_bayeux_advice_timeout) {
-                p->msg->advice_timeout = n;
-
-            } else {
-                p->msg->advice_interval = n;
-            }
-        }
+    if (!ngx_bayeux_parser_gen(p, yajl_gen_number(p->gen, s, len))) {
+        return 0;
     }
-
-    ngx_bayeux_gen(p, yajl_gen_number(p->gen, s, len));
 
     return ngx_bayeux_parser_scalar(p);
 }
@@ -1098,52 +1319,28 @@ ngx_bayeux_parse_string(void *ctx, const unsigned char *s, size_t len)
 {
     ngx_bayeux_parser_t *p = ctx;
 
-    int         rc;
-    ngx_str_t  *dst;
+    ngx_str_t           *dst;
+    ngx_array_t         *strings;
+    ngx_bayeux_field_t  *f;
+    ngx_bayeux_event_e   rc;
 
-    rc = ngx_bayeux_parser_event(p, ngx_bayeux_value_string);
-    if (rc == 0) {
-        return 0;
+    f = p->field;
+
+    rc = ngx_bayeux_parser_event(p, NGX_BAYEUX_JSON_STRING);
+
+    if (rc == ngx_bayeux_event_decode) {
+        dst = (ngx_str_t *) ((u_char *) p->msg + f->offset);
+        return ngx_bayeux_parser_copy(p, dst, s, len);
     }
 
-    if (rc == 2) {
-        switch (p->field) {
-
-        case ngx_bayeux_field_channel:
-            dst = &p->msg->channel;
-            break;
-
-        case ngx_bayeux_field_client_id:
-            dst = &p->msg->client_id;
-            break;
-
-        case ngx_bayeux_field_connection_type:
-            dst = &p->msg->connection_type;
-            break;
-
-        case ngx_bayeux_field_version:
-            dst = &p->msg->version;
-            break;
-
-        case ngx_bayeux_field_minimum_version:
-            dst = &p->msg->minimum_version;
-            break;
-
-        default:
-            dst = NULL;
-        }
-
-        p->field = ngx_bayeux_field_other;
-
-        return dst ? ngx_bayeux_parser_copy(p, dst, s, len) : 1;
+    if (rc != ngx_bayeux_event_capture) {
+        return rc != ngx_bayeux_event_error;
     }
 
-    if (p->field == ngx_bayeux_field_subscription
-        || p->field == ngx_bayeux_field_connection_types)
-    {
-        dst = ngx_array_push(p->field == ngx_bayeux_field_subscription
-                             ? p->msg->subscriptions
-                             : p->msg->connection_types);
+    if (f->keep & NGX_BAYEUX_KEEP_STRINGS) {
+        strings = *(ngx_array_t **) ((u_char *) p->msg + f->strings);
+
+        dst = ngx_array_push(strings);
         if (dst == NULL) {
             return ngx_bayeux_parser_fail(p, "out of memory");
         }
@@ -1153,7 +1350,11 @@ ngx_bayeux_parse_string(void *ctx, const unsigned char *s, size_t len)
         }
     }
 
-    ngx_bayeux_gen(p, yajl_gen_string(p->gen, s, len));
+    ngx_bayeux_parser_member(p, NGX_BAYEUX_JSON_STRING, s, len);
+
+    if (!ngx_bayeux_parser_gen(p, yajl_gen_string(p->gen, s, len))) {
+        return 0;
+    }
 
     return ngx_bayeux_parser_scalar(p);
 }
@@ -1164,10 +1365,11 @@ ngx_bayeux_parse_start_map(void *ctx)
 {
     ngx_bayeux_parser_t *p = ctx;
 
-    int  rc;
+    ngx_bayeux_event_e  rc;
 
-    rc = ngx_bayeux_parser_event(p, ngx_bayeux_value_map);
-    if (rc == 0) {
+    rc = ngx_bayeux_parser_event(p, NGX_BAYEUX_JSON_MAP);
+
+    if (rc == ngx_bayeux_event_error) {
         return 0;
     }
 
@@ -1175,13 +1377,11 @@ ngx_bayeux_parse_start_map(void *ctx)
         return 0;
     }
 
-    if (rc == 3) {
+    if (rc == ngx_bayeux_event_message) {
         return ngx_bayeux_parser_message(p);
     }
 
-    ngx_bayeux_gen(p, yajl_gen_map_open(p->gen));
-
-    return 1;
+    return ngx_bayeux_parser_gen(p, yajl_gen_map_open(p->gen));
 }
 
 
@@ -1190,34 +1390,23 @@ ngx_bayeux_parse_map_key(void *ctx, const unsigned char *s, size_t len)
 {
     ngx_bayeux_parser_t *p = ctx;
 
-    ngx_bayeux_field_name_t  *f;
+    ngx_str_t            key;
+    ngx_bayeux_field_t  *f;
+
+    key.data = (u_char *) s;
+    key.len = len;
 
     if (p->capturing) {
+        ngx_bayeux_parser_member_key(p, &key);
 
-        if (p->field == ngx_bayeux_field_advice
-            && p->depth == p->capture_depth + 1)
-        {
-            if (len == 7 && ngx_strncmp(s, "timeout", 7) == 0) {
-                p->advice_key = ngx_bayeux_advice_timeout;
-
-            } else if (len == 8 && ngx_strncmp(s, "interval", 8) == 0) {
-                p->advice_key = ngx_bayeux_advice_interval;
-
-            } else {
-                p->advice_key = ngx_bayeux_advice_other;
-            }
-        }
-
-        ngx_bayeux_gen(p, yajl_gen_string(p->gen, s, len));
-
-        return 1;
+        return ngx_bayeux_parser_gen(p, yajl_gen_string(p->gen, s, len));
     }
 
-    p->field = ngx_bayeux_field_other;
+    p->field = &ngx_bayeux_field_unknown;
 
-    for (f = ngx_bayeux_fields; f->name.len; f++) {
-        if (f->name.len == len && ngx_strncmp(f->name.data, s, len) == 0) {
-            p->field = f->field;
+    for (f = ngx_bayeux_fields; f->key.len; f++) {
+        if (ngx_bayeux_str_eq(&f->key, &key)) {
+            p->field = f;
             break;
         }
     }
@@ -1231,10 +1420,13 @@ ngx_bayeux_parse_end_map(void *ctx)
 {
     ngx_bayeux_parser_t *p = ctx;
 
-    if (p->capturing) {
-        ngx_bayeux_gen(p, yajl_gen_map_close(p->gen));
+    ngx_bayeux_parser_close(p);
 
-        ngx_bayeux_parser_close(p);
+    if (p->capturing) {
+
+        if (!ngx_bayeux_parser_gen(p, yajl_gen_map_close(p->gen))) {
+            return 0;
+        }
 
         if (p->depth == p->capture_depth) {
             return ngx_bayeux_parser_capture_end(p);
@@ -1245,10 +1437,7 @@ ngx_bayeux_parse_end_map(void *ctx)
 
     /* the end of a message */
 
-    ngx_bayeux_parser_close(p);
-
     p->msg = NULL;
-    p->msg_depth = 0;
 
     return 1;
 }
@@ -1259,10 +1448,11 @@ ngx_bayeux_parse_start_array(void *ctx)
 {
     ngx_bayeux_parser_t *p = ctx;
 
-    int  rc;
+    ngx_bayeux_event_e  rc;
 
-    rc = ngx_bayeux_parser_event(p, ngx_bayeux_value_array);
-    if (rc == 0) {
+    rc = ngx_bayeux_parser_event(p, NGX_BAYEUX_JSON_ARRAY);
+
+    if (rc == ngx_bayeux_event_error) {
         return 0;
     }
 
@@ -1270,14 +1460,11 @@ ngx_bayeux_parse_start_array(void *ctx)
         return 0;
     }
 
-    if (rc == 2) {
-        /* the batch */
+    if (rc == ngx_bayeux_event_batch) {
         return 1;
     }
 
-    ngx_bayeux_gen(p, yajl_gen_array_open(p->gen));
-
-    return 1;
+    return ngx_bayeux_parser_gen(p, yajl_gen_array_open(p->gen));
 }
 
 
@@ -1286,10 +1473,13 @@ ngx_bayeux_parse_end_array(void *ctx)
 {
     ngx_bayeux_parser_t *p = ctx;
 
-    if (p->capturing) {
-        ngx_bayeux_gen(p, yajl_gen_array_close(p->gen));
+    ngx_bayeux_parser_close(p);
 
-        ngx_bayeux_parser_close(p);
+    if (p->capturing) {
+
+        if (!ngx_bayeux_parser_gen(p, yajl_gen_array_close(p->gen))) {
+            return 0;
+        }
 
         if (p->depth == p->capture_depth) {
             return ngx_bayeux_parser_capture_end(p);
@@ -1299,8 +1489,6 @@ ngx_bayeux_parse_end_array(void *ctx)
     }
 
     /* the end of the batch */
-
-    ngx_bayeux_parser_close(p);
 
     return 1;
 }

@@ -15,8 +15,33 @@
 
 
 /*
- * One incoming Bayeux message.  Compound values the module only passes
- * along (data, ext, advice, id) are kept as compact JSON text; the fields
+ * What the server extensions read in "ext": CometD's ack extension (a
+ * handshake offers acknowledgements, true or false, or an object
+ * {"enabled":true,"batch":N} from newer clients; a /meta/connect sends
+ * the last batch it received) and its timesync extension ({"tc":client
+ * time, "l":network lag, "o":clock offset}, in ms).  ext is free-form:
+ * a value of another type is not given here, and the request goes on.
+ */
+
+typedef struct {
+    int64_t                    value;
+    unsigned                   given:1;
+} ngx_bayeux_ext_value_t;
+
+
+typedef struct {
+    ngx_bayeux_ext_value_t     ack_enabled;     /* ack, ack.enabled: 1, 0 */
+    ngx_bayeux_ext_value_t     ack_batch;       /* ack number, ack.batch */
+    ngx_bayeux_ext_value_t     timesync_tc;
+    ngx_bayeux_ext_value_t     timesync_l;
+    ngx_bayeux_ext_value_t     timesync_o;
+} ngx_bayeux_ext_t;
+
+
+/*
+ * One incoming Bayeux message, filled by the parser's table of fields
+ * (ngx_bayeux_fields in ngx_bayeux_message.c).  Values the module only
+ * passes along (data, ext, id) are kept as compact JSON text; the fields
  * it acts on are decoded.  An empty ngx_str_t means "absent".
  */
 
@@ -29,7 +54,7 @@ typedef struct {
 
     ngx_str_t                  id;              /* JSON text */
     ngx_str_t                  data;            /* JSON text */
-    ngx_str_t                  ext;             /* JSON text */
+    ngx_str_t                  ext;             /* JSON text, echoed */
     ngx_str_t                  subscription;    /* JSON text, as sent */
 
     ngx_array_t               *subscriptions;   /* ngx_str_t */
@@ -38,7 +63,8 @@ typedef struct {
     ngx_int_t                  advice_timeout;  /* -1: not given */
     ngx_int_t                  advice_interval; /* -1: not given */
 
-    unsigned                   has_connection_types:1;
+    ngx_bayeux_ext_t           ext_values;      /* decoded from ext */
+
     unsigned                   disconnected:1;      /* applied: done */
 } ngx_bayeux_message_t;
 
@@ -46,6 +72,8 @@ typedef struct {
 /* a batch's parser: yajl's callbacks build the messages in a pool */
 
 typedef struct ngx_bayeux_parser_s  ngx_bayeux_parser_t;
+typedef struct ngx_bayeux_field_s   ngx_bayeux_field_t;
+typedef struct ngx_bayeux_member_s  ngx_bayeux_member_t;
 
 struct ngx_bayeux_parser_s {
     ngx_pool_t                *pool;
@@ -57,10 +85,10 @@ struct ngx_bayeux_parser_s {
     ngx_uint_t                 max_messages;
 
     ngx_uint_t                 depth;
-    ngx_uint_t                 msg_depth;
-    ngx_uint_t                 field;       /* ngx_bayeux_field_e */
+    ngx_bayeux_field_t        *field;       /* row of the message's key */
     ngx_uint_t                 capture_depth;
-    ngx_uint_t                 advice_key;
+    ngx_bayeux_member_t       *member;      /* rows of the field's key */
+    ngx_bayeux_member_t       *submember;   /* rows of the member's key */
 
     size_t                     bytes;
     ngx_str_t                  error;
@@ -78,7 +106,6 @@ struct ngx_bayeux_parser_s {
     unsigned                   arena:1;
     unsigned                   batch:1;
     unsigned                   capturing:1;
-    unsigned                   done:1;
 };
 
 
