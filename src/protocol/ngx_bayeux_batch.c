@@ -62,7 +62,7 @@ static ngx_int_t ngx_bayeux_reply_advice(ngx_bayeux_json_t *j,
 static ngx_int_t ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b,
     ngx_bayeux_json_t *j);
 static ngx_int_t ngx_bayeux_transport_enabled(ngx_bayeux_batch_t *b,
-    ngx_str_t *name);
+    const ngx_str_t *name);
 static ngx_int_t ngx_bayeux_advice_create(ngx_conf_t *cf,
     ngx_bayeux_endpoint_t *ep, char *reconnect, ngx_str_t *advice);
 static ngx_uint_t ngx_bayeux_is(ngx_str_t *name, char *literal);
@@ -71,7 +71,7 @@ static ngx_uint_t ngx_bayeux_is(ngx_str_t *name, char *literal);
 typedef struct {
     ngx_str_t                      name;
     ngx_uint_t                     mask;
-} ngx_bayeux_transport_t;
+} ngx_bayeux_connection_type_t;
 
 
 /* the reply to an engine operation that failed, by its result */
@@ -92,7 +92,7 @@ static ngx_bayeux_failure_t  ngx_bayeux_failures[] = {
 };
 
 
-static ngx_bayeux_transport_t  ngx_bayeux_transports[] = {
+static ngx_bayeux_connection_type_t  ngx_bayeux_transports[] = {
     { ngx_string("websocket"), NGX_BAYEUX_TRANSPORT_WEBSOCKET },
     { ngx_string("long-polling"), NGX_BAYEUX_TRANSPORT_LONG_POLLING },
     { ngx_string("callback-polling"), NGX_BAYEUX_TRANSPORT_CALLBACK_POLLING },
@@ -220,7 +220,7 @@ ngx_bayeux_batch_run(ngx_bayeux_batch_t *b)
         }
     }
 
-    b->done(b);
+    b->transport->done(b);
 }
 
 
@@ -241,10 +241,11 @@ ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b)
 
 /*
  * Calls the engine for the batch (see the lifetime rule in
- * ngx_bayeux_protocol.h).  While the batch is inside the engine its
- * request cannot be freed: nginx's "blocked" count keeps it, as for
- * asynchronous file I/O; a websocket, which has no request, looks at
- * ngx_bayeux_batch_in_engine().  NGX_OK: the operation completed during
+ * ngx_bayeux_batch.h).  While the batch is inside the engine what
+ * carries it cannot be freed: the transport's "enter" and "leave" keep
+ * it (a request: nginx's "blocked" count, as for asynchronous file
+ * I/O); a websocket looks at ngx_bayeux_batch_in_engine().  NGX_OK: the
+ * operation completed during
  * the call, the caller goes on; NGX_AGAIN: it completes later, and its
  * handler goes on; NGX_ABORT: the batch was cancelled meanwhile, and is
  * the abort handler's.
@@ -253,8 +254,8 @@ ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b)
 static ngx_int_t
 ngx_bayeux_batch_call(ngx_bayeux_batch_t *b, ngx_bayeux_engine_op_pt call)
 {
-    if (b->request) {
-        b->request->main->blocked++;
+    if (b->transport->enter) {
+        b->transport->enter(b);
     }
 
     b->calling = 1;
@@ -300,8 +301,8 @@ ngx_bayeux_batch_returned(ngx_bayeux_batch_t *b)
 static ngx_int_t
 ngx_bayeux_batch_leave(ngx_bayeux_batch_t *b)
 {
-    if (b->request) {
-        b->request->main->blocked--;
+    if (b->transport->leave) {
+        b->transport->leave(b);
     }
 
     if (b->aborted) {
@@ -310,7 +311,7 @@ ngx_bayeux_batch_leave(ngx_bayeux_batch_t *b)
             b->endpoint->engine->cancel(b->endpoint, &b->waiter);
         }
 
-        b->abort(b);
+        b->transport->abort(b);
         return NGX_ABORT;
     }
 
@@ -480,11 +481,13 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
                 goto failed;
             }
 
-            if (ngx_bayeux_transport_enabled(b, &b->transport) != NGX_OK
+            if (ngx_bayeux_transport_enabled(b, &b->transport->name)
+                != NGX_OK
                 || (m->connection_type.len
-                    && (m->connection_type.len != b->transport.len
+                    && (m->connection_type.len != b->transport->name.len
                         || ngx_strncmp(m->connection_type.data,
-                                       b->transport.data, b->transport.len)
+                                       b->transport->name.data,
+                                       b->transport->name.len)
                            != 0)))
             {
                 error = "400::unsupported_connection_type";
@@ -654,8 +657,10 @@ ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
         return;
     }
 
-    if (reason == NGX_BAYEUX_WAKE_MESSAGES && b->push && !b->expired) {
-        b->push(b);
+    if (reason == NGX_BAYEUX_WAKE_MESSAGES && b->transport->push
+        && !b->expired)
+    {
+        b->transport->push(b);
         return;
     }
 
@@ -668,7 +673,7 @@ ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
         b->replies[b->connect - 1].len = 0;
     }
 
-    b->wake(b);
+    b->transport->wake(b);
 }
 
 
@@ -835,8 +840,8 @@ ngx_bayeux_batch_held_next(ngx_bayeux_batch_t *b)
     if (op->rc == NGX_OK) {
         b->deliveries = op->messages;
 
-        if (b->deliveries->nelts && b->push && !b->expired) {
-            b->push(b);
+        if (b->deliveries->nelts && b->transport->push && !b->expired) {
+            b->transport->push(b);
             return;
         }
 
@@ -857,7 +862,7 @@ ngx_bayeux_batch_held_next(ngx_bayeux_batch_t *b)
         }
     }
 
-    b->wake(b);
+    b->transport->wake(b);
 }
 
 
@@ -1299,8 +1304,8 @@ ngx_bayeux_reply_advice(ngx_bayeux_json_t *j, ngx_str_t *advice)
 static ngx_int_t
 ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j)
 {
-    ngx_uint_t               n;
-    ngx_bayeux_transport_t  *t;
+    ngx_uint_t                     n;
+    ngx_bayeux_connection_type_t  *t;
 
     if (ngx_bayeux_json_key(j, "supportedConnectionTypes") != NGX_OK
         || ngx_bayeux_json_literal(j, "[") != NGX_OK)
@@ -1328,9 +1333,9 @@ ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j)
 
 
 static ngx_int_t
-ngx_bayeux_transport_enabled(ngx_bayeux_batch_t *b, ngx_str_t *name)
+ngx_bayeux_transport_enabled(ngx_bayeux_batch_t *b, const ngx_str_t *name)
 {
-    ngx_bayeux_transport_t  *t;
+    ngx_bayeux_connection_type_t  *t;
 
     for (t = ngx_bayeux_transports; t->name.len; t++) {
         if (t->name.len == name->len
