@@ -68,12 +68,6 @@ static ngx_int_t ngx_bayeux_advice_create(ngx_conf_t *cf,
 static ngx_uint_t ngx_bayeux_is(ngx_str_t *name, char *literal);
 
 
-typedef struct {
-    ngx_str_t                      name;
-    ngx_uint_t                     mask;
-} ngx_bayeux_connection_type_t;
-
-
 /* the reply to an engine operation that failed, by its result */
 
 typedef struct {
@@ -92,20 +86,39 @@ static ngx_bayeux_failure_t  ngx_bayeux_failures[] = {
 };
 
 
-static ngx_bayeux_connection_type_t  ngx_bayeux_transports[] = {
-    { ngx_string("websocket"), NGX_BAYEUX_TRANSPORT_WEBSOCKET },
-    { ngx_string("long-polling"), NGX_BAYEUX_TRANSPORT_LONG_POLLING },
-    { ngx_string("callback-polling"), NGX_BAYEUX_TRANSPORT_CALLBACK_POLLING },
-    { ngx_null_string, 0 }
-};
-
-
-/* what does not change between replies is written once per location */
+/*
+ * What does not change between replies is written once per location;
+ * "transports" are the names and bits of bayeux_transports, in the order
+ * a handshake offers them.
+ */
 
 ngx_int_t
-ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
+ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep,
+    ngx_conf_bitmask_t *transports)
 {
-    u_char  *p;
+    u_char              *p;
+    ngx_str_t           *name;
+    ngx_conf_bitmask_t  *t;
+
+    if (ngx_array_init(&ep->transports, cf->pool, 3, sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (t = transports; t->name.len; t++) {
+
+        if (!(ep->conf->transports & t->mask)) {
+            continue;
+        }
+
+        name = ngx_array_push(&ep->transports);
+        if (name == NULL) {
+            return NGX_ERROR;
+        }
+
+        *name = t->name;
+    }
 
     if (ngx_bayeux_advice_create(cf, ep, "retry", &ep->advice_retry)
         != NGX_OK
@@ -1304,8 +1317,8 @@ ngx_bayeux_reply_advice(ngx_bayeux_json_t *j, ngx_str_t *advice)
 static ngx_int_t
 ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j)
 {
-    ngx_uint_t                     n;
-    ngx_bayeux_connection_type_t  *t;
+    ngx_str_t   *name;
+    ngx_uint_t   i;
 
     if (ngx_bayeux_json_key(j, "supportedConnectionTypes") != NGX_OK
         || ngx_bayeux_json_literal(j, "[") != NGX_OK)
@@ -1313,16 +1326,12 @@ ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j)
         return NGX_ERROR;
     }
 
-    n = 0;
+    name = b->endpoint->transports.elts;
 
-    for (t = ngx_bayeux_transports; t->name.len; t++) {
+    for (i = 0; i < b->endpoint->transports.nelts; i++) {
 
-        if (!(b->endpoint->conf->transports & t->mask)) {
-            continue;
-        }
-
-        if ((n++ && ngx_bayeux_json_literal(j, ",") != NGX_OK)
-            || ngx_bayeux_json_string(j, &t->name) != NGX_OK)
+        if ((i && ngx_bayeux_json_literal(j, ",") != NGX_OK)
+            || ngx_bayeux_json_string(j, &name[i]) != NGX_OK)
         {
             return NGX_ERROR;
         }
@@ -1335,14 +1344,16 @@ ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j)
 static ngx_int_t
 ngx_bayeux_transport_enabled(ngx_bayeux_batch_t *b, const ngx_str_t *name)
 {
-    ngx_bayeux_connection_type_t  *t;
+    ngx_str_t   *enabled;
+    ngx_uint_t   i;
 
-    for (t = ngx_bayeux_transports; t->name.len; t++) {
-        if (t->name.len == name->len
-            && ngx_strncmp(t->name.data, name->data, name->len) == 0)
+    enabled = b->endpoint->transports.elts;
+
+    for (i = 0; i < b->endpoint->transports.nelts; i++) {
+        if (enabled[i].len == name->len
+            && ngx_strncmp(enabled[i].data, name->data, name->len) == 0)
         {
-            return (b->endpoint->conf->transports & t->mask) ? NGX_OK
-                                                             : NGX_DECLINED;
+            return NGX_OK;
         }
     }
 

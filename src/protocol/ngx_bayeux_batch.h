@@ -143,7 +143,7 @@ struct ngx_bayeux_batch_s {
 
 
 ngx_int_t ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf,
-    ngx_bayeux_endpoint_t *ep);
+    ngx_bayeux_endpoint_t *ep, ngx_conf_bitmask_t *transports);
 ngx_int_t ngx_bayeux_batch_init(ngx_bayeux_batch_t *b);
 void ngx_bayeux_batch_run(ngx_bayeux_batch_t *b);
 void ngx_bayeux_batch_release(ngx_bayeux_batch_t *b);

@@ -15,7 +15,6 @@
 #include "ngx_bayeux_http.h"
 #include "ngx_bayeux_clients.h"
 #include "ngx_bayeux_cookie.h"
-#include "ngx_bayeux_transport.h"
 #include "ngx_bayeux_polling.h"
 
 
@@ -69,7 +68,7 @@ static ngx_str_t  ngx_bayeux_text_type =
  * callback around it: ctx->callback).
  */
 
-static const ngx_bayeux_http_transport_t  ngx_bayeux_long_polling = {
+const ngx_bayeux_http_transport_t  ngx_bayeux_long_polling = {
     { ngx_string("long-polling"),
       NGX_BAYEUX_TRANSPORT_LONG_POLLING,
       ngx_bayeux_longpoll_done,
@@ -78,10 +77,13 @@ static const ngx_bayeux_http_transport_t  ngx_bayeux_long_polling = {
       ngx_bayeux_longpoll_abort,
       ngx_bayeux_longpoll_enter,
       ngx_bayeux_longpoll_leave },
+    NGX_HTTP_POST,
+    ngx_null_string,
+    ngx_bayeux_longpoll_handler,
     ngx_bayeux_longpoll_parent
 };
 
-static const ngx_bayeux_http_transport_t  ngx_bayeux_callback_polling = {
+const ngx_bayeux_http_transport_t  ngx_bayeux_callback_polling = {
     { ngx_string("callback-polling"),
       NGX_BAYEUX_TRANSPORT_CALLBACK_POLLING,
       ngx_bayeux_longpoll_done,
@@ -90,6 +92,9 @@ static const ngx_bayeux_http_transport_t  ngx_bayeux_callback_polling = {
       ngx_bayeux_longpoll_abort,
       ngx_bayeux_longpoll_enter,
       ngx_bayeux_longpoll_leave },
+    NGX_HTTP_GET,
+    ngx_null_string,
+    ngx_bayeux_jsonp_handler,
     ngx_bayeux_longpoll_parent
 };
 

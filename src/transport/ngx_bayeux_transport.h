@@ -17,11 +17,23 @@
 
 /*
  * The HTTP view of a transport: the protocol's table first, so that a
- * batch's b->transport is one of these, then what only HTTP knows.
+ * batch's b->transport is one of these, then what only HTTP knows: the
+ * requests the content handler gives it, and how a subrequest finds a
+ * parent.
  */
 
 typedef struct {
     ngx_bayeux_transport_t         bayeux;      /* first */
+
+    ngx_uint_t                     methods;     /* NGX_HTTP_GET... */
+
+    /*
+     * the Upgrade those requests ask for (case-insensitive); empty: the
+     * header is not looked at
+     */
+    ngx_str_t                      upgrade;
+
+    ngx_http_handler_pt            handler;
 
     /*
      * the request a subrequest can hang off for the batch; NULL: none

@@ -14,7 +14,6 @@
 #include "ngx_bayeux_batch.h"
 #include "ngx_bayeux_http.h"
 #include "ngx_bayeux_cookie.h"
-#include "ngx_bayeux_transport.h"
 #include "ngx_bayeux_websocket.h"
 
 
@@ -141,7 +140,7 @@ static void ngx_bayeux_ws_batch_timeout(ngx_event_t *ev);
 static void ngx_bayeux_ws_batch_free(ngx_bayeux_ws_batch_t *wb);
 
 
-static const ngx_bayeux_http_transport_t  ngx_bayeux_websocket = {
+const ngx_bayeux_http_transport_t  ngx_bayeux_websocket = {
     { ngx_string("websocket"),
       NGX_BAYEUX_TRANSPORT_WEBSOCKET,
       ngx_bayeux_ws_batch_done,
@@ -150,6 +149,9 @@ static const ngx_bayeux_http_transport_t  ngx_bayeux_websocket = {
       ngx_bayeux_ws_batch_abort,
       NULL,                         /* ngx_bayeux_batch_in_engine() */
       NULL },
+    NGX_HTTP_GET,
+    ngx_string("websocket"),
+    ngx_bayeux_websocket_handler,
     ngx_bayeux_ws_parent
 };
 

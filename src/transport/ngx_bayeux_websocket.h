@@ -13,6 +13,10 @@
 #include <ngx_http.h>
 
 #include "ngx_bayeux_batch.h"
+#include "ngx_bayeux_transport.h"
+
+
+extern const ngx_bayeux_http_transport_t  ngx_bayeux_websocket;
 
 
 ngx_int_t ngx_bayeux_websocket_handler(ngx_http_request_t *r);
