@@ -15,6 +15,7 @@
 #include "ngx_bayeux_batch.h"
 
 
+static ngx_int_t ngx_bayeux_preconfiguration(ngx_conf_t *cf);
 static void *ngx_bayeux_create_main_conf(ngx_conf_t *cf);
 static void *ngx_bayeux_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -143,8 +144,8 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_bayeux_transports,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_bayeux_loc_conf_t, transports),
+      ngx_bayeux_transport_masks },
 
     { ngx_string("bayeux_max_sessions_per_browser"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -249,7 +250,7 @@ static ngx_command_t  ngx_bayeux_commands[] = {
 
 
 static ngx_http_module_t  ngx_bayeux_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_bayeux_preconfiguration,           /* preconfiguration */
     NULL,                                  /* postconfiguration */
 
     ngx_bayeux_create_main_conf,           /* create main configuration */
@@ -277,6 +278,17 @@ ngx_module_t  ngx_bayeux_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+/* the values of bayeux_transports come from the transports' table */
+
+static ngx_int_t
+ngx_bayeux_preconfiguration(ngx_conf_t *cf)
+{
+    ngx_bayeux_http_init_transports();
+
+    return NGX_OK;
+}
 
 
 static void *
@@ -360,13 +372,10 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->broadcast_to_publisher,
                          prev->broadcast_to_publisher, 1);
 
-    if (conf->transports == 0) {
-        conf->transports = prev->transports
-                           ? prev->transports
-                           : (NGX_BAYEUX_TRANSPORT_WEBSOCKET
-                              |NGX_BAYEUX_TRANSPORT_LONG_POLLING
-                              |NGX_BAYEUX_TRANSPORT_CALLBACK_POLLING);
-    }
+    ngx_conf_merge_bitmask_value(conf->transports, prev->transports,
+                                 (NGX_BAYEUX_TRANSPORT_WEBSOCKET
+                                  |NGX_BAYEUX_TRANSPORT_LONG_POLLING
+                                  |NGX_BAYEUX_TRANSPORT_CALLBACK_POLLING));
 
     ngx_conf_merge_uint_value(conf->max_sessions_per_browser,
                               prev->max_sessions_per_browser, 1);
@@ -438,7 +447,9 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     conf->endpoint->engine = conf->engine;
 
     if (conf->engine->init_endpoint(cf, conf->endpoint) != NGX_OK
-        || ngx_bayeux_protocol_init_endpoint(cf, conf->endpoint) != NGX_OK)
+        || ngx_bayeux_protocol_init_endpoint(cf, conf->endpoint,
+                                             ngx_bayeux_transport_masks)
+           != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
@@ -554,13 +565,22 @@ ngx_bayeux_bounds(ngx_conf_t *cf, void *post, void *data)
 }
 
 
+/*
+ * ngx_conf_set_bitmask_slot() with the transports' table, but a repeated
+ * directive is refused, and an unknown name is told with the known ones
+ * (nginx says only "invalid value"); names are exact, as clients send
+ * them.
+ */
+
 static char *
 ngx_bayeux_transports(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_bayeux_loc_conf_t *blcf = conf;
 
-    ngx_str_t   *value;
-    ngx_uint_t   i;
+    u_char              *p, *last, known[NGX_MAX_CONF_ERRSTR];
+    ngx_str_t           *value;
+    ngx_uint_t           i;
+    ngx_conf_bitmask_t  *mask;
 
     if (blcf->transports) {
         return "is duplicate";
@@ -570,25 +590,38 @@ ngx_bayeux_transports(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 1; i < cf->args->nelts; i++) {
 
-        if (ngx_strcmp(value[i].data, "websocket") == 0) {
-            blcf->transports |= NGX_BAYEUX_TRANSPORT_WEBSOCKET;
+        for (mask = cmd->post; mask->name.len; mask++) {
+            if (mask->name.len == value[i].len
+                && ngx_strncmp(mask->name.data, value[i].data,
+                               value[i].len)
+                   == 0)
+            {
+                break;
+            }
+        }
 
-        } else if (ngx_strcmp(value[i].data, "long-polling") == 0) {
-            blcf->transports |= NGX_BAYEUX_TRANSPORT_LONG_POLLING;
-
-        } else if (ngx_strcmp(value[i].data, "callback-polling") == 0) {
-            blcf->transports |= NGX_BAYEUX_TRANSPORT_CALLBACK_POLLING;
-
-        } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "unknown bayeux transport \"%V\"; known: "
-                               "websocket, long-polling, callback-polling",
-                               &value[i]);
-            return NGX_CONF_ERROR;
+        if (mask->name.len == 0) {
+            goto unknown;
         }
     }
 
-    return NGX_CONF_OK;
+    return ngx_conf_set_bitmask_slot(cf, cmd, conf);
+
+unknown:
+
+    p = known;
+    last = known + sizeof(known);
+
+    for (mask = cmd->post; mask->name.len; mask++) {
+        p = ngx_slprintf(p, last, "%s%V", p == known ? "" : ", ",
+                         &mask->name);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "unknown bayeux transport \"%V\"; known: %*s",
+                       &value[i], p - known, known);
+
+    return NGX_CONF_ERROR;
 }
 
 

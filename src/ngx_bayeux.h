@@ -74,6 +74,9 @@ struct ngx_bayeux_endpoint_s {
     ngx_str_t                  advice_none;
     ngx_str_t                  advice_multiple;    /* multiple-clients */
 
+    /* the names of the enabled transports, in the order they are offered */
+    ngx_array_t                transports;         /* ngx_str_t */
+
     ngx_bayeux_loc_conf_t     *conf;
     ngx_bayeux_engine_t       *engine;
     void                      *data;

@@ -62,16 +62,10 @@ static ngx_int_t ngx_bayeux_reply_advice(ngx_bayeux_json_t *j,
 static ngx_int_t ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b,
     ngx_bayeux_json_t *j);
 static ngx_int_t ngx_bayeux_transport_enabled(ngx_bayeux_batch_t *b,
-    ngx_str_t *name);
+    const ngx_str_t *name);
 static ngx_int_t ngx_bayeux_advice_create(ngx_conf_t *cf,
     ngx_bayeux_endpoint_t *ep, char *reconnect, ngx_str_t *advice);
 static ngx_uint_t ngx_bayeux_is(ngx_str_t *name, char *literal);
-
-
-typedef struct {
-    ngx_str_t                      name;
-    ngx_uint_t                     mask;
-} ngx_bayeux_transport_t;
 
 
 /* the reply to an engine operation that failed, by its result */
@@ -92,20 +86,39 @@ static ngx_bayeux_failure_t  ngx_bayeux_failures[] = {
 };
 
 
-static ngx_bayeux_transport_t  ngx_bayeux_transports[] = {
-    { ngx_string("websocket"), NGX_BAYEUX_TRANSPORT_WEBSOCKET },
-    { ngx_string("long-polling"), NGX_BAYEUX_TRANSPORT_LONG_POLLING },
-    { ngx_string("callback-polling"), NGX_BAYEUX_TRANSPORT_CALLBACK_POLLING },
-    { ngx_null_string, 0 }
-};
-
-
-/* what does not change between replies is written once per location */
+/*
+ * What does not change between replies is written once per location;
+ * "transports" are the names and bits of bayeux_transports, in the order
+ * a handshake offers them.
+ */
 
 ngx_int_t
-ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
+ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep,
+    ngx_conf_bitmask_t *transports)
 {
-    u_char  *p;
+    u_char              *p;
+    ngx_str_t           *name;
+    ngx_conf_bitmask_t  *t;
+
+    if (ngx_array_init(&ep->transports, cf->pool, 3, sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (t = transports; t->name.len; t++) {
+
+        if (!(ep->conf->transports & t->mask)) {
+            continue;
+        }
+
+        name = ngx_array_push(&ep->transports);
+        if (name == NULL) {
+            return NGX_ERROR;
+        }
+
+        *name = t->name;
+    }
 
     if (ngx_bayeux_advice_create(cf, ep, "retry", &ep->advice_retry)
         != NGX_OK
@@ -220,7 +233,7 @@ ngx_bayeux_batch_run(ngx_bayeux_batch_t *b)
         }
     }
 
-    b->done(b);
+    b->transport->done(b);
 }
 
 
@@ -241,10 +254,11 @@ ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b)
 
 /*
  * Calls the engine for the batch (see the lifetime rule in
- * ngx_bayeux_protocol.h).  While the batch is inside the engine its
- * request cannot be freed: nginx's "blocked" count keeps it, as for
- * asynchronous file I/O; a websocket, which has no request, looks at
- * ngx_bayeux_batch_in_engine().  NGX_OK: the operation completed during
+ * ngx_bayeux_batch.h).  While the batch is inside the engine what
+ * carries it cannot be freed: the transport's "enter" and "leave" keep
+ * it (a request: nginx's "blocked" count, as for asynchronous file
+ * I/O); a websocket looks at ngx_bayeux_batch_in_engine().  NGX_OK: the
+ * operation completed during
  * the call, the caller goes on; NGX_AGAIN: it completes later, and its
  * handler goes on; NGX_ABORT: the batch was cancelled meanwhile, and is
  * the abort handler's.
@@ -253,8 +267,8 @@ ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b)
 static ngx_int_t
 ngx_bayeux_batch_call(ngx_bayeux_batch_t *b, ngx_bayeux_engine_op_pt call)
 {
-    if (b->request) {
-        b->request->main->blocked++;
+    if (b->transport->enter) {
+        b->transport->enter(b);
     }
 
     b->calling = 1;
@@ -300,8 +314,8 @@ ngx_bayeux_batch_returned(ngx_bayeux_batch_t *b)
 static ngx_int_t
 ngx_bayeux_batch_leave(ngx_bayeux_batch_t *b)
 {
-    if (b->request) {
-        b->request->main->blocked--;
+    if (b->transport->leave) {
+        b->transport->leave(b);
     }
 
     if (b->aborted) {
@@ -310,7 +324,7 @@ ngx_bayeux_batch_leave(ngx_bayeux_batch_t *b)
             b->endpoint->engine->cancel(b->endpoint, &b->waiter);
         }
 
-        b->abort(b);
+        b->transport->abort(b);
         return NGX_ABORT;
     }
 
@@ -480,11 +494,13 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
                 goto failed;
             }
 
-            if (ngx_bayeux_transport_enabled(b, &b->transport) != NGX_OK
+            if (ngx_bayeux_transport_enabled(b, &b->transport->name)
+                != NGX_OK
                 || (m->connection_type.len
-                    && (m->connection_type.len != b->transport.len
+                    && (m->connection_type.len != b->transport->name.len
                         || ngx_strncmp(m->connection_type.data,
-                                       b->transport.data, b->transport.len)
+                                       b->transport->name.data,
+                                       b->transport->name.len)
                            != 0)))
             {
                 error = "400::unsupported_connection_type";
@@ -654,8 +670,10 @@ ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
         return;
     }
 
-    if (reason == NGX_BAYEUX_WAKE_MESSAGES && b->push && !b->expired) {
-        b->push(b);
+    if (reason == NGX_BAYEUX_WAKE_MESSAGES && b->transport->push
+        && !b->expired)
+    {
+        b->transport->push(b);
         return;
     }
 
@@ -668,7 +686,7 @@ ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
         b->replies[b->connect - 1].len = 0;
     }
 
-    b->wake(b);
+    b->transport->wake(b);
 }
 
 
@@ -835,8 +853,8 @@ ngx_bayeux_batch_held_next(ngx_bayeux_batch_t *b)
     if (op->rc == NGX_OK) {
         b->deliveries = op->messages;
 
-        if (b->deliveries->nelts && b->push && !b->expired) {
-            b->push(b);
+        if (b->deliveries->nelts && b->transport->push && !b->expired) {
+            b->transport->push(b);
             return;
         }
 
@@ -857,7 +875,7 @@ ngx_bayeux_batch_held_next(ngx_bayeux_batch_t *b)
         }
     }
 
-    b->wake(b);
+    b->transport->wake(b);
 }
 
 
@@ -1299,8 +1317,8 @@ ngx_bayeux_reply_advice(ngx_bayeux_json_t *j, ngx_str_t *advice)
 static ngx_int_t
 ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j)
 {
-    ngx_uint_t               n;
-    ngx_bayeux_transport_t  *t;
+    ngx_str_t   *name;
+    ngx_uint_t   i;
 
     if (ngx_bayeux_json_key(j, "supportedConnectionTypes") != NGX_OK
         || ngx_bayeux_json_literal(j, "[") != NGX_OK)
@@ -1308,16 +1326,12 @@ ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j)
         return NGX_ERROR;
     }
 
-    n = 0;
+    name = b->endpoint->transports.elts;
 
-    for (t = ngx_bayeux_transports; t->name.len; t++) {
+    for (i = 0; i < b->endpoint->transports.nelts; i++) {
 
-        if (!(b->endpoint->conf->transports & t->mask)) {
-            continue;
-        }
-
-        if ((n++ && ngx_bayeux_json_literal(j, ",") != NGX_OK)
-            || ngx_bayeux_json_string(j, &t->name) != NGX_OK)
+        if ((i && ngx_bayeux_json_literal(j, ",") != NGX_OK)
+            || ngx_bayeux_json_string(j, &name[i]) != NGX_OK)
         {
             return NGX_ERROR;
         }
@@ -1328,16 +1342,18 @@ ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j)
 
 
 static ngx_int_t
-ngx_bayeux_transport_enabled(ngx_bayeux_batch_t *b, ngx_str_t *name)
+ngx_bayeux_transport_enabled(ngx_bayeux_batch_t *b, const ngx_str_t *name)
 {
-    ngx_bayeux_transport_t  *t;
+    ngx_str_t   *enabled;
+    ngx_uint_t   i;
 
-    for (t = ngx_bayeux_transports; t->name.len; t++) {
-        if (t->name.len == name->len
-            && ngx_strncmp(t->name.data, name->data, name->len) == 0)
+    enabled = b->endpoint->transports.elts;
+
+    for (i = 0; i < b->endpoint->transports.nelts; i++) {
+        if (enabled[i].len == name->len
+            && ngx_strncmp(enabled[i].data, name->data, name->len) == 0)
         {
-            return (b->endpoint->conf->transports & t->mask) ? NGX_OK
-                                                             : NGX_DECLINED;
+            return NGX_OK;
         }
     }
 

@@ -19,9 +19,9 @@
 
 /*
  * A batch: the messages of one request, applied in order through the
- * engine.  When every message is applied "done" is called; if the batch
- * held a /meta/connect that the engine parked, "parked" is set and
- * "wake" is called once the connect is answered.
+ * engine.  When every message is applied the transport's "done" is
+ * called; if the batch held a /meta/connect that the engine parked,
+ * "parked" is set and "wake" is called once the connect is answered.
  *
  * Lifetime: a batch is inside the engine from just before an engine
  * operation is called for it (a message, or the connect of
@@ -33,19 +33,53 @@
  * transport never frees a batch that is inside the engine: it cancels
  * it (ngx_bayeux_batch_cancel() sets "aborted"), and the batch, once
  * out of the engine, goes no further and calls "abort", which frees it.
- * A request keeps itself meanwhile with r->main->blocked, counted while
- * the batch is inside the engine.
+ * The transport's "enter" and "leave" are called as the batch goes into
+ * the engine and comes out, so that what carries the batch can keep
+ * itself meanwhile (a request: r->main->blocked).
  */
 
 typedef struct ngx_bayeux_batch_s  ngx_bayeux_batch_t;
 
 typedef void (*ngx_bayeux_batch_handler_pt)(ngx_bayeux_batch_t *b);
 
+
+/*
+ * The protocol's view of a transport, one static table each: its name
+ * (the connectionType), its bit of bayeux_transports, and what the batch
+ * calls back.
+ */
+
+typedef struct {
+    ngx_str_t                      name;
+    ngx_uint_t                     mask;
+
+    ngx_bayeux_batch_handler_pt    done;
+    ngx_bayeux_batch_handler_pt    wake;
+
+    /*
+     * NULL: none; else called instead of "wake" when messages arrive for
+     * a held connect: the transport sends b->deliveries and holds the
+     * connect again with ngx_bayeux_batch_hold() (WebSocket)
+     */
+    ngx_bayeux_batch_handler_pt    push;
+
+    /*
+     * the batch was cancelled while inside the engine; called once it is
+     * out, instead of going on: the transport frees it then
+     */
+    ngx_bayeux_batch_handler_pt    abort;
+
+    /* NULL: nothing to keep while the batch is inside the engine */
+    ngx_bayeux_batch_handler_pt    enter;
+    ngx_bayeux_batch_handler_pt    leave;
+} ngx_bayeux_transport_t;
+
+
 struct ngx_bayeux_batch_s {
     ngx_pool_t                    *pool;
     ngx_log_t                     *log;
     ngx_bayeux_endpoint_t         *endpoint;
-    ngx_str_t                      transport;
+    const ngx_bayeux_transport_t  *transport;
 
     ngx_array_t                   *messages;    /* ngx_bayeux_message_t */
     ngx_uint_t                     next;
@@ -59,27 +93,7 @@ struct ngx_bayeux_batch_s {
     ngx_bayeux_wake_e              wake_reason;
     ngx_array_t                   *deliveries;  /* ngx_str_t */
 
-    ngx_bayeux_batch_handler_pt    done;
-    ngx_bayeux_batch_handler_pt    wake;
-
-    /*
-     * optional: called instead of "wake" when messages arrive for a held
-     * connect; the transport sends b->deliveries and holds the connect
-     * again with ngx_bayeux_batch_hold() (WebSocket)
-     */
-    ngx_bayeux_batch_handler_pt    push;
-
-    /*
-     * the batch was cancelled while inside the engine; called once it is
-     * out, instead of going on: the transport frees it then
-     */
-    ngx_bayeux_batch_handler_pt    abort;
-
     void                          *data;
-
-    /* kept from being freed while the batch is inside the engine (NULL:
-     * a websocket) */
-    ngx_http_request_t            *request;
 
     /* long-polling: the BAYEUX_BROWSER of the request, and its hold */
     ngx_str_t                      browser;
@@ -129,7 +143,7 @@ struct ngx_bayeux_batch_s {
 
 
 ngx_int_t ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf,
-    ngx_bayeux_endpoint_t *ep);
+    ngx_bayeux_endpoint_t *ep, ngx_conf_bitmask_t *transports);
 ngx_int_t ngx_bayeux_batch_init(ngx_bayeux_batch_t *b);
 void ngx_bayeux_batch_run(ngx_bayeux_batch_t *b);
 void ngx_bayeux_batch_release(ngx_bayeux_batch_t *b);

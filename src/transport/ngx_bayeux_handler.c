@@ -10,6 +10,7 @@
 
 #include "ngx_bayeux.h"
 #include "ngx_bayeux_http.h"
+#include "ngx_bayeux_transport.h"
 #include "ngx_bayeux_polling.h"
 #include "ngx_bayeux_websocket.h"
 #include "ngx_bayeux_handler.h"
@@ -20,19 +21,60 @@
  * request, and answers cross-origin requests as bayeux_allow_origin says.
  */
 
+static ngx_int_t ngx_bayeux_http_upgrade(ngx_http_request_t *r,
+    const ngx_bayeux_http_transport_t *t);
 static ngx_int_t ngx_bayeux_http_cors(ngx_http_request_t *r,
     ngx_table_elt_t *origin);
 static ngx_int_t ngx_bayeux_http_preflight(ngx_http_request_t *r,
     ngx_table_elt_t *origin);
 
 
+/*
+ * The transports, in the order a handshake offers them.  A request goes
+ * to the first whose method it has and, for one with an upgrade, that
+ * asks for an upgrade.
+ */
+
+static const ngx_bayeux_http_transport_t  *ngx_bayeux_http_transports[] = {
+    &ngx_bayeux_websocket,
+    &ngx_bayeux_long_polling,
+    &ngx_bayeux_callback_polling,
+    NULL
+};
+
+
+/* filled from the table above before the configuration is read */
+
+ngx_conf_bitmask_t  ngx_bayeux_transport_masks[
+    sizeof(ngx_bayeux_http_transports)
+    / sizeof(ngx_bayeux_http_transports[0])];
+
+
+void
+ngx_bayeux_http_init_transports(void)
+{
+    ngx_uint_t                           i;
+    ngx_conf_bitmask_t                  *mask;
+    const ngx_bayeux_http_transport_t  **t;
+
+    t = ngx_bayeux_http_transports;
+    mask = ngx_bayeux_transport_masks;
+
+    for (i = 0; t[i]; i++) {
+        mask[i].name = t[i]->bayeux.name;
+        mask[i].mask = t[i]->bayeux.mask;
+    }
+
+    ngx_str_null(&mask[i].name);
+    mask[i].mask = 0;
+}
+
+
 ngx_int_t
 ngx_bayeux_http_handler(ngx_http_request_t *r)
 {
-    ngx_table_elt_t        *origin;
-    ngx_bayeux_loc_conf_t  *blcf;
-
-    blcf = ngx_http_get_module_loc_conf(r, ngx_bayeux_module);
+    ngx_table_elt_t                     *origin;
+    const ngx_bayeux_http_transport_t  **t;
 
     origin = ngx_bayeux_http_header(r, "Origin");
 
@@ -46,36 +88,62 @@ ngx_bayeux_http_handler(ngx_http_request_t *r)
         return ngx_bayeux_http_preflight(r, origin);
     }
 
-    if (r->method == NGX_HTTP_POST) {
-        return ngx_bayeux_longpoll_handler(r);
-    }
+    for (t = ngx_bayeux_http_transports; *t; t++) {
 
-    if (r->method != NGX_HTTP_GET) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    if (r->headers_in.upgrade) {
-
-        if (r->headers_in.upgrade->value.len != 9
-            || ngx_strncasecmp(r->headers_in.upgrade->value.data,
-                               (u_char *) "websocket", 9) != 0)
-        {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "bayeux: unsupported upgrade \"%V\"",
-                          &r->headers_in.upgrade->value);
-            return NGX_HTTP_BAD_REQUEST;
+        if (!(r->method & (*t)->methods)) {
+            continue;
         }
 
-        if (!(blcf->transports & NGX_BAYEUX_TRANSPORT_WEBSOCKET)) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "bayeux: the websocket transport is not enabled");
-            return NGX_HTTP_BAD_REQUEST;
+        if ((*t)->upgrade.len == 0) {
+            return (*t)->handler(r);
         }
 
-        return ngx_bayeux_websocket_handler(r);
+        if (r->headers_in.upgrade) {
+            return ngx_bayeux_http_upgrade(r, *t);
+        }
     }
 
-    return ngx_bayeux_jsonp_handler(r);
+    return NGX_HTTP_NOT_ALLOWED;
+}
+
+
+/*
+ * A request that asks for an upgrade where a transport upgrades asks for
+ * that transport: another upgrade is refused rather than answered as
+ * plain HTTP, and so is the transport when it is not enabled.  (Plain
+ * HTTP requests carry the handshakes of every transport, as Faye's
+ * client handshakes before it upgrades: only their /meta/connect is
+ * refused.)
+ */
+
+static ngx_int_t
+ngx_bayeux_http_upgrade(ngx_http_request_t *r,
+    const ngx_bayeux_http_transport_t *t)
+{
+    ngx_str_t              *upgrade;
+    ngx_bayeux_loc_conf_t  *blcf;
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_bayeux_module);
+
+    upgrade = &r->headers_in.upgrade->value;
+
+    if (upgrade->len != t->upgrade.len
+        || ngx_strncasecmp(upgrade->data, t->upgrade.data, upgrade->len)
+           != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "bayeux: unsupported upgrade \"%V\"", upgrade);
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (!(blcf->transports & t->bayeux.mask)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "bayeux: the %V transport is not enabled",
+                      &t->bayeux.name);
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    return t->handler(r);
 }
 
 

@@ -13,6 +13,11 @@
 #include <ngx_http.h>
 
 
+/* the names and bits of bayeux_transports, by preference */
+extern ngx_conf_bitmask_t  ngx_bayeux_transport_masks[];
+
+
+void ngx_bayeux_http_init_transports(void);
 ngx_int_t ngx_bayeux_http_handler(ngx_http_request_t *r);
 
 

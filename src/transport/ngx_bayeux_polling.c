@@ -22,7 +22,7 @@
  * The long-polling transport: a POST of a message batch, answered with a
  * JSON array.  A /meta/connect with nothing to deliver keeps the request
  * open until a delivery, its timeout, or the client goes away.
- * Callback-polling (see ngx_bayeux_jsonp.c) works the same way over GET.
+ * Callback-polling (below) works the same way over GET.
  */
 
 typedef struct {
@@ -45,6 +45,9 @@ static void ngx_bayeux_longpoll_wake(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_longpoll_idle_handler(ngx_event_t *rev);
 static void ngx_bayeux_longpoll_unidle(ngx_bayeux_longpoll_ctx_t *ctx);
 static void ngx_bayeux_longpoll_abort(ngx_bayeux_batch_t *b);
+static void ngx_bayeux_longpoll_enter(ngx_bayeux_batch_t *b);
+static void ngx_bayeux_longpoll_leave(ngx_bayeux_batch_t *b);
+static ngx_http_request_t *ngx_bayeux_longpoll_parent(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_longpoll_timeout(ngx_event_t *ev);
 static void ngx_bayeux_longpoll_cleanup(void *data);
 static ngx_int_t ngx_bayeux_longpoll_send(ngx_http_request_t *r,
@@ -57,9 +60,43 @@ static ngx_str_t  ngx_bayeux_script_type =
     ngx_string("text/javascript;charset=UTF-8");
 static ngx_str_t  ngx_bayeux_text_type =
     ngx_string("text/plain;charset=UTF-8");
-static ngx_str_t  ngx_bayeux_long_polling = ngx_string("long-polling");
-static ngx_str_t  ngx_bayeux_callback_polling =
-    ngx_string("callback-polling");
+
+
+/*
+ * What the batch calls back is the same for both: they differ in how a
+ * batch comes (a body, a query string) and how its reply goes (a
+ * callback around it: ctx->callback).
+ */
+
+const ngx_bayeux_http_transport_t  ngx_bayeux_long_polling = {
+    { ngx_string("long-polling"),
+      NGX_BAYEUX_TRANSPORT_LONG_POLLING,
+      ngx_bayeux_longpoll_done,
+      ngx_bayeux_longpoll_wake,
+      NULL,
+      ngx_bayeux_longpoll_abort,
+      ngx_bayeux_longpoll_enter,
+      ngx_bayeux_longpoll_leave },
+    NGX_HTTP_POST,
+    ngx_null_string,
+    ngx_bayeux_longpoll_handler,
+    ngx_bayeux_longpoll_parent
+};
+
+const ngx_bayeux_http_transport_t  ngx_bayeux_callback_polling = {
+    { ngx_string("callback-polling"),
+      NGX_BAYEUX_TRANSPORT_CALLBACK_POLLING,
+      ngx_bayeux_longpoll_done,
+      ngx_bayeux_longpoll_wake,
+      NULL,
+      ngx_bayeux_longpoll_abort,
+      ngx_bayeux_longpoll_enter,
+      ngx_bayeux_longpoll_leave },
+    NGX_HTTP_GET,
+    ngx_null_string,
+    ngx_bayeux_jsonp_handler,
+    ngx_bayeux_longpoll_parent
+};
 
 
 ngx_int_t
@@ -172,14 +209,10 @@ ngx_bayeux_longpoll_start(ngx_http_request_t *r, ngx_str_t *text,
     b->pool = r->pool;
     b->log = r->connection->log;
     b->endpoint = blcf->endpoint;
-    b->transport = callback ? ngx_bayeux_callback_polling
-                            : ngx_bayeux_long_polling;
+    b->transport = callback ? &ngx_bayeux_callback_polling.bayeux
+                            : &ngx_bayeux_long_polling.bayeux;
     b->messages = ngx_bayeux_parser_messages(&parser);
-    b->done = ngx_bayeux_longpoll_done;
-    b->wake = ngx_bayeux_longpoll_wake;
-    b->abort = ngx_bayeux_longpoll_abort;
     b->data = ctx;
-    b->request = r;
 
     if (ngx_bayeux_batch_init(b) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -501,6 +534,39 @@ ngx_bayeux_longpoll_abort(ngx_bayeux_batch_t *b)
 
     r->write_event_handler(r);
     ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * While the batch is inside the engine the request is kept as for
+ * asynchronous file I/O: nginx frees a request only once its "blocked"
+ * count is back to zero.
+ */
+
+static void
+ngx_bayeux_longpoll_enter(ngx_bayeux_batch_t *b)
+{
+    ngx_bayeux_longpoll_ctx_t  *ctx = b->data;
+
+    ctx->request->main->blocked++;
+}
+
+
+static void
+ngx_bayeux_longpoll_leave(ngx_bayeux_batch_t *b)
+{
+    ngx_bayeux_longpoll_ctx_t  *ctx = b->data;
+
+    ctx->request->main->blocked--;
+}
+
+
+static ngx_http_request_t *
+ngx_bayeux_longpoll_parent(ngx_bayeux_batch_t *b)
+{
+    ngx_bayeux_longpoll_ctx_t  *ctx = b->data;
+
+    return ctx->request;
 }
 
 

@@ -12,8 +12,14 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_bayeux_transport.h"
+
 
 #define NGX_BAYEUX_JSONP_MAX_CALLBACK  64
+
+
+extern const ngx_bayeux_http_transport_t  ngx_bayeux_long_polling;
+extern const ngx_bayeux_http_transport_t  ngx_bayeux_callback_polling;
 
 
 ngx_int_t ngx_bayeux_longpoll_handler(ngx_http_request_t *r);

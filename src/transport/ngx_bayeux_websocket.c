@@ -140,7 +140,20 @@ static void ngx_bayeux_ws_batch_timeout(ngx_event_t *ev);
 static void ngx_bayeux_ws_batch_free(ngx_bayeux_ws_batch_t *wb);
 
 
-static ngx_str_t  ngx_bayeux_websocket = ngx_string("websocket");
+const ngx_bayeux_http_transport_t  ngx_bayeux_websocket = {
+    { ngx_string("websocket"),
+      NGX_BAYEUX_TRANSPORT_WEBSOCKET,
+      ngx_bayeux_ws_batch_done,
+      ngx_bayeux_ws_batch_wake,
+      ngx_bayeux_ws_batch_push,
+      ngx_bayeux_ws_batch_abort,
+      NULL,                         /* ngx_bayeux_batch_in_engine() */
+      NULL },
+    NGX_HTTP_GET,
+    ngx_string("websocket"),
+    ngx_bayeux_websocket_handler,
+    ngx_bayeux_ws_parent
+};
 
 
 /*
@@ -956,12 +969,8 @@ ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data, size_t len)
     b->pool = pool;
     b->log = c->log;
     b->endpoint = ws->conf->endpoint;
-    b->transport = ngx_bayeux_websocket;
+    b->transport = &ngx_bayeux_websocket.bayeux;
     b->messages = ngx_bayeux_parser_messages(&parser);
-    b->done = ngx_bayeux_ws_batch_done;
-    b->wake = ngx_bayeux_ws_batch_wake;
-    b->push = ngx_bayeux_ws_batch_push;
-    b->abort = ngx_bayeux_ws_batch_abort;
     b->data = wb;
     b->owner.data = ws->browser;
     b->owner.len = NGX_BAYEUX_BROWSER_ID_LEN;
@@ -1215,6 +1224,18 @@ ngx_bayeux_ws_batch_abort(ngx_bayeux_batch_t *b)
         /* the handler waits for the last batch in the engine */
         ngx_post_event(&ws->event, &ngx_posted_next_events);
     }
+}
+
+
+/*
+ * The request a subrequest for a websocket's batch hangs off (the
+ * transport's "parent"): none yet, the upgrade request is gone.
+ */
+
+ngx_http_request_t *
+ngx_bayeux_ws_parent(ngx_bayeux_batch_t *b)
+{
+    return NULL;
 }
 
 
