@@ -13,15 +13,8 @@
 #include "ngx_bayeux_channel.h"
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_batch.h"
-
-
-#define NGX_BAYEUX_REPLY_HANDSHAKE_ADVICE   0x01
-#define NGX_BAYEUX_REPLY_SUBSCRIPTION       0x02
-#define NGX_BAYEUX_REPLY_CLIENT_ID          0x04
-#define NGX_BAYEUX_REPLY_RETRY_ADVICE       0x08
-
-
-typedef void (*ngx_bayeux_engine_op_pt)(ngx_bayeux_op_t *op);
+#include "ngx_bayeux_meta.h"
+#include "ngx_bayeux_reply.h"
 
 
 static void ngx_bayeux_batch_browser(ngx_bayeux_batch_t *b,
@@ -31,6 +24,8 @@ static ngx_int_t ngx_bayeux_batch_bound(ngx_bayeux_batch_t *b,
 static void ngx_bayeux_batch_bind(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m, ngx_int_t rc);
 static ngx_int_t ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m);
+static ngx_int_t ngx_bayeux_batch_refused(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m);
 static ngx_int_t ngx_bayeux_batch_call(ngx_bayeux_batch_t *b,
     ngx_bayeux_engine_op_pt call);
@@ -43,124 +38,10 @@ static ngx_int_t ngx_bayeux_batch_join(ngx_bayeux_batch_t *b,
 static void ngx_bayeux_batch_held(ngx_bayeux_op_t *op);
 static void ngx_bayeux_batch_held_next(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_batch_unhold(ngx_bayeux_batch_t *b);
+static ngx_int_t ngx_bayeux_batch_reply_connect(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m, ngx_bayeux_wake_e reason, ngx_str_t *out);
 static void ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
     ngx_bayeux_wake_e reason);
-static ngx_int_t ngx_bayeux_channels(ngx_bayeux_batch_t *b,
-    ngx_bayeux_message_t *m, char **error);
-static ngx_int_t ngx_bayeux_delivery(ngx_bayeux_batch_t *b,
-    ngx_bayeux_message_t *m, ngx_str_t *out);
-static ngx_int_t ngx_bayeux_reply(ngx_bayeux_batch_t *b,
-    ngx_bayeux_message_t *m, ngx_int_t rc, ngx_str_t *out);
-static ngx_int_t ngx_bayeux_reply_error(ngx_bayeux_batch_t *b,
-    ngx_bayeux_message_t *m, char *error, ngx_uint_t flags, ngx_str_t *out);
-static ngx_int_t ngx_bayeux_reply_connect(ngx_bayeux_batch_t *b,
-    ngx_bayeux_message_t *m, ngx_bayeux_wake_e reason, ngx_str_t *out);
-static ngx_int_t ngx_bayeux_reply_open(ngx_bayeux_batch_t *b,
-    ngx_bayeux_json_t *j, ngx_bayeux_message_t *m, ngx_uint_t successful);
-static ngx_int_t ngx_bayeux_reply_advice(ngx_bayeux_json_t *j,
-    ngx_str_t *advice);
-static ngx_int_t ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b,
-    ngx_bayeux_json_t *j);
-static ngx_int_t ngx_bayeux_transport_enabled(ngx_bayeux_batch_t *b,
-    ngx_str_t *name);
-static ngx_int_t ngx_bayeux_advice_create(ngx_conf_t *cf,
-    ngx_bayeux_endpoint_t *ep, char *reconnect, ngx_str_t *advice);
-static ngx_uint_t ngx_bayeux_is(ngx_str_t *name, char *literal);
-
-
-typedef struct {
-    ngx_str_t                      name;
-    ngx_uint_t                     mask;
-} ngx_bayeux_transport_t;
-
-
-/* the reply to an engine operation that failed, by its result */
-
-typedef struct {
-    ngx_int_t                      rc;
-    char                          *error;
-    ngx_uint_t                     flags;
-} ngx_bayeux_failure_t;
-
-
-static ngx_bayeux_failure_t  ngx_bayeux_failures[] = {
-    { NGX_DECLINED, "402::session_unknown",
-      NGX_BAYEUX_REPLY_HANDSHAKE_ADVICE },
-    { NGX_BAYEUX_LIMIT, "403::too_many_subscriptions", 0 },
-    { NGX_BUSY, "503::engine_unavailable", NGX_BAYEUX_REPLY_RETRY_ADVICE },
-    { NGX_ERROR, "500::server_error", NGX_BAYEUX_REPLY_RETRY_ADVICE }
-};
-
-
-static ngx_bayeux_transport_t  ngx_bayeux_transports[] = {
-    { ngx_string("websocket"), NGX_BAYEUX_TRANSPORT_WEBSOCKET },
-    { ngx_string("long-polling"), NGX_BAYEUX_TRANSPORT_LONG_POLLING },
-    { ngx_string("callback-polling"), NGX_BAYEUX_TRANSPORT_CALLBACK_POLLING },
-    { ngx_null_string, 0 }
-};
-
-
-/* what does not change between replies is written once per location */
-
-ngx_int_t
-ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
-{
-    u_char  *p;
-
-    if (ngx_bayeux_advice_create(cf, ep, "retry", &ep->advice_retry)
-        != NGX_OK
-        || ngx_bayeux_advice_create(cf, ep, "none", &ep->advice_none)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    /* for the extra tabs of a browser: poll, every multi_session_interval */
-
-    p = ngx_pnalloc(cf->pool, sizeof("{\"reconnect\":\"retry\",\"interval\":,"
-                                     "\"timeout\":,\"multiple-clients\":true}")
-                              - 1 + 2 * NGX_INT_T_LEN);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    ep->advice_multiple.data = p;
-    ep->advice_multiple.len = ngx_sprintf(p, "{\"reconnect\":\"retry\","
-                                          "\"interval\":%M,\"timeout\":%M,"
-                                          "\"multiple-clients\":true}",
-                                          ep->conf->multi_session_interval,
-                                          ep->conf->timeout)
-                              - p;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_bayeux_advice_create(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep,
-    char *reconnect, ngx_str_t *advice)
-{
-    u_char                 *p;
-    ngx_bayeux_loc_conf_t  *conf;
-
-    conf = ep->conf;
-
-    p = ngx_pnalloc(cf->pool, sizeof("{\"reconnect\":\"\",\"interval\":,"
-                                     "\"timeout\":,\"maxInterval\":}") - 1
-                              + ngx_strlen(reconnect) + 3 * NGX_INT_T_LEN);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    advice->data = p;
-    advice->len = ngx_sprintf(p, "{\"reconnect\":\"%s\",\"interval\":%M,"
-                              "\"timeout\":%M,\"maxInterval\":%M}",
-                              reconnect, conf->interval, conf->timeout,
-                              conf->max_interval)
-                  - p;
-
-    return NGX_OK;
-}
 
 
 ngx_int_t
@@ -212,8 +93,9 @@ ngx_bayeux_batch_run(ngx_bayeux_batch_t *b)
     b->running = 0;
 
     if (b->connect && !b->parked) {
-        if (ngx_bayeux_reply_connect(b, &m[b->connect - 1], b->wake_reason,
-                                     &b->replies[b->connect - 1])
+        if (ngx_bayeux_batch_reply_connect(b, &m[b->connect - 1],
+                                           b->wake_reason,
+                                           &b->replies[b->connect - 1])
             != NGX_OK)
         {
             b->replies[b->connect - 1].len = 0;
@@ -400,7 +282,7 @@ ngx_bayeux_batch_bind(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
         return;
     }
 
-    if (rc == NGX_OK && ngx_bayeux_is(&m->channel, "/meta/handshake")) {
+    if (rc == NGX_OK && m->kind == NGX_BAYEUX_KIND_HANDSHAKE) {
         ngx_memcpy(session->data, m->client_id.data,
                    NGX_BAYEUX_CLIENT_ID_LEN);
         session->len = NGX_BAYEUX_CLIENT_ID_LEN;
@@ -416,164 +298,99 @@ ngx_bayeux_batch_bind(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
 }
 
 
+/*
+ * A message goes through the checks of every message (its channel, its
+ * session), then those of its kind (ngx_bayeux_meta_t), and then to the
+ * engine.  NGX_OK: the caller goes on with the next message.
+ */
+
 static ngx_int_t
 ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 {
-    char                 *error;
-    ngx_int_t             rc, timeout;
-    ngx_uint_t            flags;
-    ngx_str_t            *reply;
-    ngx_bayeux_op_t      *op;
-    ngx_bayeux_engine_t  *engine;
+    ngx_uint_t           flags;
+    ngx_bayeux_op_t     *op;
+    ngx_bayeux_meta_t   *meta;
 
-    reply = &b->replies[b->next];
-    engine = b->endpoint->engine;
     op = &b->op;
 
     op->client_id = m->client_id;
     op->rc = NGX_ERROR;
-    ngx_bayeux_batch_browser(b, 0);
 
     if (m->channel.len == 0) {
-        error = "400::channel_missing";
-        goto failed;
+        ngx_bayeux_batch_error(b, "400::channel_missing",
+                               NGX_BAYEUX_ERROR_PLAIN);
+        return ngx_bayeux_batch_refused(b, m);
     }
 
     if (ngx_bayeux_channel_parse(&m->channel, &flags) != NGX_OK) {
-        error = "405::channel_invalid";
-        goto failed;
+        ngx_bayeux_batch_error(b, "405::channel_invalid",
+                               NGX_BAYEUX_ERROR_PLAIN);
+        return ngx_bayeux_batch_refused(b, m);
     }
 
-    if (!ngx_bayeux_is(&m->channel, "/meta/handshake")
+    m->kind = ngx_bayeux_meta_kind(&m->channel, flags);
+    meta = ngx_bayeux_meta(m->kind);
+
+    if (m->kind != NGX_BAYEUX_KIND_HANDSHAKE
         && ngx_bayeux_batch_bound(b, m) != NGX_OK)
     {
         /* answered as an unknown session: nothing is applied */
-
-        if (ngx_bayeux_reply(b, m, NGX_DECLINED, reply) != NGX_OK) {
-            reply->len = 0;
-        }
-
-        b->next++;
-
-        return NGX_OK;
+        ngx_bayeux_batch_error(b, "402::session_unknown",
+                               NGX_BAYEUX_ERROR_HANDSHAKE);
+        return ngx_bayeux_batch_refused(b, m);
     }
 
-    if (flags & NGX_BAYEUX_CHANNEL_META) {
-
-        if (ngx_bayeux_is(&m->channel, "/meta/handshake")) {
-
-            if (m->has_connection_types
-                && ngx_bayeux_channels(b, m, &error) != NGX_OK)
-            {
-                goto failed;
-            }
-
-            ngx_bayeux_batch_browser(b, 1);
-
-            return ngx_bayeux_batch_call(b, engine->handshake);
-        }
-
-        if (ngx_bayeux_is(&m->channel, "/meta/connect")) {
-
-            if (b->connect) {
-                error = "400::multiple_connects";
-                goto failed;
-            }
-
-            if (ngx_bayeux_transport_enabled(b, &b->transport) != NGX_OK
-                || (m->connection_type.len
-                    && (m->connection_type.len != b->transport.len
-                        || ngx_strncmp(m->connection_type.data,
-                                       b->transport.data, b->transport.len)
-                           != 0)))
-            {
-                error = "400::unsupported_connection_type";
-                goto failed;
-            }
-
-            timeout = b->endpoint->conf->timeout;
-
-            if (m->advice_timeout >= 0 && m->advice_timeout < timeout) {
-                timeout = m->advice_timeout;
-            }
-
-            if (b->browser.len && timeout > 0) {
-
-                rc = ngx_bayeux_browser_hold(&b->browser, &m->client_id,
-                                 b->endpoint->conf->max_sessions_per_browser,
-                                 b->log, &b->browser_hold);
-
-                switch (rc) {
-                case NGX_OK:
-                    break;
-
-                case NGX_DECLINED:
-                    /* another tab holds the long-poll: this one polls */
-                    timeout = 0;
-                    b->multiple_clients = 1;
-                    break;
-
-                default:
-                    error = "500::server_error";
-                    goto failed;
-                }
-            }
-
-            b->connect = b->next + 1;
-
-            op->hold = timeout;
-            b->hold = timeout;
-            op->waiter = &b->waiter;
-
-            return ngx_bayeux_batch_call(b, engine->connect);
-        }
-
-        if (ngx_bayeux_is(&m->channel, "/meta/subscribe")
-            || ngx_bayeux_is(&m->channel, "/meta/unsubscribe"))
-        {
-            if (ngx_bayeux_channels(b, m, &error) != NGX_OK) {
-                goto failed;
-            }
-
-            return ngx_bayeux_batch_call(b, m->channel.data[6] == 's'
-                                            ? engine->subscribe
-                                            : engine->unsubscribe);
-        }
-
-        if (ngx_bayeux_is(&m->channel, "/meta/disconnect")) {
-            return ngx_bayeux_batch_call(b, engine->disconnect);
-        }
-
-        error = "403::publish_denied";
-        goto failed;
+    if (!(flags & NGX_BAYEUX_CHANNEL_META)
+        && (flags & (NGX_BAYEUX_CHANNEL_WILD|NGX_BAYEUX_CHANNEL_DEEP_WILD)))
+    {
+        /* a message goes to a channel, a pattern only subscribes */
+        ngx_bayeux_batch_error(b, "405::channel_invalid",
+                               NGX_BAYEUX_ERROR_PLAIN);
+        return ngx_bayeux_batch_refused(b, m);
     }
 
-    if (flags & (NGX_BAYEUX_CHANNEL_WILD|NGX_BAYEUX_CHANNEL_DEEP_WILD)) {
-        error = "405::channel_invalid";
-        goto failed;
+    if (meta->check && meta->check(b, m) != NGX_OK) {
+        return ngx_bayeux_batch_refused(b, m);
     }
 
-    if (flags & NGX_BAYEUX_CHANNEL_SERVICE) {
-        return ngx_bayeux_batch_call(b, engine->touch);
+    ngx_bayeux_batch_browser(b, m->kind == NGX_BAYEUX_KIND_HANDSHAKE);
+
+    if (m->kind == NGX_BAYEUX_KIND_CONNECT) {
+        /* its reply is written when the batch is answered */
+        b->connect = b->next + 1;
+        op->hold = b->hold;
+        op->waiter = &b->waiter;
     }
 
-    if (m->data.len == 0) {
-        error = "400::data_missing";
-        goto failed;
-    }
+    return ngx_bayeux_batch_call(b,
+                         ngx_bayeux_meta_operation(meta, b->endpoint->engine));
+}
 
-    if (ngx_bayeux_delivery(b, m, &op->message) != NGX_OK) {
-        error = "500::server_error";
-        goto failed;
-    }
 
-    op->channel = m->channel;
+/*
+ * Refuses the message: b->refusal says why.  NGX_DECLINED, for the checks
+ * of a message to return.
+ */
 
-    return ngx_bayeux_batch_call(b, engine->publish);
+ngx_int_t
+ngx_bayeux_batch_error(ngx_bayeux_batch_t *b, char *error, ngx_uint_t with)
+{
+    ngx_bayeux_refusal_set(b->endpoint, &b->refusal, error, with);
 
-failed:
+    return NGX_DECLINED;
+}
 
-    if (ngx_bayeux_reply_error(b, m, error, 0, reply) != NGX_OK) {
+
+/* the message was refused: answered, and the batch goes on */
+
+static ngx_int_t
+ngx_bayeux_batch_refused(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
+{
+    ngx_str_t  *reply;
+
+    reply = &b->replies[b->next];
+
+    if (ngx_bayeux_reply_refused(b, m, &b->refusal, reply) != NGX_OK) {
         reply->len = 0;
     }
 
@@ -615,17 +432,13 @@ ngx_bayeux_batch_complete(ngx_bayeux_op_t *op)
 
 reply:
 
-    if (op->rc == NGX_OK
-        && ngx_bayeux_is(&m->channel, "/meta/handshake"))
-    {
+    if (op->rc == NGX_OK && m->kind == NGX_BAYEUX_KIND_HANDSHAKE) {
         m->client_id = op->client_id;
     }
 
     ngx_bayeux_batch_bind(b, m, op->rc);
 
-    if (op->rc == NGX_OK
-        && ngx_bayeux_is(&m->channel, "/meta/disconnect"))
-    {
+    if (op->rc == NGX_OK && m->kind == NGX_BAYEUX_KIND_DISCONNECT) {
         b->disconnects++;
         m->disconnected = 1;
     }
@@ -661,7 +474,7 @@ ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
 
     m = b->messages->elts;
 
-    if (ngx_bayeux_reply_connect(b, &m[b->connect - 1], reason,
+    if (ngx_bayeux_batch_reply_connect(b, &m[b->connect - 1], reason,
                                  &b->replies[b->connect - 1])
         != NGX_OK)
     {
@@ -747,7 +560,7 @@ ngx_bayeux_batch_disconnected(ngx_bayeux_batch_t *b, ngx_str_t *client_id)
 
     b->deliveries = NULL;
 
-    if (ngx_bayeux_reply_connect(b, m, NGX_BAYEUX_WAKE_DISCONNECTED,
+    if (ngx_bayeux_batch_reply_connect(b, m, NGX_BAYEUX_WAKE_DISCONNECTED,
                                  &b->replies[b->connect - 1])
         != NGX_OK)
     {
@@ -840,7 +653,7 @@ ngx_bayeux_batch_held_next(ngx_bayeux_batch_t *b)
             return;
         }
 
-        if (ngx_bayeux_reply_connect(b, m, NGX_BAYEUX_WAKE_TIMEOUT,
+        if (ngx_bayeux_batch_reply_connect(b, m, NGX_BAYEUX_WAKE_TIMEOUT,
                                      &b->replies[b->connect - 1])
             != NGX_OK)
         {
@@ -947,410 +760,13 @@ ngx_bayeux_batch_join(ngx_bayeux_batch_t *b, ngx_uint_t replies,
 }
 
 
-/*
- * Checks the channel names of a (un)subscribe, or the connection types
- * of a handshake, into op->channels.
- */
+/* the connect is answered: it holds nothing any more */
 
 static ngx_int_t
-ngx_bayeux_channels(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
-    char **error)
+ngx_bayeux_batch_reply_connect(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m, ngx_bayeux_wake_e reason, ngx_str_t *out)
 {
-    ngx_str_t   *name;
-    ngx_uint_t   i, flags;
-
-    if (ngx_bayeux_is(&m->channel, "/meta/handshake")) {
-
-        name = m->connection_types->elts;
-
-        for (i = 0; i < m->connection_types->nelts; i++) {
-            if (ngx_bayeux_transport_enabled(b, &name[i]) == NGX_OK) {
-                return NGX_OK;
-            }
-        }
-
-        *error = "400::unsupported_connection_types";
-        return NGX_ERROR;
-    }
-
-    if (m->subscriptions == NULL || m->subscriptions->nelts == 0) {
-        *error = "403::subscription_missing";
-        return NGX_ERROR;
-    }
-
-    /* checked first: the work of a message must stay small */
-
-    if (m->subscriptions->nelts > b->endpoint->conf->max_channels) {
-        *error = "400::too_many_channels";
-        return NGX_ERROR;
-    }
-
-    name = m->subscriptions->elts;
-
-    for (i = 0; i < m->subscriptions->nelts; i++) {
-
-        if (ngx_bayeux_channel_parse(&name[i], &flags) != NGX_OK) {
-            *error = "405::channel_invalid";
-            return NGX_ERROR;
-        }
-
-        if (flags & NGX_BAYEUX_CHANNEL_META) {
-            *error = "403::subscription_invalid";
-            return NGX_ERROR;
-        }
-    }
-
-    b->op.channels = m->subscriptions;
-
-    return NGX_OK;
-}
-
-
-/* a published message as subscribers receive it */
-
-static ngx_int_t
-ngx_bayeux_delivery(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
-    ngx_str_t *out)
-{
-    ngx_bayeux_json_t  j;
-
-    if (ngx_bayeux_json_init(&j, b->pool,
-                             m->channel.len + m->data.len + m->id.len
-                             + m->ext.len + 64)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_bayeux_json_literal(&j, "{") != NGX_OK
-        || ngx_bayeux_json_key(&j, "channel") != NGX_OK
-        || ngx_bayeux_json_string(&j, &m->channel) != NGX_OK
-        || ngx_bayeux_json_key(&j, "data") != NGX_OK
-        || ngx_bayeux_json_raw(&j, m->data.data, m->data.len) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (m->id.len
-        && (ngx_bayeux_json_key(&j, "id") != NGX_OK
-            || ngx_bayeux_json_raw(&j, m->id.data, m->id.len) != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if (m->ext.len
-        && (ngx_bayeux_json_key(&j, "ext") != NGX_OK
-            || ngx_bayeux_json_raw(&j, m->ext.data, m->ext.len) != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_bayeux_json_literal(&j, "}") != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_bayeux_json_result(&j, out);
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_bayeux_reply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
-    ngx_int_t rc, ngx_str_t *out)
-{
-    ngx_uint_t             flags, handshake;
-    ngx_bayeux_json_t      j;
-    ngx_bayeux_failure_t  *f;
-
-    handshake = ngx_bayeux_is(&m->channel, "/meta/handshake");
-
-    flags = 0;
-
-    if (ngx_bayeux_is(&m->channel, "/meta/subscribe")
-        || ngx_bayeux_is(&m->channel, "/meta/unsubscribe"))
-    {
-        flags |= NGX_BAYEUX_REPLY_SUBSCRIPTION;
-    }
-
-    if (rc != NGX_OK) {
-
-        /* the last entry stands for any other failure */
-
-        for (f = ngx_bayeux_failures; f->rc != NGX_ERROR; f++) {
-            if (f->rc == rc) {
-                break;
-            }
-        }
-
-        return ngx_bayeux_reply_error(b, m, f->error, flags | f->flags, out);
-    }
-
-    if (ngx_bayeux_reply_open(b, &j, m, 1) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (handshake) {
-        if (ngx_bayeux_json_key(&j, "version") != NGX_OK
-            || ngx_bayeux_json_literal(&j, "\"" NGX_BAYEUX_VERSION "\"")
-               != NGX_OK
-            || ngx_bayeux_json_key(&j, "minimumVersion") != NGX_OK
-            || ngx_bayeux_json_literal(&j, "\"" NGX_BAYEUX_VERSION "\"")
-               != NGX_OK
-            || ngx_bayeux_reply_transports(b, &j) != NGX_OK
-            || ngx_bayeux_json_key(&j, "clientId") != NGX_OK
-            || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK
-            || ngx_bayeux_reply_advice(&j, &b->endpoint->advice_retry)
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-    } else if (m->channel.len > 6
-               && ngx_strncmp(m->channel.data, "/meta/", 6) == 0)
-    {
-
-        /* the other meta replies name the session */
-
-        if (ngx_bayeux_json_key(&j, "clientId") != NGX_OK
-            || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    if ((flags & NGX_BAYEUX_REPLY_SUBSCRIPTION)
-        && (ngx_bayeux_json_key(&j, "subscription") != NGX_OK
-            || ngx_bayeux_json_raw(&j, m->subscription.data,
-                                   m->subscription.len)
-               != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_bayeux_json_literal(&j, "}") != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_bayeux_json_result(&j, out);
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_bayeux_reply_connect(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
-    ngx_bayeux_wake_e reason, ngx_str_t *out)
-{
-    ngx_str_t          *advice;
-    ngx_bayeux_json_t   j;
-
-    /* the connect is answered: it holds nothing any more */
     ngx_bayeux_batch_unhold(b);
 
-    if (b->multiple_clients) {
-        advice = &b->endpoint->advice_multiple;
-
-    } else if (reason == NGX_BAYEUX_WAKE_ERROR) {
-        /* the engine lost its store (Redis down): come back later */
-        return ngx_bayeux_reply_error(b, m, "503::engine_unavailable",
-                                      NGX_BAYEUX_REPLY_RETRY_ADVICE, out);
-
-    } else if (reason == NGX_BAYEUX_WAKE_DISCONNECTED) {
-        advice = &b->endpoint->advice_none;
-
-    } else {
-        advice = &b->endpoint->advice_retry;
-    }
-
-    if (ngx_bayeux_reply_open(b, &j, m, 1) != NGX_OK
-        || ngx_bayeux_json_key(&j, "clientId") != NGX_OK
-        || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK
-        || ngx_bayeux_reply_advice(&j, advice) != NGX_OK
-        || ngx_bayeux_json_literal(&j, "}") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    ngx_bayeux_json_result(&j, out);
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_bayeux_reply_error(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
-    char *error, ngx_uint_t flags, ngx_str_t *out)
-{
-    ngx_str_t          e;
-    ngx_bayeux_json_t  j;
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, b->log, 0,
-                   "bayeux: \"%V\" failed: %s", &m->channel, error);
-
-    e.data = (u_char *) error;
-    e.len = ngx_strlen(error);
-
-    if (ngx_bayeux_reply_open(b, &j, m, 0) != NGX_OK
-        || ngx_bayeux_json_key(&j, "error") != NGX_OK
-        || ngx_bayeux_json_string(&j, &e) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (m->client_id.len
-        && (ngx_bayeux_json_key(&j, "clientId") != NGX_OK
-            || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if (m->subscription.len
-        && (ngx_bayeux_is(&m->channel, "/meta/subscribe")
-            || ngx_bayeux_is(&m->channel, "/meta/unsubscribe"))
-        && (ngx_bayeux_json_key(&j, "subscription") != NGX_OK
-            || ngx_bayeux_json_raw(&j, m->subscription.data,
-                                   m->subscription.len)
-               != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if ((flags & NGX_BAYEUX_REPLY_HANDSHAKE_ADVICE)
-        && (ngx_bayeux_json_key(&j, "advice") != NGX_OK
-            || ngx_bayeux_json_literal(&j, "{\"reconnect\":\"handshake\","
-                                           "\"interval\":0}")
-               != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if ((flags & NGX_BAYEUX_REPLY_RETRY_ADVICE)
-        && ngx_bayeux_reply_advice(&j, &b->endpoint->advice_retry) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_strncmp(error, "400::unsupported_connection_types", 33) == 0
-        && (ngx_bayeux_reply_transports(b, &j) != NGX_OK
-            || ngx_bayeux_json_key(&j, "advice") != NGX_OK
-            || ngx_bayeux_json_literal(&j, "{\"reconnect\":\"none\"}")
-               != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_bayeux_json_literal(&j, "}") != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_bayeux_json_result(&j, out);
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_bayeux_reply_open(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j,
-    ngx_bayeux_message_t *m, ngx_uint_t successful)
-{
-    if (ngx_bayeux_json_init(j, b->pool, 256) != NGX_OK
-        || ngx_bayeux_json_literal(j, "{") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (m->id.len
-        && (ngx_bayeux_json_key(j, "id") != NGX_OK
-            || ngx_bayeux_json_raw(j, m->id.data, m->id.len) != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if (m->channel.len
-        && (ngx_bayeux_json_key(j, "channel") != NGX_OK
-            || ngx_bayeux_json_string(j, &m->channel) != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_bayeux_json_key(j, "successful") != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return successful ? ngx_bayeux_json_literal(j, "true")
-                      : ngx_bayeux_json_literal(j, "false");
-}
-
-
-static ngx_int_t
-ngx_bayeux_reply_advice(ngx_bayeux_json_t *j, ngx_str_t *advice)
-{
-    if (ngx_bayeux_json_key(j, "advice") != NGX_OK
-        || ngx_bayeux_json_raw(j, advice->data, advice->len) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j)
-{
-    ngx_uint_t               n;
-    ngx_bayeux_transport_t  *t;
-
-    if (ngx_bayeux_json_key(j, "supportedConnectionTypes") != NGX_OK
-        || ngx_bayeux_json_literal(j, "[") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    n = 0;
-
-    for (t = ngx_bayeux_transports; t->name.len; t++) {
-
-        if (!(b->endpoint->conf->transports & t->mask)) {
-            continue;
-        }
-
-        if ((n++ && ngx_bayeux_json_literal(j, ",") != NGX_OK)
-            || ngx_bayeux_json_string(j, &t->name) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    return ngx_bayeux_json_literal(j, "]");
-}
-
-
-static ngx_int_t
-ngx_bayeux_transport_enabled(ngx_bayeux_batch_t *b, ngx_str_t *name)
-{
-    ngx_bayeux_transport_t  *t;
-
-    for (t = ngx_bayeux_transports; t->name.len; t++) {
-        if (t->name.len == name->len
-            && ngx_strncmp(t->name.data, name->data, name->len) == 0)
-        {
-            return (b->endpoint->conf->transports & t->mask) ? NGX_OK
-                                                             : NGX_DECLINED;
-        }
-    }
-
-    return NGX_DECLINED;
-}
-
-
-static ngx_uint_t
-ngx_bayeux_is(ngx_str_t *name, char *literal)
-{
-    size_t  len;
-
-    len = ngx_strlen(literal);
-
-    return name->len == len && ngx_strncmp(name->data, literal, len) == 0;
+    return ngx_bayeux_reply_connect(b, m, reason, out);
 }

@@ -39,6 +39,26 @@
 
 typedef struct ngx_bayeux_batch_s  ngx_bayeux_batch_t;
 
+
+/*
+ * Why a message is refused, as its reply says it: the error
+ * ("403::handshake_denied"), the advice object that comes with it, if
+ * any, and for a handshake the connection types the server supports.
+ */
+
+typedef struct {
+    ngx_str_t                      error;
+    ngx_str_t                      advice;      /* JSON text, or empty */
+    unsigned                       transports:1;
+} ngx_bayeux_refusal_t;
+
+
+/* what comes with an error: ngx_bayeux_batch_error() */
+#define NGX_BAYEUX_ERROR_PLAIN         0
+#define NGX_BAYEUX_ERROR_HANDSHAKE     1    /* advice: handshake again */
+#define NGX_BAYEUX_ERROR_RETRY         2    /* advice: the endpoint's retry */
+#define NGX_BAYEUX_ERROR_TRANSPORTS    3    /* connection types, no retry */
+
 typedef void (*ngx_bayeux_batch_handler_pt)(ngx_bayeux_batch_t *b);
 
 struct ngx_bayeux_batch_s {
@@ -58,6 +78,9 @@ struct ngx_bayeux_batch_s {
     ngx_msec_t                     hold;        /* of a parked connect */
     ngx_bayeux_wake_e              wake_reason;
     ngx_array_t                   *deliveries;  /* ngx_str_t */
+
+    /* the message being applied is refused: why (its reply) */
+    ngx_bayeux_refusal_t           refusal;
 
     ngx_bayeux_batch_handler_pt    done;
     ngx_bayeux_batch_handler_pt    wake;
@@ -137,6 +160,8 @@ void ngx_bayeux_batch_hold(ngx_bayeux_batch_t *b, ngx_msec_t hold);
 ngx_int_t ngx_bayeux_batch_disconnected(ngx_bayeux_batch_t *b,
     ngx_str_t *client_id);
 void ngx_bayeux_batch_cancel(ngx_bayeux_batch_t *b);
+ngx_int_t ngx_bayeux_batch_error(ngx_bayeux_batch_t *b, char *error,
+    ngx_uint_t with);
 ngx_int_t ngx_bayeux_batch_response(ngx_bayeux_batch_t *b, ngx_str_t *out);
 ngx_int_t ngx_bayeux_batch_deliveries(ngx_bayeux_batch_t *b, ngx_str_t *out);
 
