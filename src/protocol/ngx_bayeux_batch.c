@@ -38,8 +38,8 @@ static ngx_int_t ngx_bayeux_batch_join(ngx_bayeux_batch_t *b,
 static void ngx_bayeux_batch_held(ngx_bayeux_op_t *op);
 static void ngx_bayeux_batch_held_next(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_batch_unhold(ngx_bayeux_batch_t *b);
-static ngx_int_t ngx_bayeux_batch_reply_connect(ngx_bayeux_batch_t *b,
-    ngx_bayeux_message_t *m, ngx_bayeux_wake_e reason, ngx_str_t *out);
+static void ngx_bayeux_batch_answer(ngx_bayeux_batch_t *b,
+    ngx_bayeux_wake_e reason);
 static void ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
     ngx_bayeux_wake_e reason);
 
@@ -93,13 +93,7 @@ ngx_bayeux_batch_run(ngx_bayeux_batch_t *b)
     b->running = 0;
 
     if (b->connect && !b->parked) {
-        if (ngx_bayeux_batch_reply_connect(b, &m[b->connect - 1],
-                                           b->wake_reason,
-                                           &b->replies[b->connect - 1])
-            != NGX_OK)
-        {
-            b->replies[b->connect - 1].len = 0;
-        }
+        ngx_bayeux_batch_answer(b, b->wake_reason);
     }
 
     b->done(b);
@@ -455,8 +449,7 @@ static void
 ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
     ngx_bayeux_wake_e reason)
 {
-    ngx_bayeux_batch_t    *b = w->data;
-    ngx_bayeux_message_t  *m;
+    ngx_bayeux_batch_t  *b = w->data;
 
     b->parked = 0;
     b->deliveries = w->messages;
@@ -472,14 +465,7 @@ ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
         return;
     }
 
-    m = b->messages->elts;
-
-    if (ngx_bayeux_batch_reply_connect(b, &m[b->connect - 1], reason,
-                                 &b->replies[b->connect - 1])
-        != NGX_OK)
-    {
-        b->replies[b->connect - 1].len = 0;
-    }
+    ngx_bayeux_batch_answer(b, reason);
 
     b->wake(b);
 }
@@ -560,12 +546,7 @@ ngx_bayeux_batch_disconnected(ngx_bayeux_batch_t *b, ngx_str_t *client_id)
 
     b->deliveries = NULL;
 
-    if (ngx_bayeux_batch_reply_connect(b, m, NGX_BAYEUX_WAKE_DISCONNECTED,
-                                 &b->replies[b->connect - 1])
-        != NGX_OK)
-    {
-        b->replies[b->connect - 1].len = 0;
-    }
+    ngx_bayeux_batch_answer(b, NGX_BAYEUX_WAKE_DISCONNECTED);
 
     return NGX_OK;
 }
@@ -653,12 +634,7 @@ ngx_bayeux_batch_held_next(ngx_bayeux_batch_t *b)
             return;
         }
 
-        if (ngx_bayeux_batch_reply_connect(b, m, NGX_BAYEUX_WAKE_TIMEOUT,
-                                     &b->replies[b->connect - 1])
-            != NGX_OK)
-        {
-            b->replies[b->connect - 1].len = 0;
-        }
+        ngx_bayeux_batch_answer(b, NGX_BAYEUX_WAKE_TIMEOUT);
 
     } else {
         ngx_bayeux_batch_unhold(b);
@@ -760,13 +736,24 @@ ngx_bayeux_batch_join(ngx_bayeux_batch_t *b, ngx_uint_t replies,
 }
 
 
-/* the connect is answered: it holds nothing any more */
+/*
+ * Answers the batch's connect, held or not: its reply is written for the
+ * transport to send, and it holds nothing any more.
+ */
 
-static ngx_int_t
-ngx_bayeux_batch_reply_connect(ngx_bayeux_batch_t *b,
-    ngx_bayeux_message_t *m, ngx_bayeux_wake_e reason, ngx_str_t *out)
+static void
+ngx_bayeux_batch_answer(ngx_bayeux_batch_t *b, ngx_bayeux_wake_e reason)
 {
+    ngx_str_t             *reply;
+    ngx_bayeux_message_t  *m;
+
+    m = b->messages->elts;
+    m = &m[b->connect - 1];
+    reply = &b->replies[b->connect - 1];
+
     ngx_bayeux_batch_unhold(b);
 
-    return ngx_bayeux_reply_connect(b, m, reason, out);
+    if (ngx_bayeux_reply_connect(b, m, reason, reply) != NGX_OK) {
+        reply->len = 0;
+    }
 }
