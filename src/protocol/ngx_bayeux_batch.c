@@ -15,6 +15,7 @@
 #include "ngx_bayeux_batch.h"
 #include "ngx_bayeux_meta.h"
 #include "ngx_bayeux_reply.h"
+#include "ngx_bayeux_hooks.h"
 
 
 static void ngx_bayeux_batch_browser(ngx_bayeux_batch_t *b,
@@ -25,8 +26,15 @@ static void ngx_bayeux_batch_bind(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m, ngx_int_t rc);
 static ngx_int_t ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m);
+static ngx_int_t ngx_bayeux_batch_check(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m);
+static ngx_int_t ngx_bayeux_batch_incoming(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m);
+static ngx_int_t ngx_bayeux_batch_hook(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m, ngx_bayeux_incoming_hook_t *hook);
 static ngx_int_t ngx_bayeux_batch_refused(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m);
+static void ngx_bayeux_batch_enter(ngx_bayeux_batch_t *b);
 static ngx_int_t ngx_bayeux_batch_call(ngx_bayeux_batch_t *b,
     ngx_bayeux_engine_op_pt call);
 static ngx_int_t ngx_bayeux_batch_returned(ngx_bayeux_batch_t *b);
@@ -129,12 +137,7 @@ ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b)
 static ngx_int_t
 ngx_bayeux_batch_call(ngx_bayeux_batch_t *b, ngx_bayeux_engine_op_pt call)
 {
-    if (b->request) {
-        b->request->main->blocked++;
-    }
-
-    b->calling = 1;
-    b->pending = 1;
+    ngx_bayeux_batch_enter(b);
 
     call(&b->op);
 
@@ -145,6 +148,20 @@ ngx_bayeux_batch_call(ngx_bayeux_batch_t *b, ngx_bayeux_engine_op_pt call)
     }
 
     return ngx_bayeux_batch_leave(b);
+}
+
+
+/* the batch goes inside: an engine operation or an incoming hook */
+
+static void
+ngx_bayeux_batch_enter(ngx_bayeux_batch_t *b)
+{
+    if (b->request) {
+        b->request->main->blocked++;
+    }
+
+    b->calling = 1;
+    b->pending = 1;
 }
 
 
@@ -294,58 +311,49 @@ ngx_bayeux_batch_bind(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
 
 /*
  * A message goes through the checks of every message (its channel, its
- * session), then those of its kind (ngx_bayeux_meta_t), and then to the
- * engine.  NGX_OK: the caller goes on with the next message.
+ * session) and those of its kind (ngx_bayeux_meta_t), then through the
+ * incoming hooks, then to the engine.  NGX_OK: the caller goes on with
+ * the next message; otherwise the engine or a hook answers later, or
+ * the batch was aborted.  After a hook that answered later this is
+ * called again for the same message, and goes on from that hook.
  */
 
 static ngx_int_t
 ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 {
-    ngx_uint_t           flags;
-    ngx_bayeux_op_t     *op;
-    ngx_bayeux_meta_t   *meta;
+    ngx_int_t         rc;
+    ngx_bayeux_op_t  *op;
+
+    if (!b->checked) {
+
+        if (ngx_bayeux_batch_check(b, m) != NGX_OK) {
+            return ngx_bayeux_batch_refused(b, m);
+        }
+
+        b->checked = 1;
+        b->hook = 0;
+    }
+
+    rc = ngx_bayeux_batch_incoming(b, m);
+
+    if (rc == NGX_AGAIN || rc == NGX_ABORT) {
+        return rc;
+    }
+
+    b->checked = 0;
+
+    if (rc != NGX_OK) {
+
+        if (m->kind == NGX_BAYEUX_KIND_CONNECT) {
+            /* what a hook let the connect hold (it is the batch's first) */
+            ngx_bayeux_batch_unhold(b);
+            b->multiple_clients = 0;
+        }
+
+        return ngx_bayeux_batch_refused(b, m);
+    }
 
     op = &b->op;
-
-    op->client_id = m->client_id;
-    op->rc = NGX_ERROR;
-
-    if (m->channel.len == 0) {
-        ngx_bayeux_batch_error(b, "400::channel_missing",
-                               NGX_BAYEUX_ERROR_PLAIN);
-        return ngx_bayeux_batch_refused(b, m);
-    }
-
-    if (ngx_bayeux_channel_parse(&m->channel, &flags) != NGX_OK) {
-        ngx_bayeux_batch_error(b, "405::channel_invalid",
-                               NGX_BAYEUX_ERROR_PLAIN);
-        return ngx_bayeux_batch_refused(b, m);
-    }
-
-    m->kind = ngx_bayeux_meta_kind(&m->channel, flags);
-    meta = ngx_bayeux_meta(m->kind);
-
-    if (m->kind != NGX_BAYEUX_KIND_HANDSHAKE
-        && ngx_bayeux_batch_bound(b, m) != NGX_OK)
-    {
-        /* answered as an unknown session: nothing is applied */
-        ngx_bayeux_batch_error(b, "402::session_unknown",
-                               NGX_BAYEUX_ERROR_HANDSHAKE);
-        return ngx_bayeux_batch_refused(b, m);
-    }
-
-    if (!(flags & NGX_BAYEUX_CHANNEL_META)
-        && (flags & (NGX_BAYEUX_CHANNEL_WILD|NGX_BAYEUX_CHANNEL_DEEP_WILD)))
-    {
-        /* a message goes to a channel, a pattern only subscribes */
-        ngx_bayeux_batch_error(b, "405::channel_invalid",
-                               NGX_BAYEUX_ERROR_PLAIN);
-        return ngx_bayeux_batch_refused(b, m);
-    }
-
-    if (meta->check && meta->check(b, m) != NGX_OK) {
-        return ngx_bayeux_batch_refused(b, m);
-    }
 
     ngx_bayeux_batch_browser(b, m->kind == NGX_BAYEUX_KIND_HANDSHAKE);
 
@@ -357,7 +365,191 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
     }
 
     return ngx_bayeux_batch_call(b,
-                         ngx_bayeux_meta_operation(meta, b->endpoint->engine));
+                             ngx_bayeux_meta_operation(ngx_bayeux_meta(m->kind),
+                                                       b->endpoint->engine));
+}
+
+
+/* NGX_DECLINED: the message is refused, b->refusal says why */
+
+static ngx_int_t
+ngx_bayeux_batch_check(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
+{
+    ngx_uint_t          flags;
+    ngx_bayeux_op_t    *op;
+    ngx_bayeux_meta_t  *meta;
+
+    op = &b->op;
+
+    op->client_id = m->client_id;
+    op->rc = NGX_ERROR;
+
+    ngx_memzero(&b->refusal, sizeof(ngx_bayeux_refusal_t));
+
+    if (m->channel.len == 0) {
+        return ngx_bayeux_batch_error(b, "400::channel_missing",
+                                      NGX_BAYEUX_ERROR_PLAIN);
+    }
+
+    if (ngx_bayeux_channel_parse(&m->channel, &flags) != NGX_OK) {
+        return ngx_bayeux_batch_error(b, "405::channel_invalid",
+                                      NGX_BAYEUX_ERROR_PLAIN);
+    }
+
+    m->kind = ngx_bayeux_meta_kind(&m->channel, flags);
+
+    if (m->kind != NGX_BAYEUX_KIND_HANDSHAKE
+        && ngx_bayeux_batch_bound(b, m) != NGX_OK)
+    {
+        /* answered as an unknown session: nothing is applied */
+        return ngx_bayeux_batch_error(b, "402::session_unknown",
+                                      NGX_BAYEUX_ERROR_HANDSHAKE);
+    }
+
+    if (!(flags & NGX_BAYEUX_CHANNEL_META)
+        && (flags & (NGX_BAYEUX_CHANNEL_WILD|NGX_BAYEUX_CHANNEL_DEEP_WILD)))
+    {
+        /* a message goes to a channel, a pattern only subscribes */
+        return ngx_bayeux_batch_error(b, "405::channel_invalid",
+                                      NGX_BAYEUX_ERROR_PLAIN);
+    }
+
+    meta = ngx_bayeux_meta(m->kind);
+
+    if (meta->check) {
+        return meta->check(b, m);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Runs the incoming hooks from b->hook on.  NGX_OK: all let the message
+ * through; NGX_DECLINED: one refused it; NGX_AGAIN: one answers later,
+ * and ngx_bayeux_batch_resume() goes on; NGX_ABORT: the batch was
+ * cancelled meanwhile, and is the transport's.
+ */
+
+static ngx_int_t
+ngx_bayeux_batch_incoming(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
+{
+    ngx_int_t                    rc;
+    ngx_bayeux_hooks_t          *hooks;
+    ngx_bayeux_incoming_hook_t  *hook;
+
+    hooks = b->endpoint->hooks;
+
+    if (hooks == NULL) {
+        return NGX_OK;
+    }
+
+    hook = hooks->incoming.elts;
+
+    for ( /* void */ ; b->hook < hooks->incoming.nelts; b->hook++) {
+
+        if (b->resumed) {
+            b->resumed = 0;
+            rc = b->hook_rc;
+
+        } else {
+            if (!(hook[b->hook].kinds & ngx_bayeux_kind_mask(m->kind))) {
+                continue;
+            }
+
+            rc = ngx_bayeux_batch_hook(b, m, &hook[b->hook]);
+
+            if (rc == NGX_AGAIN || rc == NGX_ABORT) {
+                return rc;
+            }
+        }
+
+        if (rc == NGX_OK) {
+            continue;
+        }
+
+        if (rc != NGX_DECLINED || b->refusal.error.len == 0) {
+            ngx_bayeux_batch_error(b, "500::server_error",
+                                   NGX_BAYEUX_ERROR_PLAIN);
+        }
+
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Calls an incoming hook as an engine operation is called (the lifetime
+ * rule): the batch is inside until the hook has returned and, if it
+ * answers later, until it has resumed the batch.  The hook's answer, or
+ * NGX_AGAIN, or NGX_ABORT.
+ */
+
+static ngx_int_t
+ngx_bayeux_batch_hook(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
+    ngx_bayeux_incoming_hook_t *hook)
+{
+    ngx_int_t  rc;
+
+    b->hook_rc = NGX_ERROR;
+    b->hook_ctx = NULL;
+
+    ngx_bayeux_batch_enter(b);
+
+    rc = hook->handler(b, m, hook->data);
+
+    b->calling = 0;
+
+    if (rc == NGX_AGAIN) {
+
+        if (b->pending) {
+            b->waiting = 1;
+
+            if (b->aborted && hook->cancel) {
+                /* cancelled during the call */
+                b->waiting = 0;
+                hook->cancel(b, m, hook->data);
+            }
+
+            return NGX_AGAIN;
+        }
+
+        /* resumed during the call */
+        rc = b->hook_rc;
+
+    } else {
+        b->pending = 0;
+    }
+
+    if (ngx_bayeux_batch_leave(b) != NGX_OK) {
+        return NGX_ABORT;
+    }
+
+    return rc;
+}
+
+
+/*
+ * An incoming hook that returned NGX_AGAIN answers: the batch goes on
+ * with the message, or refuses it, and then with the next ones.
+ */
+
+void
+ngx_bayeux_batch_resume(ngx_bayeux_batch_t *b, ngx_int_t rc)
+{
+    b->hook_rc = rc;
+    b->waiting = 0;
+
+    if (ngx_bayeux_batch_returned(b) != NGX_OK) {
+        /* the hook's call goes on, or the batch was aborted */
+        return;
+    }
+
+    b->resumed = 1;
+
+    ngx_bayeux_batch_run(b);
 }
 
 
@@ -499,7 +691,24 @@ ngx_bayeux_batch_release(ngx_bayeux_batch_t *b)
 void
 ngx_bayeux_batch_cancel(ngx_bayeux_batch_t *b)
 {
+    ngx_bayeux_message_t        *m;
+    ngx_bayeux_incoming_hook_t  *hook;
+
     b->aborted = 1;
+
+    if (b->waiting) {
+        /* told once: it resumes the batch later, which then ends */
+
+        b->waiting = 0;
+
+        hook = b->endpoint->hooks->incoming.elts;
+        hook = &hook[b->hook];
+
+        if (hook->cancel) {
+            m = b->messages->elts;
+            hook->cancel(b, &m[b->next], hook->data);
+        }
+    }
 
     ngx_bayeux_batch_unhold(b);
 

@@ -82,6 +82,11 @@ struct ngx_bayeux_batch_s {
     /* the message being applied is refused: why (its reply) */
     ngx_bayeux_refusal_t           refusal;
 
+    /* the incoming hook the message is at (ngx_bayeux_hooks.h) */
+    ngx_uint_t                     hook;
+    ngx_int_t                      hook_rc;     /* its answer */
+    void                          *hook_ctx;    /* a waiting hook's */
+
     ngx_bayeux_batch_handler_pt    done;
     ngx_bayeux_batch_handler_pt    wake;
 
@@ -126,6 +131,10 @@ struct ngx_bayeux_batch_s {
     unsigned                       running:1;
     unsigned                       calling:1;   /* engine call not returned */
     unsigned                       pending:1;   /* its handler not run */
+
+    unsigned                       checked:1;   /* the message, hooks next */
+    unsigned                       waiting:1;   /* a hook, not cancelled */
+    unsigned                       resumed:1;   /* a hook answered later */
     unsigned                       parked:1;
 
     /*

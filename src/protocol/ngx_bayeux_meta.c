@@ -14,6 +14,7 @@
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_batch.h"
 #include "ngx_bayeux_reply.h"
+#include "ngx_bayeux_clients.h"
 #include "ngx_bayeux_meta.h"
 
 
@@ -108,12 +109,21 @@ static ngx_bayeux_connection_type_t  ngx_bayeux_connection_types_all[] = {
 };
 
 
-/* what does not change between replies is written once per location */
+/*
+ * The protocol of a location: what does not change between replies is
+ * written once, and the rules that are hooks are registered first.
+ */
 
 ngx_int_t
 ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
 {
-    return ngx_bayeux_reply_init_endpoint(cf, ep);
+    if (ngx_bayeux_reply_init_endpoint(cf, ep) != NGX_OK
+        || ngx_bayeux_clients_init_endpoint(cf, ep) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -191,7 +201,7 @@ ngx_bayeux_meta_handshake(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 static ngx_int_t
 ngx_bayeux_meta_connect(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 {
-    ngx_int_t  rc, timeout;
+    ngx_int_t  timeout;
 
     if (b->connect) {
         return ngx_bayeux_batch_error(b, "400::multiple_connects",
@@ -215,28 +225,7 @@ ngx_bayeux_meta_connect(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
         timeout = m->advice_timeout;
     }
 
-    if (b->browser.len && timeout > 0) {
-
-        rc = ngx_bayeux_browser_hold(&b->browser, &m->client_id,
-                                 b->endpoint->conf->max_sessions_per_browser,
-                                 b->log, &b->browser_hold);
-
-        switch (rc) {
-        case NGX_OK:
-            break;
-
-        case NGX_DECLINED:
-            /* another tab holds the long-poll: this one polls */
-            timeout = 0;
-            b->multiple_clients = 1;
-            break;
-
-        default:
-            return ngx_bayeux_batch_error(b, "500::server_error",
-                                          NGX_BAYEUX_ERROR_PLAIN);
-        }
-    }
-
+    /* the multiple-clients rule may shorten it (an incoming hook) */
     b->hold = timeout;
 
     return NGX_OK;

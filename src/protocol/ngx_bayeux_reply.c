@@ -13,6 +13,7 @@
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_batch.h"
 #include "ngx_bayeux_meta.h"
+#include "ngx_bayeux_hooks.h"
 #include "ngx_bayeux_reply.h"
 
 
@@ -20,6 +21,8 @@ static ngx_int_t ngx_bayeux_reply_open(ngx_bayeux_batch_t *b,
     ngx_bayeux_json_t *j, ngx_bayeux_message_t *m, ngx_uint_t successful);
 static ngx_int_t ngx_bayeux_reply_advice(ngx_bayeux_json_t *j,
     ngx_str_t *advice);
+static ngx_int_t ngx_bayeux_reply_close(ngx_bayeux_batch_t *b,
+    ngx_bayeux_json_t *j, ngx_bayeux_message_t *m, ngx_str_t *out);
 static ngx_int_t ngx_bayeux_advice_create(ngx_conf_t *cf,
     ngx_bayeux_endpoint_t *ep, char *reconnect, ngx_str_t *advice);
 
@@ -204,13 +207,7 @@ ngx_bayeux_reply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
         return NGX_ERROR;
     }
 
-    if (ngx_bayeux_json_literal(&j, "}") != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_bayeux_json_result(&j, out);
-
-    return NGX_OK;
+    return ngx_bayeux_reply_close(b, &j, m, out);
 }
 
 
@@ -243,15 +240,12 @@ ngx_bayeux_reply_connect(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     if (ngx_bayeux_reply_open(b, &j, m, 1) != NGX_OK
         || ngx_bayeux_json_key(&j, "clientId") != NGX_OK
         || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK
-        || ngx_bayeux_reply_advice(&j, advice) != NGX_OK
-        || ngx_bayeux_json_literal(&j, "}") != NGX_OK)
+        || ngx_bayeux_reply_advice(&j, advice) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    ngx_bayeux_json_result(&j, out);
-
-    return NGX_OK;
+    return ngx_bayeux_reply_close(b, &j, m, out);
 }
 
 
@@ -305,11 +299,28 @@ ngx_bayeux_reply_refused(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
         return NGX_ERROR;
     }
 
-    if (ngx_bayeux_json_literal(&j, "}") != NGX_OK) {
+    return ngx_bayeux_reply_close(b, &j, m, out);
+}
+
+
+/* the outgoing hooks add their fields, and the reply is done */
+
+static ngx_int_t
+ngx_bayeux_reply_close(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j,
+    ngx_bayeux_message_t *m, ngx_str_t *out)
+{
+    if (b->endpoint->hooks
+        && ngx_bayeux_hooks_outgoing(&b->endpoint->hooks->outgoing, b, m, j)
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    ngx_bayeux_json_result(&j, out);
+    if (ngx_bayeux_json_literal(j, "}") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_bayeux_json_result(j, out);
 
     return NGX_OK;
 }
@@ -396,6 +407,13 @@ ngx_bayeux_delivery(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     if (m->ext.len
         && (ngx_bayeux_json_key(&j, "ext") != NGX_OK
             || ngx_bayeux_json_raw(&j, m->ext.data, m->ext.len) != NGX_OK))
+    {
+        return NGX_ERROR;
+    }
+
+    if (b->endpoint->hooks
+        && ngx_bayeux_hooks_outgoing(&b->endpoint->hooks->delivery, b, m, &j)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
