@@ -78,7 +78,8 @@ ngx_bayeux_batch_init(ngx_bayeux_batch_t *b)
 /*
  * Applies the messages in order.  An engine may complete an operation
  * before returning, so this loops instead of recursing through the
- * completion handler; an operation that completes later re-enters here.
+ * completion handler; an operation that completes later, or a hook that
+ * answers later, re-enters here.
  */
 
 void
@@ -93,7 +94,7 @@ ngx_bayeux_batch_run(ngx_bayeux_batch_t *b)
     while (b->next < b->messages->nelts) {
 
         if (ngx_bayeux_batch_apply(b, &m[b->next]) != NGX_OK) {
-            /* the engine completes later, or the batch was aborted */
+            /* the engine or a hook answers later, or it was aborted */
             return;
         }
     }
@@ -125,7 +126,7 @@ ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b)
 
 /*
  * Calls the engine for the batch (see the lifetime rule in
- * ngx_bayeux_protocol.h).  While the batch is inside the engine its
+ * ngx_bayeux_batch.h).  While the batch is inside the engine its
  * request cannot be freed: nginx's "blocked" count keeps it, as for
  * asynchronous file I/O; a websocket, which has no request, looks at
  * ngx_bayeux_batch_in_engine().  NGX_OK: the operation completed during
@@ -166,9 +167,9 @@ ngx_bayeux_batch_enter(ngx_bayeux_batch_t *b)
 
 
 /*
- * The handler of the batch's operation has done its part: NGX_OK when
- * it is the handler that goes on, that is when the call has returned
- * already.
+ * The handler of the batch's operation (or a hook's resume) has done
+ * its part: NGX_OK when it is the handler that goes on, that is when
+ * the call has returned already.
  */
 
 static ngx_int_t
@@ -177,7 +178,7 @@ ngx_bayeux_batch_returned(ngx_bayeux_batch_t *b)
     b->pending = 0;
 
     if (b->calling) {
-        /* ngx_bayeux_batch_call() goes on once the engine returns */
+        /* the caller goes on once the engine (or hook) returns */
         return NGX_DONE;
     }
 
@@ -186,8 +187,8 @@ ngx_bayeux_batch_returned(ngx_bayeux_batch_t *b)
 
 
 /*
- * The batch is out of the engine.  NGX_ABORT: it was cancelled while
- * inside, and is handed to the transport's abort handler now.
+ * The batch is out of the engine (or hook).  NGX_ABORT: it was cancelled
+ * while inside, and is handed to the transport's abort handler now.
  */
 
 static ngx_int_t

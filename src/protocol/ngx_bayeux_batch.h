@@ -18,23 +18,42 @@
 
 
 /*
- * A batch: the messages of one request, applied in order through the
- * engine.  When every message is applied "done" is called; if the batch
- * held a /meta/connect that the engine parked, "parked" is set and
- * "wake" is called once the connect is answered.
+ * A batch: the messages of one request (or websocket message), applied
+ * in order.  The way of a message, one way only:
  *
- * Lifetime: a batch is inside the engine from just before an engine
- * operation is called for it (a message, or the connect of
+ *   transport       reads the request; ngx_bayeux_message.c parses it
+ *                   into the batch's messages
+ *   batch           ngx_bayeux_batch_run(): for each message in order,
+ *                   the checks of every message (channel, session), its
+ *                   kind told once (ngx_bayeux_kind_e), the checks of its
+ *                   kind (the /meta table, ngx_bayeux_meta.c)
+ *   incoming hooks  may refuse the message or make the batch wait
+ *                   (ngx_bayeux_hooks.h): the multiple-clients rule,
+ *                   extensions, authorization
+ *   engine          the operation of its kind (ngx_bayeux_engine.h)
+ *   outgoing hooks  add fields to its reply (delivery hooks: to a
+ *                   published message, as subscribers receive it)
+ *   replies         written per message (ngx_bayeux_reply.c), a
+ *                   connect's once the batch is answered; the transport
+ *                   sends them with the deliveries of the connect
+ *                   (ngx_bayeux_batch_response())
+ *
+ * When every message is applied "done" is called; if the batch held a
+ * /meta/connect that the engine parked, "parked" is set and "wake" is
+ * called once the connect is answered.
+ *
+ * Lifetime: a batch is inside from just before an engine operation or
+ * an incoming hook is called for it (a message, or the connect of
  * ngx_bayeux_batch_hold()) until that call has returned and its handler
- * has run, whichever comes last: ngx_bayeux_batch_in_engine().  The
- * call may set off anything meanwhile (another batch's held connect
- * answered, its write failing, the transport closing), whatever the
- * engine and whether it completes during the call or later.  So a
- * transport never frees a batch that is inside the engine: it cancels
- * it (ngx_bayeux_batch_cancel() sets "aborted"), and the batch, once
- * out of the engine, goes no further and calls "abort", which frees it.
- * A request keeps itself meanwhile with r->main->blocked, counted while
- * the batch is inside the engine.
+ * has run (for a hook: it has resumed the batch), whichever comes last:
+ * ngx_bayeux_batch_in_engine().  The call may set off anything
+ * meanwhile (another batch's held connect answered, its write failing,
+ * the transport closing), whatever the engine and whether it completes
+ * during the call or later.  So a transport never frees a batch that is
+ * inside: it cancels it (ngx_bayeux_batch_cancel() sets "aborted", and
+ * tells a waiting hook), and the batch, once out, goes no further and
+ * calls "abort", which frees it.  A request keeps itself meanwhile with
+ * r->main->blocked, counted while the batch is inside.
  */
 
 typedef struct ngx_bayeux_batch_s  ngx_bayeux_batch_t;
@@ -157,6 +176,7 @@ struct ngx_bayeux_batch_s {
 };
 
 
+/* inside the engine or an incoming hook: see "Lifetime" above */
 #define ngx_bayeux_batch_in_engine(b)  ((b)->calling || (b)->pending)
 
 
