@@ -25,6 +25,7 @@
 
 typedef struct ngx_bayeux_engine_s    ngx_bayeux_engine_t;
 typedef struct ngx_bayeux_endpoint_s  ngx_bayeux_endpoint_t;
+typedef struct ngx_bayeux_hooks_s     ngx_bayeux_hooks_t;
 
 
 typedef struct {
@@ -80,6 +81,9 @@ struct ngx_bayeux_endpoint_s {
     ngx_bayeux_loc_conf_t     *conf;
     ngx_bayeux_engine_t       *engine;
     void                      *data;
+
+    /* what steps in around the engine (src/protocol/ngx_bayeux_hooks.h) */
+    ngx_bayeux_hooks_t        *hooks;
 };
 
 

@@ -13,15 +13,9 @@
 #include "ngx_bayeux_channel.h"
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_batch.h"
-
-
-#define NGX_BAYEUX_REPLY_HANDSHAKE_ADVICE   0x01
-#define NGX_BAYEUX_REPLY_SUBSCRIPTION       0x02
-#define NGX_BAYEUX_REPLY_CLIENT_ID          0x04
-#define NGX_BAYEUX_REPLY_RETRY_ADVICE       0x08
-
-
-typedef void (*ngx_bayeux_engine_op_pt)(ngx_bayeux_op_t *op);
+#include "ngx_bayeux_meta.h"
+#include "ngx_bayeux_reply.h"
+#include "ngx_bayeux_hooks.h"
 
 
 static void ngx_bayeux_batch_browser(ngx_bayeux_batch_t *b,
@@ -32,6 +26,15 @@ static void ngx_bayeux_batch_bind(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m, ngx_int_t rc);
 static ngx_int_t ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m);
+static ngx_int_t ngx_bayeux_batch_check(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m);
+static ngx_int_t ngx_bayeux_batch_incoming(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m);
+static ngx_int_t ngx_bayeux_batch_hook(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m, ngx_bayeux_incoming_hook_t *hook);
+static ngx_int_t ngx_bayeux_batch_refused(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m);
+static void ngx_bayeux_batch_enter(ngx_bayeux_batch_t *b);
 static ngx_int_t ngx_bayeux_batch_call(ngx_bayeux_batch_t *b,
     ngx_bayeux_engine_op_pt call);
 static ngx_int_t ngx_bayeux_batch_returned(ngx_bayeux_batch_t *b);
@@ -43,137 +46,10 @@ static ngx_int_t ngx_bayeux_batch_join(ngx_bayeux_batch_t *b,
 static void ngx_bayeux_batch_held(ngx_bayeux_op_t *op);
 static void ngx_bayeux_batch_held_next(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_batch_unhold(ngx_bayeux_batch_t *b);
+static void ngx_bayeux_batch_answer(ngx_bayeux_batch_t *b,
+    ngx_bayeux_wake_e reason);
 static void ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
     ngx_bayeux_wake_e reason);
-static ngx_int_t ngx_bayeux_channels(ngx_bayeux_batch_t *b,
-    ngx_bayeux_message_t *m, char **error);
-static ngx_int_t ngx_bayeux_delivery(ngx_bayeux_batch_t *b,
-    ngx_bayeux_message_t *m, ngx_str_t *out);
-static ngx_int_t ngx_bayeux_reply(ngx_bayeux_batch_t *b,
-    ngx_bayeux_message_t *m, ngx_int_t rc, ngx_str_t *out);
-static ngx_int_t ngx_bayeux_reply_error(ngx_bayeux_batch_t *b,
-    ngx_bayeux_message_t *m, char *error, ngx_uint_t flags, ngx_str_t *out);
-static ngx_int_t ngx_bayeux_reply_connect(ngx_bayeux_batch_t *b,
-    ngx_bayeux_message_t *m, ngx_bayeux_wake_e reason, ngx_str_t *out);
-static ngx_int_t ngx_bayeux_reply_open(ngx_bayeux_batch_t *b,
-    ngx_bayeux_json_t *j, ngx_bayeux_message_t *m, ngx_uint_t successful);
-static ngx_int_t ngx_bayeux_reply_advice(ngx_bayeux_json_t *j,
-    ngx_str_t *advice);
-static ngx_int_t ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b,
-    ngx_bayeux_json_t *j);
-static ngx_int_t ngx_bayeux_transport_enabled(ngx_bayeux_batch_t *b,
-    const ngx_str_t *name);
-static ngx_int_t ngx_bayeux_advice_create(ngx_conf_t *cf,
-    ngx_bayeux_endpoint_t *ep, char *reconnect, ngx_str_t *advice);
-static ngx_uint_t ngx_bayeux_is(ngx_str_t *name, char *literal);
-
-
-/* the reply to an engine operation that failed, by its result */
-
-typedef struct {
-    ngx_int_t                      rc;
-    char                          *error;
-    ngx_uint_t                     flags;
-} ngx_bayeux_failure_t;
-
-
-static ngx_bayeux_failure_t  ngx_bayeux_failures[] = {
-    { NGX_DECLINED, "402::session_unknown",
-      NGX_BAYEUX_REPLY_HANDSHAKE_ADVICE },
-    { NGX_BAYEUX_LIMIT, "403::too_many_subscriptions", 0 },
-    { NGX_BUSY, "503::engine_unavailable", NGX_BAYEUX_REPLY_RETRY_ADVICE },
-    { NGX_ERROR, "500::server_error", NGX_BAYEUX_REPLY_RETRY_ADVICE }
-};
-
-
-/*
- * What does not change between replies is written once per location;
- * "transports" are the names and bits of bayeux_transports, in the order
- * a handshake offers them.
- */
-
-ngx_int_t
-ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep,
-    ngx_conf_bitmask_t *transports)
-{
-    u_char              *p;
-    ngx_str_t           *name;
-    ngx_conf_bitmask_t  *t;
-
-    if (ngx_array_init(&ep->transports, cf->pool, 3, sizeof(ngx_str_t))
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    for (t = transports; t->name.len; t++) {
-
-        if (!(ep->conf->transports & t->mask)) {
-            continue;
-        }
-
-        name = ngx_array_push(&ep->transports);
-        if (name == NULL) {
-            return NGX_ERROR;
-        }
-
-        *name = t->name;
-    }
-
-    if (ngx_bayeux_advice_create(cf, ep, "retry", &ep->advice_retry)
-        != NGX_OK
-        || ngx_bayeux_advice_create(cf, ep, "none", &ep->advice_none)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    /* for the extra tabs of a browser: poll, every multi_session_interval */
-
-    p = ngx_pnalloc(cf->pool, sizeof("{\"reconnect\":\"retry\",\"interval\":,"
-                                     "\"timeout\":,\"multiple-clients\":true}")
-                              - 1 + 2 * NGX_INT_T_LEN);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    ep->advice_multiple.data = p;
-    ep->advice_multiple.len = ngx_sprintf(p, "{\"reconnect\":\"retry\","
-                                          "\"interval\":%M,\"timeout\":%M,"
-                                          "\"multiple-clients\":true}",
-                                          ep->conf->multi_session_interval,
-                                          ep->conf->timeout)
-                              - p;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_bayeux_advice_create(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep,
-    char *reconnect, ngx_str_t *advice)
-{
-    u_char                 *p;
-    ngx_bayeux_loc_conf_t  *conf;
-
-    conf = ep->conf;
-
-    p = ngx_pnalloc(cf->pool, sizeof("{\"reconnect\":\"\",\"interval\":,"
-                                     "\"timeout\":,\"maxInterval\":}") - 1
-                              + ngx_strlen(reconnect) + 3 * NGX_INT_T_LEN);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    advice->data = p;
-    advice->len = ngx_sprintf(p, "{\"reconnect\":\"%s\",\"interval\":%M,"
-                              "\"timeout\":%M,\"maxInterval\":%M}",
-                              reconnect, conf->interval, conf->timeout,
-                              conf->max_interval)
-                  - p;
-
-    return NGX_OK;
-}
 
 
 ngx_int_t
@@ -202,7 +78,8 @@ ngx_bayeux_batch_init(ngx_bayeux_batch_t *b)
 /*
  * Applies the messages in order.  An engine may complete an operation
  * before returning, so this loops instead of recursing through the
- * completion handler; an operation that completes later re-enters here.
+ * completion handler; an operation that completes later, or a hook that
+ * answers later, re-enters here.
  */
 
 void
@@ -217,7 +94,7 @@ ngx_bayeux_batch_run(ngx_bayeux_batch_t *b)
     while (b->next < b->messages->nelts) {
 
         if (ngx_bayeux_batch_apply(b, &m[b->next]) != NGX_OK) {
-            /* the engine completes later, or the batch was aborted */
+            /* the engine or a hook answers later, or it was aborted */
             return;
         }
     }
@@ -225,12 +102,7 @@ ngx_bayeux_batch_run(ngx_bayeux_batch_t *b)
     b->running = 0;
 
     if (b->connect && !b->parked) {
-        if (ngx_bayeux_reply_connect(b, &m[b->connect - 1], b->wake_reason,
-                                     &b->replies[b->connect - 1])
-            != NGX_OK)
-        {
-            b->replies[b->connect - 1].len = 0;
-        }
+        ngx_bayeux_batch_answer(b, b->wake_reason);
     }
 
     b->transport->done(b);
@@ -258,21 +130,15 @@ ngx_bayeux_batch_step_done(ngx_bayeux_batch_t *b)
  * carries it cannot be freed: the transport's "enter" and "leave" keep
  * it (a request: nginx's "blocked" count, as for asynchronous file
  * I/O); a websocket looks at ngx_bayeux_batch_in_engine().  NGX_OK: the
- * operation completed during
- * the call, the caller goes on; NGX_AGAIN: it completes later, and its
- * handler goes on; NGX_ABORT: the batch was cancelled meanwhile, and is
- * the abort handler's.
+ * operation completed during the call, the caller goes on; NGX_AGAIN: it
+ * completes later, and its handler goes on; NGX_ABORT: the batch was
+ * cancelled meanwhile, and is the abort handler's.
  */
 
 static ngx_int_t
 ngx_bayeux_batch_call(ngx_bayeux_batch_t *b, ngx_bayeux_engine_op_pt call)
 {
-    if (b->transport->enter) {
-        b->transport->enter(b);
-    }
-
-    b->calling = 1;
-    b->pending = 1;
+    ngx_bayeux_batch_enter(b);
 
     call(&b->op);
 
@@ -286,10 +152,24 @@ ngx_bayeux_batch_call(ngx_bayeux_batch_t *b, ngx_bayeux_engine_op_pt call)
 }
 
 
+/* the batch goes inside: an engine operation or an incoming hook */
+
+static void
+ngx_bayeux_batch_enter(ngx_bayeux_batch_t *b)
+{
+    if (b->transport->enter) {
+        b->transport->enter(b);
+    }
+
+    b->calling = 1;
+    b->pending = 1;
+}
+
+
 /*
- * The handler of the batch's operation has done its part: NGX_OK when
- * it is the handler that goes on, that is when the call has returned
- * already.
+ * The handler of the batch's operation (or a hook's resume) has done
+ * its part: NGX_OK when it is the handler that goes on, that is when
+ * the call has returned already.
  */
 
 static ngx_int_t
@@ -298,7 +178,7 @@ ngx_bayeux_batch_returned(ngx_bayeux_batch_t *b)
     b->pending = 0;
 
     if (b->calling) {
-        /* ngx_bayeux_batch_call() goes on once the engine returns */
+        /* the caller goes on once the engine (or hook) returns */
         return NGX_DONE;
     }
 
@@ -307,8 +187,8 @@ ngx_bayeux_batch_returned(ngx_bayeux_batch_t *b)
 
 
 /*
- * The batch is out of the engine.  NGX_ABORT: it was cancelled while
- * inside, and is handed to the transport's abort handler now.
+ * The batch is out of the engine (or hook).  NGX_ABORT: it was cancelled
+ * while inside, and is handed to the transport's abort handler now.
  */
 
 static ngx_int_t
@@ -414,7 +294,7 @@ ngx_bayeux_batch_bind(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
         return;
     }
 
-    if (rc == NGX_OK && ngx_bayeux_is(&m->channel, "/meta/handshake")) {
+    if (rc == NGX_OK && m->kind == NGX_BAYEUX_KIND_HANDSHAKE) {
         ngx_memcpy(session->data, m->client_id.data,
                    NGX_BAYEUX_CLIENT_ID_LEN);
         session->len = NGX_BAYEUX_CLIENT_ID_LEN;
@@ -430,166 +310,274 @@ ngx_bayeux_batch_bind(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
 }
 
 
+/*
+ * A message goes through the checks of every message (its channel, its
+ * session) and those of its kind (ngx_bayeux_meta_t), then through the
+ * incoming hooks, then to the engine.  NGX_OK: the caller goes on with
+ * the next message; otherwise the engine or a hook answers later, or
+ * the batch was aborted.  After a hook that answered later this is
+ * called again for the same message, and goes on from that hook.
+ */
+
 static ngx_int_t
 ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 {
-    char                 *error;
-    ngx_int_t             rc, timeout;
-    ngx_uint_t            flags;
-    ngx_str_t            *reply;
-    ngx_bayeux_op_t      *op;
-    ngx_bayeux_engine_t  *engine;
+    ngx_int_t         rc;
+    ngx_bayeux_op_t  *op;
 
-    reply = &b->replies[b->next];
-    engine = b->endpoint->engine;
+    if (!b->checked) {
+
+        if (ngx_bayeux_batch_check(b, m) != NGX_OK) {
+            return ngx_bayeux_batch_refused(b, m);
+        }
+
+        b->checked = 1;
+        b->hook = 0;
+    }
+
+    rc = ngx_bayeux_batch_incoming(b, m);
+
+    if (rc == NGX_AGAIN || rc == NGX_ABORT) {
+        return rc;
+    }
+
+    b->checked = 0;
+
+    if (rc != NGX_OK) {
+
+        if (m->kind == NGX_BAYEUX_KIND_CONNECT) {
+            /* what a hook let the connect hold (it is the batch's first) */
+            ngx_bayeux_batch_unhold(b);
+            b->multiple_clients = 0;
+        }
+
+        return ngx_bayeux_batch_refused(b, m);
+    }
+
+    op = &b->op;
+
+    ngx_bayeux_batch_browser(b, m->kind == NGX_BAYEUX_KIND_HANDSHAKE);
+
+    if (m->kind == NGX_BAYEUX_KIND_CONNECT) {
+        /* its reply is written when the batch is answered */
+        b->connect = b->next + 1;
+        op->hold = b->hold;
+        op->waiter = &b->waiter;
+    }
+
+    return ngx_bayeux_batch_call(b,
+                             ngx_bayeux_meta_operation(ngx_bayeux_meta(m->kind),
+                                                       b->endpoint->engine));
+}
+
+
+/* NGX_DECLINED: the message is refused, b->refusal says why */
+
+static ngx_int_t
+ngx_bayeux_batch_check(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
+{
+    ngx_uint_t          flags;
+    ngx_bayeux_op_t    *op;
+    ngx_bayeux_meta_t  *meta;
+
     op = &b->op;
 
     op->client_id = m->client_id;
     op->rc = NGX_ERROR;
-    ngx_bayeux_batch_browser(b, 0);
+
+    ngx_memzero(&b->refusal, sizeof(ngx_bayeux_refusal_t));
 
     if (m->channel.len == 0) {
-        error = "400::channel_missing";
-        goto failed;
+        return ngx_bayeux_batch_error(b, "400::channel_missing",
+                                      NGX_BAYEUX_ERROR_PLAIN);
     }
 
     if (ngx_bayeux_channel_parse(&m->channel, &flags) != NGX_OK) {
-        error = "405::channel_invalid";
-        goto failed;
+        return ngx_bayeux_batch_error(b, "405::channel_invalid",
+                                      NGX_BAYEUX_ERROR_PLAIN);
     }
 
-    if (!ngx_bayeux_is(&m->channel, "/meta/handshake")
+    m->kind = ngx_bayeux_meta_kind(&m->channel, flags);
+
+    if (m->kind != NGX_BAYEUX_KIND_HANDSHAKE
         && ngx_bayeux_batch_bound(b, m) != NGX_OK)
     {
         /* answered as an unknown session: nothing is applied */
+        return ngx_bayeux_batch_error(b, "402::session_unknown",
+                                      NGX_BAYEUX_ERROR_HANDSHAKE);
+    }
 
-        if (ngx_bayeux_reply(b, m, NGX_DECLINED, reply) != NGX_OK) {
-            reply->len = 0;
-        }
+    if (!(flags & NGX_BAYEUX_CHANNEL_META)
+        && (flags & (NGX_BAYEUX_CHANNEL_WILD|NGX_BAYEUX_CHANNEL_DEEP_WILD)))
+    {
+        /* a message goes to a channel, a pattern only subscribes */
+        return ngx_bayeux_batch_error(b, "405::channel_invalid",
+                                      NGX_BAYEUX_ERROR_PLAIN);
+    }
 
-        b->next++;
+    meta = ngx_bayeux_meta(m->kind);
 
+    if (meta->check) {
+        return meta->check(b, m);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Runs the incoming hooks from b->hook on.  NGX_OK: all let the message
+ * through; NGX_DECLINED: one refused it; NGX_AGAIN: one answers later,
+ * and ngx_bayeux_batch_resume() goes on; NGX_ABORT: the batch was
+ * cancelled meanwhile, and is the transport's.
+ */
+
+static ngx_int_t
+ngx_bayeux_batch_incoming(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
+{
+    ngx_int_t                    rc;
+    ngx_bayeux_hooks_t          *hooks;
+    ngx_bayeux_incoming_hook_t  *hook;
+
+    hooks = b->endpoint->hooks;
+
+    if (hooks == NULL) {
         return NGX_OK;
     }
 
-    if (flags & NGX_BAYEUX_CHANNEL_META) {
+    hook = hooks->incoming.elts;
 
-        if (ngx_bayeux_is(&m->channel, "/meta/handshake")) {
+    for ( /* void */ ; b->hook < hooks->incoming.nelts; b->hook++) {
 
-            if (m->connection_types != NULL
-                && ngx_bayeux_channels(b, m, &error) != NGX_OK)
-            {
-                goto failed;
+        if (b->resumed) {
+            b->resumed = 0;
+            rc = b->hook_rc;
+
+        } else {
+            if (!(hook[b->hook].kinds & ngx_bayeux_kind_mask(m->kind))) {
+                continue;
             }
 
-            ngx_bayeux_batch_browser(b, 1);
+            rc = ngx_bayeux_batch_hook(b, m, &hook[b->hook]);
 
-            return ngx_bayeux_batch_call(b, engine->handshake);
+            if (rc == NGX_AGAIN || rc == NGX_ABORT) {
+                return rc;
+            }
         }
 
-        if (ngx_bayeux_is(&m->channel, "/meta/connect")) {
-
-            if (b->connect) {
-                error = "400::multiple_connects";
-                goto failed;
-            }
-
-            if (ngx_bayeux_transport_enabled(b, &b->transport->name)
-                != NGX_OK
-                || (m->connection_type.len
-                    && (m->connection_type.len != b->transport->name.len
-                        || ngx_strncmp(m->connection_type.data,
-                                       b->transport->name.data,
-                                       b->transport->name.len)
-                           != 0)))
-            {
-                error = "400::unsupported_connection_type";
-                goto failed;
-            }
-
-            timeout = b->endpoint->conf->timeout;
-
-            if (m->advice_timeout >= 0 && m->advice_timeout < timeout) {
-                timeout = m->advice_timeout;
-            }
-
-            if (b->browser.len && timeout > 0) {
-
-                rc = ngx_bayeux_browser_hold(&b->browser, &m->client_id,
-                                 b->endpoint->conf->max_sessions_per_browser,
-                                 b->log, &b->browser_hold);
-
-                switch (rc) {
-                case NGX_OK:
-                    break;
-
-                case NGX_DECLINED:
-                    /* another tab holds the long-poll: this one polls */
-                    timeout = 0;
-                    b->multiple_clients = 1;
-                    break;
-
-                default:
-                    error = "500::server_error";
-                    goto failed;
-                }
-            }
-
-            b->connect = b->next + 1;
-
-            op->hold = timeout;
-            b->hold = timeout;
-            op->waiter = &b->waiter;
-
-            return ngx_bayeux_batch_call(b, engine->connect);
+        if (rc == NGX_OK) {
+            continue;
         }
 
-        if (ngx_bayeux_is(&m->channel, "/meta/subscribe")
-            || ngx_bayeux_is(&m->channel, "/meta/unsubscribe"))
-        {
-            if (ngx_bayeux_channels(b, m, &error) != NGX_OK) {
-                goto failed;
+        if (rc != NGX_DECLINED || b->refusal.error.len == 0) {
+            ngx_bayeux_batch_error(b, "500::server_error",
+                                   NGX_BAYEUX_ERROR_PLAIN);
+        }
+
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Calls an incoming hook as an engine operation is called (the lifetime
+ * rule): the batch is inside until the hook has returned and, if it
+ * answers later, until it has resumed the batch.  The hook's answer, or
+ * NGX_AGAIN, or NGX_ABORT.
+ */
+
+static ngx_int_t
+ngx_bayeux_batch_hook(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
+    ngx_bayeux_incoming_hook_t *hook)
+{
+    ngx_int_t  rc;
+
+    b->hook_rc = NGX_ERROR;
+    b->hook_ctx = NULL;
+
+    ngx_bayeux_batch_enter(b);
+
+    rc = hook->handler(b, m, hook->data);
+
+    b->calling = 0;
+
+    if (rc == NGX_AGAIN) {
+
+        if (b->pending) {
+            b->waiting = 1;
+
+            if (b->aborted && hook->cancel) {
+                /* cancelled during the call */
+                b->waiting = 0;
+                hook->cancel(b, m, hook->data);
             }
 
-            return ngx_bayeux_batch_call(b, m->channel.data[6] == 's'
-                                            ? engine->subscribe
-                                            : engine->unsubscribe);
+            return NGX_AGAIN;
         }
 
-        if (ngx_bayeux_is(&m->channel, "/meta/disconnect")) {
-            return ngx_bayeux_batch_call(b, engine->disconnect);
-        }
+        /* resumed during the call */
+        rc = b->hook_rc;
 
-        error = "403::publish_denied";
-        goto failed;
+    } else {
+        b->pending = 0;
     }
 
-    if (flags & (NGX_BAYEUX_CHANNEL_WILD|NGX_BAYEUX_CHANNEL_DEEP_WILD)) {
-        error = "405::channel_invalid";
-        goto failed;
+    if (ngx_bayeux_batch_leave(b) != NGX_OK) {
+        return NGX_ABORT;
     }
 
-    if (flags & NGX_BAYEUX_CHANNEL_SERVICE) {
-        return ngx_bayeux_batch_call(b, engine->touch);
+    return rc;
+}
+
+
+/*
+ * An incoming hook that returned NGX_AGAIN answers: the batch goes on
+ * with the message, or refuses it, and then with the next ones.
+ */
+
+void
+ngx_bayeux_batch_resume(ngx_bayeux_batch_t *b, ngx_int_t rc)
+{
+    b->hook_rc = rc;
+    b->waiting = 0;
+
+    if (ngx_bayeux_batch_returned(b) != NGX_OK) {
+        /* the hook's call goes on, or the batch was aborted */
+        return;
     }
 
-    if (m->data.len == 0) {
-        error = "400::data_missing";
-        goto failed;
-    }
+    b->resumed = 1;
 
-    if (ngx_bayeux_delivery(b, m, &op->message) != NGX_OK) {
-        error = "500::server_error";
-        goto failed;
-    }
+    ngx_bayeux_batch_run(b);
+}
 
-    op->channel = m->channel;
 
-    return ngx_bayeux_batch_call(b, engine->publish);
+/*
+ * Refuses the message: b->refusal says why.  NGX_DECLINED, for the checks
+ * of a message to return.
+ */
 
-failed:
+ngx_int_t
+ngx_bayeux_batch_error(ngx_bayeux_batch_t *b, char *error, ngx_uint_t with)
+{
+    ngx_bayeux_refusal_set(b->endpoint, &b->refusal, error, with);
 
-    if (ngx_bayeux_reply_error(b, m, error, 0, reply) != NGX_OK) {
+    return NGX_DECLINED;
+}
+
+
+/* the message was refused: answered, and the batch goes on */
+
+static ngx_int_t
+ngx_bayeux_batch_refused(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
+{
+    ngx_str_t  *reply;
+
+    reply = &b->replies[b->next];
+
+    if (ngx_bayeux_reply_refused(b, m, &b->refusal, reply) != NGX_OK) {
         reply->len = 0;
     }
 
@@ -631,17 +619,13 @@ ngx_bayeux_batch_complete(ngx_bayeux_op_t *op)
 
 reply:
 
-    if (op->rc == NGX_OK
-        && ngx_bayeux_is(&m->channel, "/meta/handshake"))
-    {
+    if (op->rc == NGX_OK && m->kind == NGX_BAYEUX_KIND_HANDSHAKE) {
         m->client_id = op->client_id;
     }
 
     ngx_bayeux_batch_bind(b, m, op->rc);
 
-    if (op->rc == NGX_OK
-        && ngx_bayeux_is(&m->channel, "/meta/disconnect"))
-    {
+    if (op->rc == NGX_OK && m->kind == NGX_BAYEUX_KIND_DISCONNECT) {
         b->disconnects++;
         m->disconnected = 1;
     }
@@ -658,8 +642,7 @@ static void
 ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
     ngx_bayeux_wake_e reason)
 {
-    ngx_bayeux_batch_t    *b = w->data;
-    ngx_bayeux_message_t  *m;
+    ngx_bayeux_batch_t  *b = w->data;
 
     b->parked = 0;
     b->deliveries = w->messages;
@@ -677,14 +660,7 @@ ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
         return;
     }
 
-    m = b->messages->elts;
-
-    if (ngx_bayeux_reply_connect(b, &m[b->connect - 1], reason,
-                                 &b->replies[b->connect - 1])
-        != NGX_OK)
-    {
-        b->replies[b->connect - 1].len = 0;
-    }
+    ngx_bayeux_batch_answer(b, reason);
 
     b->transport->wake(b);
 }
@@ -718,7 +694,24 @@ ngx_bayeux_batch_release(ngx_bayeux_batch_t *b)
 void
 ngx_bayeux_batch_cancel(ngx_bayeux_batch_t *b)
 {
+    ngx_bayeux_message_t        *m;
+    ngx_bayeux_incoming_hook_t  *hook;
+
     b->aborted = 1;
+
+    if (b->waiting) {
+        /* told once: it resumes the batch later, which then ends */
+
+        b->waiting = 0;
+
+        hook = b->endpoint->hooks->incoming.elts;
+        hook = &hook[b->hook];
+
+        if (hook->cancel) {
+            m = b->messages->elts;
+            hook->cancel(b, &m[b->next], hook->data);
+        }
+    }
 
     ngx_bayeux_batch_unhold(b);
 
@@ -765,12 +758,7 @@ ngx_bayeux_batch_disconnected(ngx_bayeux_batch_t *b, ngx_str_t *client_id)
 
     b->deliveries = NULL;
 
-    if (ngx_bayeux_reply_connect(b, m, NGX_BAYEUX_WAKE_DISCONNECTED,
-                                 &b->replies[b->connect - 1])
-        != NGX_OK)
-    {
-        b->replies[b->connect - 1].len = 0;
-    }
+    ngx_bayeux_batch_answer(b, NGX_BAYEUX_WAKE_DISCONNECTED);
 
     return NGX_OK;
 }
@@ -858,12 +846,7 @@ ngx_bayeux_batch_held_next(ngx_bayeux_batch_t *b)
             return;
         }
 
-        if (ngx_bayeux_reply_connect(b, m, NGX_BAYEUX_WAKE_TIMEOUT,
-                                     &b->replies[b->connect - 1])
-            != NGX_OK)
-        {
-            b->replies[b->connect - 1].len = 0;
-        }
+        ngx_bayeux_batch_answer(b, NGX_BAYEUX_WAKE_TIMEOUT);
 
     } else {
         ngx_bayeux_batch_unhold(b);
@@ -966,407 +949,23 @@ ngx_bayeux_batch_join(ngx_bayeux_batch_t *b, ngx_uint_t replies,
 
 
 /*
- * Checks the channel names of a (un)subscribe, or the connection types
- * of a handshake, into op->channels.
+ * Answers the batch's connect, held or not: its reply is written for the
+ * transport to send, and it holds nothing any more.
  */
 
-static ngx_int_t
-ngx_bayeux_channels(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
-    char **error)
+static void
+ngx_bayeux_batch_answer(ngx_bayeux_batch_t *b, ngx_bayeux_wake_e reason)
 {
-    ngx_str_t   *name;
-    ngx_uint_t   i, flags;
+    ngx_str_t             *reply;
+    ngx_bayeux_message_t  *m;
 
-    if (ngx_bayeux_is(&m->channel, "/meta/handshake")) {
+    m = b->messages->elts;
+    m = &m[b->connect - 1];
+    reply = &b->replies[b->connect - 1];
 
-        name = m->connection_types->elts;
-
-        for (i = 0; i < m->connection_types->nelts; i++) {
-            if (ngx_bayeux_transport_enabled(b, &name[i]) == NGX_OK) {
-                return NGX_OK;
-            }
-        }
-
-        *error = "400::unsupported_connection_types";
-        return NGX_ERROR;
-    }
-
-    if (m->subscriptions == NULL || m->subscriptions->nelts == 0) {
-        *error = "403::subscription_missing";
-        return NGX_ERROR;
-    }
-
-    /* checked first: the work of a message must stay small */
-
-    if (m->subscriptions->nelts > b->endpoint->conf->max_channels) {
-        *error = "400::too_many_channels";
-        return NGX_ERROR;
-    }
-
-    name = m->subscriptions->elts;
-
-    for (i = 0; i < m->subscriptions->nelts; i++) {
-
-        if (ngx_bayeux_channel_parse(&name[i], &flags) != NGX_OK) {
-            *error = "405::channel_invalid";
-            return NGX_ERROR;
-        }
-
-        if (flags & NGX_BAYEUX_CHANNEL_META) {
-            *error = "403::subscription_invalid";
-            return NGX_ERROR;
-        }
-    }
-
-    b->op.channels = m->subscriptions;
-
-    return NGX_OK;
-}
-
-
-/* a published message as subscribers receive it */
-
-static ngx_int_t
-ngx_bayeux_delivery(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
-    ngx_str_t *out)
-{
-    ngx_bayeux_json_t  j;
-
-    if (ngx_bayeux_json_init(&j, b->pool,
-                             m->channel.len + m->data.len + m->id.len
-                             + m->ext.len + 64)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_bayeux_json_literal(&j, "{") != NGX_OK
-        || ngx_bayeux_json_key(&j, "channel") != NGX_OK
-        || ngx_bayeux_json_string(&j, &m->channel) != NGX_OK
-        || ngx_bayeux_json_key(&j, "data") != NGX_OK
-        || ngx_bayeux_json_raw(&j, m->data.data, m->data.len) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (m->id.len
-        && (ngx_bayeux_json_key(&j, "id") != NGX_OK
-            || ngx_bayeux_json_raw(&j, m->id.data, m->id.len) != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if (m->ext.len
-        && (ngx_bayeux_json_key(&j, "ext") != NGX_OK
-            || ngx_bayeux_json_raw(&j, m->ext.data, m->ext.len) != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_bayeux_json_literal(&j, "}") != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_bayeux_json_result(&j, out);
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_bayeux_reply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
-    ngx_int_t rc, ngx_str_t *out)
-{
-    ngx_uint_t             flags, handshake;
-    ngx_bayeux_json_t      j;
-    ngx_bayeux_failure_t  *f;
-
-    handshake = ngx_bayeux_is(&m->channel, "/meta/handshake");
-
-    flags = 0;
-
-    if (ngx_bayeux_is(&m->channel, "/meta/subscribe")
-        || ngx_bayeux_is(&m->channel, "/meta/unsubscribe"))
-    {
-        flags |= NGX_BAYEUX_REPLY_SUBSCRIPTION;
-    }
-
-    if (rc != NGX_OK) {
-
-        /* the last entry stands for any other failure */
-
-        for (f = ngx_bayeux_failures; f->rc != NGX_ERROR; f++) {
-            if (f->rc == rc) {
-                break;
-            }
-        }
-
-        return ngx_bayeux_reply_error(b, m, f->error, flags | f->flags, out);
-    }
-
-    if (ngx_bayeux_reply_open(b, &j, m, 1) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (handshake) {
-        if (ngx_bayeux_json_key(&j, "version") != NGX_OK
-            || ngx_bayeux_json_literal(&j, "\"" NGX_BAYEUX_VERSION "\"")
-               != NGX_OK
-            || ngx_bayeux_json_key(&j, "minimumVersion") != NGX_OK
-            || ngx_bayeux_json_literal(&j, "\"" NGX_BAYEUX_VERSION "\"")
-               != NGX_OK
-            || ngx_bayeux_reply_transports(b, &j) != NGX_OK
-            || ngx_bayeux_json_key(&j, "clientId") != NGX_OK
-            || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK
-            || ngx_bayeux_reply_advice(&j, &b->endpoint->advice_retry)
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-    } else if (m->channel.len > 6
-               && ngx_strncmp(m->channel.data, "/meta/", 6) == 0)
-    {
-
-        /* the other meta replies name the session */
-
-        if (ngx_bayeux_json_key(&j, "clientId") != NGX_OK
-            || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    if ((flags & NGX_BAYEUX_REPLY_SUBSCRIPTION)
-        && (ngx_bayeux_json_key(&j, "subscription") != NGX_OK
-            || ngx_bayeux_json_raw(&j, m->subscription.data,
-                                   m->subscription.len)
-               != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_bayeux_json_literal(&j, "}") != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_bayeux_json_result(&j, out);
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_bayeux_reply_connect(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
-    ngx_bayeux_wake_e reason, ngx_str_t *out)
-{
-    ngx_str_t          *advice;
-    ngx_bayeux_json_t   j;
-
-    /* the connect is answered: it holds nothing any more */
     ngx_bayeux_batch_unhold(b);
 
-    if (b->multiple_clients) {
-        advice = &b->endpoint->advice_multiple;
-
-    } else if (reason == NGX_BAYEUX_WAKE_ERROR) {
-        /* the engine lost its store (Redis down): come back later */
-        return ngx_bayeux_reply_error(b, m, "503::engine_unavailable",
-                                      NGX_BAYEUX_REPLY_RETRY_ADVICE, out);
-
-    } else if (reason == NGX_BAYEUX_WAKE_DISCONNECTED) {
-        advice = &b->endpoint->advice_none;
-
-    } else {
-        advice = &b->endpoint->advice_retry;
+    if (ngx_bayeux_reply_connect(b, m, reason, reply) != NGX_OK) {
+        reply->len = 0;
     }
-
-    if (ngx_bayeux_reply_open(b, &j, m, 1) != NGX_OK
-        || ngx_bayeux_json_key(&j, "clientId") != NGX_OK
-        || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK
-        || ngx_bayeux_reply_advice(&j, advice) != NGX_OK
-        || ngx_bayeux_json_literal(&j, "}") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    ngx_bayeux_json_result(&j, out);
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_bayeux_reply_error(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
-    char *error, ngx_uint_t flags, ngx_str_t *out)
-{
-    ngx_str_t          e;
-    ngx_bayeux_json_t  j;
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, b->log, 0,
-                   "bayeux: \"%V\" failed: %s", &m->channel, error);
-
-    e.data = (u_char *) error;
-    e.len = ngx_strlen(error);
-
-    if (ngx_bayeux_reply_open(b, &j, m, 0) != NGX_OK
-        || ngx_bayeux_json_key(&j, "error") != NGX_OK
-        || ngx_bayeux_json_string(&j, &e) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (m->client_id.len
-        && (ngx_bayeux_json_key(&j, "clientId") != NGX_OK
-            || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if (m->subscription.len
-        && (ngx_bayeux_is(&m->channel, "/meta/subscribe")
-            || ngx_bayeux_is(&m->channel, "/meta/unsubscribe"))
-        && (ngx_bayeux_json_key(&j, "subscription") != NGX_OK
-            || ngx_bayeux_json_raw(&j, m->subscription.data,
-                                   m->subscription.len)
-               != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if ((flags & NGX_BAYEUX_REPLY_HANDSHAKE_ADVICE)
-        && (ngx_bayeux_json_key(&j, "advice") != NGX_OK
-            || ngx_bayeux_json_literal(&j, "{\"reconnect\":\"handshake\","
-                                           "\"interval\":0}")
-               != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if ((flags & NGX_BAYEUX_REPLY_RETRY_ADVICE)
-        && ngx_bayeux_reply_advice(&j, &b->endpoint->advice_retry) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_strncmp(error, "400::unsupported_connection_types", 33) == 0
-        && (ngx_bayeux_reply_transports(b, &j) != NGX_OK
-            || ngx_bayeux_json_key(&j, "advice") != NGX_OK
-            || ngx_bayeux_json_literal(&j, "{\"reconnect\":\"none\"}")
-               != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_bayeux_json_literal(&j, "}") != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_bayeux_json_result(&j, out);
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_bayeux_reply_open(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j,
-    ngx_bayeux_message_t *m, ngx_uint_t successful)
-{
-    if (ngx_bayeux_json_init(j, b->pool, 256) != NGX_OK
-        || ngx_bayeux_json_literal(j, "{") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (m->id.len
-        && (ngx_bayeux_json_key(j, "id") != NGX_OK
-            || ngx_bayeux_json_raw(j, m->id.data, m->id.len) != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if (m->channel.len
-        && (ngx_bayeux_json_key(j, "channel") != NGX_OK
-            || ngx_bayeux_json_string(j, &m->channel) != NGX_OK))
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_bayeux_json_key(j, "successful") != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return successful ? ngx_bayeux_json_literal(j, "true")
-                      : ngx_bayeux_json_literal(j, "false");
-}
-
-
-static ngx_int_t
-ngx_bayeux_reply_advice(ngx_bayeux_json_t *j, ngx_str_t *advice)
-{
-    if (ngx_bayeux_json_key(j, "advice") != NGX_OK
-        || ngx_bayeux_json_raw(j, advice->data, advice->len) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_bayeux_reply_transports(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j)
-{
-    ngx_str_t   *name;
-    ngx_uint_t   i;
-
-    if (ngx_bayeux_json_key(j, "supportedConnectionTypes") != NGX_OK
-        || ngx_bayeux_json_literal(j, "[") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    name = b->endpoint->transports.elts;
-
-    for (i = 0; i < b->endpoint->transports.nelts; i++) {
-
-        if ((i && ngx_bayeux_json_literal(j, ",") != NGX_OK)
-            || ngx_bayeux_json_string(j, &name[i]) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    return ngx_bayeux_json_literal(j, "]");
-}
-
-
-static ngx_int_t
-ngx_bayeux_transport_enabled(ngx_bayeux_batch_t *b, const ngx_str_t *name)
-{
-    ngx_str_t   *enabled;
-    ngx_uint_t   i;
-
-    enabled = b->endpoint->transports.elts;
-
-    for (i = 0; i < b->endpoint->transports.nelts; i++) {
-        if (enabled[i].len == name->len
-            && ngx_strncmp(enabled[i].data, name->data, name->len) == 0)
-        {
-            return NGX_OK;
-        }
-    }
-
-    return NGX_DECLINED;
-}
-
-
-static ngx_uint_t
-ngx_bayeux_is(ngx_str_t *name, char *literal)
-{
-    size_t  len;
-
-    len = ngx_strlen(literal);
-
-    return name->len == len && ngx_strncmp(name->data, literal, len) == 0;
 }

@@ -18,27 +18,67 @@
 
 
 /*
- * A batch: the messages of one request, applied in order through the
- * engine.  When every message is applied the transport's "done" is
- * called; if the batch held a /meta/connect that the engine parked,
- * "parked" is set and "wake" is called once the connect is answered.
+ * A batch: the messages of one request (or websocket message), applied
+ * in order.  The way of a message, one way only:
  *
- * Lifetime: a batch is inside the engine from just before an engine
- * operation is called for it (a message, or the connect of
+ *   transport       reads the request; ngx_bayeux_message.c parses it
+ *                   into the batch's messages
+ *   batch           ngx_bayeux_batch_run(): for each message in order,
+ *                   the checks of every message (channel, session), its
+ *                   kind told once (ngx_bayeux_kind_e), the checks of its
+ *                   kind (the /meta table, ngx_bayeux_meta.c)
+ *   incoming hooks  may refuse the message or make the batch wait
+ *                   (ngx_bayeux_hooks.h): the multiple-clients rule,
+ *                   extensions, authorization
+ *   engine          the operation of its kind (ngx_bayeux_engine.h)
+ *   outgoing hooks  add fields to its reply (delivery hooks: to a
+ *                   published message, as subscribers receive it)
+ *   replies         written per message (ngx_bayeux_reply.c), a
+ *                   connect's once the batch is answered; the transport
+ *                   sends them with the deliveries of the connect
+ *                   (ngx_bayeux_batch_response())
+ *
+ * When every message is applied the transport's "done" is called; if
+ * the batch held a /meta/connect that the engine parked, "parked" is set
+ * and "wake" is called once the connect is answered.
+ *
+ * Lifetime: a batch is inside from just before an engine operation or
+ * an incoming hook is called for it (a message, or the connect of
  * ngx_bayeux_batch_hold()) until that call has returned and its handler
- * has run, whichever comes last: ngx_bayeux_batch_in_engine().  The
- * call may set off anything meanwhile (another batch's held connect
- * answered, its write failing, the transport closing), whatever the
- * engine and whether it completes during the call or later.  So a
- * transport never frees a batch that is inside the engine: it cancels
- * it (ngx_bayeux_batch_cancel() sets "aborted"), and the batch, once
- * out of the engine, goes no further and calls "abort", which frees it.
- * The transport's "enter" and "leave" are called as the batch goes into
- * the engine and comes out, so that what carries the batch can keep
- * itself meanwhile (a request: r->main->blocked).
+ * has run (for a hook: it has resumed the batch), whichever comes last:
+ * ngx_bayeux_batch_in_engine().  The call may set off anything
+ * meanwhile (another batch's held connect answered, its write failing,
+ * the transport closing), whatever the engine and whether it completes
+ * during the call or later.  So a transport never frees a batch that is
+ * inside: it cancels it (ngx_bayeux_batch_cancel() sets "aborted", and
+ * tells a waiting hook), and the batch, once out, goes no further and
+ * calls "abort", which frees it.  The transport's "enter" and "leave"
+ * are called as the batch goes inside and comes out, so that what
+ * carries the batch can keep itself meanwhile (a request:
+ * r->main->blocked).
  */
 
 typedef struct ngx_bayeux_batch_s  ngx_bayeux_batch_t;
+
+
+/*
+ * Why a message is refused, as its reply says it: the error
+ * ("403::handshake_denied"), the advice object that comes with it, if
+ * any, and for a handshake the connection types the server supports.
+ */
+
+typedef struct {
+    ngx_str_t                      error;
+    ngx_str_t                      advice;      /* JSON text, or empty */
+    unsigned                       transports:1;
+} ngx_bayeux_refusal_t;
+
+
+/* what comes with an error: ngx_bayeux_batch_error() */
+#define NGX_BAYEUX_ERROR_PLAIN         0
+#define NGX_BAYEUX_ERROR_HANDSHAKE     1    /* advice: handshake again */
+#define NGX_BAYEUX_ERROR_RETRY         2    /* advice: the endpoint's retry */
+#define NGX_BAYEUX_ERROR_TRANSPORTS    3    /* connection types, no retry */
 
 typedef void (*ngx_bayeux_batch_handler_pt)(ngx_bayeux_batch_t *b);
 
@@ -93,6 +133,14 @@ struct ngx_bayeux_batch_s {
     ngx_bayeux_wake_e              wake_reason;
     ngx_array_t                   *deliveries;  /* ngx_str_t */
 
+    /* the message being applied is refused: why (its reply) */
+    ngx_bayeux_refusal_t           refusal;
+
+    /* the incoming hook the message is at (ngx_bayeux_hooks.h) */
+    ngx_uint_t                     hook;
+    ngx_int_t                      hook_rc;     /* its answer */
+    void                          *hook_ctx;    /* a waiting hook's */
+
     void                          *data;
 
     /* long-polling: the BAYEUX_BROWSER of the request, and its hold */
@@ -117,6 +165,10 @@ struct ngx_bayeux_batch_s {
     unsigned                       running:1;
     unsigned                       calling:1;   /* engine call not returned */
     unsigned                       pending:1;   /* its handler not run */
+
+    unsigned                       checked:1;   /* the message, hooks next */
+    unsigned                       waiting:1;   /* a hook, not cancelled */
+    unsigned                       resumed:1;   /* a hook answered later */
     unsigned                       parked:1;
 
     /*
@@ -139,6 +191,7 @@ struct ngx_bayeux_batch_s {
 };
 
 
+/* inside the engine or an incoming hook: see "Lifetime" above */
 #define ngx_bayeux_batch_in_engine(b)  ((b)->calling || (b)->pending)
 
 
@@ -151,6 +204,8 @@ void ngx_bayeux_batch_hold(ngx_bayeux_batch_t *b, ngx_msec_t hold);
 ngx_int_t ngx_bayeux_batch_disconnected(ngx_bayeux_batch_t *b,
     ngx_str_t *client_id);
 void ngx_bayeux_batch_cancel(ngx_bayeux_batch_t *b);
+ngx_int_t ngx_bayeux_batch_error(ngx_bayeux_batch_t *b, char *error,
+    ngx_uint_t with);
 ngx_int_t ngx_bayeux_batch_response(ngx_bayeux_batch_t *b, ngx_str_t *out);
 ngx_int_t ngx_bayeux_batch_deliveries(ngx_bayeux_batch_t *b, ngx_str_t *out);
 

@@ -9,6 +9,9 @@
 
 #include "ngx_bayeux.h"
 #include "ngx_bayeux_engine.h"
+#include "ngx_bayeux_message.h"
+#include "ngx_bayeux_batch.h"
+#include "ngx_bayeux_hooks.h"
 #include "ngx_bayeux_clients.h"
 
 
@@ -139,4 +142,53 @@ ngx_bayeux_browser_unhold(ngx_bayeux_browser_hold_t *hold)
         ngx_rbtree_delete(&ngx_bayeux_browsers, &b->node.node);
         ngx_free(b);
     }
+}
+
+
+/*
+ * The rule at /meta/connect, an incoming hook: a long-poll that would be
+ * held counts against its browser's; beyond the browser's share it is
+ * answered at once, and its reply tells the client to poll
+ * (b->multiple_clients).
+ */
+
+static ngx_int_t
+ngx_bayeux_clients_connect(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
+    void *data)
+{
+    if (b->browser.len == 0 || b->hold == 0) {
+        return NGX_OK;
+    }
+
+    switch (ngx_bayeux_browser_hold(&b->browser, &m->client_id,
+                                b->endpoint->conf->max_sessions_per_browser,
+                                b->log, &b->browser_hold))
+    {
+    case NGX_OK:
+        return NGX_OK;
+
+    case NGX_DECLINED:
+        /* another tab holds the long-poll: this one polls */
+        b->hold = 0;
+        b->multiple_clients = 1;
+        return NGX_OK;
+
+    default:
+        return NGX_ERROR;
+    }
+}
+
+
+ngx_int_t
+ngx_bayeux_clients_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
+{
+    if (ngx_bayeux_hook_add_incoming(cf, ep,
+                                ngx_bayeux_kind_mask(NGX_BAYEUX_KIND_CONNECT),
+                                ngx_bayeux_clients_connect, NULL)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }

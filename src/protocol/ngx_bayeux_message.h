@@ -15,6 +15,28 @@
 
 
 /*
+ * What a message is, told once from its channel by the batch
+ * (ngx_bayeux_meta_kind()): the code after that compares kinds, and
+ * hooks choose the kinds they see with a mask of them.
+ */
+
+typedef enum {
+    NGX_BAYEUX_KIND_NONE = 0,          /* channel missing or invalid */
+    NGX_BAYEUX_KIND_HANDSHAKE,
+    NGX_BAYEUX_KIND_CONNECT,
+    NGX_BAYEUX_KIND_SUBSCRIBE,
+    NGX_BAYEUX_KIND_UNSUBSCRIBE,
+    NGX_BAYEUX_KIND_DISCONNECT,
+    NGX_BAYEUX_KIND_META,              /* any other /meta channel */
+    NGX_BAYEUX_KIND_SERVICE,
+    NGX_BAYEUX_KIND_PUBLISH
+} ngx_bayeux_kind_e;
+
+#define ngx_bayeux_kind_mask(kind)     ((ngx_uint_t) 1 << (kind))
+#define NGX_BAYEUX_KIND_ANY            ((ngx_uint_t) -1)
+
+
+/*
  * What the server extensions read in "ext": CometD's ack extension (a
  * handshake offers acknowledgements, true or false, or an object
  * {"enabled":true,"batch":N} from newer clients; a /meta/connect sends
@@ -64,6 +86,8 @@ typedef struct {
     ngx_int_t                  advice_interval; /* -1: not given */
 
     ngx_bayeux_ext_t           ext_values;      /* decoded from ext */
+
+    ngx_uint_t                 kind;            /* ngx_bayeux_kind_e */
 
     unsigned                   disconnected:1;      /* applied: done */
 } ngx_bayeux_message_t;
