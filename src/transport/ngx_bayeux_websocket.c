@@ -129,6 +129,10 @@ static void ngx_bayeux_ws_batch_free(ngx_bayeux_ws_batch_t *wb);
 
 static ngx_str_t  ngx_bayeux_websocket = ngx_string("websocket");
 
+/* the values of the upgrade's response headers */
+static ngx_str_t  ngx_bayeux_ws_upgrade = ngx_string("websocket");
+static ngx_str_t  ngx_bayeux_ws_version = ngx_string("13");
+
 
 /*
  * Frames are read into a buffer of the worker, and replies are sent from
@@ -172,14 +176,12 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "bayeux: unsupported websocket version");
 
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        if (ngx_bayeux_http_add_header(r, "Sec-WebSocket-Version",
+                                       &ngx_bayeux_ws_version)
+            != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Sec-WebSocket-Version");
-        ngx_str_set(&h->value, "13");
 
         return 426;
     }
@@ -299,51 +301,37 @@ static ngx_int_t
 ngx_bayeux_ws_accept(ngx_http_request_t *r, ngx_table_elt_t *key,
     ngx_str_t *protocol)
 {
-    u_char            digest[20];
-    ngx_str_t         src;
-    ngx_sha1_t        sha1;
-    ngx_table_elt_t  *h;
+    u_char       digest[20];
+    ngx_str_t    src, accept;
+    ngx_sha1_t   sha1;
 
     ngx_sha1_init(&sha1);
     ngx_sha1_update(&sha1, key->value.data, key->value.len);
     ngx_sha1_update(&sha1, NGX_BAYEUX_WS_GUID, sizeof(NGX_BAYEUX_WS_GUID) - 1);
     ngx_sha1_final(digest, &sha1);
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Upgrade");
-    ngx_str_set(&h->value, "websocket");
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Sec-WebSocket-Accept");
-
-    h->value.data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(20));
-    if (h->value.data == NULL) {
+    accept.data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(20));
+    if (accept.data == NULL) {
         return NGX_ERROR;
     }
 
     src.data = digest;
     src.len = sizeof(digest);
-    ngx_encode_base64(&h->value, &src);
+    ngx_encode_base64(&accept, &src);
 
-    if (protocol->len) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
+    if (ngx_bayeux_http_add_header(r, "Upgrade", &ngx_bayeux_ws_upgrade)
+        != NGX_OK
+        || ngx_bayeux_http_add_header(r, "Sec-WebSocket-Accept", &accept)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
-        h->hash = 1;
-        ngx_str_set(&h->key, "Sec-WebSocket-Protocol");
-        h->value = *protocol;
+    if (protocol->len
+        && ngx_bayeux_http_add_header(r, "Sec-WebSocket-Protocol", protocol)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
