@@ -15,6 +15,7 @@
 #include "ngx_bayeux_http.h"
 #include "ngx_bayeux_cookie.h"
 #include "ngx_bayeux_ws_frame.h"
+#include "ngx_bayeux_fake_request.h"
 #include "ngx_bayeux_websocket.h"
 
 
@@ -36,6 +37,10 @@ typedef struct {
     ngx_connection_t              *connection;
     ngx_http_request_t            *request;     /* until the upgrade is done */
     ngx_bayeux_loc_conf_t         *conf;
+
+    /* what a subrequest's parent needs of the upgrade request */
+    ngx_bayeux_kept_request_t     *upgrade;
+
     ngx_msec_t                     send_timeout;
     size_t                         send_lowat;
 
@@ -262,6 +267,11 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
     ws->resume.log = c->log;
 
     if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ws->upgrade = ngx_bayeux_keep_request(r, c->pool);
+    if (ws->upgrade == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1068,6 +1078,29 @@ ngx_bayeux_ws_resume(ngx_event_t *ev)
         /* clears "paused"; the batch may be answered and freed */
         ngx_bayeux_ws_batch_hold(wb);
     }
+}
+
+
+/*
+ * The parent of a subrequest made for a batch of this websocket: a fake
+ * request, built from the upgrade, that lives as long as its subrequest
+ * (ngx_bayeux_fake_request.c).  NULL: the websocket is closing, or no
+ * memory.
+ */
+
+ngx_http_request_t *
+ngx_bayeux_ws_parent(ngx_bayeux_batch_t *b)
+{
+    ngx_bayeux_ws_t        *ws;
+    ngx_bayeux_ws_batch_t  *wb = b->data;
+
+    ws = wb->ws;
+
+    if (ws->closing || ws->done) {
+        return NULL;
+    }
+
+    return ngx_bayeux_fake_request(ws->upgrade, ws->connection, wb->pool);
 }
 
 
