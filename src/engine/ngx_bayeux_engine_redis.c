@@ -59,6 +59,8 @@
 #define NGX_BAYEUX_REDIS_CONNECTING    1
 #define NGX_BAYEUX_REDIS_UP            2
 
+/* the kinds of command: indexes of ngx_bayeux_redis_kinds[] */
+
 #define NGX_BAYEUX_REDIS_HANDSHAKE     0
 #define NGX_BAYEUX_REDIS_CONNECT       1
 #define NGX_BAYEUX_REDIS_SUBSCRIBE     2
@@ -125,6 +127,27 @@ typedef struct {
     u_char                        *last;
     unsigned                       eval:1;
 } ngx_bayeux_redis_cmd_t;
+
+
+/*
+ * A kind of command: the script's operation, the number of arguments it
+ * takes before its list (channels, parked connects, messages...), the
+ * function that reads its reply (none: the reply does not matter) and,
+ * for an operation of the protocol, the function that makes its result
+ * of the script's code.
+ */
+
+typedef void (*ngx_bayeux_redis_done_pt)(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply);
+typedef ngx_int_t (*ngx_bayeux_redis_result_pt)(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code);
+
+typedef struct {
+    ngx_str_t                      op;
+    ngx_uint_t                     nargs;
+    ngx_bayeux_redis_done_pt       done;
+    ngx_bayeux_redis_result_pt     result;
+} ngx_bayeux_redis_kind_t;
 
 
 struct ngx_bayeux_redis_s {
@@ -207,9 +230,19 @@ static void ngx_bayeux_redis_cancel(ngx_bayeux_endpoint_t *ep,
     ngx_bayeux_waiter_t *w);
 
 static void ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op,
-    ngx_uint_t kind, char *name);
+    ngx_uint_t kind);
 static void ngx_bayeux_redis_op_done(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply);
+static ngx_int_t ngx_bayeux_redis_handshake_result(
+    ngx_bayeux_redis_cmd_t *cmd, redisReply *reply, ngx_int_t code);
+static ngx_int_t ngx_bayeux_redis_connect_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code);
+static ngx_int_t ngx_bayeux_redis_subscribe_result(
+    ngx_bayeux_redis_cmd_t *cmd, redisReply *reply, ngx_int_t code);
+static ngx_int_t ngx_bayeux_redis_publish_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code);
+static ngx_int_t ngx_bayeux_redis_session_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code);
 static ngx_uint_t ngx_bayeux_redis_valid_id(ngx_str_t *id);
 
 static void ngx_bayeux_redis_link_start(ngx_bayeux_redis_t *rd);
@@ -234,8 +267,7 @@ static void ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p,
     u_char *last);
 
 static ngx_bayeux_redis_cmd_t *ngx_bayeux_redis_cmd_create(
-    ngx_bayeux_redis_t *rd, ngx_uint_t kind, char *name, ngx_uint_t nargs,
-    size_t size);
+    ngx_bayeux_redis_t *rd, ngx_uint_t kind, ngx_uint_t nlist, size_t size);
 static void ngx_bayeux_redis_cmd_arg(ngx_bayeux_redis_cmd_t *cmd,
     u_char *data, size_t len);
 static void ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd);
@@ -291,6 +323,65 @@ ngx_bayeux_engine_t  ngx_bayeux_engine_redis = {
     ngx_bayeux_redis_touch,
     ngx_bayeux_redis_release,
     ngx_bayeux_redis_cancel
+};
+
+
+/*
+ * Indexed by NGX_BAYEUX_REDIS_HANDSHAKE...; the replies are those of
+ * ngx_bayeux_redis.lua.
+ */
+
+static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
+
+    /* HANDSHAKE: id, browser; 1 created, 0 the id is taken */
+    { ngx_string("hs"), 2, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_handshake_result },
+
+    /*
+     * CONNECT: id, browser, hold, token; never sent alone, its arguments
+     * go into a CONNECT_BATCH, which answers it with {-1} unknown,
+     * {0, messages} or {1} parked
+     */
+    { ngx_string(""), 4, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_connect_result },
+
+    /* SUBSCRIBE: id, browser, most subscriptions; channels; -2 too many */
+    { ngx_string("su"), 3, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_subscribe_result },
+
+    /* UNSUBSCRIBE: id, browser; channels; -1 unknown, 0 done */
+    { ngx_string("un"), 2, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_session_result },
+
+    /*
+     * PUBLISH: id, browser, to publisher, max queue, message; the channel
+     * and its patterns; {-1} unknown or {receivers, overflowed sessions}
+     */
+    { ngx_string("pu"), 5, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_publish_result },
+
+    /* DISCONNECT: id, browser; -1 unknown, 0 done */
+    { ngx_string("dc"), 2, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_session_result },
+
+    /* TOUCH: id, browser; -1 unknown, 0 known */
+    { ngx_string("to"), 2, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_session_result },
+
+    /* TAKE: worker channel, mode; id and token of each; one reply each */
+    { ngx_string("tb"), 2, ngx_bayeux_redis_take_done, NULL },
+
+    /* UNPARK: id, worker channel, token */
+    { ngx_string("up"), 3, NULL, NULL },
+
+    /* PUT_BACK: id, max queue; messages */
+    { ngx_string("pb"), 2, NULL, NULL },
+
+    /* REFRESH: worker channel; id and token of each */
+    { ngx_string("rf"), 1, NULL, NULL },
+
+    /* CONNECT_BATCH: worker channel; the CONNECTs' arguments; one reply each */
+    { ngx_string("cb"), 1, ngx_bayeux_redis_connects_done, NULL }
 };
 
 
@@ -1176,9 +1267,9 @@ ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op)
         goto failed;
     }
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_HANDSHAKE, "hs",
-                                      2, NGX_BAYEUX_CLIENT_ID_LEN
-                                         + op->browser.len);
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_HANDSHAKE, 0,
+                                      NGX_BAYEUX_CLIENT_ID_LEN
+                                      + op->browser.len);
     if (cmd == NULL) {
         goto failed;
     }
@@ -1249,7 +1340,7 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
 
     /* the arguments of the batch's script call: id, browser, hold, token */
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_CONNECT, "co", 4,
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_CONNECT, 0,
                                       NGX_BAYEUX_CLIENT_ID_LEN
                                       + op->browser.len + 1 + token.len);
     if (cmd == NULL) {
@@ -1300,36 +1391,35 @@ failed:
 static void
 ngx_bayeux_redis_subscribe(ngx_bayeux_op_t *op)
 {
-    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_SUBSCRIBE, "su");
+    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_SUBSCRIBE);
 }
 
 
 static void
 ngx_bayeux_redis_unsubscribe(ngx_bayeux_op_t *op)
 {
-    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_UNSUBSCRIBE, "un");
+    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_UNSUBSCRIBE);
 }
 
 
 static void
 ngx_bayeux_redis_disconnect(ngx_bayeux_op_t *op)
 {
-    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_DISCONNECT, "dc");
+    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_DISCONNECT);
 }
 
 
 static void
 ngx_bayeux_redis_touch(ngx_bayeux_op_t *op)
 {
-    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_TOUCH, "to");
+    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_TOUCH);
 }
 
 
 /* an operation on one session, with the channels of a (un)subscribe */
 
 static void
-ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind,
-    char *name)
+ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
 {
     size_t                   size;
     ngx_str_t               *ch;
@@ -1364,7 +1454,7 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind,
         size += rd->max_subscriptions.len;
     }
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, kind, name, 2 + limit + n, size);
+    cmd = ngx_bayeux_redis_cmd_create(rd, kind, n, size);
     if (cmd == NULL) {
         op->rc = NGX_ERROR;
         op->handler(op);
@@ -1424,8 +1514,7 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
         size += pattern.len;
     }
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_PUBLISH, "pu",
-                                      5 + n, size);
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_PUBLISH, n, size);
     if (cmd == NULL) {
         goto failed;
     }
@@ -1502,8 +1591,6 @@ static void
 ngx_bayeux_redis_op_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
 {
     ngx_int_t                 rc, code;
-    ngx_uint_t                i;
-    redisReply               *r;
     ngx_bayeux_op_t          *op;
     ngx_rbtree_key_t          key;
     ngx_bayeux_redis_t       *rd;
@@ -1524,9 +1611,6 @@ ngx_bayeux_redis_op_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
         goto done;
     }
 
-    rc = NGX_ERROR;
-    code = 0;
-
     if (reply->type == REDIS_REPLY_INTEGER) {
         code = reply->integer;
 
@@ -1536,86 +1620,11 @@ ngx_bayeux_redis_op_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
         code = reply->element[0]->integer;
 
     } else {
+        rc = NGX_ERROR;
         goto done;
     }
 
-    switch (cmd->kind) {
-
-    case NGX_BAYEUX_REDIS_HANDSHAKE:
-        rc = (code == 1) ? NGX_OK : NGX_ERROR;
-        break;
-
-    case NGX_BAYEUX_REDIS_CONNECT:
-
-        if (code == -1) {
-            rc = NGX_DECLINED;
-            break;
-        }
-
-        if (code == 1 && park) {
-            rc = NGX_AGAIN;
-            break;
-        }
-
-        r = (reply->type == REDIS_REPLY_ARRAY && reply->elements > 1)
-            ? reply->element[1] : NULL;
-
-        if (ngx_bayeux_redis_messages(r, op->pool, &op->messages)
-            != NGX_OK)
-        {
-            /* taken from the queue, they must not be lost */
-            ngx_bayeux_redis_put_back(rd, op->client_id.data, r);
-            break;
-        }
-
-        rc = NGX_OK;
-        break;
-
-    case NGX_BAYEUX_REDIS_PUBLISH:
-
-        if (code == -1) {
-            rc = NGX_DECLINED;
-            break;
-        }
-
-        rc = NGX_OK;
-
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
-            || reply->element[1]->type != REDIS_REPLY_ARRAY)
-        {
-            break;
-        }
-
-        r = reply->element[1];
-
-        /* a clientId is a credential: named at debug level only */
-
-        for (i = 0; i < r->elements; i++) {
-            ngx_log_error(NGX_LOG_WARN, rd->log, 0,
-                          "bayeux: queue of a session is full "
-                          "(bayeux_max_queue %V), dropping oldest messages",
-                          &rd->max_queue);
-            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
-                           "bayeux: full queue: session %*s",
-                           r->element[i]->len, r->element[i]->str);
-        }
-
-        break;
-
-    case NGX_BAYEUX_REDIS_SUBSCRIBE:
-
-        if (code == -2) {
-            /* the session would have too many subscriptions */
-            rc = NGX_BAYEUX_LIMIT;
-            break;
-        }
-
-        /* fall through */
-
-    default:
-        rc = (code == -1) ? NGX_DECLINED : NGX_OK;
-        break;
-    }
+    rc = ngx_bayeux_redis_kinds[cmd->kind].result(cmd, reply, code);
 
 done:
 
@@ -1662,6 +1671,107 @@ done:
         park->notified = 0;
         ngx_bayeux_redis_take(park, "w");
     }
+}
+
+
+/* the result of an operation, of its reply's code */
+
+static ngx_int_t
+ngx_bayeux_redis_handshake_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code)
+{
+    /* 0: the id is taken */
+    return (code == 1) ? NGX_OK : NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_connect_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code)
+{
+    redisReply       *r;
+    ngx_bayeux_op_t  *op;
+
+    op = cmd->op;
+
+    if (code == -1) {
+        return NGX_DECLINED;
+    }
+
+    if (code == 1 && cmd->park) {
+        return NGX_AGAIN;
+    }
+
+    r = (reply->type == REDIS_REPLY_ARRAY && reply->elements > 1)
+        ? reply->element[1] : NULL;
+
+    if (ngx_bayeux_redis_messages(r, op->pool, &op->messages) != NGX_OK) {
+        /* taken from the queue, they must not be lost */
+        ngx_bayeux_redis_put_back(cmd->redis, op->client_id.data, r);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_subscribe_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code)
+{
+    if (code == -2) {
+        /* the session would have too many subscriptions */
+        return NGX_BAYEUX_LIMIT;
+    }
+
+    return ngx_bayeux_redis_session_result(cmd, reply, code);
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_publish_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code)
+{
+    ngx_uint_t           i;
+    redisReply          *r;
+    ngx_bayeux_redis_t  *rd;
+
+    rd = cmd->redis;
+
+    if (code == -1) {
+        return NGX_DECLINED;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
+        || reply->element[1]->type != REDIS_REPLY_ARRAY)
+    {
+        return NGX_OK;
+    }
+
+    r = reply->element[1];
+
+    /* a clientId is a credential: named at debug level only */
+
+    for (i = 0; i < r->elements; i++) {
+        ngx_log_error(NGX_LOG_WARN, rd->log, 0,
+                      "bayeux: queue of a session is full "
+                      "(bayeux_max_queue %V), dropping oldest messages",
+                      &rd->max_queue);
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                       "bayeux: full queue: session %*s",
+                       r->element[i]->len, r->element[i]->str);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_session_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code)
+{
+    /* -1: no such session (or not of this browser) */
+    return (code == -1) ? NGX_DECLINED : NGX_OK;
 }
 
 
@@ -1772,8 +1882,7 @@ ngx_bayeux_redis_take_batch(ngx_bayeux_redis_t *rd,
         size += NGX_BAYEUX_CLIENT_ID_LEN + parks[i]->token.len;
     }
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_TAKE, "tb",
-                                      2 + 2 * n, size);
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_TAKE, 2 * n, size);
     if (cmd == NULL) {
         for (i = 0; i < n; i++) {
             parks[i]->state = NGX_BAYEUX_PARK_PARKED;
@@ -1941,7 +2050,7 @@ ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park)
 
     ngx_rbtree_delete(&rd->parks, &park->node);
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_UNPARK, "up", 3,
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_UNPARK, 0,
                                       NGX_BAYEUX_CLIENT_ID_LEN
                                       + rd->channel.len + park->token.len);
     if (cmd) {
@@ -1976,8 +2085,8 @@ ngx_bayeux_redis_put_back(ngx_bayeux_redis_t *rd, u_char *id,
         size += list->element[i]->len;
     }
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_PUT_BACK, "pb",
-                                      2 + list->elements, size);
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_PUT_BACK,
+                                      list->elements, size);
     if (cmd == NULL) {
         ngx_log_error(NGX_LOG_ALERT, rd->log, 0,
                       "bayeux: %uz messages of a session lost",
@@ -2027,8 +2136,8 @@ ngx_bayeux_redis_refresh(ngx_bayeux_redis_t *rd)
             node = ngx_rbtree_next(&rd->parks, node);
         }
 
-        cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_REFRESH, "rf",
-                                          1 + 2 * n,
+        cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_REFRESH,
+                                          2 * n,
                                           rd->channel.len
                                           + n * (NGX_BAYEUX_CLIENT_ID_LEN
                                                  + NGX_INT_T_LEN));
@@ -2054,15 +2163,19 @@ ngx_bayeux_redis_refresh(ngx_bayeux_redis_t *rd)
 
 /* commands */
 
+/* nlist: the number of arguments after the kind's own, size: their bytes */
+
 static ngx_bayeux_redis_cmd_t *
 ngx_bayeux_redis_cmd_create(ngx_bayeux_redis_t *rd, ngx_uint_t kind,
-    char *name, ngx_uint_t nargs, size_t size)
+    ngx_uint_t nlist, size_t size)
 {
-    u_char                  *p;
-    ngx_uint_t               argc;
-    ngx_bayeux_redis_cmd_t  *cmd;
+    u_char                   *p;
+    ngx_uint_t                argc;
+    ngx_bayeux_redis_cmd_t   *cmd;
+    ngx_bayeux_redis_kind_t  *k;
 
-    argc = NGX_BAYEUX_REDIS_ARGS + nargs;
+    k = &ngx_bayeux_redis_kinds[kind];
+    argc = NGX_BAYEUX_REDIS_ARGS + k->nargs + nlist;
 
     p = ngx_alloc(sizeof(ngx_bayeux_redis_cmd_t)
                   + argc * (sizeof(char *) + sizeof(size_t)) + size,
@@ -2094,8 +2207,8 @@ ngx_bayeux_redis_cmd_create(ngx_bayeux_redis_t *rd, ngx_uint_t kind,
     cmd->argvlen[1] = 40;
     cmd->argv[2] = "0";
     cmd->argvlen[2] = 1;
-    cmd->argv[3] = name;
-    cmd->argvlen[3] = 2;
+    cmd->argv[3] = (const char *) k->op.data;
+    cmd->argvlen[3] = k->op.len;
     cmd->argv[4] = (const char *) rd->prefix.data;
     cmd->argvlen[4] = rd->prefix.len;
     cmd->argv[5] = (const char *) rd->ttl.data;
@@ -2185,7 +2298,10 @@ ngx_bayeux_redis_flush_connects(ngx_bayeux_redis_t *rd)
     ngx_int_t                k;
     ngx_uint_t               i, n;
     ngx_queue_t             *q;
-    ngx_bayeux_redis_cmd_t  *cmd, *batch;
+    ngx_bayeux_redis_cmd_t   *cmd, *batch;
+    ngx_bayeux_redis_kind_t  *connect;
+
+    connect = &ngx_bayeux_redis_kinds[NGX_BAYEUX_REDIS_CONNECT];
 
     while (rd->nconnects) {
         n = ngx_min(rd->nconnects, NGX_BAYEUX_REDIS_CONNECT_MAX);
@@ -2205,7 +2321,7 @@ ngx_bayeux_redis_flush_connects(ngx_bayeux_redis_t *rd)
 
         batch = ngx_bayeux_redis_cmd_create(rd,
                                             NGX_BAYEUX_REDIS_CONNECT_BATCH,
-                                            "cb", 1 + 4 * n, size);
+                                            n * connect->nargs, size);
 
         if (batch) {
             ngx_queue_init(&batch->members);
@@ -2329,7 +2445,8 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
 static void
 ngx_bayeux_redis_cmd_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
 {
-    ngx_bayeux_redis_t  *rd = cmd->redis;
+    ngx_bayeux_redis_t        *rd = cmd->redis;
+    ngx_bayeux_redis_done_pt   done;
 
     if (rd->exiting) {
         ngx_bayeux_redis_cmd_free(cmd);
@@ -2340,23 +2457,10 @@ ngx_bayeux_redis_cmd_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
         ngx_bayeux_redis_log_error(rd, reply);
     }
 
-    switch (cmd->kind) {
+    done = ngx_bayeux_redis_kinds[cmd->kind].done;
 
-    case NGX_BAYEUX_REDIS_TAKE:
-        ngx_bayeux_redis_take_done(cmd, reply);
-        break;
-
-    case NGX_BAYEUX_REDIS_CONNECT_BATCH:
-        ngx_bayeux_redis_connects_done(cmd, reply);
-        break;
-
-    case NGX_BAYEUX_REDIS_UNPARK:
-    case NGX_BAYEUX_REDIS_PUT_BACK:
-    case NGX_BAYEUX_REDIS_REFRESH:
-        break;
-
-    default:
-        ngx_bayeux_redis_op_done(cmd, reply);
+    if (done) {
+        done(cmd, reply);
     }
 
     ngx_free(cmd);
