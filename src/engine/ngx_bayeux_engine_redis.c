@@ -295,6 +295,7 @@ static void ngx_bayeux_redis_take_done(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply);
 static void ngx_bayeux_redis_take_result(ngx_bayeux_redis_park_t *park,
     redisReply *r);
+static void ngx_bayeux_redis_settle(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_answer(ngx_bayeux_redis_park_t *park,
     ngx_bayeux_wake_e reason, redisReply *list);
 static void ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park);
@@ -1657,19 +1658,8 @@ done:
 
     park = ngx_bayeux_redis_park_find(rd, key);
 
-    if (park == NULL || park->state != NGX_BAYEUX_PARK_PARKED) {
-        return;
-    }
-
-    if (park->waiter == NULL) {
-        ngx_bayeux_redis_unpark(park);
-
-    } else if (park->released) {
-        ngx_bayeux_redis_take(park, "r");
-
-    } else if (park->notified) {
-        park->notified = 0;
-        ngx_bayeux_redis_take(park, "w");
+    if (park && park->state == NGX_BAYEUX_PARK_PARKED) {
+        ngx_bayeux_redis_settle(park);
     }
 }
 
@@ -1965,25 +1955,35 @@ ngx_bayeux_redis_take_result(ngx_bayeux_redis_park_t *park, redisReply *r)
         return;
 
     case 1:
-
         /* nothing to take: still parked */
-
-        if (park->waiter == NULL) {
-            ngx_bayeux_redis_unpark(park);
-
-        } else if (park->released) {
-            ngx_bayeux_redis_take(park, "r");
-
-        } else if (park->notified) {
-            park->notified = 0;
-            ngx_bayeux_redis_take(park, "w");
-        }
-
+        ngx_bayeux_redis_settle(park);
         return;
 
     default:
         ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_MESSAGES,
                                 r->elements > 1 ? r->element[1] : NULL);
+    }
+}
+
+
+/*
+ * A connect parked again once its command is answered: what came for it
+ * meanwhile is done now, the client going away first, then a release,
+ * then a notification.
+ */
+
+static void
+ngx_bayeux_redis_settle(ngx_bayeux_redis_park_t *park)
+{
+    if (park->waiter == NULL) {
+        ngx_bayeux_redis_unpark(park);
+
+    } else if (park->released) {
+        ngx_bayeux_redis_take(park, "r");
+
+    } else if (park->notified) {
+        park->notified = 0;
+        ngx_bayeux_redis_take(park, "w");
     }
 }
 
