@@ -14,6 +14,8 @@
 #include "ngx_bayeux_batch.h"
 #include "ngx_bayeux_http.h"
 #include "ngx_bayeux_cookie.h"
+#include "ngx_bayeux_ws_frame.h"
+#include "ngx_bayeux_fake_request.h"
 #include "ngx_bayeux_websocket.h"
 
 
@@ -23,24 +25,10 @@
  * stays held while the deliveries for its session are pushed as they
  * come, and is answered when its hold time is over.  Extensions
  * (permessage-deflate) are not negotiated: the handshake answer offers
- * none, which RFC 6455 and every client allow.
+ * none, which RFC 6455 and every client allow.  The frames themselves
+ * are read and built by the codec (ngx_bayeux_ws_frame.c); this file
+ * keeps the connection, its buffers, the batches and their timers.
  */
-
-#define NGX_BAYEUX_WS_CONTINUATION    0x0
-#define NGX_BAYEUX_WS_TEXT            0x1
-#define NGX_BAYEUX_WS_BINARY          0x2
-#define NGX_BAYEUX_WS_CLOSE           0x8
-#define NGX_BAYEUX_WS_PING            0x9
-#define NGX_BAYEUX_WS_PONG            0xa
-
-#define NGX_BAYEUX_WS_NORMAL          1000
-#define NGX_BAYEUX_WS_GOING_AWAY      1001
-#define NGX_BAYEUX_WS_PROTOCOL_ERROR  1002
-#define NGX_BAYEUX_WS_UNSUPPORTED     1003
-#define NGX_BAYEUX_WS_INVALID_DATA    1007
-#define NGX_BAYEUX_WS_POLICY          1008
-#define NGX_BAYEUX_WS_TOO_BIG         1009
-#define NGX_BAYEUX_WS_SERVER_ERROR    1011
 
 #define NGX_BAYEUX_WS_GUID  "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -49,6 +37,10 @@ typedef struct {
     ngx_connection_t              *connection;
     ngx_http_request_t            *request;     /* until the upgrade is done */
     ngx_bayeux_loc_conf_t         *conf;
+
+    /* what a subrequest's parent needs of the upgrade request */
+    ngx_bayeux_kept_request_t     *upgrade;
+
     ngx_msec_t                     send_timeout;
     size_t                         send_lowat;
 
@@ -114,7 +106,7 @@ static void ngx_bayeux_ws_write_handler(ngx_event_t *wev);
 static void ngx_bayeux_ws_read(ngx_bayeux_ws_t *ws);
 static ngx_int_t ngx_bayeux_ws_frames(ngx_bayeux_ws_t *ws);
 static ngx_int_t ngx_bayeux_ws_control(ngx_bayeux_ws_t *ws,
-    ngx_uint_t opcode, u_char *data, size_t len);
+    ngx_bayeux_ws_frame_t *frame, u_char *payload);
 static ngx_int_t ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data,
     size_t len);
 static ngx_int_t ngx_bayeux_ws_reserve(u_char **buf, size_t *size,
@@ -154,6 +146,10 @@ const ngx_bayeux_http_transport_t  ngx_bayeux_websocket = {
     ngx_bayeux_websocket_handler,
     ngx_bayeux_ws_parent
 };
+
+/* the values of the upgrade's response headers */
+static ngx_str_t  ngx_bayeux_ws_upgrade = ngx_string("websocket");
+static ngx_str_t  ngx_bayeux_ws_version = ngx_string("13");
 
 
 /*
@@ -198,14 +194,12 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "bayeux: unsupported websocket version");
 
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        if (ngx_bayeux_http_add_header(r, "Sec-WebSocket-Version",
+                                       &ngx_bayeux_ws_version)
+            != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Sec-WebSocket-Version");
-        ngx_str_set(&h->value, "13");
 
         return 426;
     }
@@ -289,6 +283,11 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ws->upgrade = ngx_bayeux_keep_request(r, c->pool);
+    if (ws->upgrade == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     ws->session.data = ws->session_id;
 
     if (ngx_bayeux_browser_id(r, &browser) == NGX_OK) {
@@ -325,51 +324,37 @@ static ngx_int_t
 ngx_bayeux_ws_accept(ngx_http_request_t *r, ngx_table_elt_t *key,
     ngx_str_t *protocol)
 {
-    u_char            digest[20];
-    ngx_str_t         src;
-    ngx_sha1_t        sha1;
-    ngx_table_elt_t  *h;
+    u_char       digest[20];
+    ngx_str_t    src, accept;
+    ngx_sha1_t   sha1;
 
     ngx_sha1_init(&sha1);
     ngx_sha1_update(&sha1, key->value.data, key->value.len);
     ngx_sha1_update(&sha1, NGX_BAYEUX_WS_GUID, sizeof(NGX_BAYEUX_WS_GUID) - 1);
     ngx_sha1_final(digest, &sha1);
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Upgrade");
-    ngx_str_set(&h->value, "websocket");
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Sec-WebSocket-Accept");
-
-    h->value.data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(20));
-    if (h->value.data == NULL) {
+    accept.data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(20));
+    if (accept.data == NULL) {
         return NGX_ERROR;
     }
 
     src.data = digest;
     src.len = sizeof(digest);
-    ngx_encode_base64(&h->value, &src);
+    ngx_encode_base64(&accept, &src);
 
-    if (protocol->len) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
+    if (ngx_bayeux_http_add_header(r, "Upgrade", &ngx_bayeux_ws_upgrade)
+        != NGX_OK
+        || ngx_bayeux_http_add_header(r, "Sec-WebSocket-Accept", &accept)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
-        h->hash = 1;
-        ngx_str_set(&h->key, "Sec-WebSocket-Protocol");
-        h->value = *protocol;
+    if (protocol->len
+        && ngx_bayeux_http_add_header(r, "Sec-WebSocket-Protocol", protocol)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
@@ -643,14 +628,12 @@ ngx_bayeux_ws_read(ngx_bayeux_ws_t *ws)
 static ngx_int_t
 ngx_bayeux_ws_frames(ngx_bayeux_ws_t *ws)
 {
-    u_char      *p, *mask, *payload;
-    size_t       header, i, pos, avail, total;
-    uint64_t     len;
-    ngx_int_t    rc;
-    ngx_uint_t   fin, opcode;
+    u_char                 *p, *payload;
+    size_t                  pos, avail, total;
+    ngx_int_t               rc;
+    ngx_bayeux_ws_frame_t   frame;
 
     pos = 0;
-    rc = NGX_OK;
 
     for ( ;; ) {
 
@@ -661,117 +644,38 @@ ngx_bayeux_ws_frames(ngx_bayeux_ws_t *ws)
         p = ws->in + pos;
         avail = ws->in_len - pos;
 
-        if (avail < 2) {
+        rc = ngx_bayeux_ws_frame_parse(&frame, p, avail, ws->in_message);
+
+        if (rc == NGX_AGAIN) {
             break;
         }
 
-        fin = p[0] & 0x80;
-        opcode = p[0] & 0x0f;
-
-        if (p[0] & 0x70) {
-            ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
-                               "reserved bits set");
+        if (rc == NGX_ERROR) {
+            ngx_bayeux_ws_fail(ws, frame.code, frame.reason);
             return NGX_DONE;
         }
 
-        if (!(p[1] & 0x80)) {
-            ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
-                               "client frames must be masked");
+        if (frame.opcode == NGX_BAYEUX_WS_BINARY) {
+            ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_UNSUPPORTED,
+                               "binary messages are not supported");
             return NGX_DONE;
         }
 
-        len = p[1] & 0x7f;
-        header = 2;
-
-        if (len == 126) {
-            if (avail < 4) {
-                break;
-            }
-
-            len = ((uint64_t) p[2] << 8) | p[3];
-            header = 4;
-
-        } else if (len == 127) {
-            if (avail < 10) {
-                break;
-            }
-
-            len = 0;
-
-            for (i = 2; i < 10; i++) {
-                len = (len << 8) | p[i];
-            }
-
-            header = 10;
-
-            if (len >> 63) {
-                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
-                                   "invalid frame length");
-                return NGX_DONE;
-            }
+        if (!ngx_bayeux_ws_is_control(frame.opcode)
+            && frame.len + ws->msg_len > ws->conf->websocket_max_message)
+        {
+            ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                          "bayeux: websocket message larger than %uz",
+                          ws->conf->websocket_max_message);
+            ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_TOO_BIG, "message too big");
+            return NGX_DONE;
         }
 
-        if (opcode & 0x8) {
-
-            if (opcode != NGX_BAYEUX_WS_CLOSE
-                && opcode != NGX_BAYEUX_WS_PING
-                && opcode != NGX_BAYEUX_WS_PONG)
-            {
-                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
-                                   "unknown opcode");
-                return NGX_DONE;
-            }
-
-            if (!fin || len > 125) {
-                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
-                                   "invalid control frame");
-                return NGX_DONE;
-            }
-
-        } else {
-
-            if (opcode != NGX_BAYEUX_WS_CONTINUATION
-                && opcode != NGX_BAYEUX_WS_TEXT
-                && opcode != NGX_BAYEUX_WS_BINARY)
-            {
-                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
-                                   "unknown opcode");
-                return NGX_DONE;
-            }
-
-            if (opcode == NGX_BAYEUX_WS_CONTINUATION && !ws->in_message) {
-                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
-                                   "continuation without a message");
-                return NGX_DONE;
-            }
-
-            if (opcode != NGX_BAYEUX_WS_CONTINUATION && ws->in_message) {
-                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
-                                   "message interrupted");
-                return NGX_DONE;
-            }
-
-            if (opcode == NGX_BAYEUX_WS_BINARY) {
-                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_UNSUPPORTED,
-                                   "binary messages are not supported");
-                return NGX_DONE;
-            }
-
-            if (len + ws->msg_len > ws->conf->websocket_max_message) {
-                ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
-                              "bayeux: websocket message larger than %uz",
-                              ws->conf->websocket_max_message);
-                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_TOO_BIG,
-                                   "message too big");
-                return NGX_DONE;
-            }
-        }
-
-        if (avail < header + 4 + len) {
+        if (avail < frame.header + frame.len) {
 
             /* make room for the whole frame */
 
-            if (ngx_bayeux_ws_reserve_in(ws, header + 4 + len - avail)
+            if (ngx_bayeux_ws_reserve_in(ws, frame.header + frame.len - avail)
                 != NGX_OK)
             {
                 ngx_bayeux_ws_finalize(ws);
@@ -781,26 +685,23 @@ ngx_bayeux_ws_frames(ngx_bayeux_ws_t *ws)
             break;
         }
 
-        mask = p + header;
-        payload = mask + 4;
+        payload = p + frame.header;
 
-        for (i = 0; i < len; i++) {
-            payload[i] ^= mask[i & 3];
-        }
+        ngx_bayeux_ws_frame_unmask(&frame, payload);
 
-        if (opcode & 0x8) {
-            if (ngx_bayeux_ws_control(ws, opcode, payload, len) != NGX_OK) {
+        if (ngx_bayeux_ws_is_control(frame.opcode)) {
+            if (ngx_bayeux_ws_control(ws, &frame, payload) != NGX_OK) {
                 return NGX_DONE;
             }
 
-        } else if (fin && !ws->in_message) {
-            if (ngx_bayeux_ws_message(ws, payload, len) != NGX_OK) {
+        } else if (frame.fin && !ws->in_message) {
+            if (ngx_bayeux_ws_message(ws, payload, frame.len) != NGX_OK) {
                 return NGX_DONE;
             }
 
         } else {
             if (ngx_bayeux_ws_reserve(&ws->msg, &ws->msg_size, ws->msg_len,
-                                      len, ws->connection->log)
+                                      frame.len, ws->connection->log)
                 != NGX_OK)
             {
                 ngx_bayeux_ws_finalize(ws);
@@ -809,14 +710,14 @@ ngx_bayeux_ws_frames(ngx_bayeux_ws_t *ws)
 
             /* an empty fragment may come before anything is reserved */
 
-            if (len) {
-                ngx_memcpy(ws->msg + ws->msg_len, payload, len);
-                ws->msg_len += len;
+            if (frame.len) {
+                ngx_memcpy(ws->msg + ws->msg_len, payload, frame.len);
+                ws->msg_len += frame.len;
             }
 
             ws->in_message = 1;
 
-            if (fin) {
+            if (frame.fin) {
                 ws->in_message = 0;
                 total = ws->msg_len;
                 ws->msg_len = 0;
@@ -827,7 +728,7 @@ ngx_bayeux_ws_frames(ngx_bayeux_ws_t *ws)
             }
         }
 
-        pos += header + 4 + len;
+        pos += frame.header + frame.len;
     }
 
     /* keep the start of an incomplete frame */
@@ -837,21 +738,21 @@ ngx_bayeux_ws_frames(ngx_bayeux_ws_t *ws)
         ngx_memmove(ws->in, ws->in + pos, ws->in_len);
     }
 
-    return rc;
+    return NGX_OK;
 }
 
 
 static ngx_int_t
-ngx_bayeux_ws_control(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
-    size_t len)
+ngx_bayeux_ws_control(ngx_bayeux_ws_t *ws, ngx_bayeux_ws_frame_t *frame,
+    u_char *payload)
 {
-    ngx_uint_t  code;
+    ngx_uint_t  status;
 
-    switch (opcode) {
+    switch (frame->opcode) {
 
     case NGX_BAYEUX_WS_PING:
 
-        if (ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_PONG, data, len, 1)
+        if (ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_PONG, payload, frame->len, 1)
             == NGX_ERROR)
         {
             ngx_bayeux_ws_finalize(ws);
@@ -865,31 +766,17 @@ ngx_bayeux_ws_control(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
 
     default: /* NGX_BAYEUX_WS_CLOSE */
 
-        if (len == 1) {
-            ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
-                               "invalid close frame");
+        if (ngx_bayeux_ws_frame_close_status(frame, payload, &status)
+            != NGX_OK)
+        {
+            ngx_bayeux_ws_fail(ws, frame->code, frame->reason);
             return NGX_DONE;
         }
 
-        code = NGX_BAYEUX_WS_NORMAL;
-
-        if (len >= 2) {
-            code = (data[0] << 8) | data[1];
-
-            if (code < 1000 || code >= 5000
-                || (code >= 1004 && code <= 1006)
-                || (code >= 1015 && code < 3000))
-            {
-                ngx_bayeux_ws_fail(ws, NGX_BAYEUX_WS_PROTOCOL_ERROR,
-                                   "invalid close code");
-                return NGX_DONE;
-            }
-        }
-
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
-                       "bayeux: websocket close %ui from the client", code);
+                       "bayeux: websocket close %ui from the client", status);
 
-        ngx_bayeux_ws_fail(ws, code, NULL);
+        ngx_bayeux_ws_fail(ws, status, NULL);
         return NGX_DONE;
     }
 }
@@ -1208,6 +1095,29 @@ ngx_bayeux_ws_resume(ngx_event_t *ev)
 }
 
 
+/*
+ * The parent of a subrequest made for a batch of this websocket: a fake
+ * request, built from the upgrade, that lives as long as its subrequest
+ * (ngx_bayeux_fake_request.c).  NULL: the websocket is closing, or no
+ * memory.
+ */
+
+ngx_http_request_t *
+ngx_bayeux_ws_parent(ngx_bayeux_batch_t *b)
+{
+    ngx_bayeux_ws_t        *ws;
+    ngx_bayeux_ws_batch_t  *wb = b->data;
+
+    ws = wb->ws;
+
+    if (ws->closing || ws->done) {
+        return NULL;
+    }
+
+    return ngx_bayeux_fake_request(ws->upgrade, ws->connection, wb->pool);
+}
+
+
 /* the engine completed for a closed websocket: the last one closes it */
 
 static void
@@ -1224,18 +1134,6 @@ ngx_bayeux_ws_batch_abort(ngx_bayeux_batch_t *b)
         /* the handler waits for the last batch in the engine */
         ngx_post_event(&ws->event, &ngx_posted_next_events);
     }
-}
-
-
-/*
- * The request a subrequest for a websocket's batch hangs off (the
- * transport's "parent"): none yet, the upgrade request is gone.
- */
-
-ngx_http_request_t *
-ngx_bayeux_ws_parent(ngx_bayeux_batch_t *b)
-{
-    return NULL;
 }
 
 
@@ -1341,7 +1239,7 @@ static ngx_int_t
 ngx_bayeux_ws_send(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
     size_t len, ngx_uint_t reply)
 {
-    u_char        header[10], *p;
+    u_char        header[NGX_BAYEUX_WS_MAX_HEADER], *p;
     size_t        hlen, left;
     ngx_buf_t     hb, db;
     ngx_chain_t   out[2], *rest;
@@ -1350,31 +1248,7 @@ ngx_bayeux_ws_send(ngx_bayeux_ws_t *ws, ngx_uint_t opcode, u_char *data,
         return ws->done ? NGX_DONE : NGX_OK;
     }
 
-    p = header;
-
-    *p++ = (u_char) (0x80 | opcode);
-
-    if (len < 126) {
-        *p++ = (u_char) len;
-
-    } else if (len < 65536) {
-        *p++ = 126;
-        *p++ = (u_char) (len >> 8);
-        *p++ = (u_char) len;
-
-    } else {
-        *p++ = 127;
-        *p++ = 0;
-        *p++ = 0;
-        *p++ = 0;
-        *p++ = 0;
-        *p++ = (u_char) (len >> 24);
-        *p++ = (u_char) (len >> 16);
-        *p++ = (u_char) (len >> 8);
-        *p++ = (u_char) len;
-    }
-
-    hlen = p - header;
+    hlen = ngx_bayeux_ws_frame_header(header, opcode, len);
 
     if (reply && (ws->out_pos < ws->out_len || ws->connection->buffered)) {
 
@@ -1612,7 +1486,7 @@ ngx_bayeux_ws_flush(ngx_bayeux_ws_t *ws)
 static void
 ngx_bayeux_ws_fail(ngx_bayeux_ws_t *ws, ngx_uint_t code, char *reason)
 {
-    u_char  frame[125];
+    u_char  frame[NGX_BAYEUX_WS_MAX_CONTROL];
     size_t  len;
 
     if (code != NGX_BAYEUX_WS_NORMAL) {
@@ -1621,14 +1495,7 @@ ngx_bayeux_ws_fail(ngx_bayeux_ws_t *ws, ngx_uint_t code, char *reason)
                       code, reason ? reason : "");
     }
 
-    frame[0] = (u_char) (code >> 8);
-    frame[1] = (u_char) code;
-    len = 2;
-
-    if (reason) {
-        len += ngx_min(ngx_strlen(reason), sizeof(frame) - 2);
-        ngx_memcpy(frame + 2, reason, len - 2);
-    }
+    len = ngx_bayeux_ws_frame_close_payload(frame, code, reason);
 
     if (ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_CLOSE, frame, len, 0)
         == NGX_ERROR)
