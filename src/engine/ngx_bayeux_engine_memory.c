@@ -24,7 +24,7 @@
  * Sessions, subscriptions and queue items come from chunks of 64, reused:
  * the engine's many small long-lived objects then do not take pieces out
  * of the free blocks that requests leave in the heap, which fragmented it
- * (an idle websocket session cost about 0.5 KB more).  Chunks are mapped
+ * (idle websockets cost measurably more: bench/).  Chunks are mapped
  * pages of their own, not heap memory: a chunk whose objects are all free
  * is unmapped, but for one per slab, kept so that sessions coming and
  * going do not map a chunk each time.  The memory of sessions that

@@ -16,6 +16,12 @@
 #include "ngx_bayeux_engine_redis.h"
 #include "ngx_bayeux_redis_adapter.h"
 
+/*
+ * ngx_bayeux_redis_script: the text of ngx_bayeux_redis.lua, made a C
+ * string by config when nginx is configured
+ */
+#include "ngx_bayeux_redis_lua.h"
+
 
 /*
  * The Redis engine keeps every session and subscription of an endpoint in
@@ -43,14 +49,17 @@
  * publishes, to every worker that parked a connect for one of them, the
  * id and token of those connects.  The worker then takes the queue.
  * Everything is done by one Lua script, so every operation costs one
- * round trip and is atomic.  The connects of one event loop iteration,
- * and the sessions named by one notification, share one script call.
+ * round trip and is atomic (ngx_bayeux_redis.lua).  The connects of one
+ * event loop iteration, and the sessions named by one notification, share
+ * one script call.
  */
 
 
 #define NGX_BAYEUX_REDIS_DOWN          0
 #define NGX_BAYEUX_REDIS_CONNECTING    1
 #define NGX_BAYEUX_REDIS_UP            2
+
+/* the kinds of command: indexes of ngx_bayeux_redis_kinds[] */
 
 #define NGX_BAYEUX_REDIS_HANDSHAKE     0
 #define NGX_BAYEUX_REDIS_CONNECT       1
@@ -118,6 +127,27 @@ typedef struct {
     u_char                        *last;
     unsigned                       eval:1;
 } ngx_bayeux_redis_cmd_t;
+
+
+/*
+ * A kind of command: the script's operation, the number of arguments it
+ * takes before its list (channels, parked connects, messages...), the
+ * function that reads its reply (none: the reply does not matter) and,
+ * for an operation of the protocol, the function that makes its result
+ * of the script's code.
+ */
+
+typedef void (*ngx_bayeux_redis_done_pt)(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply);
+typedef ngx_int_t (*ngx_bayeux_redis_result_pt)(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code);
+
+typedef struct {
+    ngx_str_t                      op;
+    ngx_uint_t                     nargs;
+    ngx_bayeux_redis_done_pt       done;
+    ngx_bayeux_redis_result_pt     result;
+} ngx_bayeux_redis_kind_t;
 
 
 struct ngx_bayeux_redis_s {
@@ -200,9 +230,19 @@ static void ngx_bayeux_redis_cancel(ngx_bayeux_endpoint_t *ep,
     ngx_bayeux_waiter_t *w);
 
 static void ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op,
-    ngx_uint_t kind, char *name);
+    ngx_uint_t kind);
 static void ngx_bayeux_redis_op_done(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply);
+static ngx_int_t ngx_bayeux_redis_handshake_result(
+    ngx_bayeux_redis_cmd_t *cmd, redisReply *reply, ngx_int_t code);
+static ngx_int_t ngx_bayeux_redis_connect_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code);
+static ngx_int_t ngx_bayeux_redis_subscribe_result(
+    ngx_bayeux_redis_cmd_t *cmd, redisReply *reply, ngx_int_t code);
+static ngx_int_t ngx_bayeux_redis_publish_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code);
+static ngx_int_t ngx_bayeux_redis_session_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code);
 static ngx_uint_t ngx_bayeux_redis_valid_id(ngx_str_t *id);
 
 static void ngx_bayeux_redis_link_start(ngx_bayeux_redis_t *rd);
@@ -227,8 +267,7 @@ static void ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p,
     u_char *last);
 
 static ngx_bayeux_redis_cmd_t *ngx_bayeux_redis_cmd_create(
-    ngx_bayeux_redis_t *rd, ngx_uint_t kind, char *name, ngx_uint_t nargs,
-    size_t size);
+    ngx_bayeux_redis_t *rd, ngx_uint_t kind, ngx_uint_t nlist, size_t size);
 static void ngx_bayeux_redis_cmd_arg(ngx_bayeux_redis_cmd_t *cmd,
     u_char *data, size_t len);
 static void ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd);
@@ -256,6 +295,7 @@ static void ngx_bayeux_redis_take_done(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply);
 static void ngx_bayeux_redis_take_result(ngx_bayeux_redis_park_t *park,
     redisReply *r);
+static void ngx_bayeux_redis_settle(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_answer(ngx_bayeux_redis_park_t *park,
     ngx_bayeux_wake_e reason, redisReply *list);
 static void ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park);
@@ -288,299 +328,65 @@ ngx_bayeux_engine_t  ngx_bayeux_engine_redis = {
 
 
 /*
- * The script.  ARGV[1] names the operation, ARGV[2] is the key prefix,
- * ARGV[3] the lifetime of a session in milliseconds.  Keys are built in
- * the script: a publish reaches keys named by set members, which cannot
- * be declared in advance (and is why Redis Cluster is not supported).
+ * Indexed by NGX_BAYEUX_REDIS_HANDSHAKE...; the replies are those of
+ * ngx_bayeux_redis.lua.
  */
 
-static const char  ngx_bayeux_redis_script[] =
-"local op, P, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
-"local ttl2 = 2 * ttl\n"
+static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
-/*
- * A session lives on: its hash for ttl, at every connect.  The keys that
- * hang off it get 2 x ttl, and are renewed only when the set of its
- * subscriptions has less than ttl left, so that most connects touch two
- * keys, not 3 + 2 per channel.  They outlive the hash all the same:
- *
- *   S:  at least ttl once this ran; "su" sets it to the hash's own PTTL;
- *   c:  at least its subscribers' S: (set with them, and only raised);
- *   q:  2 x ttl when a push creates it or messages are put back, and
- *       taken whole by the connects and takes that renew the hash; "q"
- *       renews it where it may hold messages (a parked connect's).
- *
- * What an expired session leaves is gone at most 2 x ttl later.
- */
-"local function refresh(id, q)\n"
-"  redis.call('PEXPIRE', P .. 's:' .. id, ttl)\n"
-"  if q then redis.call('PEXPIRE', P .. 'q:' .. id, ttl2) end\n"
-"  local subs = P .. 'S:' .. id\n"
-"  local t = redis.call('PTTL', subs)\n"
-"  if t >= ttl or t == -2 then return end\n"
-"  redis.call('PEXPIRE', subs, ttl2)\n"
-"  for _, ch in ipairs(redis.call('SMEMBERS', subs)) do\n"
-"    local c = P .. 'c:' .. ch\n"
-"    if redis.call('PTTL', c) < ttl2 then redis.call('PEXPIRE', c, ttl2) end\n"
-"  end\n"
-"end\n"
+    /* HANDSHAKE: id, browser; 1 created, 0 the id is taken */
+    { ngx_string("hs"), 2, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_handshake_result },
 
-/*
- * the whole queue, which goes away with its last message (LPOP with a
- * count: Redis 6.2); a count beyond the length takes what there is
- */
-"local function take(q)\n"
-"  return redis.call('LPOP', q, '2147483647') or {}\n"
-"end\n"
+    /*
+     * CONNECT: id, browser, hold, token; never sent alone, its arguments
+     * go into a CONNECT_BATCH, which answers it with {-1} unknown,
+     * {0, messages} or {1} parked
+     */
+    { ngx_string(""), 4, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_connect_result },
 
-/*
- * A session is found by the browser that handshook it, recorded in its
- * field "b"; browser '': by any (bayeux_trust_client_session on).
- */
-"local function known(id, b)\n"
-"  local s = P .. 's:' .. id\n"
-"  if b == '' then return redis.call('EXISTS', s) == 1 end\n"
-"  return redis.call('HGET', s, 'b') == b\n"
-"end\n"
+    /* SUBSCRIBE: id, browser, most subscriptions; channels; -2 too many */
+    { ngx_string("su"), 3, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_subscribe_result },
 
-/* ARGV: id, browser */
-"if op == 'hs' then\n"
-"  local s = P .. 's:' .. ARGV[4]\n"
-"  if redis.call('EXISTS', s) == 1 then return 0 end\n"
-"  redis.call('HSET', s, 'c', '0', 'w', '', 't', '', 'o', '', 'b', ARGV[5])\n"
-"  redis.call('PEXPIRE', s, ttl)\n"
-"  return 1\n"
-"end\n"
+    /* UNSUBSCRIBE: id, browser; channels; -1 unknown, 0 done */
+    { ngx_string("un"), 2, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_session_result },
 
-/*
- * A connect: its messages if there are any (or it must not be held),
- * otherwise it is parked with the worker channel and token given.
- */
-"local function connect(id, b, hold, w, t)\n"
-"  local s = P .. 's:' .. id\n"
-"  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b')\n"
-"  if not st[1] or (b ~= '' and st[5] ~= b) then return {-1} end\n"
-"  if st[2] ~= '' then\n"
-"    redis.call('PUBLISH', st[2], id .. ' ' .. st[3])\n"
-"  end\n"
-"  local msgs = take(P .. 'q:' .. id)\n"
-"  if #msgs > 0 or st[1] ~= '1' or hold == '0' then\n"
-/* the hash is written only if it changes */
-"    if st[1] ~= '1' or st[2] ~= '' or st[3] ~= '' or st[4] ~= '' then\n"
-"      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'o', '')\n"
-"    end\n"
-"    refresh(id)\n"
-"    return {0, msgs}\n"
-"  end\n"
-"  redis.call('HSET', s, 'w', w, 't', t)\n"
-"  refresh(id)\n"
-"  return {1}\n"
-"end\n"
+    /*
+     * PUBLISH: id, browser, to publisher, max queue, message; the channel
+     * and its patterns; {-1} unknown or {receivers, overflowed sessions}
+     */
+    { ngx_string("pu"), 5, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_publish_result },
 
-/*
- * Takes the queue of a parked connect if it is still the one parked:
- * mode "w" (woken) leaves it parked when the queue is empty, "r"
- * (released) ends it in any case.
- */
-"local function take_parked(id, w, t, mode)\n"
-"  local s = P .. 's:' .. id\n"
-"  local st = redis.call('HMGET', s, 'w', 't')\n"
-"  if not st[1] then return {-2} end\n"
-"  if st[1] ~= w or st[2] ~= t then return {-1} end\n"
-"  local msgs = take(P .. 'q:' .. id)\n"
-"  if #msgs == 0 and mode == 'w' then return {1} end\n"
-"  redis.call('HSET', s, 'w', '', 't', '', 'o', '')\n"
-"  refresh(id)\n"
-"  return {0, msgs}\n"
-"end\n"
+    /* DISCONNECT: id, browser; -1 unknown, 0 done */
+    { ngx_string("dc"), 2, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_session_result },
 
-/*
- * The connects of one event loop iteration in one call.  ARGV: worker
- * channel, then id, browser, hold (0 or 1) and token of each; returns the
- * reply of each, in order: {-1} unknown, {0, messages}, {1} parked.
- */
-"if op == 'cb' then\n"
-"  local w, res = ARGV[4], {}\n"
-"  for i = 5, #ARGV - 3, 4 do\n"
-"    res[#res + 1] = connect(ARGV[i], ARGV[i + 1], ARGV[i + 2], w,\n"
-"                            ARGV[i + 3])\n"
-"  end\n"
-"  return res\n"
-"end\n"
+    /* TOUCH: id, browser; -1 unknown, 0 known */
+    { ngx_string("to"), 2, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_session_result },
 
-/*
- * The parked connects named by one notification in one call.  ARGV:
- * worker channel, mode, then id and token of each; returns the reply of
- * each, in order: {-2} unknown, {-1} superseded, {1} nothing, {0, msgs}.
- */
-"if op == 'tb' then\n"
-"  local w, mode, res = ARGV[4], ARGV[5], {}\n"
-"  for i = 6, #ARGV - 1, 2 do\n"
-"    res[#res + 1] = take_parked(ARGV[i], w, ARGV[i + 1], mode)\n"
-"  end\n"
-"  return res\n"
-"end\n"
+    /* TAKE: worker channel, mode; id and token of each; one reply each */
+    { ngx_string("tb"), 2, ngx_bayeux_redis_take_done, NULL },
 
-/* ARGV: id, worker channel, token */
-"if op == 'up' then\n"
-"  local s = P .. 's:' .. ARGV[4]\n"
-"  local st = redis.call('HMGET', s, 'w', 't')\n"
-"  if st[1] == ARGV[5] and st[2] == ARGV[6] then\n"
-"    redis.call('HSET', s, 'w', '', 't', '')\n"
-"    refresh(ARGV[4], true)\n"
-"  end\n"
-"  return 0\n"
-"end\n"
+    /* UNPARK: id, worker channel, token */
+    { ngx_string("up"), 3, NULL, NULL },
 
-/* ARGV: id, max queue, messages: back at the head, in order */
-"if op == 'pb' then\n"
-"  local id = ARGV[4]\n"
-"  local s = P .. 's:' .. id\n"
-"  local st = redis.call('HMGET', s, 'w', 't')\n"
-"  if not st[1] then return 0 end\n"
-"  local q = P .. 'q:' .. id\n"
-"  for i = #ARGV, 6, -1 do redis.call('LPUSH', q, ARGV[i]) end\n"
-"  local max = tonumber(ARGV[5])\n"
-"  if max > 0 then redis.call('LTRIM', q, -max, -1) end\n"
-"  redis.call('PEXPIRE', q, ttl2)\n"
-"  if st[1] ~= '' then\n"
-"    redis.call('PUBLISH', st[1], id .. ' ' .. st[2])\n"
-"  end\n"
-"  return 1\n"
-"end\n"
+    /* PUT_BACK: id, max queue; messages */
+    { ngx_string("pb"), 2, NULL, NULL },
 
-/*
- * ARGV: id, browser, most subscriptions, channels.  All are added, or
- * none if the session would have too many (-2).
- */
-"if op == 'su' then\n"
-"  local id = ARGV[4]\n"
-"  if not known(id, ARGV[5]) then return -1 end\n"
-"  local t = redis.call('PTTL', P .. 's:' .. id)\n"
-"  if t == -2 then return -1 end\n"
-"  if t < 0 then t = ttl end\n"
-"  local subs = P .. 'S:' .. id\n"
-"  local new, n = {}, redis.call('SCARD', subs)\n"
-"  for i = 7, #ARGV do\n"
-"    local ch = ARGV[i]\n"
-"    if not new[ch] and redis.call('SISMEMBER', subs, ch) == 0 then\n"
-"      new[ch] = true\n"
-"      n = n + 1\n"
-"    end\n"
-"  end\n"
-"  if n > tonumber(ARGV[6]) then return -2 end\n"
-"  for i = 7, #ARGV do\n"
-"    local c = P .. 'c:' .. ARGV[i]\n"
-"    redis.call('SADD', c, id)\n"
-"    if redis.call('PTTL', c) < t then redis.call('PEXPIRE', c, t) end\n"
-"    redis.call('SADD', subs, ARGV[i])\n"
-"  end\n"
-"  redis.call('PEXPIRE', subs, t)\n"
-"  return 0\n"
-"end\n"
+    /* REFRESH: worker channel; id and token of each */
+    { ngx_string("rf"), 1, NULL, NULL },
 
-"if op == 'un' then\n"
-"  local id = ARGV[4]\n"
-"  if not known(id, ARGV[5]) then return -1 end\n"
-"  for i = 6, #ARGV do\n"
-"    redis.call('SREM', P .. 'c:' .. ARGV[i], id)\n"
-"    redis.call('SREM', P .. 'S:' .. id, ARGV[i])\n"
-"  end\n"
-"  return 0\n"
-"end\n"
+    /* CONNECT_BATCH: worker channel; the CONNECTs' arguments; one reply each */
+    { ngx_string("cb"), 1, ngx_bayeux_redis_connects_done, NULL }
+};
 
-/*
- * ARGV: publisher, its browser, broadcast to publisher (0 or 1), max
- * queue, message, the channel and the patterns that match it.  Returns
- * the number of receivers and the sessions whose queue just overflowed.
- */
-"if op == 'pu' then\n"
-"  local pub = ARGV[4]\n"
-"  if not known(pub, ARGV[5]) then return {-1} end\n"
-"  local seen = {}\n"
-"  if ARGV[6] == '0' then seen[pub] = true end\n"
-"  local max = tonumber(ARGV[7])\n"
-"  local msg = ARGV[8]\n"
-"  local wake, workers, full, n = {}, {}, {}, 0\n"
-"  for i = 9, #ARGV do\n"
-"    local c = P .. 'c:' .. ARGV[i]\n"
-"    for _, id in ipairs(redis.call('SMEMBERS', c)) do\n"
-"      if not seen[id] then\n"
-"        seen[id] = true\n"
-"        local s = P .. 's:' .. id\n"
-"        local st = redis.call('HMGET', s, 'w', 't', 'o')\n"
-"        if not st[1] then\n"
-"          redis.call('SREM', c, id)\n"
-"        else\n"
-"          local q = P .. 'q:' .. id\n"
-"          local len = redis.call('RPUSH', q, msg)\n"
-"          if len == 1 then redis.call('PEXPIRE', q, ttl2) end\n"
-"          if max > 0 and len > max then\n"
-"            redis.call('LTRIM', q, -max, -1)\n"
-"            if st[3] ~= '1' then\n"
-"              redis.call('HSET', s, 'o', '1')\n"
-"              full[#full + 1] = id\n"
-"            end\n"
-"          end\n"
-"          n = n + 1\n"
-"          if st[1] ~= '' then\n"
-"            local w = wake[st[1]]\n"
-"            if not w then\n"
-"              w = {}\n"
-"              wake[st[1]] = w\n"
-"              workers[#workers + 1] = st[1]\n"
-"            end\n"
-"            w[#w + 1] = id .. ' ' .. st[2]\n"
-"          end\n"
-"        end\n"
-"      end\n"
-"    end\n"
-"  end\n"
-"  for _, w in ipairs(workers) do\n"
-"    redis.call('PUBLISH', w, table.concat(wake[w], ' '))\n"
-"  end\n"
-"  return {n, full}\n"
-"end\n"
 
-/* ARGV: id, browser */
-"if op == 'dc' then\n"
-"  local id = ARGV[4]\n"
-"  local s = P .. 's:' .. id\n"
-"  local st = redis.call('HMGET', s, 'w', 't', 'b')\n"
-"  if not st[1] or (ARGV[5] ~= '' and st[3] ~= ARGV[5]) then\n"
-"    return -1\n"
-"  end\n"
-"  if st[1] ~= '' then\n"
-"    redis.call('PUBLISH', st[1], id .. ' ' .. st[2])\n"
-"  end\n"
-"  local subs = P .. 'S:' .. id\n"
-"  for _, ch in ipairs(redis.call('SMEMBERS', subs)) do\n"
-"    redis.call('SREM', P .. 'c:' .. ch, id)\n"
-"  end\n"
-"  redis.call('DEL', s, P .. 'q:' .. id, subs)\n"
-"  return 0\n"
-"end\n"
-
-"if op == 'to' then\n"
-"  if known(ARGV[4], ARGV[5]) then return 0 end\n"
-"  return -1\n"
-"end\n"
-
-/* ARGV: worker channel, then id and token of each connect it holds */
-"if op == 'rf' then\n"
-"  local n = 0\n"
-"  for i = 5, #ARGV - 1, 2 do\n"
-"    local st = redis.call('HMGET', P .. 's:' .. ARGV[i], 'w', 't')\n"
-"    if st[1] == ARGV[4] and st[2] == ARGV[i + 1] then\n"
-"      refresh(ARGV[i], true)\n"
-"      n = n + 1\n"
-"    end\n"
-"  end\n"
-"  return n\n"
-"end\n"
-
-"return redis.error_reply('ERR unknown bayeux operation')\n";
-
+/* the SHA1 of ngx_bayeux_redis_script, for EVALSHA */
 
 static u_char  ngx_bayeux_redis_sha[41];
 
@@ -1462,9 +1268,9 @@ ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op)
         goto failed;
     }
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_HANDSHAKE, "hs",
-                                      2, NGX_BAYEUX_CLIENT_ID_LEN
-                                         + op->browser.len);
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_HANDSHAKE, 0,
+                                      NGX_BAYEUX_CLIENT_ID_LEN
+                                      + op->browser.len);
     if (cmd == NULL) {
         goto failed;
     }
@@ -1535,7 +1341,7 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
 
     /* the arguments of the batch's script call: id, browser, hold, token */
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_CONNECT, "co", 4,
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_CONNECT, 0,
                                       NGX_BAYEUX_CLIENT_ID_LEN
                                       + op->browser.len + 1 + token.len);
     if (cmd == NULL) {
@@ -1586,36 +1392,35 @@ failed:
 static void
 ngx_bayeux_redis_subscribe(ngx_bayeux_op_t *op)
 {
-    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_SUBSCRIBE, "su");
+    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_SUBSCRIBE);
 }
 
 
 static void
 ngx_bayeux_redis_unsubscribe(ngx_bayeux_op_t *op)
 {
-    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_UNSUBSCRIBE, "un");
+    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_UNSUBSCRIBE);
 }
 
 
 static void
 ngx_bayeux_redis_disconnect(ngx_bayeux_op_t *op)
 {
-    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_DISCONNECT, "dc");
+    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_DISCONNECT);
 }
 
 
 static void
 ngx_bayeux_redis_touch(ngx_bayeux_op_t *op)
 {
-    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_TOUCH, "to");
+    ngx_bayeux_redis_session_op(op, NGX_BAYEUX_REDIS_TOUCH);
 }
 
 
 /* an operation on one session, with the channels of a (un)subscribe */
 
 static void
-ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind,
-    char *name)
+ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
 {
     size_t                   size;
     ngx_str_t               *ch;
@@ -1650,7 +1455,7 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind,
         size += rd->max_subscriptions.len;
     }
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, kind, name, 2 + limit + n, size);
+    cmd = ngx_bayeux_redis_cmd_create(rd, kind, n, size);
     if (cmd == NULL) {
         op->rc = NGX_ERROR;
         op->handler(op);
@@ -1710,8 +1515,7 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
         size += pattern.len;
     }
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_PUBLISH, "pu",
-                                      5 + n, size);
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_PUBLISH, n, size);
     if (cmd == NULL) {
         goto failed;
     }
@@ -1788,8 +1592,6 @@ static void
 ngx_bayeux_redis_op_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
 {
     ngx_int_t                 rc, code;
-    ngx_uint_t                i;
-    redisReply               *r;
     ngx_bayeux_op_t          *op;
     ngx_rbtree_key_t          key;
     ngx_bayeux_redis_t       *rd;
@@ -1810,9 +1612,6 @@ ngx_bayeux_redis_op_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
         goto done;
     }
 
-    rc = NGX_ERROR;
-    code = 0;
-
     if (reply->type == REDIS_REPLY_INTEGER) {
         code = reply->integer;
 
@@ -1822,86 +1621,11 @@ ngx_bayeux_redis_op_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
         code = reply->element[0]->integer;
 
     } else {
+        rc = NGX_ERROR;
         goto done;
     }
 
-    switch (cmd->kind) {
-
-    case NGX_BAYEUX_REDIS_HANDSHAKE:
-        rc = (code == 1) ? NGX_OK : NGX_ERROR;
-        break;
-
-    case NGX_BAYEUX_REDIS_CONNECT:
-
-        if (code == -1) {
-            rc = NGX_DECLINED;
-            break;
-        }
-
-        if (code == 1 && park) {
-            rc = NGX_AGAIN;
-            break;
-        }
-
-        r = (reply->type == REDIS_REPLY_ARRAY && reply->elements > 1)
-            ? reply->element[1] : NULL;
-
-        if (ngx_bayeux_redis_messages(r, op->pool, &op->messages)
-            != NGX_OK)
-        {
-            /* taken from the queue, they must not be lost */
-            ngx_bayeux_redis_put_back(rd, op->client_id.data, r);
-            break;
-        }
-
-        rc = NGX_OK;
-        break;
-
-    case NGX_BAYEUX_REDIS_PUBLISH:
-
-        if (code == -1) {
-            rc = NGX_DECLINED;
-            break;
-        }
-
-        rc = NGX_OK;
-
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
-            || reply->element[1]->type != REDIS_REPLY_ARRAY)
-        {
-            break;
-        }
-
-        r = reply->element[1];
-
-        /* a clientId is a credential: named at debug level only */
-
-        for (i = 0; i < r->elements; i++) {
-            ngx_log_error(NGX_LOG_WARN, rd->log, 0,
-                          "bayeux: queue of a session is full "
-                          "(bayeux_max_queue %V), dropping oldest messages",
-                          &rd->max_queue);
-            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
-                           "bayeux: full queue: session %*s",
-                           r->element[i]->len, r->element[i]->str);
-        }
-
-        break;
-
-    case NGX_BAYEUX_REDIS_SUBSCRIBE:
-
-        if (code == -2) {
-            /* the session would have too many subscriptions */
-            rc = NGX_BAYEUX_LIMIT;
-            break;
-        }
-
-        /* fall through */
-
-    default:
-        rc = (code == -1) ? NGX_DECLINED : NGX_OK;
-        break;
-    }
+    rc = ngx_bayeux_redis_kinds[cmd->kind].result(cmd, reply, code);
 
 done:
 
@@ -1934,20 +1658,110 @@ done:
 
     park = ngx_bayeux_redis_park_find(rd, key);
 
-    if (park == NULL || park->state != NGX_BAYEUX_PARK_PARKED) {
-        return;
+    if (park && park->state == NGX_BAYEUX_PARK_PARKED) {
+        ngx_bayeux_redis_settle(park);
+    }
+}
+
+
+/* the result of an operation, of its reply's code */
+
+static ngx_int_t
+ngx_bayeux_redis_handshake_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code)
+{
+    /* 0: the id is taken */
+    return (code == 1) ? NGX_OK : NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_connect_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code)
+{
+    redisReply       *r;
+    ngx_bayeux_op_t  *op;
+
+    op = cmd->op;
+
+    if (code == -1) {
+        return NGX_DECLINED;
     }
 
-    if (park->waiter == NULL) {
-        ngx_bayeux_redis_unpark(park);
-
-    } else if (park->released) {
-        ngx_bayeux_redis_take(park, "r");
-
-    } else if (park->notified) {
-        park->notified = 0;
-        ngx_bayeux_redis_take(park, "w");
+    if (code == 1 && cmd->park) {
+        return NGX_AGAIN;
     }
+
+    r = (reply->type == REDIS_REPLY_ARRAY && reply->elements > 1)
+        ? reply->element[1] : NULL;
+
+    if (ngx_bayeux_redis_messages(r, op->pool, &op->messages) != NGX_OK) {
+        /* taken from the queue, they must not be lost */
+        ngx_bayeux_redis_put_back(cmd->redis, op->client_id.data, r);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_subscribe_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code)
+{
+    if (code == -2) {
+        /* the session would have too many subscriptions */
+        return NGX_BAYEUX_LIMIT;
+    }
+
+    return ngx_bayeux_redis_session_result(cmd, reply, code);
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_publish_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code)
+{
+    ngx_uint_t           i;
+    redisReply          *r;
+    ngx_bayeux_redis_t  *rd;
+
+    rd = cmd->redis;
+
+    if (code == -1) {
+        return NGX_DECLINED;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
+        || reply->element[1]->type != REDIS_REPLY_ARRAY)
+    {
+        return NGX_OK;
+    }
+
+    r = reply->element[1];
+
+    /* a clientId is a credential: named at debug level only */
+
+    for (i = 0; i < r->elements; i++) {
+        ngx_log_error(NGX_LOG_WARN, rd->log, 0,
+                      "bayeux: queue of a session is full "
+                      "(bayeux_max_queue %V), dropping oldest messages",
+                      &rd->max_queue);
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                       "bayeux: full queue: session %*s",
+                       r->element[i]->len, r->element[i]->str);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_session_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code)
+{
+    /* -1: no such session (or not of this browser) */
+    return (code == -1) ? NGX_DECLINED : NGX_OK;
 }
 
 
@@ -2058,8 +1872,7 @@ ngx_bayeux_redis_take_batch(ngx_bayeux_redis_t *rd,
         size += NGX_BAYEUX_CLIENT_ID_LEN + parks[i]->token.len;
     }
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_TAKE, "tb",
-                                      2 + 2 * n, size);
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_TAKE, 2 * n, size);
     if (cmd == NULL) {
         for (i = 0; i < n; i++) {
             parks[i]->state = NGX_BAYEUX_PARK_PARKED;
@@ -2142,25 +1955,35 @@ ngx_bayeux_redis_take_result(ngx_bayeux_redis_park_t *park, redisReply *r)
         return;
 
     case 1:
-
         /* nothing to take: still parked */
-
-        if (park->waiter == NULL) {
-            ngx_bayeux_redis_unpark(park);
-
-        } else if (park->released) {
-            ngx_bayeux_redis_take(park, "r");
-
-        } else if (park->notified) {
-            park->notified = 0;
-            ngx_bayeux_redis_take(park, "w");
-        }
-
+        ngx_bayeux_redis_settle(park);
         return;
 
     default:
         ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_MESSAGES,
                                 r->elements > 1 ? r->element[1] : NULL);
+    }
+}
+
+
+/*
+ * A connect parked again once its command is answered: what came for it
+ * meanwhile is done now, the client going away first, then a release,
+ * then a notification.
+ */
+
+static void
+ngx_bayeux_redis_settle(ngx_bayeux_redis_park_t *park)
+{
+    if (park->waiter == NULL) {
+        ngx_bayeux_redis_unpark(park);
+
+    } else if (park->released) {
+        ngx_bayeux_redis_take(park, "r");
+
+    } else if (park->notified) {
+        park->notified = 0;
+        ngx_bayeux_redis_take(park, "w");
     }
 }
 
@@ -2227,7 +2050,7 @@ ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park)
 
     ngx_rbtree_delete(&rd->parks, &park->node);
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_UNPARK, "up", 3,
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_UNPARK, 0,
                                       NGX_BAYEUX_CLIENT_ID_LEN
                                       + rd->channel.len + park->token.len);
     if (cmd) {
@@ -2262,8 +2085,8 @@ ngx_bayeux_redis_put_back(ngx_bayeux_redis_t *rd, u_char *id,
         size += list->element[i]->len;
     }
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_PUT_BACK, "pb",
-                                      2 + list->elements, size);
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_PUT_BACK,
+                                      list->elements, size);
     if (cmd == NULL) {
         ngx_log_error(NGX_LOG_ALERT, rd->log, 0,
                       "bayeux: %uz messages of a session lost",
@@ -2313,8 +2136,8 @@ ngx_bayeux_redis_refresh(ngx_bayeux_redis_t *rd)
             node = ngx_rbtree_next(&rd->parks, node);
         }
 
-        cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_REFRESH, "rf",
-                                          1 + 2 * n,
+        cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_REFRESH,
+                                          2 * n,
                                           rd->channel.len
                                           + n * (NGX_BAYEUX_CLIENT_ID_LEN
                                                  + NGX_INT_T_LEN));
@@ -2340,15 +2163,19 @@ ngx_bayeux_redis_refresh(ngx_bayeux_redis_t *rd)
 
 /* commands */
 
+/* nlist: the number of arguments after the kind's own, size: their bytes */
+
 static ngx_bayeux_redis_cmd_t *
 ngx_bayeux_redis_cmd_create(ngx_bayeux_redis_t *rd, ngx_uint_t kind,
-    char *name, ngx_uint_t nargs, size_t size)
+    ngx_uint_t nlist, size_t size)
 {
-    u_char                  *p;
-    ngx_uint_t               argc;
-    ngx_bayeux_redis_cmd_t  *cmd;
+    u_char                   *p;
+    ngx_uint_t                argc;
+    ngx_bayeux_redis_cmd_t   *cmd;
+    ngx_bayeux_redis_kind_t  *k;
 
-    argc = NGX_BAYEUX_REDIS_ARGS + nargs;
+    k = &ngx_bayeux_redis_kinds[kind];
+    argc = NGX_BAYEUX_REDIS_ARGS + k->nargs + nlist;
 
     p = ngx_alloc(sizeof(ngx_bayeux_redis_cmd_t)
                   + argc * (sizeof(char *) + sizeof(size_t)) + size,
@@ -2380,8 +2207,8 @@ ngx_bayeux_redis_cmd_create(ngx_bayeux_redis_t *rd, ngx_uint_t kind,
     cmd->argvlen[1] = 40;
     cmd->argv[2] = "0";
     cmd->argvlen[2] = 1;
-    cmd->argv[3] = name;
-    cmd->argvlen[3] = 2;
+    cmd->argv[3] = (const char *) k->op.data;
+    cmd->argvlen[3] = k->op.len;
     cmd->argv[4] = (const char *) rd->prefix.data;
     cmd->argvlen[4] = rd->prefix.len;
     cmd->argv[5] = (const char *) rd->ttl.data;
@@ -2471,7 +2298,10 @@ ngx_bayeux_redis_flush_connects(ngx_bayeux_redis_t *rd)
     ngx_int_t                k;
     ngx_uint_t               i, n;
     ngx_queue_t             *q;
-    ngx_bayeux_redis_cmd_t  *cmd, *batch;
+    ngx_bayeux_redis_cmd_t   *cmd, *batch;
+    ngx_bayeux_redis_kind_t  *connect;
+
+    connect = &ngx_bayeux_redis_kinds[NGX_BAYEUX_REDIS_CONNECT];
 
     while (rd->nconnects) {
         n = ngx_min(rd->nconnects, NGX_BAYEUX_REDIS_CONNECT_MAX);
@@ -2491,7 +2321,7 @@ ngx_bayeux_redis_flush_connects(ngx_bayeux_redis_t *rd)
 
         batch = ngx_bayeux_redis_cmd_create(rd,
                                             NGX_BAYEUX_REDIS_CONNECT_BATCH,
-                                            "cb", 1 + 4 * n, size);
+                                            n * connect->nargs, size);
 
         if (batch) {
             ngx_queue_init(&batch->members);
@@ -2615,7 +2445,8 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
 static void
 ngx_bayeux_redis_cmd_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
 {
-    ngx_bayeux_redis_t  *rd = cmd->redis;
+    ngx_bayeux_redis_t        *rd = cmd->redis;
+    ngx_bayeux_redis_done_pt   done;
 
     if (rd->exiting) {
         ngx_bayeux_redis_cmd_free(cmd);
@@ -2626,23 +2457,10 @@ ngx_bayeux_redis_cmd_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
         ngx_bayeux_redis_log_error(rd, reply);
     }
 
-    switch (cmd->kind) {
+    done = ngx_bayeux_redis_kinds[cmd->kind].done;
 
-    case NGX_BAYEUX_REDIS_TAKE:
-        ngx_bayeux_redis_take_done(cmd, reply);
-        break;
-
-    case NGX_BAYEUX_REDIS_CONNECT_BATCH:
-        ngx_bayeux_redis_connects_done(cmd, reply);
-        break;
-
-    case NGX_BAYEUX_REDIS_UNPARK:
-    case NGX_BAYEUX_REDIS_PUT_BACK:
-    case NGX_BAYEUX_REDIS_REFRESH:
-        break;
-
-    default:
-        ngx_bayeux_redis_op_done(cmd, reply);
+    if (done) {
+        done(cmd, reply);
     }
 
     ngx_free(cmd);

@@ -164,9 +164,9 @@ static void ngx_bayeux_arena_free(void *ctx, void *ptr);
 /*
  * yajl allocates from a buffer of the worker while a batch is parsed.
  * A batch is parsed in one go (created, fed, finished), so one parser at
- * a time uses it; what yajl needs (about 5 KB: its lexer and generator
- * buffers) then costs no malloc() and leaves no hole in the heap between
- * the allocations that outlive the request, such as sessions.  Another
+ * a time uses it; what yajl needs (its lexer and generator buffers) then
+ * costs no malloc() and leaves no hole in the heap between the
+ * allocations that outlive the request, such as sessions.  Another
  * parser alive at the same time, and what does not fit, use malloc().
  * Each block starts with its size, for realloc().
  */
@@ -713,7 +713,7 @@ ngx_bayeux_parser_finish(ngx_bayeux_parser_t *p)
 
     /*
      * every value, and the error, is in the pool by now: yajl's buffers
-     * (about 5 KB) need not live as long as a held connect, and the next
+     * need not live as long as a held connect, and the next
      * parser may use the worker's buffer
      */
 

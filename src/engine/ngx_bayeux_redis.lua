@@ -1,0 +1,282 @@
+-- The Redis engine's script (src/engine/ngx_bayeux_engine_redis.c): every
+-- operation is one call of it, atomic.  util/lua-to-c makes it a C string
+-- when nginx is configured; the module loads it with SCRIPT LOAD and calls
+-- it with EVALSHA, so a line number in a Redis error is this file's.
+--
+-- ARGV[1] names the operation, ARGV[2] is the key prefix, ARGV[3] the
+-- lifetime of a session in milliseconds; an operation's own arguments
+-- follow.  Keys are built here: a publish reaches keys named by set
+-- members, which cannot be declared in advance (and is why Redis Cluster
+-- is not supported).
+
+local op, P, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ttl2 = 2 * ttl
+
+-- A session lives on: its hash for ttl, at every connect.  The keys that
+-- hang off it get 2 x ttl, and are renewed only when the set of its
+-- subscriptions has less than ttl left, so that most connects touch two
+-- keys, not 3 + 2 per channel.  They outlive the hash all the same:
+--
+--   S:  at least ttl once this ran; "su" sets it to the hash's own PTTL;
+--   c:  at least its subscribers' S: (set with them, and only raised);
+--   q:  2 x ttl when a push creates it or messages are put back, and
+--       taken whole by the connects and takes that renew the hash; "q"
+--       renews it where it may hold messages (a parked connect's).
+--
+-- What an expired session leaves is gone at most 2 x ttl later.
+local function refresh(id, q)
+  redis.call('PEXPIRE', P .. 's:' .. id, ttl)
+  if q then redis.call('PEXPIRE', P .. 'q:' .. id, ttl2) end
+  local subs = P .. 'S:' .. id
+  local t = redis.call('PTTL', subs)
+  if t >= ttl or t == -2 then return end
+  redis.call('PEXPIRE', subs, ttl2)
+  for _, ch in ipairs(redis.call('SMEMBERS', subs)) do
+    local c = P .. 'c:' .. ch
+    if redis.call('PTTL', c) < ttl2 then redis.call('PEXPIRE', c, ttl2) end
+  end
+end
+
+-- the whole queue, which goes away with its last message (LPOP with a
+-- count: Redis 6.2); a count beyond the length takes what there is
+local function take(q)
+  return redis.call('LPOP', q, '2147483647') or {}
+end
+
+-- A session is found by the browser that handshook it, recorded in its
+-- field "b"; browser '': by any (bayeux_trust_client_session on).
+local function known(id, b)
+  local s = P .. 's:' .. id
+  if b == '' then return redis.call('EXISTS', s) == 1 end
+  return redis.call('HGET', s, 'b') == b
+end
+
+-- handshake; ARGV: id, browser
+if op == 'hs' then
+  local s = P .. 's:' .. ARGV[4]
+  if redis.call('EXISTS', s) == 1 then return 0 end
+  redis.call('HSET', s, 'c', '0', 'w', '', 't', '', 'o', '', 'b', ARGV[5])
+  redis.call('PEXPIRE', s, ttl)
+  return 1
+end
+
+-- A connect: its messages if there are any (or it must not be held),
+-- otherwise it is parked with the worker channel and token given.
+local function connect(id, b, hold, w, t)
+  local s = P .. 's:' .. id
+  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b')
+  if not st[1] or (b ~= '' and st[5] ~= b) then return {-1} end
+  if st[2] ~= '' then
+    redis.call('PUBLISH', st[2], id .. ' ' .. st[3])
+  end
+  local msgs = take(P .. 'q:' .. id)
+  if #msgs > 0 or st[1] ~= '1' or hold == '0' then
+    -- the hash is written only if it changes
+    if st[1] ~= '1' or st[2] ~= '' or st[3] ~= '' or st[4] ~= '' then
+      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'o', '')
+    end
+    refresh(id)
+    return {0, msgs}
+  end
+  redis.call('HSET', s, 'w', w, 't', t)
+  refresh(id)
+  return {1}
+end
+
+-- Takes the queue of a parked connect if it is still the one parked:
+-- mode "w" (woken) leaves it parked when the queue is empty, "r"
+-- (released) ends it in any case.
+local function take_parked(id, w, t, mode)
+  local s = P .. 's:' .. id
+  local st = redis.call('HMGET', s, 'w', 't')
+  if not st[1] then return {-2} end
+  if st[1] ~= w or st[2] ~= t then return {-1} end
+  local msgs = take(P .. 'q:' .. id)
+  if #msgs == 0 and mode == 'w' then return {1} end
+  redis.call('HSET', s, 'w', '', 't', '', 'o', '')
+  refresh(id)
+  return {0, msgs}
+end
+
+-- The connects of one event loop iteration in one call.  ARGV: worker
+-- channel, then id, browser, hold (0 or 1) and token of each; returns the
+-- reply of each, in order: {-1} unknown, {0, messages}, {1} parked.
+if op == 'cb' then
+  local w, res = ARGV[4], {}
+  for i = 5, #ARGV - 3, 4 do
+    res[#res + 1] = connect(ARGV[i], ARGV[i + 1], ARGV[i + 2], w,
+                            ARGV[i + 3])
+  end
+  return res
+end
+
+-- The parked connects named by one notification in one call.  ARGV:
+-- worker channel, mode, then id and token of each; returns the reply of
+-- each, in order: {-2} unknown, {-1} superseded, {1} nothing, {0, msgs}.
+if op == 'tb' then
+  local w, mode, res = ARGV[4], ARGV[5], {}
+  for i = 6, #ARGV - 1, 2 do
+    res[#res + 1] = take_parked(ARGV[i], w, ARGV[i + 1], mode)
+  end
+  return res
+end
+
+-- unpark: the connect went away; ARGV: id, worker channel, token
+if op == 'up' then
+  local s = P .. 's:' .. ARGV[4]
+  local st = redis.call('HMGET', s, 'w', 't')
+  if st[1] == ARGV[5] and st[2] == ARGV[6] then
+    redis.call('HSET', s, 'w', '', 't', '')
+    refresh(ARGV[4], true)
+  end
+  return 0
+end
+
+-- put back; ARGV: id, max queue, messages: back at the head, in order
+if op == 'pb' then
+  local id = ARGV[4]
+  local s = P .. 's:' .. id
+  local st = redis.call('HMGET', s, 'w', 't')
+  if not st[1] then return 0 end
+  local q = P .. 'q:' .. id
+  for i = #ARGV, 6, -1 do redis.call('LPUSH', q, ARGV[i]) end
+  local max = tonumber(ARGV[5])
+  if max > 0 then redis.call('LTRIM', q, -max, -1) end
+  redis.call('PEXPIRE', q, ttl2)
+  if st[1] ~= '' then
+    redis.call('PUBLISH', st[1], id .. ' ' .. st[2])
+  end
+  return 1
+end
+
+-- subscribe; ARGV: id, browser, most subscriptions, channels.  All are
+-- added, or none if the session would have too many (-2).
+if op == 'su' then
+  local id = ARGV[4]
+  if not known(id, ARGV[5]) then return -1 end
+  local t = redis.call('PTTL', P .. 's:' .. id)
+  if t == -2 then return -1 end
+  if t < 0 then t = ttl end
+  local subs = P .. 'S:' .. id
+  local new, n = {}, redis.call('SCARD', subs)
+  for i = 7, #ARGV do
+    local ch = ARGV[i]
+    if not new[ch] and redis.call('SISMEMBER', subs, ch) == 0 then
+      new[ch] = true
+      n = n + 1
+    end
+  end
+  if n > tonumber(ARGV[6]) then return -2 end
+  for i = 7, #ARGV do
+    local c = P .. 'c:' .. ARGV[i]
+    redis.call('SADD', c, id)
+    if redis.call('PTTL', c) < t then redis.call('PEXPIRE', c, t) end
+    redis.call('SADD', subs, ARGV[i])
+  end
+  redis.call('PEXPIRE', subs, t)
+  return 0
+end
+
+-- unsubscribe; ARGV: id, browser, channels
+if op == 'un' then
+  local id = ARGV[4]
+  if not known(id, ARGV[5]) then return -1 end
+  for i = 6, #ARGV do
+    redis.call('SREM', P .. 'c:' .. ARGV[i], id)
+    redis.call('SREM', P .. 'S:' .. id, ARGV[i])
+  end
+  return 0
+end
+
+-- publish; ARGV: publisher, its browser, broadcast to publisher (0 or 1),
+-- max queue, message, the channel and the patterns that match it.
+-- Returns the number of receivers and the sessions whose queue just
+-- overflowed.
+if op == 'pu' then
+  local pub = ARGV[4]
+  if not known(pub, ARGV[5]) then return {-1} end
+  local seen = {}
+  if ARGV[6] == '0' then seen[pub] = true end
+  local max = tonumber(ARGV[7])
+  local msg = ARGV[8]
+  local wake, workers, full, n = {}, {}, {}, 0
+  for i = 9, #ARGV do
+    local c = P .. 'c:' .. ARGV[i]
+    for _, id in ipairs(redis.call('SMEMBERS', c)) do
+      if not seen[id] then
+        seen[id] = true
+        local s = P .. 's:' .. id
+        local st = redis.call('HMGET', s, 'w', 't', 'o')
+        if not st[1] then
+          redis.call('SREM', c, id)
+        else
+          local q = P .. 'q:' .. id
+          local len = redis.call('RPUSH', q, msg)
+          if len == 1 then redis.call('PEXPIRE', q, ttl2) end
+          if max > 0 and len > max then
+            redis.call('LTRIM', q, -max, -1)
+            if st[3] ~= '1' then
+              redis.call('HSET', s, 'o', '1')
+              full[#full + 1] = id
+            end
+          end
+          n = n + 1
+          if st[1] ~= '' then
+            local w = wake[st[1]]
+            if not w then
+              w = {}
+              wake[st[1]] = w
+              workers[#workers + 1] = st[1]
+            end
+            w[#w + 1] = id .. ' ' .. st[2]
+          end
+        end
+      end
+    end
+  end
+  for _, w in ipairs(workers) do
+    redis.call('PUBLISH', w, table.concat(wake[w], ' '))
+  end
+  return {n, full}
+end
+
+-- disconnect; ARGV: id, browser
+if op == 'dc' then
+  local id = ARGV[4]
+  local s = P .. 's:' .. id
+  local st = redis.call('HMGET', s, 'w', 't', 'b')
+  if not st[1] or (ARGV[5] ~= '' and st[3] ~= ARGV[5]) then
+    return -1
+  end
+  if st[1] ~= '' then
+    redis.call('PUBLISH', st[1], id .. ' ' .. st[2])
+  end
+  local subs = P .. 'S:' .. id
+  for _, ch in ipairs(redis.call('SMEMBERS', subs)) do
+    redis.call('SREM', P .. 'c:' .. ch, id)
+  end
+  redis.call('DEL', s, P .. 'q:' .. id, subs)
+  return 0
+end
+
+-- touch: is the session known; ARGV: id, browser
+if op == 'to' then
+  if known(ARGV[4], ARGV[5]) then return 0 end
+  return -1
+end
+
+-- refresh; ARGV: worker channel, then id and token of each connect it
+-- holds
+if op == 'rf' then
+  local n = 0
+  for i = 5, #ARGV - 1, 2 do
+    local st = redis.call('HMGET', P .. 's:' .. ARGV[i], 'w', 't')
+    if st[1] == ARGV[4] and st[2] == ARGV[i + 1] then
+      refresh(ARGV[i], true)
+      n = n + 1
+    end
+  end
+  return n
+end
+
+return redis.error_reply('ERR unknown bayeux operation')
