@@ -13,6 +13,7 @@
 #include "ngx_bayeux_engine_redis.h"
 #include "ngx_bayeux_handler.h"
 #include "ngx_bayeux_batch.h"
+#include "ngx_bayeux_app.h"
 
 
 static ngx_int_t ngx_bayeux_preconfiguration(ngx_conf_t *cf);
@@ -43,6 +44,9 @@ static ngx_conf_post_handler_pt  ngx_bayeux_positive_msec_p =
 
 static ngx_conf_post_handler_pt  ngx_bayeux_redis_url_p =
     ngx_bayeux_redis_url_post;
+
+static ngx_conf_post_handler_pt  ngx_bayeux_app_request_uri_p =
+    ngx_bayeux_app_request_uri;
 
 /* unlike ngx_conf_check_num_bounds(), the message names the directive */
 
@@ -245,6 +249,13 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       offsetof(ngx_bayeux_loc_conf_t, redis_command_timeout),
       &ngx_bayeux_positive_msec_p },
 
+    { ngx_string("bayeux_handshake_request"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, handshake_request),
+      &ngx_bayeux_app_request_uri_p },
+
       ngx_null_command
 };
 
@@ -427,6 +438,8 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->redis_connect_timeout, 1000);
     ngx_conf_merge_msec_value(conf->redis_command_timeout,
                               prev->redis_command_timeout, 3000);
+    ngx_conf_merge_str_value(conf->handshake_request,
+                             prev->handshake_request, "");
 
     if (conf->engine == NULL) {
         conf->engine = prev->engine;
@@ -449,7 +462,8 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->engine->init_endpoint(cf, conf->endpoint) != NGX_OK
         || ngx_bayeux_protocol_init_endpoint(cf, conf->endpoint,
                                              ngx_bayeux_transport_masks)
-           != NGX_OK)
+           != NGX_OK
+        || ngx_bayeux_app_init_endpoint(cf, conf->endpoint) != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }

@@ -57,6 +57,7 @@ typedef struct {
     ngx_str_t                  redis_prefix;
     ngx_msec_t                 redis_connect_timeout;
     ngx_msec_t                 redis_command_timeout;
+    ngx_str_t                  handshake_request;   /* empty: none */
     ngx_bayeux_engine_t       *engine;
     ngx_bayeux_endpoint_t     *endpoint;
 } ngx_bayeux_loc_conf_t;

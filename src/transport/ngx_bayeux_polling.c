@@ -520,7 +520,12 @@ ngx_bayeux_longpoll_unidle(ngx_bayeux_longpoll_ctx_t *ctx)
 }
 
 
-/* nginx terminated the request while the engine worked for it */
+/*
+ * nginx terminated the request while the engine (or a hook) worked for
+ * it, and left it to us while it was blocked.  It is terminated again
+ * (NGX_ERROR), now that nothing blocks it: the finalizer nginx leaves is
+ * on the request it terminated, which may be a hook's subrequest.
+ */
 
 static void
 ngx_bayeux_longpoll_abort(ngx_bayeux_batch_t *b)
@@ -532,7 +537,7 @@ ngx_bayeux_longpoll_abort(ngx_bayeux_batch_t *b)
     r = ctx->request;
     c = r->connection;
 
-    r->write_event_handler(r);
+    ngx_http_finalize_request(r, NGX_ERROR);
     ngx_http_run_posted_requests(c);
 }
 
@@ -561,12 +566,25 @@ ngx_bayeux_longpoll_leave(ngx_bayeux_batch_t *b)
 }
 
 
+/*
+ * The request itself.  nginx wakes it when its subrequest is done: it
+ * must not run its phases again (its handler when it was read at once),
+ * for the batch goes on from the hook that made the subrequest.
+ */
+
 static ngx_http_request_t *
 ngx_bayeux_longpoll_parent(ngx_bayeux_batch_t *b)
 {
+    ngx_http_request_t         *r;
     ngx_bayeux_longpoll_ctx_t  *ctx = b->data;
 
-    return ctx->request;
+    r = ctx->request;
+
+    if (r->write_event_handler == ngx_http_core_run_phases) {
+        r->write_event_handler = ngx_http_request_empty_handler;
+    }
+
+    return r;
 }
 
 

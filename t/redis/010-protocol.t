@@ -1,4 +1,4 @@
-# The basic protocol suite (t/0NN-*.t) again, with the Redis engine: every
+# The basic protocol suite (t/0NN-*.t, t/1NN-*.t) again, with the Redis engine: every
 # nginx those files start gets "bayeux_engine redis;" at the http level,
 # pointing at a Redis of this file's own (see Test::Bayeux::RedisEngine).
 # Each file is one subtest; its own tests are reported inside it.
@@ -17,7 +17,7 @@ use Test::Bayeux::Redis;
 
 my @files = $ENV{TEST_BAYEUX_FILES}
             ? split(' ', $ENV{TEST_BAYEUX_FILES})
-            : grep { !m{/000-} } sort glob('t/0[0-9][0-9]-*.t');
+            : grep { !m{/000-} } sort glob('t/[01][0-9][0-9]-*.t');
 
 plan skip_all => 'no basic test files' unless @files;
 
