@@ -40,7 +40,12 @@ my $root_seq = 0;
 my %running;            # pid => server (weak)
 my $owner_pid = $$;
 
-sub default_binary { $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx' }
+# absolute: nginx runs in its server root, and its sanitizer options
+# depend on what this binary is
+sub default_binary {
+    my $bin = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+    return File::Spec->rel2abs($bin);
+}
 
 # The module to load: TEST_NGINX_MODULE, else build/ngx_bayeux_module.so;
 # "static" (or "none") when the binary has the module compiled in
