@@ -85,6 +85,12 @@ struct ngx_bayeux_endpoint_s {
 
     /* what steps in around the engine (src/protocol/ngx_bayeux_hooks.h) */
     ngx_bayeux_hooks_t        *hooks;
+
+    /*
+     * the application is asked by subrequests (src/app/): a websocket
+     * then keeps what a subrequest needs of its upgrade request
+     */
+    unsigned                   subrequests:1;
 };
 
 

@@ -59,6 +59,8 @@ ngx_bayeux_app_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
 
     hook->cancel = ngx_bayeux_app_handshake_cancel;
 
+    ep->subrequests = 1;
+
     return NGX_OK;
 }
 

@@ -283,9 +283,11 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ws->upgrade = ngx_bayeux_keep_request(r, c->pool);
-    if (ws->upgrade == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (blcf->endpoint->subrequests) {
+        ws->upgrade = ngx_bayeux_keep_request(r, c->pool);
+        if (ws->upgrade == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     ws->session.data = ws->session_id;
@@ -1098,7 +1100,8 @@ ngx_bayeux_ws_resume(ngx_event_t *ev)
 /*
  * The parent of a subrequest made for a batch of this websocket: a fake
  * request, built from the upgrade, that lives as long as its subrequest
- * (ngx_bayeux_fake_request.c).  NULL: the websocket is closing, or no
+ * (ngx_bayeux_fake_request.c).  NULL: the websocket is closing, its
+ * endpoint makes no subrequests (nothing of the upgrade was kept), or no
  * memory.
  */
 
@@ -1110,7 +1113,7 @@ ngx_bayeux_ws_parent(ngx_bayeux_batch_t *b)
 
     ws = wb->ws;
 
-    if (ws->closing || ws->done) {
+    if (ws->closing || ws->done || ws->upgrade == NULL) {
         return NULL;
     }
 
