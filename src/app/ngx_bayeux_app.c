@@ -219,8 +219,6 @@ ngx_bayeux_app_handshake_json(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     ngx_str_t *out)
 {
     u_char             *p;
-    ngx_str_t          *type;
-    ngx_uint_t          i;
     ngx_bayeux_json_t   j;
     u_char              advice[2 * NGX_INT_T_LEN + sizeof("{,}")
                                + sizeof("\"timeout\":\"interval\":")];
@@ -233,53 +231,29 @@ ngx_bayeux_app_handshake_json(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
         return NGX_ERROR;
     }
 
-    if (m->version.len
-        && (ngx_bayeux_json_key(&j, "version") != NGX_OK
-            || ngx_bayeux_json_string(&j, &m->version) != NGX_OK))
+    if (ngx_bayeux_json_string_field(&j, "version", &m->version) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_bayeux_json_string_field(&j, "minimumVersion", &m->minimum_version)
+        != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    if (m->minimum_version.len
-        && (ngx_bayeux_json_key(&j, "minimumVersion") != NGX_OK
-            || ngx_bayeux_json_string(&j, &m->minimum_version) != NGX_OK))
+    if (m->connection_types
+        && ngx_bayeux_json_strings_field(&j, "supportedConnectionTypes",
+                                         m->connection_types)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    if (m->connection_types) {
-        if (ngx_bayeux_json_key(&j, "supportedConnectionTypes") != NGX_OK
-            || ngx_bayeux_json_literal(&j, "[") != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        type = m->connection_types->elts;
-
-        for (i = 0; i < m->connection_types->nelts; i++) {
-            if ((i && ngx_bayeux_json_literal(&j, ",") != NGX_OK)
-                || ngx_bayeux_json_string(&j, &type[i]) != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-        }
-
-        if (ngx_bayeux_json_literal(&j, "]") != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    if (m->id.len
-        && (ngx_bayeux_json_key(&j, "id") != NGX_OK
-            || ngx_bayeux_json_raw(&j, m->id.data, m->id.len) != NGX_OK))
-    {
+    if (ngx_bayeux_json_raw_field(&j, "id", &m->id) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    if (m->ext.len
-        && (ngx_bayeux_json_key(&j, "ext") != NGX_OK
-            || ngx_bayeux_json_raw(&j, m->ext.data, m->ext.len) != NGX_OK))
-    {
+    if (ngx_bayeux_json_raw_field(&j, "ext", &m->ext) != NGX_OK) {
         return NGX_ERROR;
     }
 

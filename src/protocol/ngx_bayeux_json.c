@@ -121,6 +121,71 @@ ngx_bayeux_json_key(ngx_bayeux_json_t *json, char *key)
 }
 
 
+/* "key":value, or nothing when the value is absent (empty) */
+
+ngx_int_t
+ngx_bayeux_json_string_field(ngx_bayeux_json_t *json, char *key,
+    ngx_str_t *value)
+{
+    if (value->len == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_bayeux_json_key(json, key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_bayeux_json_string(json, value);
+}
+
+
+/* "key":["a","b",...] from an array of ngx_str_t */
+
+ngx_int_t
+ngx_bayeux_json_strings_field(ngx_bayeux_json_t *json, char *key,
+    ngx_array_t *values)
+{
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (ngx_bayeux_json_key(json, key) != NGX_OK
+        || ngx_bayeux_json_literal(json, "[") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    value = values->elts;
+
+    for (i = 0; i < values->nelts; i++) {
+        if ((i && ngx_bayeux_json_literal(json, ",") != NGX_OK)
+            || ngx_bayeux_json_string(json, &value[i]) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_bayeux_json_literal(json, "]");
+}
+
+
+/* the same for a value that is JSON text already */
+
+ngx_int_t
+ngx_bayeux_json_raw_field(ngx_bayeux_json_t *json, char *key,
+    ngx_str_t *value)
+{
+    if (value->len == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_bayeux_json_key(json, key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_bayeux_json_raw(json, value->data, value->len);
+}
+
+
 void
 ngx_bayeux_json_result(ngx_bayeux_json_t *json, ngx_str_t *out)
 {

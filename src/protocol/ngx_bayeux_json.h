@@ -30,6 +30,12 @@ ngx_int_t ngx_bayeux_json_raw(ngx_bayeux_json_t *json, u_char *data,
     size_t len);
 ngx_int_t ngx_bayeux_json_string(ngx_bayeux_json_t *json, ngx_str_t *str);
 ngx_int_t ngx_bayeux_json_key(ngx_bayeux_json_t *json, char *key);
+ngx_int_t ngx_bayeux_json_string_field(ngx_bayeux_json_t *json, char *key,
+    ngx_str_t *value);
+ngx_int_t ngx_bayeux_json_strings_field(ngx_bayeux_json_t *json, char *key,
+    ngx_array_t *values);
+ngx_int_t ngx_bayeux_json_raw_field(ngx_bayeux_json_t *json, char *key,
+    ngx_str_t *value);
 void ngx_bayeux_json_result(ngx_bayeux_json_t *json, ngx_str_t *out);
 
 #define ngx_bayeux_json_literal(json, s)                                      \

@@ -318,27 +318,8 @@ ngx_bayeux_meta_publish(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 ngx_int_t
 ngx_bayeux_connection_types(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j)
 {
-    ngx_str_t   *name;
-    ngx_uint_t   i;
-
-    if (ngx_bayeux_json_key(j, "supportedConnectionTypes") != NGX_OK
-        || ngx_bayeux_json_literal(j, "[") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    name = b->endpoint->transports.elts;
-
-    for (i = 0; i < b->endpoint->transports.nelts; i++) {
-
-        if ((i && ngx_bayeux_json_literal(j, ",") != NGX_OK)
-            || ngx_bayeux_json_string(j, &name[i]) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    return ngx_bayeux_json_literal(j, "]");
+    return ngx_bayeux_json_strings_field(j, "supportedConnectionTypes",
+                                         &b->endpoint->transports);
 }
 
 

@@ -270,10 +270,7 @@ ngx_bayeux_reply_refused(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
         return NGX_ERROR;
     }
 
-    if (m->client_id.len
-        && (ngx_bayeux_json_key(&j, "clientId") != NGX_OK
-            || ngx_bayeux_json_string(&j, &m->client_id) != NGX_OK))
-    {
+    if (ngx_bayeux_json_string_field(&j, "clientId", &m->client_id) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -336,17 +333,11 @@ ngx_bayeux_reply_open(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j,
         return NGX_ERROR;
     }
 
-    if (m->id.len
-        && (ngx_bayeux_json_key(j, "id") != NGX_OK
-            || ngx_bayeux_json_raw(j, m->id.data, m->id.len) != NGX_OK))
-    {
+    if (ngx_bayeux_json_raw_field(j, "id", &m->id) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    if (m->channel.len
-        && (ngx_bayeux_json_key(j, "channel") != NGX_OK
-            || ngx_bayeux_json_string(j, &m->channel) != NGX_OK))
-    {
+    if (ngx_bayeux_json_string_field(j, "channel", &m->channel) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -397,17 +388,11 @@ ngx_bayeux_delivery(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
         return NGX_ERROR;
     }
 
-    if (m->id.len
-        && (ngx_bayeux_json_key(&j, "id") != NGX_OK
-            || ngx_bayeux_json_raw(&j, m->id.data, m->id.len) != NGX_OK))
-    {
+    if (ngx_bayeux_json_raw_field(&j, "id", &m->id) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    if (m->ext.len
-        && (ngx_bayeux_json_key(&j, "ext") != NGX_OK
-            || ngx_bayeux_json_raw(&j, m->ext.data, m->ext.len) != NGX_OK))
-    {
+    if (ngx_bayeux_json_raw_field(&j, "ext", &m->ext) != NGX_OK) {
         return NGX_ERROR;
     }
 
