@@ -256,6 +256,20 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       offsetof(ngx_bayeux_loc_conf_t, handshake_request),
       &ngx_bayeux_app_request_uri_p },
 
+    { ngx_string("bayeux_subscribe_request"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, subscribe_request),
+      &ngx_bayeux_app_request_uri_p },
+
+    { ngx_string("bayeux_publish_request"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, publish_request),
+      &ngx_bayeux_app_request_uri_p },
+
       ngx_null_command
 };
 
@@ -440,6 +454,10 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->redis_command_timeout, 3000);
     ngx_conf_merge_str_value(conf->handshake_request,
                              prev->handshake_request, "");
+    ngx_conf_merge_str_value(conf->subscribe_request,
+                             prev->subscribe_request, "");
+    ngx_conf_merge_str_value(conf->publish_request,
+                             prev->publish_request, "");
 
     if (conf->engine == NULL) {
         conf->engine = prev->engine;

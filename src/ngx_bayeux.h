@@ -58,6 +58,8 @@ typedef struct {
     ngx_msec_t                 redis_connect_timeout;
     ngx_msec_t                 redis_command_timeout;
     ngx_str_t                  handshake_request;   /* empty: none */
+    ngx_str_t                  subscribe_request;   /* empty: none */
+    ngx_str_t                  publish_request;     /* empty: none */
     ngx_bayeux_engine_t       *engine;
     ngx_bayeux_endpoint_t     *endpoint;
 } ngx_bayeux_loc_conf_t;
@@ -91,6 +93,13 @@ struct ngx_bayeux_endpoint_s {
      * then keeps what a subrequest needs of its upgrade request
      */
     unsigned                   subrequests:1;
+
+    /*
+     * sessions carry what they were granted at handshake, which decides
+     * their subscribes and publishes (any of the application's
+     * directives is set: src/app/)
+     */
+    unsigned                   authorization:1;
 };
 
 

@@ -40,6 +40,9 @@ our $UNAVAILABLE = '{"id":"1","channel":"/meta/handshake","successful":false,'
                  . '"error":"503::application_unavailable",' . $TYPES
                  . ',"advice":{"reconnect":"retry","interval":0,'
                  . '"timeout":2000,"maxInterval":10000}}';
+# the session may then subscribe and publish on /chat (the endpoint is
+# closed by default once the application decides)
+our $GRANTS = '{"subscribe":["/chat"],"publish":["/chat"]}';
 our $FAILED = qr/bayeux: handshake request "\/_app\/handshake" failed: /;
 
 block_defaults(config => <<'CONF');
@@ -157,7 +160,8 @@ __DATA__
 --- bayeux
 for my $t ('long-polling', 'callback-polling', 'websocket') {
     $main::APP->clear;
-    $main::APP->answer('/_app/handshake', status => 204);
+    $main::APP->answer('/_app/handshake', status => 200,
+                       body => $main::GRANTS);
     my ($text, $r, $carrier) = main::handshake($t);
     ok $r->{successful}, "$t: handshake successful";
     like $r->{clientId}, qr/^[0-9a-f]{40}$/, "$t: clientId";
@@ -324,7 +328,8 @@ for my $t ('long-polling', 'callback-polling', 'websocket') {
     sleep 0.2;
     is scalar @{ $main::APP->requests }, 1, "$t: the application was asked";
     sleep 0.6;   # the application answers a closed request
-    $main::APP->answer('/_app/handshake', status => 200);
+    $main::APP->answer('/_app/handshake', status => 200,
+                       body => $main::GRANTS);
     my ($text, $r, $carrier) = main::handshake($t);
     ok $r->{successful}, "$t: a later handshake works";
     ok main::works($t, $r, $carrier), "$t: and its session";
@@ -338,7 +343,7 @@ failed: status
 === TEST 9: two handshakes at once, a slow one and a fast one: both answered, each with its own answer
 --- bayeux
 $main::APP->clear;
-$main::APP->answer('/_app/handshake', status => 200);
+$main::APP->answer('/_app/handshake', status => 200, body => $main::GRANTS);
 $main::APP->answer('/_app/handshake', status => 403, delay => 0.8,
                    when => 'slow');
 for my $t ('long-polling', 'websocket') {

@@ -13,27 +13,95 @@
 #include "ngx_bayeux_json.h"
 #include "ngx_bayeux_batch.h"
 #include "ngx_bayeux_hooks.h"
+#include "ngx_bayeux_reply.h"
 #include "ngx_bayeux_app_request.h"
+#include "ngx_bayeux_app_answer.h"
+#include "ngx_bayeux_grants.h"
 #include "ngx_bayeux_app.h"
 
 
 /*
- * bayeux_handshake_request: every /meta/handshake of the endpoint waits
- * for the application's answer to "POST uri" with the message as JSON.
- * 2xx: the handshake goes on; 401 or 403: denied; anything else (the
- * application down, too slow, an error, an answer that is not HTTP):
- * refused as unavailable, with retry advice.  It fails closed.
+ * The application decides, through subrequests to the locations of
+ * bayeux_handshake_request, bayeux_subscribe_request and
+ * bayeux_publish_request, each "POST uri" with the message as JSON:
+ *
+ *   handshake   2xx accepts, and may bind the session to a user and
+ *               grant it channel patterns (ngx_bayeux_app_answer.h);
+ *               401 or 403 denies
+ *   subscribe,  a channel granted at handshake is allowed at once;
+ *   publish     otherwise 2xx allows (a publish's answer may replace its
+ *               data), 403 denies; with no location for the operation
+ *               it is denied
+ *
+ * Anything else (the application down, too slow, an error, an answer
+ * that is not HTTP or not what is expected) refuses the message as
+ * unavailable, with retry advice: it fails closed.  An endpoint with
+ * none of these directives is open, as if nobody decided.
  */
+
+
+typedef struct {
+    ngx_str_t                   name;       /* for logs */
+    ngx_str_t                   denied;     /* ":subscribe_denied" */
+    u_char                      grant;      /* NGX_BAYEUX_GRANT_* */
+    size_t                      uri;        /* in ngx_bayeux_loc_conf_t */
+} ngx_bayeux_app_operation_t;
+
+
+/* a message waiting for the engine's word on its session, or the app's */
+
+typedef struct {
+    ngx_bayeux_app_request_t     ar;
+    ngx_bayeux_op_t              op;
+    ngx_bayeux_batch_t          *batch;
+    ngx_bayeux_message_t        *message;
+    ngx_bayeux_app_operation_t  *operation;
+    ngx_int_t                    rc;
+    unsigned                     calling:1;
+    unsigned                     completed:1;
+    unsigned                     waiting:1;
+    unsigned                     cancelled:1;
+} ngx_bayeux_app_ctx_t;
 
 
 static ngx_int_t ngx_bayeux_app_handshake(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m, void *data);
-static void ngx_bayeux_app_handshake_cancel(ngx_bayeux_batch_t *b,
-    ngx_bayeux_message_t *m, void *data);
 static void ngx_bayeux_app_handshake_answer(ngx_bayeux_app_request_t *ar);
-static ngx_int_t ngx_bayeux_app_unavailable(ngx_bayeux_app_request_t *ar);
-static ngx_int_t ngx_bayeux_app_handshake_json(ngx_bayeux_batch_t *b,
+static ngx_int_t ngx_bayeux_app_handshake_accept(ngx_bayeux_app_ctx_t *ctx);
+static ngx_int_t ngx_bayeux_app_authorize(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m, void *data);
+static void ngx_bayeux_app_touched(ngx_bayeux_op_t *op);
+static ngx_int_t ngx_bayeux_app_decide(ngx_bayeux_app_ctx_t *ctx,
+    ngx_str_t *grants);
+static void ngx_bayeux_app_authorize_answer(ngx_bayeux_app_request_t *ar);
+static ngx_int_t ngx_bayeux_app_denied(ngx_bayeux_app_ctx_t *ctx,
+    ngx_str_t *reason);
+static void ngx_bayeux_app_cancel(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m, void *data);
+static ngx_int_t ngx_bayeux_app_ask(ngx_bayeux_app_ctx_t *ctx);
+static ngx_int_t ngx_bayeux_app_unavailable(ngx_bayeux_app_ctx_t *ctx,
+    const char *why);
+static ngx_int_t ngx_bayeux_app_message_json(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m, ngx_str_t *out);
+
+
+#define ngx_bayeux_app_uri(name)  offsetof(ngx_bayeux_loc_conf_t, name)
+
+static ngx_bayeux_app_operation_t  ngx_bayeux_app_handshake_op =
+    { ngx_string("handshake"), ngx_null_string, 0,
+      ngx_bayeux_app_uri(handshake_request) };
+
+static ngx_bayeux_app_operation_t  ngx_bayeux_app_subscribe_op =
+    { ngx_string("subscribe"), ngx_string(":subscribe_denied"),
+      NGX_BAYEUX_GRANT_SUBSCRIBE, ngx_bayeux_app_uri(subscribe_request) };
+
+static ngx_bayeux_app_operation_t  ngx_bayeux_app_publish_op =
+    { ngx_string("publish"), ngx_string(":publish_denied"),
+      NGX_BAYEUX_GRANT_PUBLISH, ngx_bayeux_app_uri(publish_request) };
+
+
+static ngx_str_t  ngx_bayeux_app_default_reason =
+    ngx_string("denied_by_security_policy");
 
 
 /* one line per failure burst: at most one a second per worker */
@@ -43,23 +111,42 @@ static time_t  ngx_bayeux_app_failure_logged;
 ngx_int_t
 ngx_bayeux_app_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
 {
+    ngx_bayeux_loc_conf_t       *conf;
     ngx_bayeux_incoming_hook_t  *hook;
 
-    if (ep->conf->handshake_request.len == 0) {
+    conf = ep->conf;
+
+    if (conf->handshake_request.len == 0
+        && conf->subscribe_request.len == 0
+        && conf->publish_request.len == 0)
+    {
         return NGX_OK;
     }
 
-    hook = ngx_bayeux_hook_add_incoming(cf, ep,
+    ep->authorization = 1;
+    ep->subrequests = 1;
+
+    if (conf->handshake_request.len) {
+        hook = ngx_bayeux_hook_add_incoming(cf, ep,
                               ngx_bayeux_kind_mask(NGX_BAYEUX_KIND_HANDSHAKE),
                               ngx_bayeux_app_handshake,
-                              &ep->conf->handshake_request);
+                              &ngx_bayeux_app_handshake_op);
+        if (hook == NULL) {
+            return NGX_ERROR;
+        }
+
+        hook->cancel = ngx_bayeux_app_cancel;
+    }
+
+    hook = ngx_bayeux_hook_add_incoming(cf, ep,
+                              ngx_bayeux_kind_mask(NGX_BAYEUX_KIND_SUBSCRIBE)
+                              |ngx_bayeux_kind_mask(NGX_BAYEUX_KIND_PUBLISH),
+                              ngx_bayeux_app_authorize, NULL);
     if (hook == NULL) {
         return NGX_ERROR;
     }
 
-    hook->cancel = ngx_bayeux_app_handshake_cancel;
-
-    ep->subrequests = 1;
+    hook->cancel = ngx_bayeux_app_cancel;
 
     return NGX_OK;
 }
@@ -94,50 +181,56 @@ ngx_bayeux_app_request_uri(ngx_conf_t *cf, void *post, void *data)
 }
 
 
+static ngx_bayeux_app_ctx_t *
+ngx_bayeux_app_ctx(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
+    ngx_bayeux_app_operation_t *operation)
+{
+    ngx_bayeux_app_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(b->pool, sizeof(ngx_bayeux_app_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    ctx->batch = b;
+    ctx->message = m;
+    ctx->operation = operation;
+    ctx->ar.batch = b;
+    ctx->ar.data = ctx;
+    ctx->ar.uri = (ngx_str_t *) ((u_char *) b->endpoint->conf
+                                 + operation->uri);
+
+    return ctx;
+}
+
+
+/* handshake */
+
 static ngx_int_t
 ngx_bayeux_app_handshake(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     void *data)
 {
-    ngx_str_t                  body;
-    ngx_bayeux_app_request_t  *ar;
+    ngx_bayeux_app_ctx_t  *ctx;
 
-    ar = ngx_pcalloc(b->pool, sizeof(ngx_bayeux_app_request_t));
-    if (ar == NULL) {
+    ctx = ngx_bayeux_app_ctx(b, m, data);
+    if (ctx == NULL) {
         return NGX_ERROR;
     }
 
-    ar->batch = b;
-    ar->uri = data;
-    ar->handler = ngx_bayeux_app_handshake_answer;
+    ctx->ar.handler = ngx_bayeux_app_handshake_answer;
 
-    if (ngx_bayeux_app_handshake_json(b, m, &body) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_bayeux_app_request(ar, &body) != NGX_AGAIN) {
-        return ngx_bayeux_app_unavailable(ar);
-    }
-
-    b->hook_ctx = ar;
-
-    return NGX_AGAIN;
-}
-
-
-static void
-ngx_bayeux_app_handshake_cancel(ngx_bayeux_batch_t *b,
-    ngx_bayeux_message_t *m, void *data)
-{
-    ngx_bayeux_app_request_cancel(b->hook_ctx);
+    return ngx_bayeux_app_ask(ctx);
 }
 
 
 static void
 ngx_bayeux_app_handshake_answer(ngx_bayeux_app_request_t *ar)
 {
-    ngx_int_t            rc;
-    ngx_bayeux_batch_t  *b;
+    ngx_int_t              rc;
+    ngx_bayeux_batch_t    *b;
+    ngx_bayeux_app_ctx_t  *ctx;
 
+    ctx = ar->data;
     b = ar->batch;
 
     if (ar->cancelled || b->aborted) {
@@ -145,12 +238,12 @@ ngx_bayeux_app_handshake_answer(ngx_bayeux_app_request_t *ar)
         rc = NGX_ERROR;
 
     } else if (ar->not_http) {
-        rc = ngx_bayeux_app_unavailable(ar);
+        rc = ngx_bayeux_app_unavailable(ctx, "the answer is not HTTP");
 
     } else if (ar->status >= NGX_HTTP_OK
                && ar->status < NGX_HTTP_SPECIAL_RESPONSE)
     {
-        rc = NGX_OK;
+        rc = ngx_bayeux_app_handshake_accept(ctx);
 
     } else if (ar->status == NGX_HTTP_UNAUTHORIZED
                || ar->status == NGX_HTTP_FORBIDDEN)
@@ -159,63 +252,403 @@ ngx_bayeux_app_handshake_answer(ngx_bayeux_app_request_t *ar)
                                     NGX_BAYEUX_ERROR_TRANSPORTS);
 
     } else {
-        rc = ngx_bayeux_app_unavailable(ar);
+        rc = ngx_bayeux_app_unavailable(ctx, NULL);
     }
 
     ngx_bayeux_batch_resume(b, rc);
 }
 
 
+/* what the answer grants goes to the engine with the handshake */
+
+static ngx_int_t
+ngx_bayeux_app_handshake_accept(ngx_bayeux_app_ctx_t *ctx)
+{
+    ngx_int_t                 rc;
+    const char               *why;
+    ngx_bayeux_batch_t       *b;
+    ngx_bayeux_app_answer_t   a;
+
+    b = ctx->batch;
+
+    rc = ngx_bayeux_app_answer_parse(&ctx->ar.body, b->pool, &a, &why);
+
+    if (rc == NGX_OK) {
+        rc = ngx_bayeux_grants_check(&a.grants, &why);
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_bayeux_app_unavailable(ctx, why);
+    }
+
+    if (rc != NGX_OK
+        || ngx_bayeux_grants_write(&a.grants, b->pool, &b->op.grants)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->message->reply_ext = a.ext;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Subscribe and publish: what the session was granted is known to the
+ * batch (a websocket's session, since its handshake), or asked of the
+ * engine, which checks the session as it does for any operation.
+ */
+
+static ngx_int_t
+ngx_bayeux_app_authorize(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
+    void *data)
+{
+    ngx_str_t             *grants;
+    ngx_bayeux_op_t       *op;
+    ngx_bayeux_app_ctx_t  *ctx;
+
+    ctx = ngx_bayeux_app_ctx(b, m,
+                             (m->kind == NGX_BAYEUX_KIND_SUBSCRIBE)
+                             ? &ngx_bayeux_app_subscribe_op
+                             : &ngx_bayeux_app_publish_op);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->ar.handler = ngx_bayeux_app_authorize_answer;
+
+    grants = ngx_bayeux_session_grants(b->known, &m->client_id);
+
+    if (grants) {
+        return ngx_bayeux_app_decide(ctx, grants);
+    }
+
+    if (b->known == NULL) {
+        /* a polling request's: for the rest of its batch */
+        b->known = ngx_bayeux_session_known_create(b->pool);
+        if (b->known == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    op = &ctx->op;
+    op->endpoint = b->endpoint;
+    op->pool = b->pool;
+    op->log = b->log;
+    op->client_id = m->client_id;
+    op->browser = b->op.browser;
+    op->handler = ngx_bayeux_app_touched;
+    op->data = ctx;
+
+    b->hook_ctx = ctx;
+
+    ctx->calling = 1;
+    b->endpoint->engine->touch(op);
+    ctx->calling = 0;
+
+    if (!ctx->completed) {
+        ctx->waiting = 1;
+        return NGX_AGAIN;
+    }
+
+    return ctx->rc;
+}
+
+
+static void
+ngx_bayeux_app_touched(ngx_bayeux_op_t *op)
+{
+    ngx_bayeux_batch_t    *b;
+    ngx_bayeux_app_ctx_t  *ctx;
+
+    ctx = op->data;
+    b = ctx->batch;
+
+    ctx->completed = 1;
+
+    if (ctx->cancelled || b->aborted) {
+        ctx->rc = NGX_ERROR;
+
+    } else if (op->rc == NGX_OK) {
+        (void) ngx_bayeux_session_learn(b->known, &op->client_id,
+                                        &op->grants, b->log);
+        ctx->rc = ngx_bayeux_app_decide(ctx, &op->grants);
+
+    } else if (op->rc == NGX_DECLINED) {
+        /* the engine answers the operation as for an unknown session */
+        ctx->rc = NGX_OK;
+
+    } else {
+        ctx->rc = ngx_bayeux_batch_error(b, "503::engine_unavailable",
+                                         NGX_BAYEUX_ERROR_RETRY);
+    }
+
+    if (ctx->calling) {
+        return;
+    }
+
+    if (ctx->rc != NGX_AGAIN) {
+        ngx_bayeux_batch_resume(b, ctx->rc);
+    }
+}
+
+
+/* granted, or asked, or denied */
+
+static ngx_int_t
+ngx_bayeux_app_decide(ngx_bayeux_app_ctx_t *ctx, ngx_str_t *grants)
+{
+    ngx_str_t             *channel, one;
+    ngx_uint_t             i, n;
+    ngx_bayeux_message_t  *m;
+
+    m = ctx->message;
+
+    if (m->kind == NGX_BAYEUX_KIND_SUBSCRIBE) {
+        channel = m->subscriptions->elts;
+        n = m->subscriptions->nelts;
+
+    } else {
+        one = m->channel;
+        channel = &one;
+        n = 1;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (!ngx_bayeux_grants_allow(grants, ctx->operation->grant,
+                                     &channel[i]))
+        {
+            break;
+        }
+    }
+
+    if (i == n) {
+        return NGX_OK;
+    }
+
+    if (ctx->ar.uri->len == 0) {
+        /* closed by default: nobody may decide otherwise */
+        return ngx_bayeux_app_denied(ctx, NULL);
+    }
+
+    return ngx_bayeux_app_ask(ctx);
+}
+
+
+static void
+ngx_bayeux_app_authorize_answer(ngx_bayeux_app_request_t *ar)
+{
+    ngx_int_t                 rc;
+    const char               *why;
+    ngx_bayeux_batch_t       *b;
+    ngx_bayeux_app_ctx_t     *ctx;
+    ngx_bayeux_message_t     *m;
+    ngx_bayeux_app_answer_t   a;
+
+    ctx = ar->data;
+    b = ar->batch;
+    m = ctx->message;
+
+    if (ar->cancelled || b->aborted) {
+        rc = NGX_ERROR;
+
+    } else if (ar->not_http) {
+        rc = ngx_bayeux_app_unavailable(ctx, "the answer is not HTTP");
+
+    } else if (ar->status >= NGX_HTTP_OK
+               && ar->status < NGX_HTTP_SPECIAL_RESPONSE)
+    {
+        rc = ngx_bayeux_app_answer_parse(&ar->body, b->pool, &a, &why);
+
+        if (rc == NGX_DECLINED) {
+            rc = ngx_bayeux_app_unavailable(ctx, why);
+
+        } else if (rc == NGX_OK
+                   && m->kind == NGX_BAYEUX_KIND_PUBLISH && a.data.len)
+        {
+            /* the application's data is published instead */
+            m->data = a.data;
+            rc = ngx_bayeux_delivery(b, m, &b->op.message);
+        }
+
+    } else if (ar->status == NGX_HTTP_FORBIDDEN
+               || ar->status == NGX_HTTP_UNAUTHORIZED)
+    {
+        /* a body that is not what we read still denies */
+        rc = ngx_bayeux_app_answer_parse(&ar->body, b->pool, &a, &why);
+
+        if (rc == NGX_ERROR) {
+            rc = NGX_ERROR;
+
+        } else {
+            rc = ngx_bayeux_app_denied(ctx, (rc == NGX_OK) ? &a.reason : NULL);
+        }
+
+    } else {
+        rc = ngx_bayeux_app_unavailable(ctx, NULL);
+    }
+
+    ngx_bayeux_batch_resume(b, rc);
+}
+
+
+/*
+ * "403:<reason>:subscribe_denied", as CometD says it; a reason of the
+ * application's only if it is a word that cannot break the format
+ */
+
+static ngx_int_t
+ngx_bayeux_app_denied(ngx_bayeux_app_ctx_t *ctx, ngx_str_t *reason)
+{
+    u_char              *error, *p;
+    ngx_uint_t           i;
+    ngx_bayeux_batch_t  *b;
+
+    b = ctx->batch;
+
+    if (reason && reason->len && reason->len <= 64) {
+        for (i = 0; i < reason->len; i++) {
+            p = &reason->data[i];
+
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+                  || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'
+                  || *p == '.' || *p == ' '))
+            {
+                break;
+            }
+        }
+
+        if (i < reason->len) {
+            reason = NULL;
+        }
+
+    } else {
+        reason = NULL;
+    }
+
+    if (reason == NULL) {
+        reason = &ngx_bayeux_app_default_reason;
+    }
+
+    error = ngx_pnalloc(b->pool, sizeof("403:") - 1 + reason->len
+                                 + ctx->operation->denied.len + 1);
+    if (error == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(error, "403:", sizeof("403:") - 1);
+    p = ngx_cpymem(p, reason->data, reason->len);
+    p = ngx_cpymem(p, ctx->operation->denied.data,
+                   ctx->operation->denied.len);
+    *p = '\0';
+
+    return ngx_bayeux_batch_error(b, (char *) error, NGX_BAYEUX_ERROR_PLAIN);
+}
+
+
+static void
+ngx_bayeux_app_cancel(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
+    void *data)
+{
+    ngx_bayeux_app_ctx_t  *ctx;
+
+    ctx = b->hook_ctx;
+
+    if (ctx == NULL) {
+        return;
+    }
+
+    ctx->cancelled = 1;
+
+    if (ctx->waiting && !ctx->completed) {
+        /* the engine's operation completes, and resumes the batch */
+        return;
+    }
+
+    ngx_bayeux_app_request_cancel(&ctx->ar);
+}
+
+
+/* asks the application: NGX_AGAIN, or the refusal if it cannot be asked */
+
+static ngx_int_t
+ngx_bayeux_app_ask(ngx_bayeux_app_ctx_t *ctx)
+{
+    ngx_str_t            body;
+    ngx_bayeux_batch_t  *b;
+
+    b = ctx->batch;
+
+    if (ngx_bayeux_app_message_json(b, ctx->message, &body) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->waiting = 0;
+    b->hook_ctx = ctx;
+
+    if (ngx_bayeux_app_request(&ctx->ar, &body) != NGX_AGAIN) {
+        return ngx_bayeux_app_unavailable(ctx, NULL);
+    }
+
+    return NGX_AGAIN;
+}
+
+
 /* fails closed: the message is refused, and a line is logged */
 
 static ngx_int_t
-ngx_bayeux_app_unavailable(ngx_bayeux_app_request_t *ar)
+ngx_bayeux_app_unavailable(ngx_bayeux_app_ctx_t *ctx, const char *why)
 {
-    ngx_bayeux_batch_t  *b;
+    ngx_bayeux_batch_t        *b;
+    ngx_bayeux_app_request_t  *ar;
 
-    b = ar->batch;
+    b = ctx->batch;
+    ar = &ctx->ar;
 
     if (ngx_bayeux_app_failure_logged != ngx_time()) {
         ngx_bayeux_app_failure_logged = ngx_time();
 
-        if (ar->not_http) {
+        if (why) {
             ngx_log_error(NGX_LOG_ERR, b->log, 0,
-                          "bayeux: handshake request \"%V\" failed: "
-                          "the answer is not HTTP", ar->uri);
+                          "bayeux: %V request \"%V\" failed: %s",
+                          &ctx->operation->name, ar->uri, why);
 
         } else if (ar->status) {
             ngx_log_error(NGX_LOG_ERR, b->log, 0,
-                          "bayeux: handshake request \"%V\" failed: "
-                          "status %ui", ar->uri, ar->status);
+                          "bayeux: %V request \"%V\" failed: status %ui",
+                          &ctx->operation->name, ar->uri, ar->status);
 
         } else {
             ngx_log_error(NGX_LOG_ERR, b->log, 0,
-                          "bayeux: handshake request \"%V\" failed: "
-                          "no subrequest could be made", ar->uri);
+                          "bayeux: %V request \"%V\" failed: "
+                          "no subrequest could be made",
+                          &ctx->operation->name, ar->uri);
         }
     }
 
     ngx_bayeux_batch_error(b, "503::application_unavailable",
                            NGX_BAYEUX_ERROR_RETRY);
 
-    /* as any refused handshake: what the server supports */
-    b->refusal.transports = 1;
+    if (ctx->message->kind == NGX_BAYEUX_KIND_HANDSHAKE) {
+        /* as any refused handshake: what the server supports */
+        b->refusal.transports = 1;
+    }
 
     return NGX_DECLINED;
 }
 
 
 /*
- * What the application receives: the handshake as the module read it,
- * written again from its fields (channel, version, minimumVersion,
- * supportedConnectionTypes, id, ext, advice), whatever the transport
- * carried it in (a JSON body, a form, a JSONP query, a websocket frame).
- * ext is passed as the client sent it; fields the module does not read
+ * What the application receives: the message as the module read it,
+ * written again from its fields, whatever the transport carried it in
+ * (a JSON body, a form, a JSONP query, a websocket frame).  data and ext
+ * are passed as the client sent them; fields the module does not read
  * are not passed.
  */
 
 static ngx_int_t
-ngx_bayeux_app_handshake_json(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
+ngx_bayeux_app_message_json(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     ngx_str_t *out)
 {
     u_char             *p;
@@ -223,20 +656,20 @@ ngx_bayeux_app_handshake_json(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     u_char              advice[2 * NGX_INT_T_LEN + sizeof("{,}")
                                + sizeof("\"timeout\":\"interval\":")];
 
-    if (ngx_bayeux_json_init(&j, b->pool, 256 + m->ext.len) != NGX_OK
+    if (ngx_bayeux_json_init(&j, b->pool,
+                             256 + m->ext.len + m->data.len
+                             + m->subscription.len)
+           != NGX_OK
         || ngx_bayeux_json_literal(&j, "{") != NGX_OK
         || ngx_bayeux_json_key(&j, "channel") != NGX_OK
-        || ngx_bayeux_json_string(&j, &m->channel) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_bayeux_json_string_field(&j, "version", &m->version) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_bayeux_json_string_field(&j, "minimumVersion", &m->minimum_version)
-        != NGX_OK)
+        || ngx_bayeux_json_string(&j, &m->channel) != NGX_OK
+        || ngx_bayeux_json_string_field(&j, "clientId", &m->client_id)
+           != NGX_OK
+        || ngx_bayeux_json_string_field(&j, "version", &m->version)
+           != NGX_OK
+        || ngx_bayeux_json_string_field(&j, "minimumVersion",
+                                        &m->minimum_version)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -249,11 +682,12 @@ ngx_bayeux_app_handshake_json(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
         return NGX_ERROR;
     }
 
-    if (ngx_bayeux_json_raw_field(&j, "id", &m->id) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_bayeux_json_raw_field(&j, "ext", &m->ext) != NGX_OK) {
+    if (ngx_bayeux_json_raw_field(&j, "subscription", &m->subscription)
+           != NGX_OK
+        || ngx_bayeux_json_raw_field(&j, "data", &m->data) != NGX_OK
+        || ngx_bayeux_json_raw_field(&j, "id", &m->id) != NGX_OK
+        || ngx_bayeux_json_raw_field(&j, "ext", &m->ext) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

@@ -15,11 +15,12 @@
 
 
 /*
- * The subrequest is made as auth_request makes its own: WAITED, and
- * header_only, so that nothing of the answer is ever written to the
- * client (a polling request's output) or to a connection that has no
- * socket (a websocket's fake request).  The body is ours: the client's
- * (or nothing, for a websocket) is not passed on.
+ * The subrequest is WAITED, as auth_request makes its own, and IN_MEMORY:
+ * its answer's body is kept for us (up to subrequest_output_buffer_size)
+ * and nothing of it is ever written to the client (a polling request's
+ * output) or to a connection that has no socket (a websocket's fake
+ * request).  The body is ours: the client's (or nothing, for a
+ * websocket) is not passed on.
  *
  * Its end is noticed by the post_subrequest handler, which only records
  * the status and posts "resume": the batch goes on from there, once
@@ -97,7 +98,8 @@ ngx_bayeux_app_request(ngx_bayeux_app_request_t *ar, ngx_str_t *body)
     ps->data = ar;
 
     if (ngx_http_subrequest(parent, ar->uri, NULL, &sr, ps,
-                            NGX_HTTP_SUBREQUEST_WAITED)
+                            NGX_HTTP_SUBREQUEST_WAITED
+                            |NGX_HTTP_SUBREQUEST_IN_MEMORY)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -105,7 +107,6 @@ ngx_bayeux_app_request(ngx_bayeux_app_request_t *ar, ngx_str_t *body)
 
     sr->method = NGX_HTTP_POST;
     sr->method_name = ngx_bayeux_app_post;
-    sr->header_only = 1;
 
     if (ngx_bayeux_app_request_headers(sr, parent, copy.len) != NGX_OK
         || ngx_bayeux_app_request_body(sr, &copy) != NGX_OK)
@@ -271,6 +272,8 @@ static ngx_int_t
 ngx_bayeux_app_request_done(ngx_http_request_t *sr, void *data,
     ngx_int_t rc)
 {
+    size_t                     len;
+    ngx_buf_t                 *buf;
     ngx_bayeux_app_request_t  *ar = data;
 
     if (ar->answered) {
@@ -279,12 +282,33 @@ ngx_bayeux_app_request_done(ngx_http_request_t *sr, void *data,
 
     ar->answered = 1;
 
+    /* the batch's pool lives until the batch is resumed */
+
+    buf = sr->out ? sr->out->buf : NULL;
+
+    if (buf && !ar->cancelled && buf->last > buf->pos) {
+        len = buf->last - buf->pos;
+
+        ar->body.data = ngx_pnalloc(ar->batch->pool, len);
+        if (ar->body.data == NULL) {
+            ar->no_memory = 1;
+
+        } else {
+            ngx_memcpy(ar->body.data, buf->pos, len);
+            ar->body.len = len;
+        }
+    }
+
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE || rc == NGX_ERROR) {
         ar->status = (rc == NGX_ERROR) ? NGX_HTTP_INTERNAL_SERVER_ERROR
                                        : (ngx_uint_t) rc;
 
     } else {
         ar->status = sr->headers_out.status;
+    }
+
+    if (ar->no_memory) {
+        ar->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* the proxy takes bytes that are not HTTP for an HTTP/0.9 answer */

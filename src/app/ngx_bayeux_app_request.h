@@ -19,8 +19,8 @@
  * A question to the application for a message of a batch that waits in
  * an incoming hook: a subrequest "POST uri" with a JSON body, from the
  * request the batch's transport gives (ngx_bayeux_transport_parent()),
- * with the client's request headers.  Only the status of the answer is
- * read.  Once the subrequest is over (or the batch was cancelled), the
+ * with the client's request headers.  The status of the answer and its
+ * body (up to subrequest_output_buffer_size) are read.  Once the subrequest is over (or the batch was cancelled), the
  * "handler" is called from a posted event, outside nginx's subrequest
  * code: it reads "status" and resumes the batch.
  */
@@ -42,12 +42,14 @@ struct ngx_bayeux_app_request_s {
      * or 0: no answer (no subrequest could be made, or cancelled)
      */
     ngx_uint_t                     status;
+    ngx_str_t                      body;        /* in the batch's pool */
 
     ngx_event_t                    resume;
 
     unsigned                       answered:1;
     unsigned                       cancelled:1;
     unsigned                       not_http:1;  /* garbage read as HTTP/0.9 */
+    unsigned                       no_memory:1;
 };
 
 

@@ -83,6 +83,13 @@ struct ngx_bayeux_op_s {
      */
     ngx_str_t                      browser;
 
+    /*
+     * what the session was granted, as text the engine does not read:
+     * the handshake keeps it with the session, touch gives it back
+     * (empty: nothing)
+     */
+    ngx_str_t                      grants;
+
     ngx_str_t                      channel;     /* publish */
     ngx_str_t                      message;     /* publish: JSON text */
     ngx_array_t                   *channels;    /* (un)subscribe */
@@ -121,7 +128,10 @@ struct ngx_bayeux_engine_s {
     void       (*publish)(ngx_bayeux_op_t *op);
     void       (*disconnect)(ngx_bayeux_op_t *op);
 
-    /* checks that the session exists (a /service message) */
+    /*
+     * checks that the session exists (a /service message), and gives
+     * what it was granted at handshake (op->grants, in op->pool)
+     */
     void       (*touch)(ngx_bayeux_op_t *op);
 
     /*

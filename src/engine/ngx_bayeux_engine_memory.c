@@ -85,6 +85,7 @@ typedef struct {
     u_char                         id[NGX_BAYEUX_CLIENT_ID_LEN];
     u_char                         browser[NGX_BAYEUX_BROWSER_ID_LEN];
     size_t                         browser_len;
+    ngx_str_t                      grants;      /* ngx_alloc() */
     ngx_queue_t                    link;
     ngx_queue_t                    queue;
     ngx_uint_t                     queued;
@@ -486,6 +487,17 @@ ngx_bayeux_memory_handshake(ngx_bayeux_op_t *op)
 
     s->browser_len = ngx_min(op->browser.len, NGX_BAYEUX_BROWSER_ID_LEN);
     ngx_memcpy(s->browser, op->browser.data, s->browser_len);
+
+    if (op->grants.len) {
+        s->grants.data = ngx_alloc(op->grants.len, mem->log);
+        if (s->grants.data == NULL) {
+            ngx_bayeux_memory_free(&mem->session_slab, s, mem->log);
+            goto done;
+        }
+
+        ngx_memcpy(s->grants.data, op->grants.data, op->grants.len);
+        s->grants.len = op->grants.len;
+    }
 
     s->memory = mem;
     s->node.str.data = s->id;
@@ -1105,10 +1117,22 @@ ngx_bayeux_memory_disconnect(ngx_bayeux_op_t *op)
 static void
 ngx_bayeux_memory_touch(ngx_bayeux_op_t *op)
 {
-    ngx_bayeux_memory_t  *mem = op->endpoint->data;
+    ngx_bayeux_memory_t          *mem = op->endpoint->data;
+    ngx_bayeux_memory_session_t  *s;
 
-    op->rc = ngx_bayeux_memory_session(mem, op) ? NGX_OK
-                                                            : NGX_DECLINED;
+    s = ngx_bayeux_memory_session(mem, op);
+
+    if (s == NULL) {
+        op->rc = NGX_DECLINED;
+
+    } else {
+        /* the session may be gone once the handler returns */
+        op->grants.data = ngx_pstrdup(op->pool, &s->grants);
+        op->grants.len = s->grants.len;
+        op->rc = (op->grants.data || s->grants.len == 0) ? NGX_OK
+                                                         : NGX_ERROR;
+    }
+
     op->handler(op);
 }
 
@@ -1170,6 +1194,10 @@ ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s, ngx_uint_t notify)
         ngx_queue_remove(q);
         ngx_bayeux_memory_msg_release(item->msg);
         ngx_bayeux_memory_free(&mem->item_slab, item, mem->log);
+    }
+
+    if (s->grants.data) {
+        ngx_free(s->grants.data);
     }
 
     ngx_rbtree_delete(&mem->sessions, &s->node.node);

@@ -241,6 +241,8 @@ static ngx_int_t ngx_bayeux_redis_subscribe_result(
     ngx_bayeux_redis_cmd_t *cmd, redisReply *reply, ngx_int_t code);
 static ngx_int_t ngx_bayeux_redis_publish_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code);
+static ngx_int_t ngx_bayeux_redis_touch_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code);
 static ngx_int_t ngx_bayeux_redis_session_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code);
 static ngx_uint_t ngx_bayeux_redis_valid_id(ngx_str_t *id);
@@ -334,8 +336,8 @@ ngx_bayeux_engine_t  ngx_bayeux_engine_redis = {
 
 static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
-    /* HANDSHAKE: id, browser; 1 created, 0 the id is taken */
-    { ngx_string("hs"), 2, ngx_bayeux_redis_op_done,
+    /* HANDSHAKE: id, browser, grants; 1 created, 0 the id is taken */
+    { ngx_string("hs"), 3, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_handshake_result },
 
     /*
@@ -365,9 +367,9 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
     { ngx_string("dc"), 2, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_session_result },
 
-    /* TOUCH: id, browser; -1 unknown, 0 known */
+    /* TOUCH: id, browser; {-1} unknown, {0, grants} known */
     { ngx_string("to"), 2, ngx_bayeux_redis_op_done,
-      ngx_bayeux_redis_session_result },
+      ngx_bayeux_redis_touch_result },
 
     /* TAKE: worker channel, mode; id and token of each; one reply each */
     { ngx_string("tb"), 2, ngx_bayeux_redis_take_done, NULL },
@@ -1270,13 +1272,14 @@ ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op)
 
     cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_HANDSHAKE, 0,
                                       NGX_BAYEUX_CLIENT_ID_LEN
-                                      + op->browser.len);
+                                      + op->browser.len + op->grants.len);
     if (cmd == NULL) {
         goto failed;
     }
 
     ngx_bayeux_redis_cmd_arg(cmd, id, NGX_BAYEUX_CLIENT_ID_LEN);
     ngx_bayeux_redis_cmd_arg(cmd, op->browser.data, op->browser.len);
+    ngx_bayeux_redis_cmd_arg(cmd, op->grants.data, op->grants.len);
 
     /* the protocol reads it only if the handshake succeeds */
 
@@ -1762,6 +1765,38 @@ ngx_bayeux_redis_session_result(ngx_bayeux_redis_cmd_t *cmd,
 {
     /* -1: no such session (or not of this browser) */
     return (code == -1) ? NGX_DECLINED : NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_touch_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code)
+{
+    redisReply       *g;
+    ngx_bayeux_op_t  *op;
+
+    if (code == -1) {
+        return NGX_DECLINED;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        return NGX_ERROR;
+    }
+
+    op = cmd->op;
+    g = reply->element[1];
+
+    op->grants.len = g->len;
+    op->grants.data = ngx_pnalloc(op->pool, g->len);
+    if (op->grants.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(op->grants.data, g->str, g->len);
+
+    return NGX_OK;
 }
 
 

@@ -51,11 +51,12 @@ local function known(id, b)
   return redis.call('HGET', s, 'b') == b
 end
 
--- handshake; ARGV: id, browser
+-- handshake; ARGV: id, browser, grants (the protocol's text, kept in "g")
 if op == 'hs' then
   local s = P .. 's:' .. ARGV[4]
   if redis.call('EXISTS', s) == 1 then return 0 end
-  redis.call('HSET', s, 'c', '0', 'w', '', 't', '', 'o', '', 'b', ARGV[5])
+  redis.call('HSET', s, 'c', '0', 'w', '', 't', '', 'o', '', 'b', ARGV[5],
+             'g', ARGV[6])
   redis.call('PEXPIRE', s, ttl)
   return 1
 end
@@ -259,10 +260,11 @@ if op == 'dc' then
   return 0
 end
 
--- touch: is the session known; ARGV: id, browser
+-- touch: is the session known, and what was it granted; ARGV: id, browser
 if op == 'to' then
-  if known(ARGV[4], ARGV[5]) then return 0 end
-  return -1
+  local st = redis.call('HMGET', P .. 's:' .. ARGV[4], 'b', 'g')
+  if not st[1] or (ARGV[5] ~= '' and st[1] ~= ARGV[5]) then return {-1} end
+  return {0, st[2] or ''}
 end
 
 -- refresh; ARGV: worker channel, then id and token of each connect it

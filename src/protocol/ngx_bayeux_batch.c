@@ -279,7 +279,8 @@ ngx_bayeux_batch_bound(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 /*
  * After the engine: a websocket's handshake binds it to the new session
  * (a client handshakes again on the same connection after a 402); a
- * session the engine does not know is not served.
+ * session the engine does not know is not served.  If learning the
+ * grants fails (no memory), the engine is asked again later.
  */
 
 static void
@@ -287,6 +288,13 @@ ngx_bayeux_batch_bind(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     ngx_int_t rc)
 {
     ngx_str_t  *session;
+
+    /* what the session was granted: its next messages need not ask */
+
+    if (rc == NGX_OK && m->kind == NGX_BAYEUX_KIND_HANDSHAKE && b->known) {
+        (void) ngx_bayeux_session_learn(b->known, &m->client_id,
+                                        &b->op.grants, b->log);
+    }
 
     session = b->session;
 
@@ -333,6 +341,9 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 
         b->checked = 1;
         b->hook = 0;
+
+        /* the browser its operation names, for the hooks' too */
+        ngx_bayeux_batch_browser(b, m->kind == NGX_BAYEUX_KIND_HANDSHAKE);
     }
 
     rc = ngx_bayeux_batch_incoming(b, m);
@@ -355,8 +366,6 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
     }
 
     op = &b->op;
-
-    ngx_bayeux_batch_browser(b, m->kind == NGX_BAYEUX_KIND_HANDSHAKE);
 
     if (m->kind == NGX_BAYEUX_KIND_CONNECT) {
         /* its reply is written when the batch is answered */
@@ -384,6 +393,7 @@ ngx_bayeux_batch_check(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 
     op->client_id = m->client_id;
     op->rc = NGX_ERROR;
+    ngx_str_null(&op->grants);
 
     ngx_memzero(&b->refusal, sizeof(ngx_bayeux_refusal_t));
 

@@ -15,6 +15,7 @@
 #include "ngx_bayeux_message.h"
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_clients.h"
+#include "ngx_bayeux_session.h"
 
 
 /*
@@ -161,6 +162,12 @@ struct ngx_bayeux_batch_s {
      * session are refused
      */
     ngx_str_t                     *session;
+
+    /*
+     * what is known of the session of its messages (a websocket's, for
+     * its connection), or NULL: see ngx_bayeux_session.h
+     */
+    ngx_bayeux_session_known_t    *known;
 
     unsigned                       running:1;
     unsigned                       calling:1;   /* engine call not returned */

@@ -87,6 +87,9 @@ typedef struct {
 
     ngx_bayeux_ext_t           ext_values;      /* decoded from ext */
 
+    /* the reply's "ext", given by a hook (JSON text): empty, none */
+    ngx_str_t                  reply_ext;
+
     ngx_uint_t                 kind;            /* ngx_bayeux_kind_e */
 
     unsigned                   disconnected:1;      /* applied: done */

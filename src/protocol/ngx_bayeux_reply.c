@@ -306,6 +306,10 @@ static ngx_int_t
 ngx_bayeux_reply_close(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j,
     ngx_bayeux_message_t *m, ngx_str_t *out)
 {
+    if (ngx_bayeux_json_raw_field(j, "ext", &m->reply_ext) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (b->endpoint->hooks
         && ngx_bayeux_hooks_outgoing(&b->endpoint->hooks->outgoing, b, m, j)
            != NGX_OK)

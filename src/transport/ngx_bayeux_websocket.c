@@ -73,6 +73,9 @@ typedef struct {
     ngx_str_t                      session;
     u_char                         session_id[NGX_BAYEUX_CLIENT_ID_LEN];
 
+    /* what its batches learn of that session, where there is to learn */
+    ngx_bayeux_session_known_t    *known;
+
     /* posted: the end of the upgrade, then the closing */
     ngx_event_t                    event;
 
@@ -286,6 +289,13 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
     if (blcf->endpoint->subrequests) {
         ws->upgrade = ngx_bayeux_keep_request(r, c->pool);
         if (ws->upgrade == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (blcf->endpoint->authorization) {
+        ws->known = ngx_bayeux_session_known_create(c->pool);
+        if (ws->known == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
@@ -864,6 +874,7 @@ ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data, size_t len)
     b->owner.data = ws->browser;
     b->owner.len = NGX_BAYEUX_BROWSER_ID_LEN;
     b->session = &ws->session;
+    b->known = ws->known;
 
     /*
      * without a cookie it takes a session up by its clientId, as CometD
