@@ -39,6 +39,7 @@ static ngx_int_t ngx_bayeux_app_request_body(ngx_http_request_t *sr,
 static ngx_int_t ngx_bayeux_app_request_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static void ngx_bayeux_app_request_resume(ngx_event_t *ev);
+static void ngx_bayeux_app_request_run(ngx_event_t *ev);
 
 
 static ngx_str_t  ngx_bayeux_app_post = ngx_string("POST");
@@ -116,6 +117,19 @@ ngx_bayeux_app_request(ngx_bayeux_app_request_t *ar, ngx_str_t *body)
         sr->post_subrequest = NULL;
         return NGX_ERROR;
     }
+
+    /*
+     * nginx starts a subrequest once the handler that made it returns to
+     * it, which is not so when a batch goes on from an event of ours (an
+     * engine's answer, the answer to an earlier subrequest)
+     */
+
+    ar->connection = parent->connection;
+    ar->run.handler = ngx_bayeux_app_request_run;
+    ar->run.data = ar;
+    ar->run.log = b->log;
+
+    ngx_post_event(&ar->run, &ngx_posted_events);
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, b->log, 0,
                    "bayeux: application request \"%V\"", ar->uri);
@@ -344,9 +358,22 @@ ngx_bayeux_app_request_cancel(ngx_bayeux_app_request_t *ar)
 
 
 static void
+ngx_bayeux_app_request_run(ngx_event_t *ev)
+{
+    ngx_bayeux_app_request_t  *ar = ev->data;
+
+    ngx_http_run_posted_requests(ar->connection);
+}
+
+
+static void
 ngx_bayeux_app_request_resume(ngx_event_t *ev)
 {
     ngx_bayeux_app_request_t  *ar = ev->data;
+
+    if (ar->run.posted) {
+        ngx_delete_posted_event(&ar->run);
+    }
 
     /* a late end of the subrequest no longer counts */
     ar->answered = 1;

@@ -45,6 +45,8 @@ struct ngx_bayeux_app_request_s {
     ngx_str_t                      body;        /* in the batch's pool */
 
     ngx_event_t                    resume;
+    ngx_event_t                    run;         /* starts the subrequest */
+    ngx_connection_t              *connection;  /* the parent's */
 
     unsigned                       answered:1;
     unsigned                       cancelled:1;
