@@ -364,6 +364,7 @@ ngx_bayeux_jwt_load_pem(ngx_conf_t *cf, ngx_bayeux_jwt_key_t *key,
     ssize_t           n;
     ngx_fd_t          fd;
     ngx_err_t         err;
+    const char       *why;
     ngx_file_info_t   fi;
 
     *file = *value;
@@ -384,6 +385,7 @@ ngx_bayeux_jwt_load_pem(ngx_conf_t *cf, ngx_bayeux_jwt_key_t *key,
     err = 0;
     buf = NULL;
     size = 0;
+    why = "";
 
     if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
         err = ngx_errno;
@@ -391,12 +393,15 @@ ngx_bayeux_jwt_load_pem(ngx_conf_t *cf, ngx_bayeux_jwt_key_t *key,
     } else {
         size = ngx_file_size(&fi);
 
-        if (size > 0 && size <= NGX_BAYEUX_JWT_MAX_PEM) {
+        if (size <= 0 || size > NGX_BAYEUX_JWT_MAX_PEM) {
+            why = ": empty, or too large for a public key";
+
+        } else {
             buf = ngx_pnalloc(cf->temp_pool, (size_t) size);
 
             if (buf) {
                 n = ngx_read_fd(fd, buf, (size_t) size);
-                err = ngx_errno;
+                err = (n == NGX_ERROR) ? ngx_errno : 0;
             }
         }
     }
@@ -407,10 +412,9 @@ ngx_bayeux_jwt_load_pem(ngx_conf_t *cf, ngx_bayeux_jwt_key_t *key,
     }
 
     if (n != size || n <= 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, n == NGX_ERROR ? err : 0,
-                           "\"bayeux_jwt_key\" cannot read \"%V\"%s", file,
-                           (size <= 0 || size > NGX_BAYEUX_JWT_MAX_PEM)
-                           ? ": empty, or too large for a public key" : "");
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, err,
+                           "\"bayeux_jwt_key\" cannot read \"%V\"%s",
+                           file, why);
         return NGX_CONF_ERROR;
     }
 
@@ -545,7 +549,7 @@ ngx_bayeux_jwt_verify(ngx_bayeux_jwt_key_t *key, ngx_str_t *token,
     }
 
     *g = ctx.grants;
-    *why = NULL;
+    *why = "valid";
 
     return NGX_OK;
 }

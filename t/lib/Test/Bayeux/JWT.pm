@@ -92,7 +92,8 @@ sub jwt_openssl_verify {
     my $dir = tempdir(CLEANUP => 1);
     _write("$dir/in", "$h.$p");
     _write("$dir/sig", $sig);
-    my $out = qx{openssl dgst -sha256 -verify '$pub' -signature '$dir/sig' '$dir/in' 2>&1};
+    my $out = qx{openssl dgst -sha256 -verify '$pub' \\
+                 -signature '$dir/sig' '$dir/in' 2>&1};
     return $? == 0 && $out =~ /Verified OK/ ? 1 : 0;
 }
 
