@@ -14,6 +14,7 @@
 #include "ngx_bayeux_handler.h"
 #include "ngx_bayeux_batch.h"
 #include "ngx_bayeux_app.h"
+#include "ngx_bayeux_jwt.h"
 
 
 static ngx_int_t ngx_bayeux_preconfiguration(ngx_conf_t *cf);
@@ -270,6 +271,13 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       offsetof(ngx_bayeux_loc_conf_t, publish_request),
       &ngx_bayeux_app_request_uri_p },
 
+    { ngx_string("bayeux_jwt_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_bayeux_jwt_key_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -373,6 +381,7 @@ ngx_bayeux_create_loc_conf(ngx_conf_t *cf)
     blcf->websocket_idle_timeout = NGX_CONF_UNSET_MSEC;
     blcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
     blcf->redis_command_timeout = NGX_CONF_UNSET_MSEC;
+    blcf->jwt_key = NGX_CONF_UNSET_PTR;
 
     return blcf;
 }
@@ -458,6 +467,7 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              prev->subscribe_request, "");
     ngx_conf_merge_str_value(conf->publish_request,
                              prev->publish_request, "");
+    ngx_conf_merge_ptr_value(conf->jwt_key, prev->jwt_key, NULL);
 
     if (conf->engine == NULL) {
         conf->engine = prev->engine;

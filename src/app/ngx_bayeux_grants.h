@@ -15,10 +15,11 @@
 /*
  * What a session was given at handshake, by the application's answer to
  * bayeux_handshake_request or by a token (bayeux_jwt_key): the user it
- * acts for, and the channel patterns ("/chat/ **", "/user/alice/ *" without
- * the blanks, or a plain channel) it may subscribe to and publish on without asking the
- * application again.  The engine keeps it with the session, as text
- * (ngx_bayeux_grants_write()), so that any worker finds it.
+ * acts for, and the channel patterns ("/chat/ **", "/user/alice/ *"
+ * without the blanks, or a plain channel) it may subscribe to and publish
+ * on without asking the application again.  The engine keeps it with the
+ * session, as text (ngx_bayeux_grants_write()), so that any worker finds
+ * it.
  */
 
 typedef struct {
