@@ -17,7 +17,9 @@
 #include "ngx_bayeux_app_request.h"
 #include "ngx_bayeux_app_answer.h"
 #include "ngx_bayeux_grants.h"
+#include "ngx_bayeux_jwt.h"
 #include "ngx_bayeux_app.h"
+#include <yajl/yajl_tree.h>
 
 
 /*
@@ -35,8 +37,13 @@
  *
  * Anything else (the application down, too slow, an error, an answer
  * that is not HTTP or not what is expected) refuses the message as
- * unavailable, with retry advice: it fails closed.  An endpoint with
- * none of these directives is open, as if nobody decided.
+ * unavailable, with retry advice: it fails closed.
+ *
+ * With bayeux_jwt_key, a handshake that carries a token in ext.token is
+ * decided by the token alone (its claims are the grants), with no
+ * request; without a token it is asked, or denied if there is nobody to
+ * ask.  An endpoint with none of these directives is open, as if nobody
+ * decided.
  */
 
 
@@ -68,6 +75,10 @@ static ngx_int_t ngx_bayeux_app_handshake(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m, void *data);
 static void ngx_bayeux_app_handshake_answer(ngx_bayeux_app_request_t *ar);
 static ngx_int_t ngx_bayeux_app_handshake_accept(ngx_bayeux_app_ctx_t *ctx);
+static ngx_int_t ngx_bayeux_app_handshake_token(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m, ngx_str_t *token);
+static ngx_int_t ngx_bayeux_app_ext_token(ngx_bayeux_message_t *m,
+    ngx_pool_t *pool, ngx_str_t *token);
 static ngx_int_t ngx_bayeux_app_authorize(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m, void *data);
 static void ngx_bayeux_app_touched(ngx_bayeux_op_t *op);
@@ -118,15 +129,19 @@ ngx_bayeux_app_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
 
     if (conf->handshake_request.len == 0
         && conf->subscribe_request.len == 0
-        && conf->publish_request.len == 0)
+        && conf->publish_request.len == 0
+        && conf->jwt_key == NULL)
     {
         return NGX_OK;
     }
 
     ep->authorization = 1;
-    ep->subrequests = 1;
 
-    if (conf->handshake_request.len) {
+    ep->subrequests = (conf->handshake_request.len
+                       || conf->subscribe_request.len
+                       || conf->publish_request.len);
+
+    if (conf->handshake_request.len || conf->jwt_key) {
         hook = ngx_bayeux_hook_add_incoming(cf, ep,
                               ngx_bayeux_kind_mask(NGX_BAYEUX_KIND_HANDSHAKE),
                               ngx_bayeux_app_handshake,
@@ -210,7 +225,29 @@ static ngx_int_t
 ngx_bayeux_app_handshake(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     void *data)
 {
+    ngx_int_t              rc;
+    ngx_str_t              token;
     ngx_bayeux_app_ctx_t  *ctx;
+
+    if (b->endpoint->conf->jwt_key) {
+        rc = ngx_bayeux_app_ext_token(m, b->pool, &token);
+
+        if (rc == NGX_OK) {
+            return ngx_bayeux_app_handshake_token(b, m, &token);
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (b->endpoint->conf->handshake_request.len == 0) {
+            ngx_log_error(NGX_LOG_INFO, b->log, 0,
+                          "bayeux: handshake denied: no token");
+
+            return ngx_bayeux_batch_error(b, "403::handshake_denied",
+                                          NGX_BAYEUX_ERROR_TRANSPORTS);
+        }
+    }
 
     ctx = ngx_bayeux_app_ctx(b, m, data);
     if (ctx == NULL) {
@@ -220,6 +257,97 @@ ngx_bayeux_app_handshake(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     ctx->ar.handler = ngx_bayeux_app_handshake_answer;
 
     return ngx_bayeux_app_ask(ctx);
+}
+
+
+/* a token decides alone: its claims are what the session is granted */
+
+static ngx_int_t
+ngx_bayeux_app_handshake_token(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m, ngx_str_t *token)
+{
+    ngx_int_t             rc;
+    const char           *why;
+    ngx_bayeux_grants_t   g;
+
+    rc = ngx_bayeux_jwt_verify(b->endpoint->conf->jwt_key, token, b->pool,
+                               &g, &why);
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_INFO, b->log, 0,
+                      "bayeux: handshake denied: token refused (%s)", why);
+
+        return ngx_bayeux_batch_error(b, "403::handshake_denied",
+                                      NGX_BAYEUX_ERROR_TRANSPORTS);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_bayeux_grants_check(&g, &why) != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, b->log, 0,
+                      "bayeux: handshake denied: token refused (%s)", why);
+
+        return ngx_bayeux_batch_error(b, "403::handshake_denied",
+                                      NGX_BAYEUX_ERROR_TRANSPORTS);
+    }
+
+    return ngx_bayeux_grants_write(&g, b->pool, &b->op.grants);
+}
+
+
+/*
+ * ext.token, a string; NGX_DECLINED: there is none.  ext is the
+ * parser's compact text, whose depth it has bounded.
+ */
+
+static ngx_int_t
+ngx_bayeux_app_ext_token(ngx_bayeux_message_t *m, ngx_pool_t *pool,
+    ngx_str_t *token)
+{
+    char        *text;
+    ngx_int_t    rc;
+    yajl_val     root, v;
+    const char  *path[] = { "token", NULL };
+
+    if (m->ext.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    text = ngx_pnalloc(pool, m->ext.len + 1);
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(text, m->ext.data, m->ext.len);
+    text[m->ext.len] = '\0';
+
+    root = yajl_tree_parse(text, NULL, 0);
+    if (root == NULL) {
+        return NGX_DECLINED;
+    }
+
+    rc = NGX_DECLINED;
+
+    v = yajl_tree_get(root, path, yajl_t_string);
+
+    if (v && v->u.string) {
+        token->len = ngx_strlen(v->u.string);
+        token->data = ngx_pnalloc(pool, token->len);
+
+        if (token->data == NULL) {
+            rc = NGX_ERROR;
+
+        } else {
+            ngx_memcpy(token->data, v->u.string, token->len);
+            rc = NGX_OK;
+        }
+    }
+
+    yajl_tree_free(root);
+
+    return rc;
 }
 
 
