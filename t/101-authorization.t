@@ -12,6 +12,7 @@ use warnings;
 use lib 't/lib';
 use Test::Nginx::Bayeux;
 use Test::Bayeux::App;
+use Test::Bayeux::Session;
 use Bayeux::WebSocket;
 use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
@@ -69,80 +70,6 @@ run_tests();
 $APP->stop;
 
 
-# A session on a transport: an object with send(\@messages) -> the replies
-# (not the deliveries), in the order sent.
-package Session;
-
-sub new {
-    my ($class, $transport, %o) = @_;
-    my $server = Test::Nginx::Bayeux::Conversation::server();
-    my $path = $o{path} // '/cometd';
-    my $self = bless { transport => $transport, id => 100 }, $class;
-    my @headers = @{ $o{headers} || [] };
-
-    if ($transport eq 'websocket' && $o{cookies}) {
-        push @headers, Cookie => join '; ',
-            map { "$_=$o{cookies}{$_}" } sort keys %{ $o{cookies} };
-    }
-
-    if ($transport eq 'websocket') {
-        my $ws = Bayeux::WebSocket->new(port => $server->port, path => $path);
-        $ws->handshake(headers => \@headers) or die 'upgrade: ' . $ws->error;
-        $self->{ws} = $ws;
-    } else {
-        $self->{c} = $server->client(path => $path, headers => \@headers,
-                                     cookie_jar => { %{ $o{cookies} || {} } },
-                                     connection_type => $transport);
-    }
-
-    my ($r) = $self->send([ { channel => '/meta/handshake', version => '1.0',
-                              id => 'hs',
-                              supportedConnectionTypes => [ $transport ],
-                              $o{ext} ? (ext => $o{ext}) : () } ]);
-    $self->{handshake} = $r;
-    $self->{clientId} = $r->{clientId};
-    return $self;
-}
-
-sub handshake { $_[0]{handshake} }
-sub client_id { $_[0]{clientId} }
-
-sub send {
-    my ($self, $msgs) = @_;
-    my %want;
-    for my $m (@$msgs) {
-        $m->{id} //= '' . $self->{id}++;
-        $m->{clientId} //= $self->{clientId} if $self->{clientId};
-        $want{$m->{id}} = 1;
-    }
-    my @got;
-    if ($self->{ws}) {
-        $self->{ws}->send_json($msgs);
-        my $deadline = Time::HiRes::time() + 10;
-        while (keys %want && Time::HiRes::time() < $deadline) {
-            my $in = $self->{ws}->recv_json(timeout => 10) or last;
-            for my $m (@$in) {
-                if (defined $m->{id} && delete $want{$m->{id}}) {
-                    push @got, $m;
-                } else {
-                    push @{ $self->{deliveries} }, $m;
-                }
-            }
-        }
-    } else {
-        my $res = $self->{c}->post('/', $msgs,
-            $self->{transport} eq 'callback-polling' ? (jsonp => 'cb') : ());
-        my $body = $res->body;
-        $body =~ s{^/\*\*/cb\((.*)\);?\s*$}{$1}s;
-        my $in = JSON::PP::decode_json($body);
-        @got = grep { defined $_->{id} && $want{$_->{id}} } @$in;
-    }
-    # in the order sent
-    my %by = map { $_->{id} => $_ } @got;
-    return map { $by{$_->{id}} } @$msgs;
-}
-
-package main;
 
 # a long-polling listener granted everything on /chat and /other
 sub listener {
@@ -176,7 +103,7 @@ __DATA__
 for my $t (@main::TRANSPORTS) {
     $main::APP->clear;
     $main::APP->answer('/_app/handshake', status => 200, body => $main::ALICE);
-    my $s = Session->new($t);
+    my $s = Test::Bayeux::Session->new($t);
     ok $s->handshake->{successful}, "$t: handshake";
     my $cid = $s->client_id;
     my @r = $s->send([
@@ -228,13 +155,12 @@ $main::APP->answer('/_app/handshake', status => 200,
                    when => 'listener');
 $main::APP->answer('/_app/handshake', status => 200,
                    body => '{"subscribe":["/open"],"publish":["/open"]}');
-my $server = Test::Nginx::Bayeux::Conversation::server();
 my $l = $server->client;
 $l->handshake(ext => { who => 'listener' });
 ok $l->subscribe('/chat/room')->{successful}, 'the listener subscribes';
 $l->connect(advice => { timeout => 0 });
 for my $t (@main::TRANSPORTS) {
-    my $s = Session->new($t);
+    my $s = Test::Bayeux::Session->new($t);
     my @r = $s->send([ { channel => '/meta/subscribe',
                          subscription => '/chat/room' },
                        { channel => '/chat/room', data => { from => $t } },
@@ -263,13 +189,13 @@ for my $t (@main::TRANSPORTS) {
     $main::APP->answer('/_app/handshake', status => 200,
         body => '{"user":"alice","ext":{"greeting":"hi alice","n":[1,2]},'
               . '"other":{"ignored":[true]}}');
-    my $s = Session->new($t);
+    my $s = Test::Bayeux::Session->new($t);
     my $r = $s->handshake;
     ok $r->{successful}, "$t: accepted";
     is_deeply $r->{ext}, { greeting => 'hi alice', n => [1, 2] },
               "$t: ext in the reply";
     $main::APP->answer('/_app/handshake', status => 204);
-    $s = Session->new($t);
+    $s = Test::Bayeux::Session->new($t);
     ok $s->handshake->{successful}, "$t: 204 accepts";
     ok !exists $s->handshake->{ext}, "$t: no ext";
     my ($sub) = $s->send([ { channel => '/meta/subscribe',
@@ -291,7 +217,7 @@ for my $t (@main::TRANSPORTS) {
     $main::APP->answer('/_app/subscribe', status => 403, when => '/vault');
     $main::APP->answer('/_app/subscribe', status => 403,
                        body => '{"reason":"bad:reason"}', when => '/colon');
-    my $s = Session->new($t, path => '/asked',
+    my $s = Test::Bayeux::Session->new($t, path => '/asked',
                          cookies => { app => 42 },
                          headers => [ Authorization => 'Bearer xyz' ]);
     my $cid = $s->client_id;
@@ -336,7 +262,7 @@ for my $t (@main::TRANSPORTS) {
         body => '{"data":{"text":"[removed]","by":"app"}}', when => 'rude');
     $main::APP->answer('/_app/publish', status => 403,
                        body => '{"reason":"muted"}', when => 'muted');
-    my $s = Session->new($t, path => '/asked');
+    my $s = Test::Bayeux::Session->new($t, path => '/asked');
     my @r = $s->send([
         { channel => '/room', data => { text => 'hello' } },
         { channel => '/room', data => { text => 'rude words' } },
@@ -354,6 +280,100 @@ for my $t (@main::TRANSPORTS) {
     is_deeply [ map { $_->{data} } @$d ],
               [ { text => 'hello' }, { text => '[removed]', by => 'app' } ],
               "$t: the listener got what was allowed, as the application said";
+}
+--- no_error_log
+[error]
+
+=== TEST 6: the application failing denies (fail closed): 503::application_unavailable with retry advice, one error line per burst
+--- bayeux
+my @cases = (
+    [ '/asked', 'status 500', sub {
+        $main::APP->answer('/_app/subscribe', status => 500) } ],
+    [ '/asked', 'status 504', sub {
+        $main::APP->answer('/_app/subscribe', status => 200, delay => 2) } ],
+    [ '/asked', 'the answer is not HTTP', sub {
+        $main::APP->answer('/_app/subscribe', garbage => "\x00garbage\r\n") } ],
+    [ '/asked', 'the answer is not a JSON object', sub {
+        $main::APP->answer('/_app/subscribe', status => 200,
+                           body => 'yes, fine') } ],
+    [ '/down', 'status 502', sub { } ],
+);
+for my $c (@cases) {
+    my ($path, $why, $setup) = @$c;
+    for my $t (@main::TRANSPORTS) {
+        $main::APP->clear;
+        $main::APP->answer('/_app/handshake', status => 204);
+        $setup->();
+        my $s = Test::Bayeux::Session->new($t, path => $path);
+        my @r = $s->send([ { channel => '/meta/subscribe',
+                             subscription => '/x' },
+                           { channel => '/meta/connect',
+                             connectionType => $t,
+                             advice => { timeout => 0 } } ]);
+        is $r[0]{error}, '503::application_unavailable', "$why ($t): refused";
+        is $r[0]{advice}{reconnect}, 'retry', "$why ($t): retry advice";
+        ok $r[1]{successful}, "$why ($t): the batch goes on";
+    }
+    sleep 1.1;
+}
+my $uri = qr/bayeux: subscribe request "\/_(?:app|down)\/subscribe" failed: /;
+for my $c (@cases) {
+    my $why = $c->[1];
+    my $n = main::count_lines(qr/\[error\].*$uri\Q$why\E/);
+    # at most one a second: the timeouts make a burst of three seconds
+    my $most = $why eq 'status 504' ? 4 : 2;
+    ok $n >= 1 && $n <= $most, "$why: logged once per burst ($n)";
+}
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+
+=== TEST 7: a handshake answer that cannot be granted fails closed: not JSON, wrong types, invalid patterns, a user with control characters
+--- bayeux
+my @cases = (
+    [ 'OK', 'the answer is not a JSON object' ],
+    [ '["/chat"]', 'the answer is not a JSON object' ],
+    [ '{"subscribe":"/chat/**"}', 'a member of the answer has the wrong type' ],
+    [ '{"subscribe":[1]}', 'a member of the answer has the wrong type' ],
+    [ '{"user":["alice"]}', 'a member of the answer has the wrong type' ],
+    [ '{"ext":"hi"}', 'a member of the answer has the wrong type' ],
+    [ '{"subscribe":["chat"]}',
+      'a granted channel is not a channel or a pattern' ],
+    [ '{"publish":["/meta/**"]}',
+      'a granted channel is not a channel or a pattern' ],
+    [ '{"user":"al\nice"}', 'the user has control characters' ],
+    [ '{"user":"' . ('a' x 300) . '"}', 'the user is too long' ],
+    [ '{"user":"alice"', 'the answer is not a JSON object' ],
+);
+for my $c (@cases) {
+    my ($body, $why) = @$c;
+    $main::APP->answer('/_app/handshake', status => 200, body => $body);
+    my $s = Test::Bayeux::Session->new('long-polling');
+    is $s->handshake->{error}, '503::application_unavailable',
+       "$why: refused";
+    sleep 1.05;
+    ok main::count_lines(qr/\[error\].*handshake request "\/_app\/handshake" failed: \Q$why\E/),
+       "$why: logged";
+}
+--- no_error_log
+[alert]
+[crit]
+
+=== TEST 8: a stolen clientId gets nothing from another browser: its grants stay with the session's own
+--- bayeux
+$main::APP->answer('/_app/handshake', status => 200, body => $main::ALICE);
+my $alice = Test::Bayeux::Session->new('long-polling');
+ok $alice->handshake->{successful}, 'alice';
+for my $t (@main::TRANSPORTS) {
+    # another browser (its own BAYEUX_BROWSER cookie) naming alice's session
+    my $server = Test::Nginx::Bayeux::Conversation::server();
+    my $c = $server->client(connection_type => $t);
+    $c->handshake;
+    $c->client_id($alice->client_id);
+    my $r = $c->subscribe('/chat/room');
+    is $r->{error}, '402::session_unknown', "$t: refused as unknown";
+    last if $t eq 'callback-polling';
 }
 --- no_error_log
 [error]
