@@ -14,6 +14,7 @@
 #include "ngx_bayeux_handler.h"
 #include "ngx_bayeux_batch.h"
 #include "ngx_bayeux_app.h"
+#include "ngx_bayeux_variables.h"
 #include "ngx_bayeux_jwt.h"
 
 
@@ -320,7 +321,7 @@ ngx_bayeux_preconfiguration(ngx_conf_t *cf)
 {
     ngx_bayeux_http_init_transports();
 
-    return NGX_OK;
+    return ngx_bayeux_variables_add(cf);
 }
 
 

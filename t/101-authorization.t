@@ -377,3 +377,55 @@ for my $t (@main::TRANSPORTS) {
 }
 --- no_error_log
 [error]
+
+=== TEST 9: $bayeux_client_id, $bayeux_user, $bayeux_channel, $bayeux_transport: in the subrequest's location (proxy_set_header) and in log_format
+--- http_config
+    log_format bayeux '$bayeux_transport|$bayeux_channel|$bayeux_user|'
+                      '$bayeux_client_id';
+--- config
+    location /asked {
+        bayeux;
+        bayeux_handshake_request /_app/handshake;
+        bayeux_subscribe_request /_app/subscribe;
+        bayeux_publish_request /_app/publish;
+        access_log logs/bayeux.log bayeux;
+    }
+    location /_app/ {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_APP_PORT;
+        proxy_set_header X-Bayeux-User $bayeux_user;
+        proxy_set_header X-Bayeux-Client $bayeux_client_id;
+        proxy_set_header X-Bayeux-Channel $bayeux_channel;
+        proxy_set_header X-Bayeux-Transport $bayeux_transport;
+    }
+--- bayeux
+for my $t (@main::TRANSPORTS) {
+    $main::APP->clear;
+    $main::APP->answer('/_app/handshake', status => 200,
+                       body => '{"user":"alice","subscribe":["/chat/**"]}');
+    my $s = Test::Bayeux::Session->new($t, path => '/asked');
+    my $cid = $s->client_id;
+    $s->send([ { channel => '/meta/subscribe', subscription => '/club' },
+               { channel => '/room', data => { n => 1 } } ]);
+    my @q = @{ $main::APP->requests };
+    is scalar @q, 3, "$t: three requests";
+    my $h = sub { my $r = shift; [ map { $r->{headers}{"x-bayeux-$_"} }
+                                   qw(user client channel transport) ] };
+    is_deeply $h->($q[0]), [ undef, undef, '/meta/handshake', $t ],
+              "$t: the handshake's (no user, no session yet)";
+    is_deeply $h->($q[1]), [ 'alice', $cid, '/club', $t ],
+              "$t: the subscribe's: its subscription";
+    is_deeply $h->($q[2]), [ 'alice', $cid, '/room', $t ],
+              "$t: the publish's";
+}
+sleep 0.2;
+open my $fh, '<', $server->root . '/logs/bayeux.log' or die $!;
+my @lines = grep { !/^websocket/ } map { chomp; $_ } <$fh>;
+my ($hs) = grep { m{^long-polling\|/meta/handshake\|} } @lines;
+like $hs, qr{^long-polling\|/meta/handshake\|alice\|[0-9a-f]{40}$},
+     'the handshake request logged with its new session and its user';
+my ($sub) = grep { m{^callback-polling\|/meta/subscribe\|} } @lines;
+like $sub, qr{^callback-polling\|/meta/subscribe\|alice\|[0-9a-f]{40}$},
+     'a callback-polling batch: its first channel, its user';
+--- no_error_log
+[error]

@@ -214,6 +214,7 @@ ngx_bayeux_app_ctx(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     ctx->ar.data = ctx;
     ctx->ar.uri = (ngx_str_t *) ((u_char *) b->endpoint->conf
                                  + operation->uri);
+    ctx->ar.message = m;
 
     return ctx;
 }
@@ -228,6 +229,14 @@ ngx_bayeux_app_handshake(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     ngx_int_t              rc;
     ngx_str_t              token;
     ngx_bayeux_app_ctx_t  *ctx;
+
+    if (b->known == NULL) {
+        /* a polling request's: the user of its log line */
+        b->known = ngx_bayeux_session_known_create(b->pool);
+        if (b->known == NULL) {
+            return NGX_ERROR;
+        }
+    }
 
     if (b->endpoint->conf->jwt_key) {
         rc = ngx_bayeux_app_ext_token(m, b->pool, &token);
@@ -554,6 +563,8 @@ ngx_bayeux_app_decide(ngx_bayeux_app_ctx_t *ctx, ngx_str_t *grants)
     if (i == n) {
         return NGX_OK;
     }
+
+    ctx->ar.grants = grants;
 
     if (ctx->ar.uri->len == 0) {
         /* closed by default: nobody may decide otherwise */

@@ -12,6 +12,7 @@
 #include "ngx_bayeux_batch.h"
 #include "ngx_bayeux_transport.h"
 #include "ngx_bayeux_app_request.h"
+#include "ngx_bayeux_variables.h"
 
 
 /*
@@ -110,7 +111,9 @@ ngx_bayeux_app_request(ngx_bayeux_app_request_t *ar, ngx_str_t *body)
     sr->method_name = ngx_bayeux_app_post;
 
     if (ngx_bayeux_app_request_headers(sr, parent, copy.len) != NGX_OK
-        || ngx_bayeux_app_request_body(sr, &copy) != NGX_OK)
+        || ngx_bayeux_app_request_body(sr, &copy) != NGX_OK
+        || ngx_bayeux_variables_set(sr, b, ar->message, ar->grants)
+           != NGX_OK)
     {
         /* it is posted: it runs, and ends, as an empty POST */
         ps->handler = NULL;

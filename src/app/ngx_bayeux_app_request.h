@@ -36,6 +36,10 @@ struct ngx_bayeux_app_request_s {
     ngx_bayeux_app_handler_pt      handler;
     void                          *data;
 
+    /* the message asked about, for the subrequest's variables */
+    ngx_bayeux_message_t          *message;
+    ngx_str_t                     *grants;
+
     /*
      * the answer: the application's status, or nginx's for a failure
      * (502 the application down, 504 too slow, 404 no such location),

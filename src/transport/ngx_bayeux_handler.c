@@ -76,6 +76,17 @@ ngx_bayeux_http_handler(ngx_http_request_t *r)
     ngx_table_elt_t                     *origin;
     const ngx_bayeux_http_transport_t  **t;
 
+    if (r != r->main) {
+        /*
+         * a Bayeux location serves clients, not subrequests (one that
+         * asks itself as its application would never end)
+         */
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "bayeux: a subrequest cannot be served by a bayeux "
+                      "location");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     origin = ngx_bayeux_http_header(r, "Origin");
 
     if (origin && ngx_bayeux_http_origin_allowed(r) == NGX_OK

@@ -473,6 +473,19 @@ ngx_bayeux_longpoll_wake(ngx_bayeux_batch_t *b)
 }
 
 
+ngx_bayeux_batch_t *
+ngx_bayeux_polling_batch(ngx_http_request_t *r)
+{
+    ngx_bayeux_longpoll_ctx_t  *ctx;
+
+    /* only a polling request of ours has a context of this module */
+
+    ctx = ngx_http_get_module_ctx(r, ngx_bayeux_module);
+
+    return ctx ? &ctx->batch : NULL;
+}
+
+
 /* the read handler of a connection whose connect is held */
 
 static void

@@ -28,6 +28,9 @@ void ngx_bayeux_longpoll_start(ngx_http_request_t *r, ngx_str_t *text,
 void ngx_bayeux_longpoll_bad_request(ngx_http_request_t *r,
     ngx_str_t *reason);
 ngx_int_t ngx_bayeux_jsonp_handler(ngx_http_request_t *r);
+
+/* the batch of a polling request, once its messages are read, or NULL */
+ngx_bayeux_batch_t *ngx_bayeux_polling_batch(ngx_http_request_t *r);
 ngx_int_t ngx_bayeux_jsonp_wrap(ngx_http_request_t *r, ngx_str_t *callback,
     ngx_str_t *body);
 
