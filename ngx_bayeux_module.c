@@ -272,6 +272,13 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       offsetof(ngx_bayeux_loc_conf_t, publish_request),
       &ngx_bayeux_app_request_uri_p },
 
+    { ngx_string("bayeux_service_request"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, service_request),
+      &ngx_bayeux_app_request_uri_p },
+
     { ngx_string("bayeux_jwt_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_bayeux_jwt_key_directive,
@@ -468,6 +475,8 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              prev->subscribe_request, "");
     ngx_conf_merge_str_value(conf->publish_request,
                              prev->publish_request, "");
+    ngx_conf_merge_str_value(conf->service_request,
+                             prev->service_request, "");
     ngx_conf_merge_ptr_value(conf->jwt_key, prev->jwt_key, NULL);
 
     if (conf->engine == NULL) {

@@ -61,6 +61,7 @@ typedef struct {
     ngx_str_t                  handshake_request;   /* empty: none */
     ngx_str_t                  subscribe_request;   /* empty: none */
     ngx_str_t                  publish_request;     /* empty: none */
+    ngx_str_t                  service_request;     /* empty: none */
     ngx_bayeux_jwt_key_t      *jwt_key;             /* NULL: none */
     ngx_bayeux_engine_t       *engine;
     ngx_bayeux_endpoint_t     *endpoint;

@@ -85,6 +85,9 @@ static void ngx_bayeux_app_touched(ngx_bayeux_op_t *op);
 static ngx_int_t ngx_bayeux_app_decide(ngx_bayeux_app_ctx_t *ctx,
     ngx_str_t *grants);
 static void ngx_bayeux_app_authorize_answer(ngx_bayeux_app_request_t *ar);
+static void ngx_bayeux_app_service_answer(ngx_bayeux_app_request_t *ar);
+static ngx_int_t ngx_bayeux_app_service_failed(ngx_bayeux_app_ctx_t *ctx,
+    ngx_bayeux_app_answer_t *a);
 static ngx_int_t ngx_bayeux_app_denied(ngx_bayeux_app_ctx_t *ctx,
     ngx_str_t *reason);
 static void ngx_bayeux_app_cancel(ngx_bayeux_batch_t *b,
@@ -111,6 +114,35 @@ static ngx_bayeux_app_operation_t  ngx_bayeux_app_publish_op =
       NGX_BAYEUX_GRANT_PUBLISH, ngx_bayeux_app_uri(publish_request) };
 
 
+static ngx_bayeux_app_operation_t  ngx_bayeux_app_service_op =
+    { ngx_string("service"), ngx_null_string, 0,
+      ngx_bayeux_app_uri(service_request) };
+
+
+/* the reason of a failed /service call, by the application's status */
+
+typedef struct {
+    ngx_uint_t                  status;
+    ngx_str_t                   reason;
+} ngx_bayeux_app_reason_t;
+
+static ngx_bayeux_app_reason_t  ngx_bayeux_app_reasons[] = {
+    { NGX_HTTP_BAD_REQUEST, ngx_string("bad_request") },
+    { NGX_HTTP_UNAUTHORIZED, ngx_string("unauthorized") },
+    { NGX_HTTP_FORBIDDEN, ngx_string("forbidden") },
+    { NGX_HTTP_NOT_FOUND, ngx_string("not_found") },
+    { NGX_HTTP_CONFLICT, ngx_string("conflict") },
+    { NGX_HTTP_TOO_MANY_REQUESTS, ngx_string("too_many_requests") },
+    { NGX_HTTP_INTERNAL_SERVER_ERROR, ngx_string("server_error") },
+    { NGX_HTTP_BAD_GATEWAY, ngx_string("application_unavailable") },
+    { NGX_HTTP_SERVICE_UNAVAILABLE, ngx_string("application_unavailable") },
+    { NGX_HTTP_GATEWAY_TIME_OUT, ngx_string("application_timeout") },
+    { 0, ngx_string("application_error") }
+};
+
+
+static ngx_str_t  ngx_bayeux_app_empty_object = ngx_string("{}");
+
 static ngx_str_t  ngx_bayeux_app_default_reason =
     ngx_string("denied_by_security_policy");
 
@@ -127,6 +159,20 @@ ngx_bayeux_app_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
 
     conf = ep->conf;
 
+    if (conf->service_request.len) {
+        ep->subrequests = 1;
+
+        hook = ngx_bayeux_hook_add_incoming(cf, ep,
+                              ngx_bayeux_kind_mask(NGX_BAYEUX_KIND_SERVICE),
+                              ngx_bayeux_app_authorize,
+                              &ngx_bayeux_app_service_op);
+        if (hook == NULL) {
+            return NGX_ERROR;
+        }
+
+        hook->cancel = ngx_bayeux_app_cancel;
+    }
+
     if (conf->handshake_request.len == 0
         && conf->subscribe_request.len == 0
         && conf->publish_request.len == 0
@@ -137,9 +183,9 @@ ngx_bayeux_app_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
 
     ep->authorization = 1;
 
-    ep->subrequests = (conf->handshake_request.len
-                       || conf->subscribe_request.len
-                       || conf->publish_request.len);
+    ep->subrequests |= (conf->handshake_request.len
+                        || conf->subscribe_request.len
+                        || conf->publish_request.len);
 
     if (conf->handshake_request.len || conf->jwt_key) {
         hook = ngx_bayeux_hook_add_incoming(cf, ep,
@@ -445,15 +491,19 @@ ngx_bayeux_app_authorize(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     ngx_bayeux_op_t       *op;
     ngx_bayeux_app_ctx_t  *ctx;
 
-    ctx = ngx_bayeux_app_ctx(b, m,
-                             (m->kind == NGX_BAYEUX_KIND_SUBSCRIBE)
-                             ? &ngx_bayeux_app_subscribe_op
-                             : &ngx_bayeux_app_publish_op);
+    if (data == NULL) {
+        data = (m->kind == NGX_BAYEUX_KIND_SUBSCRIBE)
+               ? &ngx_bayeux_app_subscribe_op : &ngx_bayeux_app_publish_op;
+    }
+
+    ctx = ngx_bayeux_app_ctx(b, m, data);
     if (ctx == NULL) {
         return NGX_ERROR;
     }
 
-    ctx->ar.handler = ngx_bayeux_app_authorize_answer;
+    ctx->ar.handler = (m->kind == NGX_BAYEUX_KIND_SERVICE)
+                      ? ngx_bayeux_app_service_answer
+                      : ngx_bayeux_app_authorize_answer;
 
     grants = ngx_bayeux_session_grants(b->known, &m->client_id);
 
@@ -542,6 +592,12 @@ ngx_bayeux_app_decide(ngx_bayeux_app_ctx_t *ctx, ngx_str_t *grants)
 
     m = ctx->message;
 
+    if (m->kind == NGX_BAYEUX_KIND_SERVICE) {
+        /* the application answers /service calls, and authorizes them */
+        ctx->ar.grants = grants;
+        return ngx_bayeux_app_ask(ctx);
+    }
+
     if (m->kind == NGX_BAYEUX_KIND_SUBSCRIBE) {
         channel = m->subscriptions->elts;
         n = m->subscriptions->nelts;
@@ -629,6 +685,106 @@ ngx_bayeux_app_authorize_answer(ngx_bayeux_app_request_t *ar)
     }
 
     ngx_bayeux_batch_resume(b, rc);
+}
+
+
+/*
+ * A /service call: the application's answer is the reply to the sender,
+ * with its body as "data"; a failure is "<status>::<reason>"
+ */
+
+static void
+ngx_bayeux_app_service_answer(ngx_bayeux_app_request_t *ar)
+{
+    ngx_int_t                 rc;
+    const char               *why;
+    ngx_bayeux_batch_t       *b;
+    ngx_bayeux_app_ctx_t     *ctx;
+    ngx_bayeux_app_answer_t   a;
+
+    ctx = ar->data;
+    b = ar->batch;
+
+    if (ar->cancelled || b->aborted) {
+        ngx_bayeux_batch_resume(b, NGX_ERROR);
+        return;
+    }
+
+    if (ar->not_http) {
+        ar->status = NGX_HTTP_BAD_GATEWAY;
+        (void) ngx_bayeux_app_unavailable(ctx, "the answer is not HTTP");
+        ngx_str_null(&a.data);
+        rc = ngx_bayeux_app_service_failed(ctx, &a);
+
+    } else {
+        rc = ngx_bayeux_app_answer_value(&ar->body, b->pool, &a, &why);
+
+        if (rc == NGX_DECLINED) {
+            /* the data is not JSON: nothing of it is passed on */
+            (void) ngx_bayeux_app_unavailable(ctx, why);
+            ngx_str_null(&a.data);
+
+            if (ar->status >= NGX_HTTP_OK
+                && ar->status < NGX_HTTP_SPECIAL_RESPONSE)
+            {
+                ar->status = NGX_HTTP_BAD_GATEWAY;
+            }
+
+        } else if (rc != NGX_OK) {
+            ngx_bayeux_batch_resume(b, NGX_ERROR);
+            return;
+        }
+
+        if (ar->status >= NGX_HTTP_OK
+            && ar->status < NGX_HTTP_SPECIAL_RESPONSE)
+        {
+            ctx->message->reply_data = a.data.len ? a.data
+                                                  : ngx_bayeux_app_empty_object;
+            rc = NGX_OK;
+
+        } else {
+            if (ar->status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+                (void) ngx_bayeux_app_unavailable(ctx, NULL);
+            }
+
+            rc = ngx_bayeux_app_service_failed(ctx, &a);
+        }
+    }
+
+    ngx_bayeux_batch_resume(b, rc);
+}
+
+
+static ngx_int_t
+ngx_bayeux_app_service_failed(ngx_bayeux_app_ctx_t *ctx,
+    ngx_bayeux_app_answer_t *a)
+{
+    u_char                   *error, *p;
+    ngx_uint_t                status;
+    ngx_bayeux_batch_t       *b;
+    ngx_bayeux_app_reason_t  *r;
+
+    b = ctx->batch;
+    status = ctx->ar.status ? ctx->ar.status : NGX_HTTP_BAD_GATEWAY;
+
+    for (r = ngx_bayeux_app_reasons; r->status; r++) {
+        if (r->status == status) {
+            break;
+        }
+    }
+
+    error = ngx_pnalloc(b->pool, NGX_INT_T_LEN + sizeof("::") + r->reason.len);
+    if (error == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(error, "%ui::%V", status, &r->reason);
+    *p = '\0';
+
+    ctx->message->reply_data = a->data.len ? a->data
+                                           : ngx_bayeux_app_empty_object;
+
+    return ngx_bayeux_batch_error(b, (char *) error, NGX_BAYEUX_ERROR_PLAIN);
 }
 
 

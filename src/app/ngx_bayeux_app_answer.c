@@ -102,9 +102,34 @@ static yajl_callbacks  ngx_bayeux_answer_callbacks = {
 };
 
 
+static ngx_int_t ngx_bayeux_answer_run(ngx_str_t *body, ngx_pool_t *pool,
+    ngx_bayeux_app_answer_t *a, const char **why, ngx_uint_t whole);
+
+
 ngx_int_t
 ngx_bayeux_app_answer_parse(ngx_str_t *body, ngx_pool_t *pool,
     ngx_bayeux_app_answer_t *a, const char **why)
+{
+    return ngx_bayeux_answer_run(body, pool, a, why, 0);
+}
+
+
+ngx_int_t
+ngx_bayeux_app_answer_value(ngx_str_t *body, ngx_pool_t *pool,
+    ngx_bayeux_app_answer_t *a, const char **why)
+{
+    return ngx_bayeux_answer_run(body, pool, a, why, 1);
+}
+
+
+/*
+ * "whole": the body is the value of "data", as if inside the top-level
+ * object already
+ */
+
+static ngx_int_t
+ngx_bayeux_answer_run(ngx_str_t *body, ngx_pool_t *pool,
+    ngx_bayeux_app_answer_t *a, const char **why, ngx_uint_t whole)
 {
     u_char                      *p, *last;
     ngx_int_t                    rc;
@@ -129,7 +154,19 @@ ngx_bayeux_app_answer_parse(ngx_str_t *body, ngx_pool_t *pool,
     ngx_memzero(&ap, sizeof(ngx_bayeux_answer_parser_t));
     ap.pool = pool;
     ap.answer = a;
-    ap.why = "the answer is not a JSON object";
+    ap.why = whole ? "the answer is not JSON"
+                   : "the answer is not a JSON object";
+
+    if (whole) {
+        ap.depth = 1;
+
+        for (ap.member = ngx_bayeux_answer_members;
+             ap.member->offset != ngx_bayeux_answer_field(data);
+             ap.member++)
+        {
+            /* void */
+        }
+    }
 
     ap.gen = yajl_gen_alloc(NULL);
     if (ap.gen == NULL) {

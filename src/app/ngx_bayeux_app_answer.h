@@ -42,5 +42,9 @@ typedef struct {
 ngx_int_t ngx_bayeux_app_answer_parse(ngx_str_t *body, ngx_pool_t *pool,
     ngx_bayeux_app_answer_t *a, const char **why);
 
+/* the same for a body that is any one JSON value, into a->data */
+ngx_int_t ngx_bayeux_app_answer_value(ngx_str_t *body, ngx_pool_t *pool,
+    ngx_bayeux_app_answer_t *a, const char **why);
+
 
 #endif /* _NGX_BAYEUX_APP_ANSWER_H_INCLUDED_ */

@@ -87,8 +87,9 @@ typedef struct {
 
     ngx_bayeux_ext_t           ext_values;      /* decoded from ext */
 
-    /* the reply's "ext", given by a hook (JSON text): empty, none */
+    /* the reply's "ext" and "data", given by a hook (JSON text) */
     ngx_str_t                  reply_ext;
+    ngx_str_t                  reply_data;
 
     ngx_uint_t                 kind;            /* ngx_bayeux_kind_e */
 

@@ -306,7 +306,9 @@ static ngx_int_t
 ngx_bayeux_reply_close(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j,
     ngx_bayeux_message_t *m, ngx_str_t *out)
 {
-    if (ngx_bayeux_json_raw_field(j, "ext", &m->reply_ext) != NGX_OK) {
+    if (ngx_bayeux_json_raw_field(j, "data", &m->reply_data) != NGX_OK
+        || ngx_bayeux_json_raw_field(j, "ext", &m->reply_ext) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

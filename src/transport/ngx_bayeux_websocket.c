@@ -293,7 +293,7 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
         }
     }
 
-    if (blcf->endpoint->authorization) {
+    if (blcf->endpoint->authorization || blcf->endpoint->subrequests) {
         ws->known = ngx_bayeux_session_known_create(c->pool);
         if (ws->known == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
