@@ -4,7 +4,9 @@
 // refused handshake stops the client, and a refused subscribe or publish
 // reaches the client's callback with CometD's error strings.  Over
 // websocket and long-polling (one registered at a time), on the memory
-// engine and on the Redis engine with 2 workers.
+// engine and on the Redis engine with 2 workers.  The same with Faye's
+// client: credentials put in the handshake's ext by an outgoing extension,
+// a refused subscribe or publish rejecting its promise with the error.
 //
 // The application is a real HTTP server in this process (lib/app.js, node's
 // http module on a loopback port), behind internal locations that
@@ -24,8 +26,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { App } from './lib/app.js';
 import { Server } from './lib/server.js';
 import {
-    cometdConnected, cometdDisconnect, cometdHandshake, cometdPublish,
-    cometdSubscribe, newCometD, uniqueChannel, until,
+    FAYE_TRANSPORTS, cometdConnected, cometdDisconnect, cometdHandshake,
+    cometdPublish, cometdSubscribe, fayeConnected, fayeDisconnect,
+    fayePublish, fayeSubscribe, newCometD, newFaye, uniqueChannel, until,
 } from './lib/clients.js';
 import { engineOptions, matrix, stopRedis } from './lib/matrix.js';
 
@@ -58,6 +61,33 @@ function answer(req) {
 }
 
 after(stopRedis);
+
+// The application, and nginx asking it: { app, server }, started.
+async function start(engine) {
+    const app = await new App(answer).start();
+    const server = new Server({
+        timeout: '5s',
+        maxInterval: '10s',
+        ...await engineOptions(engine),
+        location: `
+            bayeux_handshake_request /_app/handshake;
+            bayeux_subscribe_request /_app/subscribe;
+            bayeux_publish_request /_app/publish;`,
+        server: `
+        location /_app/ {
+            internal;
+            proxy_pass http://127.0.0.1:${app.port};
+            proxy_read_timeout 5s;
+        }`,
+    });
+    try {
+        await server.start();
+    } catch (err) {
+        await app.close();
+        throw err;
+    }
+    return { app, server };
+}
 
 for (const combo of combos) {
     const { transport, engine } = combo;
@@ -99,23 +129,7 @@ for (const combo of combos) {
         }
 
         before(async () => {
-            app = await new App(answer).start();
-            server = new Server({
-                timeout: '5s',
-                maxInterval: '10s',
-                ...await engineOptions(engine),
-                location: `
-            bayeux_handshake_request /_app/handshake;
-            bayeux_subscribe_request /_app/subscribe;
-            bayeux_publish_request /_app/publish;`,
-                server: `
-        location /_app/ {
-            internal;
-            proxy_pass http://127.0.0.1:${app.port};
-            proxy_read_timeout 5s;
-        }`,
-            });
-            await server.start();
+            ({ app, server } = await start(engine));
         });
 
         after(async () => {
@@ -259,6 +273,166 @@ for (const combo of combos) {
             assert.deepEqual(chatGot[1].data, { text: 'still here' });
             assert.deepEqual(ann.delivered.map((m) => m.channel),
                              [chat, chat]);
+        });
+    });
+}
+
+for (const combo of matrix(FAYE_TRANSPORTS)) {
+    const { transport, engine } = combo;
+
+    describe(`the application decides, Faye client, ${combo.name}`, {
+        timeout: 120000,
+        skip: combo.skip,
+    }, () => {
+        let app;
+        let server;
+        const clients = [];
+
+        // A Faye client whose handshakes carry ext (an outgoing extension,
+        // as Faye has no handshake properties), and that records the
+        // replies to its handshakes (client.handshakes) and every message
+        // delivered to it (client.delivered).
+        function client(ext, options) {
+            const c = newFaye(server.url, options, transport);
+            c.handshakes = [];
+            c.delivered = [];
+            c.addExtension({
+                outgoing(message, callback) {
+                    if (message.channel === '/meta/handshake') {
+                        message.ext = { ...message.ext, ...ext };
+                    }
+                    callback(message);
+                },
+                incoming(message, callback) {
+                    if (message.channel === '/meta/handshake') {
+                        c.handshakes.push(message);
+                    } else if (!message.channel.startsWith('/meta/')
+                               && message.successful === undefined) {
+                        c.delivered.push(message);
+                    }
+                    callback(message);
+                },
+            });
+            clients.push(c);
+            return c;
+        }
+
+        // { c }: a Faye client is a thenable, it cannot be the value of a
+        // promise
+        async function login(user) {
+            const c = client({ auth: { user, password: 'x' } });
+            await fayeConnected(c);
+            return { c };
+        }
+
+        before(async () => {
+            ({ app, server } = await start(engine));
+        });
+
+        after(async () => {
+            // those let in (fayeDisconnect waits for a client to be
+            // connected, which a refused one never is)
+            await Promise.all(clients
+                .filter((c) => c.handshakes.some((h) => h.successful))
+                .map((c) => fayeDisconnect(c).catch(() => {})));
+            try {
+                server.assertCleanLog();
+            } finally {
+                await server.close();
+                await app.close();
+            }
+        });
+
+        beforeEach(() => {
+            app.requests.length = 0;
+        });
+
+        test('credentials in ext reach the application; its ext comes '
+             + 'back in the handshake reply', async () => {
+            const { c } = await login('ann');
+            assert.equal(c.handshakes.length, 1);
+            assert.equal(c.handshakes[0].successful, true);
+            assert.equal(c.handshakes[0].ext.welcome, 'ann');
+
+            const sent = c.requests[0].messages[0];
+            assert.equal(sent.channel, '/meta/handshake');
+            const got = app.on('/_app/handshake');
+            assert.equal(got.length, 1);
+            assert.deepEqual(got[0].json, {
+                channel: '/meta/handshake',
+                version: '1.0',
+                supportedConnectionTypes: sent.supportedConnectionTypes,
+                id: sent.id,
+                ext: { auth: { user: 'ann', password: 'x' } },
+            });
+            assert.deepEqual(app.requests.map((r) => r.path),
+                             ['/_app/handshake']);
+        });
+
+        test('a wrong password: 403::handshake_denied, and no retry',
+             async () => {
+            // a client that would retry after 100 ms if it did
+            const c = client({ auth: { user: 'ann', password: 'wrong' } },
+                             { retry: 0.1 });
+            c.connect();
+            await until(() => c.handshakes.length >= 1, 10000,
+                        'the handshake reply');
+            const reply = c.handshakes[0];
+            assert.equal(reply.successful, false);
+            assert.equal(reply.error, '403::handshake_denied');
+            assert.equal(reply.advice && reply.advice.reconnect, 'none');
+
+            // nothing more comes in ten times the retry interval
+            await sleep(1000);
+            assert.equal(c.handshakes.length, 1);
+            assert.deepEqual(app.requests.map((r) => r.path),
+                             ['/_app/handshake']);
+            const sent = c.requests.flatMap((r) => r.messages);
+            assert.deepEqual(sent.map((m) => m.channel),
+                             ['/meta/handshake']);
+        });
+
+        test('granted channels at once; a refused subscribe and publish '
+             + 'reject their promises with the error', async () => {
+            const chat = uniqueChannel('/chat');
+            const priv = uniqueChannel('/private');
+            const news = uniqueChannel('/news');
+            const { c: ann } = await login('ann');
+            const { c: bob } = await login('bob');
+            app.requests.length = 0;
+
+            const chatGot = [];
+            await fayeSubscribe(ann, chat, (data) => chatGot.push(data));
+            assert.deepEqual(app.requests, []);
+
+            const privGot = [];
+            const err = await fayeSubscribe(ann, priv,
+                                            (data) => privGot.push(data))
+                .then(() => null, (e) => e);
+            assert.ok(err, 'the subscription is rejected');
+            assert.equal(String(err), '403:not_a_member:subscribe_denied');
+            assert.equal(err.code, 403);
+            const asked = app.on('/_app/subscribe');
+            assert.equal(asked.length, 1);
+            assert.equal(asked[0].json.subscription, priv);
+
+            await fayePublish(bob, priv, { secret: 1 });
+            assert.equal(app.on('/_app/publish').length, 1);
+            await fayePublish(bob, chat, { text: 'hello ann' });
+            await until(() => chatGot.length >= 1, 10000,
+                        'the chat message');
+            assert.deepEqual(chatGot, [{ text: 'hello ann' }]);
+            assert.deepEqual(privGot, []);
+            assert.deepEqual(ann.delivered.map((m) => m.channel), [chat]);
+
+            const denied = await fayePublish(ann, news, { text: 'extra!' })
+                .then(() => null, (e) => e);
+            assert.ok(denied, 'the publication is rejected');
+            assert.equal(String(denied), '403:read_only:publish_denied');
+            const pub = app.on('/_app/publish');
+            assert.equal(pub.length, 2);
+            assert.equal(pub[1].json.channel, news);
+            assert.deepEqual(pub[1].json.data, { text: 'extra!' });
         });
     });
 }
