@@ -10,6 +10,12 @@
 // "here", so a newcomer learns who is in the room; the server keeps no
 // state of its own.  id is the client's Bayeux clientId.
 //
+// The name goes in the handshake's ext, { login: { name } }: the demo's
+// application (demo/app.js, asked by nginx at every handshake) lets in a
+// name of 1 to 32 letters, digits, spaces, "_" or "-", and grants the
+// session the two channels above; it refuses anything else
+// ("403::handshake_denied"), and the page asks for another name.
+//
 // ?transport=long-polling (the default), websocket, callback-polling, or a
 // list (websocket,long-polling) chooses the transports the client may use.
 // ?url=http://other.host:8081/cometd talks to a Bayeux endpoint of another
@@ -219,14 +225,24 @@ function join(name) {
     setStatus('connecting', 'Connecting…');
 
     cometd = newCometD();
-    cometd.handshake((reply) => {
+    // the same ext goes with every handshake, a new one after the server
+    // forgot the session included
+    cometd.handshake({ ext: { login: { name } } }, (reply) => {
         if (!reply.successful) {
-            ui.joinError.textContent = 'The chat server does not answer. '
-                                       + 'Is it running?';
+            if (reply.error === '403::handshake_denied') {
+                ui.joinError.textContent = 'Name refused: use 1 to 32 '
+                    + 'letters, digits, spaces, "_" or "-".';
+            } else {
+                ui.joinError.textContent = 'The chat server does not '
+                                           + 'answer. Is it running?';
+            }
             ui.joinError.hidden = false;
             cometd.disconnect();
+            cometd = null;
             me = null;
             setStatus('offline', 'Not connected');
+            ui.name.focus();
+            ui.name.select();
             return;
         }
         ui.joinError.hidden = true;

@@ -3,7 +3,9 @@
 // free port; two people (two browser contexts) join, talk both ways, and
 // one leaves: over long-polling, over websocket, over callback-polling
 // (JSONP, <script> elements), and across origins (the page on one port,
-// the Bayeux endpoint on another with bayeux_allow_origin).  A screenshot
+// the Bayeux endpoint on another with bayeux_allow_origin).  The demo's
+// application (demo/app.js, started by util/demo) decides at the handshake
+// who may join: a name it refuses, then one it lets in.  A screenshot
 // goes to build/demo-screenshot.png.
 //
 // Without chromium this skips, or fails under CI=true.  CHROMIUM names
@@ -149,6 +151,16 @@ describe('chat demo in chromium', {
             }
         });
         page.on('websocket', (ws) => page.traffic.websockets.push(ws.url()));
+        // the ext of every handshake sent over HTTP
+        page.traffic.handshakeExts = [];
+        page.on('request', (req) => {
+            if (new URL(req.url()).pathname !== '/cometd/handshake') {
+                return;
+            }
+            for (const m of JSON.parse(req.postData() || '[]')) {
+                page.traffic.handshakeExts.push(m.ext);
+            }
+        });
         await page.goto(url);
         return page;
     }
@@ -278,6 +290,44 @@ describe('chat demo in chromium', {
         }
         await alice.context().close();
         await bob.context().close();
+        assert.deepEqual(problems, []);
+    });
+
+    test('a name the application refuses, then one it lets in',
+         async () => {
+        problems = [];
+        const eve = await person('Eve', demo.url);
+
+        // demo/app.js lets in letters, digits, spaces, "_" and "-" only
+        await eve.getByLabel('Your name').fill('Eve <script>');
+        await eve.getByRole('button', { name: 'Join' }).click();
+        const error = eve.locator('#join-error');
+        await error.getByText('Name refused').waitFor();
+        assert.match(await error.textContent(),
+                     /^Name refused: use 1 to 32 letters, digits, spaces/);
+        assert.equal(await eve.locator('#room').isHidden(), true);
+        assert.match(await eve.locator('#status').textContent(),
+                     /Not connected/);
+
+        // she may try again, on the same page
+        await join(eve, 'Eve-2 Ünal');
+        assert.equal(await error.isHidden(), true);
+        assert.equal(await eve.locator('#room').isVisible(), true);
+        await expectMembers(eve, ['Eve-2 Ünal']);
+        await messages(eve).getByText('You joined as Eve-2 Ünal.').waitFor();
+        await say(eve, 'in at last');
+        await messages(eve).locator('li.message.mine',
+            { hasText: 'in at last' }).waitFor();
+
+        // the name went in the handshake's ext, once per attempt
+        const handshakes = eve.traffic.requests.filter((r) =>
+            new URL(r.url).pathname === '/cometd/handshake');
+        assert.equal(handshakes.length, 2);
+        assert.deepEqual(eve.traffic.handshakeExts,
+                         [{ login: { name: 'Eve <script>' } },
+                          { login: { name: 'Eve-2 Ünal' } }]);
+        await leave(eve);
+        await eve.context().close();
         assert.deepEqual(problems, []);
     });
 
