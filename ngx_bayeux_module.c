@@ -15,10 +15,12 @@
 #include "ngx_bayeux_batch.h"
 #include "ngx_bayeux_app.h"
 #include "ngx_bayeux_variables.h"
+#include "ngx_bayeux_publisher.h"
 #include "ngx_bayeux_jwt.h"
 
 
 static ngx_int_t ngx_bayeux_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_bayeux_postconfiguration(ngx_conf_t *cf);
 static void *ngx_bayeux_create_main_conf(ngx_conf_t *cf);
 static void *ngx_bayeux_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -279,6 +281,13 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       offsetof(ngx_bayeux_loc_conf_t, service_request),
       &ngx_bayeux_app_request_uri_p },
 
+    { ngx_string("bayeux_publisher"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_bayeux_publisher_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("bayeux_jwt_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_bayeux_jwt_key_directive,
@@ -292,7 +301,7 @@ static ngx_command_t  ngx_bayeux_commands[] = {
 
 static ngx_http_module_t  ngx_bayeux_module_ctx = {
     ngx_bayeux_preconfiguration,           /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_bayeux_postconfiguration,          /* postconfiguration */
 
     ngx_bayeux_create_main_conf,           /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -332,6 +341,13 @@ ngx_bayeux_preconfiguration(ngx_conf_t *cf)
 }
 
 
+static ngx_int_t
+ngx_bayeux_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_bayeux_publisher_resolve(cf);
+}
+
+
 static void *
 ngx_bayeux_create_main_conf(ngx_conf_t *cf)
 {
@@ -344,7 +360,10 @@ ngx_bayeux_create_main_conf(ngx_conf_t *cf)
 
     if (ngx_array_init(&bmcf->endpoints, cf->pool, 2,
                        sizeof(ngx_bayeux_endpoint_t *))
-        != NGX_OK)
+        != NGX_OK
+        || ngx_array_init(&bmcf->publishers, cf->pool, 1,
+                          sizeof(ngx_bayeux_loc_conf_t *))
+           != NGX_OK)
     {
         return NULL;
     }

@@ -31,6 +31,7 @@ typedef struct ngx_bayeux_jwt_key_s   ngx_bayeux_jwt_key_t;
 
 typedef struct {
     ngx_array_t                endpoints;   /* ngx_bayeux_endpoint_t * */
+    ngx_array_t                publishers;  /* ngx_bayeux_loc_conf_t * */
 } ngx_bayeux_main_conf_t;
 
 
@@ -65,6 +66,10 @@ typedef struct {
     ngx_bayeux_jwt_key_t      *jwt_key;             /* NULL: none */
     ngx_bayeux_engine_t       *engine;
     ngx_bayeux_endpoint_t     *endpoint;
+
+    /* bayeux_publisher: the name of the endpoint's location, and it */
+    ngx_str_t                  publisher;
+    ngx_bayeux_endpoint_t     *publisher_endpoint;
 } ngx_bayeux_loc_conf_t;
 
 

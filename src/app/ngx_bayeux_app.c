@@ -348,6 +348,8 @@ ngx_bayeux_app_handshake_token(ngx_bayeux_batch_t *b,
                                       NGX_BAYEUX_ERROR_TRANSPORTS);
     }
 
+    b->op.user = g.user;
+
     return ngx_bayeux_grants_write(&g, b->pool, &b->op.grants);
 }
 
@@ -470,6 +472,8 @@ ngx_bayeux_app_handshake_accept(ngx_bayeux_app_ctx_t *ctx)
     {
         return NGX_ERROR;
     }
+
+    b->op.user = a.grants.user;
 
     ctx->message->reply_ext = a.ext;
 

@@ -90,9 +90,18 @@ struct ngx_bayeux_op_s {
      */
     ngx_str_t                      grants;
 
+    /*
+     * the session's user: the handshake keeps it and counts the session
+     * as the user's; deliver and count name a user by it
+     */
+    ngx_str_t                      user;
+
     ngx_str_t                      channel;     /* publish */
     ngx_str_t                      message;     /* publish: JSON text */
     ngx_array_t                   *channels;    /* (un)subscribe */
+
+    /* publish, deliver: sessions reached; count: what was counted */
+    ngx_uint_t                     count;
 
     ngx_msec_t                     hold;        /* connect: 0: no wait */
     ngx_bayeux_waiter_t           *waiter;      /* connect */
@@ -125,7 +134,22 @@ struct ngx_bayeux_engine_s {
     void       (*connect)(ngx_bayeux_op_t *op);
     void       (*subscribe)(ngx_bayeux_op_t *op);
     void       (*unsubscribe)(ngx_bayeux_op_t *op);
+    /*
+     * op->message on op->channel; op->client_id is the publisher's
+     * session, or empty for the server's own (the publisher location):
+     * no session is checked then, and no one is the publisher
+     */
     void       (*publish)(ngx_bayeux_op_t *op);
+
+    /*
+     * op->message to one session (op->client_id, any browser) or to
+     * every session of a user (op->user), whatever they subscribed to;
+     * NGX_DECLINED: no such session
+     */
+    void       (*deliver)(ngx_bayeux_op_t *op);
+
+    /* op->count: the sessions of op->user, or the subscribers of op->channel */
+    void       (*count)(ngx_bayeux_op_t *op);
     void       (*disconnect)(ngx_bayeux_op_t *op);
 
     /*

@@ -56,6 +56,8 @@ typedef struct {
     ngx_rbtree_node_t              sessions_sentinel;
     ngx_rbtree_t                   channels;
     ngx_rbtree_node_t              channels_sentinel;
+    ngx_rbtree_t                   users;
+    ngx_rbtree_node_t              users_sentinel;
 
     /*
      * one sentinel for the trees of subscriptions of every session: a
@@ -77,7 +79,17 @@ typedef struct {
 typedef struct {
     ngx_str_node_t                 node;
     ngx_queue_t                    subscribers;
+    ngx_uint_t                     nsubscribers;
 } ngx_bayeux_memory_channel_t;
+
+
+/* a user's sessions: the name follows the struct */
+
+typedef struct {
+    ngx_str_node_t                 node;
+    ngx_queue_t                    sessions;
+    ngx_uint_t                     nsessions;
+} ngx_bayeux_memory_user_t;
 
 
 typedef struct {
@@ -86,6 +98,8 @@ typedef struct {
     u_char                         browser[NGX_BAYEUX_BROWSER_ID_LEN];
     size_t                         browser_len;
     ngx_str_t                      grants;      /* ngx_alloc() */
+    ngx_bayeux_memory_user_t      *user;        /* or NULL */
+    ngx_queue_t                    in_user;
     ngx_queue_t                    link;
     ngx_queue_t                    queue;
     ngx_uint_t                     queued;
@@ -141,6 +155,12 @@ static void ngx_bayeux_memory_connect(ngx_bayeux_op_t *op);
 static void ngx_bayeux_memory_subscribe(ngx_bayeux_op_t *op);
 static void ngx_bayeux_memory_unsubscribe(ngx_bayeux_op_t *op);
 static void ngx_bayeux_memory_publish(ngx_bayeux_op_t *op);
+static void ngx_bayeux_memory_deliver_op(ngx_bayeux_op_t *op);
+static void ngx_bayeux_memory_count(ngx_bayeux_op_t *op);
+static ngx_int_t ngx_bayeux_memory_user_add(ngx_bayeux_memory_t *mem,
+    ngx_bayeux_memory_session_t *s, ngx_str_t *name);
+static ngx_bayeux_memory_user_t *ngx_bayeux_memory_user(
+    ngx_bayeux_memory_t *mem, ngx_str_t *name);
 static void ngx_bayeux_memory_disconnect(ngx_bayeux_op_t *op);
 static void ngx_bayeux_memory_touch(ngx_bayeux_op_t *op);
 static void ngx_bayeux_memory_release(ngx_bayeux_endpoint_t *ep,
@@ -171,8 +191,7 @@ static ngx_bayeux_waiter_t *ngx_bayeux_memory_detach(
 static ngx_int_t ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s,
     ngx_pool_t *pool, ngx_array_t **messages);
 static ngx_int_t ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem,
-    ngx_str_t *name, ngx_bayeux_memory_msg_t *msg,
-    ngx_bayeux_memory_session_t *publisher);
+    ngx_str_t *name, ngx_bayeux_memory_msg_t *msg, ngx_bayeux_op_t *op);
 static ngx_int_t ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
     ngx_bayeux_memory_msg_t *msg);
 static ngx_bayeux_memory_channel_t *ngx_bayeux_memory_channel(
@@ -195,6 +214,8 @@ ngx_bayeux_engine_t  ngx_bayeux_engine_memory = {
     ngx_bayeux_memory_subscribe,
     ngx_bayeux_memory_unsubscribe,
     ngx_bayeux_memory_publish,
+    ngx_bayeux_memory_deliver_op,
+    ngx_bayeux_memory_count,
     ngx_bayeux_memory_disconnect,
     ngx_bayeux_memory_touch,
     ngx_bayeux_memory_release,
@@ -215,6 +236,8 @@ ngx_bayeux_memory_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
     ngx_rbtree_init(&mem->sessions, &mem->sessions_sentinel,
                     ngx_str_rbtree_insert_value);
     ngx_rbtree_init(&mem->channels, &mem->channels_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_rbtree_init(&mem->users, &mem->users_sentinel,
                     ngx_str_rbtree_insert_value);
     ngx_rbtree_sentinel_init(&mem->subs_sentinel);
     ngx_queue_init(&mem->all);
@@ -517,6 +540,17 @@ ngx_bayeux_memory_handshake(ngx_bayeux_op_t *op)
     s->wake.data = s;
     s->wake.log = mem->log;
 
+    if (op->user.len
+        && ngx_bayeux_memory_user_add(mem, s, &op->user) != NGX_OK)
+    {
+        if (s->grants.data) {
+            ngx_free(s->grants.data);
+        }
+
+        ngx_bayeux_memory_free(&mem->session_slab, s, mem->log);
+        goto done;
+    }
+
     ngx_rbtree_insert(&mem->sessions, &s->node.node);
     ngx_queue_insert_tail(&mem->all, &s->link);
 
@@ -662,6 +696,7 @@ ngx_bayeux_memory_subscribe(ngx_bayeux_op_t *op)
             ch->node.node.key = hash;
 
             ngx_queue_init(&ch->subscribers);
+            ch->nsubscribers = 0;
             ngx_rbtree_insert(&mem->channels, &ch->node.node);
         }
 
@@ -679,6 +714,7 @@ ngx_bayeux_memory_subscribe(ngx_bayeux_op_t *op)
         sub->session = s;
         sub->channel = ch;
         ngx_queue_insert_tail(&ch->subscribers, &sub->in_channel);
+        ch->nsubscribers++;
         ngx_rbtree_insert(&s->subscriptions, &sub->node);
         s->nsubscriptions++;
 
@@ -788,6 +824,7 @@ ngx_bayeux_memory_unsubscribe_one(ngx_bayeux_memory_t *mem,
     ch = sub->channel;
 
     ngx_queue_remove(&sub->in_channel);
+    ch->nsubscribers--;
     ngx_rbtree_delete(&sub->session->subscriptions, &sub->node);
     sub->session->nsubscriptions--;
     ngx_bayeux_memory_free(&mem->sub_slab, sub, mem->log);
@@ -811,11 +848,17 @@ ngx_bayeux_memory_publish(ngx_bayeux_op_t *op)
 
     op->rc = NGX_ERROR;
 
-    publisher = ngx_bayeux_memory_session(mem, op);
-    if (publisher == NULL) {
-        op->rc = NGX_DECLINED;
-        goto done;
+    publisher = NULL;
+
+    if (op->client_id.len) {
+        publisher = ngx_bayeux_memory_session(mem, op);
+        if (publisher == NULL) {
+            op->rc = NGX_DECLINED;
+            goto done;
+        }
     }
+
+    op->count = 0;
 
     buf = ngx_pnalloc(op->pool, op->channel.len + 2);
     if (buf == NULL) {
@@ -836,11 +879,11 @@ ngx_bayeux_memory_publish(ngx_bayeux_op_t *op)
 
     mem->generation++;
 
-    if (!op->endpoint->conf->broadcast_to_publisher) {
+    if (publisher && !op->endpoint->conf->broadcast_to_publisher) {
         publisher->generation = mem->generation;
     }
 
-    if (ngx_bayeux_memory_deliver(mem, &op->channel, msg, publisher)
+    if (ngx_bayeux_memory_deliver(mem, &op->channel, msg, op)
         != NGX_OK)
     {
         ngx_bayeux_memory_msg_release(msg);
@@ -850,8 +893,7 @@ ngx_bayeux_memory_publish(ngx_bayeux_op_t *op)
     ngx_bayeux_wildcards_init(&w, &op->channel, buf);
 
     while (ngx_bayeux_wildcards_next(&w, &pattern) == NGX_OK) {
-        if (ngx_bayeux_memory_deliver(mem, &pattern, msg, publisher)
-            != NGX_OK)
+        if (ngx_bayeux_memory_deliver(mem, &pattern, msg, op) != NGX_OK)
         {
             ngx_bayeux_memory_msg_release(msg);
             goto done;
@@ -870,7 +912,7 @@ done:
 
 static ngx_int_t
 ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem, ngx_str_t *name,
-    ngx_bayeux_memory_msg_t *msg, ngx_bayeux_memory_session_t *publisher)
+    ngx_bayeux_memory_msg_t *msg, ngx_bayeux_op_t *op)
 {
     ngx_queue_t                  *q;
     ngx_bayeux_memory_sub_t      *sub;
@@ -897,6 +939,8 @@ ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem, ngx_str_t *name,
         if (ngx_bayeux_memory_enqueue(sub->session, msg) != NGX_OK) {
             return NGX_ERROR;
         }
+
+        op->count++;
     }
 
     return NGX_OK;
@@ -1137,6 +1181,156 @@ ngx_bayeux_memory_touch(ngx_bayeux_op_t *op)
 }
 
 
+/* to one session, or to every session of a user */
+
+static void
+ngx_bayeux_memory_deliver_op(ngx_bayeux_op_t *op)
+{
+    ngx_queue_t                  *q;
+    ngx_str_t                     none;
+    ngx_bayeux_memory_t          *mem = op->endpoint->data;
+    ngx_bayeux_memory_msg_t      *msg;
+    ngx_bayeux_memory_user_t     *user;
+    ngx_bayeux_memory_session_t  *s;
+
+    op->rc = NGX_ERROR;
+    op->count = 0;
+
+    s = NULL;
+    user = NULL;
+
+    if (op->user.len) {
+        user = ngx_bayeux_memory_user(mem, &op->user);
+        if (user == NULL) {
+            op->rc = NGX_OK;
+            goto done;
+        }
+
+    } else {
+        /* the server's: any browser */
+        none = op->browser;
+        ngx_str_null(&op->browser);
+        s = ngx_bayeux_memory_session(mem, op);
+        op->browser = none;
+
+        if (s == NULL) {
+            op->rc = NGX_DECLINED;
+            goto done;
+        }
+    }
+
+    msg = ngx_alloc(sizeof(ngx_bayeux_memory_msg_t) + op->message.len,
+                    mem->log);
+    if (msg == NULL) {
+        goto done;
+    }
+
+    msg->refs = 1;
+    msg->len = op->message.len;
+    ngx_memcpy(msg->data, op->message.data, op->message.len);
+
+    if (s) {
+        if (ngx_bayeux_memory_enqueue(s, msg) != NGX_OK) {
+            goto release;
+        }
+
+        op->count = 1;
+
+    } else {
+        for (q = ngx_queue_head(&user->sessions);
+             q != ngx_queue_sentinel(&user->sessions);
+             q = ngx_queue_next(q))
+        {
+            s = ngx_queue_data(q, ngx_bayeux_memory_session_t, in_user);
+
+            if (ngx_bayeux_memory_enqueue(s, msg) != NGX_OK) {
+                goto release;
+            }
+
+            op->count++;
+        }
+    }
+
+    op->rc = NGX_OK;
+
+release:
+
+    ngx_bayeux_memory_msg_release(msg);
+
+done:
+
+    op->handler(op);
+}
+
+
+static void
+ngx_bayeux_memory_count(ngx_bayeux_op_t *op)
+{
+    ngx_bayeux_memory_t          *mem = op->endpoint->data;
+    ngx_bayeux_memory_user_t     *user;
+    ngx_bayeux_memory_channel_t  *ch;
+
+    op->count = 0;
+
+    if (op->user.len) {
+        user = ngx_bayeux_memory_user(mem, &op->user);
+        op->count = user ? user->nsessions : 0;
+
+    } else {
+        ch = ngx_bayeux_memory_channel(mem, &op->channel,
+                                       ngx_crc32_short(op->channel.data,
+                                                       op->channel.len));
+        op->count = ch ? ch->nsubscribers : 0;
+    }
+
+    op->rc = NGX_OK;
+    op->handler(op);
+}
+
+
+static ngx_bayeux_memory_user_t *
+ngx_bayeux_memory_user(ngx_bayeux_memory_t *mem, ngx_str_t *name)
+{
+    return (ngx_bayeux_memory_user_t *)
+               ngx_str_rbtree_lookup(&mem->users, name,
+                                     ngx_crc32_short(name->data, name->len));
+}
+
+
+static ngx_int_t
+ngx_bayeux_memory_user_add(ngx_bayeux_memory_t *mem,
+    ngx_bayeux_memory_session_t *s, ngx_str_t *name)
+{
+    ngx_bayeux_memory_user_t  *user;
+
+    user = ngx_bayeux_memory_user(mem, name);
+
+    if (user == NULL) {
+        user = ngx_alloc(sizeof(ngx_bayeux_memory_user_t) + name->len,
+                         mem->log);
+        if (user == NULL) {
+            return NGX_ERROR;
+        }
+
+        user->node.str.data = (u_char *) (user + 1);
+        user->node.str.len = name->len;
+        ngx_memcpy(user->node.str.data, name->data, name->len);
+        user->node.node.key = ngx_crc32_short(name->data, name->len);
+
+        ngx_queue_init(&user->sessions);
+        user->nsessions = 0;
+
+        ngx_rbtree_insert(&mem->users, &user->node.node);
+    }
+
+    ngx_queue_insert_tail(&user->sessions, &s->in_user);
+    user->nsessions++;
+    s->user = user;
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_bayeux_memory_schedule_expiry(ngx_bayeux_memory_session_t *s)
 {
@@ -1198,6 +1392,15 @@ ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s, ngx_uint_t notify)
 
     if (s->grants.data) {
         ngx_free(s->grants.data);
+    }
+
+    if (s->user) {
+        ngx_queue_remove(&s->in_user);
+
+        if (--s->user->nsessions == 0) {
+            ngx_rbtree_delete(&mem->users, &s->user->node.node);
+            ngx_free(s->user);
+        }
     }
 
     ngx_rbtree_delete(&mem->sessions, &s->node.node);

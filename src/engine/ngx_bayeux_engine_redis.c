@@ -73,6 +73,8 @@
 #define NGX_BAYEUX_REDIS_PUT_BACK      9
 #define NGX_BAYEUX_REDIS_REFRESH       10
 #define NGX_BAYEUX_REDIS_CONNECT_BATCH 11
+#define NGX_BAYEUX_REDIS_DELIVER       12
+#define NGX_BAYEUX_REDIS_COUNT         13
 
 #define NGX_BAYEUX_PARK_CONNECTING     0
 #define NGX_BAYEUX_PARK_PARKED         1
@@ -243,6 +245,11 @@ static ngx_int_t ngx_bayeux_redis_publish_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code);
 static ngx_int_t ngx_bayeux_redis_touch_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code);
+static ngx_int_t ngx_bayeux_redis_count_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code);
+static void ngx_bayeux_redis_deliver(ngx_bayeux_op_t *op);
+static void ngx_bayeux_redis_count(ngx_bayeux_op_t *op);
+static void ngx_bayeux_redis_target_op(ngx_bayeux_op_t *op, ngx_uint_t kind);
 static ngx_int_t ngx_bayeux_redis_session_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code);
 static ngx_uint_t ngx_bayeux_redis_valid_id(ngx_str_t *id);
@@ -322,6 +329,8 @@ ngx_bayeux_engine_t  ngx_bayeux_engine_redis = {
     ngx_bayeux_redis_subscribe,
     ngx_bayeux_redis_unsubscribe,
     ngx_bayeux_redis_publish,
+    ngx_bayeux_redis_deliver,
+    ngx_bayeux_redis_count,
     ngx_bayeux_redis_disconnect,
     ngx_bayeux_redis_touch,
     ngx_bayeux_redis_release,
@@ -336,8 +345,8 @@ ngx_bayeux_engine_t  ngx_bayeux_engine_redis = {
 
 static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
-    /* HANDSHAKE: id, browser, grants; 1 created, 0 the id is taken */
-    { ngx_string("hs"), 3, ngx_bayeux_redis_op_done,
+    /* HANDSHAKE: id, browser, grants, user; 1 created, 0 the id is taken */
+    { ngx_string("hs"), 4, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_handshake_result },
 
     /*
@@ -384,7 +393,18 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
     { ngx_string("rf"), 1, NULL, NULL },
 
     /* CONNECT_BATCH: worker channel; the CONNECTs' arguments; one reply each */
-    { ngx_string("cb"), 1, ngx_bayeux_redis_connects_done, NULL }
+    { ngx_string("cb"), 1, ngx_bayeux_redis_connects_done, NULL },
+
+    /*
+     * DELIVER: "c" and an id, or "u" and a user; max queue, message;
+     * as PUBLISH, {-1} for a session that is gone
+     */
+    { ngx_string("dl"), 4, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_publish_result },
+
+    /* COUNT: "u" and a user, or "c" and a channel; the number */
+    { ngx_string("cn"), 2, ngx_bayeux_redis_op_done,
+      ngx_bayeux_redis_count_result }
 };
 
 
@@ -1272,7 +1292,8 @@ ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op)
 
     cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_HANDSHAKE, 0,
                                       NGX_BAYEUX_CLIENT_ID_LEN
-                                      + op->browser.len + op->grants.len);
+                                      + op->browser.len + op->grants.len
+                                      + op->user.len);
     if (cmd == NULL) {
         goto failed;
     }
@@ -1280,6 +1301,7 @@ ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op)
     ngx_bayeux_redis_cmd_arg(cmd, id, NGX_BAYEUX_CLIENT_ID_LEN);
     ngx_bayeux_redis_cmd_arg(cmd, op->browser.data, op->browser.len);
     ngx_bayeux_redis_cmd_arg(cmd, op->grants.data, op->grants.len);
+    ngx_bayeux_redis_cmd_arg(cmd, op->user.data, op->user.len);
 
     /* the protocol reads it only if the handshake succeeds */
 
@@ -1494,7 +1516,9 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
     ngx_bayeux_wildcards_t   w;
     ngx_bayeux_redis_cmd_t  *cmd;
 
-    if (!ngx_bayeux_redis_valid_id(&op->client_id)) {
+    /* no publisher: the server's own */
+
+    if (op->client_id.len && !ngx_bayeux_redis_valid_id(&op->client_id)) {
         op->rc = NGX_DECLINED;
         op->handler(op);
         return;
@@ -1735,6 +1759,8 @@ ngx_bayeux_redis_publish_result(ngx_bayeux_redis_cmd_t *cmd,
         return NGX_DECLINED;
     }
 
+    cmd->op->count = (code > 0) ? (ngx_uint_t) code : 0;
+
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
         || reply->element[1]->type != REDIS_REPLY_ARRAY)
     {
@@ -1797,6 +1823,86 @@ ngx_bayeux_redis_touch_result(ngx_bayeux_redis_cmd_t *cmd,
     ngx_memcpy(op->grants.data, g->str, g->len);
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_count_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code)
+{
+    cmd->op->count = (code > 0) ? (ngx_uint_t) code : 0;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_bayeux_redis_deliver(ngx_bayeux_op_t *op)
+{
+    ngx_bayeux_redis_target_op(op, NGX_BAYEUX_REDIS_DELIVER);
+}
+
+
+static void
+ngx_bayeux_redis_count(ngx_bayeux_op_t *op)
+{
+    ngx_bayeux_redis_target_op(op, NGX_BAYEUX_REDIS_COUNT);
+}
+
+
+/* an operation on a user's sessions, or on one session or channel */
+
+static void
+ngx_bayeux_redis_target_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
+{
+    size_t                   size;
+    ngx_str_t               *target;
+    ngx_uint_t               deliver;
+    ngx_bayeux_redis_t      *rd = op->endpoint->data;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    deliver = (kind == NGX_BAYEUX_REDIS_DELIVER);
+
+    if (op->user.len) {
+        target = &op->user;
+
+    } else if (deliver) {
+        target = &op->client_id;
+
+        if (!ngx_bayeux_redis_valid_id(target)) {
+            op->rc = NGX_DECLINED;
+            op->handler(op);
+            return;
+        }
+
+    } else {
+        target = &op->channel;
+    }
+
+    size = 1 + target->len;
+
+    if (deliver) {
+        size += rd->max_queue.len + op->message.len;
+    }
+
+    cmd = ngx_bayeux_redis_cmd_create(rd, kind, 0, size);
+    if (cmd == NULL) {
+        op->rc = NGX_ERROR;
+        op->handler(op);
+        return;
+    }
+
+    ngx_bayeux_redis_cmd_arg(cmd, (u_char *) (op->user.len ? "u" : "c"), 1);
+    ngx_bayeux_redis_cmd_arg(cmd, target->data, target->len);
+
+    if (deliver) {
+        ngx_bayeux_redis_cmd_arg(cmd, rd->max_queue.data, rd->max_queue.len);
+        ngx_bayeux_redis_cmd_arg(cmd, op->message.data, op->message.len);
+    }
+
+    cmd->op = op;
+
+    ngx_bayeux_redis_submit(cmd);
 }
 
 

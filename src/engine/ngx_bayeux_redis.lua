@@ -51,13 +51,35 @@ local function known(id, b)
   return redis.call('HGET', s, 'b') == b
 end
 
--- handshake; ARGV: id, browser, grants (the protocol's text, kept in "g")
+-- A user's sessions: the set "u:<user>", renewed by their connects, and
+-- cleaned of sessions that expired whenever it is read.
+local function user_sessions(user)
+  local u = P .. 'u:' .. user
+  local live = {}
+  for _, id in ipairs(redis.call('SMEMBERS', u)) do
+    if redis.call('EXISTS', P .. 's:' .. id) == 1 then
+      live[#live + 1] = id
+    else
+      redis.call('SREM', u, id)
+    end
+  end
+  return live
+end
+
+-- handshake; ARGV: id, browser, grants (the protocol's text, kept in
+-- "g"), user (kept in "u", and the session counted as the user's)
 if op == 'hs' then
-  local s = P .. 's:' .. ARGV[4]
+  local id, user = ARGV[4], ARGV[7]
+  local s = P .. 's:' .. id
   if redis.call('EXISTS', s) == 1 then return 0 end
   redis.call('HSET', s, 'c', '0', 'w', '', 't', '', 'o', '', 'b', ARGV[5],
-             'g', ARGV[6])
+             'g', ARGV[6], 'u', user)
   redis.call('PEXPIRE', s, ttl)
+  if user ~= '' then
+    local u = P .. 'u:' .. user
+    redis.call('SADD', u, id)
+    if redis.call('PTTL', u) < ttl2 then redis.call('PEXPIRE', u, ttl2) end
+  end
   return 1
 end
 
@@ -65,8 +87,12 @@ end
 -- otherwise it is parked with the worker channel and token given.
 local function connect(id, b, hold, w, t)
   local s = P .. 's:' .. id
-  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b')
+  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u')
   if not st[1] or (b ~= '' and st[5] ~= b) then return {-1} end
+  if st[6] and st[6] ~= '' then
+    local u = P .. 'u:' .. st[6]
+    if redis.call('PTTL', u) < ttl then redis.call('PEXPIRE', u, ttl2) end
+  end
   if st[2] ~= '' then
     redis.call('PUBLISH', st[2], id .. ' ' .. st[3])
   end
@@ -189,68 +215,119 @@ if op == 'un' then
   return 0
 end
 
--- publish; ARGV: publisher, its browser, broadcast to publisher (0 or 1),
--- max queue, message, the channel and the patterns that match it.
--- Returns the number of receivers and the sessions whose queue just
--- overflowed.
+-- Queues a message for a session that exists: its hash's fields w, t, o
+-- in "st".  Overflowed sessions go into "full", worker channels to
+-- notify into "wake" (per worker) and "workers".
+local function push(id, st, msg, max, d)
+  local s = P .. 's:' .. id
+  local q = P .. 'q:' .. id
+  local len = redis.call('RPUSH', q, msg)
+  if len == 1 then redis.call('PEXPIRE', q, ttl2) end
+  if max > 0 and len > max then
+    redis.call('LTRIM', q, -max, -1)
+    if st[3] ~= '1' then
+      redis.call('HSET', s, 'o', '1')
+      d.full[#d.full + 1] = id
+    end
+  end
+  d.n = d.n + 1
+  if st[1] ~= '' then
+    local w = d.wake[st[1]]
+    if not w then
+      w = {}
+      d.wake[st[1]] = w
+      d.workers[#d.workers + 1] = st[1]
+    end
+    w[#w + 1] = id .. ' ' .. st[2]
+  end
+end
+
+local function notify(d)
+  for _, w in ipairs(d.workers) do
+    redis.call('PUBLISH', w, table.concat(d.wake[w], ' '))
+  end
+  return {d.n, d.full}
+end
+
+local function deliveries()
+  return {wake = {}, workers = {}, full = {}, n = 0}
+end
+
+-- publish; ARGV: publisher ('': the server's), its browser, broadcast to
+-- publisher (0 or 1), max queue, message, the channel and the patterns
+-- that match it.  Returns the number of receivers and the sessions whose
+-- queue just overflowed.
 if op == 'pu' then
   local pub = ARGV[4]
-  if not known(pub, ARGV[5]) then return {-1} end
+  if pub ~= '' and not known(pub, ARGV[5]) then return {-1} end
   local seen = {}
   if ARGV[6] == '0' then seen[pub] = true end
   local max = tonumber(ARGV[7])
   local msg = ARGV[8]
-  local wake, workers, full, n = {}, {}, {}, 0
+  local d = deliveries()
   for i = 9, #ARGV do
     local c = P .. 'c:' .. ARGV[i]
     for _, id in ipairs(redis.call('SMEMBERS', c)) do
       if not seen[id] then
         seen[id] = true
-        local s = P .. 's:' .. id
-        local st = redis.call('HMGET', s, 'w', 't', 'o')
+        local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o')
         if not st[1] then
           redis.call('SREM', c, id)
         else
-          local q = P .. 'q:' .. id
-          local len = redis.call('RPUSH', q, msg)
-          if len == 1 then redis.call('PEXPIRE', q, ttl2) end
-          if max > 0 and len > max then
-            redis.call('LTRIM', q, -max, -1)
-            if st[3] ~= '1' then
-              redis.call('HSET', s, 'o', '1')
-              full[#full + 1] = id
-            end
-          end
-          n = n + 1
-          if st[1] ~= '' then
-            local w = wake[st[1]]
-            if not w then
-              w = {}
-              wake[st[1]] = w
-              workers[#workers + 1] = st[1]
-            end
-            w[#w + 1] = id .. ' ' .. st[2]
-          end
+          push(id, st, msg, max, d)
         end
       end
     end
   end
-  for _, w in ipairs(workers) do
-    redis.call('PUBLISH', w, table.concat(wake[w], ' '))
+  return notify(d)
+end
+
+-- deliver; ARGV: "c" and a session id, or "u" and a user; max queue,
+-- message.  Returns as publish does, {-1} for a session that is gone.
+if op == 'dl' then
+  local ids = {ARGV[5]}
+  if ARGV[4] == 'u' then ids = user_sessions(ARGV[5]) end
+  local max, msg = tonumber(ARGV[6]), ARGV[7]
+  local d = deliveries()
+  for _, id in ipairs(ids) do
+    local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o')
+    if st[1] then
+      push(id, st, msg, max, d)
+    elseif ARGV[4] == 'c' then
+      return {-1}
+    end
   end
-  return {n, full}
+  return notify(d)
+end
+
+-- count; ARGV: "u" and a user (its sessions), or "c" and a channel (its
+-- subscribers)
+if op == 'cn' then
+  if ARGV[4] == 'u' then return #user_sessions(ARGV[5]) end
+  local c, n = P .. 'c:' .. ARGV[5], 0
+  for _, id in ipairs(redis.call('SMEMBERS', c)) do
+    if redis.call('EXISTS', P .. 's:' .. id) == 1 then
+      n = n + 1
+    else
+      redis.call('SREM', c, id)
+    end
+  end
+  return n
 end
 
 -- disconnect; ARGV: id, browser
 if op == 'dc' then
   local id = ARGV[4]
   local s = P .. 's:' .. id
-  local st = redis.call('HMGET', s, 'w', 't', 'b')
+  local st = redis.call('HMGET', s, 'w', 't', 'b', 'u')
   if not st[1] or (ARGV[5] ~= '' and st[3] ~= ARGV[5]) then
     return -1
   end
   if st[1] ~= '' then
     redis.call('PUBLISH', st[1], id .. ' ' .. st[2])
+  end
+  if st[4] and st[4] ~= '' then
+    redis.call('SREM', P .. 'u:' .. st[4], id)
   end
   local subs = P .. 'S:' .. id
   for _, ch in ipairs(redis.call('SMEMBERS', subs)) do

@@ -394,6 +394,7 @@ ngx_bayeux_batch_check(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
     op->client_id = m->client_id;
     op->rc = NGX_ERROR;
     ngx_str_null(&op->grants);
+    ngx_str_null(&op->user);
 
     ngx_memzero(&b->refusal, sizeof(ngx_bayeux_refusal_t));
 

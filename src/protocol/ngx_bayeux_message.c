@@ -272,6 +272,12 @@ static ngx_bayeux_field_t  ngx_bayeux_fields[] = {
       NGX_BAYEUX_KEEP_STRING, ngx_bayeux_msg_offset(client_id), 0, NULL,
       "\"clientId\" must be a string" },
 
+    /* the publisher location's: every session of that user */
+    { ngx_string("user"),
+      NGX_BAYEUX_JSON_STRING,
+      NGX_BAYEUX_KEEP_STRING, ngx_bayeux_msg_offset(user), 0, NULL,
+      "\"user\" must be a string" },
+
     { ngx_string("connectionType"),
       NGX_BAYEUX_JSON_STRING,
       NGX_BAYEUX_KEEP_STRING, ngx_bayeux_msg_offset(connection_type), 0,

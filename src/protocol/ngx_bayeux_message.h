@@ -70,6 +70,7 @@ typedef struct {
 typedef struct {
     ngx_str_t                  channel;
     ngx_str_t                  client_id;
+    ngx_str_t                  user;            /* the publisher's */
     ngx_str_t                  connection_type;
     ngx_str_t                  version;
     ngx_str_t                  minimum_version;

@@ -181,3 +181,67 @@ ngx_bayeux_http_form_decode(ngx_pool_t *pool, ngx_str_t *value,
 }
 
 
+/* a request body read whole, as one text (from memory or its file) */
+
+ngx_int_t
+ngx_bayeux_http_body_text(ngx_http_request_t *r, ngx_str_t *text)
+{
+    off_t         len;
+    u_char       *p;
+    ssize_t       n;
+    ngx_buf_t    *buf;
+    ngx_chain_t  *cl;
+
+    ngx_str_null(text);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        text->data = cl->buf->pos;
+        text->len = cl->buf->last - cl->buf->pos;
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    text->data = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        buf = cl->buf;
+
+        if (buf->in_file) {
+            n = ngx_read_file(buf->file, p, buf->file_last - buf->file_pos,
+                              buf->file_pos);
+            if (n != buf->file_last - buf->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+
+        } else if (buf->last > buf->pos) {
+            /* the buffer that ends a chunked body has no memory */
+            p = ngx_cpymem(p, buf->pos, buf->last - buf->pos);
+        }
+    }
+
+    text->len = p - text->data;
+
+    return NGX_OK;
+}

@@ -22,4 +22,7 @@ ngx_int_t ngx_bayeux_http_form_decode(ngx_pool_t *pool, ngx_str_t *value,
     ngx_str_t *decoded);
 
 
+ngx_int_t ngx_bayeux_http_body_text(ngx_http_request_t *r, ngx_str_t *text);
+
+
 #endif /* _NGX_BAYEUX_HTTP_H_INCLUDED_ */

@@ -35,8 +35,6 @@ typedef struct {
 
 
 static void ngx_bayeux_longpoll_body(ngx_http_request_t *r);
-static ngx_int_t ngx_bayeux_longpoll_body_text(ngx_http_request_t *r,
-    ngx_str_t *text);
 static ngx_int_t ngx_bayeux_longpoll_form_message(ngx_http_request_t *r,
     ngx_str_t *text);
 static ngx_uint_t ngx_bayeux_longpoll_has_handshake(ngx_array_t *messages);
@@ -128,7 +126,7 @@ ngx_bayeux_longpoll_body(ngx_http_request_t *r)
         return;
     }
 
-    if (ngx_bayeux_longpoll_body_text(r, &text) != NGX_OK) {
+    if (ngx_bayeux_http_body_text(r, &text) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -263,68 +261,6 @@ ngx_bayeux_longpoll_has_handshake(ngx_array_t *messages)
 
 /* the request body as one piece of memory */
 
-static ngx_int_t
-ngx_bayeux_longpoll_body_text(ngx_http_request_t *r, ngx_str_t *text)
-{
-    off_t         len;
-    u_char       *p;
-    ssize_t       n;
-    ngx_buf_t    *buf;
-    ngx_chain_t  *cl;
-
-    ngx_str_null(text);
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_OK;
-    }
-
-    cl = r->request_body->bufs;
-
-    if (cl->next == NULL && !cl->buf->in_file) {
-        text->data = cl->buf->pos;
-        text->len = cl->buf->last - cl->buf->pos;
-        return NGX_OK;
-    }
-
-    len = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        len += ngx_buf_size(cl->buf);
-    }
-
-    if (len == 0) {
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, (size_t) len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    text->data = p;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        buf = cl->buf;
-
-        if (buf->in_file) {
-            n = ngx_read_file(buf->file, p, buf->file_last - buf->file_pos,
-                              buf->file_pos);
-            if (n != buf->file_last - buf->file_pos) {
-                return NGX_ERROR;
-            }
-
-            p += n;
-
-        } else if (buf->last > buf->pos) {
-            /* the buffer that ends a chunked body has no memory */
-            p = ngx_cpymem(p, buf->pos, buf->last - buf->pos);
-        }
-    }
-
-    text->len = p - text->data;
-
-    return NGX_OK;
-}
 
 
 /*
@@ -476,9 +412,19 @@ ngx_bayeux_longpoll_wake(ngx_bayeux_batch_t *b)
 ngx_bayeux_batch_t *
 ngx_bayeux_polling_batch(ngx_http_request_t *r)
 {
+    ngx_bayeux_loc_conf_t      *blcf;
     ngx_bayeux_longpoll_ctx_t  *ctx;
 
-    /* only a polling request of ours has a context of this module */
+    /*
+     * in a bayeux location, only a polling request has a context of
+     * this module (a publisher location's requests have their own)
+     */
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_bayeux_module);
+
+    if (blcf->endpoint == NULL) {
+        return NULL;
+    }
 
     ctx = ngx_http_get_module_ctx(r, ngx_bayeux_module);
 
