@@ -47,6 +47,7 @@ typedef struct {
     const char               *scenario;
     const char               *path;
     const char               *label;
+    const char               *handshake_ext;
     int                       websocket;
     int                       clients;
     int                       connections;
@@ -138,6 +139,7 @@ typedef struct {
 
 static void bb_usage(void);
 static void bb_options(int argc, char **argv);
+static void bb_handshake_make(void);
 static void bb_deadline(int signo);
 static void bb_loop(uint64_t until, int (*done)(void));
 static void bb_tick(uint64_t now);
@@ -221,10 +223,8 @@ static uint64_t          bb_last_progress;
 static uint64_t          bb_last_delivered;
 
 
-static const char  bb_handshake[] =
-    "[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\","
-    "\"supportedConnectionTypes\":[\"websocket\",\"long-polling\"],"
-    "\"id\":\"1\"}]";
+static u_char           *bb_handshake;
+static size_t            bb_handshake_len;
 
 
 int
@@ -302,6 +302,9 @@ bb_usage(void)
         "  --pid PID          a server process (CPU and memory), "
         "repeatable\n"
         "  --redis-pid PID    a Redis server process, repeatable\n"
+        "  --handshake-ext J  a JSON object sent as the ext of every "
+        "handshake\n"
+        "                     (e.g. '{\"token\":\"<JWT>\"}')\n"
         "  --label TEXT       echoed in the result line\n"
         "  --max-seconds S    the run is killed after this long\n"
         "  --seed N           for the choice of rooms\n");
@@ -336,6 +339,7 @@ bb_options(int argc, char **argv)
         { "pid", required_argument, NULL, 'P' },
         { "redis-pid", required_argument, NULL, 'X' },
         { "label", required_argument, NULL, 'l' },
+        { "handshake-ext", required_argument, NULL, 'E' },
         { "max-seconds", required_argument, NULL, 'M' },
         { "seed", required_argument, NULL, 'x' },
         { "help", no_argument, NULL, 'h' },
@@ -477,6 +481,10 @@ bb_options(int argc, char **argv)
             bb_conf.label = optarg;
             break;
 
+        case 'E':
+            bb_conf.handshake_ext = optarg;
+            break;
+
         case 'M':
             bb_conf.max_seconds = atoi(optarg);
             break;
@@ -510,6 +518,37 @@ bb_options(int argc, char **argv)
             bb_fatal("bad --pid");
         }
     }
+
+    bb_handshake_make();
+}
+
+
+/* the handshake every session and requester sends, with --handshake-ext */
+
+static void
+bb_handshake_make(void)
+{
+    size_t       len;
+    const char  *ext;
+
+    ext = bb_conf.handshake_ext;
+
+    if (ext != NULL && (ext[0] != '{' || ext[strlen(ext) - 1] != '}')) {
+        bb_fatal("--handshake-ext: not a JSON object");
+    }
+
+    len = 256 + (ext ? strlen(ext) : 0);
+
+    bb_handshake = malloc(len);
+    if (bb_handshake == NULL) {
+        bb_fatal("out of memory");
+    }
+
+    bb_handshake_len = (size_t) snprintf((char *) bb_handshake, len,
+        "[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\","
+        "\"supportedConnectionTypes\":[\"websocket\",\"long-polling\"],"
+        "%s%s%s\"id\":\"1\"}]",
+        ext ? "\"ext\":" : "", ext ? ext : "", ext ? "," : "");
 }
 
 
@@ -698,8 +737,8 @@ bb_client_open(bb_conn_t *c)
     bb_client_t  *cl = c->data;
 
     if (cl->phase == BB_PH_HANDSHAKE) {
-        (void) bb_client_send(cl, "/handshake", (u_char *) bb_handshake,
-                              sizeof(bb_handshake) - 1);
+        (void) bb_client_send(cl, "/handshake", bb_handshake,
+                              bb_handshake_len);
         return;
     }
 
@@ -1410,8 +1449,8 @@ scenario_rate(const char *suffix)
         rq = &bb_requesters[i];
 
         rq->request_len = bb_http_request(&bb_req, suffix, i,
-                                          (u_char *) bb_handshake,
-                                          sizeof(bb_handshake) - 1);
+                                          bb_handshake,
+                                          bb_handshake_len);
         rq->request = malloc(rq->request_len);
         if (rq->request == NULL) {
             bb_fatal("out of memory");
@@ -1458,7 +1497,13 @@ scenario_rate(const char *suffix)
     bb_result("ok", "%llu", (unsigned long long) bb_stats.win_ok);
     bb_result("bayeux_ok", "%llu",
               (unsigned long long) bb_stats.win_bayeux_ok);
-    bb_result("rate", "%.0f", (double) bb_stats.win_ok / secs);
+    /* handshakes: only those that made a session (not a denial) */
+    bb_result("rate", "%.0f",
+              (double) (strcmp(bb_conf.scenario, "handshake") == 0
+                        ? bb_stats.win_bayeux_ok : bb_stats.win_ok)
+              / secs);
+    bb_result("denied", "%llu", (unsigned long long)
+              (bb_stats.win_ok - bb_stats.win_bayeux_ok));
     bb_result("p50_us", "%llu", (unsigned long long)
               bb_hist_percentile(&bb_stats.hist, 0.50));
     bb_result("p99_us", "%llu", (unsigned long long)
