@@ -26,6 +26,20 @@
 typedef struct ngx_bayeux_engine_s    ngx_bayeux_engine_t;
 typedef struct ngx_bayeux_endpoint_s  ngx_bayeux_endpoint_t;
 typedef struct ngx_bayeux_hooks_s     ngx_bayeux_hooks_t;
+
+
+/* why a session ended */
+#define NGX_BAYEUX_END_DISCONNECT     1
+#define NGX_BAYEUX_END_EXPIRED        2
+
+/* a session that ended, as the engine tells it (ep->session_ended) */
+
+typedef struct {
+    ngx_str_t                  client_id;
+    ngx_str_t                  user;        /* empty: none */
+    ngx_uint_t                 reason;      /* NGX_BAYEUX_END_* */
+    unsigned                   last:1;      /* the user has no session left */
+} ngx_bayeux_session_end_t;
 typedef struct ngx_bayeux_jwt_key_s   ngx_bayeux_jwt_key_t;
 
 
@@ -95,6 +109,20 @@ struct ngx_bayeux_endpoint_s {
 
     /* what steps in around the engine (src/protocol/ngx_bayeux_hooks.h) */
     ngx_bayeux_hooks_t        *hooks;
+
+    /*
+     * told by the engine, when set (src/app/: notices to the application,
+     * presence): a session ended (once, by whichever worker of whichever
+     * host notices it), a user's first session began.  They are called
+     * from inside the engine: they copy what they need and act later.
+     */
+    void                     (*session_ended)(ngx_bayeux_endpoint_t *ep,
+                                              ngx_bayeux_session_end_t *e);
+    void                     (*user_present)(ngx_bayeux_endpoint_t *ep,
+                                             ngx_str_t *user);
+
+    /* the location's configuration, for requests made for no client */
+    ngx_http_conf_ctx_t       *conf_ctx;
 
     /*
      * the application is asked by subrequests (src/app/): a websocket

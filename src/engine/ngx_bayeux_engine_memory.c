@@ -181,7 +181,7 @@ static void ngx_bayeux_memory_unmap(void *p, size_t size, ngx_log_t *log);
 static ngx_bayeux_memory_session_t *ngx_bayeux_memory_session(
     ngx_bayeux_memory_t *mem, ngx_bayeux_op_t *op);
 static void ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s,
-    ngx_uint_t notify);
+    ngx_uint_t notify, ngx_uint_t reason);
 static void ngx_bayeux_memory_schedule_expiry(
     ngx_bayeux_memory_session_t *s);
 static void ngx_bayeux_memory_expire_handler(ngx_event_t *ev);
@@ -278,7 +278,7 @@ ngx_bayeux_memory_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
     while (!ngx_queue_empty(&mem->all)) {
         q = ngx_queue_head(&mem->all);
         ngx_bayeux_memory_destroy(
-            ngx_queue_data(q, ngx_bayeux_memory_session_t, link), 0);
+            ngx_queue_data(q, ngx_bayeux_memory_session_t, link), 0, 0);
     }
 
     ngx_bayeux_memory_slab_destroy(&mem->session_slab, cycle->log);
@@ -558,8 +558,12 @@ ngx_bayeux_memory_handshake(ngx_bayeux_op_t *op)
 
     op->client_id.data = ngx_pnalloc(op->pool, NGX_BAYEUX_CLIENT_ID_LEN);
     if (op->client_id.data == NULL) {
-        ngx_bayeux_memory_destroy(s, 0);
+        ngx_bayeux_memory_destroy(s, 0, 0);
         goto done;
+    }
+
+    if (s->user && s->user->nsessions == 1 && op->endpoint->user_present) {
+        op->endpoint->user_present(op->endpoint, &s->user->node.str);
     }
 
     ngx_memcpy(op->client_id.data, s->id, NGX_BAYEUX_CLIENT_ID_LEN);
@@ -1151,7 +1155,7 @@ ngx_bayeux_memory_disconnect(ngx_bayeux_op_t *op)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, op->log, 0,
                    "bayeux memory: session %V disconnected", &op->client_id);
 
-    ngx_bayeux_memory_destroy(s, 1);
+    ngx_bayeux_memory_destroy(s, 1, NGX_BAYEUX_END_DISCONNECT);
 
     op->rc = NGX_OK;
     op->handler(op);
@@ -1351,13 +1355,17 @@ ngx_bayeux_memory_expire_handler(ngx_event_t *ev)
                    "bayeux memory: session %*s expired",
                    (size_t) NGX_BAYEUX_CLIENT_ID_LEN, s->id);
 
-    ngx_bayeux_memory_destroy(s, 1);
+    ngx_bayeux_memory_destroy(s, 1, NGX_BAYEUX_END_EXPIRED);
 }
 
 
 static void
-ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s, ngx_uint_t notify)
+ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s, ngx_uint_t notify,
+    ngx_uint_t reason)
 {
+    ngx_bayeux_endpoint_t     *ep;
+    ngx_bayeux_session_end_t   end;
+
     ngx_queue_t               *q;
     ngx_bayeux_waiter_t       *w;
     ngx_bayeux_memory_t       *mem;
@@ -1394,13 +1402,30 @@ ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s, ngx_uint_t notify)
         ngx_free(s->grants.data);
     }
 
+    ep = mem->endpoint;
+
+    ngx_memzero(&end, sizeof(ngx_bayeux_session_end_t));
+
+    end.client_id.data = s->id;
+    end.client_id.len = NGX_BAYEUX_CLIENT_ID_LEN;
+    end.reason = reason;
+
     if (s->user) {
         ngx_queue_remove(&s->in_user);
 
-        if (--s->user->nsessions == 0) {
-            ngx_rbtree_delete(&mem->users, &s->user->node.node);
-            ngx_free(s->user);
-        }
+        end.user = s->user->node.str;
+        end.last = (--s->user->nsessions == 0);
+    }
+
+    /* the user's name is the user's: told before it may go */
+
+    if (reason && ep->session_ended) {
+        ep->session_ended(ep, &end);
+    }
+
+    if (end.last) {
+        ngx_rbtree_delete(&mem->users, &s->user->node.node);
+        ngx_free(s->user);
     }
 
     ngx_rbtree_delete(&mem->sessions, &s->node.node);

@@ -75,6 +75,10 @@
 #define NGX_BAYEUX_REDIS_CONNECT_BATCH 11
 #define NGX_BAYEUX_REDIS_DELIVER       12
 #define NGX_BAYEUX_REDIS_COUNT         13
+#define NGX_BAYEUX_REDIS_SWEEP         14
+
+/* the most expired sessions one sweep takes */
+#define NGX_BAYEUX_REDIS_SWEEP_MAX     "256"
 
 #define NGX_BAYEUX_PARK_CONNECTING     0
 #define NGX_BAYEUX_PARK_PARKED         1
@@ -169,6 +173,7 @@ struct ngx_bayeux_redis_s {
     ngx_msec_t                     refresh;
 
     ngx_str_t                      channel;     /* this worker's */
+    ngx_str_t                      ended_id;    /* a disconnect's */
 
     ngx_bayeux_redis_conn_t        cmd;
     ngx_bayeux_redis_conn_t        sub;
@@ -200,6 +205,7 @@ struct ngx_bayeux_redis_s {
     unsigned                       outage:1;
     unsigned                       exiting:1;
     unsigned                       ping:1;
+    unsigned                       sweeping:1;
 };
 
 
@@ -247,6 +253,13 @@ static ngx_int_t ngx_bayeux_redis_touch_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code);
 static ngx_int_t ngx_bayeux_redis_count_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code);
+static ngx_int_t ngx_bayeux_redis_disconnect_result(
+    ngx_bayeux_redis_cmd_t *cmd, redisReply *reply, ngx_int_t code);
+static void ngx_bayeux_redis_sweep(ngx_bayeux_redis_t *rd);
+static void ngx_bayeux_redis_sweep_done(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply);
+static void ngx_bayeux_redis_ended(ngx_bayeux_redis_t *rd, redisReply *id,
+    redisReply *user, redisReply *last, ngx_uint_t reason);
 static void ngx_bayeux_redis_deliver(ngx_bayeux_op_t *op);
 static void ngx_bayeux_redis_count(ngx_bayeux_op_t *op);
 static void ngx_bayeux_redis_target_op(ngx_bayeux_op_t *op, ngx_uint_t kind);
@@ -345,8 +358,11 @@ ngx_bayeux_engine_t  ngx_bayeux_engine_redis = {
 
 static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
-    /* HANDSHAKE: id, browser, grants, user; 1 created, 0 the id is taken */
-    { ngx_string("hs"), 4, ngx_bayeux_redis_op_done,
+    /*
+     * HANDSHAKE: id, browser, grants, user, its end watched (0 or 1);
+     * {1, first session of the user} created, {0} the id is taken
+     */
+    { ngx_string("hs"), 5, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_handshake_result },
 
     /*
@@ -372,9 +388,9 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
     { ngx_string("pu"), 5, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_publish_result },
 
-    /* DISCONNECT: id, browser; -1 unknown, 0 done */
+    /* DISCONNECT: id, browser; -1 unknown, {0, user, last session} done */
     { ngx_string("dc"), 2, ngx_bayeux_redis_op_done,
-      ngx_bayeux_redis_session_result },
+      ngx_bayeux_redis_disconnect_result },
 
     /* TOUCH: id, browser; {-1} unknown, {0, grants} known */
     { ngx_string("to"), 2, ngx_bayeux_redis_op_done,
@@ -404,7 +420,10 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
     /* COUNT: "u" and a user, or "c" and a channel; the number */
     { ngx_string("cn"), 2, ngx_bayeux_redis_op_done,
-      ngx_bayeux_redis_count_result }
+      ngx_bayeux_redis_count_result },
+
+    /* SWEEP: the most to take; id, user, last session, of each expired */
+    { ngx_string("sw"), 1, ngx_bayeux_redis_sweep_done, NULL }
 };
 
 
@@ -1189,6 +1208,10 @@ ngx_bayeux_redis_tick_handler(ngx_event_t *ev)
         }
 
         ngx_bayeux_redis_refresh(rd);
+
+        if (rd->endpoint->session_ended && !rd->sweeping) {
+            ngx_bayeux_redis_sweep(rd);
+        }
     }
 
     ngx_add_timer(ev, rd->refresh);
@@ -1293,7 +1316,7 @@ ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op)
     cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_HANDSHAKE, 0,
                                       NGX_BAYEUX_CLIENT_ID_LEN
                                       + op->browser.len + op->grants.len
-                                      + op->user.len);
+                                      + op->user.len + 1);
     if (cmd == NULL) {
         goto failed;
     }
@@ -1302,6 +1325,8 @@ ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op)
     ngx_bayeux_redis_cmd_arg(cmd, op->browser.data, op->browser.len);
     ngx_bayeux_redis_cmd_arg(cmd, op->grants.data, op->grants.len);
     ngx_bayeux_redis_cmd_arg(cmd, op->user.data, op->user.len);
+    ngx_bayeux_redis_cmd_arg(cmd, (u_char *)
+                             (op->endpoint->session_ended ? "1" : "0"), 1);
 
     /* the protocol reads it only if the handshake succeeds */
 
@@ -1697,8 +1722,142 @@ static ngx_int_t
 ngx_bayeux_redis_handshake_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code)
 {
+    ngx_bayeux_op_t  *op;
+
     /* 0: the id is taken */
-    return (code == 1) ? NGX_OK : NGX_ERROR;
+
+    if (code != 1) {
+        return NGX_ERROR;
+    }
+
+    op = cmd->op;
+
+    if (op->endpoint->user_present && op->user.len
+        && reply->type == REDIS_REPLY_ARRAY && reply->elements > 1
+        && reply->element[1]->type == REDIS_REPLY_INTEGER
+        && reply->element[1]->integer == 1)
+    {
+        op->endpoint->user_present(op->endpoint, &op->user);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_disconnect_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code)
+{
+    redisReply  *id;
+
+    if (code == -1) {
+        return NGX_DECLINED;
+    }
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 2
+        && cmd->redis->endpoint->session_ended)
+    {
+        /* the clientId is the operation's */
+        id = NULL;
+        cmd->redis->ended_id = cmd->op->client_id;
+        ngx_bayeux_redis_ended(cmd->redis, id, reply->element[1],
+                               reply->element[2], NGX_BAYEUX_END_DISCONNECT);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Expired sessions are noticed by a sweep of every worker, each told
+ * once: the script takes them from the set of deadlines atomically.
+ */
+
+static void
+ngx_bayeux_redis_sweep(ngx_bayeux_redis_t *rd)
+{
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_SWEEP, 0,
+                                      sizeof(NGX_BAYEUX_REDIS_SWEEP_MAX));
+    if (cmd == NULL) {
+        return;
+    }
+
+    ngx_bayeux_redis_cmd_arg(cmd, (u_char *) NGX_BAYEUX_REDIS_SWEEP_MAX,
+                             sizeof(NGX_BAYEUX_REDIS_SWEEP_MAX) - 1);
+
+    rd->sweeping = 1;
+
+    ngx_bayeux_redis_submit(cmd);
+}
+
+
+static void
+ngx_bayeux_redis_sweep_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
+{
+    ngx_uint_t           i, n;
+    ngx_bayeux_redis_t  *rd;
+
+    rd = cmd->redis;
+    rd->sweeping = 0;
+
+    if (rd->exiting || reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    n = reply->elements / 3;
+
+    for (i = 0; i < n; i++) {
+        ngx_bayeux_redis_ended(rd, reply->element[3 * i],
+                               reply->element[3 * i + 1],
+                               reply->element[3 * i + 2],
+                               NGX_BAYEUX_END_EXPIRED);
+    }
+
+    /* a full sweep: there may be more */
+
+    if (n == (ngx_uint_t) ngx_atoi((u_char *) NGX_BAYEUX_REDIS_SWEEP_MAX,
+                                   sizeof(NGX_BAYEUX_REDIS_SWEEP_MAX) - 1))
+    {
+        ngx_bayeux_redis_sweep(rd);
+    }
+}
+
+
+static void
+ngx_bayeux_redis_ended(ngx_bayeux_redis_t *rd, redisReply *id,
+    redisReply *user, redisReply *last, ngx_uint_t reason)
+{
+    ngx_bayeux_endpoint_t     *ep;
+    ngx_bayeux_session_end_t   end;
+
+    ep = rd->endpoint;
+
+    if (ep->session_ended == NULL) {
+        return;
+    }
+
+    ngx_memzero(&end, sizeof(ngx_bayeux_session_end_t));
+
+    end.reason = reason;
+
+    if (id == NULL) {
+        end.client_id = rd->ended_id;
+
+    } else if (id->type == REDIS_REPLY_STRING) {
+        end.client_id.data = (u_char *) id->str;
+        end.client_id.len = id->len;
+    }
+
+    if (user->type == REDIS_REPLY_STRING) {
+        end.user.data = (u_char *) user->str;
+        end.user.len = user->len;
+    }
+
+    end.last = (last->type == REDIS_REPLY_INTEGER && last->integer == 1);
+
+    ep->session_ended(ep, &end);
 }
 
 

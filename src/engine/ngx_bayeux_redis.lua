@@ -66,21 +66,64 @@ local function user_sessions(user)
   return live
 end
 
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
 -- handshake; ARGV: id, browser, grants (the protocol's text, kept in
--- "g"), user (kept in "u", and the session counted as the user's)
+-- "g"), user (kept in "u", and the session counted as the user's), "1"
+-- if its end is watched for ("X", the sweep's: "id user" by deadline).
+-- Returns {1, 1 if it is the user's first session} or {0}: the id is
+-- taken.
 if op == 'hs' then
   local id, user = ARGV[4], ARGV[7]
   local s = P .. 's:' .. id
-  if redis.call('EXISTS', s) == 1 then return 0 end
+  if redis.call('EXISTS', s) == 1 then return {0} end
   redis.call('HSET', s, 'c', '0', 'w', '', 't', '', 'o', '', 'b', ARGV[5],
              'g', ARGV[6], 'u', user)
   redis.call('PEXPIRE', s, ttl)
+  local first = 0
   if user ~= '' then
     local u = P .. 'u:' .. user
     redis.call('SADD', u, id)
     if redis.call('PTTL', u) < ttl2 then redis.call('PEXPIRE', u, ttl2) end
+    if #user_sessions(user) == 1 then first = 1 end
   end
-  return 1
+  if ARGV[8] == '1' then
+    redis.call('ZADD', P .. 'X', now_ms() + ttl, id .. ' ' .. user)
+  end
+  return {1, first}
+end
+
+-- The sessions that expired, each told once, whichever worker of
+-- whichever host sweeps; ARGV: the most to take.  A session still alive
+-- gets its real deadline.  Returns id, user, 1 if it was the user's last
+-- session, for each.
+if op == 'sw' then
+  local X, now, res = P .. 'X', now_ms(), {}
+  local due = redis.call('ZRANGEBYSCORE', X, '-inf', now, 'LIMIT', 0,
+                         tonumber(ARGV[4]))
+  for _, m in ipairs(due) do
+    local sp = string.find(m, ' ', 1, true)
+    local id, user = string.sub(m, 1, sp - 1), string.sub(m, sp + 1)
+    local left = redis.call('PTTL', P .. 's:' .. id)
+    if left ~= -2 then
+      if left < 0 then left = ttl end
+      redis.call('ZADD', X, now + left, m)
+    else
+      redis.call('ZREM', X, m)
+      local last = 0
+      if user ~= '' then
+        redis.call('SREM', P .. 'u:' .. user, id)
+        if #user_sessions(user) == 0 then last = 1 end
+      end
+      res[#res + 1] = id
+      res[#res + 1] = user
+      res[#res + 1] = last
+    end
+  end
+  return res
 end
 
 -- A connect: its messages if there are any (or it must not be held),
@@ -326,15 +369,18 @@ if op == 'dc' then
   if st[1] ~= '' then
     redis.call('PUBLISH', st[1], id .. ' ' .. st[2])
   end
-  if st[4] and st[4] ~= '' then
-    redis.call('SREM', P .. 'u:' .. st[4], id)
+  local user, last = st[4] or '', 0
+  if user ~= '' then
+    redis.call('SREM', P .. 'u:' .. user, id)
+    if #user_sessions(user) == 0 then last = 1 end
   end
+  redis.call('ZREM', P .. 'X', id .. ' ' .. user)
   local subs = P .. 'S:' .. id
   for _, ch in ipairs(redis.call('SMEMBERS', subs)) do
     redis.call('SREM', P .. 'c:' .. ch, id)
   end
   redis.call('DEL', s, P .. 'q:' .. id, subs)
-  return 0
+  return {0, user, last}
 end
 
 -- touch: is the session known, and what was it granted; ARGV: id, browser
