@@ -36,6 +36,12 @@ static char *ngx_bayeux_transports(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_bayeux_allow_origin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_uint_t ngx_bayeux_allow_origin_any(ngx_array_t *origins);
+static char *ngx_bayeux_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_bayeux_not_empty(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_bayeux_check_location(ngx_conf_t *cf,
+    ngx_bayeux_loc_conf_t *conf);
+static ngx_uint_t ngx_bayeux_location_returns(ngx_conf_t *cf);
 static ngx_bayeux_main_conf_t *ngx_bayeux_cycle_main_conf(
     ngx_cycle_t *cycle);
 static ngx_int_t ngx_bayeux_init_module(ngx_cycle_t *cycle);
@@ -51,6 +57,17 @@ static ngx_conf_post_handler_pt  ngx_bayeux_redis_url_p =
 
 static ngx_conf_post_handler_pt  ngx_bayeux_app_request_uri_p =
     ngx_bayeux_app_request_uri;
+
+static ngx_conf_post_handler_pt  ngx_bayeux_not_empty_p =
+    ngx_bayeux_not_empty;
+
+static ngx_conf_enum_t  ngx_bayeux_samesite[] = {
+    { ngx_string("off"), NGX_BAYEUX_SAMESITE_OFF },
+    { ngx_string("strict"), NGX_BAYEUX_SAMESITE_STRICT },
+    { ngx_string("lax"), NGX_BAYEUX_SAMESITE_LAX },
+    { ngx_string("none"), NGX_BAYEUX_SAMESITE_NONE },
+    { ngx_null_string, 0 }
+};
 
 /* unlike ngx_conf_check_num_bounds(), the message names the directive */
 
@@ -190,6 +207,27 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       offsetof(ngx_bayeux_loc_conf_t, trust_client_session),
       NULL },
 
+    { ngx_string("bayeux_browser_cookie_secure"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, browser_cookie_secure),
+      NULL },
+
+    { ngx_string("bayeux_browser_cookie_samesite"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_bayeux_set_enum,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, browser_cookie_samesite),
+      ngx_bayeux_samesite },
+
+    { ngx_string("bayeux_browser_cookie_partitioned"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, browser_cookie_partitioned),
+      NULL },
+
     { ngx_string("bayeux_websocket_max_message"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -237,7 +275,7 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_bayeux_loc_conf_t, redis_prefix),
-      NULL },
+      &ngx_bayeux_not_empty_p },
 
     { ngx_string("bayeux_redis_connect_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -403,6 +441,9 @@ ngx_bayeux_create_loc_conf(ngx_conf_t *cf)
     blcf->allow_origin = NGX_CONF_UNSET_PTR;
     blcf->allow_credentials = NGX_CONF_UNSET;
     blcf->trust_client_session = NGX_CONF_UNSET;
+    blcf->browser_cookie_secure = NGX_CONF_UNSET;
+    blcf->browser_cookie_samesite = NGX_CONF_UNSET_UINT;
+    blcf->browser_cookie_partitioned = NGX_CONF_UNSET;
     blcf->websocket_max_message = NGX_CONF_UNSET_SIZE;
     blcf->websocket_max_output = NGX_CONF_UNSET_SIZE;
     blcf->websocket_idle_timeout = NGX_CONF_UNSET_MSEC;
@@ -446,6 +487,38 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->allow_credentials, prev->allow_credentials, 0);
     ngx_conf_merge_value(conf->trust_client_session,
                          prev->trust_client_session, 0);
+    ngx_conf_merge_value(conf->browser_cookie_secure,
+                         prev->browser_cookie_secure, 0);
+    ngx_conf_merge_uint_value(conf->browser_cookie_samesite,
+                              prev->browser_cookie_samesite,
+                              NGX_BAYEUX_SAMESITE_OFF);
+    ngx_conf_merge_value(conf->browser_cookie_partitioned,
+                         prev->browser_cookie_partitioned, 0);
+
+    /* browsers drop such cookies: checked merged, as set at any level */
+
+    if (conf->endpoint && !conf->browser_cookie_secure) {
+
+        if (conf->browser_cookie_samesite == NGX_BAYEUX_SAMESITE_NONE) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"bayeux_browser_cookie_samesite none\" "
+                               "requires \"bayeux_browser_cookie_secure "
+                               "on\" in location \"%V\": browsers refuse "
+                               "a SameSite=None cookie without Secure",
+                               &conf->endpoint->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (conf->browser_cookie_partitioned) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"bayeux_browser_cookie_partitioned on\" "
+                               "requires \"bayeux_browser_cookie_secure "
+                               "on\" in location \"%V\": browsers refuse "
+                               "a Partitioned cookie without Secure",
+                               &conf->endpoint->name);
+            return NGX_CONF_ERROR;
+        }
+    }
 
     /* checked merged: the two may be set at different levels */
 
@@ -465,12 +538,29 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->websocket_max_message, 65536);
     ngx_conf_merge_size_value(conf->websocket_max_output,
                               prev->websocket_max_output, 1024 * 1024);
+
+    /*
+     * unset, the idle timeout follows bayeux_timeout: a client's next
+     * connect comes within timeout + interval, plus the network's delay
+     */
+
+    if (conf->websocket_idle_timeout == NGX_CONF_UNSET_MSEC
+        && (prev->websocket_idle_timeout == NGX_CONF_UNSET_MSEC
+            || prev->websocket_idle_timeout_auto))
+    {
+        conf->websocket_idle_timeout_auto = 1;
+        conf->websocket_idle_timeout = ngx_max(60000, conf->timeout
+                                                      + conf->interval
+                                                      + 30000);
+    }
+
     ngx_conf_merge_msec_value(conf->websocket_idle_timeout,
                               prev->websocket_idle_timeout, 60000);
     ngx_conf_merge_str_value(conf->websocket_protocol,
                              prev->websocket_protocol, "");
 
     if (conf->endpoint
+        && !conf->websocket_idle_timeout_auto
         && conf->websocket_idle_timeout <= conf->timeout)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -513,6 +603,10 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     /* the location that has "bayeux" */
 
+    if (ngx_bayeux_check_location(cf, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     conf->endpoint->conf = conf;
     conf->endpoint->engine = conf->engine;
 
@@ -546,6 +640,18 @@ ngx_bayeux(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (clcf->handler) {
         return "conflicts with another content handler in this location";
+    }
+
+    /* a client appends /handshake, /connect, ... to the endpoint's URL */
+
+    if (clcf->exact_match) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"bayeux\" in the exact location \"= %V\": "
+                           "CometD clients post to \"%V/handshake\", "
+                           "\"%V/connect\", ..., which it does not match; "
+                           "use a prefix location, \"location %V\"",
+                           &clcf->name, &clcf->name, &clcf->name,
+                           &clcf->name);
     }
 
     clcf->handler = ngx_bayeux_http_handler;
@@ -701,6 +807,7 @@ ngx_bayeux_allow_origin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_bayeux_loc_conf_t *blcf = conf;
 
+    u_char      *p, *last;
     ngx_str_t   *value, *origin;
     ngx_uint_t   i;
 
@@ -718,16 +825,39 @@ ngx_bayeux_allow_origin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 1; i < cf->args->nelts; i++) {
 
-        if (!(value[i].len == 1 && value[i].data[0] == '*')
-            && ngx_strlchr(value[i].data, value[i].data + value[i].len, ':')
-               == NULL)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid origin \"%V\": an origin is "
-                               "\"*\" or \"scheme://host[:port]\"",
-                               &value[i]);
-            return NGX_CONF_ERROR;
+        if (value[i].len == 1 && value[i].data[0] == '*') {
+            goto add;
         }
+
+        /*
+         * a browser's Origin is "scheme://host[:port]" and nothing more:
+         * a value with a path, even "/", never matches one
+         */
+
+        p = value[i].data;
+        last = p + value[i].len;
+
+        while (p < last && *p != ':') {
+            if (*p == '/' || *p == '?' || *p == '#') {
+                break;
+            }
+
+            p++;
+        }
+
+        if (p == value[i].data || last - p < 4
+            || ngx_strncmp(p, "://", 3) != 0)
+        {
+            goto invalid;
+        }
+
+        for (p += 3; p < last; p++) {
+            if (*p == '/' || *p == '?' || *p == '#') {
+                goto invalid;
+            }
+        }
+
+    add:
 
         origin = ngx_array_push(blcf->allow_origin);
         if (origin == NULL) {
@@ -738,6 +868,17 @@ ngx_bayeux_allow_origin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid origin \"%V\" in \"bayeux_allow_origin\": "
+                       "an origin is \"*\" or \"scheme://host[:port]\", "
+                       "without a path, as browsers send it in their Origin "
+                       "header (\"https://example.com\", not "
+                       "\"https://example.com/\")", &value[i]);
+
+    return NGX_CONF_ERROR;
 }
 
 
@@ -757,6 +898,168 @@ ngx_bayeux_allow_origin_any(ngx_array_t *origins)
         if (origin[i].len == 1 && origin[i].data[0] == '*') {
             return 1;
         }
+    }
+
+    return 0;
+}
+
+
+/*
+ * ngx_conf_set_enum_slot(), but an unknown value is told with the
+ * directive's name and the known values
+ */
+
+static char *
+ngx_bayeux_set_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char           *p, *last, known[NGX_MAX_CONF_ERRSTR];
+    ngx_str_t        *value;
+    ngx_conf_enum_t  *e;
+
+    value = cf->args->elts;
+
+    for (e = cmd->post; e->name.len; e++) {
+        if (e->name.len == value[1].len
+            && ngx_strcasecmp(e->name.data, value[1].data) == 0)
+        {
+            return ngx_conf_set_enum_slot(cf, cmd, conf);
+        }
+    }
+
+    p = known;
+    last = known + sizeof(known);
+
+    for (e = cmd->post; e->name.len; e++) {
+        p = ngx_slprintf(p, last, "%s%V", p == known ? "" : ", ", &e->name);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\"; known: %*s",
+                       &value[1], &cmd->name, p - known, known);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_bayeux_not_empty(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *value = data;
+
+    if (value->len == 0) {
+        return "must not be empty";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * What else in the location of "bayeux" would answer its requests
+ * instead, silently: a content handler set after "bayeux" (proxy_pass,
+ * fastcgi_pass, ...: one set before is refused by "bayeux" itself), and
+ * a "return" of the rewrite module, which answers before any content
+ * handler runs.  Called from the merge, when the location's whole
+ * configuration is known and cf->ctx is that location's.
+ */
+
+static char *
+ngx_bayeux_check_location(ngx_conf_t *cf, ngx_bayeux_loc_conf_t *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler != ngx_bayeux_http_handler) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bayeux\" in location \"%V\" conflicts with "
+                           "another content handler in this location "
+                           "(proxy_pass, fastcgi_pass, uwsgi_pass, "
+                           "scgi_pass, grpc_pass, memcached_pass, ...), "
+                           "which would answer instead: move it to a "
+                           "location of its own", &conf->endpoint->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_bayeux_location_returns(cf)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bayeux\" in location \"%V\" never runs: "
+                           "\"return\" in the same location answers every "
+                           "request first; move \"return\" to another "
+                           "location, or put it inside an \"if\"",
+                           &conf->endpoint->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Whether the location's rewrite code has a "return" outside any "if".
+ * The rewrite module's configuration is its own, but its first member,
+ * since nginx 0.x, is the array of the location's code: words, where
+ * each code begins with its function.  An "if" code, followed by its
+ * offset to the end of its block, is skipped with its block.  The module
+ * is looked up by name: a static nginx may be built without it.
+ */
+
+static ngx_uint_t
+ngx_bayeux_location_returns(ngx_conf_t *cf)
+{
+    void                 *rlcf;
+    uintptr_t            *code;
+    ngx_uint_t            i, n, m, next;
+    ngx_array_t          *codes;
+    ngx_module_t         *module;
+    ngx_http_conf_ctx_t  *ctx;
+
+    module = NULL;
+
+    for (m = 0; cf->cycle->modules[m]; m++) {
+        if (ngx_strcmp(cf->cycle->modules[m]->name,
+                       "ngx_http_rewrite_module")
+            == 0)
+        {
+            module = cf->cycle->modules[m];
+            break;
+        }
+    }
+
+    if (module == NULL || module->type != NGX_HTTP_MODULE) {
+        return 0;
+    }
+
+    ctx = cf->ctx;
+    rlcf = ctx->loc_conf[module->ctx_index];
+
+    if (rlcf == NULL) {
+        return 0;
+    }
+
+    codes = *(ngx_array_t **) rlcf;
+
+    if (codes == NULL) {
+        return 0;
+    }
+
+    code = codes->elts;
+    n = codes->nelts * codes->size / sizeof(uintptr_t);
+
+    for (i = 0; i < n; /* void */) {
+
+        if (code[i] == (uintptr_t) ngx_http_script_return_code) {
+            return 1;
+        }
+
+        if (code[i] == (uintptr_t) ngx_http_script_if_code && i + 1 < n) {
+            next = ((ngx_http_script_if_code_t *) &code[i])->next
+                   / sizeof(uintptr_t);
+            i += ngx_max(next, 1);
+            continue;
+        }
+
+        i++;
     }
 
     return 0;

@@ -16,8 +16,10 @@
 // session the two channels above; it refuses anything else
 // ("403::handshake_denied"), and the page asks for another name.
 //
-// ?transport=long-polling (the default), websocket, callback-polling, or a
-// list (websocket,long-polling) chooses the transports the client may use.
+// ?transport=websocket, long-polling, callback-polling, or a list, in the
+// order to try them, chooses the transports the client may use; the
+// default, websocket,long-polling, is the CometD client's own: websocket,
+// and long-polling when a websocket cannot be opened.
 // ?url=http://other.host:8081/cometd talks to a Bayeux endpoint of another
 // origin (which must allow this page's origin: bayeux_allow_origin, and
 // bayeux_allow_credentials on, as the CometD client sends credentials);
@@ -32,7 +34,7 @@ const ROOM = '/chat/room';
 const MEMBERS = '/chat/members';
 
 const params = new URLSearchParams(window.location.search);
-const wanted = (params.get('transport') || 'long-polling').split(',');
+const wanted = (params.get('transport') || 'websocket,long-polling').split(',');
 const endpoint = new URL(params.get('url') || 'cometd', window.location.href);
 
 const $ = (id) => document.getElementById(id);

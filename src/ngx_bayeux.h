@@ -22,6 +22,12 @@
 #define NGX_BAYEUX_TRANSPORT_LONG_POLLING      0x02
 #define NGX_BAYEUX_TRANSPORT_CALLBACK_POLLING  0x04
 
+/* bayeux_browser_cookie_samesite */
+#define NGX_BAYEUX_SAMESITE_OFF                0
+#define NGX_BAYEUX_SAMESITE_STRICT             1
+#define NGX_BAYEUX_SAMESITE_LAX                2
+#define NGX_BAYEUX_SAMESITE_NONE               3
+
 
 typedef struct ngx_bayeux_engine_s    ngx_bayeux_engine_t;
 typedef struct ngx_bayeux_endpoint_s  ngx_bayeux_endpoint_t;
@@ -65,9 +71,13 @@ typedef struct {
     ngx_array_t               *allow_origin;    /* ngx_str_t */
     ngx_flag_t                 allow_credentials;
     ngx_flag_t                 trust_client_session;
+    ngx_flag_t                 browser_cookie_secure;
+    ngx_uint_t                 browser_cookie_samesite;
+    ngx_flag_t                 browser_cookie_partitioned;
     size_t                     websocket_max_message;
     size_t                     websocket_max_output;
     ngx_msec_t                 websocket_idle_timeout;
+    ngx_flag_t                 websocket_idle_timeout_auto;  /* not set */
     ngx_str_t                  websocket_protocol;
     ngx_str_t                  redis_url;
     ngx_str_t                  redis_prefix;

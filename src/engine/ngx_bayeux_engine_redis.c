@@ -182,6 +182,8 @@ struct ngx_bayeux_redis_s {
     ngx_bayeux_redis_req_t         select_req;
     ngx_bayeux_redis_req_t         load_req;
     ngx_bayeux_redis_req_t         sub_auth_req;
+    ngx_bayeux_redis_req_t         name_req;
+    ngx_bayeux_redis_req_t         sub_name_req;
     ngx_bayeux_redis_req_t         subscribe_req;
     ngx_bayeux_redis_req_t         ping_req;
 
@@ -203,6 +205,7 @@ struct ngx_bayeux_redis_s {
     unsigned                       cmd_ready:1;
     unsigned                       sub_ready:1;
     unsigned                       outage:1;
+    unsigned                       connected:1;  /* once, at least */
     unsigned                       exiting:1;
     unsigned                       ping:1;
     unsigned                       sweeping:1;
@@ -276,6 +279,10 @@ static void ngx_bayeux_redis_reconnect_handler(ngx_event_t *ev);
 static void ngx_bayeux_redis_tick_handler(ngx_event_t *ev);
 static ngx_int_t ngx_bayeux_redis_auth(ngx_bayeux_redis_conn_t *rc,
     ngx_bayeux_redis_req_t *req);
+static ngx_int_t ngx_bayeux_redis_setname(ngx_bayeux_redis_conn_t *rc,
+    ngx_bayeux_redis_req_t *req, const char *role);
+static void ngx_bayeux_redis_name_reply(ngx_bayeux_redis_conn_t *rc,
+    redisReply *reply, ngx_bayeux_redis_req_t *req);
 static void ngx_bayeux_redis_cmd_connected(ngx_bayeux_redis_conn_t *rc);
 static void ngx_bayeux_redis_sub_connected(ngx_bayeux_redis_conn_t *rc);
 static void ngx_bayeux_redis_closed(ngx_bayeux_redis_conn_t *rc);
@@ -719,6 +726,8 @@ ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
     rd->select_req.handler = ngx_bayeux_redis_setup_reply;
     rd->load_req.handler = ngx_bayeux_redis_setup_reply;
     rd->sub_auth_req.handler = ngx_bayeux_redis_setup_reply;
+    rd->name_req.handler = ngx_bayeux_redis_name_reply;
+    rd->sub_name_req.handler = ngx_bayeux_redis_name_reply;
     rd->subscribe_req.handler = ngx_bayeux_redis_sub_reply;
     rd->subscribe_req.subscription = 1;
     rd->ping_req.handler = ngx_bayeux_redis_ping_reply;
@@ -966,6 +975,49 @@ ngx_bayeux_redis_auth(ngx_bayeux_redis_conn_t *rc,
 }
 
 
+/*
+ * CLIENT SETNAME bayeux:<pid>:<role>, after AUTH: an operator's CLIENT
+ * LIST then tells which worker holds which connection
+ */
+
+static ngx_int_t
+ngx_bayeux_redis_setname(ngx_bayeux_redis_conn_t *rc,
+    ngx_bayeux_redis_req_t *req, const char *role)
+{
+    u_char       name[sizeof("bayeux::") + NGX_INT64_LEN + 8], *p;
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    p = ngx_snprintf(name, sizeof(name), "bayeux:%P:%s", ngx_pid, role);
+
+    argv[0] = "CLIENT";
+    argvlen[0] = 6;
+    argv[1] = "SETNAME";
+    argvlen[1] = 7;
+    argv[2] = (const char *) name;
+    argvlen[2] = p - name;
+
+    return ngx_bayeux_redis_send(rc, req, 3, argv, argvlen);
+}
+
+
+/*
+ * a name is for the operator: a Redis that refuses it (an ACL user
+ * without CLIENT) is served all the same
+ */
+
+static void
+ngx_bayeux_redis_name_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
+    ngx_bayeux_redis_req_t *req)
+{
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, rc->log, 0,
+                       "bayeux redis: CLIENT SETNAME refused: %*s",
+                       reply->len, reply->str);
+    }
+}
+
+
 static void
 ngx_bayeux_redis_cmd_connected(ngx_bayeux_redis_conn_t *rc)
 {
@@ -973,9 +1025,14 @@ ngx_bayeux_redis_cmd_connected(ngx_bayeux_redis_conn_t *rc)
     size_t               argvlen[3];
     ngx_bayeux_redis_t  *rd = rc->data;
 
-    /* pipelined: AUTH, SELECT, SCRIPT LOAD; the last reply says ready */
+    /*
+     * pipelined: AUTH, CLIENT SETNAME, SELECT, SCRIPT LOAD; the last
+     * reply says ready
+     */
 
-    if (ngx_bayeux_redis_auth(rc, &rd->auth_req) != NGX_OK) {
+    if (ngx_bayeux_redis_auth(rc, &rd->auth_req) != NGX_OK
+        || ngx_bayeux_redis_setname(rc, &rd->name_req, "cmd") != NGX_OK)
+    {
         goto failed;
     }
 
@@ -1018,7 +1075,9 @@ ngx_bayeux_redis_sub_connected(ngx_bayeux_redis_conn_t *rc)
     size_t               argvlen[3];
     ngx_bayeux_redis_t  *rd = rc->data;
 
-    if (ngx_bayeux_redis_auth(rc, &rd->sub_auth_req) != NGX_OK) {
+    if (ngx_bayeux_redis_auth(rc, &rd->sub_auth_req) != NGX_OK
+        || ngx_bayeux_redis_setname(rc, &rd->sub_name_req, "sub") != NGX_OK)
+    {
         goto failed;
     }
 
@@ -1142,16 +1201,25 @@ ngx_bayeux_redis_link_check(ngx_bayeux_redis_t *rd)
     rd->state = NGX_BAYEUX_REDIS_UP;
     rd->backoff = NGX_BAYEUX_REDIS_BACKOFF_MIN;
 
+    /* good news is no error: log-based alerting must not fire on it */
+
     if (rd->outage) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
                       "bayeux: redis %V of location \"%V\" is available "
                       "again", &rd->addr, &rd->endpoint->name);
         rd->outage = 0;
+
+    } else if (!rd->connected) {
+        ngx_log_error(NGX_LOG_INFO, rd->log, 0,
+                      "bayeux: redis %V of location \"%V\" connected",
+                      &rd->addr, &rd->endpoint->name);
 
     } else {
         ngx_log_debug1(NGX_LOG_DEBUG_EVENT, rd->log, 0,
                        "bayeux redis: %V is up", &rd->addr);
     }
+
+    rd->connected = 1;
 
     while (!ngx_queue_empty(&rd->waiting)
            && rd->state == NGX_BAYEUX_REDIS_UP)

@@ -90,16 +90,46 @@ ngx_bayeux_browser_new_id(u_char *buf)
     return ngx_bayeux_random_hex(buf, NGX_BAYEUX_BROWSER_ID_LEN / 2);
 }
 
-/* sets a new BAYEUX_BROWSER cookie; "id" is its value */
+/*
+ * sets a new BAYEUX_BROWSER cookie; "id" is its value.  Its attributes
+ * are those of CometD's browserCookie* parameters:
+ * bayeux_browser_cookie_secure, _samesite and _partitioned.
+ */
 
 ngx_int_t
 ngx_bayeux_browser_set_cookie(ngx_http_request_t *r, ngx_str_t *id)
 {
-    u_char     *p;
-    ngx_str_t   cookie;
+    u_char                 *p;
+    ngx_str_t               cookie, samesite;
+    ngx_bayeux_loc_conf_t  *blcf;
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_bayeux_module);
+
+    switch (blcf->browser_cookie_samesite) {
+
+    case NGX_BAYEUX_SAMESITE_STRICT:
+        ngx_str_set(&samesite, "; SameSite=Strict");
+        break;
+
+    case NGX_BAYEUX_SAMESITE_LAX:
+        ngx_str_set(&samesite, "; SameSite=Lax");
+        break;
+
+    case NGX_BAYEUX_SAMESITE_NONE:
+        ngx_str_set(&samesite, "; SameSite=None");
+        break;
+
+    default: /* NGX_BAYEUX_SAMESITE_OFF */
+        ngx_str_null(&samesite);
+    }
 
     cookie.len = sizeof(NGX_BAYEUX_BROWSER_COOKIE "=; Path=/; HttpOnly") - 1
-                 + NGX_BAYEUX_BROWSER_ID_LEN;
+                 + NGX_BAYEUX_BROWSER_ID_LEN
+                 + (blcf->browser_cookie_secure ? sizeof("; Secure") - 1 : 0)
+                 + samesite.len
+                 + (blcf->browser_cookie_partitioned
+                    ? sizeof("; Partitioned") - 1 : 0);
+
     cookie.data = ngx_pnalloc(r->pool, cookie.len);
     if (cookie.data == NULL) {
         return NGX_ERROR;
@@ -116,7 +146,19 @@ ngx_bayeux_browser_set_cookie(ngx_http_request_t *r, ngx_str_t *id)
     id->len = NGX_BAYEUX_BROWSER_ID_LEN;
 
     p += NGX_BAYEUX_BROWSER_ID_LEN;
-    ngx_memcpy(p, "; Path=/; HttpOnly", sizeof("; Path=/; HttpOnly") - 1);
+    p = ngx_cpymem(p, "; Path=/; HttpOnly", sizeof("; Path=/; HttpOnly") - 1);
+
+    if (blcf->browser_cookie_secure) {
+        p = ngx_cpymem(p, "; Secure", sizeof("; Secure") - 1);
+    }
+
+    if (samesite.len) {
+        p = ngx_cpymem(p, samesite.data, samesite.len);
+    }
+
+    if (blcf->browser_cookie_partitioned) {
+        ngx_memcpy(p, "; Partitioned", sizeof("; Partitioned") - 1);
+    }
 
     return ngx_bayeux_http_add_header(r, "Set-Cookie", &cookie);
 }

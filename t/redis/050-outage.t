@@ -2,7 +2,10 @@
 # every request is answered at once with "503::engine_unavailable" and
 # retry advice, a parked connect is answered with an error; within 2 s of
 # Redis being back the endpoint works again.  The error log has one line
-# for the outage and one for the recovery, not one per request.
+# for the outage ([error]) and one for the recovery ([notice]: good news
+# must not fire log-based alerts), not one per request; the first
+# connection is logged at [info], and the connections are named (CLIENT
+# SETNAME bayeux:<pid>:cmd and :sub).
 
 use strict;
 use warnings;
@@ -59,6 +62,16 @@ my @lines;
     my $c = $server->client;
     ok($c->handshake->{successful}, 'handshake');
     ok($c->subscribe('/news')->{successful}, 'subscribe');
+
+    my ($worker) = $server->worker_pids;
+    my $list = $redis->cmd('CLIENT', 'LIST');
+    my @names = sort $list =~ /\bname=(bayeux:\S*)/g;
+    is_deeply(\@names, ["bayeux:$worker:cmd", "bayeux:$worker:sub"],
+              'the connections are named after the worker and their role')
+        or diag($list);
+    like($server->error_log_text,
+         qr/\[info\] .*bayeux: redis 127\.0\.0\.1:\d+ of location "\/cometd" connected$/m,
+         'the first connection is logged at info');
     ok($c->connect->{reply}{successful}, 'first connect');
     my $held = $c->connect_start;
     sleep 0.2;
@@ -112,6 +125,12 @@ my @lines;
     is(scalar @down, 1, 'one outage line in the error log')
         or diag(join "\n", @down);
     is(scalar @up, 1, 'one recovery line in the error log');
+    like($log, qr/\[error\] .*bayeux: redis \S+ of location "\/cometd" is unavailable/,
+         'the outage at error');
+    like($log, qr/\[notice\] .*bayeux: redis \S+ of location "\/cometd" is available again$/m,
+         'the recovery at notice, not error');
+    is(scalar(() = $log =~ /" connected$/mg), 1,
+       'connected is said once, the recovery is not a first connection');
     unlike($log, qr/\[(alert|crit|emerg)\]/, 'no alert');
     push @lines, @down;
 }
