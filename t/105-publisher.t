@@ -16,7 +16,10 @@ use Test::Bayeux::Session;
 our $APP = Test::Bayeux::App->new;
 $ENV{TEST_NGINX_APP_PORT} = $APP->port;
 
-our $OPEN = '{"subscribe":["/**"],"publish":["/**"]}';
+# names of users and channels of this run: on the Redis engine (which
+# t/redis/010-protocol.t gives this file), sessions of earlier blocks and
+# runs are still there
+our $RUN = 'r' . $$ . int(rand(1e6));
 
 block_defaults(config => <<'CONF');
     location /cometd {
@@ -113,72 +116,76 @@ __DATA__
 
 === TEST 1: a message on a channel: every subscriber gets it, the result counts them
 --- bayeux
-my $a = main::session_of('ann', 'long-polling', '/news');
-my $b = main::session_of('bob', 'websocket', '/news/**');
+$main::RUN = 'r' . int(rand(1e9));
+my $a = main::session_of("ann$main::RUN", 'long-polling', "/news$main::RUN");
+my $b = main::session_of("bob$main::RUN", 'websocket', "/news$main::RUN/**");
 main::hold($b);
-my ($status, $r) = main::publish({ channel => '/news/x', data => { n => 1 },
+my ($status, $r) = main::publish({ channel => "/news$main::RUN/x", data => { n => 1 },
                                    id => 'p1' });
 is $status, 200, 'status 200';
-is_deeply $r, [ { id => 'p1', channel => '/news/x',
+is_deeply $r, [ { id => 'p1', channel => "/news$main::RUN/x",
                   successful => JSON::PP::true, sessions => 1 } ],
           'one result, one session reached (the pattern)';
-($status, $r) = main::publish([ { channel => '/news', data => 'a' },
-                                { channel => '/news', data => 'b' } ]);
+($status, $r) = main::publish([ { channel => "/news$main::RUN", data => 'a' },
+                                { channel => "/news$main::RUN", data => 'b' } ]);
 is_deeply [ map { $_->{sessions} } @$r ], [ 1, 1 ], 'an array: in order';
-is_deeply main::received($a, '/news'), [ 'a', 'b' ], 'ann got both, in order';
-is_deeply main::received($b, '/news/x'), [ { n => 1 } ], 'bob got his';
+is_deeply main::received($a, "/news$main::RUN"), [ 'a', 'b' ], 'ann got both, in order';
+is_deeply main::received($b, "/news$main::RUN/x"), [ { n => 1 } ], 'bob got his';
 --- no_error_log
 [error]
 
 === TEST 2: to one session (clientId), to a user's every session (user): whatever they subscribed to; a session that is gone
 --- bayeux
-my $a1 = main::session_of('ann', 'long-polling');
-my $a2 = main::session_of('ann', 'websocket');
+$main::RUN = 'r' . int(rand(1e9));
+my $a1 = main::session_of("ann$main::RUN", 'long-polling');
+my $a2 = main::session_of("ann$main::RUN", 'websocket');
 main::hold($a2);
-my $b = main::session_of('bob', 'long-polling');
+my $b = main::session_of("bob$main::RUN", 'long-polling');
 my ($status, $r) = main::publish([
-    { channel => '/private', data => { to => 'ann' }, user => 'ann' },
-    { channel => '/private', data => { to => 'bob' },
+    { channel => "/private$main::RUN", data => { to => "ann$main::RUN" }, user => "ann$main::RUN" },
+    { channel => "/private$main::RUN", data => { to => "bob$main::RUN" },
       clientId => $b->client_id },
-    { channel => '/private', data => 'nobody', user => 'carol' },
-    { channel => '/private', data => 'gone', clientId => '0' x 40 },
+    { channel => "/private$main::RUN", data => 'nobody', user => "carol$main::RUN" },
+    { channel => "/private$main::RUN", data => 'gone', clientId => '0' x 40 },
 ]);
 is $status, 200, 'status 200';
 is_deeply [ map { $_->{successful} ? $_->{sessions} : $_->{error} } @$r ],
           [ 2, 1, 0, '402::session_unknown' ], 'the results';
-is_deeply main::received($a1, '/private'), [ { to => 'ann' } ], "ann's first";
-is_deeply main::received($a2, '/private'), [ { to => 'ann' } ],
+is_deeply main::received($a1, "/private$main::RUN"), [ { to => "ann$main::RUN" } ], "ann's first";
+is_deeply main::received($a2, "/private$main::RUN"), [ { to => "ann$main::RUN" } ],
           "ann's second (websocket)";
-is_deeply main::received($b, '/private'), [ { to => 'bob' } ], 'bob: his only';
+is_deeply main::received($b, "/private$main::RUN"), [ { to => "bob$main::RUN" } ], 'bob: his only';
 --- no_error_log
 [error]
 
 === TEST 3: presence: a user's sessions, a channel's subscribers, as sessions come and go
 --- bayeux
-my ($status, $r) = main::presence('user=ann');
-is_deeply [ $status, $r ], [ 200, { user => 'ann', sessions => 0 } ],
+$main::RUN = 'r' . int(rand(1e9));
+my ($status, $r) = main::presence("user=ann$main::RUN");
+is_deeply [ $status, $r ], [ 200, { user => "ann$main::RUN", sessions => 0 } ],
           'nobody yet';
-my $a1 = main::session_of('ann', 'long-polling', '/room');
-my $a2 = main::session_of('ann', 'websocket', '/room');
-my $b = main::session_of('bob%', 'long-polling', '/room');
-is_deeply [ main::presence('user=ann') ], [ 200, { user => 'ann',
+my $a1 = main::session_of("ann$main::RUN", 'long-polling', "/room$main::RUN");
+my $a2 = main::session_of("ann$main::RUN", 'websocket', "/room$main::RUN");
+my $b = main::session_of("bob%$main::RUN", 'long-polling', "/room$main::RUN");
+is_deeply [ main::presence("user=ann$main::RUN") ], [ 200, { user => "ann$main::RUN",
                                                   sessions => 2 } ], 'two';
-is_deeply [ main::presence('user=bob%25') ],
-          [ 200, { user => 'bob%', sessions => 1 } ], 'an escaped name';
-is_deeply [ main::presence('channel=/room') ],
-          [ 200, { channel => '/room', subscribers => 3 } ], 'the room: 3';
+is_deeply [ main::presence("user=bob%25$main::RUN") ],
+          [ 200, { user => "bob%$main::RUN", sessions => 1 } ], 'an escaped name';
+is_deeply [ main::presence("channel=/room$main::RUN") ],
+          [ 200, { channel => "/room$main::RUN", subscribers => 3 } ], 'the room: 3';
 $a1->send([ { channel => '/meta/disconnect' } ]);
-is_deeply [ main::presence('user=ann') ], [ 200, { user => 'ann',
+is_deeply [ main::presence("user=ann$main::RUN") ], [ 200, { user => "ann$main::RUN",
                                                   sessions => 1 } ],
           'one disconnected';
-is_deeply [ main::presence('channel=/room') ],
-          [ 200, { channel => '/room', subscribers => 2 } ], 'the room: 2';
+is_deeply [ main::presence("channel=/room$main::RUN") ],
+          [ 200, { channel => "/room$main::RUN", subscribers => 2 } ], 'the room: 2';
 --- no_error_log
 [error]
 
 === TEST 4: bad input: 400 and the reason, nothing applied
 --- bayeux
-my $a = main::session_of('ann', 'long-polling', '/x');
+$main::RUN = 'r' . int(rand(1e9));
+my $a = main::session_of("ann$main::RUN", 'long-polling', "/x$main::RUN");
 my @cases = (
     [ '', 'empty body' ],
     [ 'not json', qr/^malformed JSON/ ],
@@ -204,7 +211,7 @@ for my $c (@cases) {
     if (ref $why) { like $r->{error}, $why, 'its reason' }
     else { is_deeply $r, { error => $why }, 'its reason' }
 }
-is_deeply main::received($a, '/x'), [], 'nothing was published';
+is_deeply main::received($a, "/x$main::RUN"), [], 'nothing was published';
 my ($status) = main::publish('{"channel":"/x","data":"' . ('a' x 3000) . '"}');
 is $status, 413, 'client_max_body_size';
 ($status, my $r) = main::presence('');

@@ -41,6 +41,12 @@ static ngx_int_t ngx_bayeux_app_request_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static void ngx_bayeux_app_request_resume(ngx_event_t *ev);
 static void ngx_bayeux_app_request_run(ngx_event_t *ev);
+static ngx_int_t ngx_bayeux_app_notice_done(ngx_http_request_t *sr,
+    void *data, ngx_int_t rc);
+
+
+/* one line per failure burst: at most one a second per worker */
+static time_t  ngx_bayeux_app_notice_logged;
 
 
 static ngx_str_t  ngx_bayeux_app_post = ngx_string("POST");
@@ -382,4 +388,82 @@ ngx_bayeux_app_request_resume(ngx_event_t *ev)
     ar->answered = 1;
 
     ar->handler(ar);
+}
+
+
+/*
+ * A notice to the application, that nothing waits for: a subrequest of
+ * "parent" (a request of the server's own) with "body"; a failure is
+ * logged.
+ */
+
+ngx_int_t
+ngx_bayeux_app_notice(ngx_http_request_t *parent, ngx_str_t *uri,
+    ngx_str_t *body)
+{
+    ngx_str_t                    copy;
+    ngx_http_request_t          *sr;
+    ngx_http_post_subrequest_t  *ps;
+
+    copy.len = body->len;
+    copy.data = ngx_pnalloc(parent->pool, body->len);
+    if (copy.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(copy.data, body->data, body->len);
+
+    ps = ngx_palloc(parent->pool, sizeof(ngx_http_post_subrequest_t));
+    if (ps == NULL) {
+        return NGX_ERROR;
+    }
+
+    ps->handler = ngx_bayeux_app_notice_done;
+    ps->data = uri;
+
+    if (ngx_http_subrequest(parent, uri, NULL, &sr, ps,
+                            NGX_HTTP_SUBREQUEST_WAITED
+                            |NGX_HTTP_SUBREQUEST_IN_MEMORY)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    sr->method = NGX_HTTP_POST;
+    sr->method_name = ngx_bayeux_app_post;
+
+    if (ngx_bayeux_app_request_headers(sr, parent, copy.len) != NGX_OK
+        || ngx_bayeux_app_request_body(sr, &copy) != NGX_OK)
+    {
+        ps->handler = NULL;
+        sr->post_subrequest = NULL;
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_app_notice_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
+{
+    ngx_str_t   *uri = data;
+    ngx_uint_t   status;
+
+    status = (rc >= NGX_HTTP_SPECIAL_RESPONSE || rc == NGX_ERROR)
+             ? ((rc == NGX_ERROR) ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                                  : (ngx_uint_t) rc)
+             : sr->headers_out.status;
+
+    if ((status < NGX_HTTP_OK || status >= NGX_HTTP_SPECIAL_RESPONSE)
+        && ngx_bayeux_app_notice_logged != ngx_time())
+    {
+        ngx_bayeux_app_notice_logged = ngx_time();
+
+        ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                      "bayeux: disconnect request \"%V\" failed: "
+                      "status %ui", uri, status);
+    }
+
+    return rc;
 }

@@ -66,6 +66,10 @@ struct ngx_bayeux_app_request_s {
 ngx_int_t ngx_bayeux_app_request(ngx_bayeux_app_request_t *ar,
     ngx_str_t *body);
 
+/* a notice, that nothing waits for, from a request of the server's own */
+ngx_int_t ngx_bayeux_app_notice(ngx_http_request_t *parent, ngx_str_t *uri,
+    ngx_str_t *body);
+
 /* for a hook's cancel handler: the handler is still called, once */
 void ngx_bayeux_app_request_cancel(ngx_bayeux_app_request_t *ar);
 

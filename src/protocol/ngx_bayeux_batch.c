@@ -410,9 +410,11 @@ ngx_bayeux_batch_check(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 
     m->kind = ngx_bayeux_meta_kind(&m->channel, flags);
 
-    if (m->kind != NGX_BAYEUX_KIND_HANDSHAKE
-        && ngx_bayeux_batch_bound(b, m) != NGX_OK)
+    if ((m->kind != NGX_BAYEUX_KIND_HANDSHAKE
+         && ngx_bayeux_batch_bound(b, m) != NGX_OK)
+        || (m->kind == NGX_BAYEUX_KIND_PUBLISH && m->client_id.len == 0))
     {
+        /* (an engine takes a publish with no session for the server's) */
         /* answered as an unknown session: nothing is applied */
         return ngx_bayeux_batch_error(b, "402::session_unknown",
                                       NGX_BAYEUX_ERROR_HANDSHAKE);

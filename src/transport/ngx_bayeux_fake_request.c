@@ -170,6 +170,63 @@ ngx_bayeux_keep_str(u_char *p, ngx_str_t *dst, ngx_str_t *src)
 
 
 /*
+ * For requests of the server's own, made for no client (a notice that a
+ * session expired): as if a client of the loopback had asked for the
+ * location's URI, with no header, on a connection that never was.
+ * "ctx" is the location's configuration; everything in "pool", which
+ * lives as long as the configuration.
+ */
+
+ngx_bayeux_kept_request_t *
+ngx_bayeux_keep_location(ngx_pool_t *pool, ngx_http_conf_ctx_t *ctx,
+    ngx_str_t *uri, ngx_connection_t **origin)
+{
+    ngx_connection_t           *c;
+    struct sockaddr_in         *sin;
+    ngx_http_connection_t      *hc;
+    ngx_bayeux_kept_request_t  *k;
+
+    static ngx_str_t  loopback = ngx_string("127.0.0.1");
+
+    k = ngx_pcalloc(pool, sizeof(ngx_bayeux_kept_request_t));
+    hc = ngx_pcalloc(pool, sizeof(ngx_http_connection_t));
+    sin = ngx_pcalloc(pool, sizeof(struct sockaddr_in));
+    c = ngx_pcalloc(pool, sizeof(ngx_connection_t));
+
+    if (k == NULL || hc == NULL || sin == NULL || c == NULL) {
+        return NULL;
+    }
+
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+
+    hc->conf_ctx = ctx;
+
+    k->main_conf = ctx->main_conf;
+    k->srv_conf = ctx->srv_conf;
+    k->loc_conf = ctx->loc_conf;
+    k->http_connection = hc;
+    k->uri = *uri;
+    k->unparsed_uri = *uri;
+    k->addr_text = loopback;
+    k->sockaddr = (struct sockaddr *) sin;
+    k->socklen = sizeof(struct sockaddr_in);
+
+    /* what a fake connection copies of a real one */
+
+    c->log_error = NGX_ERROR_INFO;
+    c->local_sockaddr = (struct sockaddr *) sin;
+    c->local_socklen = sizeof(struct sockaddr_in);
+
+    /* its log is set by the caller, that of the cycle it runs in */
+
+    *origin = c;
+
+    return k;
+}
+
+
+/*
  * A parent for one subrequest, as its request would have been: "c" is
  * the real connection (alive while this is called), "owner" the pool of
  * what the subrequest is made for.  The caller makes its subrequest at
@@ -231,18 +288,25 @@ ngx_bayeux_fake_request(ngx_bayeux_kept_request_t *kept, ngx_connection_t *c,
     f->terminated->handler = ngx_bayeux_fake_terminated;
     f->terminated->data = f;
 
-    cln = ngx_pool_cleanup_add(owner, 0);
-    if (cln == NULL) {
-        ngx_destroy_pool(pool);
-        return NULL;
+    /* no owner: the request is the server's own, it lives as it may */
+
+    if (owner) {
+        cln = ngx_pool_cleanup_add(owner, 0);
+        if (cln == NULL) {
+            ngx_destroy_pool(pool);
+            return NULL;
+        }
+
+        cln->handler = ngx_bayeux_fake_owner_gone;
+        cln->data = f;
+        f->owner = cln;
     }
 
-    cln->handler = ngx_bayeux_fake_owner_gone;
-    cln->data = f;
-    f->owner = cln;
-
     if (ngx_bayeux_fake_headers(r, kept) != NGX_OK) {
-        f->owner->handler = NULL;
+        if (f->owner) {
+            f->owner->handler = NULL;
+        }
+
         ngx_destroy_pool(pool);
         return NULL;
     }

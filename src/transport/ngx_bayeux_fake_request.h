@@ -39,6 +39,10 @@ typedef struct {
 
 ngx_bayeux_kept_request_t *ngx_bayeux_keep_request(ngx_http_request_t *r,
     ngx_pool_t *pool);
+ngx_bayeux_kept_request_t *ngx_bayeux_keep_location(ngx_pool_t *pool,
+    ngx_http_conf_ctx_t *ctx, ngx_str_t *uri, ngx_connection_t **origin);
+
+/* "owner": NULL for a request of the server's own */
 ngx_http_request_t *ngx_bayeux_fake_request(ngx_bayeux_kept_request_t *kept,
     ngx_connection_t *c, ngx_pool_t *owner);
 
