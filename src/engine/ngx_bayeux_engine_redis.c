@@ -15,6 +15,7 @@
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_engine_redis.h"
 #include "ngx_bayeux_redis_adapter.h"
+#include "ngx_bayeux_stats.h"
 
 /*
  * ngx_bayeux_redis_script: the text of ngx_bayeux_redis.lua, made a C
@@ -127,6 +128,7 @@ typedef struct {
     const char                   **argv;
     size_t                        *argvlen;
     u_char                        *last;
+    ngx_msec_t                     sent;        /* when, for the latency */
     unsigned                       eval:1;
 } ngx_bayeux_redis_cmd_t;
 
@@ -747,6 +749,10 @@ ngx_bayeux_redis_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
 
     /* the process ends: nothing is answered any more, only freed */
 
+    if (rd->state == NGX_BAYEUX_REDIS_UP && !rd->exiting) {
+        ngx_bayeux_stat(ep, NGX_BAYEUX_STAT_REDIS_LINKS_UP, -1);
+    }
+
     rd->exiting = 1;
 
     if (rd->tick.timer_set) {
@@ -834,6 +840,10 @@ ngx_bayeux_redis_link_failed(ngx_bayeux_redis_t *rd, u_char *why)
 {
     if (rd->state == NGX_BAYEUX_REDIS_DOWN || rd->exiting) {
         return;
+    }
+
+    if (rd->state == NGX_BAYEUX_REDIS_UP) {
+        ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_LINKS_UP, -1);
     }
 
     rd->state = NGX_BAYEUX_REDIS_DOWN;
@@ -1122,12 +1132,14 @@ ngx_bayeux_redis_link_check(ngx_bayeux_redis_t *rd)
 
     rd->state = NGX_BAYEUX_REDIS_UP;
     rd->backoff = NGX_BAYEUX_REDIS_BACKOFF_MIN;
+    ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_LINKS_UP, 1);
 
     if (rd->outage) {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                       "bayeux: redis %V of location \"%V\" is available "
                       "again", &rd->addr, &rd->endpoint->name);
         rd->outage = 0;
+        ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_RECONNECTS, 1);
 
     } else {
         ngx_log_debug1(NGX_LOG_DEBUG_EVENT, rd->log, 0,
@@ -1769,6 +1781,8 @@ ngx_bayeux_redis_publish_result(ngx_bayeux_redis_cmd_t *cmd,
 
     r = reply->element[1];
 
+    ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_QUEUE_OVERFLOWS, r->elements);
+
     /* a clientId is a credential: named at debug level only */
 
     for (i = 0; i < r->elements; i++) {
@@ -2394,6 +2408,8 @@ ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd)
                                   cmd->argvlen)
             == NGX_OK)
         {
+            cmd->sent = ngx_current_msec;
+            ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_IN_FLIGHT, 1);
             return;
         }
 
@@ -2557,6 +2573,12 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
 
     rd = cmd->redis;
 
+    ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_IN_FLIGHT, -1);
+
+    if (reply) {
+        ngx_bayeux_stat_latency(rd->endpoint, ngx_current_msec - cmd->sent);
+    }
+
     if (reply && reply->type == REDIS_REPLY_ERROR && !cmd->eval
         && reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0
         && !rd->exiting)
@@ -2573,6 +2595,8 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
                                   cmd->argvlen)
             == NGX_OK)
         {
+            cmd->sent = ngx_current_msec;
+            ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_IN_FLIGHT, 1);
             return;
         }
 
