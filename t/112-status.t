@@ -223,6 +223,23 @@ is(status($a, headers => [ Accept => 'application/json, text/plain' ])
     is($ep->{websockets_open}, 0, 'none open once closed');
 }
 
+# a reload keeps the counters when the endpoints are as many; with one
+# more, the new workers count anew (each endpoint a slot of its own)
+
+{
+    $server->reload(config => $CONFIG);
+    my $ep = endpoint_of(decode_json(status($a)->body), '/cometd');
+    is($ep->{sessions}{created}, 4, 'kept over a reload');
+    $server->reload(config => $CONFIG . 'location /other { bayeux; }');
+    my $j = decode_json(status($a)->body);
+    is_deeply([map { $_->{endpoint} } @{ $j->{endpoints} }],
+              ['/cometd', '/other'], 'one more endpoint');
+    is(endpoint_of($j, '/cometd')->{sessions}{created}, 0,
+       'counted anew');
+    is(endpoint_of($j, '/other')->{sessions}{created}, 0,
+       'the new one too');
+}
+
 $server->stop;
 
 # $bayeux_messages and $bayeux_error in the access log

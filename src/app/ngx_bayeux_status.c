@@ -17,9 +17,9 @@
 /*
  * One slot of NGX_BAYEUX_STAT_N counters per endpoint, in the order of
  * the endpoints, in one shared memory zone the module adds once the
- * configuration is read.  A reload with as many endpoints keeps the zone
- * and its counters (nginx reuses a zone of the same name and size), so
- * the gauges of the old workers still add up.
+ * configuration is read.  A reload with as many endpoints keeps the
+ * counters, slot by slot (nginx reuses a zone of the same name and
+ * size), so the gauges of the old workers still add up.
  */
 
 #define NGX_BAYEUX_STATUS_JSON        0
@@ -40,6 +40,14 @@ typedef struct {
     ngx_bayeux_stat_code_t        *codes;     /* label values by code */
     char                         **values;    /* else label values */
 } ngx_bayeux_metric_t;
+
+
+/* what the zone keeps at its start (shpool->data) */
+
+typedef struct {
+    ngx_uint_t                     n;         /* endpoints */
+    ngx_atomic_t                  *stats;
+} ngx_bayeux_status_shctx_t;
 
 
 static ngx_int_t ngx_bayeux_status_init_zone(ngx_shm_zone_t *shm_zone,
@@ -204,35 +212,55 @@ ngx_bayeux_status_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_bayeux_status_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    size_t                    size;
-    ngx_uint_t                i;
-    ngx_atomic_t             *stats;
-    ngx_slab_pool_t          *shpool;
-    ngx_bayeux_endpoint_t   **ep;
-    ngx_bayeux_main_conf_t   *bmcf;
+    size_t                       size;
+    ngx_uint_t                   i, n;
+    ngx_atomic_t                *stats;
+    ngx_slab_pool_t             *shpool;
+    ngx_bayeux_endpoint_t      **ep;
+    ngx_bayeux_main_conf_t      *bmcf;
+    ngx_bayeux_status_shctx_t   *sh;
 
     bmcf = shm_zone->data;
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    size = bmcf->endpoints.nelts * NGX_BAYEUX_STAT_N * sizeof(ngx_atomic_t);
+    n = bmcf->endpoints.nelts;
+    size = n * NGX_BAYEUX_STAT_N * sizeof(ngx_atomic_t);
 
     if (data) {
-        /* a reload: the zone of the old cycle, its counters kept */
-        stats = shpool->data;
+        /* a reload: the zone of the old cycle */
+        sh = shpool->data;
 
     } else {
-        stats = ngx_slab_calloc(shpool, size);
-        if (stats == NULL) {
+        sh = ngx_slab_calloc(shpool, sizeof(ngx_bayeux_status_shctx_t));
+        if (sh == NULL) {
             return NGX_ERROR;
         }
 
-        shpool->data = (void *) stats;
+        shpool->data = sh;
+    }
+
+    /*
+     * the counters are kept when there are as many endpoints; else the
+     * new workers count anew, and the old ones finish with theirs
+     */
+
+    if (sh->stats == NULL || sh->n != n) {
+        stats = ngx_slab_calloc(shpool, size);
+        if (stats == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "bayeux_stats zone: no memory for the counters "
+                          "of %ui endpoints", n);
+            return NGX_ERROR;
+        }
+
+        sh->stats = stats;
+        sh->n = n;
     }
 
     ep = bmcf->endpoints.elts;
 
-    for (i = 0; i < bmcf->endpoints.nelts; i++) {
-        ep[i]->stats = &stats[i * NGX_BAYEUX_STAT_N];
+    for (i = 0; i < n; i++) {
+        ep[i]->stats = &sh->stats[i * NGX_BAYEUX_STAT_N];
     }
 
     return NGX_OK;
