@@ -17,6 +17,7 @@
 #include "ngx_bayeux_variables.h"
 #include "ngx_bayeux_publisher.h"
 #include "ngx_bayeux_jwt.h"
+#include "ngx_bayeux_status.h"
 
 
 static ngx_int_t ngx_bayeux_preconfiguration(ngx_conf_t *cf);
@@ -333,6 +334,13 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       0,
       NULL },
 
+    { ngx_string("bayeux_status"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_bayeux_status_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -379,10 +387,19 @@ ngx_bayeux_preconfiguration(ngx_conf_t *cf)
 }
 
 
+/*
+ * every location is known: bayeux_publisher finds its endpoint, and the
+ * counters' shared memory is added
+ */
+
 static ngx_int_t
 ngx_bayeux_postconfiguration(ngx_conf_t *cf)
 {
-    return ngx_bayeux_publisher_resolve(cf);
+    if (ngx_bayeux_publisher_resolve(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_bayeux_status_init(cf);
 }
 
 

@@ -52,6 +52,7 @@ typedef struct ngx_bayeux_jwt_key_s   ngx_bayeux_jwt_key_t;
 typedef struct {
     ngx_array_t                endpoints;   /* ngx_bayeux_endpoint_t * */
     ngx_array_t                publishers;  /* ngx_bayeux_loc_conf_t * */
+    ngx_shm_zone_t            *stats_zone;  /* the endpoints' counters */
 } ngx_bayeux_main_conf_t;
 
 
@@ -116,6 +117,12 @@ struct ngx_bayeux_endpoint_s {
     ngx_bayeux_loc_conf_t     *conf;
     ngx_bayeux_engine_t       *engine;
     void                      *data;
+
+    /*
+     * its counters in shared memory, NGX_BAYEUX_STAT_N of them
+     * (src/engine/ngx_bayeux_stats.h), or NULL
+     */
+    ngx_atomic_t              *stats;
 
     /* what steps in around the engine (src/protocol/ngx_bayeux_hooks.h) */
     ngx_bayeux_hooks_t        *hooks;

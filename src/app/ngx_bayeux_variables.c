@@ -17,6 +17,10 @@
 
 static ngx_int_t ngx_bayeux_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_bayeux_variable_messages(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_bayeux_variable_error(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static void ngx_bayeux_variables_of_batch(ngx_bayeux_batch_t *b,
     ngx_bayeux_variables_t *vars);
 static void ngx_bayeux_variables_fill(ngx_bayeux_batch_t *b,
@@ -38,6 +42,12 @@ static ngx_http_variable_t  ngx_bayeux_variables[] = {
 
     { ngx_string("bayeux_transport"), NULL, ngx_bayeux_variable,
       ngx_bayeux_var(transport), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("bayeux_messages"), NULL, ngx_bayeux_variable_messages,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("bayeux_error"), NULL, ngx_bayeux_variable_error,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -103,6 +113,68 @@ ngx_bayeux_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     v->data = value->data;
     v->len = value->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $bayeux_messages: how many messages the polling request carried (of
+ * the main request, in a subrequest); not found before they are read
+ */
+
+static ngx_int_t
+ngx_bayeux_variable_messages(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char              *p;
+    ngx_bayeux_batch_t  *b;
+
+    b = ngx_bayeux_polling_batch(r->main);
+
+    if (b == NULL || b->messages == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%ui", b->messages->nelts) - p;
+    v->data = p;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $bayeux_error: the code of the first Bayeux error among the replies of
+ * the polling request ("402"); not found when there is none
+ */
+
+static ngx_int_t
+ngx_bayeux_variable_error(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_bayeux_batch_t  *b;
+
+    b = ngx_bayeux_polling_batch(r->main);
+
+    if (b == NULL || b->error.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = b->error.data;
+    v->len = b->error.len;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;

@@ -12,6 +12,7 @@
 #include "ngx_bayeux_channel.h"
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_engine_memory.h"
+#include "ngx_bayeux_stats.h"
 
 
 /*
@@ -975,7 +976,11 @@ ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
                            "bayeux: full queue: session %*s",
                            (size_t) NGX_BAYEUX_CLIENT_ID_LEN, s->id);
             s->overflowed = 1;
+            ngx_bayeux_stat(s->memory->endpoint,
+                            NGX_BAYEUX_STAT_QUEUE_OVERFLOWS, 1);
         }
+
+        ngx_bayeux_stat(s->memory->endpoint, NGX_BAYEUX_STAT_DROPPED_QUEUE, 1);
 
         q = ngx_queue_head(&s->queue);
         item = ngx_queue_data(q, ngx_bayeux_memory_item_t, queue);
@@ -1354,6 +1359,8 @@ ngx_bayeux_memory_expire_handler(ngx_event_t *ev)
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ev->log, 0,
                    "bayeux memory: session %*s expired",
                    (size_t) NGX_BAYEUX_CLIENT_ID_LEN, s->id);
+
+    ngx_bayeux_stat(s->memory->endpoint, NGX_BAYEUX_STAT_ENDED_EXPIRED, 1);
 
     ngx_bayeux_memory_destroy(s, 1, NGX_BAYEUX_END_EXPIRED);
 }

@@ -15,6 +15,7 @@
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_engine_redis.h"
 #include "ngx_bayeux_redis_adapter.h"
+#include "ngx_bayeux_stats.h"
 
 /*
  * ngx_bayeux_redis_script: the text of ngx_bayeux_redis.lua, made a C
@@ -131,6 +132,7 @@ typedef struct {
     const char                   **argv;
     size_t                        *argvlen;
     u_char                        *last;
+    ngx_msec_t                     sent;        /* when, for the latency */
     unsigned                       eval:1;
 } ngx_bayeux_redis_cmd_t;
 
@@ -775,6 +777,10 @@ ngx_bayeux_redis_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
 
     /* the process ends: nothing is answered any more, only freed */
 
+    if (rd->state == NGX_BAYEUX_REDIS_UP && !rd->exiting) {
+        ngx_bayeux_stat(ep, NGX_BAYEUX_STAT_REDIS_LINKS_UP, -1);
+    }
+
     rd->exiting = 1;
 
     if (rd->tick.timer_set) {
@@ -862,6 +868,10 @@ ngx_bayeux_redis_link_failed(ngx_bayeux_redis_t *rd, u_char *why)
 {
     if (rd->state == NGX_BAYEUX_REDIS_DOWN || rd->exiting) {
         return;
+    }
+
+    if (rd->state == NGX_BAYEUX_REDIS_UP) {
+        ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_LINKS_UP, -1);
     }
 
     rd->state = NGX_BAYEUX_REDIS_DOWN;
@@ -1200,6 +1210,7 @@ ngx_bayeux_redis_link_check(ngx_bayeux_redis_t *rd)
 
     rd->state = NGX_BAYEUX_REDIS_UP;
     rd->backoff = NGX_BAYEUX_REDIS_BACKOFF_MIN;
+    ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_LINKS_UP, 1);
 
     /* good news is no error: log-based alerting must not fire on it */
 
@@ -1208,6 +1219,7 @@ ngx_bayeux_redis_link_check(ngx_bayeux_redis_t *rd)
                       "bayeux: redis %V of location \"%V\" is available "
                       "again", &rd->addr, &rd->endpoint->name);
         rd->outage = 0;
+        ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_RECONNECTS, 1);
 
     } else if (!rd->connected) {
         ngx_log_error(NGX_LOG_INFO, rd->log, 0,
@@ -1996,6 +2008,8 @@ ngx_bayeux_redis_publish_result(ngx_bayeux_redis_cmd_t *cmd,
 
     r = reply->element[1];
 
+    ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_QUEUE_OVERFLOWS, r->elements);
+
     /* a clientId is a credential: named at debug level only */
 
     for (i = 0; i < r->elements; i++) {
@@ -2621,6 +2635,8 @@ ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd)
                                   cmd->argvlen)
             == NGX_OK)
         {
+            cmd->sent = ngx_current_msec;
+            ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_IN_FLIGHT, 1);
             return;
         }
 
@@ -2784,6 +2800,12 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
 
     rd = cmd->redis;
 
+    ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_IN_FLIGHT, -1);
+
+    if (reply) {
+        ngx_bayeux_stat_latency(rd->endpoint, ngx_current_msec - cmd->sent);
+    }
+
     if (reply && reply->type == REDIS_REPLY_ERROR && !cmd->eval
         && reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0
         && !rd->exiting)
@@ -2800,6 +2822,8 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
                                   cmd->argvlen)
             == NGX_OK)
         {
+            cmd->sent = ngx_current_msec;
+            ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_IN_FLIGHT, 1);
             return;
         }
 

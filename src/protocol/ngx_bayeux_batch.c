@@ -16,6 +16,7 @@
 #include "ngx_bayeux_meta.h"
 #include "ngx_bayeux_reply.h"
 #include "ngx_bayeux_hooks.h"
+#include "ngx_bayeux_stats.h"
 
 
 static void ngx_bayeux_batch_browser(ngx_bayeux_batch_t *b,
@@ -46,6 +47,8 @@ static ngx_int_t ngx_bayeux_batch_join(ngx_bayeux_batch_t *b,
 static void ngx_bayeux_batch_held(ngx_bayeux_op_t *op);
 static void ngx_bayeux_batch_held_next(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_batch_unhold(ngx_bayeux_batch_t *b);
+static void ngx_bayeux_batch_count(ngx_bayeux_batch_t *b,
+    ngx_bayeux_message_t *m);
 static void ngx_bayeux_batch_answer(ngx_bayeux_batch_t *b,
     ngx_bayeux_wake_e reason);
 static void ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
@@ -201,6 +204,7 @@ ngx_bayeux_batch_leave(ngx_bayeux_batch_t *b)
     if (b->aborted) {
         if (b->parked) {
             b->parked = 0;
+            ngx_bayeux_stat(b->endpoint, NGX_BAYEUX_STAT_CONNECTS_HELD, -1);
             b->endpoint->engine->cancel(b->endpoint, &b->waiter);
         }
 
@@ -600,6 +604,45 @@ ngx_bayeux_batch_refused(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
 }
 
 
+/* what the engine applied, for the status location */
+
+static void
+ngx_bayeux_batch_count(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
+{
+    ngx_bayeux_endpoint_t  *ep;
+
+    ep = b->endpoint;
+
+    switch (m->kind) {
+
+    case NGX_BAYEUX_KIND_HANDSHAKE:
+        ngx_bayeux_stat(ep, NGX_BAYEUX_STAT_SESSIONS_CREATED, 1);
+        break;
+
+    case NGX_BAYEUX_KIND_DISCONNECT:
+        ngx_bayeux_stat(ep, NGX_BAYEUX_STAT_ENDED_DISCONNECT, 1);
+        break;
+
+    case NGX_BAYEUX_KIND_SUBSCRIBE:
+        ngx_bayeux_stat(ep, NGX_BAYEUX_STAT_SUBSCRIBES,
+                        m->subscriptions ? m->subscriptions->nelts : 1);
+        break;
+
+    case NGX_BAYEUX_KIND_UNSUBSCRIBE:
+        ngx_bayeux_stat(ep, NGX_BAYEUX_STAT_UNSUBSCRIBES,
+                        m->subscriptions ? m->subscriptions->nelts : 1);
+        break;
+
+    case NGX_BAYEUX_KIND_PUBLISH:
+        ngx_bayeux_stat(ep, NGX_BAYEUX_STAT_PUBLISHED, 1);
+        break;
+
+    default:
+        break;
+    }
+}
+
+
 static void
 ngx_bayeux_batch_complete(ngx_bayeux_op_t *op)
 {
@@ -615,6 +658,7 @@ ngx_bayeux_batch_complete(ngx_bayeux_op_t *op)
 
         if (op->rc == NGX_AGAIN) {
             b->parked = 1;
+            ngx_bayeux_stat(b->endpoint, NGX_BAYEUX_STAT_CONNECTS_HELD, 1);
 
         } else if (op->rc == NGX_OK) {
             b->deliveries = op->messages;
@@ -643,6 +687,10 @@ reply:
         m->disconnected = 1;
     }
 
+    if (op->rc == NGX_OK) {
+        ngx_bayeux_batch_count(b, m);
+    }
+
     if (ngx_bayeux_reply(b, m, op->rc, &b->replies[b->next]) != NGX_OK) {
         b->replies[b->next].len = 0;
     }
@@ -658,6 +706,7 @@ ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
     ngx_bayeux_batch_t  *b = w->data;
 
     b->parked = 0;
+    ngx_bayeux_stat(b->endpoint, NGX_BAYEUX_STAT_CONNECTS_HELD, -1);
     b->deliveries = w->messages;
     b->wake_reason = reason;
 
@@ -730,6 +779,7 @@ ngx_bayeux_batch_cancel(ngx_bayeux_batch_t *b)
 
     if (b->parked) {
         b->parked = 0;
+        ngx_bayeux_stat(b->endpoint, NGX_BAYEUX_STAT_CONNECTS_HELD, -1);
         b->endpoint->engine->cancel(b->endpoint, &b->waiter);
     }
 }
@@ -764,6 +814,7 @@ ngx_bayeux_batch_disconnected(ngx_bayeux_batch_t *b, ngx_str_t *client_id)
 
     if (b->parked) {
         b->parked = 0;
+        ngx_bayeux_stat(b->endpoint, NGX_BAYEUX_STAT_CONNECTS_HELD, -1);
         b->endpoint->engine->cancel(b->endpoint, &b->waiter);
     }
 
@@ -819,6 +870,7 @@ ngx_bayeux_batch_held(ngx_bayeux_op_t *op)
 
     if (op->rc == NGX_AGAIN) {
         b->parked = 1;
+        ngx_bayeux_stat(b->endpoint, NGX_BAYEUX_STAT_CONNECTS_HELD, 1);
     }
 
     if (ngx_bayeux_batch_returned(b) != NGX_OK) {
@@ -915,6 +967,9 @@ ngx_bayeux_batch_join(ngx_bayeux_batch_t *b, ngx_uint_t replies,
         for (i = 0; i < b->deliveries->nelts; i++) {
             len += d[i].len + 1;
         }
+
+        ngx_bayeux_stat(b->endpoint, NGX_BAYEUX_STAT_DELIVERED,
+                        b->deliveries->nelts);
     }
 
     for (i = 0; i < nreplies; i++) {

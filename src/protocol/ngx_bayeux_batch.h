@@ -134,6 +134,9 @@ struct ngx_bayeux_batch_s {
     ngx_bayeux_wake_e              wake_reason;
     ngx_array_t                   *deliveries;  /* ngx_str_t */
 
+    /* the code of the first error of its replies ("402"), for logs */
+    ngx_str_t                      error;
+
     /* the message being applied is refused: why (its reply) */
     ngx_bayeux_refusal_t           refusal;
 

@@ -15,6 +15,7 @@
 #include "ngx_bayeux_meta.h"
 #include "ngx_bayeux_hooks.h"
 #include "ngx_bayeux_reply.h"
+#include "ngx_bayeux_stats.h"
 
 
 static ngx_int_t ngx_bayeux_reply_open(ngx_bayeux_batch_t *b,
@@ -260,6 +261,13 @@ ngx_bayeux_reply_refused(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, b->log, 0,
                    "bayeux: \"%V\" failed: %V", &m->channel, &refusal->error);
+
+    ngx_bayeux_stat_error(b->endpoint, refusal->error.data, refusal->error.len);
+
+    if (b->error.len == 0 && refusal->error.len >= 3) {
+        b->error.data = refusal->error.data;
+        b->error.len = 3;
+    }
 
     meta = ngx_bayeux_meta(m->kind);
 

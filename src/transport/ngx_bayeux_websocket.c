@@ -17,6 +17,7 @@
 #include "ngx_bayeux_ws_frame.h"
 #include "ngx_bayeux_fake_request.h"
 #include "ngx_bayeux_websocket.h"
+#include "ngx_bayeux_stats.h"
 
 
 /*
@@ -82,7 +83,14 @@ typedef struct {
     /* posted: the output drained, paused connects are held again */
     ngx_event_t                    resume;
 
+    /* for its closing log line */
+    ngx_msec_t                     start;
+    ngx_uint_t                     messages_in;
+    ngx_uint_t                     deliveries_out;
+    ngx_uint_t                     close_code;  /* 0: no close frame sent */
+
     unsigned                       in_shared:1;
+    unsigned                       open:1;      /* counted as open */
     unsigned                       cookie:1;    /* the upgrade had one */
     unsigned                       in_message:1;
     unsigned                       closing:1;
@@ -469,6 +477,10 @@ ngx_bayeux_ws_detach(ngx_event_t *ev)
     hc->nbusy = 0;
 
     c->log->action = "serving bayeux over websocket";
+
+    ws->start = ngx_current_msec;
+    ws->open = 1;
+    ngx_bayeux_stat(ws->conf->endpoint, NGX_BAYEUX_STAT_WEBSOCKETS_OPEN, 1);
 
     ws->event.handler = ngx_bayeux_ws_close_handler;
 
@@ -890,6 +902,8 @@ ngx_bayeux_ws_message(ngx_bayeux_ws_t *ws, u_char *data, size_t len)
 
     ngx_queue_insert_tail(&ws->batches, &wb->queue);
 
+    ws->messages_in += b->messages->nelts;
+
     ngx_bayeux_batch_run(b);
 
     return (ws->closing || ws->done) ? NGX_DONE : NGX_OK;
@@ -920,6 +934,8 @@ ngx_bayeux_ws_batch_done(ngx_bayeux_batch_t *b)
         ngx_bayeux_ws_finalize(ws);
         return;
     }
+
+    ws->deliveries_out += b->deliveries ? b->deliveries->nelts : 0;
 
     rc = ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_TEXT, body.data, body.len, 1);
 
@@ -1028,6 +1044,8 @@ ngx_bayeux_ws_batch_push(ngx_bayeux_batch_t *b)
         ngx_bayeux_ws_finalize(ws);
         return;
     }
+
+    ws->deliveries_out += b->deliveries ? b->deliveries->nelts : 0;
 
     rc = ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_TEXT, body.data, body.len, 0);
 
@@ -1509,6 +1527,10 @@ ngx_bayeux_ws_fail(ngx_bayeux_ws_t *ws, ngx_uint_t code, char *reason)
                       code, reason ? reason : "");
     }
 
+    if (ws->close_code == 0) {
+        ws->close_code = code;
+    }
+
     len = ngx_bayeux_ws_frame_close_payload(frame, code, reason);
 
     if (ngx_bayeux_ws_send(ws, NGX_BAYEUX_WS_CLOSE, frame, len, 0)
@@ -1578,9 +1600,18 @@ ngx_bayeux_ws_close_handler(ngx_event_t *ev)
         return;
     }
 
-    /* the access log has the upgrade: this tells of the end */
+    /*
+     * The access log has the upgrade (its request is freed then, to keep
+     * an idle websocket small): this tells of the end, what it exchanged
+     * and how it ended (1006: no close frame was sent, the connection
+     * was lost); no clientId, as the line is above debug level.
+     */
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                  "bayeux: websocket closed, %O bytes sent", c->sent);
+                  "bayeux: websocket closed: %M ms, %ui messages in, "
+                  "%ui deliveries out, %O bytes sent, close %ui",
+                  ngx_current_msec - ws->start, ws->messages_in,
+                  ws->deliveries_out, c->sent,
+                  ws->close_code ? ws->close_code : 1006);
 
     /* frees "ws" (ngx_bayeux_ws_cleanup) */
     ngx_http_close_connection(c);
@@ -1593,6 +1624,11 @@ static void
 ngx_bayeux_ws_cleanup(void *data)
 {
     ngx_bayeux_ws_t  *ws = data;
+
+    if (ws->open) {
+        ngx_bayeux_stat(ws->conf->endpoint, NGX_BAYEUX_STAT_WEBSOCKETS_OPEN,
+                        -1);
+    }
 
     if (ws->event.posted) {
         ngx_delete_posted_event(&ws->event);
