@@ -16,6 +16,7 @@
 #include "ngx_bayeux_app.h"
 #include "ngx_bayeux_variables.h"
 #include "ngx_bayeux_publisher.h"
+#include "ngx_bayeux_notices.h"
 #include "ngx_bayeux_jwt.h"
 #include "ngx_bayeux_status.h"
 
@@ -58,6 +59,8 @@ static ngx_conf_post_handler_pt  ngx_bayeux_redis_url_p =
 
 static ngx_conf_post_handler_pt  ngx_bayeux_app_request_uri_p =
     ngx_bayeux_app_request_uri;
+static ngx_conf_post_handler_pt  ngx_bayeux_presence_channel_p =
+    ngx_bayeux_presence_channel;
 
 static ngx_conf_post_handler_pt  ngx_bayeux_not_empty_p =
     ngx_bayeux_not_empty;
@@ -319,6 +322,20 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_bayeux_loc_conf_t, service_request),
       &ngx_bayeux_app_request_uri_p },
+
+    { ngx_string("bayeux_disconnect_request"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, disconnect_request),
+      &ngx_bayeux_app_request_uri_p },
+
+    { ngx_string("bayeux_presence_channel"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, presence_channel),
+      &ngx_bayeux_presence_channel_p },
 
     { ngx_string("bayeux_publisher"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -603,6 +620,10 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              prev->publish_request, "");
     ngx_conf_merge_str_value(conf->service_request,
                              prev->service_request, "");
+    ngx_conf_merge_str_value(conf->disconnect_request,
+                             prev->disconnect_request, "");
+    ngx_conf_merge_str_value(conf->presence_channel,
+                             prev->presence_channel, "");
     ngx_conf_merge_ptr_value(conf->jwt_key, prev->jwt_key, NULL);
 
     if (conf->engine == NULL) {
@@ -631,7 +652,8 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         || ngx_bayeux_protocol_init_endpoint(cf, conf->endpoint,
                                              ngx_bayeux_transport_masks)
            != NGX_OK
-        || ngx_bayeux_app_init_endpoint(cf, conf->endpoint) != NGX_OK)
+        || ngx_bayeux_app_init_endpoint(cf, conf->endpoint) != NGX_OK
+        || ngx_bayeux_notices_init_endpoint(cf, conf->endpoint) != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
@@ -681,6 +703,7 @@ ngx_bayeux(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     blcf->endpoint->name = clcf->name;
+    blcf->endpoint->conf_ctx = cf->ctx;
 
     bmcf = ngx_http_conf_get_module_main_conf(cf, ngx_bayeux_module);
 

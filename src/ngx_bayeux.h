@@ -88,6 +88,8 @@ typedef struct {
     ngx_str_t                  subscribe_request;   /* empty: none */
     ngx_str_t                  publish_request;     /* empty: none */
     ngx_str_t                  service_request;     /* empty: none */
+    ngx_str_t                  disconnect_request;  /* empty: none */
+    ngx_str_t                  presence_channel;    /* empty: none */
     ngx_bayeux_jwt_key_t      *jwt_key;             /* NULL: none */
     ngx_bayeux_engine_t       *engine;
     ngx_bayeux_endpoint_t     *endpoint;
@@ -140,6 +142,7 @@ struct ngx_bayeux_endpoint_s {
 
     /* the location's configuration, for requests made for no client */
     ngx_http_conf_ctx_t       *conf_ctx;
+    void                      *notices;     /* src/app/ngx_bayeux_notices.c */
 
     /*
      * the application is asked by subrequests (src/app/): a websocket
