@@ -188,7 +188,7 @@ Access-Control-Allow-Origin: http://anything.example:8081
     }
 --- must_die
 --- error_log
-invalid origin "app.example": an origin is "*" or "scheme://host[:port]"
+invalid origin "app.example" in "bayeux_allow_origin": an origin is "*" or "scheme://host[:port]"
 
 
 
