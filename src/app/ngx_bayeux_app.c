@@ -19,7 +19,7 @@
 #include "ngx_bayeux_grants.h"
 #include "ngx_bayeux_jwt.h"
 #include "ngx_bayeux_app.h"
-#include <yajl/yajl_tree.h>
+#include <yajl/yajl_parse.h>
 
 
 /*
@@ -356,55 +356,146 @@ ngx_bayeux_app_handshake_token(ngx_bayeux_batch_t *b,
 
 /*
  * ext.token, a string; NGX_DECLINED: there is none.  ext is the
- * parser's compact text, whose depth it has bounded.
+ * parser's compact text: read once more, for that member only.
  */
+
+typedef struct {
+    ngx_pool_t                  *pool;
+    ngx_str_t                   *token;
+    ngx_uint_t                   depth;
+    ngx_int_t                    rc;
+    unsigned                     at_token:1;
+} ngx_bayeux_app_token_t;
+
+
+static int
+ngx_bayeux_app_token_scalar(void *ctx)
+{
+    ngx_bayeux_app_token_t  *t = ctx;
+
+    t->at_token = 0;
+
+    return 1;
+}
+
+
+static int
+ngx_bayeux_app_token_boolean(void *ctx, int v)
+{
+    return ngx_bayeux_app_token_scalar(ctx);
+}
+
+
+static int
+ngx_bayeux_app_token_number(void *ctx, const char *s, size_t len)
+{
+    return ngx_bayeux_app_token_scalar(ctx);
+}
+
+
+static int
+ngx_bayeux_app_token_string(void *ctx, const unsigned char *s, size_t len)
+{
+    ngx_bayeux_app_token_t  *t = ctx;
+
+    if (!t->at_token) {
+        return 1;
+    }
+
+    t->at_token = 0;
+
+    t->token->data = ngx_pnalloc(t->pool, len);
+    if (t->token->data == NULL) {
+        t->rc = NGX_ERROR;
+        return 0;
+    }
+
+    ngx_memcpy(t->token->data, s, len);
+    t->token->len = len;
+    t->rc = NGX_OK;
+
+    /* found: the rest is not read */
+    return 0;
+}
+
+
+static int
+ngx_bayeux_app_token_open(void *ctx)
+{
+    ngx_bayeux_app_token_t  *t = ctx;
+
+    t->at_token = 0;
+    t->depth++;
+
+    return 1;
+}
+
+
+static int
+ngx_bayeux_app_token_close(void *ctx)
+{
+    ngx_bayeux_app_token_t  *t = ctx;
+
+    t->depth--;
+
+    return 1;
+}
+
+
+static int
+ngx_bayeux_app_token_key(void *ctx, const unsigned char *s, size_t len)
+{
+    ngx_bayeux_app_token_t  *t = ctx;
+
+    t->at_token = (t->depth == 1 && len == 5
+                   && ngx_strncmp(s, "token", 5) == 0);
+
+    return 1;
+}
+
+
+static yajl_callbacks  ngx_bayeux_app_token_callbacks = {
+    ngx_bayeux_app_token_scalar,
+    ngx_bayeux_app_token_boolean,
+    NULL,
+    NULL,
+    ngx_bayeux_app_token_number,
+    ngx_bayeux_app_token_string,
+    ngx_bayeux_app_token_open,
+    ngx_bayeux_app_token_key,
+    ngx_bayeux_app_token_close,
+    ngx_bayeux_app_token_open,
+    ngx_bayeux_app_token_close
+};
+
 
 static ngx_int_t
 ngx_bayeux_app_ext_token(ngx_bayeux_message_t *m, ngx_pool_t *pool,
     ngx_str_t *token)
 {
-    char        *text;
-    ngx_int_t    rc;
-    yajl_val     root, v;
-    const char  *path[] = { "token", NULL };
+    yajl_handle              h;
+    ngx_bayeux_app_token_t   t;
 
     if (m->ext.len == 0) {
         return NGX_DECLINED;
     }
 
-    text = ngx_pnalloc(pool, m->ext.len + 1);
-    if (text == NULL) {
+    t.pool = pool;
+    t.token = token;
+    t.depth = 0;
+    t.rc = NGX_DECLINED;
+    t.at_token = 0;
+
+    h = yajl_alloc(&ngx_bayeux_app_token_callbacks, NULL, &t);
+    if (h == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(text, m->ext.data, m->ext.len);
-    text[m->ext.len] = '\0';
+    (void) yajl_parse(h, m->ext.data, m->ext.len);
 
-    root = yajl_tree_parse(text, NULL, 0);
-    if (root == NULL) {
-        return NGX_DECLINED;
-    }
+    yajl_free(h);
 
-    rc = NGX_DECLINED;
-
-    v = yajl_tree_get(root, path, yajl_t_string);
-
-    if (v && v->u.string) {
-        token->len = ngx_strlen(v->u.string);
-        token->data = ngx_pnalloc(pool, token->len);
-
-        if (token->data == NULL) {
-            rc = NGX_ERROR;
-
-        } else {
-            ngx_memcpy(token->data, v->u.string, token->len);
-            rc = NGX_OK;
-        }
-    }
-
-    yajl_tree_free(root);
-
-    return rc;
+    return t.rc;
 }
 
 

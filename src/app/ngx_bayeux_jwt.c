@@ -50,6 +50,13 @@ struct ngx_bayeux_jwt_key_s {
     EVP_MAC_CTX               *mac;         /* HS256: keyed, copied per use */
     EVP_MD                    *md;          /* RS256, ES256 */
     EVP_PKEY                  *pkey;        /* RS256, ES256 */
+
+    /*
+     * the header of the last token accepted (ngx_alloc()): issuers sign
+     * every token with the same, which needs to be read only once
+     */
+    u_char                    *header;
+    size_t                     header_len;
 };
 
 
@@ -92,6 +99,8 @@ static ngx_int_t ngx_bayeux_jwt_check_pkey(ngx_bayeux_jwt_key_t *key,
     u_char *input, size_t len, u_char *sig, size_t sig_len);
 static u_char *ngx_bayeux_jwt_der_integer(u_char *p, u_char *n, size_t len);
 
+static void ngx_bayeux_jwt_remember_header(ngx_bayeux_jwt_key_t *key,
+    u_char *start, u_char *end);
 static ngx_int_t ngx_bayeux_jwt_decode(ngx_pool_t *pool, u_char *start,
     u_char *end, ngx_str_t *dst);
 static ngx_int_t ngx_bayeux_jwt_object(ngx_bayeux_jwt_ctx_t *ctx,
@@ -457,6 +466,10 @@ ngx_bayeux_jwt_cleanup(void *data)
     EVP_MAC_CTX_free(key->mac);
     EVP_MD_free(key->md);
     EVP_PKEY_free(key->pkey);
+
+    if (key->header) {
+        ngx_free(key->header);
+    }
 }
 
 
@@ -511,15 +524,22 @@ ngx_bayeux_jwt_verify(ngx_bayeux_jwt_key_t *key, ngx_str_t *token,
     ctx.pool = pool;
     ctx.why = "malformed";
 
-    rc = ngx_bayeux_jwt_object(&ctx, token->data, dot1,
-                               ngx_bayeux_jwt_header);
-    if (rc != NGX_OK) {
-        *why = ctx.why;
-        return rc;
-    }
+    if (key->header == NULL
+        || key->header_len != (size_t) (dot1 - token->data)
+        || ngx_memcmp(key->header, token->data, key->header_len) != 0)
+    {
+        rc = ngx_bayeux_jwt_object(&ctx, token->data, dot1,
+                                   ngx_bayeux_jwt_header);
+        if (rc != NGX_OK) {
+            *why = ctx.why;
+            return rc;
+        }
 
-    if (!ctx.alg) {
-        return NGX_DECLINED;
+        if (!ctx.alg) {
+            return NGX_DECLINED;
+        }
+
+        ngx_bayeux_jwt_remember_header(key, token->data, dot1);
     }
 
     /* the claims are read only once the signature holds */
@@ -552,6 +572,36 @@ ngx_bayeux_jwt_verify(ngx_bayeux_jwt_key_t *key, ngx_str_t *token,
     *why = "valid";
 
     return NGX_OK;
+}
+
+
+/*
+ * A header that passed is passed again without being read: the same
+ * bytes say the same.  Kept per worker, for the key's life.
+ */
+
+static void
+ngx_bayeux_jwt_remember_header(ngx_bayeux_jwt_key_t *key, u_char *start,
+    u_char *end)
+{
+    u_char  *p;
+    size_t   len;
+
+    len = end - start;
+
+    p = ngx_alloc(len, ngx_cycle->log);
+    if (p == NULL) {
+        return;
+    }
+
+    ngx_memcpy(p, start, len);
+
+    if (key->header) {
+        ngx_free(key->header);
+    }
+
+    key->header = p;
+    key->header_len = len;
 }
 
 
