@@ -24,6 +24,12 @@
  *              batches of B messages to a room
  *   idle       N sessions with a held /meta/connect; the resident memory
  *              of the server processes before and after
+ *   service    C sessions (long-polling) post remote calls (a /service
+ *              message each) over and over
+ *
+ * With --publish-via PATH, the publishers of fanout and rooms post plain
+ * HTTP {"channel","data"} (an array for batches) to PATH, a
+ * bayeux_publisher location, instead of Bayeux publishes of sessions.
  *
  * Every published message carries its send time (CLOCK_MONOTONIC,
  * microseconds), its publisher and a sequence number in its data:
@@ -48,6 +54,8 @@ typedef struct {
     const char               *path;
     const char               *label;
     const char               *handshake_ext;
+    const char               *publish_via;
+    const char               *service;
     int                       websocket;
     int                       clients;
     int                       connections;
@@ -125,6 +133,8 @@ typedef struct {
 
 typedef struct {
     bb_conn_t                 conn;
+    int                       index;
+    int                       phase;        /* service: a session's */
     uint64_t                  sent_at;
     u_char                   *request;
     size_t                    request_len;
@@ -176,8 +186,12 @@ static void bb_requester_handler(bb_conn_t *c, int status, u_char *body,
     size_t len);
 static void bb_requester_send(bb_requester_t *rq);
 
+static void bb_service_handler(bb_requester_t *rq, int status,
+    u_char *body, size_t len);
 static size_t bb_http_request(bb_buf_t *b, const char *suffix, int target,
     const u_char *body, size_t len);
+static size_t bb_http_post(bb_buf_t *b, const char *path,
+    const char *suffix, int target, const u_char *body, size_t len);
 static size_t bb_count(u_char *p, size_t len, const char *what);
 static int bb_find_client_id(u_char *p, size_t len, u_char *id,
     size_t *id_len);
@@ -186,6 +200,7 @@ static uint32_t bb_random(void);
 
 static int scenario_rate(const char *suffix);
 static int scenario_publish(void);
+static int scenario_service(void);
 static int scenario_idle(void);
 
 static void bb_proc_read(pid_t *pids, int n, bb_proc_t *p);
@@ -215,6 +230,7 @@ static int               bb_publishing;
 static uint64_t          bb_interval;
 static uint64_t         *bb_room_subs;
 static bb_requester_t   *bb_requesters;
+static int               bb_nrequesters;
 static int               bb_sending;
 static bb_buf_t          bb_body;
 static bb_buf_t          bb_req;
@@ -260,6 +276,9 @@ main(int argc, char **argv)
     } else if (strcmp(bb_conf.scenario, "idle") == 0) {
         rc = scenario_idle();
 
+    } else if (strcmp(bb_conf.scenario, "service") == 0) {
+        rc = scenario_service();
+
     } else {
         bb_usage();
         return 2;
@@ -278,7 +297,8 @@ bb_usage(void)
         "usage: bayeux-bench --scenario NAME --target HOST:PORT[,...] "
         "[options]\n"
         "\n"
-        "  --scenario         handshake | rate | fanout | rooms | idle\n"
+        "  --scenario         handshake | rate | fanout | rooms | idle |"
+        " service\n"
         "  --target           server address(es); clients take them in "
         "turn\n"
         "  --path             endpoint path (default /cometd)\n"
@@ -305,6 +325,12 @@ bb_usage(void)
         "  --handshake-ext J  a JSON object sent as the ext of every "
         "handshake\n"
         "                     (e.g. '{\"token\":\"<JWT>\"}')\n"
+        "  --publish-via PATH fanout, rooms: publishers post {\"channel\","
+        "\"data\"}\n"
+        "                     to PATH (a bayeux_publisher location)\n"
+        "  --service CHANNEL  service: the channel of the calls "
+        "(default\n"
+        "                     /service/bench)\n"
         "  --label TEXT       echoed in the result line\n"
         "  --max-seconds S    the run is killed after this long\n"
         "  --seed N           for the choice of rooms\n");
@@ -340,6 +366,8 @@ bb_options(int argc, char **argv)
         { "redis-pid", required_argument, NULL, 'X' },
         { "label", required_argument, NULL, 'l' },
         { "handshake-ext", required_argument, NULL, 'E' },
+        { "publish-via", required_argument, NULL, 'V' },
+        { "service", required_argument, NULL, 'Y' },
         { "max-seconds", required_argument, NULL, 'M' },
         { "seed", required_argument, NULL, 'x' },
         { "help", no_argument, NULL, 'h' },
@@ -349,6 +377,7 @@ bb_options(int argc, char **argv)
     bb_conf.scenario = "";
     bb_conf.path = "/cometd";
     bb_conf.label = "";
+    bb_conf.service = "/service/bench";
     bb_conf.connections = 0;
     bb_conf.clients = 0;
     bb_conf.publishers = 1;
@@ -483,6 +512,22 @@ bb_options(int argc, char **argv)
 
         case 'E':
             bb_conf.handshake_ext = optarg;
+            break;
+
+        case 'V':
+            if (optarg[0] != '/') {
+                bb_fatal("--publish-via: a path starting with /");
+            }
+
+            bb_conf.publish_via = optarg;
+            break;
+
+        case 'Y':
+            if (strncmp(optarg, "/service/", 9) != 0) {
+                bb_fatal("--service: a channel under /service/");
+            }
+
+            bb_conf.service = optarg;
             break;
 
         case 'M':
@@ -1159,6 +1204,11 @@ bb_publish(bb_publisher_t *p, uint64_t now, uint64_t stamp)
         from = p->session;
         room = 0;
 
+    } else if (bb_conf.publish_via && bb_conf.rooms == 1) {
+        /* fanout through the publisher location: no session */
+        from = NULL;
+        room = 0;
+
     } else {
         for (i = 0; i < 1000; i++) {
             from = &bb_clients[bb_random() % (uint32_t) bb_nclients];
@@ -1186,15 +1236,26 @@ bb_publish(bb_publisher_t *p, uint64_t now, uint64_t stamp)
 
     d = bb_body.data;
     n = 0;
-    d[n++] = '[';
+
+    /* the publisher location takes one message as an object */
+    if (bb_conf.publish_via == NULL || bb_conf.batch > 1) {
+        d[n++] = '[';
+    }
 
     for (i = 0; i < bb_conf.batch; i++) {
         p->seq++;
 
-        n += sprintf((char *) d + n,
-                     "%s{\"channel\":\"/bench/room/%d\",\"clientId\":\"%.*s\","
-                     "\"data\":", i ? "," : "", room,
-                     (int) from->id_len, from->id);
+        if (bb_conf.publish_via) {
+            n += sprintf((char *) d + n,
+                         "%s{\"channel\":\"/bench/room/%d\",\"data\":",
+                         i ? "," : "", room);
+
+        } else {
+            n += sprintf((char *) d + n,
+                         "%s{\"channel\":\"/bench/room/%d\","
+                         "\"clientId\":\"%.*s\",\"data\":",
+                         i ? "," : "", room, (int) from->id_len, from->id);
+        }
 
         k = sprintf((char *) d + n, "{\"bt\":%llu,\"bp\":%d,\"bs\":%u,\"x\":\"",
                     (unsigned long long) stamp, p->index, p->seq);
@@ -1206,17 +1267,31 @@ bb_publish(bb_publisher_t *p, uint64_t now, uint64_t stamp)
             d[n++] = 'x';
         }
 
-        n += sprintf((char *) d + n, "\"},\"id\":\"%u\"}", p->seq);
+        if (bb_conf.publish_via) {
+            n += sprintf((char *) d + n, "\"}}");
+
+        } else {
+            n += sprintf((char *) d + n, "\"},\"id\":\"%u\"}", p->seq);
+        }
     }
 
-    d[n++] = ']';
+    if (bb_conf.publish_via == NULL || bb_conf.batch > 1) {
+        d[n++] = ']';
+    }
 
     p->busy = 1;
     p->room = room;
     p->nmsgs = bb_conf.batch;
     p->sent_at = now;
 
-    n = (int) bb_http_request(&bb_req, "", p->conn.target, d, (size_t) n);
+    if (bb_conf.publish_via) {
+        n = (int) bb_http_post(&bb_req, bb_conf.publish_via, "",
+                               p->conn.target, d, (size_t) n);
+
+    } else {
+        n = (int) bb_http_request(&bb_req, "", p->conn.target, d,
+                                  (size_t) n);
+    }
 
     (void) bb_conn_send(&p->conn, bb_req.data, (size_t) n);
 }
@@ -1263,9 +1338,17 @@ bb_publisher_handler(bb_conn_t *c, int status, u_char *body, size_t len)
 static void
 bb_requester_open(bb_conn_t *c)
 {
+    size_t           n;
     bb_requester_t  *rq = c->data;
 
-    if (bb_sending) {
+    if (rq->phase == BB_PH_HANDSHAKE) {
+        n = bb_http_request(&bb_req, "/handshake", c->target, bb_handshake,
+                            bb_handshake_len);
+        (void) bb_conn_send(c, bb_req.data, n);
+        return;
+    }
+
+    if (bb_sending && rq->phase != BB_PH_FAILED) {
         bb_requester_send(rq);
     }
 }
@@ -1289,6 +1372,11 @@ bb_requester_handler(bb_conn_t *c, int status, u_char *body, size_t len)
 {
     uint64_t         now;
     bb_requester_t  *rq = c->data;
+
+    if (rq->phase != 0 && rq->phase != BB_PH_CONNECT) {
+        bb_service_handler(rq, status, body, len);
+        return;
+    }
 
     now = bb_now();
 
@@ -1320,6 +1408,94 @@ bb_requester_handler(bb_conn_t *c, int status, u_char *body, size_t len)
 }
 
 
+/*
+ * service: a session of its own for each connection (handshake, the first
+ * connect), then remote calls back to back on the same connection
+ */
+
+static void
+bb_service_handler(bb_requester_t *rq, int status, u_char *body,
+    size_t len)
+{
+    int      n;
+    size_t   id_len, size;
+    u_char   id[64], buf[512];
+
+    if (rq->phase == BB_PH_FAILED) {
+        return;
+    }
+
+    if (status != 200) {
+        goto failed;
+    }
+
+    switch (rq->phase) {
+
+    case BB_PH_HANDSHAKE:
+        if (bb_find_client_id(body, len, id, &id_len) != BB_OK) {
+            goto failed;
+        }
+
+        rq->phase = BB_PH_CONNECT0;
+
+        n = snprintf((char *) buf, sizeof(buf),
+                     "[{\"channel\":\"/meta/connect\",\"clientId\":\"%.*s\","
+                     "\"connectionType\":\"long-polling\","
+                     "\"advice\":{\"timeout\":0},\"id\":\"2\"}]",
+                     (int) id_len, id);
+
+        size = bb_http_request(&bb_req, "/connect", rq->conn.target, buf,
+                               (size_t) n);
+        (void) bb_conn_send(&rq->conn, bb_req.data, size);
+
+        /* the calls, built once: the same bytes go out every time */
+
+        n = snprintf((char *) buf, sizeof(buf),
+                     "[{\"channel\":\"%s\",\"clientId\":\"%.*s\","
+                     "\"data\":{\"n\":%d},\"id\":\"3\"}]",
+                     bb_conf.service, (int) id_len, id, rq->index);
+
+        rq->request_len = bb_http_request(&bb_req, "", rq->conn.target,
+                                          buf, (size_t) n);
+        rq->request = malloc(rq->request_len);
+        if (rq->request == NULL) {
+            bb_fatal("out of memory");
+        }
+
+        memcpy(rq->request, bb_req.data, rq->request_len);
+        return;
+
+    case BB_PH_CONNECT0:
+        if (memmem(body, len, "\"successful\":true", 17) == NULL) {
+            goto failed;
+        }
+
+        rq->phase = BB_PH_CONNECT;
+        bb_ready++;
+
+        if (bb_sending) {
+            bb_requester_send(rq);
+        }
+
+        return;
+
+    default:
+        return;
+    }
+
+failed:
+
+    if (bb_failed < 5) {
+        bb_log("session %d failed in phase %d: HTTP %d: %.*s", rq->index,
+               rq->phase, status, (int) (len > 200 ? 200 : len), body);
+    }
+
+    rq->phase = BB_PH_FAILED;
+    bb_failed++;
+    bb_stats.errors++;
+}
+
+
 static void
 bb_requester_send(bb_requester_t *rq)
 {
@@ -1330,6 +1506,14 @@ bb_requester_send(bb_requester_t *rq)
 
 static size_t
 bb_http_request(bb_buf_t *b, const char *suffix, int target,
+    const u_char *body, size_t len)
+{
+    return bb_http_post(b, bb_conf.path, suffix, target, body, len);
+}
+
+
+static size_t
+bb_http_post(bb_buf_t *b, const char *path, const char *suffix, int target,
     const u_char *body, size_t len)
 {
     int  n;
@@ -1347,7 +1531,7 @@ bb_http_request(bb_buf_t *b, const char *suffix, int target,
                  "Content-Type: application/json;charset=UTF-8\r\n"
                  "Content-Length: %zu\r\n"
                  "\r\n",
-                 bb_conf.path, suffix, bb_net_target(target)->host, len);
+                 path, suffix, bb_net_target(target)->host, len);
 
     memcpy(b->data + n, body, len);
 
@@ -1518,6 +1702,119 @@ scenario_rate(const char *suffix)
 }
 
 
+static int
+bb_service_setup_done(void)
+{
+    return bb_ready + bb_failed == bb_nrequesters;
+}
+
+
+static int
+scenario_service(void)
+{
+    int              i, n;
+    double           secs, tool, server;
+    uint64_t         t0, t1, start;
+    bb_proc_t        p0, p1;
+    bb_requester_t  *rq;
+
+    n = bb_conf.connections > 0 ? bb_conf.connections : 64;
+
+    bb_requesters = calloc((size_t) n, sizeof(bb_requester_t));
+    if (bb_requesters == NULL) {
+        bb_fatal("out of memory");
+    }
+
+    bb_nrequesters = n;
+
+    for (i = 0; i < n; i++) {
+        rq = &bb_requesters[i];
+
+        rq->index = i;
+        rq->phase = BB_PH_HANDSHAKE;
+        rq->conn.fd = -1;
+        rq->conn.data = rq;
+        rq->conn.handler = bb_requester_handler;
+        rq->conn.open = bb_requester_open;
+        rq->conn.error = bb_requester_error;
+
+        if (bb_conn_open(&rq->conn, i, NULL) != BB_OK) {
+            bb_fatal("connect() failed: %s", strerror(errno));
+        }
+    }
+
+    start = bb_now();
+
+    bb_loop(start + (uint64_t) (bb_conf.setup_timeout * 1e6),
+            bb_service_setup_done);
+
+    bb_log("service: %d sessions ready, %d failed, in %.1fs", bb_ready,
+           bb_failed, (double) (bb_now() - start) / 1e6);
+
+    if (bb_ready == 0 || !bb_service_setup_done()) {
+        bb_result_start();
+        bb_result("error", "setup");
+        bb_result("ready", "%d", bb_ready);
+        bb_result("failed", "%d", bb_failed);
+        bb_result_end();
+        return 1;
+    }
+
+    bb_log("service: %d sessions call %s, warmup %.1fs, %.1fs measured",
+           bb_ready, bb_conf.service, bb_conf.warmup, bb_conf.duration);
+
+    bb_sending = 1;
+
+    for (i = 0; i < n; i++) {
+        if (bb_requesters[i].phase == BB_PH_CONNECT) {
+            bb_requester_send(&bb_requesters[i]);
+        }
+    }
+
+    bb_loop(bb_now() + (uint64_t) (bb_conf.warmup * 1e6), NULL);
+
+    bb_proc_read(bb_conf.pids, bb_conf.npids, &p0);
+    tool = bb_self_cpu();
+    t0 = bb_now();
+    bb_stats.counting = 1;
+
+    bb_loop(t0 + (uint64_t) (bb_conf.duration * 1e6), NULL);
+
+    bb_stats.counting = 0;
+    t1 = bb_now();
+    tool = bb_self_cpu() - tool;
+    bb_proc_read(bb_conf.pids, bb_conf.npids, &p1);
+    bb_sending = 0;
+
+    secs = (double) (t1 - t0) / 1e6;
+    server = (double) (p1.cpu - p0.cpu) / (double) sysconf(_SC_CLK_TCK);
+
+    bb_result_start();
+    bb_result("connections", "%d", bb_ready);
+    bb_result("failed", "%d", bb_failed);
+    bb_result("seconds", "%.2f", secs);
+    bb_result("responses", "%llu", (unsigned long long) bb_stats.win_responses);
+    bb_result("ok", "%llu", (unsigned long long) bb_stats.win_ok);
+    bb_result("bayeux_ok", "%llu",
+              (unsigned long long) bb_stats.win_bayeux_ok);
+    /* calls answered "successful":true */
+    bb_result("rate", "%.0f", (double) bb_stats.win_bayeux_ok / secs);
+    bb_result("denied", "%llu", (unsigned long long)
+              (bb_stats.win_ok - bb_stats.win_bayeux_ok));
+    bb_result("p50_us", "%llu", (unsigned long long)
+              bb_hist_percentile(&bb_stats.hist, 0.50));
+    bb_result("p99_us", "%llu", (unsigned long long)
+              bb_hist_percentile(&bb_stats.hist, 0.99));
+    bb_result("errors", "%llu", (unsigned long long) bb_stats.errors);
+    bb_result("reconnects", "%llu", (unsigned long long) bb_stats.reconnects);
+    bb_result("tool_cpu", "%.0f", 100 * tool / secs);
+    bb_result("server_cpu", "%.0f", 100 * server / secs);
+    bb_result_end();
+
+    return 0;
+}
+
+
 static void
 bb_clients_create(int n, int with_rooms)
 {
@@ -1642,7 +1939,7 @@ scenario_publish(void)
         return 1;
     }
 
-    if (fanout) {
+    if (fanout && bb_conf.publish_via == NULL) {
         /* publishers have sessions of their own, kept by a connect loop */
 
         bb_pub_sessions = calloc((size_t) bb_npublishers,

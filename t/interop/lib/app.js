@@ -13,7 +13,8 @@
 //
 // The handler gets { method, path, headers, body, json } (json: the body
 // parsed, or undefined) and returns { status, json } or { status, body }
-// (a missing status is 200, no body is an empty one).
+// (a missing status is 200, no body is an empty one), or a promise of it
+// (an answer that comes later).
 
 import http from 'node:http';
 
@@ -46,15 +47,13 @@ export class App {
                 } catch (err) {
                     answer = { status: 500, body: String(err) };
                 }
-                const text = answer.json !== undefined
-                    ? JSON.stringify(answer.json)
-                    : answer.body || '';
-                const headers = { 'Content-Length': Buffer.byteLength(text) };
-                if (answer.json !== undefined) {
-                    headers['Content-Type'] = 'application/json';
+                if (typeof answer.then === 'function') {
+                    answer.then((a) => this.respond(res, a || {}),
+                                (err) => this.respond(res, {
+                                    status: 500, body: String(err) }));
+                    return;
                 }
-                res.writeHead(answer.status || 200, headers);
-                res.end(text);
+                this.respond(res, answer);
             });
         });
         // a server a failed test forgot must not keep the process alive
@@ -66,6 +65,21 @@ export class App {
                 resolve(this);
             });
         });
+    }
+
+    respond(res, answer) {
+        if (res.destroyed) {
+            return;
+        }
+        const text = answer.json !== undefined
+            ? JSON.stringify(answer.json)
+            : answer.body || '';
+        const headers = { 'Content-Length': Buffer.byteLength(text) };
+        if (answer.json !== undefined) {
+            headers['Content-Type'] = 'application/json';
+        }
+        res.writeHead(answer.status || 200, headers);
+        res.end(text);
     }
 
     on(path) {
