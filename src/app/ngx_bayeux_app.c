@@ -278,7 +278,7 @@ ngx_bayeux_app_handshake(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
 
     if (b->known == NULL) {
         /* a polling request's: the user of its log line */
-        b->known = ngx_bayeux_session_known_create(b->pool);
+        b->known = ngx_bayeux_session_known_pooled(b->pool);
         if (b->known == NULL) {
             return NGX_ERROR;
         }
@@ -608,7 +608,7 @@ ngx_bayeux_app_authorize(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
 
     if (b->known == NULL) {
         /* a polling request's: for the rest of its batch */
-        b->known = ngx_bayeux_session_known_create(b->pool);
+        b->known = ngx_bayeux_session_known_pooled(b->pool);
         if (b->known == NULL) {
             return NGX_ERROR;
         }

@@ -34,6 +34,22 @@ ngx_bayeux_session_known_create(ngx_pool_t *pool)
 }
 
 
+ngx_bayeux_session_known_t *
+ngx_bayeux_session_known_pooled(ngx_pool_t *pool)
+{
+    ngx_bayeux_session_known_t  *k;
+
+    k = ngx_pcalloc(pool, sizeof(ngx_bayeux_session_known_t));
+    if (k == NULL) {
+        return NULL;
+    }
+
+    k->pool = pool;
+
+    return k;
+}
+
+
 ngx_int_t
 ngx_bayeux_session_learn(ngx_bayeux_session_known_t *k,
     ngx_str_t *client_id, ngx_str_t *grants, ngx_log_t *log)
@@ -44,6 +60,17 @@ ngx_bayeux_session_learn(ngx_bayeux_session_known_t *k,
 
     if (client_id->len != NGX_BAYEUX_CLIENT_ID_LEN) {
         return NGX_OK;
+    }
+
+    if (k->pool) {
+        k->grants.data = ngx_pstrdup(k->pool, grants);
+        if (k->grants.data == NULL && grants->len) {
+            return NGX_ERROR;
+        }
+
+        k->grants.len = grants->len;
+
+        goto id;
     }
 
     /* one buffer, grown only: a websocket may serve a few sessions */
@@ -67,6 +94,8 @@ ngx_bayeux_session_learn(ngx_bayeux_session_known_t *k,
     }
 
     k->grants.len = grants->len;
+
+id:
 
     ngx_memcpy(k->id, client_id->data, NGX_BAYEUX_CLIENT_ID_LEN);
     k->client_id.data = k->id;

@@ -26,14 +26,19 @@
 
 typedef struct {
     ngx_str_t                  client_id;   /* whose; empty: nothing known */
-    ngx_str_t                  grants;      /* ngx_alloc() */
+    ngx_str_t                  grants;      /* ngx_alloc(), or in "pool" */
     size_t                     size;
+    ngx_pool_t                *pool;        /* a batch's: grants copied in */
     u_char                     id[NGX_BAYEUX_CLIENT_ID_LEN];
 } ngx_bayeux_session_known_t;
 
 
 /* freed with "pool"; NULL: no memory */
 ngx_bayeux_session_known_t *ngx_bayeux_session_known_create(
+    ngx_pool_t *pool);
+
+/* the same, for as long as a batch: what it learns goes into "pool" */
+ngx_bayeux_session_known_t *ngx_bayeux_session_known_pooled(
     ngx_pool_t *pool);
 
 /* NGX_OK, or NGX_ERROR (no memory: nothing is known then) */
