@@ -33,6 +33,9 @@
  */
 
 
+static ngx_http_request_t *ngx_bayeux_app_subrequest(
+    ngx_http_request_t *parent, ngx_str_t *uri, ngx_str_t *body,
+    ngx_http_post_subrequest_pt handler, void *data);
 static ngx_int_t ngx_bayeux_app_request_headers(ngx_http_request_t *sr,
     ngx_http_request_t *parent, off_t length);
 static ngx_int_t ngx_bayeux_app_request_body(ngx_http_request_t *sr,
@@ -71,10 +74,8 @@ static ngx_str_t  ngx_bayeux_app_body_headers[] = {
 ngx_int_t
 ngx_bayeux_app_request(ngx_bayeux_app_request_t *ar, ngx_str_t *body)
 {
-    ngx_str_t                    copy;
     ngx_bayeux_batch_t          *b;
     ngx_http_request_t          *parent, *sr;
-    ngx_http_post_subrequest_t  *ps;
 
     b = ar->batch;
 
@@ -87,42 +88,15 @@ ngx_bayeux_app_request(ngx_bayeux_app_request_t *ar, ngx_str_t *body)
         return NGX_ERROR;
     }
 
-    /* everything the subrequest reads lives as long as it does */
-
-    copy.len = body->len;
-    copy.data = ngx_pnalloc(parent->pool, body->len);
-    if (copy.data == NULL) {
+    sr = ngx_bayeux_app_subrequest(parent, ar->uri, body,
+                                   ngx_bayeux_app_request_done, ar);
+    if (sr == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(copy.data, body->data, body->len);
-
-    ps = ngx_palloc(parent->pool, sizeof(ngx_http_post_subrequest_t));
-    if (ps == NULL) {
-        return NGX_ERROR;
-    }
-
-    ps->handler = ngx_bayeux_app_request_done;
-    ps->data = ar;
-
-    if (ngx_http_subrequest(parent, ar->uri, NULL, &sr, ps,
-                            NGX_HTTP_SUBREQUEST_WAITED
-                            |NGX_HTTP_SUBREQUEST_IN_MEMORY)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    sr->method = NGX_HTTP_POST;
-    sr->method_name = ngx_bayeux_app_post;
-
-    if (ngx_bayeux_app_request_headers(sr, parent, copy.len) != NGX_OK
-        || ngx_bayeux_app_request_body(sr, &copy) != NGX_OK
-        || ngx_bayeux_variables_set(sr, b, ar->message, ar->grants)
-           != NGX_OK)
-    {
+    if (ngx_bayeux_variables_set(sr, b, ar->message, ar->grants) != NGX_OK) {
         /* it is posted: it runs, and ends, as an empty POST */
-        ps->handler = NULL;
+        sr->post_subrequest->handler = NULL;
         sr->post_subrequest = NULL;
         return NGX_ERROR;
     }
@@ -401,6 +375,27 @@ ngx_int_t
 ngx_bayeux_app_notice(ngx_http_request_t *parent, ngx_str_t *uri,
     ngx_str_t *body)
 {
+    if (ngx_bayeux_app_subrequest(parent, uri, body,
+                                  ngx_bayeux_app_notice_done, uri)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * "POST uri" of "parent" with "body" (copied: everything the subrequest
+ * reads lives as long as it does), the parent's headers but those of its
+ * body; "handler" is told its end.  NULL: none could be made.
+ */
+
+static ngx_http_request_t *
+ngx_bayeux_app_subrequest(ngx_http_request_t *parent, ngx_str_t *uri,
+    ngx_str_t *body, ngx_http_post_subrequest_pt handler, void *data)
+{
     ngx_str_t                    copy;
     ngx_http_request_t          *sr;
     ngx_http_post_subrequest_t  *ps;
@@ -408,25 +403,25 @@ ngx_bayeux_app_notice(ngx_http_request_t *parent, ngx_str_t *uri,
     copy.len = body->len;
     copy.data = ngx_pnalloc(parent->pool, body->len);
     if (copy.data == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     ngx_memcpy(copy.data, body->data, body->len);
 
     ps = ngx_palloc(parent->pool, sizeof(ngx_http_post_subrequest_t));
     if (ps == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
-    ps->handler = ngx_bayeux_app_notice_done;
-    ps->data = uri;
+    ps->handler = handler;
+    ps->data = data;
 
     if (ngx_http_subrequest(parent, uri, NULL, &sr, ps,
                             NGX_HTTP_SUBREQUEST_WAITED
                             |NGX_HTTP_SUBREQUEST_IN_MEMORY)
         != NGX_OK)
     {
-        return NGX_ERROR;
+        return NULL;
     }
 
     sr->method = NGX_HTTP_POST;
@@ -435,12 +430,13 @@ ngx_bayeux_app_notice(ngx_http_request_t *parent, ngx_str_t *uri,
     if (ngx_bayeux_app_request_headers(sr, parent, copy.len) != NGX_OK
         || ngx_bayeux_app_request_body(sr, &copy) != NGX_OK)
     {
+        /* it is posted: it runs, and ends, as an empty POST */
         ps->handler = NULL;
         sr->post_subrequest = NULL;
-        return NGX_ERROR;
+        return NULL;
     }
 
-    return NGX_OK;
+    return sr;
 }
 
 

@@ -20,9 +20,10 @@
  * an incoming hook: a subrequest "POST uri" with a JSON body, from the
  * request the batch's transport gives (ngx_bayeux_transport_parent()),
  * with the client's request headers.  The status of the answer and its
- * body (up to subrequest_output_buffer_size) are read.  Once the subrequest is over (or the batch was cancelled), the
- * "handler" is called from a posted event, outside nginx's subrequest
- * code: it reads "status" and resumes the batch.
+ * body (up to subrequest_output_buffer_size) are read.  Once the
+ * subrequest is over (or the batch was cancelled), the "handler" is
+ * called from a posted event, outside nginx's subrequest code: it reads
+ * "status" and "body", and resumes the batch.
  */
 
 typedef struct ngx_bayeux_app_request_s  ngx_bayeux_app_request_t;
