@@ -768,10 +768,7 @@ ngx_bayeux_app_authorize_answer(ngx_bayeux_app_request_t *ar)
         /* a body that is not what we read still denies */
         rc = ngx_bayeux_app_answer_parse(&ar->body, b->pool, &a, &why);
 
-        if (rc == NGX_ERROR) {
-            rc = NGX_ERROR;
-
-        } else {
+        if (rc != NGX_ERROR) {
             rc = ngx_bayeux_app_denied(ctx, (rc == NGX_OK) ? &a.reason : NULL);
         }
 
