@@ -21,10 +21,15 @@ $ENV{TEST_NGINX_APP_PORT} = $APP->port;
 # runs are still there
 our $RUN = 'r' . $$ . int(rand(1e6));
 
+# and a Redis prefix of its own: sessions of other files subscribed to
+# "/**" would be counted too
+$ENV{TEST_NGINX_KEYS} = "t105-$RUN:";
+
 block_defaults(config => <<'CONF');
     location /cometd {
         bayeux;
         bayeux_handshake_request /_app/handshake;
+        bayeux_redis_prefix $TEST_NGINX_KEYS;
     }
     location /_app/ {
         internal;

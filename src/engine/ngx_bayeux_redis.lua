@@ -92,6 +92,7 @@ if op == 'hs' then
   end
   if ARGV[8] == '1' then
     redis.call('ZADD', P .. 'X', now_ms() + ttl, id .. ' ' .. user)
+    redis.call('PEXPIRE', P .. 'X', ttl2)
   end
   return {1, first}
 end
@@ -111,6 +112,7 @@ if op == 'sw' then
     if left ~= -2 then
       if left < 0 then left = ttl end
       redis.call('ZADD', X, now + left, m)
+      redis.call('PEXPIRE', X, ttl2)
     else
       redis.call('ZREM', X, m)
       local last = 0
