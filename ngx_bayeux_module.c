@@ -1122,7 +1122,9 @@ ngx_bayeux_cycle_main_conf(ngx_cycle_t *cycle)
 /*
  * The memory engine keeps state in one process; several workers would
  * each see a different server.  Checked here, once the whole
- * configuration, worker_processes included, is known.
+ * configuration, worker_processes included, is known.  A configuration
+ * with bayeux locations also logs the module's version here, at start
+ * and at each reload: nginx -V cannot show a dynamic module's.
  */
 
 static ngx_int_t
@@ -1134,8 +1136,17 @@ ngx_bayeux_init_module(ngx_cycle_t *cycle)
     ngx_bayeux_main_conf_t   *bmcf;
 
     bmcf = ngx_bayeux_cycle_main_conf(cycle);
-    if (bmcf == NULL) {
+    if (bmcf == NULL || bmcf->endpoints.nelts == 0) {
         return NGX_OK;
+    }
+
+    if (!ngx_test_config) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "ngx_bayeux_module/" NGX_BAYEUX_VERSION
+                      " (Bayeux " NGX_BAYEUX_PROTOCOL_VERSION "), "
+                      "%ui bayeux location%s",
+                      bmcf->endpoints.nelts,
+                      bmcf->endpoints.nelts == 1 ? "" : "s");
     }
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);

@@ -13,7 +13,10 @@
 #include <ngx_http.h>
 
 
-#define NGX_BAYEUX_VERSION            "1.0"
+/* the module's version (CHANGES), and the Bayeux protocol it speaks */
+#define NGX_BAYEUX_VERSION            "0.4.0"
+#define NGX_BAYEUX_PROTOCOL_VERSION   "1.0"
+
 #define NGX_BAYEUX_CLIENT_ID_BYTES    20
 #define NGX_BAYEUX_CLIENT_ID_LEN      (NGX_BAYEUX_CLIENT_ID_BYTES * 2)
 #define NGX_BAYEUX_MAX_JSON_DEPTH     64

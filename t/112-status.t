@@ -18,6 +18,14 @@ use JSON::PP;
 use File::Temp qw(tempfile);
 use Time::HiRes qw(sleep);
 
+# the module's version, as src/ngx_bayeux.h defines it (t/113-version.t)
+my ($VERSION) = do {
+    my $h = "$Test::Nginx::Bayeux::Server::REPO/src/ngx_bayeux.h";
+    open my $fh, '<', $h or die "$h: $!\n";
+    local $/;
+    <$fh> =~ /^#define\s+NGX_BAYEUX_VERSION\s+"([^"]+)"/m;
+};
+
 my $CONFIG = <<'CONF';
     location /cometd {
         bayeux;
@@ -124,7 +132,7 @@ is($r->status, 200, 'status: 200');
 like($r->header('Content-Type'), qr{^application/json}, 'JSON by default');
 
 my $j = decode_json($r->body);
-is($j->{version}, '1.0', 'version');
+is($j->{version}, $VERSION, 'version');
 my $ep = endpoint_of($j, '/cometd');
 redis_part_ok($ep, 1);
 
@@ -173,7 +181,8 @@ for my $how (['?format=prometheus', []],
     is($r->header('Content-Type'), 'text/plain; version=0.0.4; charset=utf-8',
        "$name: the exposition format's type");
     my $t = $r->body;
-    like($t, qr/^bayeux_info\{version="1\.0"\} 1$/m, "$name: version");
+    like($t, qr/^bayeux_info\{version="\Q$VERSION\E"\} 1$/m,
+         "$name: version");
     like($t, qr/^bayeux_sessions_created_total\{endpoint="\/cometd"\} 3$/m,
          "$name: sessions created");
     like($t, qr/^bayeux_sessions_ended_total\{endpoint="\/cometd",reason="disconnect"\} 1$/m,

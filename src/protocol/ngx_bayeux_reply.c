@@ -178,10 +178,12 @@ ngx_bayeux_reply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
 
     if (meta->reply & NGX_BAYEUX_REPLY_HANDSHAKE) {
         if (ngx_bayeux_json_key(&j, "version") != NGX_OK
-            || ngx_bayeux_json_literal(&j, "\"" NGX_BAYEUX_VERSION "\"")
+            || ngx_bayeux_json_literal(&j,
+                                       "\"" NGX_BAYEUX_PROTOCOL_VERSION "\"")
                != NGX_OK
             || ngx_bayeux_json_key(&j, "minimumVersion") != NGX_OK
-            || ngx_bayeux_json_literal(&j, "\"" NGX_BAYEUX_VERSION "\"")
+            || ngx_bayeux_json_literal(&j,
+                                       "\"" NGX_BAYEUX_PROTOCOL_VERSION "\"")
                != NGX_OK
             || ngx_bayeux_connection_types(b, &j) != NGX_OK
             || ngx_bayeux_json_key(&j, "clientId") != NGX_OK
