@@ -2,19 +2,32 @@
 // by util/demo, as ES modules) against ngx_bayeux_module at /cometd.
 //
 // Channels:
-//   /chat/room      { user, id, text }               what people say
-//   /chat/members   { type: "join", user, id, previous }
-//                   { type: "here", user, id, to }    answer to a join
-//                   { type: "leave", user, id }
-// Each client announces itself when it joins and answers every join with
-// "here", so a newcomer learns who is in the room; the server keeps no
-// state of its own.  id is the client's Bayeux clientId.
+//   /chat/room      { user, id, text }        what people say (id: the
+//                                             sender's Bayeux clientId)
+//   /presence       { user, present }         published by nginx
+//                   (bayeux_presence_channel) when a user's first session
+//                   begins (true) and when the last one ends (false:
+//                   disconnected, or expired: a tab closed without a
+//                   disconnect)
+//   /chat/private   { from, text }            a private message, sent by
+//                   the demo's application to every session of one user
+//                   through nginx's publish API: a listener gets it, no
+//                   subscription needed
+// Remote calls, answered by the demo's application (bayeux_service_request):
+//   remoteCall('members', {})           -> { members: [names] }: who is in
+//                   the room, asked at each handshake; /presence then
+//                   keeps the list live
+//   remoteCall('private', { to, text }) -> { sent: true }, or the error
+//                   "404::not_found" when "to" is not in the room; the
+//                   application takes "from" from the session's user, not
+//                   from the page
 //
 // The name goes in the handshake's ext, { login: { name } }: the demo's
 // application (demo/app.js, asked by nginx at every handshake) lets in a
-// name of 1 to 32 letters, digits, spaces, "_" or "-", and grants the
-// session the two channels above; it refuses anything else
-// ("403::handshake_denied"), and the page asks for another name.
+// name of 1 to 32 letters, digits, spaces, "_" or "-", makes it the
+// session's user and grants the session /chat/room and /presence; it
+// refuses anything else ("403::handshake_denied"), and the page asks for
+// another name.
 //
 // ?transport=websocket, long-polling, callback-polling, or a list, in the
 // order to try them, chooses the transports the client may use; the
@@ -31,7 +44,9 @@ import {
 } from './lib/cometd/cometd.js';
 
 const ROOM = '/chat/room';
-const MEMBERS = '/chat/members';
+const PRESENCE = '/presence';
+const PRIVATE = '/chat/private';
+const CALL_TIMEOUT = 10000;
 
 const params = new URLSearchParams(window.location.search);
 const wanted = (params.get('transport') || 'websocket,long-polling').split(',');
@@ -51,11 +66,16 @@ const ui = {
     messages: $('messages'),
     sendForm: $('send-form'),
     text: $('text'),
+    privateTo: $('private-to'),
+    privateName: $('private-name'),
+    privateCancel: $('private-cancel'),
 };
 
 let cometd = null;
 let me = null;                  // { name, id }
-const members = new Map();      // clientId -> name
+let members = new Set();        // names
+let pending = null;             // /presence messages before the list came
+let privateTo = null;           // the member a message goes to, or null
 
 function setStatus(state, text) {
     ui.status.dataset.state = state;
@@ -80,6 +100,9 @@ function newCometD() {
     });
     c.addListener('/meta/handshake', onHandshake);
     c.addListener('/meta/connect', onConnect);
+    // messages to this user alone: the application publishes them to
+    // every session of the user, whatever it subscribed to
+    c.addListener(PRIVATE, onPrivate);
     return c;
 }
 
@@ -103,82 +126,152 @@ function notice(text) {
     scrollDown();
 }
 
-function say(data) {
+// a message in the log: { user, text, mine, to (private, sent),
+// private (received) }
+function say(m) {
     const li = document.createElement('li');
-    li.className = 'message' + (me && data.id === me.id ? ' mine' : '');
+    li.className = 'message' + (m.mine ? ' mine' : '')
+        + (m.to || m.private ? ' private' : '');
     const who = document.createElement('span');
     who.className = 'who';
-    who.textContent = data.user;
+    who.textContent = m.user;
     const t = document.createElement('time');
     t.textContent = time();
+    li.append(who, ' ');
+    if (m.to || m.private) {
+        const tag = document.createElement('span');
+        tag.className = 'tag';
+        tag.textContent = m.to ? `private to ${m.to}` : 'private';
+        li.append(tag, ' ');
+    }
     const text = document.createElement('p');
     text.className = 'text';
-    text.textContent = data.text;
-    li.append(who, ' ', t, text);
+    text.textContent = m.text;
+    li.append(t, text);
     ui.messages.append(li);
     scrollDown();
 }
 
 function renderMembers() {
-    const sorted = [...members].sort((a, b) => a[1].localeCompare(b[1]));
-    ui.members.replaceChildren(...sorted.map(([id, name]) => {
+    const sorted = [...members].sort((a, b) => a.localeCompare(b));
+    ui.members.replaceChildren(...sorted.map((name) => {
         const li = document.createElement('li');
-        li.dataset.id = id;
-        li.textContent = name;
-        if (me && id === me.id) {
+        li.dataset.user = name;
+        if (me && name === me.name) {
             li.className = 'me';
             const you = document.createElement('span');
             you.className = 'you';
             you.textContent = ' (you)';
-            li.append(you);
+            li.append(name, you);
+        } else {
+            // pick someone to talk to privately
+            const pick = document.createElement('button');
+            pick.type = 'button';
+            pick.className = 'member';
+            pick.textContent = name;
+            pick.title = `Send ${name} a private message`;
+            pick.setAttribute('aria-pressed', String(name === privateTo));
+            pick.addEventListener('click', () =>
+                choosePrivate(name === privateTo ? null : name, true));
+            li.append(pick);
         }
         return li;
     }));
     ui.memberCount.textContent = `(${members.size})`;
 }
 
+// the member the next messages go to privately, or null: the room
+function choosePrivate(name, focus = false) {
+    privateTo = name;
+    ui.privateTo.hidden = name === null;
+    ui.privateName.textContent = name || '';
+    ui.text.placeholder = name === null ? 'Write a message'
+        : `Write to ${name} only`;
+    renderMembers();
+    if (focus) {
+        ui.text.focus();
+    }
+}
+
 function onChat(message) {
     const data = message.data;
     if (data && typeof data.text === 'string' && typeof data.user === 'string') {
-        say(data);
+        say({ user: data.user, text: data.text,
+              mine: me && data.id === me.id });
+    }
+}
+
+function onPrivate(message) {
+    const data = message.data;
+    if (me && data && typeof data.from === 'string'
+        && typeof data.text === 'string')
+    {
+        say({ user: data.from, text: data.text, private: true });
+    }
+}
+
+// who came, who went: applied as they come, and again once the list of
+// members arrives (they may be newer than it)
+function present(user, here) {
+    if (here) {
+        members.add(user);
+    } else if (!me || user !== me.name) {
+        members.delete(user);
+        if (user === privateTo) {
+            choosePrivate(null);
+        }
     }
 }
 
 function onPresence(message) {
     const p = message.data;
-    if (!p || typeof p.id !== 'string' || typeof p.user !== 'string') {
+    if (!me || !p || typeof p.user !== 'string'
+        || typeof p.present !== 'boolean')
+    {
         return;
     }
-    switch (p.type) {
-    case 'join': {
-        const back = p.previous && members.delete(p.previous);
-        const known = members.has(p.id);
-        members.set(p.id, p.user);
-        if (p.id === me.id) {
-            if (!back) {
-                notice(`You joined as ${p.user}.`);
-            }
-        } else {
-            if (!known && !back) {
-                notice(`${p.user} joined.`);
-            }
-            cometd.publish(MEMBERS, { type: 'here', user: me.name, id: me.id,
-                                      to: p.id });
-        }
-        break;
+    present(p.user, p.present);
+    if (pending) {
+        pending.push(p);
     }
-    case 'here':
-        members.set(p.id, p.user);
-        break;
-    case 'leave':
-        if (members.delete(p.id) && p.id !== me.id) {
-            notice(`${p.user} left.`);
-        }
-        break;
-    default:
-        return;
+    if (p.user !== me.name) {
+        notice(p.present ? `${p.user} joined.` : `${p.user} left.`);
     }
     renderMembers();
+}
+
+function onMembers(reply) {
+    if (!me || !pending) {
+        return;
+    }
+    const list = reply.successful && reply.data && reply.data.members;
+    if (!Array.isArray(list)) {
+        notice('Who is in the room is not known.');
+        pending = null;
+        return;
+    }
+    members = new Set(list.filter((name) => typeof name === 'string'));
+    members.add(me.name);
+    for (const p of pending) {
+        present(p.user, p.present);
+    }
+    pending = null;
+    if (privateTo !== null && !members.has(privateTo)) {
+        choosePrivate(null);
+    }
+    renderMembers();
+}
+
+function sendPrivate(to, text) {
+    cometd.remoteCall('private', { to, text }, CALL_TIMEOUT, (reply) => {
+        if (reply.successful) {
+            say({ user: me ? me.name : '', text, to, mine: true });
+        } else if (/^404:/.test(reply.error || '')) {
+            notice(`${to} is not in the room: not sent.`);
+        } else {
+            notice(`Not sent to ${to}: ${reply.error || 'no answer'}.`);
+        }
+    });
 }
 
 // --------------------------------------------------------- the connection
@@ -191,19 +284,20 @@ function onHandshake(reply) {
         setStatus('offline', 'Cannot reach the server; trying again…');
         return;
     }
-    // first handshake, or a new one after the server forgot us: (re)join
-    const previous = me.id;
-    me.id = reply.clientId;
-    members.set(me.id, me.name);
-    if (previous) {
-        members.delete(previous);
+    // first handshake, or a new one after the server forgot us: (re)join,
+    // follow who comes and goes, then ask who is here (the list is made
+    // after the subscription: /presence tells what changes after it)
+    if (!me.id) {
+        notice(`You joined as ${me.name}.`);
     }
+    me.id = reply.clientId;
+    members.add(me.name);
+    pending = [];
     renderMembers();
     cometd.batch(() => {
         cometd.subscribe(ROOM, onChat);
-        cometd.subscribe(MEMBERS, onPresence);
-        cometd.publish(MEMBERS, { type: 'join', user: me.name, id: me.id,
-                                  previous });
+        cometd.subscribe(PRESENCE, onPresence);
+        cometd.remoteCall('members', {}, CALL_TIMEOUT, onMembers);
     });
 }
 
@@ -221,9 +315,10 @@ function onConnect(reply) {
 
 function join(name) {
     me = { name, id: null };
-    members.clear();
+    members = new Set();
+    pending = null;
     ui.messages.replaceChildren();
-    renderMembers();
+    choosePrivate(null);
     setStatus('connecting', 'Connecting…');
 
     cometd = newCometD();
@@ -258,18 +353,15 @@ function leave() {
     if (!me || !cometd) {
         return;
     }
-    const c = cometd;
-    const { name, id } = me;
+    // the others learn it from /presence (when this was the user's last
+    // session), or, if the disconnect does not get out, once the session
+    // expires
+    cometd.disconnect();
     me = null;
     cometd = null;
-    if (id && !c.isDisconnected()) {
-        // say goodbye, then disconnect once the server has it
-        c.publish(MEMBERS, { type: 'leave', user: name, id },
-                  () => c.disconnect());
-    } else {
-        c.disconnect();
-    }
-    members.clear();
+    members = new Set();
+    pending = null;
+    choosePrivate(null);
     ui.room.hidden = true;
     ui.join.hidden = false;
     setStatus('offline', 'Not connected');
@@ -296,11 +388,17 @@ ui.sendForm.addEventListener('submit', (event) => {
     if (!text || !me || !me.id) {
         return;
     }
-    cometd.publish(ROOM, { user: me.name, id: me.id, text });
+    if (privateTo !== null) {
+        sendPrivate(privateTo, text);
+    } else {
+        cometd.publish(ROOM, { user: me.name, id: me.id, text });
+    }
     ui.text.value = '';
     ui.text.focus();
 });
 
+ui.privateCancel.addEventListener('click',
+                                  () => choosePrivate(null, true));
 ui.leave.addEventListener('click', leave);
 window.addEventListener('pagehide', leave);
 

@@ -5,13 +5,18 @@
 // (JSONP, <script> elements), and across origins (the page on one port,
 // the Bayeux endpoint on another with bayeux_allow_origin).  The demo's
 // application (demo/app.js, started by util/demo) decides at the handshake
-// who may join: a name it refuses, then one it lets in.  A screenshot
-// goes to build/demo-screenshot.png.
+// who may join: a name it refuses, then one it lets in.  On each
+// transport, three people: the members list (the application's answer to
+// a remote call, then /presence) as they join, as a tab dies without a
+// disconnect (its session expires: util/demo with DEMO_MAX_INTERVAL=3s)
+// and as one leaves; a private message (a remote call, delivered by the
+// application through the publish API) that only its recipient gets.  A
+// screenshot goes to build/demo-screenshot.png.
 //
 // Without chromium this skips, or fails under CI=true.  CHROMIUM names
 // another binary (default /usr/bin/chromium).
 
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -44,7 +49,9 @@ async function startDemo(cross = false) {
     const port = await freePort();
     const bayeuxPort = cross ? await freePort() : null;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bayeux-demo-'));
-    const env = { ...process.env, DEMO_PORT: String(port), DEMO_DIR: dir };
+    // a tab closed without a disconnect: its session expires in seconds
+    const env = { ...process.env, DEMO_PORT: String(port), DEMO_DIR: dir,
+                  DEMO_MAX_INTERVAL: '3s' };
     if (cross) {
         env.DEMO_BAYEUX_PORT = String(bayeuxPort);
     }
@@ -117,6 +124,15 @@ describe('chat demo in chromium', {
         });
     });
 
+    // the people a test left behind, when it failed halfway: their
+    // sessions would be in the next test's room
+    let contexts = [];
+
+    afterEach(async () => {
+        await Promise.all(contexts.map((c) => c.close().catch(() => {})));
+        contexts = [];
+    });
+
     after(async () => {
         if (browser) {
             await browser.close();
@@ -131,6 +147,7 @@ describe('chat demo in chromium', {
         const context = await browser.newContext({
             viewport: { width: 1000, height: 720 },
         });
+        contexts.push(context);
         const page = await context.newPage();
         page.traffic = { requests: [], websockets: [] };
         page.on('console', (m) => {
@@ -185,12 +202,12 @@ describe('chat demo in chromium', {
         await page.getByRole('button', { name: 'Send' }).click();
     }
 
-    async function expectMembers(page, names) {
+    async function expectMembers(page, names, timeout = 10000) {
         await page.waitForFunction((want) => {
             const got = [...document.querySelectorAll('#members li')]
                 .map((li) => li.firstChild.textContent);
             return JSON.stringify(got) === JSON.stringify(want);
-        }, names, { timeout: 10000 }).catch(async () => {
+        }, names, { timeout }).catch(async () => {
             const got = await members(page).allTextContents();
             assert.deepEqual(got, names, 'members list');
         });
@@ -293,6 +310,118 @@ describe('chat demo in chromium', {
         await bob.context().close();
         assert.deepEqual(problems, []);
     });
+
+    // A tab that dies without a word (no pagehide, no /meta/disconnect):
+    // its renderer crashes, the browser drops its connections.
+    async function crash(page) {
+        const cdp = await page.context().newCDPSession(page);
+        const crashed = page.waitForEvent('crash', { timeout: 10000 });
+        // never answered: the page is gone
+        cdp.send('Page.crash').catch(() => {});
+        await crashed;
+    }
+
+    // Three people on one transport: the members list from the
+    // application (a remote call) and /presence as they come and go, a
+    // private message that only its recipient gets.
+    for (const transport of ['websocket', 'long-polling',
+                             'callback-polling']) {
+        test(`three people: members kept live, a private message to one `
+             + `(${transport})`, async () => {
+            problems = [];
+            const url = withTransport(demo.url, transport);
+            const alice = await person('Alice', url);
+            const bob = await person('Bob', url);
+            const carol = await person('Carol', url);
+
+            await join(alice, 'Alice');
+            assert.match(await alice.locator('#status').textContent(),
+                         new RegExp(`Connected as Alice · ${transport}$`));
+            await expectMembers(alice, ['Alice']);
+            await join(bob, 'Bob');
+            // Bob's list comes from the application, Alice's from
+            // /presence
+            await expectMembers(bob, ['Alice', 'Bob']);
+            await expectMembers(alice, ['Alice', 'Bob']);
+            await join(carol, 'Carol');
+            for (const page of [alice, bob, carol]) {
+                await expectMembers(page, ['Alice', 'Bob', 'Carol']);
+            }
+            await messages(alice).getByText('Carol joined.').waitFor();
+            await messages(bob).getByText('Carol joined.').waitFor();
+            await messages(carol).getByText('You joined as Carol.')
+                .waitFor();
+            assert.equal(await messages(carol).getByText(/ joined\.$/)
+                .count(), 0, 'Carol: nobody joined after her');
+
+            // Alice picks Bob in the list and writes to him alone
+            await alice.getByRole('button', { name: 'Bob', exact: true })
+                .click();
+            await alice.locator('#private-to').getByText('Bob').waitFor();
+            assert.equal(await alice.locator('#members button[aria-pressed='
+                + '"true"]').textContent(), 'Bob');
+            await say(alice, 'psst, for Bob only');
+            const got = messages(bob).locator('li.message.private',
+                { hasText: 'psst, for Bob only' });
+            await got.waitFor();
+            assert.equal(await got.locator('.who').textContent(), 'Alice');
+            assert.equal(await got.locator('.tag').textContent(), 'private');
+            const sent = messages(alice).locator('li.message.mine.private',
+                { hasText: 'psst, for Bob only' });
+            await sent.waitFor();
+            assert.equal(await sent.locator('.tag').textContent(),
+                         'private to Bob');
+
+            // Bob answers; then Alice goes back to the room and writes to
+            // everyone: Carol gets that, and never got the private ones
+            await bob.getByRole('button', { name: 'Alice', exact: true })
+                .click();
+            await say(bob, 'got it, Alice');
+            await messages(alice).locator('li.message.private',
+                { hasText: 'got it, Alice' }).waitFor();
+            await alice.getByRole('button', { name: 'Back to the room' })
+                .click();
+            assert.equal(await alice.locator('#private-to').isHidden(), true);
+            await say(alice, 'hello everyone');
+            for (const page of [bob, carol]) {
+                await messages(page).locator('li.message',
+                    { hasText: 'hello everyone' }).waitFor();
+            }
+            assert.equal(await messages(carol).locator('li.message')
+                .count(), 1, 'Carol: the room message alone');
+            assert.equal(await messages(carol).locator('li.message.private')
+                .count(), 0);
+            assert.equal(await messages(bob).locator('li.message.private')
+                .count(), 2, 'Bob: the one he got, the one he sent');
+            assert.equal(await messages(alice).locator('li.message.private')
+                .count(), 2, 'Alice: the one she sent, the one she got');
+
+            // Carol's tab dies without a disconnect: her session expires
+            // (bayeux_max_interval 3s), and the others see her go
+            await carol.locator('#status[data-state="online"]').waitFor();
+            await crash(carol);
+            await expectMembers(alice, ['Alice', 'Bob'], 20000);
+            await expectMembers(bob, ['Alice', 'Bob'], 20000);
+            await messages(alice).getByText('Carol left.').waitFor();
+            await carol.context().close();
+
+            // a fourth joins now: the application's list has no Carol
+            const dave = await person('Dave', url);
+            await join(dave, 'Dave');
+            await expectMembers(dave, ['Alice', 'Bob', 'Dave']);
+
+            // Bob leaves with the button (a disconnect): gone at once
+            await leave(bob);
+            await expectMembers(alice, ['Alice', 'Dave']);
+            await expectMembers(dave, ['Alice', 'Dave']);
+            await messages(alice).getByText('Bob left.').waitFor();
+
+            for (const page of [alice, bob, dave]) {
+                await page.context().close();
+            }
+            assert.deepEqual(problems, []);
+        });
+    }
 
     test('a name the application refuses, then one it lets in',
          async () => {
