@@ -5,7 +5,7 @@
 # package enables it (modules-enabled/ -> modules-available/), and that
 # the packaged .so serves a handshake.
 #
-# Building takes about 20 seconds: the file runs under CI=true or
+# Building takes 20 to 40 seconds: the file runs under CI=true or
 # TEST_BAYEUX_DEB=1, and is skipped otherwise.  Installing the package
 # (dpkg, as root) changes the machine: only under CI=true or
 # TEST_BAYEUX_DEB_INSTALL=1; the package is purged afterwards unless it
