@@ -5,6 +5,11 @@
 #   make test       run the test suite (prove -r t/)
 #   make test-asan  the protocol and Redis suites against an nginx built
 #                   with AddressSanitizer and UBSan (util/asan-build)
+#   make test-static  the protocol suite against an nginx built from
+#                   Debian's source with the module compiled in
+#                   (util/static-build)
+#   make deb        the Debian package libnginx-mod-http-bayeux in
+#                   build/deb/, checked by lintian (util/deb)
 
 SHELL = /bin/sh
 PROVE ?= prove
@@ -43,10 +48,28 @@ test-asan: build/asan/sbin/nginx
 	TEST_NGINX_MODULE=static TEST_BAYEUX_LOAD_SCALE=0.1 \
 	$(PROVE) t/0*.t t/redis/
 
+# nginx built from Debian's source with the module compiled in
+# (--add-module, no sanitizers: util/static-build), running the protocol
+# suite without load_module
+build/static/sbin/nginx: $(SOURCES) util/static-build util/asan-build
+	util/deps asan
+	util/static-build
+
+test-static: build/static/sbin/nginx
+	util/deps test
+	TEST_NGINX_BINARY=$(CURDIR)/build/static/sbin/nginx \
+	TEST_NGINX_MODULE=static \
+	$(PROVE) t/0*.t t/1*.t
+
+# the Debian package (debian/, util/deb): build/deb/*.deb
+deb:
+	util/deps deb
+	util/deb
+
 clean:
 	rm -rf build t/servroot*
 
-.PHONY: all deps demo test test-asan clean
+.PHONY: all deps demo test test-asan test-static deb clean
 
 # bench/: the load generator and the measurement against nginx's
 # "return 200" and Faye (docs/benchmarks.md)
