@@ -40,6 +40,7 @@ typedef struct {
 static ngx_bayeux_failure_t  ngx_bayeux_failures[] = {
     { NGX_DECLINED, "402::session_unknown", NGX_BAYEUX_ERROR_HANDSHAKE },
     { NGX_BAYEUX_LIMIT, "403::too_many_subscriptions", NGX_BAYEUX_ERROR_PLAIN },
+    { NGX_BAYEUX_OVERFLOW, "408::queue_overflow", NGX_BAYEUX_ERROR_HANDSHAKE },
     { NGX_BUSY, "503::engine_unavailable", NGX_BAYEUX_ERROR_RETRY },
     { NGX_ERROR, "500::server_error", NGX_BAYEUX_ERROR_RETRY }
 };
@@ -228,6 +229,13 @@ ngx_bayeux_reply_connect(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
         ngx_bayeux_refusal_set(b->endpoint, &refusal,
                                "503::engine_unavailable",
                                NGX_BAYEUX_ERROR_RETRY);
+
+        return ngx_bayeux_reply_refused(b, m, &refusal, out);
+
+    } else if (reason == NGX_BAYEUX_WAKE_OVERFLOW) {
+        /* messages were lost: the session ended, the client starts over */
+        ngx_bayeux_refusal_set(b->endpoint, &refusal, "408::queue_overflow",
+                               NGX_BAYEUX_ERROR_HANDSHAKE);
 
         return ngx_bayeux_reply_refused(b, m, &refusal, out);
 
