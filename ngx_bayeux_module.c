@@ -148,6 +148,20 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       offsetof(ngx_bayeux_loc_conf_t, max_queue),
       &ngx_bayeux_max_queue_bounds },
 
+    { ngx_string("bayeux_max_queue_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, max_queue_size),
+      NULL },
+
+    { ngx_string("bayeux_timestamp"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, timestamp),
+      NULL },
+
     { ngx_string("bayeux_max_batch"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -466,6 +480,8 @@ ngx_bayeux_create_loc_conf(ngx_conf_t *cf)
     blcf->interval = NGX_CONF_UNSET_MSEC;
     blcf->max_interval = NGX_CONF_UNSET_MSEC;
     blcf->max_queue = NGX_CONF_UNSET_UINT;
+    blcf->max_queue_size = NGX_CONF_UNSET_SIZE;
+    blcf->timestamp = NGX_CONF_UNSET;
     blcf->max_batch = NGX_CONF_UNSET_UINT;
     blcf->max_channels = NGX_CONF_UNSET_UINT;
     blcf->max_subscriptions = NGX_CONF_UNSET_UINT;
@@ -500,7 +516,10 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 30000);
     ngx_conf_merge_msec_value(conf->interval, prev->interval, 0);
     ngx_conf_merge_msec_value(conf->max_interval, prev->max_interval, 10000);
-    ngx_conf_merge_uint_value(conf->max_queue, prev->max_queue, 1000);
+    ngx_conf_merge_uint_value(conf->max_queue, prev->max_queue, 10000);
+    ngx_conf_merge_size_value(conf->max_queue_size, prev->max_queue_size,
+                              8 * 1024 * 1024);
+    ngx_conf_merge_value(conf->timestamp, prev->timestamp, 0);
     ngx_conf_merge_uint_value(conf->max_batch, prev->max_batch, 1000);
     ngx_conf_merge_uint_value(conf->max_channels, prev->max_channels, 100);
     ngx_conf_merge_uint_value(conf->max_subscriptions,

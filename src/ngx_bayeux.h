@@ -65,6 +65,8 @@ typedef struct {
     ngx_msec_t                 interval;
     ngx_msec_t                 max_interval;
     ngx_uint_t                 max_queue;
+    size_t                     max_queue_size;
+    ngx_flag_t                 timestamp;
     ngx_uint_t                 max_batch;
     ngx_uint_t                 max_channels;
     ngx_uint_t                 max_subscriptions;

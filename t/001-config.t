@@ -123,7 +123,25 @@ PUT /cometd/
 
 
 
-=== TEST 10: unknown engine
+=== TEST 10: bayeux_max_queue_size is a size
+--- config
+    location /cometd { bayeux; bayeux_max_queue_size lots; }
+--- must_die
+--- error_log
+"bayeux_max_queue_size" directive invalid value
+
+
+
+=== TEST 11: bayeux_timestamp is on or off
+--- config
+    location /cometd { bayeux; bayeux_timestamp yes; }
+--- must_die
+--- error_log
+invalid value "yes" in "bayeux_timestamp" directive, it must be "on" or "off"
+
+
+
+=== TEST 12: unknown engine
 --- config
     location /cometd { bayeux; bayeux_engine postgres; }
 --- must_die
@@ -132,7 +150,7 @@ unknown bayeux engine "postgres"
 
 
 
-=== TEST 11: bayeux takes no argument
+=== TEST 13: bayeux takes no argument
 --- config
     location /cometd { bayeux on; }
 --- must_die
@@ -141,7 +159,7 @@ invalid number of arguments in "bayeux" directive
 
 
 
-=== TEST 12: bayeux only in a location
+=== TEST 14: bayeux only in a location
 --- config
     bayeux;
     location /cometd { }
@@ -151,7 +169,7 @@ invalid number of arguments in "bayeux" directive
 
 
 
-=== TEST 13: bayeux twice in one location
+=== TEST 15: bayeux twice in one location
 --- config
     location /cometd { bayeux; bayeux; }
 --- must_die
@@ -160,7 +178,7 @@ invalid number of arguments in "bayeux" directive
 
 
 
-=== TEST 14: the memory engine refuses several workers, and says what to do
+=== TEST 16: the memory engine refuses several workers, and says what to do
 --- skip_valgrind: valgrind runs nginx as one process
 --- workers: 2
 --- config
@@ -171,7 +189,7 @@ bayeux_engine memory in location "/cometd" keeps its state in one worker process
 
 
 
-=== TEST 15: a conflicting content handler
+=== TEST 17: a conflicting content handler
 --- config
     location /cometd { proxy_pass http://127.0.0.1:1; bayeux; }
 --- must_die
@@ -180,7 +198,7 @@ bayeux_engine memory in location "/cometd" keeps its state in one worker process
 
 
 
-=== TEST 16: bayeux_max_channels must be at least 1
+=== TEST 18: bayeux_max_channels must be at least 1
 --- config
     location /cometd { bayeux; bayeux_max_channels 0; }
 --- must_die
@@ -189,7 +207,7 @@ bayeux_engine memory in location "/cometd" keeps its state in one worker process
 
 
 
-=== TEST 17: bayeux_max_subscriptions must be at least 1
+=== TEST 19: bayeux_max_subscriptions must be at least 1
 --- config
     location /cometd { bayeux; bayeux_max_subscriptions 0; }
 --- must_die
@@ -198,7 +216,7 @@ bayeux_engine memory in location "/cometd" keeps its state in one worker process
 
 
 
-=== TEST 18: bayeux_max_channels is a number
+=== TEST 20: bayeux_max_channels is a number
 --- config
     location /cometd { bayeux; bayeux_max_channels all; }
 --- must_die
@@ -207,7 +225,7 @@ bayeux_engine memory in location "/cometd" keeps its state in one worker process
 
 
 
-=== TEST 19: bayeux_max_channels and bayeux_max_subscriptions inherited
+=== TEST 21: bayeux_max_channels and bayeux_max_subscriptions inherited
 --- config
     bayeux_max_channels 2;
     location /cometd {
@@ -232,7 +250,7 @@ is_deeply([ map { $_->{error} // 'ok' } @{ $res->{messages} } ],
 
 
 
-=== TEST 20: bayeux_websocket_max_output is a size of at least 1k
+=== TEST 22: bayeux_websocket_max_output is a size of at least 1k
 --- config
     location /cometd { bayeux; bayeux_websocket_max_output 100; }
 --- must_die
@@ -241,7 +259,7 @@ is_deeply([ map { $_->{error} // 'ok' } @{ $res->{messages} } ],
 
 
 
-=== TEST 21: bayeux_websocket_max_output is a size
+=== TEST 23: bayeux_websocket_max_output is a size
 --- config
     location /cometd { bayeux; bayeux_websocket_max_output lots; }
 --- must_die
@@ -250,7 +268,7 @@ is_deeply([ map { $_->{error} // 'ok' } @{ $res->{messages} } ],
 
 
 
-=== TEST 22: bayeux_allow_origin * with bayeux_allow_credentials on
+=== TEST 24: bayeux_allow_origin * with bayeux_allow_credentials on
 --- config
     location /cometd {
         bayeux;
@@ -263,7 +281,7 @@ is_deeply([ map { $_->{error} // 'ok' } @{ $res->{messages} } ],
 
 
 
-=== TEST 23: the same combination across levels, as merged
+=== TEST 25: the same combination across levels, as merged
 --- config
     bayeux_allow_origin https://app.example *;
     location /cometd {
@@ -276,7 +294,7 @@ is_deeply([ map { $_->{error} // 'ok' } @{ $res->{messages} } ],
 
 
 
-=== TEST 24: credentials at http level, "*" in the location
+=== TEST 26: credentials at http level, "*" in the location
 --- http_config
     bayeux_allow_credentials on;
 --- config
@@ -290,7 +308,7 @@ is_deeply([ map { $_->{error} // 'ok' } @{ $res->{messages} } ],
 
 
 
-=== TEST 25: credentials with listed origins, or "*" without credentials
+=== TEST 27: credentials with listed origins, or "*" without credentials
 --- config
     bayeux_allow_credentials on;
     location /cometd {
@@ -309,7 +327,7 @@ POST /open/handshake
 
 
 
-=== TEST 26: bayeux_trust_client_session takes on or off
+=== TEST 28: bayeux_trust_client_session takes on or off
 --- config
     location /cometd {
         bayeux;
@@ -321,7 +339,7 @@ invalid value "yes" in "bayeux_trust_client_session" directive, it must be "on" 
 
 
 
-=== TEST 27: bayeux_trust_client_session at every level
+=== TEST 29: bayeux_trust_client_session at every level
 --- http_config
     bayeux_trust_client_session on;
 --- config

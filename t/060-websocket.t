@@ -524,14 +524,14 @@ ok($closed, 'closed after send_timeout although the client keeps pinging');
 ok($ws->eof, 'the connection is closed');
 --- error_log eval
 [qr/\[info\] .*websocket client read nothing for 3000 ms \(send_timeout\), closing/,
- qr/is full \(bayeux_max_queue 100\), dropping oldest messages/]
+ qr/is full \(bayeux_max_queue 100, bayeux_max_queue_size \d+\), the session ends/]
 --- no_error_log
 [error]
 [alert]
 
 
 
-=== TEST 21: while a websocket's output waits, its deliveries overflow bayeux_max_queue: the newest are delivered, in order, once it reads
+=== TEST 21: while a websocket's output waits, its deliveries overflow bayeux_max_queue: once it reads, it gets what was pushed before, in order, then its connect's 408::queue_overflow with handshake advice
 --- log_level: info
 --- config
     location /cometd {
@@ -557,19 +557,21 @@ for my $n (0 .. 799) {
     $failed++ unless $pub->publish('/q', { n => $n, blob => $blob })->{successful};
 }
 is($failed, 0, '8 MB published without an error');
-my @n;
+my (@n, $reply);
 my $deadline = time + 30;
-while (time < $deadline) {
+while (time < $deadline && !$reply) {
     my $r = $ws->recv_json(timeout => 5) or last;
     push @n, map { $_->{data}{n} } grep { $_->{channel} eq '/q' } @$r;
-    last if @n && $n[-1] == 799;
+    ($reply) = grep { $_->{channel} eq '/meta/connect' } @$r;
 }
-is($n[-1], 799, 'the last message arrives');
-cmp_ok(scalar @n, '<', 800, 'older ones were dropped');
-is_deeply([ @n[-50 .. -1] ], [ 750 .. 799 ], 'the newest 50 are all there');
-ok(!grep({ $n[$_] <= $n[$_ - 1] } 1 .. $#n), 'in order, none twice');
+cmp_ok(scalar @n, '<', 800, 'not all were delivered');
+is_deeply(\@n, [ 0 .. $#n ], 'those delivered: the first ones, in order, none missing');
+is($reply && $reply->{error}, '408::queue_overflow', 'then the connect is told');
+is($reply && $reply->{advice}{reconnect}, 'handshake', 'to handshake again');
+$ws->send_json([ { channel => '/meta/connect', clientId => $cid, advice => { timeout => 0 } } ]);
+is($ws->recv_json->[0]{error}, '402::session_unknown', 'the session ended');
 --- error_log eval
-[qr/is full \(bayeux_max_queue 50\), dropping oldest messages/]
+[qr/is full \(bayeux_max_queue 50, bayeux_max_queue_size \d+\), the session ends/]
 --- no_error_log
 [error]
 

@@ -170,7 +170,7 @@ while (time - $t0 < 8) {
 ok($closed, 'closed after send_timeout although the client keeps pinging');
 --- error_log eval
 [qr/\[info\] .*websocket client read nothing for 2000 ms \(send_timeout\), closing/,
- qr/is full \(bayeux_max_queue 50\), dropping oldest messages/]
+ qr/is full \(bayeux_max_queue 50, bayeux_max_queue_size \d+\), the session ends/]
 --- no_error_log
 [crit]
 [alert]

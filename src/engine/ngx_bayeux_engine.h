@@ -19,7 +19,13 @@
 
 
 /* a result of an operation (op->rc), beside nginx's own codes */
-#define NGX_BAYEUX_LIMIT  -100
+#define NGX_BAYEUX_LIMIT     -100
+
+/*
+ * connect: the session's queue overflowed (bayeux_max_queue,
+ * bayeux_max_queue_size); the engine ended the session
+ */
+#define NGX_BAYEUX_OVERFLOW  -101
 
 
 /*
@@ -48,7 +54,8 @@ typedef enum {
     NGX_BAYEUX_WAKE_TIMEOUT,         /* released by its holder */
     NGX_BAYEUX_WAKE_SUPERSEDED,      /* a newer connect took its place */
     NGX_BAYEUX_WAKE_DISCONNECTED,    /* the session is gone */
-    NGX_BAYEUX_WAKE_ERROR            /* the engine failed */
+    NGX_BAYEUX_WAKE_ERROR,           /* the engine failed */
+    NGX_BAYEUX_WAKE_OVERFLOW         /* its queue overflowed: it ended */
 } ngx_bayeux_wake_e;
 
 
@@ -111,7 +118,9 @@ struct ngx_bayeux_op_s {
      * NGX_OK, NGX_DECLINED (unknown session), NGX_AGAIN (connect parked),
      * NGX_BAYEUX_LIMIT (subscribe: the session would have more than
      * bayeux_max_subscriptions; nothing of it was applied),
-     * NGX_BUSY (engine unavailable), NGX_ERROR
+     * NGX_BAYEUX_OVERFLOW (connect: the session's queue overflowed since
+     * its last connect; the engine ended it), NGX_BUSY (engine
+     * unavailable), NGX_ERROR
      */
     ngx_int_t                      rc;
 

@@ -104,6 +104,7 @@ typedef struct {
     ngx_queue_t                    link;
     ngx_queue_t                    queue;
     ngx_uint_t                     queued;
+    size_t                         queued_size;     /* bytes of text */
     ngx_rbtree_t                   subscriptions;
     ngx_uint_t                     nsubscriptions;
     ngx_bayeux_waiter_t           *waiter;
@@ -195,6 +196,9 @@ static ngx_int_t ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem,
     ngx_str_t *name, ngx_bayeux_memory_msg_t *msg, ngx_bayeux_op_t *op);
 static ngx_int_t ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
     ngx_bayeux_memory_msg_t *msg);
+static void ngx_bayeux_memory_empty(ngx_bayeux_memory_session_t *s);
+static void ngx_bayeux_memory_overflowed(ngx_bayeux_memory_session_t *s,
+    ngx_bayeux_waiter_t *w);
 static ngx_bayeux_memory_channel_t *ngx_bayeux_memory_channel(
     ngx_bayeux_memory_t *mem, ngx_str_t *name, uint32_t hash);
 static ngx_bayeux_memory_sub_t *ngx_bayeux_memory_find_sub(
@@ -603,6 +607,13 @@ ngx_bayeux_memory_connect(ngx_bayeux_op_t *op)
         old->handler(old, NGX_BAYEUX_WAKE_SUPERSEDED);
     }
 
+    if (s->overflowed) {
+        ngx_bayeux_memory_overflowed(s, NULL);
+        op->rc = NGX_BAYEUX_OVERFLOW;
+        op->handler(op);
+        return;
+    }
+
     if (ngx_bayeux_memory_drain(s, op->pool, &op->messages) != NGX_OK) {
         op->rc = NGX_ERROR;
         op->handler(op);
@@ -919,6 +930,7 @@ static ngx_int_t
 ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem, ngx_str_t *name,
     ngx_bayeux_memory_msg_t *msg, ngx_bayeux_op_t *op)
 {
+    ngx_int_t                     rc;
     ngx_queue_t                  *q;
     ngx_bayeux_memory_sub_t      *sub;
     ngx_bayeux_memory_channel_t  *ch;
@@ -941,55 +953,75 @@ ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem, ngx_str_t *name,
 
         sub->session->generation = mem->generation;
 
-        if (ngx_bayeux_memory_enqueue(sub->session, msg) != NGX_OK) {
+        rc = ngx_bayeux_memory_enqueue(sub->session, msg);
+
+        if (rc == NGX_ERROR) {
             return NGX_ERROR;
         }
 
-        op->count++;
+        if (rc == NGX_OK) {
+            op->count++;
+        }
     }
 
     return NGX_OK;
 }
 
 
+/*
+ * NGX_OK: queued; NGX_DECLINED: dropped, for the session's queue
+ * overflowed (now or before): its next connect ends it; NGX_ERROR
+ */
+
 static ngx_int_t
 ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
     ngx_bayeux_memory_msg_t *msg)
 {
+    size_t                     size;
     ngx_uint_t                 max;
-    ngx_queue_t               *q;
     ngx_bayeux_memory_item_t  *item;
+    ngx_bayeux_endpoint_t     *ep;
 
-    max = s->memory->endpoint->conf->max_queue;
+    ep = s->memory->endpoint;
 
-    if (max && s->queued >= max) {
+    if (s->overflowed) {
+        ngx_bayeux_stat(ep, NGX_BAYEUX_STAT_DROPPED_QUEUE, 1);
+        return NGX_DECLINED;
+    }
 
-        /* the queue is full: the oldest message makes room */
+    max = ep->conf->max_queue;
+    size = ep->conf->max_queue_size;
 
-        if (!s->overflowed) {
-            /* a clientId is a credential: named at debug level only */
-            ngx_log_error(NGX_LOG_WARN, s->memory->log, 0,
-                          "bayeux: queue of a session is full "
-                          "(bayeux_max_queue %ui), dropping oldest messages",
-                          max);
-            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->memory->log, 0,
-                           "bayeux: full queue: session %*s",
-                           (size_t) NGX_BAYEUX_CLIENT_ID_LEN, s->id);
-            s->overflowed = 1;
-            ngx_bayeux_stat(s->memory->endpoint,
-                            NGX_BAYEUX_STAT_QUEUE_OVERFLOWS, 1);
+    if ((max && s->queued >= max)
+        || (size && s->queued_size + msg->len > size))
+    {
+        /*
+         * The queue is full: nothing more is queued, what was is freed,
+         * and the session's next connect (or the one it holds) is told
+         * to handshake again, as the session ends: messages are lost,
+         * but not silently.
+         */
+
+        /* a clientId is a credential: named at debug level only */
+        ngx_log_error(NGX_LOG_WARN, s->memory->log, 0,
+                      "bayeux: queue of a session is full "
+                      "(bayeux_max_queue %ui, bayeux_max_queue_size %uz), "
+                      "the session ends", max, size);
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->memory->log, 0,
+                       "bayeux: full queue: session %*s",
+                       (size_t) NGX_BAYEUX_CLIENT_ID_LEN, s->id);
+
+        ngx_bayeux_stat(ep, NGX_BAYEUX_STAT_QUEUE_OVERFLOWS, 1);
+        ngx_bayeux_stat(ep, NGX_BAYEUX_STAT_DROPPED_QUEUE, s->queued + 1);
+
+        ngx_bayeux_memory_empty(s);
+        s->overflowed = 1;
+
+        if (s->waiter && !s->wake.posted) {
+            ngx_post_event(&s->wake, &ngx_posted_events);
         }
 
-        ngx_bayeux_stat(s->memory->endpoint, NGX_BAYEUX_STAT_DROPPED_QUEUE, 1);
-
-        q = ngx_queue_head(&s->queue);
-        item = ngx_queue_data(q, ngx_bayeux_memory_item_t, queue);
-
-        ngx_queue_remove(q);
-        ngx_bayeux_memory_msg_release(item->msg);
-        ngx_bayeux_memory_free(&s->memory->item_slab, item,
-                               s->memory->log);
-        s->queued--;
+        return NGX_DECLINED;
     }
 
     item = ngx_bayeux_memory_alloc(&s->memory->item_slab, s->memory->log);
@@ -1002,6 +1034,7 @@ ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
 
     ngx_queue_insert_tail(&s->queue, &item->queue);
     s->queued++;
+    s->queued_size += msg->len;
 
     if (s->waiter && !s->wake.posted) {
         /* posted, so that a batch of publishes goes out in one reply */
@@ -1059,9 +1092,32 @@ ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s, ngx_pool_t *pool,
         s->queued--;
     }
 
-    s->overflowed = 0;
+    s->queued_size = 0;
 
     return NGX_OK;
+}
+
+
+/* frees what the session's queue holds */
+
+static void
+ngx_bayeux_memory_empty(ngx_bayeux_memory_session_t *s)
+{
+    ngx_queue_t               *q;
+    ngx_bayeux_memory_item_t  *item;
+
+    while (!ngx_queue_empty(&s->queue)) {
+        q = ngx_queue_head(&s->queue);
+        item = ngx_queue_data(q, ngx_bayeux_memory_item_t, queue);
+
+        ngx_queue_remove(q);
+        ngx_bayeux_memory_msg_release(item->msg);
+        ngx_bayeux_memory_free(&s->memory->item_slab, item,
+                               s->memory->log);
+    }
+
+    s->queued = 0;
+    s->queued_size = 0;
 }
 
 
@@ -1101,12 +1157,40 @@ ngx_bayeux_memory_wake_handler(ngx_event_t *ev)
         return;
     }
 
+    if (s->overflowed) {
+        ngx_bayeux_memory_overflowed(s, w);
+        return;
+    }
+
     if (ngx_bayeux_memory_drain(s, w->pool, &w->messages) != NGX_OK) {
         w->handler(w, NGX_BAYEUX_WAKE_ERROR);
         return;
     }
 
     w->handler(w, NGX_BAYEUX_WAKE_MESSAGES);
+}
+
+
+/*
+ * The session whose queue overflowed ends, as if it had disconnected;
+ * "w", the connect it held, if any (detached), is told.
+ */
+
+static void
+ngx_bayeux_memory_overflowed(ngx_bayeux_memory_session_t *s,
+    ngx_bayeux_waiter_t *w)
+{
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->memory->log, 0,
+                   "bayeux memory: session %*s ends: its queue overflowed",
+                   (size_t) NGX_BAYEUX_CLIENT_ID_LEN, s->id);
+
+    ngx_bayeux_memory_destroy(s, 0, NGX_BAYEUX_END_DISCONNECT);
+
+    if (w) {
+        w->engine_data = NULL;
+        w->messages = NULL;
+        w->handler(w, NGX_BAYEUX_WAKE_OVERFLOW);
+    }
 }
 
 
@@ -1120,6 +1204,11 @@ ngx_bayeux_memory_release(ngx_bayeux_endpoint_t *ep, ngx_bayeux_waiter_t *w)
     }
 
     ngx_bayeux_memory_detach(s);
+
+    if (s->overflowed) {
+        ngx_bayeux_memory_overflowed(s, w);
+        return;
+    }
 
     if (ngx_bayeux_memory_drain(s, w->pool, &w->messages) != NGX_OK) {
         w->handler(w, NGX_BAYEUX_WAKE_ERROR);
@@ -1195,6 +1284,7 @@ ngx_bayeux_memory_touch(ngx_bayeux_op_t *op)
 static void
 ngx_bayeux_memory_deliver_op(ngx_bayeux_op_t *op)
 {
+    ngx_int_t                     rc;
     ngx_queue_t                  *q;
     ngx_str_t                     none;
     ngx_bayeux_memory_t          *mem = op->endpoint->data;
@@ -1239,11 +1329,13 @@ ngx_bayeux_memory_deliver_op(ngx_bayeux_op_t *op)
     ngx_memcpy(msg->data, op->message.data, op->message.len);
 
     if (s) {
-        if (ngx_bayeux_memory_enqueue(s, msg) != NGX_OK) {
+        rc = ngx_bayeux_memory_enqueue(s, msg);
+
+        if (rc == NGX_ERROR) {
             goto release;
         }
 
-        op->count = 1;
+        op->count = (rc == NGX_OK);
 
     } else {
         for (q = ngx_queue_head(&user->sessions);
@@ -1252,11 +1344,15 @@ ngx_bayeux_memory_deliver_op(ngx_bayeux_op_t *op)
         {
             s = ngx_queue_data(q, ngx_bayeux_memory_session_t, in_user);
 
-            if (ngx_bayeux_memory_enqueue(s, msg) != NGX_OK) {
+            rc = ngx_bayeux_memory_enqueue(s, msg);
+
+            if (rc == NGX_ERROR) {
                 goto release;
             }
 
-            op->count++;
+            if (rc == NGX_OK) {
+                op->count++;
+            }
         }
     }
 
@@ -1373,10 +1469,8 @@ ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s, ngx_uint_t notify,
     ngx_bayeux_endpoint_t     *ep;
     ngx_bayeux_session_end_t   end;
 
-    ngx_queue_t               *q;
     ngx_bayeux_waiter_t       *w;
     ngx_bayeux_memory_t       *mem;
-    ngx_bayeux_memory_item_t  *item;
 
     mem = s->memory;
 
@@ -1396,14 +1490,7 @@ ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s, ngx_uint_t notify,
                       (ngx_bayeux_memory_sub_t *) s->subscriptions.root);
     }
 
-    while (!ngx_queue_empty(&s->queue)) {
-        q = ngx_queue_head(&s->queue);
-        item = ngx_queue_data(q, ngx_bayeux_memory_item_t, queue);
-
-        ngx_queue_remove(q);
-        ngx_bayeux_memory_msg_release(item->msg);
-        ngx_bayeux_memory_free(&mem->item_slab, item, mem->log);
-    }
+    ngx_bayeux_memory_empty(s);
 
     if (s->grants.data) {
         ngx_free(s->grants.data);

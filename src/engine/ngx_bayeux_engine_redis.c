@@ -330,6 +330,8 @@ static void ngx_bayeux_redis_settle(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_answer(ngx_bayeux_redis_park_t *park,
     ngx_bayeux_wake_e reason, redisReply *list);
 static void ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park);
+static void ngx_bayeux_redis_overflowed(ngx_bayeux_redis_t *rd,
+    ngx_str_t *id, redisReply *reply);
 static void ngx_bayeux_redis_put_back(ngx_bayeux_redis_t *rd, u_char *id,
     redisReply *list);
 static void ngx_bayeux_redis_refresh(ngx_bayeux_redis_t *rd);
@@ -498,7 +500,7 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
         rd->refresh = 10;
     }
 
-    p = ngx_pnalloc(cf->pool, 3 * NGX_INT_T_LEN);
+    p = ngx_pnalloc(cf->pool, 4 * NGX_INT_T_LEN + NGX_SIZE_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -508,7 +510,7 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
     rd->ttl.len = p - rd->ttl.data;
 
     rd->max_queue.data = p;
-    p = ngx_sprintf(p, "%ui", conf->max_queue);
+    p = ngx_sprintf(p, "%ui %uz", conf->max_queue, conf->max_queue_size);
     rd->max_queue.len = p - rd->max_queue.data;
 
     rd->max_subscriptions.data = p;
@@ -1941,6 +1943,25 @@ ngx_bayeux_redis_ended(ngx_bayeux_redis_t *rd, redisReply *id,
 }
 
 
+/* {-3, user, last}: a session ended for its queue overflowed */
+
+static void
+ngx_bayeux_redis_overflowed(ngx_bayeux_redis_t *rd, ngx_str_t *id,
+    redisReply *reply)
+{
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "bayeux redis: session %V ends: its queue overflowed", id);
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 2
+        && rd->endpoint->session_ended)
+    {
+        rd->ended_id = *id;
+        ngx_bayeux_redis_ended(rd, NULL, reply->element[1],
+                               reply->element[2], NGX_BAYEUX_END_DISCONNECT);
+    }
+}
+
+
 static ngx_int_t
 ngx_bayeux_redis_connect_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code)
@@ -1952,6 +1973,12 @@ ngx_bayeux_redis_connect_result(ngx_bayeux_redis_cmd_t *cmd,
 
     if (code == -1) {
         return NGX_DECLINED;
+    }
+
+    if (code == -3) {
+        /* the session's queue overflowed: the script ended it */
+        ngx_bayeux_redis_overflowed(cmd->redis, &op->client_id, reply);
+        return NGX_BAYEUX_OVERFLOW;
     }
 
     if (code == 1 && cmd->park) {
@@ -2010,13 +2037,22 @@ ngx_bayeux_redis_publish_result(ngx_bayeux_redis_cmd_t *cmd,
 
     ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_QUEUE_OVERFLOWS, r->elements);
 
+    if (reply->elements > 2
+        && reply->element[2]->type == REDIS_REPLY_INTEGER)
+    {
+        ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_DROPPED_QUEUE,
+                        reply->element[2]->integer);
+    }
+
     /* a clientId is a credential: named at debug level only */
 
     for (i = 0; i < r->elements; i++) {
         ngx_log_error(NGX_LOG_WARN, rd->log, 0,
                       "bayeux: queue of a session is full "
-                      "(bayeux_max_queue %V), dropping oldest messages",
-                      &rd->max_queue);
+                      "(bayeux_max_queue %ui, bayeux_max_queue_size %uz), "
+                      "the session ends",
+                      rd->endpoint->conf->max_queue,
+                      rd->endpoint->conf->max_queue_size);
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
                        "bayeux: full queue: session %*s",
                        r->element[i]->len, r->element[i]->str);
@@ -2316,6 +2352,8 @@ ngx_bayeux_redis_take_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
 static void
 ngx_bayeux_redis_take_result(ngx_bayeux_redis_park_t *park, redisReply *r)
 {
+    ngx_str_t  id;
+
     park->state = NGX_BAYEUX_PARK_PARKED;
 
     if (r == NULL || r->type != REDIS_REPLY_ARRAY
@@ -2334,6 +2372,13 @@ ngx_bayeux_redis_take_result(ngx_bayeux_redis_park_t *park, redisReply *r)
 
     case -1:
         ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_SUPERSEDED, NULL);
+        return;
+
+    case -3:
+        id.data = park->id;
+        id.len = NGX_BAYEUX_CLIENT_ID_LEN;
+        ngx_bayeux_redis_overflowed(park->redis, &id, r);
+        ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_OVERFLOW, NULL);
         return;
 
     case 1:

@@ -66,6 +66,35 @@ local function user_sessions(user)
   return live
 end
 
+-- A session ends (a disconnect, or its queue overflowed): the user's
+-- set, the sweep's deadlines, its channels, its keys.  "st": its hash's
+-- fields w, t, u.  Returns the user and 1 if it was the user's last.
+local function finish(id, st)
+  local s = P .. 's:' .. id
+  if st[1] and st[1] ~= '' then
+    redis.call('PUBLISH', st[1], id .. ' ' .. st[2])
+  end
+  local user, last = st[3] or '', 0
+  if user ~= '' then
+    redis.call('SREM', P .. 'u:' .. user, id)
+    if #user_sessions(user) == 0 then last = 1 end
+  end
+  redis.call('ZREM', P .. 'X', id .. ' ' .. user)
+  local subs = P .. 'S:' .. id
+  for _, ch in ipairs(redis.call('SMEMBERS', subs)) do
+    redis.call('SREM', P .. 'c:' .. ch, id)
+  end
+  redis.call('DEL', s, P .. 'q:' .. id, subs)
+  return user, last
+end
+
+-- The bounds of a session's queue, "<messages> <bytes>" (0: none), as
+-- the operations that queue are given them.
+local function limits(arg)
+  local n, b = string.match(arg, '^(%d+) (%d+)$')
+  return {n = tonumber(n), b = tonumber(b)}
+end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -129,11 +158,18 @@ if op == 'sw' then
 end
 
 -- A connect: its messages if there are any (or it must not be held),
--- otherwise it is parked with the worker channel and token given.
+-- otherwise it is parked with the worker channel and token given.  A
+-- session whose queue overflowed ends: {-3, user, 1 if it was the
+-- user's last session}.
 local function connect(id, b, hold, w, t)
   local s = P .. 's:' .. id
   local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u')
   if not st[1] or (b ~= '' and st[5] ~= b) then return {-1} end
+  if st[4] == '1' then
+    -- (its connect parked elsewhere, if any, is told by the PUBLISH)
+    local user, last = finish(id, {st[2], st[3], st[6]})
+    return {-3, user, last}
+  end
   if st[6] and st[6] ~= '' then
     local u = P .. 'u:' .. st[6]
     if redis.call('PTTL', u) < ttl then redis.call('PEXPIRE', u, ttl2) end
@@ -144,8 +180,8 @@ local function connect(id, b, hold, w, t)
   local msgs = take(P .. 'q:' .. id)
   if #msgs > 0 or st[1] ~= '1' or hold == '0' then
     -- the hash is written only if it changes
-    if st[1] ~= '1' or st[2] ~= '' or st[3] ~= '' or st[4] ~= '' then
-      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'o', '')
+    if st[1] ~= '1' or st[2] ~= '' or st[3] ~= '' or #msgs > 0 then
+      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'qb', '0')
     end
     refresh(id)
     return {0, msgs}
@@ -160,12 +196,16 @@ end
 -- (released) ends it in any case.
 local function take_parked(id, w, t, mode)
   local s = P .. 's:' .. id
-  local st = redis.call('HMGET', s, 'w', 't')
+  local st = redis.call('HMGET', s, 'w', 't', 'o', 'u')
   if not st[1] then return {-2} end
   if st[1] ~= w or st[2] ~= t then return {-1} end
+  if st[3] == '1' then
+    local user, last = finish(id, {'', '', st[4]})
+    return {-3, user, last}
+  end
   local msgs = take(P .. 'q:' .. id)
   if #msgs == 0 and mode == 'w' then return {1} end
-  redis.call('HSET', s, 'w', '', 't', '', 'o', '')
+  redis.call('HSET', s, 'w', '', 't', '', 'qb', '0')
   refresh(id)
   return {0, msgs}
 end
@@ -184,7 +224,8 @@ end
 
 -- The parked connects named by one notification in one call.  ARGV:
 -- worker channel, mode, then id and token of each; returns the reply of
--- each, in order: {-2} unknown, {-1} superseded, {1} nothing, {0, msgs}.
+-- each, in order: {-2} unknown, {-1} superseded, {1} nothing, {0, msgs},
+-- {-3, user, last}: its queue overflowed, the session ended.
 if op == 'tb' then
   local w, mode, res = ARGV[4], ARGV[5], {}
   for i = 6, #ARGV - 1, 2 do
@@ -204,16 +245,20 @@ if op == 'up' then
   return 0
 end
 
--- put back; ARGV: id, max queue, messages: back at the head, in order
+-- put back; ARGV: id, queue bounds, messages: back at the head, in
+-- order (they were queued: they count again, over the bounds or not)
 if op == 'pb' then
   local id = ARGV[4]
   local s = P .. 's:' .. id
-  local st = redis.call('HMGET', s, 'w', 't')
-  if not st[1] then return 0 end
+  local st = redis.call('HMGET', s, 'w', 't', 'o')
+  if not st[1] or st[3] == '1' then return 0 end
   local q = P .. 'q:' .. id
-  for i = #ARGV, 6, -1 do redis.call('LPUSH', q, ARGV[i]) end
-  local max = tonumber(ARGV[5])
-  if max > 0 then redis.call('LTRIM', q, -max, -1) end
+  local size = 0
+  for i = #ARGV, 6, -1 do
+    redis.call('LPUSH', q, ARGV[i])
+    size = size + #ARGV[i]
+  end
+  redis.call('HINCRBY', s, 'qb', size)
   redis.call('PEXPIRE', q, ttl2)
   if st[1] ~= '' then
     redis.call('PUBLISH', st[1], id .. ' ' .. st[2])
@@ -261,21 +306,30 @@ if op == 'un' then
 end
 
 -- Queues a message for a session that exists: its hash's fields w, t, o
--- in "st".  Overflowed sessions go into "full", worker channels to
--- notify into "wake" (per worker) and "workers".
-local function push(id, st, msg, max, d)
+-- in "st", "lim" the queue's bounds.  A queue that goes over them is
+-- emptied and the session marked overflowed ("o"): nothing more is
+-- queued for it, and its next connect (or the one it holds, woken) ends
+-- it.  Those go into "full", the messages dropped are counted in
+-- "dropped", worker channels to notify go into "wake" (per worker) and
+-- "workers".
+local function push(id, st, msg, lim, d)
+  if st[3] == '1' then
+    d.dropped = d.dropped + 1
+    return
+  end
   local s = P .. 's:' .. id
   local q = P .. 'q:' .. id
   local len = redis.call('RPUSH', q, msg)
+  local size = redis.call('HINCRBY', s, 'qb', #msg)
   if len == 1 then redis.call('PEXPIRE', q, ttl2) end
-  if max > 0 and len > max then
-    redis.call('LTRIM', q, -max, -1)
-    if st[3] ~= '1' then
-      redis.call('HSET', s, 'o', '1')
-      d.full[#d.full + 1] = id
-    end
+  if (lim.n > 0 and len > lim.n) or (lim.b > 0 and size > lim.b) then
+    redis.call('DEL', q)
+    redis.call('HSET', s, 'o', '1', 'qb', '0')
+    d.full[#d.full + 1] = id
+    d.dropped = d.dropped + len
+  else
+    d.n = d.n + 1
   end
-  d.n = d.n + 1
   if st[1] ~= '' then
     local w = d.wake[st[1]]
     if not w then
@@ -291,23 +345,23 @@ local function notify(d)
   for _, w in ipairs(d.workers) do
     redis.call('PUBLISH', w, table.concat(d.wake[w], ' '))
   end
-  return {d.n, d.full}
+  return {d.n, d.full, d.dropped}
 end
 
 local function deliveries()
-  return {wake = {}, workers = {}, full = {}, n = 0}
+  return {wake = {}, workers = {}, full = {}, n = 0, dropped = 0}
 end
 
 -- publish; ARGV: publisher ('': the server's), its browser, broadcast to
--- publisher (0 or 1), max queue, message, the channel and the patterns
--- that match it.  Returns the number of receivers and the sessions whose
--- queue just overflowed.
+-- publisher (0 or 1), queue bounds, message, the channel and the patterns
+-- that match it.  Returns the number of receivers, the sessions whose
+-- queue just overflowed, and the number of messages dropped.
 if op == 'pu' then
   local pub = ARGV[4]
   if pub ~= '' and not known(pub, ARGV[5]) then return {-1} end
   local seen = {}
   if ARGV[6] == '0' then seen[pub] = true end
-  local max = tonumber(ARGV[7])
+  local lim = limits(ARGV[7])
   local msg = ARGV[8]
   local d = deliveries()
   for i = 9, #ARGV do
@@ -319,7 +373,7 @@ if op == 'pu' then
         if not st[1] then
           redis.call('SREM', c, id)
         else
-          push(id, st, msg, max, d)
+          push(id, st, msg, lim, d)
         end
       end
     end
@@ -327,17 +381,17 @@ if op == 'pu' then
   return notify(d)
 end
 
--- deliver; ARGV: "c" and a session id, or "u" and a user; max queue,
+-- deliver; ARGV: "c" and a session id, or "u" and a user; queue bounds,
 -- message.  Returns as publish does, {-1} for a session that is gone.
 if op == 'dl' then
   local ids = {ARGV[5]}
   if ARGV[4] == 'u' then ids = user_sessions(ARGV[5]) end
-  local max, msg = tonumber(ARGV[6]), ARGV[7]
+  local lim, msg = limits(ARGV[6]), ARGV[7]
   local d = deliveries()
   for _, id in ipairs(ids) do
     local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o')
     if st[1] then
-      push(id, st, msg, max, d)
+      push(id, st, msg, lim, d)
     elseif ARGV[4] == 'c' then
       return {-1}
     end
@@ -368,20 +422,7 @@ if op == 'dc' then
   if not st[1] or (ARGV[5] ~= '' and st[3] ~= ARGV[5]) then
     return -1
   end
-  if st[1] ~= '' then
-    redis.call('PUBLISH', st[1], id .. ' ' .. st[2])
-  end
-  local user, last = st[4] or '', 0
-  if user ~= '' then
-    redis.call('SREM', P .. 'u:' .. user, id)
-    if #user_sessions(user) == 0 then last = 1 end
-  end
-  redis.call('ZREM', P .. 'X', id .. ' ' .. user)
-  local subs = P .. 'S:' .. id
-  for _, ch in ipairs(redis.call('SMEMBERS', subs)) do
-    redis.call('SREM', P .. 'c:' .. ch, id)
-  end
-  redis.call('DEL', s, P .. 'q:' .. id, subs)
+  local user, last = finish(id, {st[1], st[2], st[4]})
   return {0, user, last}
 end
 

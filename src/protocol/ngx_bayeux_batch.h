@@ -140,6 +140,13 @@ struct ngx_bayeux_batch_s {
     /* the message being applied is refused: why (its reply) */
     ngx_bayeux_refusal_t           refusal;
 
+    /*
+     * the "ext" of the reply being written, which outgoing hooks add
+     * members to (ngx_bayeux_reply_ext_add()): the application's, or
+     * empty
+     */
+    ngx_str_t                      reply_ext;
+
     /* the incoming hook the message is at (ngx_bayeux_hooks.h) */
     ngx_uint_t                     hook;
     ngx_int_t                      hook_rc;     /* its answer */

@@ -57,6 +57,9 @@ typedef struct {
     ngx_bayeux_ext_value_t     timesync_tc;
     ngx_bayeux_ext_value_t     timesync_l;
     ngx_bayeux_ext_value_t     timesync_o;
+
+    /* not parsed: the server's time when the message came, in ms */
+    ngx_bayeux_ext_value_t     timesync_ts;
 } ngx_bayeux_ext_t;
 
 

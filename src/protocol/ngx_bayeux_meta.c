@@ -16,6 +16,8 @@
 #include "ngx_bayeux_reply.h"
 #include "ngx_bayeux_clients.h"
 #include "ngx_bayeux_meta.h"
+#include "ngx_bayeux_ext_timesync.h"
+#include "ngx_bayeux_ext_timestamp.h"
 
 
 /*
@@ -127,8 +129,12 @@ ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep,
         *name = t->name;
     }
 
-    if (ngx_bayeux_reply_init_endpoint(cf, ep) != NGX_OK
-        || ngx_bayeux_clients_init_endpoint(cf, ep) != NGX_OK)
+    /* timesync first: its ts is when a message came, before any wait */
+
+    if (ngx_bayeux_timesync_init_endpoint(cf, ep) != NGX_OK
+        || ngx_bayeux_reply_init_endpoint(cf, ep) != NGX_OK
+        || ngx_bayeux_clients_init_endpoint(cf, ep) != NGX_OK
+        || ngx_bayeux_timestamp_init_endpoint(cf, ep) != NGX_OK)
     {
         return NGX_ERROR;
     }

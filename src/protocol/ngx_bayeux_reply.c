@@ -40,6 +40,7 @@ typedef struct {
 static ngx_bayeux_failure_t  ngx_bayeux_failures[] = {
     { NGX_DECLINED, "402::session_unknown", NGX_BAYEUX_ERROR_HANDSHAKE },
     { NGX_BAYEUX_LIMIT, "403::too_many_subscriptions", NGX_BAYEUX_ERROR_PLAIN },
+    { NGX_BAYEUX_OVERFLOW, "408::queue_overflow", NGX_BAYEUX_ERROR_HANDSHAKE },
     { NGX_BUSY, "503::engine_unavailable", NGX_BAYEUX_ERROR_RETRY },
     { NGX_ERROR, "500::server_error", NGX_BAYEUX_ERROR_RETRY }
 };
@@ -233,6 +234,13 @@ ngx_bayeux_reply_connect(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
 
         return ngx_bayeux_reply_refused(b, m, &refusal, out);
 
+    } else if (reason == NGX_BAYEUX_WAKE_OVERFLOW) {
+        /* messages were lost: the session ended, the client starts over */
+        ngx_bayeux_refusal_set(b->endpoint, &refusal, "408::queue_overflow",
+                               NGX_BAYEUX_ERROR_HANDSHAKE);
+
+        return ngx_bayeux_reply_refused(b, m, &refusal, out);
+
     } else if (reason == NGX_BAYEUX_WAKE_DISCONNECTED) {
         advice = &b->endpoint->advice_none;
 
@@ -316,11 +324,13 @@ static ngx_int_t
 ngx_bayeux_reply_close(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j,
     ngx_bayeux_message_t *m, ngx_str_t *out)
 {
-    if (ngx_bayeux_json_raw_field(j, "data", &m->reply_data) != NGX_OK
-        || ngx_bayeux_json_raw_field(j, "ext", &m->reply_ext) != NGX_OK)
-    {
+    if (ngx_bayeux_json_raw_field(j, "data", &m->reply_data) != NGX_OK) {
         return NGX_ERROR;
     }
+
+    /* one "ext": the application's, and what the hooks add to it */
+
+    b->reply_ext = m->reply_ext;
 
     if (b->endpoint->hooks
         && ngx_bayeux_hooks_outgoing(&b->endpoint->hooks->outgoing, b, m, j)
@@ -329,11 +339,58 @@ ngx_bayeux_reply_close(ngx_bayeux_batch_t *b, ngx_bayeux_json_t *j,
         return NGX_ERROR;
     }
 
+    if (ngx_bayeux_json_raw_field(j, "ext", &b->reply_ext) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_bayeux_json_literal(j, "}") != NGX_OK) {
         return NGX_ERROR;
     }
 
     ngx_bayeux_json_result(j, out);
+
+    return NGX_OK;
+}
+
+
+/*
+ * An outgoing hook adds a member to the "ext" of the reply being written
+ * (b->reply_ext, a JSON object or empty): "value" is JSON text.
+ */
+
+ngx_int_t
+ngx_bayeux_reply_ext_add(ngx_bayeux_batch_t *b, char *name, ngx_str_t *value)
+{
+    u_char     *p;
+    size_t      len, n;
+    ngx_str_t  *ext;
+
+    ext = &b->reply_ext;
+    len = ngx_strlen(name);
+
+    p = ngx_pnalloc(b->pool, ext->len + len + value->len + sizeof(",\"\":}"));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ext->len < 2 || ext->data[ext->len - 1] != '}') {
+        /* none yet */
+        n = ngx_sprintf(p, "{\"%s\":%V}", name, value) - p;
+
+    } else {
+        /* the object without its "}", then the member */
+        ngx_memcpy(p, ext->data, ext->len - 1);
+        n = ext->len - 1;
+
+        if (ext->len > 2) {
+            p[n++] = ',';
+        }
+
+        n = ngx_sprintf(p + n, "\"%s\":%V}", name, value) - p;
+    }
+
+    ext->data = p;
+    ext->len = n;
 
     return NGX_OK;
 }

@@ -35,6 +35,8 @@ ngx_int_t ngx_bayeux_reply_connect(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m, ngx_bayeux_wake_e reason, ngx_str_t *out);
 ngx_int_t ngx_bayeux_delivery(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     ngx_str_t *out);
+ngx_int_t ngx_bayeux_reply_ext_add(ngx_bayeux_batch_t *b, char *name,
+    ngx_str_t *value);
 
 
 #endif /* _NGX_BAYEUX_REPLY_H_INCLUDED_ */

@@ -35,6 +35,7 @@ my $server = Test::Nginx::Bayeux::Server->new(
         bayeux;
         bayeux_timeout 10s;
         bayeux_max_queue 0;
+        bayeux_max_queue_size 0;
         keepalive_requests 100000;
     }
 CONF

@@ -30,6 +30,7 @@ my $server = Test::Nginx::Bayeux::Server->new(
         bayeux;
         bayeux_timeout 5s;
         bayeux_max_queue 0;
+        bayeux_max_queue_size 0;
     }
 CONF
 )->start;

@@ -26,6 +26,7 @@ sub server {
         bayeux;
         bayeux_timeout 5s;
         bayeux_max_queue 0;
+        bayeux_max_queue_size 0;
     }
 CONF
         @_,
