@@ -108,6 +108,29 @@ is_deeply([ map { $_->{data} } @$p ],
           [ { user => "ann$run", present => JSON::PP::false } ],
           'ann is gone: once');
 
+# Redis gone: the publisher says so (503), and comes back with it
+
+$redis->stop;
+($status, $r) = api($servers[0], method => 'POST', uri => '/publish',
+                    body => encode_json({ channel => '/dm', data => 1,
+                                          user => "bob$run" }));
+is($status, 503, 'Redis down: 503');
+is_deeply($r, [ { channel => '/dm', successful => JSON::PP::false,
+                  error => '503::engine_unavailable' } ],
+          'the result says why');
+($status, $r) = api($servers[0], method => 'GET', uri => "/publish?user=bob$run");
+is($status, 503, 'Redis down: the count too');
+$redis->start;
+
+my $deadline = time + 10;
+while (time < $deadline) {
+    ($status, $r) = api($servers[0], method => 'GET',
+                        uri => "/publish?user=bob$run");
+    last if $status == 200;
+    sleep 0.2;
+}
+is($status, 200, 'Redis back: the publisher works again');
+
 $_->stop for @servers;
 $app->stop;
 
