@@ -40,6 +40,7 @@ typedef struct ngx_bayeux_hooks_s     ngx_bayeux_hooks_t;
 /* why a session ended */
 #define NGX_BAYEUX_END_DISCONNECT     1
 #define NGX_BAYEUX_END_EXPIRED        2
+#define NGX_BAYEUX_END_OVERFLOW       3    /* its queue overflowed */
 
 /* a session that ended, as the engine tells it (ep->session_ended) */
 

@@ -15,6 +15,10 @@ use Test::Bayeux::App;
 use Test::Bayeux::Session;
 
 our $APP = Test::Bayeux::App->new;
+
+# a Redis prefix of its own (t/redis/010-protocol.t): what expires is this
+# file's
+$ENV{TEST_NGINX_KEYS} = 't106-' . $$ . int(rand(1e6)) . ':';
 $ENV{TEST_NGINX_APP_PORT} = $APP->port;
 
 {
@@ -27,6 +31,7 @@ $ENV{TEST_NGINX_APP_PORT} = $APP->port;
 block_defaults(config => <<'CONF');
     location /cometd {
         bayeux;
+        bayeux_redis_prefix $TEST_NGINX_KEYS;
         bayeux_interval 0;
         bayeux_max_interval 1s;
         bayeux_timeout 1s;
@@ -36,6 +41,7 @@ block_defaults(config => <<'CONF');
     }
     location /down {
         bayeux;
+        bayeux_redis_prefix $TEST_NGINX_KEYS;
         bayeux_disconnect_request /_down/disconnect;
     }
     location /_app/ {
@@ -65,13 +71,15 @@ sub session_of {
                                       ext => { as => $user });
 }
 
-# the notices the application got, after waiting for $n of them
+# the notices the application got (of the session $cid, if given), after
+# waiting for $n of them
 sub notices {
-    my ($n, $timeout) = @_;
+    my ($n, $timeout, $cid) = @_;
     my $deadline = time + ($timeout // 5);
     my @q;
     while (time < $deadline) {
-        @q = map { $_->{json} }
+        @q = grep { !defined $cid || $_->{clientId} eq $cid }
+             map { $_->{json} }
              grep { $_->{path} eq '/_app/disconnect' }
              @{ $main::APP->requests };
         last if @q >= $n;
@@ -104,6 +112,7 @@ is $req->{headers}{'content-type'}, 'application/json', 'JSON';
 --- config
     location /cometd {
         bayeux;
+        bayeux_redis_prefix $TEST_NGINX_KEYS;
         bayeux_interval 0;
         bayeux_max_interval 1s;
         bayeux_timeout 1s;
@@ -130,6 +139,7 @@ is scalar @{ main::notices(2, 0.5) }, 1, 'once';
 --- config
     location /cometd {
         bayeux;
+        bayeux_redis_prefix $TEST_NGINX_KEYS;
         bayeux_interval 0;
         bayeux_max_interval 4s;
         bayeux_timeout 1s;
@@ -192,3 +202,33 @@ my $c2 = $server->client(path => '/down');
 ok $c2->handshake->{successful}, 'the endpoint goes on';
 --- error_log
 bayeux: disconnect request "/_down/disconnect" failed: status 502
+
+=== TEST 5: a session whose queue overflowed ends: told as "overflow"
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_redis_prefix $TEST_NGINX_KEYS;
+        bayeux_max_queue 3;
+        bayeux_disconnect_request /_app/disconnect;
+    }
+    location /_app/ {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_APP_PORT;
+    }
+--- bayeux
+$main::APP->clear;
+my $slow = $server->client;
+$slow->handshake;
+ok $slow->subscribe('/flood')->{successful}, 'a slow reader';
+my $cid = $slow->client_id;
+my $p = $server->client;
+$p->handshake;
+$p->publish('/flood', { n => $_ }) for 1 .. 5;
+# its next connect is told, and the session ends
+my $r = $slow->connect(advice => { timeout => 0 });
+is $r->{reply}{error}, '408::queue_overflow', 'the reader is told';
+my $q = main::notices(1);
+is_deeply $q, [ { clientId => $cid, user => undef, reason => 'overflow' } ],
+          'the notice says why';
+--- no_error_log
+[error]

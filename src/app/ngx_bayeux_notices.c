@@ -65,7 +65,8 @@ static void ngx_bayeux_notice_published(ngx_bayeux_op_t *op);
 static ngx_str_t  ngx_bayeux_notice_reasons[] = {
     ngx_null_string,
     ngx_string("disconnect"),
-    ngx_string("expired")
+    ngx_string("expired"),
+    ngx_string("overflow")
 };
 
 

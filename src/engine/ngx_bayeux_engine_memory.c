@@ -1184,7 +1184,7 @@ ngx_bayeux_memory_overflowed(ngx_bayeux_memory_session_t *s,
                    "bayeux memory: session %*s ends: its queue overflowed",
                    (size_t) NGX_BAYEUX_CLIENT_ID_LEN, s->id);
 
-    ngx_bayeux_memory_destroy(s, 0, NGX_BAYEUX_END_DISCONNECT);
+    ngx_bayeux_memory_destroy(s, 0, NGX_BAYEUX_END_OVERFLOW);
 
     if (w) {
         w->engine_data = NULL;

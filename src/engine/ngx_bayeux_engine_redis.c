@@ -1957,7 +1957,7 @@ ngx_bayeux_redis_overflowed(ngx_bayeux_redis_t *rd, ngx_str_t *id,
     {
         rd->ended_id = *id;
         ngx_bayeux_redis_ended(rd, NULL, reply->element[1],
-                               reply->element[2], NGX_BAYEUX_END_DISCONNECT);
+                               reply->element[2], NGX_BAYEUX_END_OVERFLOW);
     }
 }
 
