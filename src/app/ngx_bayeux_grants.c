@@ -115,7 +115,9 @@ ngx_bayeux_grants_write(ngx_bayeux_grants_t *g, ngx_pool_t *pool,
     text->data = p;
     text->len = len;
 
-    p = ngx_cpymem(p, g->user.data, g->user.len);
+    if (g->user.len) {
+        p = ngx_cpymem(p, g->user.data, g->user.len);
+    }
 
     for (k = 0; k < 2; k++) {
         if (lists[k] == NULL) {

@@ -188,11 +188,17 @@ ngx_bayeux_notice_create(ngx_bayeux_endpoint_t *ep, ngx_str_t *client_id,
     n->pool = pool;
     n->endpoint = ep;
 
-    n->client_id.len = client_id->len;
-    n->client_id.data = ngx_pstrdup(pool, client_id);
+    /* (an empty one is not copied: no data to copy from) */
 
-    n->user.len = user->len;
-    n->user.data = ngx_pstrdup(pool, user);
+    if (client_id->len) {
+        n->client_id.len = client_id->len;
+        n->client_id.data = ngx_pstrdup(pool, client_id);
+    }
+
+    if (user->len) {
+        n->user.len = user->len;
+        n->user.data = ngx_pstrdup(pool, user);
+    }
 
     if ((client_id->len && n->client_id.data == NULL)
         || (user->len && n->user.data == NULL))

@@ -1269,10 +1269,17 @@ ngx_bayeux_memory_touch(ngx_bayeux_op_t *op)
 
     } else {
         /* the session may be gone once the handler returns */
-        op->grants.data = ngx_pstrdup(op->pool, &s->grants);
-        op->grants.len = s->grants.len;
-        op->rc = (op->grants.data || s->grants.len == 0) ? NGX_OK
-                                                         : NGX_ERROR;
+        op->rc = NGX_OK;
+        ngx_str_null(&op->grants);
+
+        if (s->grants.len) {
+            op->grants.data = ngx_pstrdup(op->pool, &s->grants);
+            op->grants.len = s->grants.len;
+
+            if (op->grants.data == NULL) {
+                op->rc = NGX_ERROR;
+            }
+        }
     }
 
     op->handler(op);

@@ -63,12 +63,16 @@ ngx_bayeux_session_learn(ngx_bayeux_session_known_t *k,
     }
 
     if (k->pool) {
-        k->grants.data = ngx_pstrdup(k->pool, grants);
-        if (k->grants.data == NULL && grants->len) {
-            return NGX_ERROR;
-        }
+        ngx_str_null(&k->grants);
 
-        k->grants.len = grants->len;
+        if (grants->len) {
+            k->grants.data = ngx_pstrdup(k->pool, grants);
+            if (k->grants.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            k->grants.len = grants->len;
+        }
 
         goto id;
     }
