@@ -23,7 +23,7 @@ our $RUN = 'r' . $$ . int(rand(1e6));
 
 # and a Redis prefix of its own: sessions of other files subscribed to
 # "/**" would be counted too
-$ENV{TEST_NGINX_KEYS} = "t105-$RUN:";
+$ENV{TEST_NGINX_KEYS} = "bayeux:t105-$RUN:";
 
 block_defaults(config => <<'CONF');
     location /cometd {

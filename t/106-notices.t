@@ -18,7 +18,7 @@ our $APP = Test::Bayeux::App->new;
 
 # a Redis prefix of its own (t/redis/010-protocol.t): what expires is this
 # file's
-$ENV{TEST_NGINX_KEYS} = 't106-' . $$ . int(rand(1e6)) . ':';
+$ENV{TEST_NGINX_KEYS} = 'bayeux:t106-' . $$ . int(rand(1e6)) . ':';
 $ENV{TEST_NGINX_APP_PORT} = $APP->port;
 
 {

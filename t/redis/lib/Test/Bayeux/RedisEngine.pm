@@ -4,7 +4,8 @@ package Test::Bayeux::RedisEngine;
 # the file starts use the Redis engine on the Redis whose port is in
 # TEST_BAYEUX_REDIS_PORT (see t/redis/010-protocol.t): the directives are
 # added at the http level, so a location that names its own engine keeps
-# it.  Servers with several workers are left alone: the blocks that start
+# it, and one that names its own prefix too.  Servers with several
+# workers are left alone: the blocks that start
 # them test the memory engine's refusal of several workers.
 
 use strict;
@@ -18,6 +19,11 @@ my $prefix = $ENV{TEST_BAYEUX_REDIS_PREFIX} // 'bayeux:';
 
 my $new = \&Test::Nginx::Bayeux::Server::new;
 
+# every server a prefix of its own, under the suite's: what one block
+# leaves in Redis (sessions that have not expired yet, subscribed to
+# "/**") reaches no other block's counts and deliveries
+my $started = 0;
+
 {
     no warnings 'redefine';
     *Test::Nginx::Bayeux::Server::new = sub {
@@ -26,7 +32,7 @@ my $new = \&Test::Nginx::Bayeux::Server::new;
         if (!$a{no_module} && $workers <= 1) {
             $a{http_config} = "bayeux_engine redis;\n"
                 . "bayeux_redis_url redis://127.0.0.1:$port/0;\n"
-                . "bayeux_redis_prefix \"$prefix\";\n"
+                . "bayeux_redis_prefix \"$prefix$$-" . ++$started . ":\";\n"
                 . ($a{http_config} // '');
         }
         return $new->($class, %a);
