@@ -60,7 +60,27 @@ sub handshakes {
 
 __DATA__
 
-=== TEST 1: a handshake batched with other messages is refused with 400, and makes no session
+=== TEST 1: every change of a session is logged at debug, on either engine (the Redis rerun runs this too)
+--- bayeux
+my $c = client();
+ok $c->handshake->{successful}, 'handshake';
+ok $c->subscribe('/a')->{successful}, 'subscribe';
+ok $c->publish('/a', { n => 1 })->{successful}, 'publish';
+ok $c->unsubscribe('/a')->{successful}, 'unsubscribe';
+ok $c->disconnect->{successful}, 'disconnect';
+my $id = $c->client_id;
+my $log = $server->error_log_text;
+for my $ch ('/meta/subscribe', '/a', '/meta/unsubscribe', '/meta/disconnect') {
+    like $log, qr/\[debug\].*bayeux: session \Q$id\E: \Q$ch\E applied, rc:0/,
+         "$ch logged";
+}
+like $log, qr/\[debug\].*bayeux: session \Q$id\E: \/meta\/handshake applied, rc:0/,
+     'the handshake logged with its new session';
+unlike $log, qr/\[(?:info|notice|warn|error)\].*\Q$id\E/,
+       'the session id above debug nowhere';
+
+
+=== TEST 2: a handshake batched with other messages is refused with 400, and makes no session
 --- request
 POST /cometd/handshake
 [{"channel":"/meta/handshake","version":"1.0"},{"channel":"/meta/handshake","version":"1.0"}]
@@ -75,7 +95,7 @@ qr/session [0-9a-f]+ created/
 
 
 
-=== TEST 2: none of the batch's messages is applied
+=== TEST 3: none of the batch's messages is applied
 --- bayeux
 my $a = client();
 my $b = client();
@@ -95,7 +115,7 @@ ok($b->handshake->{successful}, 'a handshake alone is served');
 
 
 
-=== TEST 3: callback-polling: refused alike
+=== TEST 4: callback-polling: refused alike
 --- request
 GET /cometd/handshake?jsonp=cb&message=%5B%7B%22channel%22%3A%22%2Fmeta%2Fhandshake%22%7D%2C%7B%22channel%22%3A%22%2Fmeta%2Fconnect%22%7D%5D
 --- error_code: 400
@@ -104,7 +124,7 @@ handshake in a batch of several messages
 
 
 
-=== TEST 4: websocket: the connection is closed with 1007 and the reason
+=== TEST 5: websocket: the connection is closed with 1007 and the reason
 --- bayeux
 my $ws = Bayeux::WebSocket->new(port => $port);
 $ws->handshake or die $ws->error;
@@ -119,7 +139,7 @@ qr/session [0-9a-f]+ created/
 
 
 
-=== TEST 5: memory engine: the memory of sessions that expired goes back
+=== TEST 6: memory engine: the memory of sessions that expired goes back
 --- skip_valgrind: measures the worker's resident memory
 --- skip_sanitizer: measures the worker's memory
 --- timeout: 120

@@ -1939,6 +1939,10 @@ ngx_bayeux_redis_ended(ngx_bayeux_redis_t *rd, redisReply *id,
 
     end.last = (last->type == REDIS_REPLY_INTEGER && last->integer == 1);
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "bayeux redis: session %V ended, reason %ui",
+                   &end.client_id, reason);
+
     ep->session_ended(ep, &end);
 }
 

@@ -652,6 +652,11 @@ ngx_bayeux_batch_complete(ngx_bayeux_op_t *op)
     m = b->messages->elts;
     m = &m[b->next];
 
+    /* every change of a session, whatever the engine */
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, b->log, 0,
+                   "bayeux: session %V: %V applied, rc:%i",
+                   &op->client_id, &m->channel, op->rc);
+
     if (b->connect == b->next + 1) {
 
         /* the reply of a connect is written when the batch is answered */
