@@ -260,6 +260,13 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       offsetof(ngx_bayeux_loc_conf_t, websocket_max_output),
       &ngx_bayeux_websocket_max_output_bounds },
 
+    { ngx_string("bayeux_websocket_log"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, websocket_log),
+      NULL },
+
     { ngx_string("bayeux_websocket_idle_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -497,6 +504,7 @@ ngx_bayeux_create_loc_conf(ngx_conf_t *cf)
     blcf->websocket_max_message = NGX_CONF_UNSET_SIZE;
     blcf->websocket_max_output = NGX_CONF_UNSET_SIZE;
     blcf->websocket_idle_timeout = NGX_CONF_UNSET_MSEC;
+    blcf->websocket_log = NGX_CONF_UNSET;
     blcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
     blcf->redis_command_timeout = NGX_CONF_UNSET_MSEC;
     blcf->jwt_key = NGX_CONF_UNSET_PTR;
@@ -607,6 +615,7 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                                                       + 30000);
     }
 
+    ngx_conf_merge_value(conf->websocket_log, prev->websocket_log, 0);
     ngx_conf_merge_msec_value(conf->websocket_idle_timeout,
                               prev->websocket_idle_timeout, 60000);
     ngx_conf_merge_str_value(conf->websocket_protocol,

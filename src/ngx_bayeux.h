@@ -84,6 +84,7 @@ typedef struct {
     size_t                     websocket_max_message;
     size_t                     websocket_max_output;
     ngx_msec_t                 websocket_idle_timeout;
+    ngx_flag_t                 websocket_log;
     ngx_flag_t                 websocket_idle_timeout_auto;  /* not set */
     ngx_str_t                  websocket_protocol;
     ngx_str_t                  redis_url;

@@ -11,6 +11,7 @@
 #include "ngx_bayeux.h"
 #include "ngx_bayeux_batch.h"
 #include "ngx_bayeux_polling.h"
+#include "ngx_bayeux_websocket.h"
 #include "ngx_bayeux_grants.h"
 #include "ngx_bayeux_variables.h"
 
@@ -86,7 +87,20 @@ ngx_bayeux_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     ngx_bayeux_batch_t      *b;
     ngx_bayeux_variables_t  *vars, of_batch;
 
-    if (r != r->main) {
+    if (ngx_bayeux_ws_log && r == ngx_bayeux_ws_log->request) {
+        /* a websocket's closing line */
+        ngx_memzero(&of_batch, sizeof(ngx_bayeux_variables_t));
+        ngx_str_set(&of_batch.transport, "websocket");
+        of_batch.client_id = ngx_bayeux_ws_log->client_id;
+
+        if (ngx_bayeux_ws_log->grants.len) {
+            ngx_bayeux_grants_user(&ngx_bayeux_ws_log->grants,
+                                   &of_batch.user);
+        }
+
+        vars = &of_batch;
+
+    } else if (r != r->main) {
         vars = ngx_http_get_module_ctx(r, ngx_bayeux_module);
 
     } else {
@@ -131,13 +145,22 @@ ngx_bayeux_variable_messages(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
     u_char              *p;
+    ngx_uint_t           n;
     ngx_bayeux_batch_t  *b;
 
-    b = ngx_bayeux_polling_batch(r->main);
+    if (ngx_bayeux_ws_log && r == ngx_bayeux_ws_log->request) {
+        /* a websocket's closing line: all it received */
+        n = ngx_bayeux_ws_log->messages;
 
-    if (b == NULL || b->messages == NULL) {
-        v->not_found = 1;
-        return NGX_OK;
+    } else {
+        b = ngx_bayeux_polling_batch(r->main);
+
+        if (b == NULL || b->messages == NULL) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        n = b->messages->nelts;
     }
 
     p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
@@ -145,7 +168,7 @@ ngx_bayeux_variable_messages(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    v->len = ngx_sprintf(p, "%ui", b->messages->nelts) - p;
+    v->len = ngx_sprintf(p, "%ui", n) - p;
     v->data = p;
     v->valid = 1;
     v->no_cacheable = 1;

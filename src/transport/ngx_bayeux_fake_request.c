@@ -263,6 +263,9 @@ ngx_bayeux_fake_request(ngx_bayeux_kept_request_t *kept, ngx_connection_t *c,
         return NULL;
     }
 
+    /* the real connection (and its log) may be gone before this pool */
+    pool->log = &f->log;
+
     r = ngx_bayeux_fake_alloc(f, kept);
     if (r == NULL) {
         ngx_destroy_pool(pool);

@@ -85,6 +85,8 @@ typedef struct {
 
     /* for its closing log line */
     ngx_msec_t                     start;
+    time_t                         start_sec;
+    ngx_msec_t                     start_msec;
     ngx_uint_t                     messages_in;
     ngx_uint_t                     deliveries_out;
     ngx_uint_t                     close_code;  /* 0: no close frame sent */
@@ -132,6 +134,7 @@ static void ngx_bayeux_ws_fail(ngx_bayeux_ws_t *ws, ngx_uint_t code,
 static void ngx_bayeux_ws_finalize(ngx_bayeux_ws_t *ws);
 static void ngx_bayeux_ws_close_handler(ngx_event_t *ev);
 static void ngx_bayeux_ws_cleanup(void *data);
+static void ngx_bayeux_ws_log_close(ngx_bayeux_ws_t *ws);
 static void ngx_bayeux_ws_batch_done(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_ws_batch_wake(ngx_bayeux_batch_t *b);
 static void ngx_bayeux_ws_batch_push(ngx_bayeux_batch_t *b);
@@ -294,7 +297,7 @@ ngx_bayeux_websocket_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (blcf->endpoint->subrequests) {
+    if (blcf->endpoint->subrequests || blcf->websocket_log) {
         ws->upgrade = ngx_bayeux_keep_request(r, c->pool);
         if (ws->upgrade == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -452,6 +455,10 @@ ngx_bayeux_ws_detach(ngx_event_t *ev)
     if (c->write->timer_set) {
         ngx_del_timer(c->write);
     }
+
+    /* the closing line counts from the upgrade's start */
+    ws->start_sec = r->start_sec;
+    ws->start_msec = r->start_msec;
 
     ws->request = NULL;
 
@@ -1613,8 +1620,82 @@ ngx_bayeux_ws_close_handler(ngx_event_t *ev)
                   ws->deliveries_out, c->sent,
                   ws->close_code ? ws->close_code : 1006);
 
+    if (ws->conf->websocket_log && ws->upgrade) {
+        ngx_bayeux_ws_log_close(ws);
+    }
+
     /* frees "ws" (ngx_bayeux_ws_cleanup) */
     ngx_http_close_connection(c);
+}
+
+
+/*
+ * The closing line goes through the location's access log as if a
+ * request had lasted the websocket's whole life: a request of its own,
+ * made from what the websocket kept of its upgrade, status 101, its
+ * start the upgrade's, its bytes sent the websocket's.  The log phase
+ * runs on it at once; the request frees itself afterwards (a posted
+ * event of ngx_bayeux_fake_request()).
+ */
+
+ngx_bayeux_ws_log_t  *ngx_bayeux_ws_log;
+
+static void
+ngx_bayeux_ws_log_close(ngx_bayeux_ws_t *ws)
+{
+    ngx_uint_t                  i, n;
+    ngx_str_t                  *grants;
+    ngx_http_request_t         *r;
+    ngx_bayeux_ws_log_t         log;
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    r = ngx_bayeux_fake_request(ws->upgrade, ws->connection, NULL);
+    if (r == NULL) {
+        return;
+    }
+
+    r->method = NGX_HTTP_GET;
+    ngx_str_set(&r->method_name, "GET");
+    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+
+    /* $request: the upgrade's line, as far as it was kept */
+
+    r->request_line.data = ngx_pnalloc(r->pool, sizeof("GET  HTTP/1.1") - 1
+                                       + ws->upgrade->unparsed_uri.len);
+    if (r->request_line.data) {
+        r->request_line.len = ngx_sprintf(r->request_line.data,
+                                          "GET %V HTTP/1.1",
+                                          &ws->upgrade->unparsed_uri)
+                              - r->request_line.data;
+    }
+    r->start_sec = ws->start_sec;
+    r->start_msec = ws->start_msec;
+    r->connection->sent = ws->connection->sent;
+
+    ngx_memzero(&log, sizeof(ngx_bayeux_ws_log_t));
+
+    log.request = r;
+    log.client_id = ws->session;
+    log.messages = ws->messages_in;
+
+    grants = ngx_bayeux_session_grants(ws->known, &ws->session);
+    if (grants) {
+        log.grants = *grants;
+    }
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
+
+    h = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.elts;
+    n = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.nelts;
+
+    ngx_bayeux_ws_log = &log;
+
+    for (i = 0; i < n; i++) {
+        h[i](r);
+    }
+
+    ngx_bayeux_ws_log = NULL;
 }
 
 
