@@ -201,3 +201,27 @@ invalid origin "app.example" in "bayeux_allow_origin": an origin is "*" or "sche
 --- must_die
 --- error_log
 unknown bayeux transport "iframe"; known: websocket, long-polling, callback-polling
+
+=== TEST 11: the request line logs show has no query (it carries the clientId)
+--- http_config
+    log_format line '$request|$args';
+--- config
+    location /cometd {
+        bayeux;
+        access_log logs/line.log line;
+    }
+--- bayeux
+my $c = $server->client(connection_type => 'callback-polling');
+my $res = $c->post('/handshake', [ { channel => '/meta/handshake',
+                                      version => '1.0',
+                                      supportedConnectionTypes =>
+                                          ['callback-polling'] } ],
+                   jsonp => 'cb');
+like $res->body, qr/"successful":true/, 'handshake';
+sleep 0.2;
+open my $fh, '<', $server->root . '/logs/line.log' or die $!;
+my ($line) = <$fh>;
+like $line, qr{^GET /cometd/handshake\?\.\.\. HTTP/1\.1\|jsonp=cb&message=},
+     '$request without the query, $args as sent';
+--- no_error_log
+[error]

@@ -649,6 +649,49 @@ ngx_bayeux_longpoll_bad_request(ngx_http_request_t *r, ngx_str_t *reason)
  */
 
 static ngx_int_t ngx_bayeux_jsonp_callback_valid(ngx_str_t *name);
+static void ngx_bayeux_jsonp_hide_query(ngx_http_request_t *r);
+
+
+/*
+ * The query carries the messages, clientId included (a credential): the
+ * request line that logs show ($request in the access log, "request:"
+ * in the error log's lines about the request) is left without it, "?..."
+ * in its place.  $args and $request_uri keep it, for whoever asks.
+ */
+
+static void
+ngx_bayeux_jsonp_hide_query(ngx_http_request_t *r)
+{
+    u_char  *p, *q, *last, *line;
+
+    p = r->request_line.data;
+    last = p + r->request_line.len;
+
+    q = ngx_strlchr(p, last, '?');
+    if (q == NULL) {
+        return;
+    }
+
+    /* the protocol, after the target's last blank */
+
+    for (last--; last > q && *last != ' '; last--) { /* void */ }
+
+    line = ngx_pnalloc(r->pool, r->request_line.len + sizeof("...") - 1);
+    if (line == NULL) {
+        return;
+    }
+
+    p = ngx_cpymem(line, r->request_line.data, q + 1 - r->request_line.data);
+    p = ngx_cpymem(p, "...", 3);
+
+    if (*last == ' ') {
+        p = ngx_cpymem(p, last,
+                       r->request_line.data + r->request_line.len - last);
+    }
+
+    r->request_line.data = line;
+    r->request_line.len = p - line;
+}
 
 
 ngx_int_t
@@ -682,6 +725,8 @@ ngx_bayeux_jsonp_handler(ngx_http_request_t *r)
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return NGX_DONE;
     }
+
+    ngx_bayeux_jsonp_hide_query(r);
 
     ngx_bayeux_longpoll_start(r, &text, &callback);
 
