@@ -108,7 +108,7 @@ is $req->{headers}{'content-type'}, 'application/json', 'JSON';
 --- no_error_log
 [error]
 
-=== TEST 2: an expiry: one notice, reason expired, for a session that stopped connecting (no user: null)
+=== TEST 2: an expiry: one notice, reason expired, for a session that stopped connecting (no user: null), counted once
 --- config
     location /cometd {
         bayeux;
@@ -117,6 +117,9 @@ is $req->{headers}{'content-type'}, 'application/json', 'JSON';
         bayeux_max_interval 1s;
         bayeux_timeout 1s;
         bayeux_disconnect_request /_app/disconnect;
+    }
+    location = /status {
+        bayeux_status;
     }
     location /_app/ {
         internal;
@@ -132,6 +135,10 @@ is_deeply $q, [ { clientId => $cid, user => undef, reason => 'expired' } ],
           'the notice';
 sleep 1;
 is scalar @{ main::notices(2, 0.5) }, 1, 'once';
+my $st = $server->client(path => '')->request(method => 'GET',
+                                              uri => '/status');
+my $j = JSON::PP::decode_json($st->body);
+is $j->{endpoints}[0]{sessions}{ended}{expired}, 1, 'counted once';
 --- no_error_log
 [error]
 

@@ -1943,6 +1943,11 @@ ngx_bayeux_redis_ended(ngx_bayeux_redis_t *rd, redisReply *id,
                    "bayeux redis: session %V ended, reason %ui",
                    &end.client_id, reason);
 
+    if (reason == NGX_BAYEUX_END_EXPIRED) {
+        /* counted by the worker whose sweep took it: once */
+        ngx_bayeux_stat(ep, NGX_BAYEUX_STAT_ENDED_EXPIRED, 1);
+    }
+
     ep->session_ended(ep, &end);
 }
 
