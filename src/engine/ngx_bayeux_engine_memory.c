@@ -196,6 +196,8 @@ static ngx_int_t ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s,
     ngx_bayeux_waiter_t *w, ngx_pool_t *pool, ngx_array_t **messages);
 static void ngx_bayeux_memory_acked(ngx_bayeux_memory_session_t *s,
     ngx_uint_t batch);
+static void ngx_bayeux_memory_unqueue(ngx_bayeux_memory_session_t *s,
+    ngx_bayeux_memory_item_t *item);
 static ngx_int_t ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem,
     ngx_str_t *name, ngx_bayeux_memory_msg_t *msg, ngx_bayeux_op_t *op);
 static ngx_int_t ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
@@ -1121,12 +1123,7 @@ ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s,
             continue;
         }
 
-        ngx_queue_remove(q);
-        s->queued--;
-        s->queued_size -= item->msg->len;
-        ngx_bayeux_memory_msg_release(item->msg);
-        ngx_bayeux_memory_free(&s->memory->item_slab, item,
-                               s->memory->log);
+        ngx_bayeux_memory_unqueue(s, item);
     }
 
     w->batch = s->batch;
@@ -1151,13 +1148,20 @@ ngx_bayeux_memory_acked(ngx_bayeux_memory_session_t *s, ngx_uint_t batch)
             break;
         }
 
-        ngx_queue_remove(q);
-        s->queued--;
-        s->queued_size -= item->msg->len;
-        ngx_bayeux_memory_msg_release(item->msg);
-        ngx_bayeux_memory_free(&s->memory->item_slab, item,
-                               s->memory->log);
+        ngx_bayeux_memory_unqueue(s, item);
     }
+}
+
+
+static void
+ngx_bayeux_memory_unqueue(ngx_bayeux_memory_session_t *s,
+    ngx_bayeux_memory_item_t *item)
+{
+    ngx_queue_remove(&item->queue);
+    s->queued--;
+    s->queued_size -= item->msg->len;
+    ngx_bayeux_memory_msg_release(item->msg);
+    ngx_bayeux_memory_free(&s->memory->item_slab, item, s->memory->log);
 }
 
 
@@ -1173,14 +1177,8 @@ ngx_bayeux_memory_empty(ngx_bayeux_memory_session_t *s)
         q = ngx_queue_head(&s->queue);
         item = ngx_queue_data(q, ngx_bayeux_memory_item_t, queue);
 
-        ngx_queue_remove(q);
-        ngx_bayeux_memory_msg_release(item->msg);
-        ngx_bayeux_memory_free(&s->memory->item_slab, item,
-                               s->memory->log);
+        ngx_bayeux_memory_unqueue(s, item);
     }
-
-    s->queued = 0;
-    s->queued_size = 0;
 }
 
 
