@@ -162,6 +162,13 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       offsetof(ngx_bayeux_loc_conf_t, timestamp),
       NULL },
 
+    { ngx_string("bayeux_ack"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, ack),
+      NULL },
+
     { ngx_string("bayeux_max_batch"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -489,6 +496,7 @@ ngx_bayeux_create_loc_conf(ngx_conf_t *cf)
     blcf->max_queue = NGX_CONF_UNSET_UINT;
     blcf->max_queue_size = NGX_CONF_UNSET_SIZE;
     blcf->timestamp = NGX_CONF_UNSET;
+    blcf->ack = NGX_CONF_UNSET;
     blcf->max_batch = NGX_CONF_UNSET_UINT;
     blcf->max_channels = NGX_CONF_UNSET_UINT;
     blcf->max_subscriptions = NGX_CONF_UNSET_UINT;
@@ -528,6 +536,7 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->max_queue_size, prev->max_queue_size,
                               8 * 1024 * 1024);
     ngx_conf_merge_value(conf->timestamp, prev->timestamp, 0);
+    ngx_conf_merge_value(conf->ack, prev->ack, 1);
     ngx_conf_merge_uint_value(conf->max_batch, prev->max_batch, 1000);
     ngx_conf_merge_uint_value(conf->max_channels, prev->max_channels, 100);
     ngx_conf_merge_uint_value(conf->max_subscriptions,

@@ -54,6 +54,7 @@ typedef struct {
     const char               *path;
     const char               *label;
     const char               *handshake_ext;
+    int                       ack;
     const char               *publish_via;
     const char               *service;
     int                       websocket;
@@ -110,6 +111,7 @@ typedef struct {
     size_t                    id_len;
     u_char                   *connect;      /* prebuilt request or frame */
     size_t                    connect_len;
+    unsigned long             batch;        /* --ack: the last received */
     int                      *rooms;
     int                       nrooms;
     uint32_t                 *last_seq;     /* per publisher */
@@ -171,6 +173,8 @@ static int bb_client_send(bb_client_t *cl, const char *suffix,
     const u_char *body, size_t len);
 static void bb_client_connect0(bb_client_t *cl);
 static void bb_client_connect_loop(bb_client_t *cl);
+static void bb_client_connect_build(bb_client_t *cl);
+static void bb_client_acked(bb_client_t *cl, u_char *body, size_t len);
 static void bb_scan(bb_client_t *cl, u_char *p, size_t len);
 
 static void bb_publisher_start(bb_publisher_t *p);
@@ -325,6 +329,9 @@ bb_usage(void)
         "  --handshake-ext J  a JSON object sent as the ext of every "
         "handshake\n"
         "                     (e.g. '{\"token\":\"<JWT>\"}')\n"
+        "  --ack              sessions use the ack extension (handshake "
+        "ext.ack,\n"
+        "                     each connect acknowledging the last batch)\n"
         "  --publish-via PATH fanout, rooms: publishers post {\"channel\","
         "\"data\"}\n"
         "                     to PATH (a bayeux_publisher location)\n"
@@ -366,6 +373,7 @@ bb_options(int argc, char **argv)
         { "redis-pid", required_argument, NULL, 'X' },
         { "label", required_argument, NULL, 'l' },
         { "handshake-ext", required_argument, NULL, 'E' },
+        { "ack", no_argument, NULL, 'A' },
         { "publish-via", required_argument, NULL, 'V' },
         { "service", required_argument, NULL, 'Y' },
         { "max-seconds", required_argument, NULL, 'M' },
@@ -514,6 +522,10 @@ bb_options(int argc, char **argv)
             bb_conf.handshake_ext = optarg;
             break;
 
+        case 'A':
+            bb_conf.ack = 1;
+            break;
+
         case 'V':
             if (optarg[0] != '/') {
                 bb_fatal("--publish-via: a path starting with /");
@@ -577,6 +589,14 @@ bb_handshake_make(void)
     const char  *ext;
 
     ext = bb_conf.handshake_ext;
+
+    if (bb_conf.ack) {
+        if (ext != NULL) {
+            bb_fatal("--ack and --handshake-ext: one or the other");
+        }
+
+        ext = "{\"ack\":true}";
+    }
 
     if (ext != NULL && (ext[0] != '{' || ext[strlen(ext) - 1] != '}')) {
         bb_fatal("--handshake-ext: not a JSON object");
@@ -1001,6 +1021,10 @@ bb_client_handler(bb_conn_t *c, int status, u_char *body, size_t len)
 
         bb_stats.connects++;
 
+        if (bb_conf.ack) {
+            bb_client_acked(cl, body, len);
+        }
+
         if (memmem(body, len, "\"successful\":false", 18) != NULL) {
             bb_stats.errors++;
 
@@ -1048,20 +1072,49 @@ bb_client_connect0(bb_client_t *cl)
 }
 
 
-/* the held connect, built once: the same bytes go out every time */
+/*
+ * The held connect, built once: the same bytes go out every time; with
+ * --ack, built again whenever the batch it acknowledges changes.
+ */
 
 static void
 bb_client_connect_loop(bb_client_t *cl)
 {
+    cl->batch = 0;
+    bb_client_connect_build(cl);
+
+    cl->phase = BB_PH_CONNECT;
+
+    if (bb_conn_send(&cl->conn, cl->connect, cl->connect_len) != BB_OK) {
+        return;
+    }
+
+    bb_client_ready(cl);
+}
+
+
+static void
+bb_client_connect_build(bb_client_t *cl)
+{
     int      n;
     size_t   h;
-    u_char   body[256];
+    u_char   body[256], ext[64];
+
+    ext[0] = '\0';
+
+    if (bb_conf.ack) {
+        snprintf((char *) ext, sizeof(ext), "\"ext\":{\"ack\":%lu},",
+                 cl->batch);
+    }
 
     n = sprintf((char *) body,
                 "[{\"channel\":\"/meta/connect\",\"clientId\":\"%.*s\","
-                "\"connectionType\":\"%s\",\"id\":\"4\"}]",
+                "\"connectionType\":\"%s\",%s\"id\":\"4\"}]",
                 (int) cl->id_len, cl->id,
-                bb_conf.websocket ? "websocket" : "long-polling");
+                bb_conf.websocket ? "websocket" : "long-polling",
+                (char *) ext);
+
+    free(cl->connect);
 
     if (bb_conf.websocket) {
         cl->connect = malloc((size_t) n + 14);
@@ -1083,14 +1136,37 @@ bb_client_connect_loop(bb_client_t *cl)
 
         memcpy(cl->connect, bb_req.data, cl->connect_len);
     }
+}
 
-    cl->phase = BB_PH_CONNECT;
 
-    if (bb_conn_send(&cl->conn, cl->connect, cl->connect_len) != BB_OK) {
+/* --ack: the batch a connect reply names, the next connect acknowledges */
+
+static void
+bb_client_acked(bb_client_t *cl, u_char *body, size_t len)
+{
+    u_char         *p, *last, *found;
+    unsigned long   batch;
+
+    last = body + len;
+    found = NULL;
+
+    for (p = body;
+         (p = memmem(p, (size_t) (last - p), "\"ack\":", 6)) != NULL;
+         p += 6)
+    {
+        found = p + 6;
+    }
+
+    if (found == NULL || found >= last || *found < '0' || *found > '9') {
         return;
     }
 
-    bb_client_ready(cl);
+    batch = strtoul((char *) found, NULL, 10);
+
+    if (batch != cl->batch) {
+        cl->batch = batch;
+        bb_client_connect_build(cl);
+    }
 }
 
 

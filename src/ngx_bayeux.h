@@ -68,6 +68,7 @@ typedef struct {
     ngx_uint_t                 max_queue;
     size_t                     max_queue_size;
     ngx_flag_t                 timestamp;
+    ngx_flag_t                 ack;
     ngx_uint_t                 max_batch;
     ngx_uint_t                 max_channels;
     ngx_uint_t                 max_subscriptions;

@@ -73,7 +73,23 @@ struct ngx_bayeux_waiter_s {
     ngx_pool_t                    *pool;        /* for "messages" */
     ngx_array_t                   *messages;    /* ngx_str_t, JSON texts */
     void                          *engine_data;
+
+    /*
+     * The ack extension: the last batch the client says it received, or
+     * NGX_BAYEUX_NO_ACK.  A connect that acknowledges makes the engine
+     * forget the messages of the batches up to "ack" and keep what it
+     * gives until a later connect acknowledges it: every message not
+     * acknowledged is given again, first, in order, and the new ones
+     * become the batch numbered "batch" (the session's last batch, 0 if
+     * none yet), which the engine sets when it gives messages.  A connect
+     * that does not acknowledge takes what it is given for good.
+     */
+    ngx_int_t                      ack;
+    ngx_uint_t                     batch;
 };
+
+
+#define NGX_BAYEUX_NO_ACK  -1
 
 
 struct ngx_bayeux_op_s {
@@ -111,7 +127,7 @@ struct ngx_bayeux_op_s {
     ngx_uint_t                     count;
 
     ngx_msec_t                     hold;        /* connect: 0: no wait */
-    ngx_bayeux_waiter_t           *waiter;      /* connect */
+    ngx_bayeux_waiter_t           *waiter;      /* connect: ack, batch too */
     ngx_array_t                   *messages;    /* connect: out */
 
     /*

@@ -103,8 +103,9 @@ typedef struct {
     ngx_queue_t                    in_user;
     ngx_queue_t                    link;
     ngx_queue_t                    queue;
-    ngx_uint_t                     queued;
+    ngx_uint_t                     queued;      /* unacknowledged too */
     size_t                         queued_size;     /* bytes of text */
+    ngx_uint_t                     batch;       /* ack: the last given */
     ngx_rbtree_t                   subscriptions;
     ngx_uint_t                     nsubscriptions;
     ngx_bayeux_waiter_t           *waiter;
@@ -143,6 +144,7 @@ typedef struct {
 typedef struct {
     ngx_queue_t                    queue;
     ngx_bayeux_memory_msg_t       *msg;
+    ngx_uint_t                     batch;       /* ack: given in; 0: not */
 } ngx_bayeux_memory_item_t;
 
 
@@ -191,7 +193,11 @@ static void ngx_bayeux_memory_wake_handler(ngx_event_t *ev);
 static ngx_bayeux_waiter_t *ngx_bayeux_memory_detach(
     ngx_bayeux_memory_session_t *s);
 static ngx_int_t ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s,
-    ngx_pool_t *pool, ngx_array_t **messages);
+    ngx_bayeux_waiter_t *w, ngx_pool_t *pool, ngx_array_t **messages);
+static void ngx_bayeux_memory_acked(ngx_bayeux_memory_session_t *s,
+    ngx_uint_t batch);
+static void ngx_bayeux_memory_unqueue(ngx_bayeux_memory_session_t *s,
+    ngx_bayeux_memory_item_t *item);
 static ngx_int_t ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem,
     ngx_str_t *name, ngx_bayeux_memory_msg_t *msg, ngx_bayeux_op_t *op);
 static ngx_int_t ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
@@ -614,7 +620,7 @@ ngx_bayeux_memory_connect(ngx_bayeux_op_t *op)
         return;
     }
 
-    if (ngx_bayeux_memory_drain(s, op->pool, &op->messages) != NGX_OK) {
+    if (ngx_bayeux_memory_drain(s, op->waiter, op->pool, &op->messages) != NGX_OK) {
         op->rc = NGX_ERROR;
         op->handler(op);
         return;
@@ -1030,6 +1036,7 @@ ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
     }
 
     item->msg = msg;
+    item->batch = 0;
     msg->refs++;
 
     ngx_queue_insert_tail(&s->queue, &item->queue);
@@ -1054,13 +1061,27 @@ ngx_bayeux_memory_msg_release(ngx_bayeux_memory_msg_t *msg)
 }
 
 
+/*
+ * What a connect is given: the whole queue, taken; or, for a connect that
+ * acknowledges (the ack extension), the queue without the batches it
+ * acknowledged, kept until a later connect acknowledges it, its items not
+ * given before becoming the session's next batch.
+ */
+
 static ngx_int_t
-ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s, ngx_pool_t *pool,
-    ngx_array_t **messages)
+ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s,
+    ngx_bayeux_waiter_t *w, ngx_pool_t *pool, ngx_array_t **messages)
 {
     ngx_str_t                 *m;
-    ngx_queue_t               *q;
+    ngx_uint_t                 keep, batch;
+    ngx_queue_t               *q, *next;
     ngx_bayeux_memory_item_t  *item;
+
+    keep = (w->ack != NGX_BAYEUX_NO_ACK);
+
+    if (keep) {
+        ngx_bayeux_memory_acked(s, (ngx_uint_t) w->ack);
+    }
 
     *messages = ngx_array_create(pool, s->queued ? s->queued : 1,
                                  sizeof(ngx_str_t));
@@ -1068,8 +1089,13 @@ ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s, ngx_pool_t *pool,
         return NGX_ERROR;
     }
 
-    while (!ngx_queue_empty(&s->queue)) {
-        q = ngx_queue_head(&s->queue);
+    batch = 0;
+
+    for (q = ngx_queue_head(&s->queue);
+         q != ngx_queue_sentinel(&s->queue);
+         q = next)
+    {
+        next = ngx_queue_next(q);
         item = ngx_queue_data(q, ngx_bayeux_memory_item_t, queue);
 
         m = ngx_array_push(*messages);
@@ -1085,16 +1111,57 @@ ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s, ngx_pool_t *pool,
         ngx_memcpy(m->data, item->msg->data, item->msg->len);
         m->len = item->msg->len;
 
-        ngx_queue_remove(q);
-        ngx_bayeux_memory_msg_release(item->msg);
-        ngx_bayeux_memory_free(&s->memory->item_slab, item,
-                               s->memory->log);
-        s->queued--;
+        if (keep) {
+            if (item->batch == 0) {
+                if (batch == 0) {
+                    batch = ++s->batch;
+                }
+
+                item->batch = batch;
+            }
+
+            continue;
+        }
+
+        ngx_bayeux_memory_unqueue(s, item);
     }
 
-    s->queued_size = 0;
+    w->batch = s->batch;
 
     return NGX_OK;
+}
+
+
+/* the ack extension: the batches up to "batch" arrived, they go */
+
+static void
+ngx_bayeux_memory_acked(ngx_bayeux_memory_session_t *s, ngx_uint_t batch)
+{
+    ngx_queue_t               *q;
+    ngx_bayeux_memory_item_t  *item;
+
+    while (!ngx_queue_empty(&s->queue)) {
+        q = ngx_queue_head(&s->queue);
+        item = ngx_queue_data(q, ngx_bayeux_memory_item_t, queue);
+
+        if (item->batch == 0 || item->batch > batch) {
+            break;
+        }
+
+        ngx_bayeux_memory_unqueue(s, item);
+    }
+}
+
+
+static void
+ngx_bayeux_memory_unqueue(ngx_bayeux_memory_session_t *s,
+    ngx_bayeux_memory_item_t *item)
+{
+    ngx_queue_remove(&item->queue);
+    s->queued--;
+    s->queued_size -= item->msg->len;
+    ngx_bayeux_memory_msg_release(item->msg);
+    ngx_bayeux_memory_free(&s->memory->item_slab, item, s->memory->log);
 }
 
 
@@ -1110,14 +1177,8 @@ ngx_bayeux_memory_empty(ngx_bayeux_memory_session_t *s)
         q = ngx_queue_head(&s->queue);
         item = ngx_queue_data(q, ngx_bayeux_memory_item_t, queue);
 
-        ngx_queue_remove(q);
-        ngx_bayeux_memory_msg_release(item->msg);
-        ngx_bayeux_memory_free(&s->memory->item_slab, item,
-                               s->memory->log);
+        ngx_bayeux_memory_unqueue(s, item);
     }
-
-    s->queued = 0;
-    s->queued_size = 0;
 }
 
 
@@ -1162,7 +1223,7 @@ ngx_bayeux_memory_wake_handler(ngx_event_t *ev)
         return;
     }
 
-    if (ngx_bayeux_memory_drain(s, w->pool, &w->messages) != NGX_OK) {
+    if (ngx_bayeux_memory_drain(s, w, w->pool, &w->messages) != NGX_OK) {
         w->handler(w, NGX_BAYEUX_WAKE_ERROR);
         return;
     }
@@ -1210,7 +1271,7 @@ ngx_bayeux_memory_release(ngx_bayeux_endpoint_t *ep, ngx_bayeux_waiter_t *w)
         return;
     }
 
-    if (ngx_bayeux_memory_drain(s, w->pool, &w->messages) != NGX_OK) {
+    if (ngx_bayeux_memory_drain(s, w, w->pool, &w->messages) != NGX_OK) {
         w->handler(w, NGX_BAYEUX_WAKE_ERROR);
         return;
     }

@@ -113,6 +113,9 @@ typedef struct {
     u_char                         id[NGX_BAYEUX_CLIENT_ID_LEN];
     unsigned                       notified:1;
     unsigned                       released:1;
+
+    /* the ack extension: what it was given is kept, not put back */
+    unsigned                       kept:1;
 } ngx_bayeux_redis_park_t;
 
 
@@ -327,6 +330,8 @@ static void ngx_bayeux_redis_take_done(ngx_bayeux_redis_cmd_t *cmd,
 static void ngx_bayeux_redis_take_result(ngx_bayeux_redis_park_t *park,
     redisReply *r);
 static void ngx_bayeux_redis_settle(ngx_bayeux_redis_park_t *park);
+static ngx_uint_t ngx_bayeux_redis_kept(redisReply *r,
+    ngx_bayeux_waiter_t *w);
 static void ngx_bayeux_redis_answer(ngx_bayeux_redis_park_t *park,
     ngx_bayeux_wake_e reason, redisReply *list);
 static void ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park);
@@ -377,11 +382,12 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
       ngx_bayeux_redis_handshake_result },
 
     /*
-     * CONNECT: id, browser, hold, token; never sent alone, its arguments
-     * go into a CONNECT_BATCH, which answers it with {-1} unknown,
-     * {0, messages} or {1} parked
+     * CONNECT: id, browser, hold, token, the batch it acknowledges (''
+     * none); never sent alone, its arguments go into a CONNECT_BATCH,
+     * which answers it with {-1} unknown, {0, messages}, {0, messages,
+     * batch} if it acknowledges, or {1} parked
      */
-    { ngx_string(""), 4, ngx_bayeux_redis_op_done,
+    { ngx_string(""), 5, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_connect_result },
 
     /* SUBSCRIBE: id, browser, most subscriptions; channels; -2 too many */
@@ -1431,6 +1437,8 @@ failed:
 static void
 ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
 {
+    u_char                    ack[NGX_INT_T_LEN];
+    size_t                    ack_len;
     ngx_str_t                 token;
     ngx_bayeux_redis_t       *rd = op->endpoint->data;
     ngx_bayeux_redis_cmd_t   *cmd;
@@ -1471,11 +1479,21 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
         token = park->token;
     }
 
-    /* the arguments of the batch's script call: id, browser, hold, token */
+    ack_len = 0;
+
+    if (op->waiter->ack != NGX_BAYEUX_NO_ACK) {
+        ack_len = ngx_sprintf(ack, "%i", op->waiter->ack) - ack;
+    }
+
+    /*
+     * the arguments of the batch's script call: id, browser, hold, token,
+     * acknowledged batch
+     */
 
     cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_CONNECT, 0,
                                       NGX_BAYEUX_CLIENT_ID_LEN
-                                      + op->browser.len + 1 + token.len);
+                                      + op->browser.len + 1 + token.len
+                                      + ack_len);
     if (cmd == NULL) {
         ngx_free(park);
         goto failed;
@@ -1491,6 +1509,7 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
     }
 
     ngx_bayeux_redis_cmd_arg(cmd, token.data, token.len);
+    ngx_bayeux_redis_cmd_arg(cmd, ack, ack_len);
 
     cmd->op = op;
     cmd->park = park;
@@ -1998,10 +2017,16 @@ ngx_bayeux_redis_connect_result(ngx_bayeux_redis_cmd_t *cmd,
         ? reply->element[1] : NULL;
 
     if (ngx_bayeux_redis_messages(r, op->pool, &op->messages) != NGX_OK) {
-        /* taken from the queue, they must not be lost */
-        ngx_bayeux_redis_put_back(cmd->redis, op->client_id.data, r);
+
+        if (!ngx_bayeux_redis_kept(reply, op->waiter)) {
+            /* taken from the queue, they must not be lost */
+            ngx_bayeux_redis_put_back(cmd->redis, op->client_id.data, r);
+        }
+
         return NGX_ERROR;
     }
+
+    ngx_bayeux_redis_kept(reply, op->waiter);
 
     return NGX_OK;
 }
@@ -2396,9 +2421,35 @@ ngx_bayeux_redis_take_result(ngx_bayeux_redis_park_t *park, redisReply *r)
         return;
 
     default:
+        park->kept = ngx_bayeux_redis_kept(r, park->waiter);
         ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_MESSAGES,
                                 r->elements > 1 ? r->element[1] : NULL);
     }
+}
+
+
+/*
+ * A reply {0, messages, batch} gives to a connect that acknowledges: the
+ * script keeps the messages until a later connect acknowledges them, the
+ * waiter (if any) learns the batch.
+ */
+
+static ngx_uint_t
+ngx_bayeux_redis_kept(redisReply *r, ngx_bayeux_waiter_t *w)
+{
+    redisReply  *batch;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
+        return 0;
+    }
+
+    batch = r->element[2];
+
+    if (w && batch->type == REDIS_REPLY_INTEGER && batch->integer > 0) {
+        w->batch = (ngx_uint_t) batch->integer;
+    }
+
+    return 1;
 }
 
 
@@ -2439,7 +2490,9 @@ ngx_bayeux_redis_answer(ngx_bayeux_redis_park_t *park,
     if (w == NULL) {
         /* the client went away: what was taken for it goes back */
 
-        if (list && list->type == REDIS_REPLY_ARRAY && list->elements) {
+        if (list && list->type == REDIS_REPLY_ARRAY && list->elements
+            && !park->kept)
+        {
             ngx_bayeux_redis_put_back(rd, park->id, list);
         }
 
@@ -2455,7 +2508,10 @@ ngx_bayeux_redis_answer(ngx_bayeux_redis_park_t *park,
         if (ngx_bayeux_redis_messages(list, w->pool, &w->messages)
             != NGX_OK)
         {
-            ngx_bayeux_redis_put_back(rd, park->id, list);
+            if (!park->kept) {
+                ngx_bayeux_redis_put_back(rd, park->id, list);
+            }
+
             w->messages = NULL;
             reason = NGX_BAYEUX_WAKE_ERROR;
 

@@ -84,7 +84,7 @@ local function finish(id, st)
   for _, ch in ipairs(redis.call('SMEMBERS', subs)) do
     redis.call('SREM', P .. 'c:' .. ch, id)
   end
-  redis.call('DEL', s, P .. 'q:' .. id, subs)
+  redis.call('DEL', s, P .. 'q:' .. id, P .. 'a:' .. id, subs)
   return user, last
 end
 
@@ -157,13 +157,65 @@ if op == 'sw' then
   return res
 end
 
+-- The ack extension: what a connect that acknowledges was given stays in
+-- "a:<id>" until a later connect acknowledges it, each message as
+-- "<batch> <message>", oldest first; the hash's "ab" is the last batch
+-- given, "an" how many messages are kept ("qb" counts their bytes with
+-- the queue's, and "an" counts against the queue's bound).  Forgets the
+-- batches up to "acked" (false: none), then gives what is kept and
+-- "msgs", the new ones, as the next batch.  "st": the hash's an and ab.
+-- Returns the messages, the last batch, and the bytes now kept.
+local function give(id, msgs, acked, st)
+  local a = P .. 'a:' .. id
+  local out, size, from = {}, 0, 0
+  local batch = tonumber(st[2] or '0') or 0
+  if tonumber(st[1] or '0') ~= 0 then
+    for i, e in ipairs(redis.call('LRANGE', a, 0, -1)) do
+      local sp = string.find(e, ' ', 1, true)
+      if acked and tonumber(string.sub(e, 1, sp - 1)) <= acked then
+        from = i
+      else
+        out[#out + 1] = string.sub(e, sp + 1)
+        size = size + #e - sp
+      end
+    end
+    if from > 0 then redis.call('LTRIM', a, from, -1) end
+  end
+  if #msgs > 0 then
+    batch = batch + 1
+    local tag = string.format('%d ', batch)
+    for _, m in ipairs(msgs) do
+      redis.call('RPUSH', a, tag .. m)
+      out[#out + 1] = m
+      size = size + #m
+    end
+  end
+  if #out > 0 then redis.call('PEXPIRE', a, ttl2) end
+  return out, batch, size
+end
+
+-- A connect that does not acknowledge takes what was kept for it too,
+-- first: "n", how many (the hash's "an").
+local function unkeep(id, msgs, n)
+  if tonumber(n or '0') == 0 then return msgs end
+  local a = P .. 'a:' .. id
+  local out = {}
+  for _, e in ipairs(redis.call('LRANGE', a, 0, -1)) do
+    out[#out + 1] = string.sub(e, string.find(e, ' ', 1, true) + 1)
+  end
+  for _, m in ipairs(msgs) do out[#out + 1] = m end
+  redis.call('DEL', a)
+  redis.call('HSET', P .. 's:' .. id, 'an', '0')
+  return out
+end
+
 -- A connect: its messages if there are any (or it must not be held),
 -- otherwise it is parked with the worker channel and token given.  A
 -- session whose queue overflowed ends: {-3, user, 1 if it was the
 -- user's last session}.
-local function connect(id, b, hold, w, t)
+local function connect(id, b, hold, w, t, ack)
   local s = P .. 's:' .. id
-  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u')
+  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'an', 'ab')
   if not st[1] or (b ~= '' and st[5] ~= b) then return {-1} end
   if st[4] == '1' then
     -- (its connect parked elsewhere, if any, is told by the PUBLISH)
@@ -178,6 +230,20 @@ local function connect(id, b, hold, w, t)
     redis.call('PUBLISH', st[2], id .. ' ' .. st[3])
   end
   local msgs = take(P .. 'q:' .. id)
+  if ack ~= '' then
+    local out, batch, size = give(id, msgs, tonumber(ack), {st[7], st[8]})
+    if #out > 0 or st[1] ~= '1' or hold == '0' then
+      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'qb', size,
+                 'an', #out, 'ab', batch)
+      refresh(id)
+      return {0, out, batch}
+    end
+    redis.call('HSET', s, 'w', w, 't', t, 'k', '1', 'qb', '0', 'an', '0',
+               'ab', batch)
+    refresh(id)
+    return {1}
+  end
+  msgs = unkeep(id, msgs, st[7])
   if #msgs > 0 or st[1] ~= '1' or hold == '0' then
     -- the hash is written only if it changes
     if st[1] ~= '1' or st[2] ~= '' or st[3] ~= '' or #msgs > 0 then
@@ -186,7 +252,7 @@ local function connect(id, b, hold, w, t)
     refresh(id)
     return {0, msgs}
   end
-  redis.call('HSET', s, 'w', w, 't', t)
+  redis.call('HSET', s, 'w', w, 't', t, 'k', '')
   refresh(id)
   return {1}
 end
@@ -196,7 +262,7 @@ end
 -- (released) ends it in any case.
 local function take_parked(id, w, t, mode)
   local s = P .. 's:' .. id
-  local st = redis.call('HMGET', s, 'w', 't', 'o', 'u')
+  local st = redis.call('HMGET', s, 'w', 't', 'o', 'u', 'k', 'an', 'ab')
   if not st[1] then return {-2} end
   if st[1] ~= w or st[2] ~= t then return {-1} end
   if st[3] == '1' then
@@ -204,6 +270,15 @@ local function take_parked(id, w, t, mode)
     return {-3, user, last}
   end
   local msgs = take(P .. 'q:' .. id)
+  if st[5] == '1' then
+    -- it acknowledged when it came, and what it was given then
+    local out, batch, size = give(id, msgs, false, {st[6], st[7]})
+    if #out == 0 and mode == 'w' then return {1} end
+    redis.call('HSET', s, 'w', '', 't', '', 'qb', size, 'an', #out,
+               'ab', batch)
+    refresh(id)
+    return {0, out, batch}
+  end
   if #msgs == 0 and mode == 'w' then return {1} end
   redis.call('HSET', s, 'w', '', 't', '', 'qb', '0')
   refresh(id)
@@ -211,21 +286,24 @@ local function take_parked(id, w, t, mode)
 end
 
 -- The connects of one event loop iteration in one call.  ARGV: worker
--- channel, then id, browser, hold (0 or 1) and token of each; returns the
--- reply of each, in order: {-1} unknown, {0, messages}, {1} parked.
+-- channel, then id, browser, hold (0 or 1), token and the batch it
+-- acknowledges ('': none) of each; returns the reply of each, in order:
+-- {-1} unknown, {0, messages} ({0, messages, batch} if it acknowledges),
+-- {1} parked.
 if op == 'cb' then
   local w, res = ARGV[4], {}
-  for i = 5, #ARGV - 3, 4 do
+  for i = 5, #ARGV - 4, 5 do
     res[#res + 1] = connect(ARGV[i], ARGV[i + 1], ARGV[i + 2], w,
-                            ARGV[i + 3])
+                            ARGV[i + 3], ARGV[i + 4])
   end
   return res
 end
 
 -- The parked connects named by one notification in one call.  ARGV:
 -- worker channel, mode, then id and token of each; returns the reply of
--- each, in order: {-2} unknown, {-1} superseded, {1} nothing, {0, msgs},
--- {-3, user, last}: its queue overflowed, the session ended.
+-- each, in order: {-2} unknown, {-1} superseded, {1} nothing, {0, msgs}
+-- ({0, msgs, batch} for a connect that acknowledges), {-3, user, last}:
+-- its queue overflowed, the session ended.
 if op == 'tb' then
   local w, mode, res = ARGV[4], ARGV[5], {}
   for i = 6, #ARGV - 1, 2 do
@@ -305,8 +383,8 @@ if op == 'un' then
   return 0
 end
 
--- Queues a message for a session that exists: its hash's fields w, t, o
--- in "st", "lim" the queue's bounds.  A queue that goes over them is
+-- Queues a message for a session that exists: its hash's fields w, t, o,
+-- an in "st", "lim" the queue's bounds.  A queue that goes over them is
 -- emptied and the session marked overflowed ("o"): nothing more is
 -- queued for it, and its next connect (or the one it holds, woken) ends
 -- it.  Those go into "full", the messages dropped are counted in
@@ -322,9 +400,10 @@ local function push(id, st, msg, lim, d)
   local len = redis.call('RPUSH', q, msg)
   local size = redis.call('HINCRBY', s, 'qb', #msg)
   if len == 1 then redis.call('PEXPIRE', q, ttl2) end
+  len = len + (tonumber(st[4] or '0') or 0)
   if (lim.n > 0 and len > lim.n) or (lim.b > 0 and size > lim.b) then
-    redis.call('DEL', q)
-    redis.call('HSET', s, 'o', '1', 'qb', '0')
+    redis.call('DEL', q, P .. 'a:' .. id)
+    redis.call('HSET', s, 'o', '1', 'qb', '0', 'an', '0')
     d.full[#d.full + 1] = id
     d.dropped = d.dropped + len
   else
@@ -369,7 +448,7 @@ if op == 'pu' then
     for _, id in ipairs(redis.call('SMEMBERS', c)) do
       if not seen[id] then
         seen[id] = true
-        local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o')
+        local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o', 'an')
         if not st[1] then
           redis.call('SREM', c, id)
         else
@@ -389,7 +468,7 @@ if op == 'dl' then
   local lim, msg = limits(ARGV[6]), ARGV[7]
   local d = deliveries()
   for _, id in ipairs(ids) do
-    local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o')
+    local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o', 'an')
     if st[1] then
       push(id, st, msg, lim, d)
     elseif ARGV[4] == 'c' then

@@ -73,6 +73,7 @@ ngx_bayeux_batch_init(ngx_bayeux_batch_t *b)
     b->waiter.handler = ngx_bayeux_batch_waiter_handler;
     b->waiter.data = b;
     b->waiter.pool = b->pool;
+    b->waiter.ack = NGX_BAYEUX_NO_ACK;
 
     return NGX_OK;
 }
@@ -720,9 +721,7 @@ ngx_bayeux_batch_waiter_handler(ngx_bayeux_waiter_t *w,
         return;
     }
 
-    if (reason == NGX_BAYEUX_WAKE_MESSAGES && b->transport->push
-        && !b->expired)
-    {
+    if (reason == NGX_BAYEUX_WAKE_MESSAGES && ngx_bayeux_batch_pushed(b)) {
         b->transport->push(b);
         return;
     }
@@ -911,7 +910,7 @@ ngx_bayeux_batch_held_next(ngx_bayeux_batch_t *b)
     if (op->rc == NGX_OK) {
         b->deliveries = op->messages;
 
-        if (b->deliveries->nelts && b->transport->push && !b->expired) {
+        if (b->deliveries->nelts && ngx_bayeux_batch_pushed(b)) {
             b->transport->push(b);
             return;
         }

@@ -211,6 +211,15 @@ struct ngx_bayeux_batch_s {
 /* inside the engine or an incoming hook: see "Lifetime" above */
 #define ngx_bayeux_batch_in_engine(b)  ((b)->calling || (b)->pending)
 
+/*
+ * deliveries for its held connect are pushed, the connect staying held:
+ * a transport that pushes, a hold not over, and a connect that does not
+ * acknowledge (the ack extension's deliveries travel in connect replies)
+ */
+#define ngx_bayeux_batch_pushed(b)                                           \
+    ((b)->transport->push && !(b)->expired                                   \
+     && (b)->waiter.ack == NGX_BAYEUX_NO_ACK)
+
 
 ngx_int_t ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf,
     ngx_bayeux_endpoint_t *ep, ngx_conf_bitmask_t *transports);

@@ -98,6 +98,7 @@ typedef struct {
     ngx_uint_t                 kind;            /* ngx_bayeux_kind_e */
 
     unsigned                   disconnected:1;      /* applied: done */
+    unsigned                   refused:1;           /* its reply fails */
 } ngx_bayeux_message_t;
 
 

@@ -18,6 +18,7 @@
 #include "ngx_bayeux_meta.h"
 #include "ngx_bayeux_ext_timesync.h"
 #include "ngx_bayeux_ext_timestamp.h"
+#include "ngx_bayeux_ext_ack.h"
 
 
 /*
@@ -134,7 +135,8 @@ ngx_bayeux_protocol_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep,
     if (ngx_bayeux_timesync_init_endpoint(cf, ep) != NGX_OK
         || ngx_bayeux_reply_init_endpoint(cf, ep) != NGX_OK
         || ngx_bayeux_clients_init_endpoint(cf, ep) != NGX_OK
-        || ngx_bayeux_timestamp_init_endpoint(cf, ep) != NGX_OK)
+        || ngx_bayeux_timestamp_init_endpoint(cf, ep) != NGX_OK
+        || ngx_bayeux_ack_init_endpoint(cf, ep) != NGX_OK)
     {
         return NGX_ERROR;
     }

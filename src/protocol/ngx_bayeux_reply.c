@@ -274,6 +274,8 @@ ngx_bayeux_reply_refused(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
 
     ngx_bayeux_stat_error(b->endpoint, refusal->error.data, refusal->error.len);
 
+    m->refused = 1;
+
     if (b->error.len == 0 && refusal->error.len >= 3) {
         b->error.data = refusal->error.data;
         b->error.len = 3;

@@ -6,6 +6,7 @@
 //   await redis.start();             // resolves once it answers PING
 //   redis.url                        // redis://127.0.0.1:<port>/0
 //   await redis.command('DBSIZE')    // one command, its reply
+//   await redis.restart();           // killed and started again
 //   await redis.stop();              // and the directory is removed
 //
 // TEST_REDIS_SERVER names another binary (default: redis-server on PATH,
@@ -137,7 +138,10 @@ function parse(buf, at) {
 }
 
 export class Redis {
-    constructor() {
+    // persistent: an append-only file written at every command, so that a
+    // restart (even after SIGKILL) finds everything again
+    constructor({ persistent = false } = {}) {
+        this.persistent = persistent;
         this.port = null;
         this.dir = null;
         this.child = null;
@@ -166,7 +170,9 @@ export class Redis {
         }
         const child = spawn(bin, [
             '--port', String(this.port), '--bind', '127.0.0.1',
-            '--save', '', '--appendonly', 'no', '--dir', this.dir,
+            '--save', '',
+            '--appendonly', this.persistent ? 'yes' : 'no',
+            '--appendfsync', 'always', '--dir', this.dir,
             '--logfile', path.join(this.dir, 'redis.log'),
             '--daemonize', 'no',
         ], { stdio: 'ignore' });
@@ -208,6 +214,16 @@ export class Redis {
         } catch {
             return '';
         }
+    }
+
+    // Killed (SIGKILL) and started again on the same port and directory.
+    async restart() {
+        if (this.child) {
+            this.child.kill('SIGKILL');
+            await this.exited;
+            this.child = null;
+        }
+        return this.start();
     }
 
     async stop() {
