@@ -110,6 +110,12 @@ typedef struct {
     ngx_bayeux_waiter_t           *waiter;
     ngx_event_t                    expire;
     ngx_event_t                    wake;
+
+    /*
+     * armed while the queue holds only lazy messages: when it fires they
+     * are due (bayeux_max_lazy_timeout)
+     */
+    ngx_event_t                    lazy;
     ngx_uint_t                     generation;
     ngx_bayeux_memory_t           *memory;
     unsigned                       connected:1;
@@ -195,7 +201,8 @@ static ngx_int_t ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s,
 static ngx_int_t ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem,
     ngx_str_t *name, ngx_bayeux_memory_msg_t *msg, ngx_bayeux_op_t *op);
 static ngx_int_t ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
-    ngx_bayeux_memory_msg_t *msg);
+    ngx_bayeux_memory_msg_t *msg, ngx_uint_t lazy);
+static void ngx_bayeux_memory_lazy_handler(ngx_event_t *ev);
 static void ngx_bayeux_memory_empty(ngx_bayeux_memory_session_t *s);
 static void ngx_bayeux_memory_overflowed(ngx_bayeux_memory_session_t *s,
     ngx_bayeux_waiter_t *w);
@@ -545,6 +552,11 @@ ngx_bayeux_memory_handshake(ngx_bayeux_op_t *op)
     s->wake.data = s;
     s->wake.log = mem->log;
 
+    s->lazy.handler = ngx_bayeux_memory_lazy_handler;
+    s->lazy.data = s;
+    s->lazy.log = mem->log;
+    s->lazy.cancelable = 1;
+
     if (op->user.len
         && ngx_bayeux_memory_user_add(mem, s, &op->user) != NGX_OK)
     {
@@ -614,6 +626,12 @@ ngx_bayeux_memory_connect(ngx_bayeux_op_t *op)
         return;
     }
 
+    /* lazy messages not yet due: held with them, as with none */
+
+    if (s->lazy.timer_set && s->connected && op->hold) {
+        goto park;
+    }
+
     if (ngx_bayeux_memory_drain(s, op->pool, &op->messages) != NGX_OK) {
         op->rc = NGX_ERROR;
         op->handler(op);
@@ -629,7 +647,9 @@ ngx_bayeux_memory_connect(ngx_bayeux_op_t *op)
         return;
     }
 
-    /* park: no expiry while a connect is held */
+park:
+
+    /* no expiry while a connect is held */
 
     if (s->expire.timer_set) {
         ngx_del_timer(&s->expire);
@@ -953,7 +973,7 @@ ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem, ngx_str_t *name,
 
         sub->session->generation = mem->generation;
 
-        rc = ngx_bayeux_memory_enqueue(sub->session, msg);
+        rc = ngx_bayeux_memory_enqueue(sub->session, msg, op->lazy);
 
         if (rc == NGX_ERROR) {
             return NGX_ERROR;
@@ -975,7 +995,7 @@ ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem, ngx_str_t *name,
 
 static ngx_int_t
 ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
-    ngx_bayeux_memory_msg_t *msg)
+    ngx_bayeux_memory_msg_t *msg, ngx_uint_t lazy)
 {
     size_t                     size;
     ngx_uint_t                 max;
@@ -1036,12 +1056,45 @@ ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
     s->queued++;
     s->queued_size += msg->len;
 
+    /*
+     * A lazy message into an empty queue starts the lazy timeout; into a
+     * queue of lazy messages it waits with them; into one whose messages
+     * are due, it goes with them.  A message that is not lazy makes what
+     * waits due.
+     */
+
+    if (lazy && (s->queued == 1 || s->lazy.timer_set)) {
+
+        if (!s->lazy.timer_set) {
+            ngx_add_timer(&s->lazy, ep->conf->max_lazy_timeout);
+        }
+
+        return NGX_OK;
+    }
+
+    if (s->lazy.timer_set) {
+        ngx_del_timer(&s->lazy);
+    }
+
     if (s->waiter && !s->wake.posted) {
         /* posted, so that a batch of publishes goes out in one reply */
         ngx_post_event(&s->wake, &ngx_posted_events);
     }
 
     return NGX_OK;
+}
+
+
+/* the lazy messages of a session are due: its held connect takes them */
+
+static void
+ngx_bayeux_memory_lazy_handler(ngx_event_t *ev)
+{
+    ngx_bayeux_memory_session_t  *s = ev->data;
+
+    if (s->waiter && !s->wake.posted) {
+        ngx_post_event(&s->wake, &ngx_posted_events);
+    }
 }
 
 
@@ -1094,6 +1147,10 @@ ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s, ngx_pool_t *pool,
 
     s->queued_size = 0;
 
+    if (s->lazy.timer_set) {
+        ngx_del_timer(&s->lazy);
+    }
+
     return NGX_OK;
 }
 
@@ -1118,6 +1175,10 @@ ngx_bayeux_memory_empty(ngx_bayeux_memory_session_t *s)
 
     s->queued = 0;
     s->queued_size = 0;
+
+    if (s->lazy.timer_set) {
+        ngx_del_timer(&s->lazy);
+    }
 }
 
 
@@ -1336,7 +1397,7 @@ ngx_bayeux_memory_deliver_op(ngx_bayeux_op_t *op)
     ngx_memcpy(msg->data, op->message.data, op->message.len);
 
     if (s) {
-        rc = ngx_bayeux_memory_enqueue(s, msg);
+        rc = ngx_bayeux_memory_enqueue(s, msg, op->lazy);
 
         if (rc == NGX_ERROR) {
             goto release;
@@ -1351,7 +1412,7 @@ ngx_bayeux_memory_deliver_op(ngx_bayeux_op_t *op)
         {
             s = ngx_queue_data(q, ngx_bayeux_memory_session_t, in_user);
 
-            rc = ngx_bayeux_memory_enqueue(s, msg);
+            rc = ngx_bayeux_memory_enqueue(s, msg, op->lazy);
 
             if (rc == NGX_ERROR) {
                 goto release;
