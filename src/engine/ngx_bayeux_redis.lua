@@ -163,7 +163,7 @@ end
 -- user's last session}.
 local function connect(id, b, hold, w, t)
   local s = P .. 's:' .. id
-  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u')
+  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'z')
   if not st[1] or (b ~= '' and st[5] ~= b) then return {-1} end
   if st[4] == '1' then
     -- (its connect parked elsewhere, if any, is told by the PUBLISH)
@@ -177,11 +177,18 @@ local function connect(id, b, hold, w, t)
   if st[2] ~= '' then
     redis.call('PUBLISH', st[2], id .. ' ' .. st[3])
   end
+  -- only lazy messages wait, not yet due: held with them, as with none
+  local z = tonumber(st[7] or '')
+  if z and st[1] == '1' and hold ~= '0' and z > now_ms() then
+    redis.call('HSET', s, 'w', w, 't', t)
+    refresh(id)
+    return {1}
+  end
   local msgs = take(P .. 'q:' .. id)
   if #msgs > 0 or st[1] ~= '1' or hold == '0' then
     -- the hash is written only if it changes
     if st[1] ~= '1' or st[2] ~= '' or st[3] ~= '' or #msgs > 0 then
-      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'qb', '0')
+      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'qb', '0', 'z', '')
     end
     refresh(id)
     return {0, msgs}
@@ -205,7 +212,7 @@ local function take_parked(id, w, t, mode)
   end
   local msgs = take(P .. 'q:' .. id)
   if #msgs == 0 and mode == 'w' then return {1} end
-  redis.call('HSET', s, 'w', '', 't', '', 'qb', '0')
+  redis.call('HSET', s, 'w', '', 't', '', 'qb', '0', 'z', '')
   refresh(id)
   return {0, msgs}
 end
@@ -259,6 +266,7 @@ if op == 'pb' then
     size = size + #ARGV[i]
   end
   redis.call('HINCRBY', s, 'qb', size)
+  redis.call('HSET', s, 'z', '')
   redis.call('PEXPIRE', q, ttl2)
   if st[1] ~= '' then
     redis.call('PUBLISH', st[1], id .. ' ' .. st[2])
@@ -305,13 +313,48 @@ if op == 'un' then
   return 0
 end
 
--- Queues a message for a session that exists: its hash's fields w, t, o
--- in "st", "lim" the queue's bounds.  A queue that goes over them is
--- emptied and the session marked overflowed ("o"): nothing more is
--- queued for it, and its next connect (or the one it holds, woken) ends
--- it.  Those go into "full", the messages dropped are counted in
--- "dropped", worker channels to notify go into "wake" (per worker) and
--- "workers".
+-- A parked connect (worker channel w, token t) to notify, in "d".
+local function wake(d, id, w, t)
+  local list = d.wake[w]
+  if not list then
+    list = {}
+    d.wake[w] = list
+    d.workers[#d.workers + 1] = w
+  end
+  list[#list + 1] = id .. ' ' .. t
+end
+
+-- Lazy messages (bayeux_lazy_channel) wait in the queue as the others
+-- do, without a notification.  The hash's field "z" is the time (ms)
+-- they are due at while the queue holds only lazy messages (none: what
+-- is queued is due); "L" holds the same deadlines by session, swept by
+-- every worker ("lz").  A lazy message into an empty queue sets them;
+-- one that is not lazy clears "z" and notifies as ever; a connect takes
+-- what is due, and is held while it is not.  A deadline lives in Redis,
+-- not in the worker that published: any worker's sweep delivers it, and
+-- if none sweeps, the next connect finds it past.
+local function lazy_wait(id, st, len, d)
+  local s = P .. 's:' .. id
+  if d.due then
+    if len == 1 then
+      redis.call('HSET', s, 'z', d.due)
+      redis.call('ZADD', P .. 'L', d.due, id)
+      redis.call('PEXPIRE', P .. 'L', ttl2)
+      return true
+    end
+    return st[4] and st[4] ~= ''
+  end
+  if st[4] and st[4] ~= '' then redis.call('HSET', s, 'z', '') end
+  return false
+end
+
+-- Queues a message for a session that exists: its hash's fields w, t, o,
+-- z in "st", "lim" the queue's bounds, "d.due" the deadline of a lazy
+-- message.  A queue that goes over them is emptied and the session
+-- marked overflowed ("o"): nothing more is queued for it, and its next
+-- connect (or the one it holds, woken) ends it.  Those go into "full",
+-- the messages dropped are counted in "dropped", worker channels to
+-- notify go into "wake" (per worker) and "workers".
 local function push(id, st, msg, lim, d)
   if st[3] == '1' then
     d.dropped = d.dropped + 1
@@ -322,6 +365,7 @@ local function push(id, st, msg, lim, d)
   local len = redis.call('RPUSH', q, msg)
   local size = redis.call('HINCRBY', s, 'qb', #msg)
   if len == 1 then redis.call('PEXPIRE', q, ttl2) end
+  local held = false
   if (lim.n > 0 and len > lim.n) or (lim.b > 0 and size > lim.b) then
     redis.call('DEL', q)
     redis.call('HSET', s, 'o', '1', 'qb', '0')
@@ -329,16 +373,9 @@ local function push(id, st, msg, lim, d)
     d.dropped = d.dropped + len
   else
     d.n = d.n + 1
+    held = lazy_wait(id, st, len, d)
   end
-  if st[1] ~= '' then
-    local w = d.wake[st[1]]
-    if not w then
-      w = {}
-      d.wake[st[1]] = w
-      d.workers[#d.workers + 1] = st[1]
-    end
-    w[#w + 1] = id .. ' ' .. st[2]
-  end
+  if st[1] ~= '' and not held then wake(d, id, st[1], st[2]) end
 end
 
 local function notify(d)
@@ -348,14 +385,18 @@ local function notify(d)
   return {d.n, d.full, d.dropped}
 end
 
-local function deliveries()
-  return {wake = {}, workers = {}, full = {}, n = 0, dropped = 0}
+-- "lazy": the lazy timeout of a lazy message (ms), or ''
+local function deliveries(lazy)
+  local d = {wake = {}, workers = {}, full = {}, n = 0, dropped = 0}
+  if lazy and lazy ~= '' then d.due = now_ms() + tonumber(lazy) end
+  return d
 end
 
 -- publish; ARGV: publisher ('': the server's), its browser, broadcast to
--- publisher (0 or 1), queue bounds, message, the channel and the patterns
--- that match it.  Returns the number of receivers, the sessions whose
--- queue just overflowed, and the number of messages dropped.
+-- publisher (0 or 1), queue bounds, message, lazy timeout ('': not lazy),
+-- the channel and the patterns that match it.  Returns the number of
+-- receivers, the sessions whose queue just overflowed, and the number of
+-- messages dropped.
 if op == 'pu' then
   local pub = ARGV[4]
   if pub ~= '' and not known(pub, ARGV[5]) then return {-1} end
@@ -363,13 +404,13 @@ if op == 'pu' then
   if ARGV[6] == '0' then seen[pub] = true end
   local lim = limits(ARGV[7])
   local msg = ARGV[8]
-  local d = deliveries()
-  for i = 9, #ARGV do
+  local d = deliveries(ARGV[9])
+  for i = 10, #ARGV do
     local c = P .. 'c:' .. ARGV[i]
     for _, id in ipairs(redis.call('SMEMBERS', c)) do
       if not seen[id] then
         seen[id] = true
-        local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o')
+        local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o', 'z')
         if not st[1] then
           redis.call('SREM', c, id)
         else
@@ -382,14 +423,15 @@ if op == 'pu' then
 end
 
 -- deliver; ARGV: "c" and a session id, or "u" and a user; queue bounds,
--- message.  Returns as publish does, {-1} for a session that is gone.
+-- message, lazy timeout ('': not lazy).  Returns as publish does, {-1}
+-- for a session that is gone.
 if op == 'dl' then
   local ids = {ARGV[5]}
   if ARGV[4] == 'u' then ids = user_sessions(ARGV[5]) end
   local lim, msg = limits(ARGV[6]), ARGV[7]
-  local d = deliveries()
+  local d = deliveries(ARGV[8])
   for _, id in ipairs(ids) do
-    local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o')
+    local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o', 'z')
     if st[1] then
       push(id, st, msg, lim, d)
     elseif ARGV[4] == 'c' then
@@ -397,6 +439,28 @@ if op == 'dl' then
     end
   end
   return notify(d)
+end
+
+-- The lazy deadlines that passed ("L"), each taken once whichever worker
+-- sweeps: the connect parked for the session, if any, is notified.
+-- ARGV: the most to take.  Returns how many were taken.
+if op == 'lz' then
+  local L, now = P .. 'L', now_ms()
+  local due = redis.call('ZRANGEBYSCORE', L, '-inf', now, 'LIMIT', 0,
+                         tonumber(ARGV[4]))
+  local d = deliveries()
+  for _, id in ipairs(due) do
+    redis.call('ZREM', L, id)
+    local s = P .. 's:' .. id
+    local st = redis.call('HMGET', s, 'w', 't', 'z')
+    local z = tonumber(st[3] or '')
+    if z and z <= now then
+      redis.call('HSET', s, 'z', '')
+      if st[1] ~= '' then wake(d, id, st[1], st[2]) end
+    end
+  end
+  notify(d)
+  return #due
 end
 
 -- count; ARGV: "u" and a user (its sessions), or "c" and a channel (its
