@@ -13,6 +13,7 @@
 #include "ngx_bayeux_engine_redis.h"
 #include "ngx_bayeux_handler.h"
 #include "ngx_bayeux_batch.h"
+#include "ngx_bayeux_lazy.h"
 #include "ngx_bayeux_app.h"
 #include "ngx_bayeux_variables.h"
 #include "ngx_bayeux_publisher.h"
@@ -365,6 +366,20 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       offsetof(ngx_bayeux_loc_conf_t, presence_channel),
       &ngx_bayeux_presence_channel_p },
 
+    { ngx_string("bayeux_lazy_channel"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_bayeux_lazy_channel_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("bayeux_max_lazy_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, max_lazy_timeout),
+      &ngx_bayeux_positive_msec_p },
+
     { ngx_string("bayeux_publisher"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_bayeux_publisher_directive,
@@ -504,6 +519,8 @@ ngx_bayeux_create_loc_conf(ngx_conf_t *cf)
     blcf->max_sessions_per_browser = NGX_CONF_UNSET_UINT;
     blcf->multi_session_interval = NGX_CONF_UNSET_MSEC;
     blcf->allow_origin = NGX_CONF_UNSET_PTR;
+    blcf->lazy_channels = NGX_CONF_UNSET_PTR;
+    blcf->max_lazy_timeout = NGX_CONF_UNSET_MSEC;
     blcf->allow_credentials = NGX_CONF_UNSET;
     blcf->trust_client_session = NGX_CONF_UNSET;
     blcf->browser_cookie_secure = NGX_CONF_UNSET;
@@ -661,6 +678,9 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              prev->disconnect_request, "");
     ngx_conf_merge_str_value(conf->presence_channel,
                              prev->presence_channel, "");
+    ngx_conf_merge_ptr_value(conf->lazy_channels, prev->lazy_channels, NULL);
+    ngx_conf_merge_msec_value(conf->max_lazy_timeout,
+                              prev->max_lazy_timeout, 5000);
     ngx_conf_merge_ptr_value(conf->jwt_key, prev->jwt_key, NULL);
 
     if (conf->engine == NULL) {

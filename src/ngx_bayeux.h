@@ -98,6 +98,8 @@ typedef struct {
     ngx_str_t                  service_request;     /* empty: none */
     ngx_str_t                  disconnect_request;  /* empty: none */
     ngx_str_t                  presence_channel;    /* empty: none */
+    ngx_array_t               *lazy_channels;       /* ngx_str_t, or NULL */
+    ngx_msec_t                 max_lazy_timeout;
     ngx_bayeux_jwt_key_t      *jwt_key;             /* NULL: none */
     ngx_bayeux_engine_t       *engine;
     ngx_bayeux_endpoint_t     *endpoint;

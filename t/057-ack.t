@@ -287,3 +287,37 @@ ok(!exists $reply->{ext}, 'no batch');
 is_deeply($got, [], 'not given again');
 --- no_error_log
 [error]
+
+
+
+=== TEST 7: with lazy channels: a connect finds what waits unacknowledged at once, lazy messages with it; otherwise lazy ones wait
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_timeout 1s;
+        bayeux_lazy_channel /lazy;
+        bayeux_max_lazy_timeout 3s;
+    }
+--- bayeux
+my $c = client();
+$c->handshake(ext => { ack => JSON::PP::true });
+$c->subscribe('/a', '/lazy');
+main::ack_connect($c, 0);
+my $p = client();
+$p->handshake;
+$p->publish('/a', 1);
+my ($got, $reply) = main::ack_connect($c, 0);
+is_deeply($got, [1], 'batch 1');
+$p->publish('/lazy', 'L');
+my $r;
+($got, $reply, $r) = main::ack_connect($c, 0);
+is_deeply($got, [1, 'L'], 'batch 1 again, the lazy message with it');
+cmp_ok($r->{elapsed}, '<', 0.5, 'at once');
+is($reply->{ext}{ack}, 2, 'batch 2');
+$p->publish('/lazy', 'M');
+($got, $reply, $r) = main::ack_connect($c, 2);
+is_deeply($got, ['M'], 'all acknowledged: the lazy message waited');
+cmp_ok($r->{elapsed}, '>=', 0.9, 'until the hold time');
+is($reply->{ext}{ack}, 3, 'batch 3');
+--- no_error_log
+[error]

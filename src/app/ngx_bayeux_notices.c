@@ -14,6 +14,7 @@
 #include "ngx_bayeux_json.h"
 #include "ngx_bayeux_fake_request.h"
 #include "ngx_bayeux_app_request.h"
+#include "ngx_bayeux_lazy.h"
 #include "ngx_bayeux_notices.h"
 
 
@@ -341,6 +342,7 @@ ngx_bayeux_notice_publish(ngx_bayeux_notice_t *n, ngx_uint_t present)
     op->pool = n->pool;
     op->log = ngx_cycle->log;
     op->channel = n->endpoint->conf->presence_channel;
+    op->lazy = ngx_bayeux_lazy(n->endpoint->conf, &op->channel);
     op->handler = ngx_bayeux_notice_published;
     op->data = n;
 

@@ -15,6 +15,7 @@
 #include "ngx_bayeux_batch.h"
 #include "ngx_bayeux_reply.h"
 #include "ngx_bayeux_http.h"
+#include "ngx_bayeux_lazy.h"
 #include "ngx_bayeux_publisher.h"
 
 
@@ -360,6 +361,7 @@ ngx_bayeux_publisher_run(ngx_bayeux_publisher_ctx_t *ctx)
         }
 
         op->channel = m[ctx->next].channel;
+        op->lazy = ngx_bayeux_lazy(ctx->endpoint->conf, &op->channel);
         op->client_id = m[ctx->next].client_id;
         op->user = m[ctx->next].user;
 

@@ -121,6 +121,14 @@ struct ngx_bayeux_op_s {
 
     ngx_str_t                      channel;     /* publish */
     ngx_str_t                      message;     /* publish: JSON text */
+
+    /*
+     * publish, deliver: the message is lazy (bayeux_lazy_channel): it
+     * does not wake a held connect, but goes after
+     * bayeux_max_lazy_timeout, or with the session's next message that
+     * is not lazy, or when the connect's hold time is over
+     */
+    ngx_uint_t                     lazy;
     ngx_array_t                   *channels;    /* (un)subscribe */
 
     /* publish, deliver: sessions reached; count: what was counted */

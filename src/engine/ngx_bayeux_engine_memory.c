@@ -111,6 +111,12 @@ typedef struct {
     ngx_bayeux_waiter_t           *waiter;
     ngx_event_t                    expire;
     ngx_event_t                    wake;
+
+    /*
+     * armed while the queue holds only lazy messages: when it fires they
+     * are due (bayeux_max_lazy_timeout)
+     */
+    ngx_event_t                    lazy;
     ngx_uint_t                     generation;
     ngx_bayeux_memory_t           *memory;
     unsigned                       connected:1;
@@ -196,12 +202,14 @@ static ngx_int_t ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s,
     ngx_bayeux_waiter_t *w, ngx_pool_t *pool, ngx_array_t **messages);
 static void ngx_bayeux_memory_acked(ngx_bayeux_memory_session_t *s,
     ngx_uint_t batch);
+static ngx_uint_t ngx_bayeux_memory_kept(ngx_bayeux_memory_session_t *s);
 static void ngx_bayeux_memory_unqueue(ngx_bayeux_memory_session_t *s,
     ngx_bayeux_memory_item_t *item);
 static ngx_int_t ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem,
     ngx_str_t *name, ngx_bayeux_memory_msg_t *msg, ngx_bayeux_op_t *op);
 static ngx_int_t ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
-    ngx_bayeux_memory_msg_t *msg);
+    ngx_bayeux_memory_msg_t *msg, ngx_uint_t lazy);
+static void ngx_bayeux_memory_lazy_handler(ngx_event_t *ev);
 static void ngx_bayeux_memory_empty(ngx_bayeux_memory_session_t *s);
 static void ngx_bayeux_memory_overflowed(ngx_bayeux_memory_session_t *s,
     ngx_bayeux_waiter_t *w);
@@ -551,6 +559,11 @@ ngx_bayeux_memory_handshake(ngx_bayeux_op_t *op)
     s->wake.data = s;
     s->wake.log = mem->log;
 
+    s->lazy.handler = ngx_bayeux_memory_lazy_handler;
+    s->lazy.data = s;
+    s->lazy.log = mem->log;
+    s->lazy.cancelable = 1;
+
     if (op->user.len
         && ngx_bayeux_memory_user_add(mem, s, &op->user) != NGX_OK)
     {
@@ -620,7 +633,24 @@ ngx_bayeux_memory_connect(ngx_bayeux_op_t *op)
         return;
     }
 
-    if (ngx_bayeux_memory_drain(s, op->waiter, op->pool, &op->messages) != NGX_OK) {
+    if (op->waiter->ack != NGX_BAYEUX_NO_ACK) {
+        ngx_bayeux_memory_acked(s, (ngx_uint_t) op->waiter->ack);
+    }
+
+    /*
+     * lazy messages not yet due, and nothing the ack extension keeps:
+     * held with them, as with none
+     */
+
+    if (s->lazy.timer_set && s->connected && op->hold
+        && !ngx_bayeux_memory_kept(s))
+    {
+        goto park;
+    }
+
+    if (ngx_bayeux_memory_drain(s, op->waiter, op->pool, &op->messages)
+        != NGX_OK)
+    {
         op->rc = NGX_ERROR;
         op->handler(op);
         return;
@@ -635,7 +665,9 @@ ngx_bayeux_memory_connect(ngx_bayeux_op_t *op)
         return;
     }
 
-    /* park: no expiry while a connect is held */
+park:
+
+    /* no expiry while a connect is held */
 
     if (s->expire.timer_set) {
         ngx_del_timer(&s->expire);
@@ -959,7 +991,7 @@ ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem, ngx_str_t *name,
 
         sub->session->generation = mem->generation;
 
-        rc = ngx_bayeux_memory_enqueue(sub->session, msg);
+        rc = ngx_bayeux_memory_enqueue(sub->session, msg, op->lazy);
 
         if (rc == NGX_ERROR) {
             return NGX_ERROR;
@@ -981,11 +1013,12 @@ ngx_bayeux_memory_deliver(ngx_bayeux_memory_t *mem, ngx_str_t *name,
 
 static ngx_int_t
 ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
-    ngx_bayeux_memory_msg_t *msg)
+    ngx_bayeux_memory_msg_t *msg, ngx_uint_t lazy)
 {
     size_t                     size;
-    ngx_uint_t                 max;
-    ngx_bayeux_memory_item_t  *item;
+    ngx_uint_t                 max, first;
+    ngx_queue_t               *prev;
+    ngx_bayeux_memory_item_t  *item, *before;
     ngx_bayeux_endpoint_t     *ep;
 
     ep = s->memory->endpoint;
@@ -1043,12 +1076,53 @@ ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
     s->queued++;
     s->queued_size += msg->len;
 
+    /*
+     * A lazy message into an empty queue (or one of messages given, kept
+     * by the ack extension) starts the lazy timeout; into a queue of lazy
+     * messages it waits with them; into one whose messages are due, it
+     * goes with them.  A message that is not lazy makes what waits due.
+     */
+
+    first = 1;
+    prev = ngx_queue_prev(&item->queue);
+
+    if (prev != ngx_queue_sentinel(&s->queue)) {
+        before = ngx_queue_data(prev, ngx_bayeux_memory_item_t, queue);
+        first = (before->batch != 0);
+    }
+
+    if (lazy && (first || s->lazy.timer_set)) {
+
+        if (!s->lazy.timer_set) {
+            ngx_add_timer(&s->lazy, ep->conf->max_lazy_timeout);
+        }
+
+        return NGX_OK;
+    }
+
+    if (s->lazy.timer_set) {
+        ngx_del_timer(&s->lazy);
+    }
+
     if (s->waiter && !s->wake.posted) {
         /* posted, so that a batch of publishes goes out in one reply */
         ngx_post_event(&s->wake, &ngx_posted_events);
     }
 
     return NGX_OK;
+}
+
+
+/* the lazy messages of a session are due: its held connect takes them */
+
+static void
+ngx_bayeux_memory_lazy_handler(ngx_event_t *ev)
+{
+    ngx_bayeux_memory_session_t  *s = ev->data;
+
+    if (s->waiter && !s->wake.posted) {
+        ngx_post_event(&s->wake, &ngx_posted_events);
+    }
 }
 
 
@@ -1128,7 +1202,29 @@ ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s,
 
     w->batch = s->batch;
 
+    if (s->lazy.timer_set) {
+        ngx_del_timer(&s->lazy);
+    }
+
     return NGX_OK;
+}
+
+
+/* the ack extension: messages given and not acknowledged wait */
+
+static ngx_uint_t
+ngx_bayeux_memory_kept(ngx_bayeux_memory_session_t *s)
+{
+    ngx_bayeux_memory_item_t  *item;
+
+    if (ngx_queue_empty(&s->queue)) {
+        return 0;
+    }
+
+    item = ngx_queue_data(ngx_queue_head(&s->queue),
+                          ngx_bayeux_memory_item_t, queue);
+
+    return item->batch != 0;
 }
 
 
@@ -1178,6 +1274,10 @@ ngx_bayeux_memory_empty(ngx_bayeux_memory_session_t *s)
         item = ngx_queue_data(q, ngx_bayeux_memory_item_t, queue);
 
         ngx_bayeux_memory_unqueue(s, item);
+    }
+
+    if (s->lazy.timer_set) {
+        ngx_del_timer(&s->lazy);
     }
 }
 
@@ -1397,7 +1497,7 @@ ngx_bayeux_memory_deliver_op(ngx_bayeux_op_t *op)
     ngx_memcpy(msg->data, op->message.data, op->message.len);
 
     if (s) {
-        rc = ngx_bayeux_memory_enqueue(s, msg);
+        rc = ngx_bayeux_memory_enqueue(s, msg, op->lazy);
 
         if (rc == NGX_ERROR) {
             goto release;
@@ -1412,7 +1512,7 @@ ngx_bayeux_memory_deliver_op(ngx_bayeux_op_t *op)
         {
             s = ngx_queue_data(q, ngx_bayeux_memory_session_t, in_user);
 
-            rc = ngx_bayeux_memory_enqueue(s, msg);
+            rc = ngx_bayeux_memory_enqueue(s, msg, op->lazy);
 
             if (rc == NGX_ERROR) {
                 goto release;

@@ -77,9 +77,13 @@
 #define NGX_BAYEUX_REDIS_DELIVER       12
 #define NGX_BAYEUX_REDIS_COUNT         13
 #define NGX_BAYEUX_REDIS_SWEEP         14
+#define NGX_BAYEUX_REDIS_LAZY          15
 
 /* the most expired sessions one sweep takes */
 #define NGX_BAYEUX_REDIS_SWEEP_MAX     "256"
+
+/* the most lazy deadlines one sweep takes */
+#define NGX_BAYEUX_REDIS_LAZY_MAX      "256"
 
 #define NGX_BAYEUX_PARK_CONNECTING     0
 #define NGX_BAYEUX_PARK_PARKED         1
@@ -175,6 +179,7 @@ struct ngx_bayeux_redis_s {
     ngx_str_t                      ttl;
     ngx_str_t                      max_queue;
     ngx_str_t                      max_subscriptions;
+    ngx_str_t                      lazy;        /* bayeux_max_lazy_timeout */
     ngx_msec_t                     refresh;
 
     ngx_str_t                      channel;     /* this worker's */
@@ -203,6 +208,7 @@ struct ngx_bayeux_redis_s {
     ngx_event_t                    reconnect;
     ngx_event_t                    down;
     ngx_event_t                    tick;
+    ngx_event_t                    lazy_sweep;
     ngx_event_t                    flush;
     ngx_msec_t                     backoff;
     time_t                         error_time;
@@ -214,6 +220,7 @@ struct ngx_bayeux_redis_s {
     unsigned                       exiting:1;
     unsigned                       ping:1;
     unsigned                       sweeping:1;
+    unsigned                       lazy_sweeping:1;
 };
 
 
@@ -265,6 +272,10 @@ static ngx_int_t ngx_bayeux_redis_disconnect_result(
     ngx_bayeux_redis_cmd_t *cmd, redisReply *reply, ngx_int_t code);
 static void ngx_bayeux_redis_sweep(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_sweep_done(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply);
+static ngx_msec_t ngx_bayeux_redis_lazy_period(ngx_bayeux_redis_t *rd);
+static void ngx_bayeux_redis_lazy_handler(ngx_event_t *ev);
+static void ngx_bayeux_redis_lazy_done(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply);
 static void ngx_bayeux_redis_ended(ngx_bayeux_redis_t *rd, redisReply *id,
     redisReply *user, redisReply *last, ngx_uint_t reason);
@@ -399,10 +410,11 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
       ngx_bayeux_redis_session_result },
 
     /*
-     * PUBLISH: id, browser, to publisher, max queue, message; the channel
-     * and its patterns; {-1} unknown or {receivers, overflowed sessions}
+     * PUBLISH: id, browser, to publisher, max queue, message, lazy
+     * timeout or ""; the channel and its patterns; {-1} unknown or
+     * {receivers, overflowed sessions}
      */
-    { ngx_string("pu"), 5, ngx_bayeux_redis_op_done,
+    { ngx_string("pu"), 6, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_publish_result },
 
     /* DISCONNECT: id, browser; -1 unknown, {0, user, last session} done */
@@ -429,10 +441,10 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
     { ngx_string("cb"), 1, ngx_bayeux_redis_connects_done, NULL },
 
     /*
-     * DELIVER: "c" and an id, or "u" and a user; max queue, message;
-     * as PUBLISH, {-1} for a session that is gone
+     * DELIVER: "c" and an id, or "u" and a user; max queue, message,
+     * lazy timeout or ""; as PUBLISH, {-1} for a session that is gone
      */
-    { ngx_string("dl"), 4, ngx_bayeux_redis_op_done,
+    { ngx_string("dl"), 5, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_publish_result },
 
     /* COUNT: "u" and a user, or "c" and a channel; the number */
@@ -440,7 +452,10 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
       ngx_bayeux_redis_count_result },
 
     /* SWEEP: the most to take; id, user, last session, of each expired */
-    { ngx_string("sw"), 1, ngx_bayeux_redis_sweep_done, NULL }
+    { ngx_string("sw"), 1, ngx_bayeux_redis_sweep_done, NULL },
+
+    /* LAZY: the most to take; how many lazy deadlines passed */
+    { ngx_string("lz"), 1, ngx_bayeux_redis_lazy_done, NULL }
 };
 
 
@@ -506,7 +521,7 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
         rd->refresh = 10;
     }
 
-    p = ngx_pnalloc(cf->pool, 4 * NGX_INT_T_LEN + NGX_SIZE_T_LEN);
+    p = ngx_pnalloc(cf->pool, 5 * NGX_INT_T_LEN + NGX_SIZE_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -522,6 +537,10 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
     rd->max_subscriptions.data = p;
     p = ngx_sprintf(p, "%ui", conf->max_subscriptions);
     rd->max_subscriptions.len = p - rd->max_subscriptions.data;
+
+    rd->lazy.data = p;
+    p = ngx_sprintf(p, "%M", conf->max_lazy_timeout);
+    rd->lazy.len = p - rd->lazy.data;
 
     if (ngx_bayeux_redis_sha[0] == '\0') {
         ngx_sha1_init(&sha1);
@@ -760,6 +779,11 @@ ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
     rd->flush.data = rd;
     rd->flush.log = cycle->log;
 
+    rd->lazy_sweep.handler = ngx_bayeux_redis_lazy_handler;
+    rd->lazy_sweep.data = rd;
+    rd->lazy_sweep.log = cycle->log;
+    rd->lazy_sweep.cancelable = 1;
+
     rd->backoff = NGX_BAYEUX_REDIS_BACKOFF_MIN;
 
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, cycle->log, 0,
@@ -769,6 +793,10 @@ ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
     ngx_bayeux_redis_link_start(rd);
 
     ngx_add_timer(&rd->tick, rd->refresh);
+
+    if (ep->conf->lazy_channels) {
+        ngx_add_timer(&rd->lazy_sweep, ngx_bayeux_redis_lazy_period(rd));
+    }
 
     return NGX_OK;
 }
@@ -793,6 +821,10 @@ ngx_bayeux_redis_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
 
     if (rd->tick.timer_set) {
         ngx_del_timer(&rd->tick);
+    }
+
+    if (rd->lazy_sweep.timer_set) {
+        ngx_del_timer(&rd->lazy_sweep);
     }
 
     if (rd->reconnect.timer_set) {
@@ -1659,7 +1691,7 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
 
     n = 1;
     size = op->client_id.len + op->browser.len + 1 + rd->max_queue.len
-           + op->message.len + op->channel.len;
+           + op->message.len + rd->lazy.len + op->channel.len;
 
     ngx_bayeux_wildcards_init(&w, &op->channel, buf);
 
@@ -1680,6 +1712,7 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
                               ? "1" : "0"), 1);
     ngx_bayeux_redis_cmd_arg(cmd, rd->max_queue.data, rd->max_queue.len);
     ngx_bayeux_redis_cmd_arg(cmd, op->message.data, op->message.len);
+    ngx_bayeux_redis_cmd_arg(cmd, rd->lazy.data, op->lazy ? rd->lazy.len : 0);
     ngx_bayeux_redis_cmd_arg(cmd, op->channel.data, op->channel.len);
 
     ngx_bayeux_wildcards_init(&w, &op->channel, buf);
@@ -1922,6 +1955,75 @@ ngx_bayeux_redis_sweep_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
                                    sizeof(NGX_BAYEUX_REDIS_SWEEP_MAX) - 1))
     {
         ngx_bayeux_redis_sweep(rd);
+    }
+}
+
+
+/*
+ * Lazy messages are due by deadlines kept in Redis (the script's "L"),
+ * which every worker of every host sweeps, a quarter of
+ * bayeux_max_lazy_timeout apart: one script call per worker and period
+ * whatever the traffic, and a lazy message goes at most a quarter late.
+ * Deadlines in Redis, rather than notifications kept by the worker that
+ * published, survive that worker: another one sweeps them, and a connect
+ * that comes finds them past.
+ */
+
+static ngx_msec_t
+ngx_bayeux_redis_lazy_period(ngx_bayeux_redis_t *rd)
+{
+    ngx_msec_t  period;
+
+    period = rd->endpoint->conf->max_lazy_timeout / 4;
+
+    return period < 10 ? 10 : period;
+}
+
+
+static void
+ngx_bayeux_redis_lazy_handler(ngx_event_t *ev)
+{
+    ngx_bayeux_redis_t      *rd = ev->data;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    if (rd->state == NGX_BAYEUX_REDIS_UP && !rd->lazy_sweeping) {
+
+        cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_LAZY, 0,
+                                          sizeof(NGX_BAYEUX_REDIS_LAZY_MAX));
+        if (cmd) {
+            ngx_bayeux_redis_cmd_arg(cmd, (u_char *) NGX_BAYEUX_REDIS_LAZY_MAX,
+                                     sizeof(NGX_BAYEUX_REDIS_LAZY_MAX) - 1);
+            rd->lazy_sweeping = 1;
+            ngx_bayeux_redis_submit(cmd);
+        }
+    }
+
+    ngx_add_timer(ev, ngx_bayeux_redis_lazy_period(rd));
+}
+
+
+static void
+ngx_bayeux_redis_lazy_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
+{
+    ngx_bayeux_redis_t  *rd;
+
+    rd = cmd->redis;
+    rd->lazy_sweeping = 0;
+
+    if (rd->exiting || reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        return;
+    }
+
+    /* a full sweep: there may be more */
+
+    if (reply->integer == ngx_atoi((u_char *) NGX_BAYEUX_REDIS_LAZY_MAX,
+                                   sizeof(NGX_BAYEUX_REDIS_LAZY_MAX) - 1))
+    {
+        if (rd->lazy_sweep.timer_set) {
+            ngx_del_timer(&rd->lazy_sweep);
+        }
+
+        ngx_bayeux_redis_lazy_handler(&rd->lazy_sweep);
     }
 }
 
@@ -2193,7 +2295,7 @@ ngx_bayeux_redis_target_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
     size = 1 + target->len;
 
     if (deliver) {
-        size += rd->max_queue.len + op->message.len;
+        size += rd->max_queue.len + op->message.len + rd->lazy.len;
     }
 
     cmd = ngx_bayeux_redis_cmd_create(rd, kind, 0, size);
@@ -2209,6 +2311,8 @@ ngx_bayeux_redis_target_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
     if (deliver) {
         ngx_bayeux_redis_cmd_arg(cmd, rd->max_queue.data, rd->max_queue.len);
         ngx_bayeux_redis_cmd_arg(cmd, op->message.data, op->message.len);
+        ngx_bayeux_redis_cmd_arg(cmd, rd->lazy.data,
+                                 op->lazy ? rd->lazy.len : 0);
     }
 
     cmd->op = op;

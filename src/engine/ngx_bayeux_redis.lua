@@ -162,25 +162,32 @@ end
 -- "<batch> <message>", oldest first; the hash's "ab" is the last batch
 -- given, "an" how many messages are kept ("qb" counts their bytes with
 -- the queue's, and "an" counts against the queue's bound).  Forgets the
--- batches up to "acked" (false: none), then gives what is kept and
--- "msgs", the new ones, as the next batch.  "st": the hash's an and ab.
--- Returns the messages, the last batch, and the bytes now kept.
-local function give(id, msgs, acked, st)
+-- batches up to "acked" (false: none) of the "n" kept; returns what is
+-- still kept, its bytes, and the bytes forgotten.
+local function acknowledge(id, acked, n)
   local a = P .. 'a:' .. id
-  local out, size, from = {}, 0, 0
-  local batch = tonumber(st[2] or '0') or 0
-  if tonumber(st[1] or '0') ~= 0 then
-    for i, e in ipairs(redis.call('LRANGE', a, 0, -1)) do
-      local sp = string.find(e, ' ', 1, true)
-      if acked and tonumber(string.sub(e, 1, sp - 1)) <= acked then
-        from = i
-      else
-        out[#out + 1] = string.sub(e, sp + 1)
-        size = size + #e - sp
-      end
+  local kept, size, from, gone = {}, 0, 0, 0
+  if tonumber(n or '0') == 0 then return kept, size, gone end
+  for i, e in ipairs(redis.call('LRANGE', a, 0, -1)) do
+    local sp = string.find(e, ' ', 1, true)
+    if acked and tonumber(string.sub(e, 1, sp - 1)) <= acked then
+      from = i
+      gone = gone + #e - sp
+    else
+      kept[#kept + 1] = string.sub(e, sp + 1)
+      size = size + #e - sp
     end
-    if from > 0 then redis.call('LTRIM', a, from, -1) end
   end
+  if from > 0 then redis.call('LTRIM', a, from, -1) end
+  return kept, size, gone
+end
+
+-- Gives what is kept ("out", "size" its bytes), then "msgs", the new
+-- ones, kept as the next batch after "last" (the hash's "ab").  Returns
+-- the messages, the last batch, and the bytes now kept.
+local function give(id, out, size, msgs, last)
+  local a = P .. 'a:' .. id
+  local batch = tonumber(last or '0') or 0
   if #msgs > 0 then
     batch = batch + 1
     local tag = string.format('%d ', batch)
@@ -215,7 +222,8 @@ end
 -- user's last session}.
 local function connect(id, b, hold, w, t, ack)
   local s = P .. 's:' .. id
-  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'an', 'ab')
+  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'z', 'an',
+                        'ab')
   if not st[1] or (b ~= '' and st[5] ~= b) then return {-1} end
   if st[4] == '1' then
     -- (its connect parked elsewhere, if any, is told by the PUBLISH)
@@ -229,25 +237,43 @@ local function connect(id, b, hold, w, t, ack)
   if st[2] ~= '' then
     redis.call('PUBLISH', st[2], id .. ' ' .. st[3])
   end
+  local kept, ksize, gone = {}, 0, 0
+  if ack ~= '' then
+    kept, ksize, gone = acknowledge(id, tonumber(ack), st[8])
+  end
+  -- only lazy messages wait, not yet due, and nothing is kept for an
+  -- ack: held with them, as with none
+  local z = tonumber(st[7] or '')
+  if z and st[1] == '1' and hold ~= '0' and z > now_ms() and #kept == 0
+     and (ack ~= '' or tonumber(st[8] or '0') == 0)
+  then
+    redis.call('HSET', s, 'w', w, 't', t, 'k', ack ~= '' and '1' or '')
+    if gone > 0 then
+      redis.call('HSET', s, 'an', '0')
+      redis.call('HINCRBY', s, 'qb', -gone)
+    end
+    refresh(id)
+    return {1}
+  end
   local msgs = take(P .. 'q:' .. id)
   if ack ~= '' then
-    local out, batch, size = give(id, msgs, tonumber(ack), {st[7], st[8]})
+    local out, batch, size = give(id, kept, ksize, msgs, st[9])
     if #out > 0 or st[1] ~= '1' or hold == '0' then
       redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'qb', size,
-                 'an', #out, 'ab', batch)
+                 'an', #out, 'ab', batch, 'z', '')
       refresh(id)
       return {0, out, batch}
     end
     redis.call('HSET', s, 'w', w, 't', t, 'k', '1', 'qb', '0', 'an', '0',
-               'ab', batch)
+               'ab', batch, 'z', '')
     refresh(id)
     return {1}
   end
-  msgs = unkeep(id, msgs, st[7])
+  msgs = unkeep(id, msgs, st[8])
   if #msgs > 0 or st[1] ~= '1' or hold == '0' then
     -- the hash is written only if it changes
     if st[1] ~= '1' or st[2] ~= '' or st[3] ~= '' or #msgs > 0 then
-      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'qb', '0')
+      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'qb', '0', 'z', '')
     end
     refresh(id)
     return {0, msgs}
@@ -272,15 +298,16 @@ local function take_parked(id, w, t, mode)
   local msgs = take(P .. 'q:' .. id)
   if st[5] == '1' then
     -- it acknowledged when it came, and what it was given then
-    local out, batch, size = give(id, msgs, false, {st[6], st[7]})
+    local kept, ksize = acknowledge(id, false, st[6])
+    local out, batch, size = give(id, kept, ksize, msgs, st[7])
     if #out == 0 and mode == 'w' then return {1} end
     redis.call('HSET', s, 'w', '', 't', '', 'qb', size, 'an', #out,
-               'ab', batch)
+               'ab', batch, 'z', '')
     refresh(id)
     return {0, out, batch}
   end
   if #msgs == 0 and mode == 'w' then return {1} end
-  redis.call('HSET', s, 'w', '', 't', '', 'qb', '0')
+  redis.call('HSET', s, 'w', '', 't', '', 'qb', '0', 'z', '')
   refresh(id)
   return {0, msgs}
 end
@@ -337,6 +364,7 @@ if op == 'pb' then
     size = size + #ARGV[i]
   end
   redis.call('HINCRBY', s, 'qb', size)
+  redis.call('HSET', s, 'z', '')
   redis.call('PEXPIRE', q, ttl2)
   if st[1] ~= '' then
     redis.call('PUBLISH', st[1], id .. ' ' .. st[2])
@@ -383,13 +411,48 @@ if op == 'un' then
   return 0
 end
 
+-- A parked connect (worker channel w, token t) to notify, in "d".
+local function wake(d, id, w, t)
+  local list = d.wake[w]
+  if not list then
+    list = {}
+    d.wake[w] = list
+    d.workers[#d.workers + 1] = w
+  end
+  list[#list + 1] = id .. ' ' .. t
+end
+
+-- Lazy messages (bayeux_lazy_channel) wait in the queue as the others
+-- do, without a notification.  The hash's field "z" is the time (ms)
+-- they are due at while the queue holds only lazy messages (none: what
+-- is queued is due); "L" holds the same deadlines by session, swept by
+-- every worker ("lz").  A lazy message into an empty queue sets them;
+-- one that is not lazy clears "z" and notifies as ever; a connect takes
+-- what is due, and is held while it is not.  A deadline lives in Redis,
+-- not in the worker that published: any worker's sweep delivers it, and
+-- if none sweeps, the next connect finds it past.
+local function lazy_wait(id, st, len, d)
+  local s = P .. 's:' .. id
+  if d.due then
+    if len == 1 then
+      redis.call('HSET', s, 'z', d.due)
+      redis.call('ZADD', P .. 'L', d.due, id)
+      redis.call('PEXPIRE', P .. 'L', ttl2)
+      return true
+    end
+    return st[4] and st[4] ~= ''
+  end
+  if st[4] and st[4] ~= '' then redis.call('HSET', s, 'z', '') end
+  return false
+end
+
 -- Queues a message for a session that exists: its hash's fields w, t, o,
--- an in "st", "lim" the queue's bounds.  A queue that goes over them is
--- emptied and the session marked overflowed ("o"): nothing more is
--- queued for it, and its next connect (or the one it holds, woken) ends
--- it.  Those go into "full", the messages dropped are counted in
--- "dropped", worker channels to notify go into "wake" (per worker) and
--- "workers".
+-- z, an in "st", "lim" the queue's bounds, "d.due" the deadline of a lazy
+-- message.  A queue that goes over them is emptied and the session
+-- marked overflowed ("o"): nothing more is queued for it, and its next
+-- connect (or the one it holds, woken) ends it.  Those go into "full",
+-- the messages dropped are counted in "dropped", worker channels to
+-- notify go into "wake" (per worker) and "workers".
 local function push(id, st, msg, lim, d)
   if st[3] == '1' then
     d.dropped = d.dropped + 1
@@ -397,10 +460,12 @@ local function push(id, st, msg, lim, d)
   end
   local s = P .. 's:' .. id
   local q = P .. 'q:' .. id
-  local len = redis.call('RPUSH', q, msg)
+  local queued = redis.call('RPUSH', q, msg)
   local size = redis.call('HINCRBY', s, 'qb', #msg)
-  if len == 1 then redis.call('PEXPIRE', q, ttl2) end
-  len = len + (tonumber(st[4] or '0') or 0)
+  if queued == 1 then redis.call('PEXPIRE', q, ttl2) end
+  -- what the ack extension keeps counts against the bounds too
+  local len = queued + (tonumber(st[5] or '0') or 0)
+  local held = false
   if (lim.n > 0 and len > lim.n) or (lim.b > 0 and size > lim.b) then
     redis.call('DEL', q, P .. 'a:' .. id)
     redis.call('HSET', s, 'o', '1', 'qb', '0', 'an', '0')
@@ -408,16 +473,9 @@ local function push(id, st, msg, lim, d)
     d.dropped = d.dropped + len
   else
     d.n = d.n + 1
+    held = lazy_wait(id, st, queued, d)
   end
-  if st[1] ~= '' then
-    local w = d.wake[st[1]]
-    if not w then
-      w = {}
-      d.wake[st[1]] = w
-      d.workers[#d.workers + 1] = st[1]
-    end
-    w[#w + 1] = id .. ' ' .. st[2]
-  end
+  if st[1] ~= '' and not held then wake(d, id, st[1], st[2]) end
 end
 
 local function notify(d)
@@ -427,14 +485,18 @@ local function notify(d)
   return {d.n, d.full, d.dropped}
 end
 
-local function deliveries()
-  return {wake = {}, workers = {}, full = {}, n = 0, dropped = 0}
+-- "lazy": the lazy timeout of a lazy message (ms), or ''
+local function deliveries(lazy)
+  local d = {wake = {}, workers = {}, full = {}, n = 0, dropped = 0}
+  if lazy and lazy ~= '' then d.due = now_ms() + tonumber(lazy) end
+  return d
 end
 
 -- publish; ARGV: publisher ('': the server's), its browser, broadcast to
--- publisher (0 or 1), queue bounds, message, the channel and the patterns
--- that match it.  Returns the number of receivers, the sessions whose
--- queue just overflowed, and the number of messages dropped.
+-- publisher (0 or 1), queue bounds, message, lazy timeout ('': not lazy),
+-- the channel and the patterns that match it.  Returns the number of
+-- receivers, the sessions whose queue just overflowed, and the number of
+-- messages dropped.
 if op == 'pu' then
   local pub = ARGV[4]
   if pub ~= '' and not known(pub, ARGV[5]) then return {-1} end
@@ -442,13 +504,14 @@ if op == 'pu' then
   if ARGV[6] == '0' then seen[pub] = true end
   local lim = limits(ARGV[7])
   local msg = ARGV[8]
-  local d = deliveries()
-  for i = 9, #ARGV do
+  local d = deliveries(ARGV[9])
+  for i = 10, #ARGV do
     local c = P .. 'c:' .. ARGV[i]
     for _, id in ipairs(redis.call('SMEMBERS', c)) do
       if not seen[id] then
         seen[id] = true
-        local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o', 'an')
+        local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o', 'z',
+                                'an')
         if not st[1] then
           redis.call('SREM', c, id)
         else
@@ -461,14 +524,16 @@ if op == 'pu' then
 end
 
 -- deliver; ARGV: "c" and a session id, or "u" and a user; queue bounds,
--- message.  Returns as publish does, {-1} for a session that is gone.
+-- message, lazy timeout ('': not lazy).  Returns as publish does, {-1}
+-- for a session that is gone.
 if op == 'dl' then
   local ids = {ARGV[5]}
   if ARGV[4] == 'u' then ids = user_sessions(ARGV[5]) end
   local lim, msg = limits(ARGV[6]), ARGV[7]
-  local d = deliveries()
+  local d = deliveries(ARGV[8])
   for _, id in ipairs(ids) do
-    local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o', 'an')
+    local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o', 'z',
+                            'an')
     if st[1] then
       push(id, st, msg, lim, d)
     elseif ARGV[4] == 'c' then
@@ -476,6 +541,28 @@ if op == 'dl' then
     end
   end
   return notify(d)
+end
+
+-- The lazy deadlines that passed ("L"), each taken once whichever worker
+-- sweeps: the connect parked for the session, if any, is notified.
+-- ARGV: the most to take.  Returns how many were taken.
+if op == 'lz' then
+  local L, now = P .. 'L', now_ms()
+  local due = redis.call('ZRANGEBYSCORE', L, '-inf', now, 'LIMIT', 0,
+                         tonumber(ARGV[4]))
+  local d = deliveries()
+  for _, id in ipairs(due) do
+    redis.call('ZREM', L, id)
+    local s = P .. 's:' .. id
+    local st = redis.call('HMGET', s, 'w', 't', 'z')
+    local z = tonumber(st[3] or '')
+    if z and z <= now then
+      redis.call('HSET', s, 'z', '')
+      if st[1] ~= '' then wake(d, id, st[1], st[2]) end
+    end
+  end
+  notify(d)
+  return #due
 end
 
 -- count; ARGV: "u" and a user (its sessions), or "c" and a channel (its

@@ -17,6 +17,7 @@
 #include "ngx_bayeux_reply.h"
 #include "ngx_bayeux_hooks.h"
 #include "ngx_bayeux_stats.h"
+#include "ngx_bayeux_lazy.h"
 
 
 static void ngx_bayeux_batch_browser(ngx_bayeux_batch_t *b,
@@ -378,6 +379,9 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
         op->hold = b->hold;
         op->waiter = &b->waiter;
     }
+
+    op->lazy = (m->kind == NGX_BAYEUX_KIND_PUBLISH
+                && ngx_bayeux_lazy(b->endpoint->conf, &m->channel));
 
     return ngx_bayeux_batch_call(b,
                              ngx_bayeux_meta_operation(ngx_bayeux_meta(m->kind),
