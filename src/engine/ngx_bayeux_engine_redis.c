@@ -172,6 +172,7 @@ struct ngx_bayeux_redis_s {
     ngx_str_t                      ttl;
     ngx_str_t                      max_queue;
     ngx_str_t                      max_subscriptions;
+    ngx_str_t                      max_inactivity;  /* "0": off */
     ngx_msec_t                     refresh;
 
     ngx_str_t                      channel;     /* this worker's */
@@ -271,6 +272,10 @@ static void ngx_bayeux_redis_target_op(ngx_bayeux_op_t *op, ngx_uint_t kind);
 static ngx_int_t ngx_bayeux_redis_session_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code);
 static ngx_uint_t ngx_bayeux_redis_valid_id(ngx_str_t *id);
+static ngx_str_t *ngx_bayeux_redis_act(ngx_bayeux_op_t *op,
+    ngx_uint_t receivers);
+static void ngx_bayeux_redis_inactive(ngx_bayeux_redis_t *rd, ngx_str_t *id,
+    redisReply *reply);
 
 static void ngx_bayeux_redis_link_start(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_link_failed(ngx_bayeux_redis_t *rd,
@@ -370,41 +375,49 @@ ngx_bayeux_engine_t  ngx_bayeux_engine_redis = {
 static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
     /*
-     * HANDSHAKE: id, browser, grants, user, its end watched (0 or 1);
-     * {1, first session of the user} created, {0} the id is taken
+     * HANDSHAKE: id, browser, grants, user, its end watched (0 or 1),
+     * inactivity period; {1, first session of the user} created, {0} the
+     * id is taken
      */
-    { ngx_string("hs"), 5, ngx_bayeux_redis_op_done,
+    { ngx_string("hs"), 6, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_handshake_result },
 
     /*
      * CONNECT: id, browser, hold, token; never sent alone, its arguments
      * go into a CONNECT_BATCH, which answers it with {-1} unknown,
-     * {0, messages} or {1} parked
+     * {0, messages} or {1} parked ({-3, user, last}, {-4, user, last}:
+     * the script ended the session, its queue overflowed or it was
+     * inactive)
      */
     { ngx_string(""), 4, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_connect_result },
 
-    /* SUBSCRIBE: id, browser, most subscriptions; channels; -2 too many */
-    { ngx_string("su"), 3, ngx_bayeux_redis_op_done,
+    /*
+     * SUBSCRIBE: id, browser, most subscriptions, act; channels; -2 too
+     * many.  "act", in these: what of the operation is activity
+     * (ngx_bayeux_redis_act())
+     */
+    { ngx_string("su"), 4, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_subscribe_result },
 
-    /* UNSUBSCRIBE: id, browser; channels; -1 unknown, 0 done */
-    { ngx_string("un"), 2, ngx_bayeux_redis_op_done,
+    /* UNSUBSCRIBE: id, browser, act; channels; -1 unknown, 0 done */
+    { ngx_string("un"), 3, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_session_result },
 
     /*
-     * PUBLISH: id, browser, to publisher, max queue, message; the channel
-     * and its patterns; {-1} unknown or {receivers, overflowed sessions}
+     * PUBLISH: id, browser, to publisher, max queue, message, act; the
+     * channel and its patterns; {-1} unknown or {receivers, overflowed
+     * sessions}
      */
-    { ngx_string("pu"), 5, ngx_bayeux_redis_op_done,
+    { ngx_string("pu"), 6, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_publish_result },
 
     /* DISCONNECT: id, browser; -1 unknown, {0, user, last session} done */
     { ngx_string("dc"), 2, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_disconnect_result },
 
-    /* TOUCH: id, browser; {-1} unknown, {0, grants} known */
-    { ngx_string("to"), 2, ngx_bayeux_redis_op_done,
+    /* TOUCH: id, browser, act; {-1} unknown, {0, grants} known */
+    { ngx_string("to"), 3, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_touch_result },
 
     /* TAKE: worker channel, mode; id and token of each; one reply each */
@@ -423,10 +436,10 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
     { ngx_string("cb"), 1, ngx_bayeux_redis_connects_done, NULL },
 
     /*
-     * DELIVER: "c" and an id, or "u" and a user; max queue, message;
+     * DELIVER: "c" and an id, or "u" and a user; max queue, message, act;
      * as PUBLISH, {-1} for a session that is gone
      */
-    { ngx_string("dl"), 4, ngx_bayeux_redis_op_done,
+    { ngx_string("dl"), 5, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_publish_result },
 
     /* COUNT: "u" and a user, or "c" and a channel; the number */
@@ -435,6 +448,16 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
     /* SWEEP: the most to take; id, user, last session, of each expired */
     { ngx_string("sw"), 1, ngx_bayeux_redis_sweep_done, NULL }
+};
+
+
+/* "act" by its bits: 1 the operation's session, 2 its receivers */
+
+static ngx_str_t  ngx_bayeux_redis_acts[] = {
+    ngx_null_string,
+    ngx_string("s"),
+    ngx_string("d"),
+    ngx_string("sd")
 };
 
 
@@ -500,7 +523,7 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
         rd->refresh = 10;
     }
 
-    p = ngx_pnalloc(cf->pool, 4 * NGX_INT_T_LEN + NGX_SIZE_T_LEN);
+    p = ngx_pnalloc(cf->pool, 5 * NGX_INT_T_LEN + NGX_SIZE_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -516,6 +539,10 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
     rd->max_subscriptions.data = p;
     p = ngx_sprintf(p, "%ui", conf->max_subscriptions);
     rd->max_subscriptions.len = p - rd->max_subscriptions.data;
+
+    rd->max_inactivity.data = p;
+    p = ngx_sprintf(p, "%M", conf->max_inactivity);
+    rd->max_inactivity.len = p - rd->max_inactivity.data;
 
     if (ngx_bayeux_redis_sha[0] == '\0') {
         ngx_sha1_init(&sha1);
@@ -1398,7 +1425,8 @@ ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op)
     cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_HANDSHAKE, 0,
                                       NGX_BAYEUX_CLIENT_ID_LEN
                                       + op->browser.len + op->grants.len
-                                      + op->user.len + 1);
+                                      + op->user.len + 1
+                                      + rd->max_inactivity.len);
     if (cmd == NULL) {
         goto failed;
     }
@@ -1409,6 +1437,8 @@ ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op)
     ngx_bayeux_redis_cmd_arg(cmd, op->user.data, op->user.len);
     ngx_bayeux_redis_cmd_arg(cmd, (u_char *)
                              (op->endpoint->session_ended ? "1" : "0"), 1);
+    ngx_bayeux_redis_cmd_arg(cmd, rd->max_inactivity.data,
+                             rd->max_inactivity.len);
 
     /* the protocol reads it only if the handshake succeeds */
 
@@ -1555,7 +1585,7 @@ static void
 ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
 {
     size_t                   size;
-    ngx_str_t               *ch;
+    ngx_str_t               *ch, *act;
     ngx_uint_t               i, n, limit;
     ngx_bayeux_redis_t      *rd = op->endpoint->data;
     ngx_bayeux_redis_cmd_t  *cmd;
@@ -1587,6 +1617,15 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
         size += rd->max_subscriptions.len;
     }
 
+    /* a disconnect ends the session: its activity does not matter */
+
+    act = (kind == NGX_BAYEUX_REDIS_DISCONNECT)
+          ? NULL : ngx_bayeux_redis_act(op, 0);
+
+    if (act) {
+        size += act->len;
+    }
+
     cmd = ngx_bayeux_redis_cmd_create(rd, kind, n, size);
     if (cmd == NULL) {
         op->rc = NGX_ERROR;
@@ -1600,6 +1639,10 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
     if (limit) {
         ngx_bayeux_redis_cmd_arg(cmd, rd->max_subscriptions.data,
                                  rd->max_subscriptions.len);
+    }
+
+    if (act) {
+        ngx_bayeux_redis_cmd_arg(cmd, act->data, act->len);
     }
 
     for (i = 0; i < n; i++) {
@@ -1617,7 +1660,7 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
 {
     u_char                  *buf;
     size_t                   size;
-    ngx_str_t                pattern;
+    ngx_str_t                pattern, *act;
     ngx_uint_t               n;
     ngx_bayeux_redis_t      *rd = op->endpoint->data;
     ngx_bayeux_wildcards_t   w;
@@ -1638,9 +1681,11 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
 
     /* the channel and every pattern that matches it, counted first */
 
+    act = ngx_bayeux_redis_act(op, 1);
+
     n = 1;
     size = op->client_id.len + op->browser.len + 1 + rd->max_queue.len
-           + op->message.len + op->channel.len;
+           + op->message.len + act->len + op->channel.len;
 
     ngx_bayeux_wildcards_init(&w, &op->channel, buf);
 
@@ -1661,6 +1706,7 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
                               ? "1" : "0"), 1);
     ngx_bayeux_redis_cmd_arg(cmd, rd->max_queue.data, rd->max_queue.len);
     ngx_bayeux_redis_cmd_arg(cmd, op->message.data, op->message.len);
+    ngx_bayeux_redis_cmd_arg(cmd, act->data, act->len);
     ngx_bayeux_redis_cmd_arg(cmd, op->channel.data, op->channel.len);
 
     ngx_bayeux_wildcards_init(&w, &op->channel, buf);
@@ -1971,6 +2017,69 @@ ngx_bayeux_redis_overflowed(ngx_bayeux_redis_t *rd, ngx_str_t *id,
 }
 
 
+/* {-4, user, last}: a session ended for it was inactive */
+
+static void
+ngx_bayeux_redis_inactive(ngx_bayeux_redis_t *rd, ngx_str_t *id,
+    redisReply *reply)
+{
+    ngx_bayeux_endpoint_t  *ep;
+
+    ep = rd->endpoint;
+
+    /* a clientId is a credential: named at debug level only */
+    ngx_log_error(NGX_LOG_INFO, rd->log, 0,
+                  "bayeux: a session was inactive for bayeux_max_inactivity "
+                  "(%M ms), the session ends", ep->conf->max_inactivity);
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "bayeux: inactive: session %V", id);
+
+    /* counted by the worker whose connect found it: once */
+    ngx_bayeux_stat(ep, NGX_BAYEUX_STAT_ENDED_INACTIVE, 1);
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 2
+        && ep->session_ended)
+    {
+        rd->ended_id = *id;
+        ngx_bayeux_redis_ended(rd, NULL, reply->element[1],
+                               reply->element[2], NGX_BAYEUX_END_INACTIVE);
+    }
+}
+
+
+/*
+ * bayeux_max_inactivity: what of the operation is activity for the
+ * script, "act": its session's (a message of the client's, which the
+ * protocol tells), its receivers' (what the server sends them counts in
+ * client_server mode)
+ */
+
+static ngx_str_t *
+ngx_bayeux_redis_act(ngx_bayeux_op_t *op, ngx_uint_t receivers)
+{
+    ngx_uint_t              i;
+    ngx_bayeux_loc_conf_t  *conf;
+
+    conf = op->endpoint->conf;
+    i = 0;
+
+    if (conf->max_inactivity) {
+
+        if (op->active && op->client_id.len) {
+            i |= 1;
+        }
+
+        if (receivers
+            && conf->activity == NGX_BAYEUX_ACTIVITY_CLIENT_SERVER)
+        {
+            i |= 2;
+        }
+    }
+
+    return &ngx_bayeux_redis_acts[i];
+}
+
+
 static ngx_int_t
 ngx_bayeux_redis_connect_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code)
@@ -1988,6 +2097,12 @@ ngx_bayeux_redis_connect_result(ngx_bayeux_redis_cmd_t *cmd,
         /* the session's queue overflowed: the script ended it */
         ngx_bayeux_redis_overflowed(cmd->redis, &op->client_id, reply);
         return NGX_BAYEUX_OVERFLOW;
+    }
+
+    if (code == -4) {
+        /* bayeux_max_inactivity: the script ended it, it is unknown now */
+        ngx_bayeux_redis_inactive(cmd->redis, &op->client_id, reply);
+        return NGX_DECLINED;
     }
 
     if (code == 1 && cmd->park) {
@@ -2142,7 +2257,7 @@ static void
 ngx_bayeux_redis_target_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
 {
     size_t                   size;
-    ngx_str_t               *target;
+    ngx_str_t               *target, *act;
     ngx_uint_t               deliver;
     ngx_bayeux_redis_t      *rd = op->endpoint->data;
     ngx_bayeux_redis_cmd_t  *cmd;
@@ -2166,9 +2281,10 @@ ngx_bayeux_redis_target_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
     }
 
     size = 1 + target->len;
+    act = ngx_bayeux_redis_act(op, 1);
 
     if (deliver) {
-        size += rd->max_queue.len + op->message.len;
+        size += rd->max_queue.len + op->message.len + act->len;
     }
 
     cmd = ngx_bayeux_redis_cmd_create(rd, kind, 0, size);
@@ -2184,6 +2300,7 @@ ngx_bayeux_redis_target_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
     if (deliver) {
         ngx_bayeux_redis_cmd_arg(cmd, rd->max_queue.data, rd->max_queue.len);
         ngx_bayeux_redis_cmd_arg(cmd, op->message.data, op->message.len);
+        ngx_bayeux_redis_cmd_arg(cmd, act->data, act->len);
     }
 
     cmd->op = op;
