@@ -157,6 +157,23 @@ ok $b->publish($ch, 'b')->{successful}, 'b, which publishes, is alive';
 
 
 
+=== TEST 2b: client mode: /service messages are the client's too, and keep it alive
+--- bayeux
+my $c = client();
+$c->handshake;
+my $n = 0;
+my ($replies, $took) = main::connect_until_refused($c, 7, sub {
+    my $r = $c->post('/', [ { channel => '/service/ping', data => ++$n,
+                              clientId => $c->client_id } ]);
+    die 'the /service message failed' unless $r->status == 200;
+});
+ok !(grep { !$_->{successful} } @$replies), 'alive for 7 s';
+cmp_ok $took, '>=', 7, 'the whole time';
+--- no_error_log
+[error]
+
+
+
 === TEST 3: client_server mode: deliveries keep a session that only connects alive; when they stop, it ends
 --- config
     location /cometd {
