@@ -42,6 +42,8 @@ static ngx_uint_t ngx_bayeux_allow_origin_any(ngx_array_t *origins);
 static char *ngx_bayeux_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_bayeux_not_empty(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_bayeux_max_inactivity(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_bayeux_check_location(ngx_conf_t *cf,
     ngx_bayeux_loc_conf_t *conf);
 static ngx_uint_t ngx_bayeux_location_returns(ngx_conf_t *cf);
@@ -71,6 +73,12 @@ static ngx_conf_enum_t  ngx_bayeux_samesite[] = {
     { ngx_string("strict"), NGX_BAYEUX_SAMESITE_STRICT },
     { ngx_string("lax"), NGX_BAYEUX_SAMESITE_LAX },
     { ngx_string("none"), NGX_BAYEUX_SAMESITE_NONE },
+    { ngx_null_string, 0 }
+};
+
+static ngx_conf_enum_t  ngx_bayeux_activities[] = {
+    { ngx_string("client"), NGX_BAYEUX_ACTIVITY_CLIENT },
+    { ngx_string("client_server"), NGX_BAYEUX_ACTIVITY_CLIENT_SERVER },
     { ngx_null_string, 0 }
 };
 
@@ -168,6 +176,13 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_bayeux_loc_conf_t, ack),
+      NULL },
+
+    { ngx_string("bayeux_max_inactivity"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_bayeux_max_inactivity,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("bayeux_max_batch"),
@@ -512,6 +527,8 @@ ngx_bayeux_create_loc_conf(ngx_conf_t *cf)
     blcf->max_queue_size = NGX_CONF_UNSET_SIZE;
     blcf->timestamp = NGX_CONF_UNSET;
     blcf->ack = NGX_CONF_UNSET;
+    blcf->max_inactivity = NGX_CONF_UNSET_MSEC;
+    blcf->activity = NGX_CONF_UNSET_UINT;
     blcf->max_batch = NGX_CONF_UNSET_UINT;
     blcf->max_channels = NGX_CONF_UNSET_UINT;
     blcf->max_subscriptions = NGX_CONF_UNSET_UINT;
@@ -554,6 +571,9 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               8 * 1024 * 1024);
     ngx_conf_merge_value(conf->timestamp, prev->timestamp, 0);
     ngx_conf_merge_value(conf->ack, prev->ack, 1);
+    ngx_conf_merge_msec_value(conf->max_inactivity, prev->max_inactivity, 0);
+    ngx_conf_merge_uint_value(conf->activity, prev->activity,
+                              NGX_BAYEUX_ACTIVITY_CLIENT);
     ngx_conf_merge_uint_value(conf->max_batch, prev->max_batch, 1000);
     ngx_conf_merge_uint_value(conf->max_channels, prev->max_channels, 100);
     ngx_conf_merge_uint_value(conf->max_subscriptions,
@@ -811,6 +831,73 @@ ngx_bayeux_positive_msec(ngx_conf_t *cf, void *post, void *data)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * bayeux_max_inactivity time|off [client|client_server]: a period, and
+ * what counts as activity (CometD's ActivityExtension.Activity)
+ */
+
+static char *
+ngx_bayeux_max_inactivity(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_bayeux_loc_conf_t *blcf = conf;
+
+    ngx_str_t        *value;
+    ngx_msec_t        ms;
+    ngx_conf_enum_t  *e;
+
+    if (blcf->max_inactivity != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts > 2) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" has nothing to count when \"off\"",
+                               &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        blcf->max_inactivity = 0;
+        blcf->activity = NGX_BAYEUX_ACTIVITY_CLIENT;
+        return NGX_CONF_OK;
+    }
+
+    ms = ngx_parse_time(&value[1], 0);
+
+    if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid time \"%V\" in \"%V\": a period "
+                           "greater than 0, or \"off\"",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    blcf->max_inactivity = ms;
+    blcf->activity = NGX_BAYEUX_ACTIVITY_CLIENT;
+
+    if (cf->args->nelts == 2) {
+        return NGX_CONF_OK;
+    }
+
+    for (e = ngx_bayeux_activities; e->name.len; e++) {
+        if (e->name.len == value[2].len
+            && ngx_strcmp(e->name.data, value[2].data) == 0)
+        {
+            blcf->activity = e->value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\": \"client\" or "
+                       "\"client_server\"", &value[2], &cmd->name);
+
+    return NGX_CONF_ERROR;
 }
 
 

@@ -41,6 +41,11 @@ typedef struct ngx_bayeux_hooks_s     ngx_bayeux_hooks_t;
 #define NGX_BAYEUX_END_DISCONNECT     1
 #define NGX_BAYEUX_END_EXPIRED        2
 #define NGX_BAYEUX_END_OVERFLOW       3    /* its queue overflowed */
+#define NGX_BAYEUX_END_INACTIVE       4    /* bayeux_max_inactivity */
+
+/* bayeux_max_inactivity: what counts as a session's activity */
+#define NGX_BAYEUX_ACTIVITY_CLIENT         0    /* its client's messages */
+#define NGX_BAYEUX_ACTIVITY_CLIENT_SERVER  1    /* and what it is sent */
 
 /* a session that ended, as the engine tells it (ep->session_ended) */
 
@@ -69,6 +74,8 @@ typedef struct {
     size_t                     max_queue_size;
     ngx_flag_t                 timestamp;
     ngx_flag_t                 ack;
+    ngx_msec_t                 max_inactivity;  /* 0: off */
+    ngx_uint_t                 activity;        /* NGX_BAYEUX_ACTIVITY_* */
     ngx_uint_t                 max_batch;
     ngx_uint_t                 max_channels;
     ngx_uint_t                 max_subscriptions;

@@ -142,7 +142,8 @@ like($engine, qr/^(memory|redis)$/, 'engine named');
 is_deeply($ep, {
     endpoint => '/cometd',
     engine => $engine,
-    sessions => { created => 3, ended => { disconnect => 1, expired => 0 } },
+    sessions => { created => 3,
+                  ended => { disconnect => 1, expired => 0, inactive => 0 } },
     connects_held => 0,
     websockets_open => 0,
     subscribes => 2,

@@ -67,7 +67,8 @@ static ngx_str_t  ngx_bayeux_notice_reasons[] = {
     ngx_null_string,
     ngx_string("disconnect"),
     ngx_string("expired"),
-    ngx_string("overflow")
+    ngx_string("overflow"),
+    ngx_string("inactive")
 };
 
 

@@ -65,7 +65,8 @@ static u_char *ngx_bayeux_status_label(u_char *p, ngx_bayeux_metric_t *m,
     ngx_uint_t i);
 
 
-static char  *ngx_bayeux_status_ended[] = { "disconnect", "expired" };
+static char  *ngx_bayeux_status_ended[] = { "disconnect", "expired",
+                                             "inactive" };
 static char  *ngx_bayeux_status_dropped[] = { "queue_overflow" };
 
 
@@ -77,7 +78,7 @@ static ngx_bayeux_metric_t  ngx_bayeux_metrics[] = {
 
     { "bayeux_sessions_ended_total", "counter",
       "Sessions ended, by reason.", "reason",
-      NGX_BAYEUX_STAT_ENDED_DISCONNECT, 2, 0, NULL,
+      NGX_BAYEUX_STAT_ENDED_DISCONNECT, 3, 0, NULL,
       ngx_bayeux_status_ended },
 
     { "bayeux_connects_held", "gauge",
@@ -446,7 +447,8 @@ ngx_bayeux_status_json(u_char *p, ngx_bayeux_endpoint_t *ep,
 
     p = ngx_sprintf(p, "\",\"engine\":\"%V\","
                     "\"sessions\":{\"created\":%A,"
-                    "\"ended\":{\"disconnect\":%A,\"expired\":%A}},"
+                    "\"ended\":{\"disconnect\":%A,\"expired\":%A,"
+                    "\"inactive\":%A}},"
                     "\"connects_held\":%A,\"websockets_open\":%A,"
                     "\"subscribes\":%A,\"unsubscribes\":%A,"
                     "\"messages\":{\"published\":%A,\"delivered\":%A,"
@@ -456,6 +458,7 @@ ngx_bayeux_status_json(u_char *p, ngx_bayeux_endpoint_t *ep,
                     s[NGX_BAYEUX_STAT_SESSIONS_CREATED],
                     s[NGX_BAYEUX_STAT_ENDED_DISCONNECT],
                     s[NGX_BAYEUX_STAT_ENDED_EXPIRED],
+                    s[NGX_BAYEUX_STAT_ENDED_INACTIVE],
                     ngx_bayeux_status_get(ep, NGX_BAYEUX_STAT_CONNECTS_HELD),
                     ngx_bayeux_status_get(ep,
                                           NGX_BAYEUX_STAT_WEBSOCKETS_OPEN),

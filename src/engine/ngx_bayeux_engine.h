@@ -55,7 +55,8 @@ typedef enum {
     NGX_BAYEUX_WAKE_SUPERSEDED,      /* a newer connect took its place */
     NGX_BAYEUX_WAKE_DISCONNECTED,    /* the session is gone */
     NGX_BAYEUX_WAKE_ERROR,           /* the engine failed */
-    NGX_BAYEUX_WAKE_OVERFLOW         /* its queue overflowed: it ended */
+    NGX_BAYEUX_WAKE_OVERFLOW,        /* its queue overflowed: it ended */
+    NGX_BAYEUX_WAKE_INACTIVE         /* bayeux_max_inactivity: it ended */
 } ngx_bayeux_wake_e;
 
 
@@ -147,6 +148,12 @@ struct ngx_bayeux_op_s {
      * unavailable), NGX_ERROR
      */
     ngx_int_t                      rc;
+
+    /*
+     * the operation is the client's activity (bayeux_max_inactivity):
+     * the engine notes the time for the session named; a connect never is
+     */
+    unsigned                       active:1;
 
     ngx_bayeux_op_handler_pt       handler;
     void                          *data;

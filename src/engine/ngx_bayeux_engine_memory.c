@@ -117,6 +117,13 @@ typedef struct {
      * are due (bayeux_max_lazy_timeout)
      */
     ngx_event_t                    lazy;
+
+    /*
+     * bayeux_max_inactivity: when the session was last active, checked
+     * by "inactive" as the period ends, and then later again if it was
+     */
+    ngx_msec_t                     active;
+    ngx_event_t                    inactive;
     ngx_uint_t                     generation;
     ngx_bayeux_memory_t           *memory;
     unsigned                       connected:1;
@@ -196,6 +203,7 @@ static void ngx_bayeux_memory_schedule_expiry(
     ngx_bayeux_memory_session_t *s);
 static void ngx_bayeux_memory_expire_handler(ngx_event_t *ev);
 static void ngx_bayeux_memory_wake_handler(ngx_event_t *ev);
+static void ngx_bayeux_memory_inactive_handler(ngx_event_t *ev);
 static ngx_bayeux_waiter_t *ngx_bayeux_memory_detach(
     ngx_bayeux_memory_session_t *s);
 static ngx_int_t ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s,
@@ -564,6 +572,12 @@ ngx_bayeux_memory_handshake(ngx_bayeux_op_t *op)
     s->lazy.log = mem->log;
     s->lazy.cancelable = 1;
 
+    s->active = ngx_current_msec;
+    s->inactive.handler = ngx_bayeux_memory_inactive_handler;
+    s->inactive.data = s;
+    s->inactive.log = mem->log;
+    s->inactive.cancelable = 1;
+
     if (op->user.len
         && ngx_bayeux_memory_user_add(mem, s, &op->user) != NGX_OK)
     {
@@ -579,6 +593,10 @@ ngx_bayeux_memory_handshake(ngx_bayeux_op_t *op)
     ngx_queue_insert_tail(&mem->all, &s->link);
 
     ngx_bayeux_memory_schedule_expiry(s);
+
+    if (op->endpoint->conf->max_inactivity) {
+        ngx_add_timer(&s->inactive, op->endpoint->conf->max_inactivity);
+    }
 
     op->client_id.data = ngx_pnalloc(op->pool, NGX_BAYEUX_CLIENT_ID_LEN);
     if (op->client_id.data == NULL) {
@@ -708,6 +726,10 @@ ngx_bayeux_memory_subscribe(ngx_bayeux_op_t *op)
         return;
     }
 
+    if (op->active) {
+        s->active = ngx_current_msec;
+    }
+
     op->rc = NGX_ERROR;
 
     added = ngx_palloc(op->pool,
@@ -814,6 +836,10 @@ ngx_bayeux_memory_unsubscribe(ngx_bayeux_op_t *op)
         return;
     }
 
+    if (op->active) {
+        s->active = ngx_current_msec;
+    }
+
     name = op->channels->elts;
 
     for (i = 0; i < op->channels->nelts; i++) {
@@ -909,6 +935,10 @@ ngx_bayeux_memory_publish(ngx_bayeux_op_t *op)
         if (publisher == NULL) {
             op->rc = NGX_DECLINED;
             goto done;
+        }
+
+        if (op->active) {
+            publisher->active = ngx_current_msec;
         }
     }
 
@@ -1075,6 +1105,11 @@ ngx_bayeux_memory_enqueue(ngx_bayeux_memory_session_t *s,
     ngx_queue_insert_tail(&s->queue, &item->queue);
     s->queued++;
     s->queued_size += msg->len;
+
+    if (ep->conf->activity == NGX_BAYEUX_ACTIVITY_CLIENT_SERVER) {
+        /* what the server sends it counts too */
+        s->active = ngx_current_msec;
+    }
 
     /*
      * A lazy message into an empty queue (or one of messages given, kept
@@ -1429,6 +1464,10 @@ ngx_bayeux_memory_touch(ngx_bayeux_op_t *op)
         op->rc = NGX_DECLINED;
 
     } else {
+        if (op->active) {
+            s->active = ngx_current_msec;
+        }
+
         /* the session may be gone once the handler returns */
         op->rc = NGX_OK;
         ngx_str_null(&op->grants);
@@ -1630,6 +1669,51 @@ ngx_bayeux_memory_expire_handler(ngx_event_t *ev)
 }
 
 
+/*
+ * bayeux_max_inactivity: the session ends if nothing that counts
+ * happened for the whole period; else it is checked again when the
+ * period from its last activity ends.  Its held connect, if any, is told
+ * as a connect that comes later is: the session is unknown.
+ */
+
+static void
+ngx_bayeux_memory_inactive_handler(ngx_event_t *ev)
+{
+    ngx_msec_t                    max, idle;
+    ngx_bayeux_waiter_t          *w;
+    ngx_bayeux_endpoint_t        *ep;
+    ngx_bayeux_memory_session_t  *s = ev->data;
+
+    ep = s->memory->endpoint;
+    max = ep->conf->max_inactivity;
+    idle = ngx_current_msec - s->active;
+
+    if (idle < max) {
+        ngx_add_timer(&s->inactive, max - idle);
+        return;
+    }
+
+    /* a clientId is a credential: named at debug level only */
+    ngx_log_error(NGX_LOG_INFO, ev->log, 0,
+                  "bayeux: a session was inactive for bayeux_max_inactivity "
+                  "(%M ms), the session ends", max);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "bayeux: inactive: session %*s",
+                   (size_t) NGX_BAYEUX_CLIENT_ID_LEN, s->id);
+
+    ngx_bayeux_stat(ep, NGX_BAYEUX_STAT_ENDED_INACTIVE, 1);
+
+    w = ngx_bayeux_memory_detach(s);
+
+    ngx_bayeux_memory_destroy(s, 0, NGX_BAYEUX_END_INACTIVE);
+
+    if (w) {
+        w->messages = NULL;
+        w->handler(w, NGX_BAYEUX_WAKE_INACTIVE);
+    }
+}
+
+
 static void
 ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s, ngx_uint_t notify,
     ngx_uint_t reason)
@@ -1651,6 +1735,10 @@ ngx_bayeux_memory_destroy(ngx_bayeux_memory_session_t *s, ngx_uint_t notify,
 
     if (s->expire.timer_set) {
         ngx_del_timer(&s->expire);
+    }
+
+    if (s->inactive.timer_set) {
+        ngx_del_timer(&s->inactive);
     }
 
     while (s->subscriptions.root != s->subscriptions.sentinel) {

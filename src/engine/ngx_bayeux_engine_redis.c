@@ -180,6 +180,7 @@ struct ngx_bayeux_redis_s {
     ngx_str_t                      max_queue;
     ngx_str_t                      max_subscriptions;
     ngx_str_t                      lazy;        /* bayeux_max_lazy_timeout */
+    ngx_str_t                      max_inactivity;  /* "0": off */
     ngx_msec_t                     refresh;
 
     ngx_str_t                      channel;     /* this worker's */
@@ -285,6 +286,10 @@ static void ngx_bayeux_redis_target_op(ngx_bayeux_op_t *op, ngx_uint_t kind);
 static ngx_int_t ngx_bayeux_redis_session_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code);
 static ngx_uint_t ngx_bayeux_redis_valid_id(ngx_str_t *id);
+static ngx_str_t *ngx_bayeux_redis_act(ngx_bayeux_op_t *op,
+    ngx_uint_t receivers);
+static void ngx_bayeux_redis_inactive(ngx_bayeux_redis_t *rd, ngx_str_t *id,
+    redisReply *reply);
 
 static void ngx_bayeux_redis_link_start(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_link_failed(ngx_bayeux_redis_t *rd,
@@ -386,43 +391,50 @@ ngx_bayeux_engine_t  ngx_bayeux_engine_redis = {
 static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
     /*
-     * HANDSHAKE: id, browser, grants, user, its end watched (0 or 1);
-     * {1, first session of the user} created, {0} the id is taken
+     * HANDSHAKE: id, browser, grants, user, its end watched (0 or 1),
+     * inactivity period; {1, first session of the user} created, {0} the
+     * id is taken
      */
-    { ngx_string("hs"), 5, ngx_bayeux_redis_op_done,
+    { ngx_string("hs"), 6, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_handshake_result },
 
     /*
      * CONNECT: id, browser, hold, token, the batch it acknowledges (''
      * none); never sent alone, its arguments go into a CONNECT_BATCH,
      * which answers it with {-1} unknown, {0, messages}, {0, messages,
-     * batch} if it acknowledges, or {1} parked
+     * batch} if it acknowledges, {1} parked, or {-3, user, last},
+     * {-4, user, last}: the script ended the session, its queue
+     * overflowed or it was inactive
      */
     { ngx_string(""), 5, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_connect_result },
 
-    /* SUBSCRIBE: id, browser, most subscriptions; channels; -2 too many */
-    { ngx_string("su"), 3, ngx_bayeux_redis_op_done,
+    /*
+     * SUBSCRIBE: id, browser, most subscriptions, act; channels; -2 too
+     * many.  "act", in these: what of the operation is activity
+     * (ngx_bayeux_redis_act())
+     */
+    { ngx_string("su"), 4, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_subscribe_result },
 
-    /* UNSUBSCRIBE: id, browser; channels; -1 unknown, 0 done */
-    { ngx_string("un"), 2, ngx_bayeux_redis_op_done,
+    /* UNSUBSCRIBE: id, browser, act; channels; -1 unknown, 0 done */
+    { ngx_string("un"), 3, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_session_result },
 
     /*
      * PUBLISH: id, browser, to publisher, max queue, message, lazy
-     * timeout or ""; the channel and its patterns; {-1} unknown or
+     * timeout or "", act; the channel and its patterns; {-1} unknown or
      * {receivers, overflowed sessions}
      */
-    { ngx_string("pu"), 6, ngx_bayeux_redis_op_done,
+    { ngx_string("pu"), 7, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_publish_result },
 
     /* DISCONNECT: id, browser; -1 unknown, {0, user, last session} done */
     { ngx_string("dc"), 2, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_disconnect_result },
 
-    /* TOUCH: id, browser; {-1} unknown, {0, grants} known */
-    { ngx_string("to"), 2, ngx_bayeux_redis_op_done,
+    /* TOUCH: id, browser, act; {-1} unknown, {0, grants} known */
+    { ngx_string("to"), 3, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_touch_result },
 
     /* TAKE: worker channel, mode; id and token of each; one reply each */
@@ -442,9 +454,10 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
     /*
      * DELIVER: "c" and an id, or "u" and a user; max queue, message,
-     * lazy timeout or ""; as PUBLISH, {-1} for a session that is gone
+     * lazy timeout or "", act; as PUBLISH, {-1} for a session that is
+     * gone
      */
-    { ngx_string("dl"), 5, ngx_bayeux_redis_op_done,
+    { ngx_string("dl"), 6, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_publish_result },
 
     /* COUNT: "u" and a user, or "c" and a channel; the number */
@@ -456,6 +469,16 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
     /* LAZY: the most to take; how many lazy deadlines passed */
     { ngx_string("lz"), 1, ngx_bayeux_redis_lazy_done, NULL }
+};
+
+
+/* "act" by its bits: 1 the operation's session, 2 its receivers */
+
+static ngx_str_t  ngx_bayeux_redis_acts[] = {
+    ngx_null_string,
+    ngx_string("s"),
+    ngx_string("d"),
+    ngx_string("sd")
 };
 
 
@@ -521,7 +544,7 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
         rd->refresh = 10;
     }
 
-    p = ngx_pnalloc(cf->pool, 5 * NGX_INT_T_LEN + NGX_SIZE_T_LEN);
+    p = ngx_pnalloc(cf->pool, 6 * NGX_INT_T_LEN + NGX_SIZE_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -541,6 +564,10 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
     rd->lazy.data = p;
     p = ngx_sprintf(p, "%M", conf->max_lazy_timeout);
     rd->lazy.len = p - rd->lazy.data;
+
+    rd->max_inactivity.data = p;
+    p = ngx_sprintf(p, "%M", conf->max_inactivity);
+    rd->max_inactivity.len = p - rd->max_inactivity.data;
 
     if (ngx_bayeux_redis_sha[0] == '\0') {
         ngx_sha1_init(&sha1);
@@ -1436,7 +1463,8 @@ ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op)
     cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_HANDSHAKE, 0,
                                       NGX_BAYEUX_CLIENT_ID_LEN
                                       + op->browser.len + op->grants.len
-                                      + op->user.len + 1);
+                                      + op->user.len + 1
+                                      + rd->max_inactivity.len);
     if (cmd == NULL) {
         goto failed;
     }
@@ -1447,6 +1475,8 @@ ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op)
     ngx_bayeux_redis_cmd_arg(cmd, op->user.data, op->user.len);
     ngx_bayeux_redis_cmd_arg(cmd, (u_char *)
                              (op->endpoint->session_ended ? "1" : "0"), 1);
+    ngx_bayeux_redis_cmd_arg(cmd, rd->max_inactivity.data,
+                             rd->max_inactivity.len);
 
     /* the protocol reads it only if the handshake succeeds */
 
@@ -1606,7 +1636,7 @@ static void
 ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
 {
     size_t                   size;
-    ngx_str_t               *ch;
+    ngx_str_t               *ch, *act;
     ngx_uint_t               i, n, limit;
     ngx_bayeux_redis_t      *rd = op->endpoint->data;
     ngx_bayeux_redis_cmd_t  *cmd;
@@ -1638,6 +1668,15 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
         size += rd->max_subscriptions.len;
     }
 
+    /* a disconnect ends the session: its activity does not matter */
+
+    act = (kind == NGX_BAYEUX_REDIS_DISCONNECT)
+          ? NULL : ngx_bayeux_redis_act(op, 0);
+
+    if (act) {
+        size += act->len;
+    }
+
     cmd = ngx_bayeux_redis_cmd_create(rd, kind, n, size);
     if (cmd == NULL) {
         op->rc = NGX_ERROR;
@@ -1651,6 +1690,10 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
     if (limit) {
         ngx_bayeux_redis_cmd_arg(cmd, rd->max_subscriptions.data,
                                  rd->max_subscriptions.len);
+    }
+
+    if (act) {
+        ngx_bayeux_redis_cmd_arg(cmd, act->data, act->len);
     }
 
     for (i = 0; i < n; i++) {
@@ -1668,7 +1711,7 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
 {
     u_char                  *buf;
     size_t                   size;
-    ngx_str_t                pattern;
+    ngx_str_t                pattern, *act;
     ngx_uint_t               n;
     ngx_bayeux_redis_t      *rd = op->endpoint->data;
     ngx_bayeux_wildcards_t   w;
@@ -1689,9 +1732,11 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
 
     /* the channel and every pattern that matches it, counted first */
 
+    act = ngx_bayeux_redis_act(op, 1);
+
     n = 1;
     size = op->client_id.len + op->browser.len + 1 + rd->max_queue.len
-           + op->message.len + rd->lazy.len + op->channel.len;
+           + op->message.len + rd->lazy.len + act->len + op->channel.len;
 
     ngx_bayeux_wildcards_init(&w, &op->channel, buf);
 
@@ -1713,6 +1758,7 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
     ngx_bayeux_redis_cmd_arg(cmd, rd->max_queue.data, rd->max_queue.len);
     ngx_bayeux_redis_cmd_arg(cmd, op->message.data, op->message.len);
     ngx_bayeux_redis_cmd_arg(cmd, rd->lazy.data, op->lazy ? rd->lazy.len : 0);
+    ngx_bayeux_redis_cmd_arg(cmd, act->data, act->len);
     ngx_bayeux_redis_cmd_arg(cmd, op->channel.data, op->channel.len);
 
     ngx_bayeux_wildcards_init(&w, &op->channel, buf);
@@ -2092,6 +2138,69 @@ ngx_bayeux_redis_overflowed(ngx_bayeux_redis_t *rd, ngx_str_t *id,
 }
 
 
+/* {-4, user, last}: a session ended for it was inactive */
+
+static void
+ngx_bayeux_redis_inactive(ngx_bayeux_redis_t *rd, ngx_str_t *id,
+    redisReply *reply)
+{
+    ngx_bayeux_endpoint_t  *ep;
+
+    ep = rd->endpoint;
+
+    /* a clientId is a credential: named at debug level only */
+    ngx_log_error(NGX_LOG_INFO, rd->log, 0,
+                  "bayeux: a session was inactive for bayeux_max_inactivity "
+                  "(%M ms), the session ends", ep->conf->max_inactivity);
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "bayeux: inactive: session %V", id);
+
+    /* counted by the worker whose connect found it: once */
+    ngx_bayeux_stat(ep, NGX_BAYEUX_STAT_ENDED_INACTIVE, 1);
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 2
+        && ep->session_ended)
+    {
+        rd->ended_id = *id;
+        ngx_bayeux_redis_ended(rd, NULL, reply->element[1],
+                               reply->element[2], NGX_BAYEUX_END_INACTIVE);
+    }
+}
+
+
+/*
+ * bayeux_max_inactivity: what of the operation is activity for the
+ * script, "act": its session's (a message of the client's, which the
+ * protocol tells), its receivers' (what the server sends them counts in
+ * client_server mode)
+ */
+
+static ngx_str_t *
+ngx_bayeux_redis_act(ngx_bayeux_op_t *op, ngx_uint_t receivers)
+{
+    ngx_uint_t              i;
+    ngx_bayeux_loc_conf_t  *conf;
+
+    conf = op->endpoint->conf;
+    i = 0;
+
+    if (conf->max_inactivity) {
+
+        if (op->active && op->client_id.len) {
+            i |= 1;
+        }
+
+        if (receivers
+            && conf->activity == NGX_BAYEUX_ACTIVITY_CLIENT_SERVER)
+        {
+            i |= 2;
+        }
+    }
+
+    return &ngx_bayeux_redis_acts[i];
+}
+
+
 static ngx_int_t
 ngx_bayeux_redis_connect_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code)
@@ -2109,6 +2218,12 @@ ngx_bayeux_redis_connect_result(ngx_bayeux_redis_cmd_t *cmd,
         /* the session's queue overflowed: the script ended it */
         ngx_bayeux_redis_overflowed(cmd->redis, &op->client_id, reply);
         return NGX_BAYEUX_OVERFLOW;
+    }
+
+    if (code == -4) {
+        /* bayeux_max_inactivity: the script ended it, it is unknown now */
+        ngx_bayeux_redis_inactive(cmd->redis, &op->client_id, reply);
+        return NGX_DECLINED;
     }
 
     if (code == 1 && cmd->park) {
@@ -2269,7 +2384,7 @@ static void
 ngx_bayeux_redis_target_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
 {
     size_t                   size;
-    ngx_str_t               *target;
+    ngx_str_t               *target, *act;
     ngx_uint_t               deliver;
     ngx_bayeux_redis_t      *rd = op->endpoint->data;
     ngx_bayeux_redis_cmd_t  *cmd;
@@ -2293,9 +2408,11 @@ ngx_bayeux_redis_target_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
     }
 
     size = 1 + target->len;
+    act = ngx_bayeux_redis_act(op, 1);
 
     if (deliver) {
-        size += rd->max_queue.len + op->message.len + rd->lazy.len;
+        size += rd->max_queue.len + op->message.len + rd->lazy.len
+                + act->len;
     }
 
     cmd = ngx_bayeux_redis_cmd_create(rd, kind, 0, size);
@@ -2313,6 +2430,7 @@ ngx_bayeux_redis_target_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
         ngx_bayeux_redis_cmd_arg(cmd, op->message.data, op->message.len);
         ngx_bayeux_redis_cmd_arg(cmd, rd->lazy.data,
                                  op->lazy ? rd->lazy.len : 0);
+        ngx_bayeux_redis_cmd_arg(cmd, act->data, act->len);
     }
 
     cmd->op = op;

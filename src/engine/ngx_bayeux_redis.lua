@@ -100,17 +100,35 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- bayeux_max_inactivity: a session's last activity, "a" (ms of Redis's
+-- clock), written only by the operations that count, and the period, "ia",
+-- given at handshake; its connects check them.  "act", an operation's
+-- argument: "s" its session is active (a message of its client), "d" the
+-- sessions it queues a message for are (client_server), "" none.
+local function mark(s, now)
+  redis.call('HSET', s, 'a', now or now_ms())
+end
+
+local function inactive(s)
+  local a = redis.call('HMGET', s, 'a', 'ia')
+  if not a[2] then return false end
+  return now_ms() - tonumber(a[1]) > tonumber(a[2])
+end
+
 -- handshake; ARGV: id, browser, grants (the protocol's text, kept in
 -- "g"), user (kept in "u", and the session counted as the user's), "1"
--- if its end is watched for ("X", the sweep's: "id user" by deadline).
--- Returns {1, 1 if it is the user's first session} or {0}: the id is
--- taken.
+-- if its end is watched for ("X", the sweep's: "id user" by deadline),
+-- the inactivity period in ms ("0": none).  Returns {1, 1 if it is the
+-- user's first session} or {0}: the id is taken.
 if op == 'hs' then
   local id, user = ARGV[4], ARGV[7]
   local s = P .. 's:' .. id
   if redis.call('EXISTS', s) == 1 then return {0} end
   redis.call('HSET', s, 'c', '0', 'w', '', 't', '', 'o', '', 'b', ARGV[5],
              'g', ARGV[6], 'u', user)
+  if ARGV[9] ~= '0' then
+    redis.call('HSET', s, 'a', now_ms(), 'ia', ARGV[9])
+  end
   redis.call('PEXPIRE', s, ttl)
   local first = 0
   if user ~= '' then
@@ -229,6 +247,10 @@ local function connect(id, b, hold, w, t, ack)
     -- (its connect parked elsewhere, if any, is told by the PUBLISH)
     local user, last = finish(id, {st[2], st[3], st[6]})
     return {-3, user, last}
+  end
+  if inactive(s) then
+    local user, last = finish(id, {st[2], st[3], st[6]})
+    return {-4, user, last}
   end
   if st[6] and st[6] ~= '' then
     local u = P .. 'u:' .. st[6]
@@ -372,17 +394,18 @@ if op == 'pb' then
   return 1
 end
 
--- subscribe; ARGV: id, browser, most subscriptions, channels.  All are
--- added, or none if the session would have too many (-2).
+-- subscribe; ARGV: id, browser, most subscriptions, act, channels.  All
+-- are added, or none if the session would have too many (-2).
 if op == 'su' then
   local id = ARGV[4]
   if not known(id, ARGV[5]) then return -1 end
+  if ARGV[7] == 's' then mark(P .. 's:' .. id) end
   local t = redis.call('PTTL', P .. 's:' .. id)
   if t == -2 then return -1 end
   if t < 0 then t = ttl end
   local subs = P .. 'S:' .. id
   local new, n = {}, redis.call('SCARD', subs)
-  for i = 7, #ARGV do
+  for i = 8, #ARGV do
     local ch = ARGV[i]
     if not new[ch] and redis.call('SISMEMBER', subs, ch) == 0 then
       new[ch] = true
@@ -390,7 +413,7 @@ if op == 'su' then
     end
   end
   if n > tonumber(ARGV[6]) then return -2 end
-  for i = 7, #ARGV do
+  for i = 8, #ARGV do
     local c = P .. 'c:' .. ARGV[i]
     redis.call('SADD', c, id)
     if redis.call('PTTL', c) < t then redis.call('PEXPIRE', c, t) end
@@ -400,11 +423,12 @@ if op == 'su' then
   return 0
 end
 
--- unsubscribe; ARGV: id, browser, channels
+-- unsubscribe; ARGV: id, browser, act, channels
 if op == 'un' then
   local id = ARGV[4]
   if not known(id, ARGV[5]) then return -1 end
-  for i = 6, #ARGV do
+  if ARGV[6] == 's' then mark(P .. 's:' .. id) end
+  for i = 7, #ARGV do
     redis.call('SREM', P .. 'c:' .. ARGV[i], id)
     redis.call('SREM', P .. 'S:' .. id, ARGV[i])
   end
@@ -474,6 +498,7 @@ local function push(id, st, msg, lim, d)
   else
     d.n = d.n + 1
     held = lazy_wait(id, st, queued, d)
+    if d.now then mark(s, d.now) end
   end
   if st[1] ~= '' and not held then wake(d, id, st[1], st[2]) end
 end
@@ -485,18 +510,20 @@ local function notify(d)
   return {d.n, d.full, d.dropped}
 end
 
--- "lazy": the lazy timeout of a lazy message (ms), or ''
-local function deliveries(lazy)
+-- "lazy": the lazy timeout of a lazy message (ms), or ''; "act" of the
+-- operation: "d", what it queues is its receivers' activity
+local function deliveries(lazy, act)
   local d = {wake = {}, workers = {}, full = {}, n = 0, dropped = 0}
   if lazy and lazy ~= '' then d.due = now_ms() + tonumber(lazy) end
+  if act and string.find(act, 'd', 1, true) then d.now = now_ms() end
   return d
 end
 
 -- publish; ARGV: publisher ('': the server's), its browser, broadcast to
 -- publisher (0 or 1), queue bounds, message, lazy timeout ('': not lazy),
--- the channel and the patterns that match it.  Returns the number of
--- receivers, the sessions whose queue just overflowed, and the number of
--- messages dropped.
+-- act, the channel and the patterns that match it.  Returns the number
+-- of receivers, the sessions whose queue just overflowed, and the number
+-- of messages dropped.
 if op == 'pu' then
   local pub = ARGV[4]
   if pub ~= '' and not known(pub, ARGV[5]) then return {-1} end
@@ -504,8 +531,11 @@ if op == 'pu' then
   if ARGV[6] == '0' then seen[pub] = true end
   local lim = limits(ARGV[7])
   local msg = ARGV[8]
-  local d = deliveries(ARGV[9])
-  for i = 10, #ARGV do
+  local d = deliveries(ARGV[9], ARGV[10])
+  if pub ~= '' and string.find(ARGV[10], 's', 1, true) then
+    mark(P .. 's:' .. pub, d.now)
+  end
+  for i = 11, #ARGV do
     local c = P .. 'c:' .. ARGV[i]
     for _, id in ipairs(redis.call('SMEMBERS', c)) do
       if not seen[id] then
@@ -524,13 +554,13 @@ if op == 'pu' then
 end
 
 -- deliver; ARGV: "c" and a session id, or "u" and a user; queue bounds,
--- message, lazy timeout ('': not lazy).  Returns as publish does, {-1}
--- for a session that is gone.
+-- message, lazy timeout ('': not lazy), act.  Returns as publish does,
+-- {-1} for a session that is gone.
 if op == 'dl' then
   local ids = {ARGV[5]}
   if ARGV[4] == 'u' then ids = user_sessions(ARGV[5]) end
   local lim, msg = limits(ARGV[6]), ARGV[7]
-  local d = deliveries(ARGV[8])
+  local d = deliveries(ARGV[8], ARGV[9])
   for _, id in ipairs(ids) do
     local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o', 'z',
                             'an')
@@ -592,10 +622,12 @@ if op == 'dc' then
   return {0, user, last}
 end
 
--- touch: is the session known, and what was it granted; ARGV: id, browser
+-- touch: is the session known, and what was it granted; ARGV: id,
+-- browser, act
 if op == 'to' then
   local st = redis.call('HMGET', P .. 's:' .. ARGV[4], 'b', 'g')
   if not st[1] or (ARGV[5] ~= '' and st[1] ~= ARGV[5]) then return {-1} end
+  if ARGV[6] == 's' then mark(P .. 's:' .. ARGV[4]) end
   return {0, st[2] or ''}
 end
 

@@ -26,6 +26,7 @@ typedef enum {
     NGX_BAYEUX_STAT_SESSIONS_CREATED = 0,
     NGX_BAYEUX_STAT_ENDED_DISCONNECT,
     NGX_BAYEUX_STAT_ENDED_EXPIRED,
+    NGX_BAYEUX_STAT_ENDED_INACTIVE,
     NGX_BAYEUX_STAT_CONNECTS_HELD,             /* gauge */
     NGX_BAYEUX_STAT_WEBSOCKETS_OPEN,           /* gauge */
     NGX_BAYEUX_STAT_SUBSCRIBES,                /* channels subscribed */

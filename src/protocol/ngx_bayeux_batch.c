@@ -405,6 +405,12 @@ ngx_bayeux_batch_check(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
     ngx_str_null(&op->grants);
     ngx_str_null(&op->user);
 
+    /*
+     * bayeux_max_inactivity counts what CometD's ActivityExtension does:
+     * every message of the client but its /meta/connects, the heartbeat
+     */
+    op->active = (m->kind != NGX_BAYEUX_KIND_CONNECT);
+
     ngx_memzero(&b->refusal, sizeof(ngx_bayeux_refusal_t));
 
     if (m->channel.len == 0) {

@@ -241,6 +241,16 @@ ngx_bayeux_reply_connect(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
 
         return ngx_bayeux_reply_refused(b, m, &refusal, out);
 
+    } else if (reason == NGX_BAYEUX_WAKE_INACTIVE) {
+        /*
+         * the server ended the session (bayeux_max_inactivity): as for
+         * any session that is gone, so that CometD's client handshakes
+         */
+        ngx_bayeux_refusal_set(b->endpoint, &refusal, "402::session_unknown",
+                               NGX_BAYEUX_ERROR_HANDSHAKE);
+
+        return ngx_bayeux_reply_refused(b, m, &refusal, out);
+
     } else if (reason == NGX_BAYEUX_WAKE_DISCONNECTED) {
         advice = &b->endpoint->advice_none;
 
