@@ -8,6 +8,8 @@
 // It calls cometd.reload() at pagehide, as the extension asks.  Messages
 // go in through the publish API (bayeux_publisher); the status location
 // (bayeux_status) counts the sessions created and the connects held.
+// Both engines: the memory engine, and the Redis engine with two workers
+// (the reloaded page may come back through the other one).
 //
 // "While it was gone": the reloaded page's CometD client is held back
 // (a playwright route on cometd.js) until the old page's /meta/connect
@@ -25,6 +27,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { chromium } from 'playwright-core';
 
+import { Redis } from '../interop/lib/redis.js';
 import { REPO, Server } from '../interop/lib/server.js';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -58,12 +61,15 @@ describe('reload extension in chromium', {
     skip: missing || false,
     timeout: 120000,
 }, () => {
-    let server;
+    let redis;
+    const servers = {};
     let browser;
     let context;
 
-    before(async () => {
-        server = new Server({
+    function newServer(engine) {
+        return new Server({
+            engine,
+            redis,
             timeout: '20s',
             maxInterval: '20s',
             http: `types {
@@ -84,7 +90,15 @@ describe('reload extension in chromium', {
             bayeux_status;
         }`,
         });
-        await server.start();
+    }
+
+    before(async () => {
+        redis = new Redis();
+        await redis.start();
+        for (const engine of ['memory', 'redis']) {
+            servers[engine] = newServer(engine);
+            await servers[engine].start();
+        }
         browser = await chromium.launch({
             executablePath: CHROMIUM,
             headless: true,
@@ -106,11 +120,16 @@ describe('reload extension in chromium', {
         if (browser) {
             await browser.close();
         }
-        if (server) {
+        for (const server of Object.values(servers)) {
             server.assertCleanLog();
             await server.close();
         }
+        if (redis) {
+            await redis.stop();
+        }
     });
+
+    let server;                 // the one of the test that runs
 
     async function status() {
         const res = await fetch(`${server.origin}/status`);
@@ -142,9 +161,13 @@ describe('reload extension in chromium', {
                     async () => (await status()).connects_held === 1);
     }
 
-    for (const transport of ['long-polling', 'websocket']) {
-        test(`a reloaded page resumes its session (${transport})`,
-             async () => {
+    for (const [engine, transport] of [['memory', 'long-polling'],
+                                       ['memory', 'websocket'],
+                                       ['redis', 'long-polling'],
+                                       ['redis', 'websocket']]) {
+        test(`a reloaded page resumes its session (${transport}, `
+             + `${engine} engine)`, async () => {
+            server = servers[engine];
             const problems = [];
             const channel = `/reload/${transport}`;
             const before = await status();
