@@ -8,8 +8,9 @@
 // It calls cometd.reload() at pagehide, as the extension asks.  Messages
 // go in through the publish API (bayeux_publisher); the status location
 // (bayeux_status) counts the sessions created and the connects held.
-// Both engines: the memory engine, and the Redis engine with two workers
-// (the reloaded page may come back through the other one).
+// Each transport (long-polling, websocket, callback-polling) on both
+// engines: the memory engine, and the Redis engine with two workers (the
+// reloaded page may come back through the other one).
 //
 // "While it was gone": the reloaded page's CometD client is held back
 // (a playwright route on cometd.js) until the old page's /meta/connect
@@ -165,7 +166,8 @@ describe('reload extension in chromium', {
                                        ['memory', 'websocket'],
                                        ['memory', 'callback-polling'],
                                        ['redis', 'long-polling'],
-                                       ['redis', 'websocket']]) {
+                                       ['redis', 'websocket'],
+                                       ['redis', 'callback-polling']]) {
         test(`a reloaded page resumes its session (${transport}, `
              + `${engine} engine)`, async () => {
             server = servers[engine];
@@ -184,8 +186,11 @@ describe('reload extension in chromium', {
                 }
             });
 
+            // not until "load": a held callback-polling connect (a
+            // <script>) put in before it delays it until it is answered
             await page.goto(`${server.origin}/reload/?transport=${transport}`
-                            + `&channel=${channel}`);
+                            + `&channel=${channel}`,
+                            { waitUntil: 'domcontentloaded' });
             await settled(page);
             await publish(channel, 1);
             await page.waitForFunction(() => window.seen.messages.length);
