@@ -10,7 +10,8 @@
 // (bayeux_status) counts the sessions created and the connects held.
 // Each transport (long-polling, websocket, callback-polling) on both
 // engines: the memory engine, and the Redis engine with two workers (the
-// reloaded page may come back through the other one).
+// reloaded page may come back through the other one); and a page that
+// has CometD's AckExtension too.
 //
 // "While it was gone": the reloaded page's CometD client is held back
 // (a playwright route on cometd.js) until the old page's /meta/connect
@@ -162,17 +163,22 @@ describe('reload extension in chromium', {
                     async () => (await status()).connects_held === 1);
     }
 
-    for (const [engine, transport] of [['memory', 'long-polling'],
-                                       ['memory', 'websocket'],
-                                       ['memory', 'callback-polling'],
-                                       ['redis', 'long-polling'],
-                                       ['redis', 'websocket'],
-                                       ['redis', 'callback-polling']]) {
+    for (const [engine, transport, ack] of [
+        ['memory', 'long-polling'],
+        ['memory', 'websocket'],
+        ['memory', 'callback-polling'],
+        ['redis', 'long-polling'],
+        ['redis', 'websocket'],
+        ['redis', 'callback-polling'],
+        ['memory', 'long-polling', 'ack'],
+        ['redis', 'websocket', 'ack'],
+    ]) {
         test(`a reloaded page resumes its session (${transport}, `
-             + `${engine} engine)`, async () => {
+             + `${engine} engine${ack ? ', with the AckExtension' : ''})`,
+             async () => {
             server = servers[engine];
             const problems = [];
-            const channel = `/reload/${transport}`;
+            const channel = `/reload/${transport}${ack ? '/ack' : ''}`;
             const before = await status();
             const handshakes = () => server.accessLog().filter(
                 (l) => l.uri === '/cometd/handshake').length;
@@ -189,7 +195,7 @@ describe('reload extension in chromium', {
             // not until "load": a held callback-polling connect (a
             // <script>) put in before it delays it until it is answered
             await page.goto(`${server.origin}/reload/?transport=${transport}`
-                            + `&channel=${channel}`,
+                            + `&channel=${channel}${ack ? '&ack=1' : ''}`,
                             { waitUntil: 'domcontentloaded' });
             await settled(page);
             await publish(channel, 1);
@@ -199,6 +205,9 @@ describe('reload extension in chromium', {
             assert.equal(first.handshakes.length, 1);
             assert.equal(first.handshakes[0].successful, true);
             assert.equal(first.handshakes[0].reload, false);
+            if (!ack) {
+                assert.equal(first.handshakes[0].ack, null);
+            }
             const clientId = first.handshakes[0].clientId;
 
             // the new load's client waits until the old page's connect
@@ -219,8 +228,10 @@ describe('reload extension in chromium', {
             await page.waitForFunction(
                 () => window.seen.messages.length >= 2);
             const second = await seen(page);
+            // (ack: what the first reply said of acknowledgements, kept)
             assert.deepEqual(second.handshakes,
-                             [{ successful: true, clientId, reload: true }],
+                             [{ successful: true, clientId, reload: true,
+                                ack: first.handshakes[0].ack }],
                              'the handshake reply replayed, same clientId');
             assert.deepEqual(second.messages, [2, 3]);
 
