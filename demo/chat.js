@@ -33,13 +33,19 @@
 // order to try them, chooses the transports the client may use; the
 // default, websocket,long-polling, is the CometD client's own: websocket,
 // and long-polling when a websocket cannot be opened.
+//
+// ?reload=1 keeps the session across a reload of the page (CometD's
+// ReloadExtension): at pagehide the page saves its session instead of
+// disconnecting, and the reloaded page goes on with it, without a new
+// handshake, and gets what was said meanwhile.  The price: a tab closed
+// for good leaves the room only when its session expires.
 // ?url=http://other.host:8081/cometd talks to a Bayeux endpoint of another
 // origin (which must allow this page's origin: bayeux_allow_origin, and
 // bayeux_allow_credentials on, as the CometD client sends credentials);
 // by default the endpoint is /cometd next to the page.
 
 import {
-    CallbackPollingTransport, CometD, LongPollingTransport,
+    CallbackPollingTransport, CometD, LongPollingTransport, ReloadExtension,
     WebSocketTransport,
 } from './lib/cometd/cometd.js';
 
@@ -47,10 +53,12 @@ const ROOM = '/chat/room';
 const PRESENCE = '/presence';
 const PRIVATE = '/chat/private';
 const CALL_TIMEOUT = 10000;
+const SAVED_NAME = 'chat.name';     // sessionStorage, across a reload
 
 const params = new URLSearchParams(window.location.search);
 const wanted = (params.get('transport') || 'websocket,long-polling').split(',');
 const endpoint = new URL(params.get('url') || 'cometd', window.location.href);
+const keepOnReload = params.get('reload') === '1';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -93,6 +101,9 @@ function newCometD() {
         } else if (type === 'callback-polling') {
             c.registerTransport(type, new CallbackPollingTransport());
         }
+    }
+    if (keepOnReload) {
+        c.registerExtension('reload', new ReloadExtension());
     }
     c.configure({
         url: endpoint.href,
@@ -288,7 +299,11 @@ function onHandshake(reply) {
     // follow who comes and goes, then ask who is here (the list is made
     // after the subscription: /presence tells what changes after it)
     if (!me.id) {
-        notice(`You joined as ${me.name}.`);
+        // a reloaded page: the handshake reply is the saved one, replayed
+        notice(reply.ext && reply.ext.reload
+               ? `You are back as ${me.name}: the page was reloaded, `
+                 + 'the session kept.'
+               : `You joined as ${me.name}.`);
     }
     me.id = reply.clientId;
     members.add(me.name);
@@ -400,6 +415,22 @@ ui.sendForm.addEventListener('submit', (event) => {
 ui.privateCancel.addEventListener('click',
                                   () => choosePrivate(null, true));
 ui.leave.addEventListener('click', leave);
-window.addEventListener('pagehide', leave);
 
-ui.name.focus();
+// the page goes: leave, or (?reload=1) save the session for the next load
+// of the page in this tab
+window.addEventListener('pagehide', () => {
+    if (keepOnReload && me && me.id && cometd) {
+        window.sessionStorage.setItem(SAVED_NAME, me.name);
+        cometd.reload();
+        return;
+    }
+    leave();
+});
+
+const saved = keepOnReload && window.sessionStorage.getItem(SAVED_NAME);
+window.sessionStorage.removeItem(SAVED_NAME);
+if (saved) {
+    join(saved);
+} else {
+    ui.name.focus();
+}

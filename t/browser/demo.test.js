@@ -11,6 +11,7 @@
 // disconnect (its session expires: util/demo with DEMO_MAX_INTERVAL=3s)
 // and as one leaves; a private message (a remote call, delivered by the
 // application through the publish API) that only its recipient gets.  A
+// reload with ?reload=1 (CometD's ReloadExtension) keeps the session.  A
 // screenshot goes to build/demo-screenshot.png.
 //
 // Without chromium this skips, or fails under CI=true.  CHROMIUM names
@@ -306,6 +307,73 @@ describe('chat demo in chromium', {
             }
             assert.deepEqual(page.traffic.websockets, []);
         }
+        await alice.context().close();
+        await bob.context().close();
+        assert.deepEqual(problems, []);
+    });
+
+    // ?reload=1: the page keeps its session across a reload (CometD's
+    // ReloadExtension).  The reloaded page's CometD client is held back
+    // (a route on cometd.js) until the old page's held connect failed in
+    // the browser and Bob said something, which the reloaded page then
+    // gets, once, without a second handshake; Bob sees Alice neither
+    // leave nor join again.
+    test('a reload keeps the session (?reload=1, long-polling)',
+         async () => {
+        problems = [];
+        const url = withTransport(demo.url, 'long-polling') + '&reload=1';
+        const alice = await person('Alice', url);
+        const bob = await person('Bob', url);
+        await join(alice, 'Alice');
+        await join(bob, 'Bob');
+        await expectMembers(alice, ['Alice', 'Bob']);
+        await expectMembers(bob, ['Alice', 'Bob']);
+
+        const connectFailed = alice.waitForEvent('requestfailed', (req) =>
+            new URL(req.url()).pathname === '/cometd/connect');
+        let heldBack = 0;
+        await alice.route('**/lib/cometd/cometd.js', async (route) => {
+            heldBack++;
+            await connectFailed;
+            await say(bob, 'said while Alice reloads');
+            await messages(bob).locator('li.message.mine',
+                { hasText: 'said while Alice reloads' }).waitFor();
+            await route.continue();
+        });
+        await alice.reload({ waitUntil: 'domcontentloaded' });
+        await alice.locator('#status[data-state="online"]').waitFor();
+        assert.equal(heldBack, 1);
+
+        await messages(alice).getByText('You are back as Alice: the page '
+            + 'was reloaded, the session kept.').waitFor();
+        const meanwhile = messages(alice).locator('li.message',
+            { hasText: 'said while Alice reloads' });
+        await meanwhile.waitFor();
+        await expectMembers(alice, ['Alice', 'Bob']);
+        assert.equal(await alice.locator('#room').isVisible(), true);
+
+        // the session goes on, both ways
+        await say(alice, 'back again');
+        await messages(bob).locator('li.message',
+            { hasText: 'back again' }).waitFor();
+        await say(bob, 'welcome back');
+        await messages(alice).locator('li.message',
+            { hasText: 'welcome back' }).waitFor();
+        assert.equal(await meanwhile.count(), 1, 'once');
+        assert.equal(await messages(alice).locator('li.message').count(), 3);
+        assert.equal(await messages(bob).getByText('Alice left.').count(), 0);
+        assert.equal(await messages(bob).getByText('Alice joined.').count(),
+                     0, 'Bob joined after her, and she did not again');
+        const handshakes = alice.traffic.requests.filter((r) =>
+            new URL(r.url).pathname === '/cometd/handshake');
+        assert.equal(handshakes.length, 1, 'no handshake after the reload');
+
+        // the Leave button still leaves at once; Bob leaves too, so that
+        // no session of this test waits to expire in the next one's room
+        await leave(alice);
+        await expectMembers(bob, ['Bob']);
+        await messages(bob).getByText('Alice left.').waitFor();
+        await leave(bob);
         await alice.context().close();
         await bob.context().close();
         assert.deepEqual(problems, []);
