@@ -162,8 +162,7 @@ struct ngx_bayeux_redis_s {
     ngx_bayeux_endpoint_t         *endpoint;
     ngx_log_t                     *log;
 
-    char                          *host;        /* an address */
-    int                            port;
+    ngx_addr_t                     peer;        /* resolved */
     ngx_str_t                      addr;        /* for the log */
     ngx_str_t                      user;
     ngx_str_t                      password;
@@ -218,8 +217,7 @@ typedef struct {
     ngx_str_t                      user;
     ngx_str_t                      password;
     ngx_str_t                      addr;
-    char                          *host;
-    int                            port;
+    ngx_addr_t                     peer;
     ngx_int_t                      db;
 } ngx_bayeux_redis_url_t;
 
@@ -474,8 +472,7 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
 
     rd->endpoint = ep;
     rd->log = cf->log;
-    rd->host = ru.host;
-    rd->port = ru.port;
+    rd->peer = ru.peer;
     rd->addr = ru.addr;
     rd->user = ru.user;
     rd->password = ru.password;
@@ -649,22 +646,14 @@ ngx_bayeux_redis_parse_url(ngx_pool_t *pool, ngx_str_t *url,
         return "host not found";
     }
 
-    ru->host = ngx_pnalloc(pool, NGX_SOCKADDR_STRLEN + 1);
-    if (ru->host == NULL) {
-        return "cannot allocate memory";
-    }
-
-    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen,
-                        (u_char *) ru->host, NGX_SOCKADDR_STRLEN, 0);
-    ru->host[len] = '\0';
-    ru->port = u.port;
+    ru->peer = u.addrs[0];
 
     ru->addr.data = ngx_pnalloc(pool, u.host.len + NGX_INT_T_LEN + 1);
     if (ru->addr.data == NULL) {
         return "cannot allocate memory";
     }
 
-    ru->addr.len = ngx_sprintf(ru->addr.data, "%V:%d", &u.host, ru->port)
+    ru->addr.len = ngx_sprintf(ru->addr.data, "%V:%d", &u.host, u.port)
                    - ru->addr.data;
 
     if (end < last && end + 1 < last) {
@@ -847,12 +836,12 @@ ngx_bayeux_redis_link_start(ngx_bayeux_redis_t *rd)
     rd->cmd_ready = 0;
     rd->sub_ready = 0;
 
-    if (ngx_bayeux_redis_connect(&rd->cmd, rd->host, rd->port) != NGX_OK) {
+    if (ngx_bayeux_redis_connect(&rd->cmd, &rd->peer) != NGX_OK) {
         ngx_bayeux_redis_link_failed(rd, rd->cmd.error);
         return;
     }
 
-    if (ngx_bayeux_redis_connect(&rd->sub, rd->host, rd->port) != NGX_OK) {
+    if (ngx_bayeux_redis_connect(&rd->sub, &rd->peer) != NGX_OK) {
         ngx_bayeux_redis_link_failed(rd, rd->sub.error);
         return;
     }
