@@ -15,6 +15,7 @@
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_engine_redis.h"
 #include "ngx_bayeux_redis_adapter.h"
+#include "ngx_bayeux_redis_url.h"
 #include "ngx_bayeux_stats.h"
 
 /*
@@ -213,15 +214,6 @@ struct ngx_bayeux_redis_s {
 };
 
 
-typedef struct {
-    ngx_str_t                      user;
-    ngx_str_t                      password;
-    ngx_str_t                      addr;
-    ngx_addr_t                     peer;
-    ngx_int_t                      db;
-} ngx_bayeux_redis_url_t;
-
-
 static ngx_int_t ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf,
     ngx_bayeux_endpoint_t *ep);
 static ngx_int_t ngx_bayeux_redis_init_process(ngx_cycle_t *cycle,
@@ -335,9 +327,6 @@ static void ngx_bayeux_redis_put_back(ngx_bayeux_redis_t *rd, u_char *id,
 static void ngx_bayeux_redis_refresh(ngx_bayeux_redis_t *rd);
 static ngx_bayeux_redis_park_t *ngx_bayeux_redis_first_parked(
     ngx_bayeux_redis_t *rd);
-
-static char *ngx_bayeux_redis_parse_url(ngx_pool_t *pool, ngx_str_t *url,
-    ngx_bayeux_redis_url_t *ru);
 
 
 ngx_bayeux_engine_t  ngx_bayeux_engine_redis = {
@@ -461,7 +450,7 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
         return NGX_ERROR;
     }
 
-    err = ngx_bayeux_redis_parse_url(cf->pool, &conf->redis_url, &ru);
+    err = ngx_bayeux_redis_url_parse(cf->pool, &conf->redis_url, &ru);
 
     if (err) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -538,7 +527,7 @@ ngx_bayeux_redis_url_post(ngx_conf_t *cf, void *post, void *data)
     char                    *err;
     ngx_bayeux_redis_url_t   ru;
 
-    err = ngx_bayeux_redis_parse_url(cf->pool, url, &ru);
+    err = ngx_bayeux_redis_url_parse(cf->pool, url, &ru);
 
     if (err == NULL) {
         return NGX_CONF_OK;
@@ -554,117 +543,6 @@ ngx_bayeux_redis_url_post(ngx_conf_t *cf, void *post, void *data)
     ngx_sprintf(p, "is invalid: %s%Z", err);
 
     return (char *) p;
-}
-
-
-/*
- * redis://[[user]:password@]host[:port][/db]; the host is resolved here,
- * once, as nginx resolves the servers of an upstream.
- */
-
-static char *
-ngx_bayeux_redis_parse_url(ngx_pool_t *pool, ngx_str_t *url,
-    ngx_bayeux_redis_url_t *ru)
-{
-    size_t      len;
-    u_char     *p, *last, *end, *at, *colon, *dst, *src;
-    ngx_url_t   u;
-
-    ngx_memzero(ru, sizeof(ngx_bayeux_redis_url_t));
-
-    p = url->data;
-    last = p + url->len;
-
-    if (url->len < 8 || ngx_strncasecmp(p, (u_char *) "redis://", 8) != 0) {
-        return "it must start with \"redis://\"";
-    }
-
-    p += 8;
-
-    end = ngx_strlchr(p, last, '/');
-    if (end == NULL) {
-        end = last;
-    }
-
-    at = NULL;
-
-    for (src = p; src < end; src++) {
-        if (*src == '@') {
-            at = src;
-        }
-    }
-
-    if (at) {
-        colon = ngx_strlchr(p, at, ':');
-
-        if (colon == NULL) {
-            return "the password must follow a \":\", "
-                   "as in \"redis://:password@host\"";
-        }
-
-        ru->user.data = p;
-        ru->user.len = colon - p;
-
-        len = at - (colon + 1);
-
-        if (len == 0) {
-            return "the password is empty";
-        }
-
-        dst = ngx_pnalloc(pool, len);
-        if (dst == NULL) {
-            return "cannot allocate memory";
-        }
-
-        ru->password.data = dst;
-        src = colon + 1;
-        ngx_unescape_uri(&dst, &src, len, 0);
-        ru->password.len = dst - ru->password.data;
-
-        p = at + 1;
-    }
-
-    if (p == end) {
-        return "it has no host";
-    }
-
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    u.url.data = p;
-    u.url.len = end - p;
-    u.default_port = 6379;
-
-    if (ngx_parse_url(pool, &u) != NGX_OK) {
-        return u.err ? u.err : "the host is invalid";
-    }
-
-    if (u.family == AF_UNIX) {
-        return "unix sockets are not supported";
-    }
-
-    if (u.naddrs == 0) {
-        return "host not found";
-    }
-
-    ru->peer = u.addrs[0];
-
-    ru->addr.data = ngx_pnalloc(pool, u.host.len + NGX_INT_T_LEN + 1);
-    if (ru->addr.data == NULL) {
-        return "cannot allocate memory";
-    }
-
-    ru->addr.len = ngx_sprintf(ru->addr.data, "%V:%d", &u.host, u.port)
-                   - ru->addr.data;
-
-    if (end < last && end + 1 < last) {
-        ru->db = ngx_atoi(end + 1, last - (end + 1));
-
-        if (ru->db == NGX_ERROR) {
-            return "the database must be a number";
-        }
-    }
-
-    return NULL;
 }
 
 
