@@ -15,6 +15,7 @@
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_engine_redis.h"
 #include "ngx_bayeux_redis_adapter.h"
+#include "ngx_bayeux_redis_ssl.h"
 #include "ngx_bayeux_redis_url.h"
 #include "ngx_bayeux_stats.h"
 
@@ -165,6 +166,10 @@ struct ngx_bayeux_redis_s {
 
     ngx_addr_t                     peer;        /* resolved */
     ngx_str_t                      addr;        /* for the log */
+#if (NGX_SSL)
+    ngx_ssl_t                     *ssl;         /* rediss:// */
+    ngx_str_t                      ssl_name;
+#endif
     ngx_str_t                      user;
     ngx_str_t                      password;
     ngx_str_t                      db;          /* empty for 0 */
@@ -462,6 +467,18 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
     rd->endpoint = ep;
     rd->log = cf->log;
     rd->peer = ru.peer;
+
+#if (NGX_SSL)
+    if (ru.ssl) {
+        rd->ssl = ngx_bayeux_redis_ssl_create(cf, conf);
+        if (rd->ssl == NULL) {
+            return NGX_ERROR;
+        }
+
+        rd->ssl_name = conf->redis_ssl_name.len ? conf->redis_ssl_name
+                                                : ru.host;
+    }
+#endif
     rd->addr = ru.addr;
     rd->user = ru.user;
     rd->password = ru.password;
@@ -589,6 +606,13 @@ ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
     rd->cmd.connected = ngx_bayeux_redis_cmd_connected;
     rd->cmd.closed = ngx_bayeux_redis_closed;
     rd->cmd.data = rd;
+
+#if (NGX_SSL)
+    rd->cmd.ssl = rd->ssl;
+    rd->cmd.ssl_name = rd->ssl_name;
+    rd->cmd.ssl_verify = ep->conf->redis_ssl_verify;
+    rd->cmd.ssl_server_name = ep->conf->redis_ssl_server_name;
+#endif
 
     rd->sub = rd->cmd;
     rd->sub.connected = ngx_bayeux_redis_sub_connected;

@@ -211,3 +211,60 @@ is(scalar @lines, 1, 'the outage is logged once, not per request');
 --- must_die
 --- error_log
 "bayeux_redis_url" directive is invalid: redis+cluster:// (Redis Cluster) is not supported yet
+
+
+
+=== TEST 19: rediss://: a certificate without its key
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_engine redis;
+        bayeux_redis_url rediss://127.0.0.1:6380/0;
+        bayeux_redis_ssl_certificate /etc/ssl/certs/ssl-cert-snakeoil.pem;
+    }
+--- must_die
+--- error_log
+no "bayeux_redis_ssl_certificate_key" is defined for certificate "/etc/ssl/certs/ssl-cert-snakeoil.pem"
+
+
+
+=== TEST 20: rediss://: verification without a CA to verify with
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_engine redis;
+        bayeux_redis_url rediss://127.0.0.1:6380/0;
+        bayeux_redis_ssl_verify on;
+    }
+--- must_die
+--- error_log
+no "bayeux_redis_ssl_trusted_certificate" is defined for "bayeux_redis_ssl_verify"
+
+
+
+=== TEST 21: rediss://: a file that cannot be read
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_engine redis;
+        bayeux_redis_url rediss://127.0.0.1:6380/0;
+        bayeux_redis_ssl_verify on;
+        bayeux_redis_ssl_trusted_certificate /nonexistent/ca.crt;
+    }
+--- must_die
+--- error_log
+/nonexistent/ca.crt
+
+
+
+=== TEST 22: rediss://: the protocols are nginx's names
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_engine redis;
+        bayeux_redis_url rediss://127.0.0.1:6380/0;
+        bayeux_redis_ssl_protocols TLSv1.4;
+    }
+--- must_die
+--- error_log
+invalid value "TLSv1.4"
