@@ -154,6 +154,14 @@ SSL
     my $keys = $redis->cmd('DBSIZE');
     is($keys, 0, 'wrong CA: nothing was written to that Redis');
 
+    if (use_valgrind()) {
+        # (valgrind runs nginx without a master process: no reload)
+        $server->stop;
+        clean_log($server, 'wrong CA');
+        done_testing;
+        exit 0;
+    }
+
     $server->reload(http_config => "bayeux_engine redis;\n"
         . "bayeux_redis_url " . $redis->url . ";\n"
         . "bayeux_redis_ssl_verify on;\n"
