@@ -60,6 +60,20 @@ static ngx_conf_post_handler_pt  ngx_bayeux_positive_msec_p =
 static ngx_conf_post_handler_pt  ngx_bayeux_redis_url_p =
     ngx_bayeux_redis_url_post;
 
+#if (NGX_SSL)
+
+static ngx_conf_bitmask_t  ngx_bayeux_redis_ssl_protocols[] = {
+    { ngx_string("SSLv2"), NGX_SSL_SSLv2 },
+    { ngx_string("SSLv3"), NGX_SSL_SSLv3 },
+    { ngx_string("TLSv1"), NGX_SSL_TLSv1 },
+    { ngx_string("TLSv1.1"), NGX_SSL_TLSv1_1 },
+    { ngx_string("TLSv1.2"), NGX_SSL_TLSv1_2 },
+    { ngx_string("TLSv1.3"), NGX_SSL_TLSv1_3 },
+    { ngx_null_string, 0 }
+};
+
+#endif
+
 static ngx_conf_post_handler_pt  ngx_bayeux_app_request_uri_p =
     ngx_bayeux_app_request_uri;
 static ngx_conf_post_handler_pt  ngx_bayeux_presence_channel_p =
@@ -339,6 +353,73 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       offsetof(ngx_bayeux_loc_conf_t, redis_command_timeout),
       &ngx_bayeux_positive_msec_p },
 
+    { ngx_string("bayeux_redis_ssl_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, redis_ssl_certificate),
+      NULL },
+
+    { ngx_string("bayeux_redis_ssl_certificate_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, redis_ssl_certificate_key),
+      NULL },
+
+    { ngx_string("bayeux_redis_ssl_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, redis_ssl_trusted_certificate),
+      NULL },
+
+    { ngx_string("bayeux_redis_ssl_ciphers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, redis_ssl_ciphers),
+      NULL },
+
+    { ngx_string("bayeux_redis_ssl_name"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, redis_ssl_name),
+      &ngx_bayeux_not_empty_p },
+
+    { ngx_string("bayeux_redis_ssl_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, redis_ssl_verify),
+      NULL },
+
+    { ngx_string("bayeux_redis_ssl_verify_depth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, redis_ssl_verify_depth),
+      NULL },
+
+    { ngx_string("bayeux_redis_ssl_server_name"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, redis_ssl_server_name),
+      NULL },
+
+#if (NGX_SSL)
+
+    { ngx_string("bayeux_redis_ssl_protocols"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_conf_set_bitmask_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, redis_ssl_protocols),
+      &ngx_bayeux_redis_ssl_protocols },
+
+#endif
+
     { ngx_string("bayeux_handshake_request"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -549,6 +630,9 @@ ngx_bayeux_create_loc_conf(ngx_conf_t *cf)
     blcf->websocket_log = NGX_CONF_UNSET;
     blcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
     blcf->redis_command_timeout = NGX_CONF_UNSET_MSEC;
+    blcf->redis_ssl_verify = NGX_CONF_UNSET;
+    blcf->redis_ssl_verify_depth = NGX_CONF_UNSET_UINT;
+    blcf->redis_ssl_server_name = NGX_CONF_UNSET;
     blcf->jwt_key = NGX_CONF_UNSET_PTR;
 
     return blcf;
@@ -686,6 +770,26 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->redis_connect_timeout, 1000);
     ngx_conf_merge_msec_value(conf->redis_command_timeout,
                               prev->redis_command_timeout, 3000);
+    ngx_conf_merge_str_value(conf->redis_ssl_certificate,
+                             prev->redis_ssl_certificate, "");
+    ngx_conf_merge_str_value(conf->redis_ssl_certificate_key,
+                             prev->redis_ssl_certificate_key, "");
+    ngx_conf_merge_str_value(conf->redis_ssl_trusted_certificate,
+                             prev->redis_ssl_trusted_certificate, "");
+    ngx_conf_merge_str_value(conf->redis_ssl_ciphers,
+                             prev->redis_ssl_ciphers, "DEFAULT");
+    ngx_conf_merge_str_value(conf->redis_ssl_name, prev->redis_ssl_name, "");
+    ngx_conf_merge_value(conf->redis_ssl_verify, prev->redis_ssl_verify, 0);
+    ngx_conf_merge_uint_value(conf->redis_ssl_verify_depth,
+                              prev->redis_ssl_verify_depth, 1);
+    ngx_conf_merge_value(conf->redis_ssl_server_name,
+                         prev->redis_ssl_server_name, 0);
+#if (NGX_SSL)
+    ngx_conf_merge_bitmask_value(conf->redis_ssl_protocols,
+                                 prev->redis_ssl_protocols,
+                                 (NGX_CONF_BITMASK_SET|NGX_SSL_TLSv1_2
+                                  |NGX_SSL_TLSv1_3));
+#endif
     ngx_conf_merge_str_value(conf->handshake_request,
                              prev->handshake_request, "");
     ngx_conf_merge_str_value(conf->subscribe_request,

@@ -99,6 +99,15 @@ typedef struct {
     ngx_str_t                  redis_prefix;
     ngx_msec_t                 redis_connect_timeout;
     ngx_msec_t                 redis_command_timeout;
+    ngx_str_t                  redis_ssl_certificate;
+    ngx_str_t                  redis_ssl_certificate_key;
+    ngx_str_t                  redis_ssl_trusted_certificate;
+    ngx_str_t                  redis_ssl_ciphers;
+    ngx_str_t                  redis_ssl_name;      /* empty: the host */
+    ngx_flag_t                 redis_ssl_verify;
+    ngx_uint_t                 redis_ssl_verify_depth;
+    ngx_flag_t                 redis_ssl_server_name;
+    ngx_uint_t                 redis_ssl_protocols;
     ngx_str_t                  handshake_request;   /* empty: none */
     ngx_str_t                  subscribe_request;   /* empty: none */
     ngx_str_t                  publish_request;     /* empty: none */

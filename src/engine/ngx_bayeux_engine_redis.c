@@ -15,6 +15,8 @@
 #include "ngx_bayeux_engine.h"
 #include "ngx_bayeux_engine_redis.h"
 #include "ngx_bayeux_redis_adapter.h"
+#include "ngx_bayeux_redis_ssl.h"
+#include "ngx_bayeux_redis_url.h"
 #include "ngx_bayeux_stats.h"
 
 /*
@@ -169,9 +171,12 @@ struct ngx_bayeux_redis_s {
     ngx_bayeux_endpoint_t         *endpoint;
     ngx_log_t                     *log;
 
-    char                          *host;        /* an address */
-    int                            port;
+    ngx_addr_t                     peer;        /* resolved */
     ngx_str_t                      addr;        /* for the log */
+#if (NGX_SSL)
+    ngx_ssl_t                     *ssl;         /* rediss:// */
+    ngx_str_t                      ssl_name;
+#endif
     ngx_str_t                      user;
     ngx_str_t                      password;
     ngx_str_t                      db;          /* empty for 0 */
@@ -223,16 +228,6 @@ struct ngx_bayeux_redis_s {
     unsigned                       sweeping:1;
     unsigned                       lazy_sweeping:1;
 };
-
-
-typedef struct {
-    ngx_str_t                      user;
-    ngx_str_t                      password;
-    ngx_str_t                      addr;
-    char                          *host;
-    int                            port;
-    ngx_int_t                      db;
-} ngx_bayeux_redis_url_t;
 
 
 static ngx_int_t ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf,
@@ -358,9 +353,6 @@ static void ngx_bayeux_redis_put_back(ngx_bayeux_redis_t *rd, u_char *id,
 static void ngx_bayeux_redis_refresh(ngx_bayeux_redis_t *rd);
 static ngx_bayeux_redis_park_t *ngx_bayeux_redis_first_parked(
     ngx_bayeux_redis_t *rd);
-
-static char *ngx_bayeux_redis_parse_url(ngx_pool_t *pool, ngx_str_t *url,
-    ngx_bayeux_redis_url_t *ru);
 
 
 ngx_bayeux_engine_t  ngx_bayeux_engine_redis = {
@@ -507,7 +499,7 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
         return NGX_ERROR;
     }
 
-    err = ngx_bayeux_redis_parse_url(cf->pool, &conf->redis_url, &ru);
+    err = ngx_bayeux_redis_url_parse(cf->pool, &conf->redis_url, &ru);
 
     if (err) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -518,8 +510,19 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
 
     rd->endpoint = ep;
     rd->log = cf->log;
-    rd->host = ru.host;
-    rd->port = ru.port;
+    rd->peer = ru.peer;
+
+#if (NGX_SSL)
+    if (ru.ssl) {
+        rd->ssl = ngx_bayeux_redis_ssl_create(cf, conf);
+        if (rd->ssl == NULL) {
+            return NGX_ERROR;
+        }
+
+        rd->ssl_name = conf->redis_ssl_name.len ? conf->redis_ssl_name
+                                                : ru.host;
+    }
+#endif
     rd->addr = ru.addr;
     rd->user = ru.user;
     rd->password = ru.password;
@@ -593,7 +596,7 @@ ngx_bayeux_redis_url_post(ngx_conf_t *cf, void *post, void *data)
     char                    *err;
     ngx_bayeux_redis_url_t   ru;
 
-    err = ngx_bayeux_redis_parse_url(cf->pool, url, &ru);
+    err = ngx_bayeux_redis_url_parse(cf->pool, url, &ru);
 
     if (err == NULL) {
         return NGX_CONF_OK;
@@ -609,125 +612,6 @@ ngx_bayeux_redis_url_post(ngx_conf_t *cf, void *post, void *data)
     ngx_sprintf(p, "is invalid: %s%Z", err);
 
     return (char *) p;
-}
-
-
-/*
- * redis://[[user]:password@]host[:port][/db]; the host is resolved here,
- * once, as nginx resolves the servers of an upstream.
- */
-
-static char *
-ngx_bayeux_redis_parse_url(ngx_pool_t *pool, ngx_str_t *url,
-    ngx_bayeux_redis_url_t *ru)
-{
-    size_t      len;
-    u_char     *p, *last, *end, *at, *colon, *dst, *src;
-    ngx_url_t   u;
-
-    ngx_memzero(ru, sizeof(ngx_bayeux_redis_url_t));
-
-    p = url->data;
-    last = p + url->len;
-
-    if (url->len < 8 || ngx_strncasecmp(p, (u_char *) "redis://", 8) != 0) {
-        return "it must start with \"redis://\"";
-    }
-
-    p += 8;
-
-    end = ngx_strlchr(p, last, '/');
-    if (end == NULL) {
-        end = last;
-    }
-
-    at = NULL;
-
-    for (src = p; src < end; src++) {
-        if (*src == '@') {
-            at = src;
-        }
-    }
-
-    if (at) {
-        colon = ngx_strlchr(p, at, ':');
-
-        if (colon == NULL) {
-            return "the password must follow a \":\", "
-                   "as in \"redis://:password@host\"";
-        }
-
-        ru->user.data = p;
-        ru->user.len = colon - p;
-
-        len = at - (colon + 1);
-
-        if (len == 0) {
-            return "the password is empty";
-        }
-
-        dst = ngx_pnalloc(pool, len);
-        if (dst == NULL) {
-            return "cannot allocate memory";
-        }
-
-        ru->password.data = dst;
-        src = colon + 1;
-        ngx_unescape_uri(&dst, &src, len, 0);
-        ru->password.len = dst - ru->password.data;
-
-        p = at + 1;
-    }
-
-    if (p == end) {
-        return "it has no host";
-    }
-
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    u.url.data = p;
-    u.url.len = end - p;
-    u.default_port = 6379;
-
-    if (ngx_parse_url(pool, &u) != NGX_OK) {
-        return u.err ? u.err : "the host is invalid";
-    }
-
-    if (u.family == AF_UNIX) {
-        return "unix sockets are not supported";
-    }
-
-    if (u.naddrs == 0) {
-        return "host not found";
-    }
-
-    ru->host = ngx_pnalloc(pool, NGX_SOCKADDR_STRLEN + 1);
-    if (ru->host == NULL) {
-        return "cannot allocate memory";
-    }
-
-    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen,
-                        (u_char *) ru->host, NGX_SOCKADDR_STRLEN, 0);
-    ru->host[len] = '\0';
-    ru->port = u.port;
-
-    ru->addr.data = ngx_pnalloc(pool, u.host.len + NGX_INT_T_LEN + 1);
-    if (ru->addr.data == NULL) {
-        return "cannot allocate memory";
-    }
-
-    ru->addr.len = ngx_sprintf(ru->addr.data, "%V:%d", &u.host, ru->port)
-                   - ru->addr.data;
-
-    if (end < last && end + 1 < last) {
-        ru->db = ngx_atoi(end + 1, last - (end + 1));
-
-        if (ru->db == NGX_ERROR) {
-            return "the database must be a number";
-        }
-    }
-
-    return NULL;
 }
 
 
@@ -774,6 +658,13 @@ ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
     rd->cmd.connected = ngx_bayeux_redis_cmd_connected;
     rd->cmd.closed = ngx_bayeux_redis_closed;
     rd->cmd.data = rd;
+
+#if (NGX_SSL)
+    rd->cmd.ssl = rd->ssl;
+    rd->cmd.ssl_name = rd->ssl_name;
+    rd->cmd.ssl_verify = ep->conf->redis_ssl_verify;
+    rd->cmd.ssl_server_name = ep->conf->redis_ssl_server_name;
+#endif
 
     rd->sub = rd->cmd;
     rd->sub.connected = ngx_bayeux_redis_sub_connected;
@@ -912,12 +803,12 @@ ngx_bayeux_redis_link_start(ngx_bayeux_redis_t *rd)
     rd->cmd_ready = 0;
     rd->sub_ready = 0;
 
-    if (ngx_bayeux_redis_connect(&rd->cmd, rd->host, rd->port) != NGX_OK) {
+    if (ngx_bayeux_redis_connect(&rd->cmd, &rd->peer) != NGX_OK) {
         ngx_bayeux_redis_link_failed(rd, rd->cmd.error);
         return;
     }
 
-    if (ngx_bayeux_redis_connect(&rd->sub, rd->host, rd->port) != NGX_OK) {
+    if (ngx_bayeux_redis_connect(&rd->sub, &rd->peer) != NGX_OK) {
         ngx_bayeux_redis_link_failed(rd, rd->sub.error);
         return;
     }

@@ -11,13 +11,15 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_event.h>
+#include <ngx_event_connect.h>
 
 #include <hiredis/hiredis.h>
-#include <hiredis/async.h>
 
 
 /*
- * One hiredis asynchronous context on nginx's event loop.  The owner
+ * One connection to Redis on nginx's event loop: nginx connects, reads
+ * and writes (TCP or a unix socket, with TLS if asked), hiredis only
+ * writes commands and reads replies in Redis's protocol.  The owner
  * embeds the structure, fills in the handlers, and calls
  * ngx_bayeux_redis_connect(); "closed" is called exactly once for every
  * connect that returned NGX_OK, whatever ended the connection (an error,
@@ -33,22 +35,38 @@ typedef void (*ngx_bayeux_redis_reply_pt)(ngx_bayeux_redis_conn_t *rc,
 typedef void (*ngx_bayeux_redis_conn_pt)(ngx_bayeux_redis_conn_t *rc);
 
 
-/* a command in flight; the owner keeps it alive until it is answered */
+/*
+ * a command in flight; the owner keeps it alive until it is answered,
+ * and a subscription until the connection is closed
+ */
 
 struct ngx_bayeux_redis_req_s {
     ngx_bayeux_redis_reply_pt      handler;
+    ngx_queue_t                    queue;
     unsigned                       subscription:1;
     unsigned                       confirmed:1;
 };
 
 
 struct ngx_bayeux_redis_conn_s {
-    redisAsyncContext             *ac;
+    ngx_peer_connection_t          peer;
     ngx_connection_t              *connection;
+    ngx_pool_t                    *pool;
+    redisReader                   *reader;
     ngx_log_t                     *log;
+
+    /* the connection's own log: its errors become "error" */
+    ngx_log_t                      conn_log;
 
     ngx_msec_t                     connect_timeout;
     ngx_msec_t                     command_timeout;
+
+#if (NGX_SSL)
+    ngx_ssl_t                     *ssl;         /* NULL: no TLS */
+    ngx_str_t                      ssl_name;    /* SNI and verification */
+    unsigned                       ssl_verify:1;
+    unsigned                       ssl_server_name:1;
+#endif
 
     ngx_bayeux_redis_conn_pt       connected;
     ngx_bayeux_redis_conn_pt       closed;
@@ -58,20 +76,23 @@ struct ngx_bayeux_redis_conn_s {
     u_char                         error[128];
 
     ngx_event_t                    timer;
+    ngx_queue_t                    requests;    /* in flight, in order */
     ngx_uint_t                     pending;
-    ngx_uint_t                     generation;
+
+    /* commands not written yet */
+    u_char                        *out;
+    size_t                         out_pos;
+    size_t                         out_len;
+    size_t                         out_size;
 
     unsigned                       is_connected:1;
     unsigned                       closing:1;
-    unsigned                       want_write:1;
-    unsigned                       level:1;
     unsigned                       handling:1;
-    unsigned                       writing:1;
 };
 
 
 ngx_int_t ngx_bayeux_redis_connect(ngx_bayeux_redis_conn_t *rc,
-    const char *host, int port);
+    ngx_addr_t *addr);
 ngx_int_t ngx_bayeux_redis_send(ngx_bayeux_redis_conn_t *rc,
     ngx_bayeux_redis_req_t *req, int argc, const char **argv,
     const size_t *argvlen);

@@ -157,3 +157,114 @@ my @lines = grep { /is unavailable/ } split /\n/, $server->error_log_text;
 is(scalar @lines, 1, 'the outage is logged once, not per request');
 --- no_error_log
 [alert]
+
+
+
+=== TEST 13: a unix socket's path must be absolute
+--- config
+    location /cometd { bayeux; bayeux_redis_url unix:redis.sock; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: the socket's path must be absolute
+
+
+
+=== TEST 14: a unix socket takes db, user and password only
+--- config
+    location /cometd { bayeux; bayeux_redis_url unix:/run/redis.sock?database=1; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: a parameter of a unix socket must be "db=", "user=" or "password="
+
+
+
+=== TEST 15: a unix socket's database is a number
+--- config
+    location /cometd { bayeux; bayeux_redis_url unix:/run/redis.sock?db=x; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: the database must be a number
+
+
+
+=== TEST 16: a unix socket is not written redis://unix:
+--- config
+    location /cometd { bayeux; bayeux_redis_url redis://unix:/run/redis.sock; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: a unix socket is written "unix:/path/to/redis.sock"
+
+
+
+=== TEST 17: Sentinel is not supported yet, and says so
+--- config
+    location /cometd { bayeux; bayeux_redis_url redis+sentinel://127.0.0.1:26379/mymaster; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: redis+sentinel:// (Redis Sentinel) is not supported yet
+
+
+
+=== TEST 18: Redis Cluster is not supported yet, and says so
+--- config
+    location /cometd { bayeux; bayeux_redis_url redis+cluster://127.0.0.1:7000,127.0.0.1:7001; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: redis+cluster:// (Redis Cluster) is not supported yet
+
+
+
+=== TEST 19: rediss://: a certificate without its key
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_engine redis;
+        bayeux_redis_url rediss://127.0.0.1:6380/0;
+        bayeux_redis_ssl_certificate /etc/ssl/certs/ssl-cert-snakeoil.pem;
+    }
+--- must_die
+--- error_log
+no "bayeux_redis_ssl_certificate_key" is defined for certificate "/etc/ssl/certs/ssl-cert-snakeoil.pem"
+
+
+
+=== TEST 20: rediss://: verification without a CA to verify with
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_engine redis;
+        bayeux_redis_url rediss://127.0.0.1:6380/0;
+        bayeux_redis_ssl_verify on;
+    }
+--- must_die
+--- error_log
+no "bayeux_redis_ssl_trusted_certificate" is defined for "bayeux_redis_ssl_verify"
+
+
+
+=== TEST 21: rediss://: a file that cannot be read
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_engine redis;
+        bayeux_redis_url rediss://127.0.0.1:6380/0;
+        bayeux_redis_ssl_verify on;
+        bayeux_redis_ssl_trusted_certificate /nonexistent/ca.crt;
+    }
+--- must_die
+--- error_log
+/nonexistent/ca.crt
+
+
+
+=== TEST 22: rediss://: the protocols are nginx's names
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_engine redis;
+        bayeux_redis_url rediss://127.0.0.1:6380/0;
+        bayeux_redis_ssl_protocols TLSv1.4;
+    }
+--- must_die
+--- error_log
+invalid value "TLSv1.4"

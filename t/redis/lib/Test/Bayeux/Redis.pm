@@ -13,6 +13,10 @@ package Test::Bayeux::Redis;
 #   $redis->cmd('SET', 'k', 'v');
 #   my @keys = $redis->scan('bayeux:*');
 #   $redis->stop; $redis->start;
+#
+# Without TCP: start_redis(unixsocket => 1) listens on a unix socket of
+# its temp dir only; start_redis(tls => { cert => ..., key => ..., ca =>
+# ..., auth_clients => 'no' }) on TLS only (rediss://localhost:port).
 
 use strict;
 use warnings;
@@ -54,6 +58,8 @@ sub start_redis {
         dir => tempdir('bayeux-redis-XXXXXX', TMPDIR => 1, CLEANUP => 1),
         args => $o{args} || [],
         password => $o{password},
+        unixsocket => $o{unixsocket},
+        tls => $o{tls},
         owner => $$,
     }, __PACKAGE__;
     $self->start;
@@ -64,12 +70,39 @@ sub port { $_[0]{port} }
 sub pid { $_[0]{pid} }
 sub running { defined $_[0]{pid} }
 sub log_file { "$_[0]{dir}/redis.log" }
+sub dir { $_[0]{dir} }
+sub socket_path { "$_[0]{dir}/redis.sock" }
 
-# redis://[:password@]127.0.0.1:port/db
+# redis://[:password@]127.0.0.1:port/db, unix:/path?db=N,
+# rediss://[:password@]localhost:port/db
 sub url {
     my ($self, $db) = @_;
+    $db //= 0;
+    if ($self->{unixsocket}) {
+        return 'unix:' . $self->socket_path . "?db=$db"
+               . (defined $self->{password}
+                  ? "&password=$self->{password}" : '');
+    }
     my $auth = defined $self->{password} ? ":$self->{password}@" : '';
-    return "redis://${auth}127.0.0.1:$self->{port}/" . ($db // 0);
+    return "rediss://${auth}localhost:$self->{port}/$db" if $self->{tls};
+    return "redis://${auth}127.0.0.1:$self->{port}/$db";
+}
+
+# how this Redis listens: TCP, a unix socket, or TLS only
+sub _listen_args {
+    my ($self) = @_;
+    if ($self->{unixsocket}) {
+        return ('--port', 0, '--unixsocket', $self->socket_path,
+                '--unixsocketperm', 700);
+    }
+    if (my $t = $self->{tls}) {
+        return ('--port', 0, '--tls-port', $self->{port},
+                '--bind', '127.0.0.1',
+                '--tls-cert-file', $t->{cert}, '--tls-key-file', $t->{key},
+                '--tls-ca-cert-file', $t->{ca},
+                '--tls-auth-clients', $t->{auth_clients} // 'yes');
+    }
+    return ('--port', $self->{port}, '--bind', '127.0.0.1');
 }
 
 # The http-level directives that make every bayeux location of an nginx use
@@ -96,7 +129,7 @@ sub start {
         open(STDIN, '<', '/dev/null');
         open(STDOUT, '>>', "$self->{dir}/stdout.log");
         open(STDERR, '>&', \*STDOUT);
-        { no warnings 'exec'; exec $self->{bin}, '--port', $self->{port}, '--bind', '127.0.0.1',
+        { no warnings 'exec'; exec $self->{bin}, $self->_listen_args,
             '--save', '', '--appendonly', 'no', '--dir', $self->{dir},
             '--logfile', $self->log_file, '--daemonize', 'no',
             @{ $self->{args} }; }
@@ -114,7 +147,7 @@ sub start {
         }
         sleep 0.02;
     }
-    die "redis-server did not answer on port $self->{port}\n";
+    die "redis-server did not answer on " . $self->url . "\n";
 }
 
 # Stops Redis (no save) and waits until it is gone and the port is closed.
@@ -155,10 +188,25 @@ sub DESTROY {
 sub _sock {
     my ($self) = @_;
     return $self->{sock} if $self->{sock} && $self->{sock}->connected;
-    my $s = IO::Socket::IP->new(PeerHost => '127.0.0.1',
-                                PeerPort => $self->{port},
-                                Proto => 'tcp', Timeout => 2)
-        or die "cannot connect to redis on port $self->{port}: $@\n";
+    my $s;
+    if ($self->{unixsocket}) {
+        require IO::Socket::UNIX;
+        $s = IO::Socket::UNIX->new(Peer => $self->socket_path,
+                                   Timeout => 2);
+    } elsif (my $t = $self->{tls}) {
+        require IO::Socket::SSL;
+        $s = IO::Socket::SSL->new(
+            PeerHost => '127.0.0.1', PeerPort => $self->{port},
+            Timeout => 2, SSL_ca_file => $t->{ca},
+            SSL_verifycn_name => 'localhost',
+            ($t->{client_cert} ? (SSL_cert_file => $t->{client_cert},
+                                  SSL_key_file => $t->{client_key}) : ()));
+    } else {
+        $s = IO::Socket::IP->new(PeerHost => '127.0.0.1',
+                                 PeerPort => $self->{port},
+                                 Proto => 'tcp', Timeout => 2);
+    }
+    $s or die "cannot connect to redis at " . $self->url . ": $@\n";
     $s->autoflush(1);
     $self->{sock} = $s;
     $self->{buf} = '';
@@ -206,7 +254,10 @@ sub _fill {
     my $s = $self->{sock};
     my $left = $deadline - time;
     die "redis: timeout\n" if $left <= 0;
-    IO::Select->new($s)->can_read($left) or die "redis: timeout\n";
+    # (TLS may hold decrypted bytes that select() does not see)
+    unless ($s->can('pending') && $s->pending) {
+        IO::Select->new($s)->can_read($left) or die "redis: timeout\n";
+    }
     my $n = sysread($s, my $chunk, 65536);
     die "redis: connection closed\n" unless $n;
     $self->{buf} .= $chunk;

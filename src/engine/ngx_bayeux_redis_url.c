@@ -1,0 +1,315 @@
+
+/*
+ * Copyright (C) ngx_bayeux_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_bayeux_redis_url.h"
+
+
+/*
+ * The address forms of "bayeux_redis_url", one row each:
+ *
+ *     redis://[[user]:password@]host[:port][/db]
+ *     rediss://[[user]:password@]host[:port][/db]        (TLS)
+ *     unix:/path/to/redis.sock[?db=N&user=U&password=P]
+ *
+ * Names are resolved here, once, as nginx resolves the servers of an
+ * upstream.  The forms of deployments the engine does not serve yet are
+ * known, so that "nginx -t" says so rather than "invalid".
+ */
+
+
+typedef char *(*ngx_bayeux_redis_url_pt)(ngx_pool_t *pool, u_char *p,
+    u_char *last, ngx_bayeux_redis_url_t *ru);
+
+typedef struct {
+    ngx_str_t                      scheme;
+    ngx_bayeux_redis_url_pt        parse;
+    ngx_uint_t                     ssl;
+    char                          *unsupported;
+} ngx_bayeux_redis_scheme_t;
+
+
+static char *ngx_bayeux_redis_url_tcp(ngx_pool_t *pool, u_char *p,
+    u_char *last, ngx_bayeux_redis_url_t *ru);
+static char *ngx_bayeux_redis_url_unix(ngx_pool_t *pool, u_char *p,
+    u_char *last, ngx_bayeux_redis_url_t *ru);
+static char *ngx_bayeux_redis_url_password(ngx_pool_t *pool, u_char *p,
+    u_char *last, ngx_bayeux_redis_url_t *ru);
+static char *ngx_bayeux_redis_url_unescape(ngx_pool_t *pool, u_char *p,
+    u_char *last, ngx_str_t *password);
+static char *ngx_bayeux_redis_url_db(u_char *p, u_char *last,
+    ngx_bayeux_redis_url_t *ru);
+
+
+static ngx_bayeux_redis_scheme_t  ngx_bayeux_redis_schemes[] = {
+
+    { ngx_string("redis://"), ngx_bayeux_redis_url_tcp, 0, NULL },
+
+    { ngx_string("rediss://"), ngx_bayeux_redis_url_tcp, 1, NULL },
+
+    { ngx_string("unix:"), ngx_bayeux_redis_url_unix, 0, NULL },
+
+    { ngx_string("redis+sentinel://"), NULL, 0,
+      "redis+sentinel:// (Redis Sentinel) is not supported yet" },
+
+    { ngx_string("redis+cluster://"), NULL, 0,
+      "redis+cluster:// (Redis Cluster) is not supported yet" },
+
+    { ngx_null_string, NULL, 0, NULL }
+};
+
+
+char *
+ngx_bayeux_redis_url_parse(ngx_pool_t *pool, ngx_str_t *url,
+    ngx_bayeux_redis_url_t *ru)
+{
+    ngx_bayeux_redis_scheme_t  *s;
+
+    ngx_memzero(ru, sizeof(ngx_bayeux_redis_url_t));
+
+    for (s = ngx_bayeux_redis_schemes; s->scheme.len; s++) {
+
+        if (url->len < s->scheme.len
+            || ngx_strncasecmp(url->data, s->scheme.data, s->scheme.len) != 0)
+        {
+            continue;
+        }
+
+        if (s->unsupported) {
+            return s->unsupported;
+        }
+
+#if !(NGX_SSL)
+        if (s->ssl) {
+            return "rediss:// needs an nginx built with TLS "
+                   "(--with-http_ssl_module)";
+        }
+#endif
+
+        ru->ssl = s->ssl;
+
+        return s->parse(pool, url->data + s->scheme.len,
+                        url->data + url->len, ru);
+    }
+
+    return "it must start with \"redis://\", \"rediss://\" or \"unix:\"";
+}
+
+
+static char *
+ngx_bayeux_redis_url_tcp(ngx_pool_t *pool, u_char *p, u_char *last,
+    ngx_bayeux_redis_url_t *ru)
+{
+    char       *err;
+    u_char     *end, *at, *src;
+    ngx_url_t   u;
+
+    end = ngx_strlchr(p, last, '/');
+    if (end == NULL) {
+        end = last;
+    }
+
+    at = NULL;
+
+    for (src = p; src < end; src++) {
+        if (*src == '@') {
+            at = src;
+        }
+    }
+
+    if (at) {
+        err = ngx_bayeux_redis_url_password(pool, p, at, ru);
+        if (err) {
+            return err;
+        }
+
+        p = at + 1;
+    }
+
+    if (p == end) {
+        return "it has no host";
+    }
+
+    if (end - p >= 5 && ngx_strncasecmp(p, (u_char *) "unix:", 5) == 0) {
+        return "a unix socket is written \"unix:/path/to/redis.sock\"";
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url.data = p;
+    u.url.len = end - p;
+    u.default_port = 6379;
+
+    if (ngx_parse_url(pool, &u) != NGX_OK) {
+        return u.err ? u.err : "the host is invalid";
+    }
+
+    if (u.naddrs == 0) {
+        return "host not found";
+    }
+
+    ru->peer = u.addrs[0];
+
+    ru->host.data = ngx_pnalloc(pool, u.host.len + 1);
+    if (ru->host.data == NULL) {
+        return "cannot allocate memory";
+    }
+
+    ngx_memcpy(ru->host.data, u.host.data, u.host.len);
+    ru->host.data[u.host.len] = '\0';
+    ru->host.len = u.host.len;
+
+    ru->addr.data = ngx_pnalloc(pool, u.host.len + NGX_INT_T_LEN + 1);
+    if (ru->addr.data == NULL) {
+        return "cannot allocate memory";
+    }
+
+    ru->addr.len = ngx_sprintf(ru->addr.data, "%V:%d", &u.host, u.port)
+                   - ru->addr.data;
+
+    if (end < last && end + 1 < last) {
+        return ngx_bayeux_redis_url_db(end + 1, last, ru);
+    }
+
+    return NULL;
+}
+
+
+static char *
+ngx_bayeux_redis_url_unix(ngx_pool_t *pool, u_char *p, u_char *last,
+    ngx_bayeux_redis_url_t *ru)
+{
+    char       *err;
+    u_char     *end, *arg, *next, *eq;
+    ngx_url_t   u;
+
+    end = ngx_strlchr(p, last, '?');
+    if (end == NULL) {
+        end = last;
+    }
+
+    if (p == end || *p != '/') {
+        return "the socket's path must be absolute, "
+               "as in \"unix:/run/redis/redis.sock\"";
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    /* ngx_parse_url() knows "unix:" */
+
+    u.url.data = p - (sizeof("unix:") - 1);
+    u.url.len = end - u.url.data;
+
+    if (ngx_parse_url(pool, &u) != NGX_OK || u.naddrs == 0) {
+        return u.err ? u.err : "the socket's path is invalid";
+    }
+
+    ru->peer = u.addrs[0];
+    ru->addr = u.url;
+
+    /* db=N&user=U&password=P, the password escaped as in a URL */
+
+    for (arg = end + 1; arg < last; arg = next + 1) {
+        next = ngx_strlchr(arg, last, '&');
+        if (next == NULL) {
+            next = last;
+        }
+
+        eq = ngx_strlchr(arg, next, '=');
+
+        if (eq == NULL) {
+            return "a parameter of a unix socket must be "
+                   "\"db=\", \"user=\" or \"password=\"";
+        }
+
+        if (eq - arg == 2 && ngx_strncmp(arg, "db", 2) == 0) {
+            err = ngx_bayeux_redis_url_db(eq + 1, next, ru);
+
+        } else if (eq - arg == 4 && ngx_strncmp(arg, "user", 4) == 0) {
+            ru->user.data = eq + 1;
+            ru->user.len = next - (eq + 1);
+            err = NULL;
+
+        } else if (eq - arg == 8 && ngx_strncmp(arg, "password", 8) == 0) {
+            err = ngx_bayeux_redis_url_unescape(pool, eq + 1, next,
+                                                &ru->password);
+
+        } else {
+            err = "a parameter of a unix socket must be "
+                  "\"db=\", \"user=\" or \"password=\"";
+        }
+
+        if (err) {
+            return err;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* "[user]:password" up to "last"; the password is unescaped */
+
+static char *
+ngx_bayeux_redis_url_password(ngx_pool_t *pool, u_char *p, u_char *last,
+    ngx_bayeux_redis_url_t *ru)
+{
+    u_char  *colon;
+
+    colon = ngx_strlchr(p, last, ':');
+
+    if (colon == NULL) {
+        return "the password must follow a \":\", "
+               "as in \"redis://:password@host\"";
+    }
+
+    ru->user.data = p;
+    ru->user.len = colon - p;
+
+    return ngx_bayeux_redis_url_unescape(pool, colon + 1, last,
+                                         &ru->password);
+}
+
+
+static char *
+ngx_bayeux_redis_url_unescape(ngx_pool_t *pool, u_char *p, u_char *last,
+    ngx_str_t *password)
+{
+    size_t   len;
+    u_char  *dst;
+
+    len = last - p;
+
+    if (len == 0) {
+        return "the password is empty";
+    }
+
+    dst = ngx_pnalloc(pool, len);
+    if (dst == NULL) {
+        return "cannot allocate memory";
+    }
+
+    password->data = dst;
+    ngx_unescape_uri(&dst, &p, len, 0);
+    password->len = dst - password->data;
+
+    return NULL;
+}
+
+
+static char *
+ngx_bayeux_redis_url_db(u_char *p, u_char *last, ngx_bayeux_redis_url_t *ru)
+{
+    ru->db = ngx_atoi(p, last - p);
+
+    if (ru->db == NGX_ERROR) {
+        return "the database must be a number";
+    }
+
+    return NULL;
+}
