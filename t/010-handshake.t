@@ -113,7 +113,7 @@ is(scalar keys %seen, 50, '50 distinct clientIds');
 === TEST 9: ext of a handshake is not echoed; unknown fields are ignored
 --- request
 POST /cometd/handshake
-[{"channel":"/meta/handshake","version":"1.0","ext":{"ack":true},"foo":{"bar":[1,2]},"id":"x"}]
+[{"channel":"/meta/handshake","version":"1.0","ext":{"app":true},"foo":{"bar":[1,2]},"id":"x"}]
 --- error_code: 200
 --- response_body_unlike: "ext"
 --- response_body_like: "successful":true

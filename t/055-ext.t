@@ -1,6 +1,7 @@
 # ext is free-form: whatever an application or an extension puts in it
 # is echoed byte for byte where it is echoed (deliveries) and changes no
-# reply.  The parser decodes what CometD's ack and timesync extensions
+# reply, but for what the server's extensions answer (timesync; the
+# handshake of a client that asks for acks: t/057-ack.t).  The parser decodes what CometD's ack and timesync extensions
 # send (ext.ack: true/false or {"enabled":..,"batch":N} in a handshake,
 # a batch number in a /meta/connect; ext.timesync: {"tc","l","o"}); the
 # debug log shows what it decoded.  A value of another type is not
@@ -16,7 +17,7 @@ run_tests();
 
 __DATA__
 
-=== TEST 1: the ack and timesync extensions' ext changes no reply, but for the timesync of /meta replies
+=== TEST 1: the ack and timesync extensions' ext changes no reply, but for the timesync of /meta replies and the handshake's ext.ack
 --- config
     location /cometd {
         bayeux;
@@ -75,8 +76,10 @@ for my $p (@pairs) {
     # (t/056-server-ext.t); that is all that differs
     my $synced = $label =~ m{^/meta/} && index($ext, $ts) >= 0;
     if ($synced) {
-        ok($r2 =~ s/,"ext":\{"timesync":\{"tc":1732900000123,"ts":\d+,"p":\d+,"a":-?\d+\}\}//,
-           "$label: timesync in the reply");
+        # a handshake that asks for acks is told they are on
+        my $acks = $label eq '/meta/handshake' ? ',"ack":true' : '';
+        ok($r2 =~ s/,"ext":\{"timesync":\{"tc":1732900000123,"ts":\d+,"p":\d+,"a":-?\d+\}\Q$acks\E\}//,
+           "$label: timesync in the reply" . ($acks ? ', and ack' : ''));
     }
     is($s2, $s1, "$label: the same status with ext");
     is($r2, $r1, "$label: the same reply with ext" . ($synced ? ' but timesync' : ''));

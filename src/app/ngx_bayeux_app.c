@@ -47,17 +47,29 @@
  */
 
 
+typedef struct ngx_bayeux_app_ctx_s  ngx_bayeux_app_ctx_t;
+
+/* what an answer makes of the message: NGX_OK, or why it is refused */
+typedef ngx_int_t (*ngx_bayeux_app_decision_pt)(ngx_bayeux_app_ctx_t *ctx);
+
+/*
+ * An operation the application decides: its 2xx answer is "accept"'s,
+ * its 401 or 403 "deny"'s; any other is the application failing.
+ */
+
 typedef struct {
     ngx_str_t                   name;       /* for logs */
     ngx_str_t                   denied;     /* ":subscribe_denied" */
     u_char                      grant;      /* NGX_BAYEUX_GRANT_* */
     size_t                      uri;        /* in ngx_bayeux_loc_conf_t */
+    ngx_bayeux_app_decision_pt  accept;
+    ngx_bayeux_app_decision_pt  deny;
 } ngx_bayeux_app_operation_t;
 
 
 /* a message waiting for the engine's word on its session, or the app's */
 
-typedef struct {
+struct ngx_bayeux_app_ctx_s {
     ngx_bayeux_app_request_t     ar;
     ngx_bayeux_op_t              op;
     ngx_bayeux_batch_t          *batch;
@@ -68,13 +80,14 @@ typedef struct {
     unsigned                     completed:1;
     unsigned                     waiting:1;
     unsigned                     cancelled:1;
-} ngx_bayeux_app_ctx_t;
+};
 
 
 static ngx_int_t ngx_bayeux_app_handshake(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m, void *data);
-static void ngx_bayeux_app_handshake_answer(ngx_bayeux_app_request_t *ar);
+static void ngx_bayeux_app_answered(ngx_bayeux_app_request_t *ar);
 static ngx_int_t ngx_bayeux_app_handshake_accept(ngx_bayeux_app_ctx_t *ctx);
+static ngx_int_t ngx_bayeux_app_handshake_deny(ngx_bayeux_app_ctx_t *ctx);
 static ngx_int_t ngx_bayeux_app_handshake_token(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m, ngx_str_t *token);
 static ngx_int_t ngx_bayeux_app_ext_token(ngx_bayeux_message_t *m,
@@ -84,7 +97,8 @@ static ngx_int_t ngx_bayeux_app_authorize(ngx_bayeux_batch_t *b,
 static void ngx_bayeux_app_touched(ngx_bayeux_op_t *op);
 static ngx_int_t ngx_bayeux_app_decide(ngx_bayeux_app_ctx_t *ctx,
     ngx_str_t *grants);
-static void ngx_bayeux_app_authorize_answer(ngx_bayeux_app_request_t *ar);
+static ngx_int_t ngx_bayeux_app_authorize_accept(ngx_bayeux_app_ctx_t *ctx);
+static ngx_int_t ngx_bayeux_app_authorize_deny(ngx_bayeux_app_ctx_t *ctx);
 static void ngx_bayeux_app_service_answer(ngx_bayeux_app_request_t *ar);
 static ngx_int_t ngx_bayeux_app_service_failed(ngx_bayeux_app_ctx_t *ctx,
     ngx_bayeux_app_answer_t *a);
@@ -103,20 +117,25 @@ static ngx_int_t ngx_bayeux_app_message_json(ngx_bayeux_batch_t *b,
 
 static ngx_bayeux_app_operation_t  ngx_bayeux_app_handshake_op =
     { ngx_string("handshake"), ngx_null_string, 0,
-      ngx_bayeux_app_uri(handshake_request) };
+      ngx_bayeux_app_uri(handshake_request),
+      ngx_bayeux_app_handshake_accept, ngx_bayeux_app_handshake_deny };
 
 static ngx_bayeux_app_operation_t  ngx_bayeux_app_subscribe_op =
     { ngx_string("subscribe"), ngx_string(":subscribe_denied"),
-      NGX_BAYEUX_GRANT_SUBSCRIBE, ngx_bayeux_app_uri(subscribe_request) };
+      NGX_BAYEUX_GRANT_SUBSCRIBE, ngx_bayeux_app_uri(subscribe_request),
+      ngx_bayeux_app_authorize_accept, ngx_bayeux_app_authorize_deny };
 
 static ngx_bayeux_app_operation_t  ngx_bayeux_app_publish_op =
     { ngx_string("publish"), ngx_string(":publish_denied"),
-      NGX_BAYEUX_GRANT_PUBLISH, ngx_bayeux_app_uri(publish_request) };
+      NGX_BAYEUX_GRANT_PUBLISH, ngx_bayeux_app_uri(publish_request),
+      ngx_bayeux_app_authorize_accept, ngx_bayeux_app_authorize_deny };
 
+
+/* every answer is the reply: ngx_bayeux_app_service_answer() */
 
 static ngx_bayeux_app_operation_t  ngx_bayeux_app_service_op =
     { ngx_string("service"), ngx_null_string, 0,
-      ngx_bayeux_app_uri(service_request) };
+      ngx_bayeux_app_uri(service_request), NULL, NULL };
 
 
 /* the reason of a failed /service call, by the application's status */
@@ -309,7 +328,7 @@ ngx_bayeux_app_handshake(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
         return NGX_ERROR;
     }
 
-    ctx->ar.handler = ngx_bayeux_app_handshake_answer;
+    ctx->ar.handler = ngx_bayeux_app_answered;
 
     return ngx_bayeux_app_ask(ctx);
 }
@@ -499,8 +518,14 @@ ngx_bayeux_app_ext_token(ngx_bayeux_message_t *m, ngx_pool_t *pool,
 }
 
 
+/*
+ * The application answered a handshake, subscribe or publish (or did not:
+ * it is down, slow, or answered something else than HTTP): the batch
+ * goes on with what the operation makes of it.
+ */
+
 static void
-ngx_bayeux_app_handshake_answer(ngx_bayeux_app_request_t *ar)
+ngx_bayeux_app_answered(ngx_bayeux_app_request_t *ar)
 {
     ngx_int_t              rc;
     ngx_bayeux_batch_t    *b;
@@ -519,19 +544,26 @@ ngx_bayeux_app_handshake_answer(ngx_bayeux_app_request_t *ar)
     } else if (ar->status >= NGX_HTTP_OK
                && ar->status < NGX_HTTP_SPECIAL_RESPONSE)
     {
-        rc = ngx_bayeux_app_handshake_accept(ctx);
+        rc = ctx->operation->accept(ctx);
 
     } else if (ar->status == NGX_HTTP_UNAUTHORIZED
                || ar->status == NGX_HTTP_FORBIDDEN)
     {
-        rc = ngx_bayeux_batch_error(b, "403::handshake_denied",
-                                    NGX_BAYEUX_ERROR_TRANSPORTS);
+        rc = ctx->operation->deny(ctx);
 
     } else {
         rc = ngx_bayeux_app_unavailable(ctx, NULL);
     }
 
     ngx_bayeux_batch_resume(b, rc);
+}
+
+
+static ngx_int_t
+ngx_bayeux_app_handshake_deny(ngx_bayeux_app_ctx_t *ctx)
+{
+    return ngx_bayeux_batch_error(ctx->batch, "403::handshake_denied",
+                                  NGX_BAYEUX_ERROR_TRANSPORTS);
 }
 
 
@@ -598,7 +630,7 @@ ngx_bayeux_app_authorize(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
 
     ctx->ar.handler = (m->kind == NGX_BAYEUX_KIND_SERVICE)
                       ? ngx_bayeux_app_service_answer
-                      : ngx_bayeux_app_authorize_answer;
+                      : ngx_bayeux_app_answered;
 
     grants = ngx_bayeux_session_grants(b->known, &m->client_id);
 
@@ -726,57 +758,54 @@ ngx_bayeux_app_decide(ngx_bayeux_app_ctx_t *ctx, ngx_str_t *grants)
 }
 
 
-static void
-ngx_bayeux_app_authorize_answer(ngx_bayeux_app_request_t *ar)
+/* a publish may be given the data to publish instead of the client's */
+
+static ngx_int_t
+ngx_bayeux_app_authorize_accept(ngx_bayeux_app_ctx_t *ctx)
 {
     ngx_int_t                 rc;
     const char               *why;
     ngx_bayeux_batch_t       *b;
-    ngx_bayeux_app_ctx_t     *ctx;
     ngx_bayeux_message_t     *m;
     ngx_bayeux_app_answer_t   a;
 
-    ctx = ar->data;
-    b = ar->batch;
+    b = ctx->batch;
     m = ctx->message;
 
-    if (ar->cancelled || b->aborted) {
-        rc = NGX_ERROR;
+    rc = ngx_bayeux_app_answer_parse(&ctx->ar.body, b->pool, &a, &why);
 
-    } else if (ar->not_http) {
-        rc = ngx_bayeux_app_unavailable(ctx, "the answer is not HTTP");
-
-    } else if (ar->status >= NGX_HTTP_OK
-               && ar->status < NGX_HTTP_SPECIAL_RESPONSE)
-    {
-        rc = ngx_bayeux_app_answer_parse(&ar->body, b->pool, &a, &why);
-
-        if (rc == NGX_DECLINED) {
-            rc = ngx_bayeux_app_unavailable(ctx, why);
-
-        } else if (rc == NGX_OK
-                   && m->kind == NGX_BAYEUX_KIND_PUBLISH && a.data.len)
-        {
-            /* the application's data is published instead */
-            m->data = a.data;
-            rc = ngx_bayeux_delivery(b, m, &b->op.message);
-        }
-
-    } else if (ar->status == NGX_HTTP_FORBIDDEN
-               || ar->status == NGX_HTTP_UNAUTHORIZED)
-    {
-        /* a body that is not what we read still denies */
-        rc = ngx_bayeux_app_answer_parse(&ar->body, b->pool, &a, &why);
-
-        if (rc != NGX_ERROR) {
-            rc = ngx_bayeux_app_denied(ctx, (rc == NGX_OK) ? &a.reason : NULL);
-        }
-
-    } else {
-        rc = ngx_bayeux_app_unavailable(ctx, NULL);
+    if (rc == NGX_DECLINED) {
+        return ngx_bayeux_app_unavailable(ctx, why);
     }
 
-    ngx_bayeux_batch_resume(b, rc);
+    if (rc == NGX_OK && m->kind == NGX_BAYEUX_KIND_PUBLISH && a.data.len) {
+        /* the application's data is published instead */
+        m->data = a.data;
+        rc = ngx_bayeux_delivery(b, m, &b->op.message);
+    }
+
+    return rc;
+}
+
+
+/* the reason the application gives, if any */
+
+static ngx_int_t
+ngx_bayeux_app_authorize_deny(ngx_bayeux_app_ctx_t *ctx)
+{
+    ngx_int_t                 rc;
+    const char               *why;
+    ngx_bayeux_app_answer_t   a;
+
+    /* a body that is not what we read still denies */
+    rc = ngx_bayeux_app_answer_parse(&ctx->ar.body, ctx->batch->pool, &a,
+                                     &why);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    return ngx_bayeux_app_denied(ctx, (rc == NGX_OK) ? &a.reason : NULL);
 }
 
 
@@ -830,8 +859,8 @@ ngx_bayeux_app_service_answer(ngx_bayeux_app_request_t *ar)
         if (ar->status >= NGX_HTTP_OK
             && ar->status < NGX_HTTP_SPECIAL_RESPONSE)
         {
-            ctx->message->reply_data = a.data.len ? a.data
-                                                  : ngx_bayeux_app_empty_object;
+            ctx->message->reply_data = a.data.len
+                                       ? a.data : ngx_bayeux_app_empty_object;
             rc = NGX_OK;
 
         } else {
