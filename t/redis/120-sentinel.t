@@ -7,7 +7,8 @@
 # and a client with the ack extension gets every message published after
 # the failover completed, once and in order.  What was acknowledged in the
 # last instant before may be lost (replication is asynchronous): counted
-# and reported, not asserted.
+# and reported, not asserted.  The data nodes have a password, the
+# sentinels none: the URL's password serves both.
 
 use strict;
 use warnings;
@@ -24,9 +25,13 @@ use Time::HiRes qw(time sleep);
 plan skip_all => 'SIGKILL of Redis and failover timing: not under valgrind'
     if use_valgrind();
 
-my $primary = start_redis();
-my $replica = start_redis(args => [ '--replicaof', '127.0.0.1',
-                                    $primary->port ]);
+# the data nodes have a password, the sentinels none: the URL's password
+# goes to both, and the sentinels' refusal of it is no failure
+my @auth = ('--requirepass', 'pw', '--masterauth', 'pw');
+my $primary = start_redis(args => [ @auth ], password => 'pw');
+my $replica = start_redis(args => [ @auth, '--replicaof', '127.0.0.1',
+                                    $primary->port ],
+                          password => 'pw');
 
 wait_for('the replica is in sync', 10, sub {
     $replica->cmd('INFO', 'replication') =~ /master_link_status:up/
@@ -34,7 +39,8 @@ wait_for('the replica is in sync', 10, sub {
 
 my $sconf = 'sentinel monitor mymaster 127.0.0.1 ' . $primary->port . " 2\n"
           . "sentinel down-after-milliseconds mymaster 500\n"
-          . "sentinel failover-timeout mymaster 2000\n";
+          . "sentinel failover-timeout mymaster 2000\n"
+          . "sentinel auth-pass mymaster pw\n";
 
 my @sentinels = map { start_redis(sentinel => $sconf) } 1 .. 3;
 
@@ -48,7 +54,7 @@ wait_for('the sentinels know each other and the replica', 15, sub {
     return 1;
 });
 
-my $url = 'redis+sentinel://'
+my $url = 'redis+sentinel://:pw@'
         . join(',', map { '127.0.0.1:' . $_->port } @sentinels)
         . '/mymaster';
 
