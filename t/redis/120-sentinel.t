@@ -223,6 +223,18 @@ wait_for('the old primary is a replica in sync', 10, sub {
 
 failover_case('SIGKILL', $replica, $primary, sub { $replica->kill });
 
+# a reload: the old workers leave (their sentinel watches with them), the
+# new ones ask the sentinels, and the sessions go on
+my $t0 = time;
+$nginx->reload;
+cmp_ok(time - $t0, '<', 5, 'reload: the old workers exit promptly');
+my @acked;
+turn(\@acked) for 1 .. 5;
+drain();
+my %seen = map { $_ => 1 } @got;
+ok(@acked == 5 && !grep({ !$seen{$_->[0]} } @acked),
+   'reload: the consumer gets what is published next');
+
 $nginx->stop;
 unlike($nginx->error_log_text, qr/\[(alert|crit|emerg)\]/, 'no alert');
 
