@@ -16,6 +16,7 @@
 #include "ngx_bayeux_engine_redis.h"
 #include "ngx_bayeux_redis_adapter.h"
 #include "ngx_bayeux_redis_ssl.h"
+#include "ngx_bayeux_redis_sentinel.h"
 #include "ngx_bayeux_redis_url.h"
 #include "ngx_bayeux_stats.h"
 
@@ -180,6 +181,7 @@ struct ngx_bayeux_redis_s {
     ngx_str_t                      user;
     ngx_str_t                      password;
     ngx_str_t                      db;          /* empty for 0 */
+    ngx_bayeux_redis_sentinel_t   *sentinels;   /* redis+sentinel:// */
     ngx_str_t                      prefix;
     ngx_str_t                      ttl;
     ngx_str_t                      max_queue;
@@ -202,6 +204,7 @@ struct ngx_bayeux_redis_s {
     ngx_bayeux_redis_req_t         sub_name_req;
     ngx_bayeux_redis_req_t         subscribe_req;
     ngx_bayeux_redis_req_t         ping_req;
+    ngx_bayeux_redis_req_t         role_req;
 
     ngx_uint_t                     state;
     ngx_queue_t                    waiting;
@@ -290,6 +293,9 @@ static void ngx_bayeux_redis_link_start(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_link_failed(ngx_bayeux_redis_t *rd,
     u_char *why);
 static void ngx_bayeux_redis_link_check(ngx_bayeux_redis_t *rd);
+static void ngx_bayeux_redis_primary_found(void *data, ngx_addr_t *primary,
+    u_char *error);
+static void ngx_bayeux_redis_primary_switched(void *data);
 static void ngx_bayeux_redis_down_handler(ngx_event_t *ev);
 static void ngx_bayeux_redis_reconnect_handler(ngx_event_t *ev);
 static void ngx_bayeux_redis_tick_handler(ngx_event_t *ev);
@@ -537,6 +543,17 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
         rd->db.len = ngx_sprintf(rd->db.data, "%i", ru.db) - rd->db.data;
     }
 
+    if (ru.sentinels) {
+        rd->sentinels = ngx_bayeux_redis_sentinel_create(cf->pool, &ru);
+        if (rd->sentinels == NULL) {
+            return NGX_ERROR;
+        }
+
+        rd->sentinels->found = ngx_bayeux_redis_primary_found;
+        rd->sentinels->switched = ngx_bayeux_redis_primary_switched;
+        rd->sentinels->data = rd;
+    }
+
     ttl = conf->interval + conf->max_interval;
 
     /* parked sessions are renewed three times per lifetime */
@@ -704,6 +721,10 @@ ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
 
     rd->backoff = NGX_BAYEUX_REDIS_BACKOFF_MIN;
 
+    if (rd->sentinels) {
+        ngx_bayeux_redis_sentinel_init(rd->sentinels, cycle->log, &rd->cmd);
+    }
+
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, cycle->log, 0,
                    "bayeux redis: worker channel \"%V\" for \"%V\"",
                    &rd->channel, &ep->name);
@@ -760,6 +781,10 @@ ngx_bayeux_redis_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
     ngx_bayeux_redis_close(&rd->cmd, "worker process is exiting");
     ngx_bayeux_redis_close(&rd->sub, "worker process is exiting");
 
+    if (rd->sentinels) {
+        ngx_bayeux_redis_sentinel_close(rd->sentinels);
+    }
+
     while (!ngx_queue_empty(&rd->waiting)) {
         q = ngx_queue_head(&rd->waiting);
         ngx_queue_remove(q);
@@ -803,6 +828,12 @@ ngx_bayeux_redis_link_start(ngx_bayeux_redis_t *rd)
     rd->cmd_ready = 0;
     rd->sub_ready = 0;
 
+    if (rd->sentinels) {
+        /* the primary is wherever the sentinels say it is now */
+        ngx_bayeux_redis_sentinel_ask(rd->sentinels);
+        return;
+    }
+
     if (ngx_bayeux_redis_connect(&rd->cmd, &rd->peer) != NGX_OK) {
         ngx_bayeux_redis_link_failed(rd, rd->cmd.error);
         return;
@@ -812,6 +843,47 @@ ngx_bayeux_redis_link_start(ngx_bayeux_redis_t *rd)
         ngx_bayeux_redis_link_failed(rd, rd->sub.error);
         return;
     }
+}
+
+
+static void
+ngx_bayeux_redis_primary_found(void *data, ngx_addr_t *primary,
+    u_char *error)
+{
+    ngx_bayeux_redis_t  *rd = data;
+
+    if (rd->exiting || rd->state != NGX_BAYEUX_REDIS_CONNECTING) {
+        return;
+    }
+
+    if (primary == NULL) {
+        ngx_bayeux_redis_link_failed(rd, error);
+        return;
+    }
+
+    rd->peer = *primary;
+    rd->addr = rd->sentinels->addr;
+
+    if (ngx_bayeux_redis_connect(&rd->cmd, &rd->peer) != NGX_OK) {
+        ngx_bayeux_redis_link_failed(rd, rd->cmd.error);
+        return;
+    }
+
+    if (ngx_bayeux_redis_connect(&rd->sub, &rd->peer) != NGX_OK) {
+        ngx_bayeux_redis_link_failed(rd, rd->sub.error);
+    }
+}
+
+
+/* a failover: the link is closed, and the sentinels asked again */
+
+static void
+ngx_bayeux_redis_primary_switched(void *data)
+{
+    ngx_bayeux_redis_t  *rd = data;
+
+    ngx_bayeux_redis_close(&rd->cmd, "the sentinels switched the master");
+    ngx_bayeux_redis_close(&rd->sub, "the sentinels switched the master");
 }
 
 
@@ -1000,6 +1072,12 @@ ngx_bayeux_redis_cmd_connected(ngx_bayeux_redis_conn_t *rc)
 
     if (ngx_bayeux_redis_auth(rc, &rd->auth_req) != NGX_OK
         || ngx_bayeux_redis_setname(rc, &rd->name_req, "cmd") != NGX_OK)
+    {
+        goto failed;
+    }
+
+    if (rd->sentinels
+        && ngx_bayeux_redis_sentinel_role(rc, &rd->role_req) != NGX_OK)
     {
         goto failed;
     }
@@ -3051,6 +3129,13 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
         }
 
         reply = NULL;
+    }
+
+    if (rd->sentinels && reply && reply->type == REDIS_REPLY_ERROR
+        && ngx_strnstr((u_char *) reply->str, "READONLY", reply->len))
+    {
+        /* the primary became a replica: the sentinels know the new one */
+        ngx_bayeux_redis_close(rc, "the master became a replica");
     }
 
     ngx_bayeux_redis_cmd_done(cmd, reply);

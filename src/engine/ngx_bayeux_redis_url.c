@@ -16,6 +16,8 @@
  *     redis://[[user]:password@]host[:port][/db]
  *     rediss://[[user]:password@]host[:port][/db]        (TLS)
  *     unix:/path/to/redis.sock[?db=N&user=U&password=P]
+ *     redis+sentinel://[[user]:password@]host[:port][,host[:port]...]
+ *         /master-name[/db]
  *
  * Names are resolved here, once, as nginx resolves the servers of an
  * upstream.  The forms of deployments the engine does not serve yet are
@@ -36,6 +38,8 @@ typedef struct {
 
 static char *ngx_bayeux_redis_url_tcp(ngx_pool_t *pool, u_char *p,
     u_char *last, ngx_bayeux_redis_url_t *ru);
+static char *ngx_bayeux_redis_url_sentinel(ngx_pool_t *pool, u_char *p,
+    u_char *last, ngx_bayeux_redis_url_t *ru);
 static char *ngx_bayeux_redis_url_unix(ngx_pool_t *pool, u_char *p,
     u_char *last, ngx_bayeux_redis_url_t *ru);
 static char *ngx_bayeux_redis_url_password(ngx_pool_t *pool, u_char *p,
@@ -54,8 +58,8 @@ static ngx_bayeux_redis_scheme_t  ngx_bayeux_redis_schemes[] = {
 
     { ngx_string("unix:"), ngx_bayeux_redis_url_unix, 0, NULL },
 
-    { ngx_string("redis+sentinel://"), NULL, 0,
-      "redis+sentinel:// (Redis Sentinel) is not supported yet" },
+    { ngx_string("redis+sentinel://"), ngx_bayeux_redis_url_sentinel, 0,
+      NULL },
 
     { ngx_string("redis+cluster://"), NULL, 0,
       "redis+cluster:// (Redis Cluster) is not supported yet" },
@@ -97,7 +101,8 @@ ngx_bayeux_redis_url_parse(ngx_pool_t *pool, ngx_str_t *url,
                         url->data + url->len, ru);
     }
 
-    return "it must start with \"redis://\", \"rediss://\" or \"unix:\"";
+    return "it must start with \"redis://\", \"rediss://\", \"unix:\" "
+           "or \"redis+sentinel://\"";
 }
 
 
@@ -170,6 +175,126 @@ ngx_bayeux_redis_url_tcp(ngx_pool_t *pool, u_char *p, u_char *last,
     }
 
     ru->addr.len = ngx_sprintf(ru->addr.data, "%V:%d", &u.host, u.port)
+                   - ru->addr.data;
+
+    if (end < last && end + 1 < last) {
+        return ngx_bayeux_redis_url_db(end + 1, last, ru);
+    }
+
+    return NULL;
+}
+
+
+/*
+ * The sentinels are listed, each resolved as a host; the address of the
+ * primary is asked of them when the engine connects (the default port is
+ * Sentinel's).
+ */
+
+static char *
+ngx_bayeux_redis_url_sentinel(ngx_pool_t *pool, u_char *p, u_char *last,
+    ngx_bayeux_redis_url_t *ru)
+{
+    char        *err;
+    u_char      *end, *at, *src, *host, *comma, *name;
+    ngx_uint_t   i;
+    ngx_url_t    u;
+    ngx_addr_t  *addr;
+
+    end = ngx_strlchr(p, last, '/');
+    if (end == NULL) {
+        end = last;
+    }
+
+    at = NULL;
+
+    for (src = p; src < end; src++) {
+        if (*src == '@') {
+            at = src;
+        }
+    }
+
+    if (at) {
+        err = ngx_bayeux_redis_url_password(pool, p, at, ru);
+        if (err) {
+            return err;
+        }
+
+        p = at + 1;
+    }
+
+    if (p == end) {
+        return "it has no sentinel host";
+    }
+
+    ru->sentinels = ngx_array_create(pool, 3, sizeof(ngx_addr_t));
+    if (ru->sentinels == NULL) {
+        return "cannot allocate memory";
+    }
+
+    for (host = p; host < end; host = comma + 1) {
+        comma = ngx_strlchr(host, end, ',');
+        if (comma == NULL) {
+            comma = end;
+        }
+
+        if (comma == host) {
+            return "a sentinel host is empty";
+        }
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.url.data = host;
+        u.url.len = comma - host;
+        u.default_port = 26379;
+
+        if (ngx_parse_url(pool, &u) != NGX_OK) {
+            return u.err ? u.err : "a sentinel host is invalid";
+        }
+
+        if (u.naddrs == 0) {
+            return "a sentinel host was not found";
+        }
+
+        for (i = 0; i < u.naddrs; i++) {
+            addr = ngx_array_push(ru->sentinels);
+            if (addr == NULL) {
+                return "cannot allocate memory";
+            }
+
+            *addr = u.addrs[i];
+        }
+    }
+
+    /* /master-name[/db] */
+
+    if (end == last || end + 1 == last) {
+        return "it has no master name, as in "
+               "\"redis+sentinel://host:26379/mymaster\"";
+    }
+
+    name = end + 1;
+
+    end = ngx_strlchr(name, last, '/');
+    if (end == NULL) {
+        end = last;
+    }
+
+    if (end == name) {
+        return "it has no master name, as in "
+               "\"redis+sentinel://host:26379/mymaster\"";
+    }
+
+    ru->master.data = name;
+    ru->master.len = end - name;
+
+    ru->addr.data = ngx_pnalloc(pool, sizeof("master \"\"") - 1
+                                      + ru->master.len);
+    if (ru->addr.data == NULL) {
+        return "cannot allocate memory";
+    }
+
+    ru->addr.len = ngx_sprintf(ru->addr.data, "master \"%V\"", &ru->master)
                    - ru->addr.data;
 
     if (end < last && end + 1 < last) {

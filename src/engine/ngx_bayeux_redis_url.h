@@ -22,6 +22,10 @@ typedef struct {
     ngx_addr_t                     peer;        /* resolved */
     ngx_int_t                      db;
     unsigned                       ssl:1;
+
+    /* redis+sentinel://: the sentinels (ngx_addr_t) and the master's name */
+    ngx_array_t                   *sentinels;
+    ngx_str_t                      master;
 } ngx_bayeux_redis_url_t;
 
 

@@ -196,12 +196,77 @@ is(scalar @lines, 1, 'the outage is logged once, not per request');
 
 
 
-=== TEST 17: Sentinel is not supported yet, and says so
+=== TEST 17: Sentinel: a master name is needed
 --- config
-    location /cometd { bayeux; bayeux_redis_url redis+sentinel://127.0.0.1:26379/mymaster; }
+    location /cometd { bayeux; bayeux_redis_url redis+sentinel://127.0.0.1:26379; }
 --- must_die
 --- error_log
-"bayeux_redis_url" directive is invalid: redis+sentinel:// (Redis Sentinel) is not supported yet
+"bayeux_redis_url" directive is invalid: it has no master name, as in "redis+sentinel://host:26379/mymaster"
+
+
+
+=== TEST 17a: Sentinel: an empty master name is none
+--- config
+    location /cometd { bayeux; bayeux_redis_url redis+sentinel://127.0.0.1:26379//0; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: it has no master name
+
+
+
+=== TEST 17b: Sentinel: a host is needed
+--- config
+    location /cometd { bayeux; bayeux_redis_url redis+sentinel://:secret@/mymaster; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: it has no sentinel host
+
+
+
+=== TEST 17c: Sentinel: an empty host in the list
+--- config
+    location /cometd { bayeux; bayeux_redis_url redis+sentinel://127.0.0.1:26379,,127.0.0.1:26380/mymaster; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: a sentinel host is empty
+
+
+
+=== TEST 17d: Sentinel: a bad port
+--- config
+    location /cometd { bayeux; bayeux_redis_url redis+sentinel://127.0.0.1:26379,127.0.0.1:99999/mymaster; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: invalid port
+
+
+
+=== TEST 17e: Sentinel: the database must be a number
+--- config
+    location /cometd { bayeux; bayeux_redis_url redis+sentinel://127.0.0.1/mymaster/x; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: the database must be a number
+
+
+
+=== TEST 17f: Sentinel: no sentinel answers: 503, the log says which sentinel failed and why
+--- http_config eval
+"bayeux_engine redis;\nbayeux_redis_url redis+sentinel://:pw\@127.0.0.1:$main::DEAD_PORT/mymaster/2;\n"
+--- config
+    location /cometd { bayeux; }
+--- bayeux
+my $c = client();
+my $r = $c->handshake;
+ok($r && !$r->{successful} && $r->{error} eq '503::engine_unavailable',
+   '503::engine_unavailable');
+my @lines = grep { /is unavailable/ } split /\n/, $server->error_log_text;
+is(scalar @lines, 1, 'one line');
+like($lines[0], qr/redis master "mymaster" of location "\/cometd" is unavailable \(sentinel 127\.0\.0\.1:$main::DEAD_PORT: connect\(\) failed/,
+     'which sentinel, and why');
+unlike($lines[0], qr/pw/, 'not the password');
+--- no_error_log
+[alert]
 
 
 

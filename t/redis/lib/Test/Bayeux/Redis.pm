@@ -17,6 +17,10 @@ package Test::Bayeux::Redis;
 # Without TCP: start_redis(unixsocket => 1) listens on a unix socket of
 # its temp dir only; start_redis(tls => { cert => ..., key => ..., ca =>
 # ..., auth_clients => 'no' }) on TLS only (rediss://localhost:port).
+#
+# A sentinel: start_redis(sentinel => "sentinel monitor mymaster ...\n")
+# writes that configuration to its temp dir and runs redis-server on it
+# with --sentinel (Sentinel rewrites the file as it learns).
 
 use strict;
 use warnings;
@@ -60,6 +64,7 @@ sub start_redis {
         password => $o{password},
         unixsocket => $o{unixsocket},
         tls => $o{tls},
+        sentinel => $o{sentinel},
         owner => $$,
     }, __PACKAGE__;
     $self->start;
@@ -122,6 +127,16 @@ sub engine_conf {
 sub start {
     my ($self) = @_;
     die "redis already running\n" if $self->{pid};
+    my @sentinel;
+    if (defined $self->{sentinel}) {
+        my $conf = "$self->{dir}/sentinel.conf";
+        unless (-e $conf) {
+            open(my $fh, '>', $conf) or die "$conf: $!";
+            print $fh $self->{sentinel};
+            close $fh;
+        }
+        @sentinel = ($conf, '--sentinel');
+    }
     my $pid = fork;
     die "fork: $!" unless defined $pid;
     if ($pid == 0) {
@@ -129,7 +144,8 @@ sub start {
         open(STDIN, '<', '/dev/null');
         open(STDOUT, '>>', "$self->{dir}/stdout.log");
         open(STDERR, '>&', \*STDOUT);
-        { no warnings 'exec'; exec $self->{bin}, $self->_listen_args,
+        { no warnings 'exec'; exec $self->{bin}, @sentinel,
+            $self->_listen_args,
             '--save', '', '--appendonly', 'no', '--dir', $self->{dir},
             '--logfile', $self->log_file, '--daemonize', 'no',
             @{ $self->{args} }; }
@@ -171,9 +187,20 @@ sub stop {
 
 sub restart { my ($self) = @_; $self->stop; $self->start }
 
+# SIGKILL: a Redis that dies at once, its connections reset
+sub kill {
+    my ($self) = @_;
+    my $pid = $self->{pid} or return;
+    local $?;
+    CORE::kill('KILL', $pid);
+    waitpid($pid, 0);
+    delete $self->{pid};
+    delete $self->{sock};
+}
+
 # SIGSTOP / SIGCONT: a Redis that hangs without closing its connections
-sub pause { my ($self) = @_; kill 'STOP', $self->{pid} }
-sub resume { my ($self) = @_; kill 'CONT', $self->{pid} }
+sub pause { my ($self) = @_; CORE::kill 'STOP', $self->{pid} }
+sub resume { my ($self) = @_; CORE::kill 'CONT', $self->{pid} }
 
 sub DESTROY {
     my ($self) = @_;
