@@ -74,7 +74,8 @@ clean:
 # bench/: the load generator and the measurement against nginx's
 # "return 200" and Faye (docs/benchmarks.md)
 #
-#   make bench          the full run; writes docs/benchmarks.md and .png
+#   make bench          the full run; writes docs/benchmarks.md and .png;
+#                       the handshakes are measured by wrk too (--wrk)
 #   make bench-quick    a reduced run in under a minute (build/bench/)
 
 BENCH_CFLAGS ?= -std=gnu99 -O2 -g -Wall -Wextra -Werror
@@ -86,7 +87,7 @@ bench/bin/bayeux-bench: $(BENCH_SOURCES) bench/bb.h
 
 bench: build/ngx_bayeux_module.so bench/bin/bayeux-bench
 	bench/deps
-	bench/run
+	bench/run --wrk
 
 bench-quick: build/ngx_bayeux_module.so bench/bin/bayeux-bench
 	bench/deps
