@@ -159,6 +159,9 @@ static void ngx_bayeux_parser_yajl_error(ngx_bayeux_parser_t *p,
 static void *ngx_bayeux_arena_malloc(void *ctx, size_t size);
 static void *ngx_bayeux_arena_realloc(void *ctx, void *ptr, size_t size);
 static void ngx_bayeux_arena_free(void *ctx, void *ptr);
+static void *ngx_bayeux_pool_malloc(void *ctx, size_t size);
+static void *ngx_bayeux_pool_realloc(void *ctx, void *ptr, size_t size);
+static void ngx_bayeux_pool_free(void *ctx, void *ptr);
 
 
 /*
@@ -506,6 +509,69 @@ ngx_bayeux_arena_free(void *ctx, void *ptr)
     {
         ngx_bayeux_arena_used = m - (u_char *) ngx_bayeux_arena;
     }
+}
+
+
+/* each block starts with its size, for realloc() */
+
+void
+ngx_bayeux_yajl_pool_funcs(yajl_alloc_funcs *af, ngx_pool_t *pool)
+{
+    af->malloc = ngx_bayeux_pool_malloc;
+    af->realloc = ngx_bayeux_pool_realloc;
+    af->free = ngx_bayeux_pool_free;
+    af->ctx = pool;
+}
+
+
+static void *
+ngx_bayeux_pool_malloc(void *ctx, size_t size)
+{
+    u_char  *m;
+
+    m = ngx_palloc(ctx, NGX_BAYEUX_ARENA_HEADER + size);
+    if (m == NULL) {
+        return NULL;
+    }
+
+    *(size_t *) m = size;
+
+    return m + NGX_BAYEUX_ARENA_HEADER;
+}
+
+
+static void *
+ngx_bayeux_pool_realloc(void *ctx, void *ptr, size_t size)
+{
+    u_char  *n;
+    size_t   old;
+
+    if (ptr == NULL) {
+        return ngx_bayeux_pool_malloc(ctx, size);
+    }
+
+    old = *(size_t *) ((u_char *) ptr - NGX_BAYEUX_ARENA_HEADER);
+
+    if (size <= old) {
+        return ptr;
+    }
+
+    n = ngx_bayeux_pool_malloc(ctx, size);
+    if (n == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(n, ptr, old);
+
+    return n;
+}
+
+
+/* given back with the pool */
+
+static void
+ngx_bayeux_pool_free(void *ctx, void *ptr)
+{
 }
 
 

@@ -150,5 +150,11 @@ ngx_int_t ngx_bayeux_parser_finish(ngx_bayeux_parser_t *p);
 ngx_array_t *ngx_bayeux_parser_messages(ngx_bayeux_parser_t *p);
 ngx_str_t *ngx_bayeux_parser_error(ngx_bayeux_parser_t *p);
 
+/*
+ * yajl allocating from "pool", for a short parse of a small text whose
+ * memory may go with the pool: no malloc() per parse, nothing to free
+ */
+void ngx_bayeux_yajl_pool_funcs(yajl_alloc_funcs *af, ngx_pool_t *pool);
+
 
 #endif /* _NGX_BAYEUX_MESSAGE_H_INCLUDED_ */
