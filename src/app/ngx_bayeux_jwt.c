@@ -48,7 +48,7 @@ typedef struct {
 
 struct ngx_bayeux_jwt_key_s {
     ngx_bayeux_jwt_alg_t      *alg;
-    EVP_MAC_CTX               *mac;         /* HS256: keyed, copied per use */
+    EVP_MAC_CTX               *mac;         /* HS256: keyed, reused */
     EVP_MD                    *md;          /* RS256, ES256 */
     EVP_PKEY                  *pkey;        /* RS256, ES256 */
 
@@ -663,25 +663,22 @@ static ngx_int_t
 ngx_bayeux_jwt_check_hmac(ngx_bayeux_jwt_key_t *key, u_char *input,
     size_t len, u_char *sig, size_t sig_len)
 {
-    int           ok;
-    size_t        n;
-    u_char        mac[EVP_MAX_MD_SIZE];
-    EVP_MAC_CTX  *ctx;
+    int      ok;
+    size_t   n;
+    u_char   mac[EVP_MAX_MD_SIZE];
 
     if (sig_len != NGX_BAYEUX_JWT_SHA256_LEN) {
         return NGX_DECLINED;
     }
 
-    ctx = EVP_MAC_CTX_dup(key->mac);
-    if (ctx == NULL) {
-        ERR_clear_error();
-        return NGX_ERROR;
-    }
+    /*
+     * the worker's own context, keyed at load: started again with no key
+     * it keeps that one (OpenSSL 3), with no copy and no allocation
+     */
 
-    ok = EVP_MAC_update(ctx, input, len)
-         && EVP_MAC_final(ctx, mac, &n, sizeof(mac));
-
-    EVP_MAC_CTX_free(ctx);
+    ok = EVP_MAC_init(key->mac, NULL, 0, NULL)
+         && EVP_MAC_update(key->mac, input, len)
+         && EVP_MAC_final(key->mac, mac, &n, sizeof(mac));
 
     if (!ok || n != NGX_BAYEUX_JWT_SHA256_LEN) {
         ERR_clear_error();
