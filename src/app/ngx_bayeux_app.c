@@ -493,6 +493,7 @@ ngx_bayeux_app_ext_token(ngx_bayeux_message_t *m, ngx_pool_t *pool,
     ngx_str_t *token)
 {
     yajl_handle              h;
+    yajl_alloc_funcs         af;
     ngx_bayeux_app_token_t   t;
 
     if (m->ext.len == 0) {
@@ -505,7 +506,9 @@ ngx_bayeux_app_ext_token(ngx_bayeux_message_t *m, ngx_pool_t *pool,
     t.rc = NGX_DECLINED;
     t.at_token = 0;
 
-    h = yajl_alloc(&ngx_bayeux_app_token_callbacks, NULL, &t);
+    ngx_bayeux_yajl_pool_funcs(&af, pool);
+
+    h = yajl_alloc(&ngx_bayeux_app_token_callbacks, &af, &t);
     if (h == NULL) {
         return NGX_ERROR;
     }
