@@ -26,6 +26,9 @@ $ENV{TEST_NGINX_JWT_DIR} = $dir;
 our $SECRET = 'k' x 32;
 our %KEY = (RS256 => [ jwt_keypair($dir, 'RS256') ],
             ES256 => [ jwt_keypair($dir, 'ES256') ]);
+# another pair of each, whose signatures the locations' keys refuse
+our %OTHER = (RS256 => [ jwt_keypair($dir, 'RS256', name => 'rs256b') ],
+              ES256 => [ jwt_keypair($dir, 'ES256', name => 'es256b') ]);
 our @TRANSPORTS = ('long-polling', 'callback-polling', 'websocket');
 our $DENIED = '403::handshake_denied';
 
@@ -284,6 +287,39 @@ for my $t ('long-polling', 'websocket') {
                      $secret ? (secret => $secret) : ()),
            $want, "$t $path $header" . ($secret ? ' (other secret)' : '');
     }
+}
+--- no_error_log
+[error]
+
+=== TEST 6: RS256 and ES256: a worker's verification passes and refuses tokens in any order, a refusal leaving nothing behind for the next
+--- bayeux
+for my $alg ('RS256', 'ES256') {
+    my $path = $alg eq 'RS256' ? '/rs' : '/es';
+    my $good = main::token($alg);
+    my $other = Test::Bayeux::JWT::jwt_sign($alg, $main::OTHER{$alg}[0],
+                                            main::claims());
+    (my $short = $good) =~ s/\.[^.]*$/.AAAA/;
+    my $flipped = $good;
+    substr($flipped, -10, 1) = substr($flipped, -10, 1) eq 'A' ? 'B' : 'A';
+    my $bob = main::token($alg, sub => 'bob');
+    my @seq = ([ good => $good, 'ok' ], [ other => $other, 'bad signature' ],
+               [ good => $good, 'ok' ], [ flipped => $flipped,
+                                          'bad signature' ],
+               [ bob => $bob, 'ok' ], [ short => $short, 'bad signature' ],
+               [ other => $other, 'bad signature' ], [ good => $good, 'ok' ]);
+    for my $t ('long-polling', 'websocket') {
+        my @got = map {
+            my $s = Test::Bayeux::Session->new($t, path => $path,
+                                               ext => { token => $_->[1] });
+            $s->handshake->{successful} ? 'ok' : $s->handshake->{error};
+        } @seq;
+        is "@got", join(' ', map { $_->[2] eq 'ok' ? 'ok' : $main::DENIED }
+                                 @seq),
+           "$alg $t: " . join(' ', map { $_->[0] } @seq);
+    }
+    ok main::count_lines(qr/token refused \(bad signature\)/)
+       >= ($alg eq 'RS256' ? 8 : 16),
+       "$alg: the refusals say why";
 }
 --- no_error_log
 [error]

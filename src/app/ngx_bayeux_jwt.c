@@ -53,6 +53,14 @@ struct ngx_bayeux_jwt_key_s {
     EVP_PKEY                  *pkey;        /* RS256, ES256 */
 
     /*
+     * RS256, ES256: made once at load, and used by each worker for every
+     * token: the digest of the signed input, and the verification of a
+     * signature of it, set up with the key and SHA-256
+     */
+    EVP_MD_CTX                *digest;
+    EVP_PKEY_CTX              *verify;
+
+    /*
      * the header of the last token accepted (ngx_alloc()): issuers sign
      * every token with the same, which needs to be read only once
      */
@@ -508,6 +516,22 @@ ngx_bayeux_jwt_load_pem(ngx_conf_t *cf, ngx_bayeux_jwt_key_t *key,
         return NGX_CONF_ERROR;
     }
 
+    key->digest = EVP_MD_CTX_new();
+    key->verify = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
+
+    if (key->digest == NULL
+        || key->verify == NULL
+        || EVP_PKEY_verify_init(key->verify) != 1
+        || EVP_PKEY_CTX_set_signature_md(key->verify, key->md) != 1)
+    {
+        ERR_clear_error();
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bayeux_jwt_key\": OpenSSL cannot verify "
+                           "SHA256 signatures with the key of \"%V\"",
+                           file);
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -518,6 +542,8 @@ ngx_bayeux_jwt_cleanup(void *data)
     ngx_bayeux_jwt_key_t  *key = data;
 
     EVP_MAC_CTX_free(key->mac);
+    EVP_MD_CTX_free(key->digest);
+    EVP_PKEY_CTX_free(key->verify);
     EVP_MD_free(key->md);
     EVP_PKEY_free(key->pkey);
 
@@ -754,26 +780,28 @@ ngx_bayeux_jwt_der_integer(u_char *p, u_char *n, size_t len)
 }
 
 
+/*
+ * The contexts made at load, started again: no algorithm fetched, no
+ * context made or freed per token
+ */
+
 static ngx_int_t
 ngx_bayeux_jwt_check_pkey(ngx_bayeux_jwt_key_t *key, u_char *input,
     size_t len, u_char *sig, size_t sig_len)
 {
-    int          rc;
-    EVP_MD_CTX  *md;
+    int           rc;
+    u_char        hash[EVP_MAX_MD_SIZE];
+    unsigned int  n;
 
-    md = EVP_MD_CTX_new();
-    if (md == NULL) {
+    if (EVP_DigestInit_ex2(key->digest, key->md, NULL) != 1
+        || EVP_DigestUpdate(key->digest, input, len) != 1
+        || EVP_DigestFinal_ex(key->digest, hash, &n) != 1)
+    {
         ERR_clear_error();
         return NGX_ERROR;
     }
 
-    rc = EVP_DigestVerifyInit(md, NULL, key->md, NULL, key->pkey);
-
-    if (rc == 1) {
-        rc = EVP_DigestVerify(md, sig, sig_len, input, len);
-    }
-
-    EVP_MD_CTX_free(md);
+    rc = EVP_PKEY_verify(key->verify, sig, sig_len, hash, n);
 
     /* nginx's own TLS errors read this queue */
     ERR_clear_error();
