@@ -324,3 +324,47 @@ for my $alg ('RS256', 'ES256') {
 --- no_error_log
 [error]
 
+
+=== TEST 7: ext.token is the first string member "token" of ext, as sent in any shape or in pieces; elsewhere in ext it is no token
+--- bayeux
+my $good = main::token('HS256');
+(my $escaped = $good) =~ s/^e/\\u0065/;
+my @cases = (
+    [ qq({"token":"$good"}), 'ok' ],
+    [ qq({"ack":true,"token":"$good","timesync":{"tc":1,"l":0,"o":0}}),
+      'ok' ],
+    [ qq({"token":"$escaped"}), 'ok' ],
+    [ qq({"token":5,"token":"$good"}), 'ok' ],
+    [ qq({"token":"$good","token":"x"}), 'ok' ],
+    [ qq({"token":"x","token":"$good"}), 'token refused (malformed)' ],
+    [ '{"token":""}', 'token refused (malformed)' ],
+    [ '{"token":5}', 'no token' ],
+    [ '{"token":null}', 'no token' ],
+    [ qq({"token":["$good"]}), 'no token' ],
+    [ qq({"token":{"token":"$good"}}), 'no token' ],
+    [ qq({"x":{"token":"$good"}}), 'no token' ],
+    [ qq({"Token":"$good"}), 'no token' ],
+    [ '{}', 'no token' ],
+);
+my $c = Test::Nginx::Bayeux::Conversation::server()->client(path => '/hs');
+my $server = Test::Nginx::Bayeux::Conversation::server();
+for my $case (@cases) {
+    my ($ext, $want) = @$case;
+    my $body = '[{"channel":"/meta/handshake","version":"1.0",'
+             . '"supportedConnectionTypes":["long-polling"],"ext":'
+             . $ext . '}]';
+    for my $pieces (1, 3) {
+        my $n = int(length($body) / $pieces) + 1;
+        my @chunks = unpack "(a$n)*", $body;
+        my $before = () = $server->error_log_text =~ /handshake denied/g;
+        my $r = $c->post('', undef, raw_body => $body,
+                         $pieces > 1 ? (chunked => \@chunks) : ());
+        my @why = $server->error_log_text =~ /handshake denied: ([^\n]*)/g;
+        my $got = $r->json && $r->json->[0]{successful} ? 'ok'
+                : @why > $before ? $why[-1] : 'denied, no reason';
+        $got =~ s/, client: .*//;
+        is $got, $want, "ext $ext in $pieces piece(s)";
+    }
+}
+--- no_error_log
+[error]
