@@ -19,7 +19,6 @@
 #include "ngx_bayeux_grants.h"
 #include "ngx_bayeux_jwt.h"
 #include "ngx_bayeux_app.h"
-#include <yajl/yajl_parse.h>
 
 
 /*
@@ -90,8 +89,6 @@ static ngx_int_t ngx_bayeux_app_handshake_accept(ngx_bayeux_app_ctx_t *ctx);
 static ngx_int_t ngx_bayeux_app_handshake_deny(ngx_bayeux_app_ctx_t *ctx);
 static ngx_int_t ngx_bayeux_app_handshake_token(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m, ngx_str_t *token);
-static ngx_int_t ngx_bayeux_app_ext_token(ngx_bayeux_message_t *m,
-    ngx_pool_t *pool, ngx_str_t *token);
 static ngx_int_t ngx_bayeux_app_authorize(ngx_bayeux_batch_t *b,
     ngx_bayeux_message_t *m, void *data);
 static void ngx_bayeux_app_touched(ngx_bayeux_op_t *op);
@@ -291,8 +288,6 @@ static ngx_int_t
 ngx_bayeux_app_handshake(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     void *data)
 {
-    ngx_int_t              rc;
-    ngx_str_t              token;
     ngx_bayeux_app_ctx_t  *ctx;
 
     if (b->known == NULL) {
@@ -304,14 +299,12 @@ ngx_bayeux_app_handshake(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m,
     }
 
     if (b->endpoint->conf->jwt_key) {
-        rc = ngx_bayeux_app_ext_token(m, b->pool, &token);
 
-        if (rc == NGX_OK) {
-            return ngx_bayeux_app_handshake_token(b, m, &token);
-        }
+        /* ext.token, a string, as the message parser found it */
 
-        if (rc == NGX_ERROR) {
-            return NGX_ERROR;
+        if (m->ext_values.token.data) {
+            return ngx_bayeux_app_handshake_token(b, m,
+                                                  &m->ext_values.token);
         }
 
         if (b->endpoint->conf->handshake_request.len == 0) {
@@ -370,151 +363,6 @@ ngx_bayeux_app_handshake_token(ngx_bayeux_batch_t *b,
     b->op.user = g.user;
 
     return ngx_bayeux_grants_write(&g, b->pool, &b->op.grants);
-}
-
-
-/*
- * ext.token, a string; NGX_DECLINED: there is none.  ext is the
- * parser's compact text: read once more, for that member only.
- */
-
-typedef struct {
-    ngx_pool_t                  *pool;
-    ngx_str_t                   *token;
-    ngx_uint_t                   depth;
-    ngx_int_t                    rc;
-    unsigned                     at_token:1;
-} ngx_bayeux_app_token_t;
-
-
-static int
-ngx_bayeux_app_token_scalar(void *ctx)
-{
-    ngx_bayeux_app_token_t  *t = ctx;
-
-    t->at_token = 0;
-
-    return 1;
-}
-
-
-static int
-ngx_bayeux_app_token_boolean(void *ctx, int v)
-{
-    return ngx_bayeux_app_token_scalar(ctx);
-}
-
-
-static int
-ngx_bayeux_app_token_number(void *ctx, const char *s, size_t len)
-{
-    return ngx_bayeux_app_token_scalar(ctx);
-}
-
-
-static int
-ngx_bayeux_app_token_string(void *ctx, const unsigned char *s, size_t len)
-{
-    ngx_bayeux_app_token_t  *t = ctx;
-
-    if (!t->at_token) {
-        return 1;
-    }
-
-    t->at_token = 0;
-
-    t->token->data = ngx_pnalloc(t->pool, len);
-    if (t->token->data == NULL) {
-        t->rc = NGX_ERROR;
-        return 0;
-    }
-
-    ngx_memcpy(t->token->data, s, len);
-    t->token->len = len;
-    t->rc = NGX_OK;
-
-    /* found: the rest is not read */
-    return 0;
-}
-
-
-static int
-ngx_bayeux_app_token_open(void *ctx)
-{
-    ngx_bayeux_app_token_t  *t = ctx;
-
-    t->at_token = 0;
-    t->depth++;
-
-    return 1;
-}
-
-
-static int
-ngx_bayeux_app_token_close(void *ctx)
-{
-    ngx_bayeux_app_token_t  *t = ctx;
-
-    t->depth--;
-
-    return 1;
-}
-
-
-static int
-ngx_bayeux_app_token_key(void *ctx, const unsigned char *s, size_t len)
-{
-    ngx_bayeux_app_token_t  *t = ctx;
-
-    t->at_token = (t->depth == 1 && len == 5
-                   && ngx_strncmp(s, "token", 5) == 0);
-
-    return 1;
-}
-
-
-static yajl_callbacks  ngx_bayeux_app_token_callbacks = {
-    ngx_bayeux_app_token_scalar,
-    ngx_bayeux_app_token_boolean,
-    NULL,
-    NULL,
-    ngx_bayeux_app_token_number,
-    ngx_bayeux_app_token_string,
-    ngx_bayeux_app_token_open,
-    ngx_bayeux_app_token_key,
-    ngx_bayeux_app_token_close,
-    ngx_bayeux_app_token_open,
-    ngx_bayeux_app_token_close
-};
-
-
-static ngx_int_t
-ngx_bayeux_app_ext_token(ngx_bayeux_message_t *m, ngx_pool_t *pool,
-    ngx_str_t *token)
-{
-    yajl_handle              h;
-    ngx_bayeux_app_token_t   t;
-
-    if (m->ext.len == 0) {
-        return NGX_DECLINED;
-    }
-
-    t.pool = pool;
-    t.token = token;
-    t.depth = 0;
-    t.rc = NGX_DECLINED;
-    t.at_token = 0;
-
-    h = yajl_alloc(&ngx_bayeux_app_token_callbacks, NULL, &t);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    (void) yajl_parse(h, m->ext.data, m->ext.len);
-
-    yajl_free(h);
-
-    return t.rc;
 }
 
 

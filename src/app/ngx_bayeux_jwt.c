@@ -14,11 +14,12 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 
-#include <yajl/yajl_tree.h>
+#include <yajl/yajl_parse.h>
 
 #include "ngx_bayeux.h"
 #include "ngx_bayeux_channel.h"
 #include "ngx_bayeux_jwt.h"
+#include "ngx_bayeux_message.h"
 
 
 /* RFC 7518, 3.2: an HMAC key at least as long as the hash */
@@ -47,9 +48,17 @@ typedef struct {
 
 struct ngx_bayeux_jwt_key_s {
     ngx_bayeux_jwt_alg_t      *alg;
-    EVP_MAC_CTX               *mac;         /* HS256: keyed, copied per use */
+    EVP_MAC_CTX               *mac;         /* HS256: keyed, reused */
     EVP_MD                    *md;          /* RS256, ES256 */
     EVP_PKEY                  *pkey;        /* RS256, ES256 */
+
+    /*
+     * RS256, ES256: made once at load, and used by each worker for every
+     * token: the digest of the signed input, and the verification of a
+     * signature of it, set up with the key and SHA-256
+     */
+    EVP_MD_CTX                *digest;
+    EVP_PKEY_CTX              *verify;
 
     /*
      * the header of the last token accepted (ngx_alloc()): issuers sign
@@ -60,23 +69,49 @@ struct ngx_bayeux_jwt_key_s {
 };
 
 
+/* a member's value as yajl's callbacks give it */
+
+typedef enum {
+    NGX_BAYEUX_JWT_STRING = 0,
+    NGX_BAYEUX_JWT_NUMBER,
+    NGX_BAYEUX_JWT_ARRAY,                   /* opened: its items follow */
+    NGX_BAYEUX_JWT_OTHER                    /* object, boolean, null */
+} ngx_bayeux_jwt_type_e;
+
 typedef struct {
+    ngx_bayeux_jwt_type_e      type;
+    ngx_str_t                  text;        /* a string's, a number's */
+} ngx_bayeux_jwt_value_t;
+
+
+typedef struct ngx_bayeux_jwt_ctx_s    ngx_bayeux_jwt_ctx_t;
+typedef struct ngx_bayeux_jwt_field_s  ngx_bayeux_jwt_field_t;
+
+typedef ngx_int_t (*ngx_bayeux_jwt_field_pt)(ngx_bayeux_jwt_ctx_t *ctx,
+    ngx_bayeux_jwt_value_t *v, size_t offset);
+
+struct ngx_bayeux_jwt_field_s {
+    ngx_str_t                  name;
+    ngx_bayeux_jwt_field_pt    handler;
+    size_t                     offset;
+};
+
+
+struct ngx_bayeux_jwt_ctx_s {
     ngx_bayeux_jwt_key_t      *key;
     ngx_pool_t                *pool;
     ngx_bayeux_grants_t        grants;
     ngx_uint_t                 alg;         /* the header's "alg" was seen */
     const char                *why;
-} ngx_bayeux_jwt_ctx_t;
 
-
-typedef ngx_int_t (*ngx_bayeux_jwt_field_pt)(ngx_bayeux_jwt_ctx_t *ctx,
-    yajl_val v, size_t offset);
-
-typedef struct {
-    ngx_str_t                  name;
-    ngx_bayeux_jwt_field_pt    handler;
-    size_t                     offset;
-} ngx_bayeux_jwt_field_t;
+    /* the object being read (header or claims) */
+    ngx_bayeux_jwt_field_t    *fields;
+    ngx_bayeux_jwt_field_t    *field;       /* its value comes next */
+    ngx_array_t               *items;       /* the patterns being read */
+    ngx_uint_t                 depth;
+    uint32_t                   seen;
+    ngx_int_t                  rc;          /* the first refusal, or OK */
+};
 
 
 static char *ngx_bayeux_jwt_load_secret(ngx_conf_t *cf,
@@ -105,25 +140,52 @@ static ngx_int_t ngx_bayeux_jwt_decode(ngx_pool_t *pool, u_char *start,
     u_char *end, ngx_str_t *dst);
 static ngx_int_t ngx_bayeux_jwt_object(ngx_bayeux_jwt_ctx_t *ctx,
     u_char *start, u_char *end, ngx_bayeux_jwt_field_t *fields);
-static ngx_uint_t ngx_bayeux_jwt_depth_ok(u_char *p, u_char *last);
-static ngx_int_t ngx_bayeux_jwt_fields(ngx_bayeux_jwt_ctx_t *ctx,
-    yajl_val obj, ngx_bayeux_jwt_field_t *fields);
+static int ngx_bayeux_jwt_value(ngx_bayeux_jwt_ctx_t *ctx,
+    ngx_bayeux_jwt_type_e type, const unsigned char *s, size_t len);
+static int ngx_bayeux_jwt_json_null(void *data);
+static int ngx_bayeux_jwt_json_boolean(void *data, int v);
+static int ngx_bayeux_jwt_json_number(void *data, const char *s, size_t len);
+static int ngx_bayeux_jwt_json_string(void *data, const unsigned char *s,
+    size_t len);
+static int ngx_bayeux_jwt_json_start_map(void *data);
+static int ngx_bayeux_jwt_json_key(void *data, const unsigned char *s,
+    size_t len);
+static int ngx_bayeux_jwt_json_start_array(void *data);
+static int ngx_bayeux_jwt_json_end(void *data);
 
-static ngx_int_t ngx_bayeux_jwt_alg(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v,
-    size_t offset);
-static ngx_int_t ngx_bayeux_jwt_typ(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v,
-    size_t offset);
-static ngx_int_t ngx_bayeux_jwt_crit(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v,
-    size_t offset);
-static ngx_int_t ngx_bayeux_jwt_sub(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v,
-    size_t offset);
-static ngx_int_t ngx_bayeux_jwt_exp(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v,
-    size_t offset);
-static ngx_int_t ngx_bayeux_jwt_nbf(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v,
-    size_t offset);
-static ngx_int_t ngx_bayeux_jwt_time(yajl_val v, double *t);
+static ngx_int_t ngx_bayeux_jwt_alg(ngx_bayeux_jwt_ctx_t *ctx,
+    ngx_bayeux_jwt_value_t *v, size_t offset);
+static ngx_int_t ngx_bayeux_jwt_typ(ngx_bayeux_jwt_ctx_t *ctx,
+    ngx_bayeux_jwt_value_t *v, size_t offset);
+static ngx_int_t ngx_bayeux_jwt_crit(ngx_bayeux_jwt_ctx_t *ctx,
+    ngx_bayeux_jwt_value_t *v, size_t offset);
+static ngx_int_t ngx_bayeux_jwt_sub(ngx_bayeux_jwt_ctx_t *ctx,
+    ngx_bayeux_jwt_value_t *v, size_t offset);
+static ngx_int_t ngx_bayeux_jwt_exp(ngx_bayeux_jwt_ctx_t *ctx,
+    ngx_bayeux_jwt_value_t *v, size_t offset);
+static ngx_int_t ngx_bayeux_jwt_nbf(ngx_bayeux_jwt_ctx_t *ctx,
+    ngx_bayeux_jwt_value_t *v, size_t offset);
+static ngx_int_t ngx_bayeux_jwt_time(ngx_bayeux_jwt_ctx_t *ctx,
+    ngx_bayeux_jwt_value_t *v, double *t);
 static ngx_int_t ngx_bayeux_jwt_patterns(ngx_bayeux_jwt_ctx_t *ctx,
-    yajl_val v, size_t offset);
+    ngx_bayeux_jwt_value_t *v, size_t offset);
+static ngx_int_t ngx_bayeux_jwt_pattern(ngx_bayeux_jwt_ctx_t *ctx,
+    ngx_bayeux_jwt_value_t *v);
+
+
+static yajl_callbacks  ngx_bayeux_jwt_callbacks = {
+    ngx_bayeux_jwt_json_null,
+    ngx_bayeux_jwt_json_boolean,
+    NULL,
+    NULL,
+    ngx_bayeux_jwt_json_number,
+    ngx_bayeux_jwt_json_string,
+    ngx_bayeux_jwt_json_start_map,
+    ngx_bayeux_jwt_json_key,
+    ngx_bayeux_jwt_json_end,
+    ngx_bayeux_jwt_json_start_array,
+    ngx_bayeux_jwt_json_end
+};
 
 
 static ngx_bayeux_jwt_alg_t  ngx_bayeux_jwt_algs[] = {
@@ -454,6 +516,22 @@ ngx_bayeux_jwt_load_pem(ngx_conf_t *cf, ngx_bayeux_jwt_key_t *key,
         return NGX_CONF_ERROR;
     }
 
+    key->digest = EVP_MD_CTX_new();
+    key->verify = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
+
+    if (key->digest == NULL
+        || key->verify == NULL
+        || EVP_PKEY_verify_init(key->verify) != 1
+        || EVP_PKEY_CTX_set_signature_md(key->verify, key->md) != 1)
+    {
+        ERR_clear_error();
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bayeux_jwt_key\": OpenSSL cannot verify "
+                           "SHA256 signatures with the key of \"%V\"",
+                           file);
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -464,6 +542,8 @@ ngx_bayeux_jwt_cleanup(void *data)
     ngx_bayeux_jwt_key_t  *key = data;
 
     EVP_MAC_CTX_free(key->mac);
+    EVP_MD_CTX_free(key->digest);
+    EVP_PKEY_CTX_free(key->verify);
     EVP_MD_free(key->md);
     EVP_PKEY_free(key->pkey);
 
@@ -609,25 +689,22 @@ static ngx_int_t
 ngx_bayeux_jwt_check_hmac(ngx_bayeux_jwt_key_t *key, u_char *input,
     size_t len, u_char *sig, size_t sig_len)
 {
-    int           ok;
-    size_t        n;
-    u_char        mac[EVP_MAX_MD_SIZE];
-    EVP_MAC_CTX  *ctx;
+    int      ok;
+    size_t   n;
+    u_char   mac[EVP_MAX_MD_SIZE];
 
     if (sig_len != NGX_BAYEUX_JWT_SHA256_LEN) {
         return NGX_DECLINED;
     }
 
-    ctx = EVP_MAC_CTX_dup(key->mac);
-    if (ctx == NULL) {
-        ERR_clear_error();
-        return NGX_ERROR;
-    }
+    /*
+     * the worker's own context, keyed at load: started again with no key
+     * it keeps that one (OpenSSL 3), with no copy and no allocation
+     */
 
-    ok = EVP_MAC_update(ctx, input, len)
-         && EVP_MAC_final(ctx, mac, &n, sizeof(mac));
-
-    EVP_MAC_CTX_free(ctx);
+    ok = EVP_MAC_init(key->mac, NULL, 0, NULL)
+         && EVP_MAC_update(key->mac, input, len)
+         && EVP_MAC_final(key->mac, mac, &n, sizeof(mac));
 
     if (!ok || n != NGX_BAYEUX_JWT_SHA256_LEN) {
         ERR_clear_error();
@@ -703,26 +780,28 @@ ngx_bayeux_jwt_der_integer(u_char *p, u_char *n, size_t len)
 }
 
 
+/*
+ * The contexts made at load, started again: no algorithm fetched, no
+ * context made or freed per token
+ */
+
 static ngx_int_t
 ngx_bayeux_jwt_check_pkey(ngx_bayeux_jwt_key_t *key, u_char *input,
     size_t len, u_char *sig, size_t sig_len)
 {
-    int          rc;
-    EVP_MD_CTX  *md;
+    int           rc;
+    u_char        hash[EVP_MAX_MD_SIZE];
+    unsigned int  n;
 
-    md = EVP_MD_CTX_new();
-    if (md == NULL) {
+    if (EVP_DigestInit_ex2(key->digest, key->md, NULL) != 1
+        || EVP_DigestUpdate(key->digest, input, len) != 1
+        || EVP_DigestFinal_ex(key->digest, hash, &n) != 1)
+    {
         ERR_clear_error();
         return NGX_ERROR;
     }
 
-    rc = EVP_DigestVerifyInit(md, NULL, key->md, NULL, key->pkey);
-
-    if (rc == 1) {
-        rc = EVP_DigestVerify(md, sig, sig_len, input, len);
-    }
-
-    EVP_MD_CTX_free(md);
+    rc = EVP_PKEY_verify(key->verify, sig, sig_len, hash, n);
 
     /* nginx's own TLS errors read this queue */
     ERR_clear_error();
@@ -740,9 +819,7 @@ ngx_bayeux_jwt_decode(ngx_pool_t *pool, u_char *start, u_char *end,
     src.data = start;
     src.len = end - start;
 
-    /* one byte more: JSON is parsed from a C string */
-
-    dst->data = ngx_pnalloc(pool, ngx_base64_decoded_length(src.len) + 1);
+    dst->data = ngx_pnalloc(pool, ngx_base64_decoded_length(src.len));
     if (dst->data == NULL) {
         return NGX_ERROR;
     }
@@ -751,164 +828,255 @@ ngx_bayeux_jwt_decode(ngx_pool_t *pool, u_char *start, u_char *end,
         return NGX_DECLINED;
     }
 
-    dst->data[dst->len] = '\0';
-
     return NGX_OK;
 }
 
+
+/*
+ * The header or the claims: one JSON object whose members of the table
+ * are read as yajl gives them, each once at most; other members are
+ * skipped whatever they hold.  The first rule a member breaks is the
+ * reason, once the whole text is known to be JSON: what is not is
+ * "malformed", as is nesting deeper than any message may have.
+ */
 
 static ngx_int_t
 ngx_bayeux_jwt_object(ngx_bayeux_jwt_ctx_t *ctx, u_char *start, u_char *end,
     ngx_bayeux_jwt_field_t *fields)
 {
-    char        err[64];
-    yajl_val    root;
-    ngx_int_t   rc;
-    ngx_str_t   json;
+    ngx_int_t          rc;
+    ngx_str_t          json;
+    yajl_handle        h;
+    yajl_status        status;
+    yajl_alloc_funcs   af;
 
     rc = ngx_bayeux_jwt_decode(ctx->pool, start, end, &json);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    if (json.len == 0
-        || ngx_strlchr(json.data, json.data + json.len, '\0')
-        || !ngx_bayeux_jwt_depth_ok(json.data, json.data + json.len))
-    {
+    ctx->fields = fields;
+    ctx->field = NULL;
+    ctx->items = NULL;
+    ctx->depth = 0;
+    ctx->seen = 0;
+    ctx->rc = NGX_OK;
+
+    ngx_bayeux_yajl_pool_funcs(&af, ctx->pool);
+
+    h = yajl_alloc(&ngx_bayeux_jwt_callbacks, &af, ctx);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    status = yajl_parse(h, json.data, json.len);
+
+    if (status == yajl_status_ok) {
+        status = yajl_complete_parse(h);
+    }
+
+    yajl_free(h);
+
+    if (ctx->rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (status != yajl_status_ok) {
+        ctx->why = "malformed";
         return NGX_DECLINED;
     }
 
-    root = yajl_tree_parse((const char *) json.data, err, sizeof(err));
-
-    if (!YAJL_IS_OBJECT(root)) {
-        yajl_tree_free(root);
-        return NGX_DECLINED;
-    }
-
-    rc = ngx_bayeux_jwt_fields(ctx, root, fields);
-
-    yajl_tree_free(root);
-
-    return rc;
+    return ctx->rc;
 }
 
 
 /*
- * yajl_tree has no depth limit: the nesting is counted before, strings
- * skipped; what is not JSON is refused by yajl after
+ * A value at depth 1 is the current member's; an array's items are at
+ * depth 2.  After a refusal the rest is only checked as JSON.
  */
 
-static ngx_uint_t
-ngx_bayeux_jwt_depth_ok(u_char *p, u_char *last)
+static int
+ngx_bayeux_jwt_value(ngx_bayeux_jwt_ctx_t *ctx, ngx_bayeux_jwt_type_e type,
+    const unsigned char *s, size_t len)
 {
-    ngx_uint_t  depth, string;
+    ngx_int_t                rc;
+    ngx_bayeux_jwt_field_t  *f;
+    ngx_bayeux_jwt_value_t   v;
 
-    depth = 0;
-    string = 0;
+    if (ctx->depth == 0) {
+        /* the text is not an object */
+        ctx->rc = NGX_DECLINED;
+        ctx->why = "malformed";
+        return 0;
+    }
 
-    for ( /* void */ ; p < last; p++) {
+    v.type = type;
+    v.text.data = (u_char *) s;
+    v.text.len = len;
 
-        if (string) {
-            if (*p == '\\') {
-                p++;
+    if (ctx->depth == 1) {
+        f = ctx->field;
+        ctx->field = NULL;
 
-            } else if (*p == '"') {
-                string = 0;
-            }
-
-            continue;
+        if (f == NULL || ctx->rc != NGX_OK) {
+            return 1;
         }
 
-        switch (*p) {
+        rc = f->handler(ctx, &v, f->offset);
 
-        case '"':
-            string = 1;
-            break;
+    } else if (ctx->depth == 2 && ctx->items && ctx->rc == NGX_OK) {
+        rc = ngx_bayeux_jwt_pattern(ctx, &v);
 
-        case '{':
-        case '[':
-            if (++depth > NGX_BAYEUX_MAX_JSON_DEPTH) {
-                return 0;
-            }
-            break;
+    } else {
+        return 1;
+    }
 
-        case '}':
-        case ']':
-            if (depth) {
-                depth--;
-            }
-            break;
-        }
+    if (rc == NGX_ERROR) {
+        ctx->rc = NGX_ERROR;
+        return 0;
+    }
+
+    ctx->rc = rc;
+
+    return 1;
+}
+
+
+static int
+ngx_bayeux_jwt_json_null(void *data)
+{
+    return ngx_bayeux_jwt_value(data, NGX_BAYEUX_JWT_OTHER, NULL, 0);
+}
+
+
+static int
+ngx_bayeux_jwt_json_boolean(void *data, int v)
+{
+    return ngx_bayeux_jwt_value(data, NGX_BAYEUX_JWT_OTHER, NULL, 0);
+}
+
+
+static int
+ngx_bayeux_jwt_json_number(void *data, const char *s, size_t len)
+{
+    return ngx_bayeux_jwt_value(data, NGX_BAYEUX_JWT_NUMBER,
+                                (const unsigned char *) s, len);
+}
+
+
+static int
+ngx_bayeux_jwt_json_string(void *data, const unsigned char *s, size_t len)
+{
+    return ngx_bayeux_jwt_value(data, NGX_BAYEUX_JWT_STRING, s, len);
+}
+
+
+static int
+ngx_bayeux_jwt_json_start_map(void *data)
+{
+    ngx_bayeux_jwt_ctx_t  *ctx = data;
+
+    if (ctx->depth && !ngx_bayeux_jwt_value(ctx, NGX_BAYEUX_JWT_OTHER,
+                                            NULL, 0))
+    {
+        return 0;
+    }
+
+    if (++ctx->depth > NGX_BAYEUX_MAX_JSON_DEPTH) {
+        ctx->rc = NGX_DECLINED;
+        return 0;
     }
 
     return 1;
 }
 
 
-/* each field of the table once at most; other names are not read */
-
-static ngx_int_t
-ngx_bayeux_jwt_fields(ngx_bayeux_jwt_ctx_t *ctx, yajl_val obj,
-    ngx_bayeux_jwt_field_t *fields)
+static int
+ngx_bayeux_jwt_json_start_array(void *data)
 {
-    size_t                   i, len;
-    uint32_t                 seen;
-    ngx_int_t                rc;
+    ngx_bayeux_jwt_ctx_t  *ctx = data;
+
+    if (!ngx_bayeux_jwt_value(ctx, NGX_BAYEUX_JWT_ARRAY, NULL, 0)) {
+        return 0;
+    }
+
+    if (++ctx->depth > NGX_BAYEUX_MAX_JSON_DEPTH) {
+        ctx->rc = NGX_DECLINED;
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_bayeux_jwt_json_end(void *data)
+{
+    ngx_bayeux_jwt_ctx_t  *ctx = data;
+
+    if (--ctx->depth == 1) {
+        /* the patterns' array, if it was one, is whole */
+        ctx->items = NULL;
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_bayeux_jwt_json_key(void *data, const unsigned char *s, size_t len)
+{
+    ngx_bayeux_jwt_ctx_t  *ctx = data;
+
     ngx_uint_t               n;
-    const char              *name;
     ngx_bayeux_jwt_field_t  *f;
 
-    seen = 0;
+    if (ctx->depth != 1) {
+        return 1;
+    }
 
-    for (i = 0; i < obj->u.object.len; i++) {
-        name = obj->u.object.keys[i];
-        len = ngx_strlen(name);
-
-        for (f = fields, n = 0; f->name.len; f++, n++) {
-            if (f->name.len == len
-                && ngx_strncmp(f->name.data, name, len) == 0)
-            {
-                break;
-            }
-        }
-
-        if (f->name.len == 0) {
-            continue;
-        }
-
-        if (seen & (1u << n)) {
-            ctx->why = "malformed";
-            return NGX_DECLINED;
-        }
-
-        seen |= 1u << n;
-
-        rc = f->handler(ctx, obj->u.object.values[i], f->offset);
-        if (rc != NGX_OK) {
-            return rc;
+    for (f = ctx->fields, n = 0; f->name.len; f++, n++) {
+        if (f->name.len == len && ngx_strncmp(f->name.data, s, len) == 0) {
+            break;
         }
     }
 
-    return NGX_OK;
+    if (f->name.len == 0) {
+        ctx->field = NULL;
+        return 1;
+    }
+
+    /* at most 32 fields a table: a bit each tells a repeated name */
+
+    if ((ctx->seen & (1u << n)) && ctx->rc == NGX_OK) {
+        ctx->rc = NGX_DECLINED;
+        ctx->why = "malformed";
+    }
+
+    ctx->seen |= 1u << n;
+    ctx->field = f;
+
+    return 1;
 }
 
 
 /* exactly the configured one: neither "none" nor another family */
 
 static ngx_int_t
-ngx_bayeux_jwt_alg(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v, size_t offset)
+ngx_bayeux_jwt_alg(ngx_bayeux_jwt_ctx_t *ctx, ngx_bayeux_jwt_value_t *v,
+    size_t offset)
 {
     ngx_str_t  *name;
 
-    if (!YAJL_IS_STRING(v)) {
+    if (v->type != NGX_BAYEUX_JWT_STRING) {
         ctx->why = "malformed";
         return NGX_DECLINED;
     }
 
     name = &ctx->key->alg->name;
 
-    if (ngx_strlen(v->u.string) != name->len
-        || ngx_strncmp(v->u.string, name->data, name->len) != 0)
+    if (v->text.len != name->len
+        || ngx_strncmp(v->text.data, name->data, name->len) != 0)
     {
         ctx->why = "algorithm mismatch";
         return NGX_DECLINED;
@@ -923,12 +1091,12 @@ ngx_bayeux_jwt_alg(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v, size_t offset)
 /* a media type: "JWT" in any case (RFC 7519, 5.1) */
 
 static ngx_int_t
-ngx_bayeux_jwt_typ(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v, size_t offset)
+ngx_bayeux_jwt_typ(ngx_bayeux_jwt_ctx_t *ctx, ngx_bayeux_jwt_value_t *v,
+    size_t offset)
 {
-    if (!YAJL_IS_STRING(v)
-        || ngx_strlen(v->u.string) != 3
-        || ngx_strncasecmp((u_char *) v->u.string, (u_char *) "JWT", 3)
-           != 0)
+    if (v->type != NGX_BAYEUX_JWT_STRING
+        || v->text.len != 3
+        || ngx_strncasecmp(v->text.data, (u_char *) "JWT", 3) != 0)
     {
         ctx->why = "not a JWT";
         return NGX_DECLINED;
@@ -941,37 +1109,39 @@ ngx_bayeux_jwt_typ(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v, size_t offset)
 /* no extension is understood here: RFC 7515, 4.1.11 says refuse */
 
 static ngx_int_t
-ngx_bayeux_jwt_crit(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v, size_t offset)
+ngx_bayeux_jwt_crit(ngx_bayeux_jwt_ctx_t *ctx, ngx_bayeux_jwt_value_t *v,
+    size_t offset)
 {
     ctx->why = "unsupported crit";
     return NGX_DECLINED;
 }
 
 
-static ngx_int_t
-ngx_bayeux_jwt_sub(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v, size_t offset)
-{
-    size_t  len;
+/* a user name with a NUL in it would be another name to C code */
 
-    if (!YAJL_IS_STRING(v)) {
+static ngx_int_t
+ngx_bayeux_jwt_sub(ngx_bayeux_jwt_ctx_t *ctx, ngx_bayeux_jwt_value_t *v,
+    size_t offset)
+{
+    if (v->type != NGX_BAYEUX_JWT_STRING
+        || ngx_strlchr(v->text.data, v->text.data + v->text.len, '\0'))
+    {
         ctx->why = "malformed";
         return NGX_DECLINED;
     }
 
-    len = ngx_strlen(v->u.string);
-
-    if (len == 0) {
+    if (v->text.len == 0) {
         ctx->why = "no sub";
         return NGX_DECLINED;
     }
 
-    ctx->grants.user.data = ngx_pnalloc(ctx->pool, len);
+    ctx->grants.user.data = ngx_pnalloc(ctx->pool, v->text.len);
     if (ctx->grants.user.data == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(ctx->grants.user.data, v->u.string, len);
-    ctx->grants.user.len = len;
+    ngx_memcpy(ctx->grants.user.data, v->text.data, v->text.len);
+    ctx->grants.user.len = v->text.len;
 
     return NGX_OK;
 }
@@ -980,13 +1150,15 @@ ngx_bayeux_jwt_sub(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v, size_t offset)
 /* no leeway: the token's issuer and nginx are expected to agree on time */
 
 static ngx_int_t
-ngx_bayeux_jwt_exp(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v, size_t offset)
+ngx_bayeux_jwt_exp(ngx_bayeux_jwt_ctx_t *ctx, ngx_bayeux_jwt_value_t *v,
+    size_t offset)
 {
-    double  t;
+    double     t;
+    ngx_int_t  rc;
 
-    if (ngx_bayeux_jwt_time(v, &t) != NGX_OK) {
-        ctx->why = "malformed";
-        return NGX_DECLINED;
+    rc = ngx_bayeux_jwt_time(ctx, v, &t);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     if ((double) ngx_time() >= t) {
@@ -999,13 +1171,15 @@ ngx_bayeux_jwt_exp(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v, size_t offset)
 
 
 static ngx_int_t
-ngx_bayeux_jwt_nbf(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v, size_t offset)
+ngx_bayeux_jwt_nbf(ngx_bayeux_jwt_ctx_t *ctx, ngx_bayeux_jwt_value_t *v,
+    size_t offset)
 {
-    double  t;
+    double     t;
+    ngx_int_t  rc;
 
-    if (ngx_bayeux_jwt_time(v, &t) != NGX_OK) {
-        ctx->why = "malformed";
-        return NGX_DECLINED;
+    rc = ngx_bayeux_jwt_time(ctx, v, &t);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     if ((double) ngx_time() < t) {
@@ -1017,80 +1191,98 @@ ngx_bayeux_jwt_nbf(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v, size_t offset)
 }
 
 
-/* a NumericDate: seconds since the epoch, maybe with a fraction */
+/*
+ * A NumericDate: seconds since the epoch, maybe with a fraction.  yajl
+ * has checked the text is a JSON number; one out of a double's range is
+ * refused.
+ */
 
 static ngx_int_t
-ngx_bayeux_jwt_time(yajl_val v, double *t)
+ngx_bayeux_jwt_time(ngx_bayeux_jwt_ctx_t *ctx, ngx_bayeux_jwt_value_t *v,
+    double *t)
 {
-    if (YAJL_IS_INTEGER(v)) {
-        *t = (double) YAJL_GET_INTEGER(v);
-        return NGX_OK;
+    char  *end, buf[64], *text;
+
+    if (v->type != NGX_BAYEUX_JWT_NUMBER) {
+        ctx->why = "malformed";
+        return NGX_DECLINED;
     }
 
-    if (YAJL_IS_DOUBLE(v)) {
-        *t = YAJL_GET_DOUBLE(v);
-        return NGX_OK;
+    if (v->text.len < sizeof(buf)) {
+        text = buf;
+
+    } else {
+        text = ngx_pnalloc(ctx->pool, v->text.len + 1);
+        if (text == NULL) {
+            return NGX_ERROR;
+        }
     }
 
-    return NGX_DECLINED;
+    ngx_memcpy(text, v->text.data, v->text.len);
+    text[v->text.len] = '\0';
+
+    ngx_set_errno(0);
+    *t = strtod(text, &end);
+
+    if (ngx_errno != 0 || *end != '\0') {
+        ctx->why = "malformed";
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
 }
 
 
 /* an array of channels or channel patterns, each one valid */
 
 static ngx_int_t
-ngx_bayeux_jwt_patterns(ngx_bayeux_jwt_ctx_t *ctx, yajl_val v,
-    size_t offset)
+ngx_bayeux_jwt_patterns(ngx_bayeux_jwt_ctx_t *ctx,
+    ngx_bayeux_jwt_value_t *v, size_t offset)
 {
-    size_t         i, n;
-    yajl_val       item;
-    ngx_str_t     *s, name;
-    ngx_uint_t     flags;
-    ngx_array_t   *a;
+    ngx_array_t  *a;
 
-    if (!YAJL_IS_ARRAY(v)) {
+    if (v->type != NGX_BAYEUX_JWT_ARRAY) {
         ctx->why = "malformed";
         return NGX_DECLINED;
     }
 
-    n = v->u.array.len;
-
-    a = ngx_array_create(ctx->pool, n ? n : 1, sizeof(ngx_str_t));
+    a = ngx_array_create(ctx->pool, 2, sizeof(ngx_str_t));
     if (a == NULL) {
         return NGX_ERROR;
     }
 
-    for (i = 0; i < n; i++) {
-        item = v->u.array.values[i];
+    *(ngx_array_t **) ((u_char *) &ctx->grants + offset) = a;
+    ctx->items = a;
 
-        if (!YAJL_IS_STRING(item)) {
-            ctx->why = "malformed";
-            return NGX_DECLINED;
-        }
+    return NGX_OK;
+}
 
-        name.data = (u_char *) item->u.string;
-        name.len = ngx_strlen(item->u.string);
 
-        if (ngx_bayeux_channel_parse(&name, &flags) != NGX_OK) {
-            ctx->why = "malformed";
-            return NGX_DECLINED;
-        }
+static ngx_int_t
+ngx_bayeux_jwt_pattern(ngx_bayeux_jwt_ctx_t *ctx, ngx_bayeux_jwt_value_t *v)
+{
+    ngx_str_t   *s;
+    ngx_uint_t   flags;
 
-        s = ngx_array_push(a);
-        if (s == NULL) {
-            return NGX_ERROR;
-        }
-
-        s->data = ngx_pnalloc(ctx->pool, name.len);
-        if (s->data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(s->data, name.data, name.len);
-        s->len = name.len;
+    if (v->type != NGX_BAYEUX_JWT_STRING
+        || ngx_bayeux_channel_parse(&v->text, &flags) != NGX_OK)
+    {
+        ctx->why = "malformed";
+        return NGX_DECLINED;
     }
 
-    *(ngx_array_t **) ((u_char *) &ctx->grants + offset) = a;
+    s = ngx_array_push(ctx->items);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    s->data = ngx_pnalloc(ctx->pool, v->text.len);
+    if (s->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(s->data, v->text.data, v->text.len);
+    s->len = v->text.len;
 
     return NGX_OK;
 }

@@ -50,11 +50,12 @@
  * A scalar member of a field's object, or of an object in it ("sub"),
  * that is decoded.  A value of another type, or one that does not
  * decode (NGX_DECLINED), leaves the message as if the member were
- * absent.  A boolean reaches the decoder as the text "true" or "false".
+ * absent; NGX_ERROR fails the batch (no memory).  A boolean reaches the
+ * decoder as the text "true" or "false".
  */
 
-typedef ngx_int_t (*ngx_bayeux_decode_pt)(void *dst, const u_char *text,
-    size_t len);
+typedef ngx_int_t (*ngx_bayeux_decode_pt)(ngx_pool_t *pool, void *dst,
+    const u_char *text, size_t len);
 
 struct ngx_bayeux_member_s {
     ngx_str_t                  key;
@@ -136,15 +137,17 @@ static int ngx_bayeux_parser_gen(ngx_bayeux_parser_t *p,
     yajl_gen_status status);
 static void ngx_bayeux_parser_member_key(ngx_bayeux_parser_t *p,
     ngx_str_t *key);
-static void ngx_bayeux_parser_member(ngx_bayeux_parser_t *p,
+static int ngx_bayeux_parser_member(ngx_bayeux_parser_t *p,
     ngx_uint_t type, const u_char *text, size_t len);
 static ngx_uint_t ngx_bayeux_str_eq(ngx_str_t *a, ngx_str_t *b);
-static ngx_int_t ngx_bayeux_decode_natural(void *dst, const u_char *text,
-    size_t len);
-static ngx_int_t ngx_bayeux_decode_integer(void *dst, const u_char *text,
-    size_t len);
-static ngx_int_t ngx_bayeux_decode_boolean(void *dst, const u_char *text,
-    size_t len);
+static ngx_int_t ngx_bayeux_decode_natural(ngx_pool_t *pool, void *dst,
+    const u_char *text, size_t len);
+static ngx_int_t ngx_bayeux_decode_integer(ngx_pool_t *pool, void *dst,
+    const u_char *text, size_t len);
+static ngx_int_t ngx_bayeux_decode_boolean(ngx_pool_t *pool, void *dst,
+    const u_char *text, size_t len);
+static ngx_int_t ngx_bayeux_decode_string(ngx_pool_t *pool, void *dst,
+    const u_char *text, size_t len);
 static int ngx_bayeux_parser_fail(ngx_bayeux_parser_t *p, char *reason);
 static ngx_int_t ngx_bayeux_parser_check(ngx_bayeux_parser_t *p,
     u_char *data, size_t len);
@@ -159,6 +162,9 @@ static void ngx_bayeux_parser_yajl_error(ngx_bayeux_parser_t *p,
 static void *ngx_bayeux_arena_malloc(void *ctx, size_t size);
 static void *ngx_bayeux_arena_realloc(void *ctx, void *ptr, size_t size);
 static void ngx_bayeux_arena_free(void *ctx, void *ptr);
+static void *ngx_bayeux_pool_malloc(void *ctx, size_t size);
+static void *ngx_bayeux_pool_realloc(void *ctx, void *ptr, size_t size);
+static void ngx_bayeux_pool_free(void *ctx, void *ptr);
 
 
 /*
@@ -250,6 +256,9 @@ static ngx_bayeux_member_t  ngx_bayeux_ext_members[] = {
 
     { ngx_string("timesync"), ngx_string("o"), NGX_BAYEUX_JSON_NUMBER,
       ngx_bayeux_decode_integer, ngx_bayeux_ext_offset(timesync_o) },
+
+    { ngx_string("token"), ngx_null_string, NGX_BAYEUX_JSON_STRING,
+      ngx_bayeux_decode_string, ngx_bayeux_ext_offset(token) },
 
     { ngx_null_string, ngx_null_string, 0, NULL, 0 }
 };
@@ -506,6 +515,69 @@ ngx_bayeux_arena_free(void *ctx, void *ptr)
     {
         ngx_bayeux_arena_used = m - (u_char *) ngx_bayeux_arena;
     }
+}
+
+
+/* each block starts with its size, for realloc() */
+
+void
+ngx_bayeux_yajl_pool_funcs(yajl_alloc_funcs *af, ngx_pool_t *pool)
+{
+    af->malloc = ngx_bayeux_pool_malloc;
+    af->realloc = ngx_bayeux_pool_realloc;
+    af->free = ngx_bayeux_pool_free;
+    af->ctx = pool;
+}
+
+
+static void *
+ngx_bayeux_pool_malloc(void *ctx, size_t size)
+{
+    u_char  *m;
+
+    m = ngx_palloc(ctx, NGX_BAYEUX_ARENA_HEADER + size);
+    if (m == NULL) {
+        return NULL;
+    }
+
+    *(size_t *) m = size;
+
+    return m + NGX_BAYEUX_ARENA_HEADER;
+}
+
+
+static void *
+ngx_bayeux_pool_realloc(void *ctx, void *ptr, size_t size)
+{
+    u_char  *n;
+    size_t   old;
+
+    if (ptr == NULL) {
+        return ngx_bayeux_pool_malloc(ctx, size);
+    }
+
+    old = *(size_t *) ((u_char *) ptr - NGX_BAYEUX_ARENA_HEADER);
+
+    if (size <= old) {
+        return ptr;
+    }
+
+    n = ngx_bayeux_pool_malloc(ctx, size);
+    if (n == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(n, ptr, old);
+
+    return n;
+}
+
+
+/* given back with the pool */
+
+static void
+ngx_bayeux_pool_free(void *ctx, void *ptr)
+{
 }
 
 
@@ -1126,10 +1198,11 @@ ngx_bayeux_parser_member_key(ngx_bayeux_parser_t *p, ngx_str_t *key)
 
 /* a scalar inside a captured object: decoded if a row wants it */
 
-static void
+static int
 ngx_bayeux_parser_member(ngx_bayeux_parser_t *p, ngx_uint_t type,
     const u_char *text, size_t len)
 {
+    ngx_int_t             rc;
     ngx_str_t             none, *sub;
     ngx_bayeux_member_t  *first, *m;
 
@@ -1144,7 +1217,7 @@ ngx_bayeux_parser_member(ngx_bayeux_parser_t *p, ngx_uint_t type,
         sub = &first->sub;
 
     } else {
-        return;
+        return 1;
     }
 
     for (m = first; m->key.len; m++) {
@@ -1152,9 +1225,14 @@ ngx_bayeux_parser_member(ngx_bayeux_parser_t *p, ngx_uint_t type,
             && ngx_bayeux_str_eq(&m->key, &first->key)
             && ngx_bayeux_str_eq(&m->sub, sub))
         {
-            if (m->decode((u_char *) p->msg + m->offset, text, len)
-                == NGX_OK)
-            {
+            rc = m->decode(p->pool, (u_char *) p->msg + m->offset, text,
+                           len);
+
+            if (rc == NGX_ERROR) {
+                return ngx_bayeux_parser_fail(p, "out of memory");
+            }
+
+            if (rc == NGX_OK) {
                 ngx_log_debug6(NGX_LOG_DEBUG_HTTP, p->pool->log, 0,
                                "bayeux message: %V.%V%s%s is %*s",
                                &p->field->key, &m->key,
@@ -1163,16 +1241,19 @@ ngx_bayeux_parser_member(ngx_bayeux_parser_t *p, ngx_uint_t type,
                                len, text);
             }
 
-            return;
+            return 1;
         }
     }
+
+    return 1;
 }
 
 
 /* an integer from 0, into an ngx_int_t */
 
 static ngx_int_t
-ngx_bayeux_decode_natural(void *dst, const u_char *text, size_t len)
+ngx_bayeux_decode_natural(ngx_pool_t *pool, void *dst, const u_char *text,
+    size_t len)
 {
     ngx_int_t  n;
 
@@ -1191,7 +1272,8 @@ ngx_bayeux_decode_natural(void *dst, const u_char *text, size_t len)
 /* an integer that fits 64 bits, no fraction or exponent */
 
 static ngx_int_t
-ngx_bayeux_decode_integer(void *dst, const u_char *text, size_t len)
+ngx_bayeux_decode_integer(ngx_pool_t *pool, void *dst, const u_char *text,
+    size_t len)
 {
     ngx_bayeux_ext_value_t *v = dst;
 
@@ -1233,13 +1315,38 @@ ngx_bayeux_decode_integer(void *dst, const u_char *text, size_t len)
 
 
 static ngx_int_t
-ngx_bayeux_decode_boolean(void *dst, const u_char *text, size_t len)
+ngx_bayeux_decode_boolean(ngx_pool_t *pool, void *dst, const u_char *text,
+    size_t len)
 {
     ngx_bayeux_ext_value_t *v = dst;
 
     v->value = (len == sizeof("true") - 1
                 && ngx_strncmp(text, "true", len) == 0);
     v->given = 1;
+
+    return NGX_OK;
+}
+
+
+/* the first string given, copied: yajl's buffer is reused */
+
+static ngx_int_t
+ngx_bayeux_decode_string(ngx_pool_t *pool, void *dst, const u_char *text,
+    size_t len)
+{
+    ngx_str_t  *v = dst;
+
+    if (v->data) {
+        return NGX_DECLINED;
+    }
+
+    v->data = ngx_pnalloc(pool, len ? len : 1);
+    if (v->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(v->data, text, len);
+    v->len = len;
 
     return NGX_OK;
 }
@@ -1287,7 +1394,11 @@ ngx_bayeux_parse_boolean(void *ctx, int value)
         ngx_str_set(&text, "false");
     }
 
-    ngx_bayeux_parser_member(p, NGX_BAYEUX_JSON_BOOL, text.data, text.len);
+    if (!ngx_bayeux_parser_member(p, NGX_BAYEUX_JSON_BOOL, text.data,
+                                  text.len))
+    {
+        return 0;
+    }
 
     if (!ngx_bayeux_parser_gen(p, yajl_gen_bool(p->gen, value))) {
         return 0;
@@ -1310,7 +1421,11 @@ ngx_bayeux_parse_number(void *ctx, const char *s, size_t len)
         return rc != ngx_bayeux_event_error;
     }
 
-    ngx_bayeux_parser_member(p, NGX_BAYEUX_JSON_NUMBER, (u_char *) s, len);
+    if (!ngx_bayeux_parser_member(p, NGX_BAYEUX_JSON_NUMBER, (u_char *) s,
+                                  len))
+    {
+        return 0;
+    }
 
     if (!ngx_bayeux_parser_gen(p, yajl_gen_number(p->gen, s, len))) {
         return 0;
@@ -1356,7 +1471,9 @@ ngx_bayeux_parse_string(void *ctx, const unsigned char *s, size_t len)
         }
     }
 
-    ngx_bayeux_parser_member(p, NGX_BAYEUX_JSON_STRING, s, len);
+    if (!ngx_bayeux_parser_member(p, NGX_BAYEUX_JSON_STRING, s, len)) {
+        return 0;
+    }
 
     if (!ngx_bayeux_parser_gen(p, yajl_gen_string(p->gen, s, len))) {
         return 0;

@@ -41,7 +41,8 @@ typedef enum {
  * handshake offers acknowledgements, true or false, or an object
  * {"enabled":true,"batch":N} from newer clients; a /meta/connect sends
  * the last batch it received) and its timesync extension ({"tc":client
- * time, "l":network lag, "o":clock offset}, in ms).  ext is free-form:
+ * time, "l":network lag, "o":clock offset}, in ms), and the signed
+ * token bayeux_jwt_key checks ("token": a string).  ext is free-form:
  * a value of another type is not given here, and the request goes on.
  */
 
@@ -60,6 +61,8 @@ typedef struct {
 
     /* not parsed: the server's time when the message came, in ms */
     ngx_bayeux_ext_value_t     timesync_ts;
+
+    ngx_str_t                  token;           /* the first string */
 } ngx_bayeux_ext_t;
 
 
@@ -149,6 +152,12 @@ ngx_int_t ngx_bayeux_parser_feed(ngx_bayeux_parser_t *p, u_char *data,
 ngx_int_t ngx_bayeux_parser_finish(ngx_bayeux_parser_t *p);
 ngx_array_t *ngx_bayeux_parser_messages(ngx_bayeux_parser_t *p);
 ngx_str_t *ngx_bayeux_parser_error(ngx_bayeux_parser_t *p);
+
+/*
+ * yajl allocating from "pool", for a short parse of a small text whose
+ * memory may go with the pool: no malloc() per parse, nothing to free
+ */
+void ngx_bayeux_yajl_pool_funcs(yajl_alloc_funcs *af, ngx_pool_t *pool);
 
 
 #endif /* _NGX_BAYEUX_MESSAGE_H_INCLUDED_ */
