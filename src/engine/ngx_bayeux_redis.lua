@@ -178,14 +178,20 @@ end
 -- The ack extension: what a connect that acknowledges was given stays in
 -- "a:<id>" until a later connect acknowledges it, each message as
 -- "<batch> <message>", oldest first; the hash's "ab" is the last batch
--- given, "an" how many messages are kept ("qb" counts their bytes with
--- the queue's, and "an" counts against the queue's bound).  Forgets the
--- batches up to "acked" (false: none) of the "n" kept; returns what is
--- still kept, its bytes, and the bytes forgotten.
-local function acknowledge(id, acked, n)
+-- given, "an" how many messages are kept and "ay" their bytes ("qb"
+-- counts them with the queue's, and "an" counts against the queue's
+-- bound).  Forgets the batches up to "acked" (false: none); "st": the
+-- hash's an, ab, ay.  Returns what is still kept, its bytes, and the
+-- bytes forgotten.
+local function acknowledge(id, acked, st)
   local a = P .. 'a:' .. id
   local kept, size, from, gone = {}, 0, 0, 0
-  if tonumber(n or '0') == 0 then return kept, size, gone end
+  if tonumber(st[1] or '0') == 0 then return kept, size, gone end
+  if acked and acked >= (tonumber(st[2] or '0') or 0) then
+    -- all of it arrived, as a client that keeps up says: no need to read
+    redis.call('DEL', a)
+    return kept, size, tonumber(st[3] or '0') or 0
+  end
   for i, e in ipairs(redis.call('LRANGE', a, 0, -1)) do
     local sp = string.find(e, ' ', 1, true)
     if acked and tonumber(string.sub(e, 1, sp - 1)) <= acked then
@@ -209,11 +215,18 @@ local function give(id, out, size, msgs, last)
   if #msgs > 0 then
     batch = batch + 1
     local tag = string.format('%d ', batch)
+    local tagged = {}
     for _, m in ipairs(msgs) do
-      redis.call('RPUSH', a, tag .. m)
+      tagged[#tagged + 1] = tag .. m
       out[#out + 1] = m
       size = size + #m
+      -- one RPUSH for many, within what Lua's stack takes
+      if #tagged == 1000 then
+        redis.call('RPUSH', a, unpack(tagged))
+        tagged = {}
+      end
     end
+    if #tagged > 0 then redis.call('RPUSH', a, unpack(tagged)) end
   end
   if #out > 0 then redis.call('PEXPIRE', a, ttl2) end
   return out, batch, size
@@ -230,7 +243,7 @@ local function unkeep(id, msgs, n)
   end
   for _, m in ipairs(msgs) do out[#out + 1] = m end
   redis.call('DEL', a)
-  redis.call('HSET', P .. 's:' .. id, 'an', '0')
+  redis.call('HSET', P .. 's:' .. id, 'an', '0', 'ay', '0')
   return out
 end
 
@@ -241,7 +254,7 @@ end
 local function connect(id, b, hold, w, t, ack)
   local s = P .. 's:' .. id
   local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'z', 'an',
-                        'ab')
+                        'ab', 'ay')
   if not st[1] or (b ~= '' and st[5] ~= b) then return {-1} end
   if st[4] == '1' then
     -- (its connect parked elsewhere, if any, is told by the PUBLISH)
@@ -261,7 +274,7 @@ local function connect(id, b, hold, w, t, ack)
   end
   local kept, ksize, gone = {}, 0, 0
   if ack ~= '' then
-    kept, ksize, gone = acknowledge(id, tonumber(ack), st[8])
+    kept, ksize, gone = acknowledge(id, tonumber(ack), {st[8], st[9], st[10]})
   end
   -- only lazy messages wait, not yet due, and nothing is kept for an
   -- ack: held with them, as with none
@@ -271,7 +284,7 @@ local function connect(id, b, hold, w, t, ack)
   then
     redis.call('HSET', s, 'w', w, 't', t, 'k', ack ~= '' and '1' or '')
     if gone > 0 then
-      redis.call('HSET', s, 'an', '0')
+      redis.call('HSET', s, 'an', '0', 'ay', '0')
       redis.call('HINCRBY', s, 'qb', -gone)
     end
     refresh(id)
@@ -282,12 +295,12 @@ local function connect(id, b, hold, w, t, ack)
     local out, batch, size = give(id, kept, ksize, msgs, st[9])
     if #out > 0 or st[1] ~= '1' or hold == '0' then
       redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'qb', size,
-                 'an', #out, 'ab', batch, 'z', '')
+                 'an', #out, 'ab', batch, 'ay', size, 'z', '')
       refresh(id)
       return {0, out, batch}
     end
     redis.call('HSET', s, 'w', w, 't', t, 'k', '1', 'qb', '0', 'an', '0',
-               'ab', batch, 'z', '')
+               'ab', batch, 'ay', '0', 'z', '')
     refresh(id)
     return {1}
   end
@@ -310,7 +323,8 @@ end
 -- (released) ends it in any case.
 local function take_parked(id, w, t, mode)
   local s = P .. 's:' .. id
-  local st = redis.call('HMGET', s, 'w', 't', 'o', 'u', 'k', 'an', 'ab')
+  local st = redis.call('HMGET', s, 'w', 't', 'o', 'u', 'k', 'an', 'ab',
+                        'ay')
   if not st[1] then return {-2} end
   if st[1] ~= w or st[2] ~= t then return {-1} end
   if st[3] == '1' then
@@ -320,11 +334,11 @@ local function take_parked(id, w, t, mode)
   local msgs = take(P .. 'q:' .. id)
   if st[5] == '1' then
     -- it acknowledged when it came, and what it was given then
-    local kept, ksize = acknowledge(id, false, st[6])
+    local kept, ksize = acknowledge(id, false, {st[6], st[7], st[8]})
     local out, batch, size = give(id, kept, ksize, msgs, st[7])
     if #out == 0 and mode == 'w' then return {1} end
     redis.call('HSET', s, 'w', '', 't', '', 'qb', size, 'an', #out,
-               'ab', batch, 'z', '')
+               'ab', batch, 'ay', size, 'z', '')
     refresh(id)
     return {0, out, batch}
   end
@@ -492,7 +506,7 @@ local function push(id, st, msg, lim, d)
   local held = false
   if (lim.n > 0 and len > lim.n) or (lim.b > 0 and size > lim.b) then
     redis.call('DEL', q, P .. 'a:' .. id)
-    redis.call('HSET', s, 'o', '1', 'qb', '0', 'an', '0')
+    redis.call('HSET', s, 'o', '1', 'qb', '0', 'an', '0', 'ay', '0')
     d.full[#d.full + 1] = id
     d.dropped = d.dropped + len
   else
