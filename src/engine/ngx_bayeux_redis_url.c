@@ -42,6 +42,8 @@ static char *ngx_bayeux_redis_url_sentinel(ngx_pool_t *pool, u_char *p,
     u_char *last, ngx_bayeux_redis_url_t *ru);
 static char *ngx_bayeux_redis_url_unix(ngx_pool_t *pool, u_char *p,
     u_char *last, ngx_bayeux_redis_url_t *ru);
+static char *ngx_bayeux_redis_url_authority(ngx_pool_t *pool, u_char **p,
+    u_char *last, u_char **end, ngx_bayeux_redis_url_t *ru);
 static char *ngx_bayeux_redis_url_password(ngx_pool_t *pool, u_char *p,
     u_char *last, ngx_bayeux_redis_url_t *ru);
 static char *ngx_bayeux_redis_url_unescape(ngx_pool_t *pool, u_char *p,
@@ -111,29 +113,12 @@ ngx_bayeux_redis_url_tcp(ngx_pool_t *pool, u_char *p, u_char *last,
     ngx_bayeux_redis_url_t *ru)
 {
     char       *err;
-    u_char     *end, *at, *src;
+    u_char     *end;
     ngx_url_t   u;
 
-    end = ngx_strlchr(p, last, '/');
-    if (end == NULL) {
-        end = last;
-    }
-
-    at = NULL;
-
-    for (src = p; src < end; src++) {
-        if (*src == '@') {
-            at = src;
-        }
-    }
-
-    if (at) {
-        err = ngx_bayeux_redis_url_password(pool, p, at, ru);
-        if (err) {
-            return err;
-        }
-
-        p = at + 1;
+    err = ngx_bayeux_redis_url_authority(pool, &p, last, &end, ru);
+    if (err) {
+        return err;
     }
 
     if (p == end) {
@@ -196,31 +181,14 @@ ngx_bayeux_redis_url_sentinel(ngx_pool_t *pool, u_char *p, u_char *last,
     ngx_bayeux_redis_url_t *ru)
 {
     char        *err;
-    u_char      *end, *at, *src, *host, *comma, *name;
+    u_char      *end, *host, *comma, *name;
     ngx_uint_t   i;
     ngx_url_t    u;
     ngx_addr_t  *addr;
 
-    end = ngx_strlchr(p, last, '/');
-    if (end == NULL) {
-        end = last;
-    }
-
-    at = NULL;
-
-    for (src = p; src < end; src++) {
-        if (*src == '@') {
-            at = src;
-        }
-    }
-
-    if (at) {
-        err = ngx_bayeux_redis_url_password(pool, p, at, ru);
-        if (err) {
-            return err;
-        }
-
-        p = at + 1;
+    err = ngx_bayeux_redis_url_authority(pool, &p, last, &end, ru);
+    if (err) {
+        return err;
     }
 
     if (p == end) {
@@ -373,6 +341,46 @@ ngx_bayeux_redis_url_unix(ngx_pool_t *pool, u_char *p, u_char *last,
             return err;
         }
     }
+
+    return NULL;
+}
+
+
+/*
+ * The authority of a URL: where it ends (the first "/", or "last") in
+ * "end"; a "[user]:password@" before the host is read and skipped.
+ */
+
+static char *
+ngx_bayeux_redis_url_authority(ngx_pool_t *pool, u_char **p, u_char *last,
+    u_char **end, ngx_bayeux_redis_url_t *ru)
+{
+    char    *err;
+    u_char  *at, *src;
+
+    *end = ngx_strlchr(*p, last, '/');
+    if (*end == NULL) {
+        *end = last;
+    }
+
+    at = NULL;
+
+    for (src = *p; src < *end; src++) {
+        if (*src == '@') {
+            at = src;
+        }
+    }
+
+    if (at == NULL) {
+        return NULL;
+    }
+
+    err = ngx_bayeux_redis_url_password(pool, *p, at, ru);
+    if (err) {
+        return err;
+    }
+
+    *p = at + 1;
 
     return NULL;
 }
