@@ -84,7 +84,7 @@ local function finish(id, st)
   for _, ch in ipairs(redis.call('SMEMBERS', subs)) do
     redis.call('SREM', P .. 'c:' .. ch, id)
   end
-  redis.call('DEL', s, P .. 'q:' .. id, P .. 'a:' .. id, subs)
+  redis.call('DEL', s, P .. 'q:' .. id, subs)
   return user, last
 end
 
@@ -175,76 +175,42 @@ if op == 'sw' then
   return res
 end
 
--- The ack extension: what a connect that acknowledges was given stays in
--- "a:<id>" until a later connect acknowledges it, each message as
--- "<batch> <message>", oldest first; the hash's "ab" is the last batch
--- given, "an" how many messages are kept and "ay" their bytes ("qb"
--- counts them with the queue's, and "an" counts against the queue's
--- bound).  Forgets the batches up to "acked" (false: none); "st": the
--- hash's an, ab, ay.  Returns what is still kept, its bytes, and the
--- bytes forgotten.
-local function acknowledge(id, acked, st)
-  local a = P .. 'a:' .. id
-  local kept, size, from, gone = {}, 0, 0, 0
-  if tonumber(st[1] or '0') == 0 then return kept, size, gone end
-  if acked and acked >= (tonumber(st[2] or '0') or 0) then
-    -- all of it arrived, as a client that keeps up says: no need to read
-    redis.call('DEL', a)
-    return kept, size, tonumber(st[3] or '0') or 0
-  end
-  for i, e in ipairs(redis.call('LRANGE', a, 0, -1)) do
-    local sp = string.find(e, ' ', 1, true)
-    if acked and tonumber(string.sub(e, 1, sp - 1)) <= acked then
-      from = i
-      gone = gone + #e - sp
+-- The ack extension: what a connect that acknowledges is given stays at
+-- the head of its queue "q:<id>" until a later connect acknowledges it,
+-- so that keeping it costs no copy.  The hash's "ak" lists the batches
+-- kept, oldest first, as "<batch>:<messages>:<bytes>," each, "an" how
+-- many messages they are, "ab" the last batch given; the kept messages
+-- count against the queue's bounds as queued ones do ("qb").
+
+-- the batches of "ak" after "acked": their text and messages; and how
+-- many messages and bytes the others are
+local function acked(ak, acked)
+  local rest, n, gone, bytes = {}, 0, 0, 0
+  for b, m, y in string.gmatch(ak or '', '(%d+):(%d+):(%d+),') do
+    if tonumber(b) <= acked then
+      gone = gone + tonumber(m)
+      bytes = bytes + tonumber(y)
     else
-      kept[#kept + 1] = string.sub(e, sp + 1)
-      size = size + #e - sp
+      rest[#rest + 1] = b .. ':' .. m .. ':' .. y .. ','
+      n = n + tonumber(m)
     end
   end
-  if from > 0 then redis.call('LTRIM', a, from, -1) end
-  return kept, size, gone
+  return table.concat(rest), n, gone, bytes
 end
 
--- Gives what is kept ("out", "size" its bytes), then "msgs", the new
--- ones, kept as the next batch after "last" (the hash's "ab").  Returns
--- the messages, the last batch, and the bytes now kept.
-local function give(id, out, size, msgs, last)
-  local a = P .. 'a:' .. id
+-- Gives the whole queue: the "n" messages kept first, the others become
+-- batch "last" + 1 after the kept ones ("ak").  Returns the messages,
+-- the last batch and the new "ak".
+local function give(id, n, ak, last)
+  local msgs = redis.call('LRANGE', P .. 'q:' .. id, 0, -1)
   local batch = tonumber(last or '0') or 0
-  if #msgs > 0 then
+  if #msgs > n then
+    local bytes = 0
+    for i = n + 1, #msgs do bytes = bytes + #msgs[i] end
     batch = batch + 1
-    local tag = string.format('%d ', batch)
-    local tagged = {}
-    for _, m in ipairs(msgs) do
-      tagged[#tagged + 1] = tag .. m
-      out[#out + 1] = m
-      size = size + #m
-      -- one RPUSH for many, within what Lua's stack takes
-      if #tagged == 1000 then
-        redis.call('RPUSH', a, unpack(tagged))
-        tagged = {}
-      end
-    end
-    if #tagged > 0 then redis.call('RPUSH', a, unpack(tagged)) end
+    ak = ak .. batch .. ':' .. (#msgs - n) .. ':' .. bytes .. ','
   end
-  if #out > 0 then redis.call('PEXPIRE', a, ttl2) end
-  return out, batch, size
-end
-
--- A connect that does not acknowledge takes what was kept for it too,
--- first: "n", how many (the hash's "an").
-local function unkeep(id, msgs, n)
-  if tonumber(n or '0') == 0 then return msgs end
-  local a = P .. 'a:' .. id
-  local out = {}
-  for _, e in ipairs(redis.call('LRANGE', a, 0, -1)) do
-    out[#out + 1] = string.sub(e, string.find(e, ' ', 1, true) + 1)
-  end
-  for _, m in ipairs(msgs) do out[#out + 1] = m end
-  redis.call('DEL', a)
-  redis.call('HSET', P .. 's:' .. id, 'an', '0', 'ay', '0')
-  return out
+  return msgs, batch, ak
 end
 
 -- A connect: its messages if there are any (or it must not be held),
@@ -254,7 +220,7 @@ end
 local function connect(id, b, hold, w, t, ack)
   local s = P .. 's:' .. id
   local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'z', 'an',
-                        'ab', 'ay')
+                        'ab', 'ak')
   if not st[1] or (b ~= '' and st[5] ~= b) then return {-1} end
   if st[4] == '1' then
     -- (its connect parked elsewhere, if any, is told by the PUBLISH)
@@ -272,39 +238,45 @@ local function connect(id, b, hold, w, t, ack)
   if st[2] ~= '' then
     redis.call('PUBLISH', st[2], id .. ' ' .. st[3])
   end
-  local kept, ksize, gone = {}, 0, 0
-  if ack ~= '' then
-    kept, ksize, gone = acknowledge(id, tonumber(ack), {st[8], st[9], st[10]})
+  local q, ak, kept = P .. 'q:' .. id, st[10], 0
+  if ack ~= '' and ak and ak ~= '' then
+    local gone, bytes
+    ak, kept, gone, bytes = acked(ak, tonumber(ack))
+    if gone > 0 then
+      redis.call('LTRIM', q, gone, -1)
+      redis.call('HINCRBY', s, 'qb', -bytes)
+      redis.call('HSET', s, 'ak', ak, 'an', kept)
+    end
   end
   -- only lazy messages wait, not yet due, and nothing is kept for an
   -- ack: held with them, as with none
   local z = tonumber(st[7] or '')
-  if z and st[1] == '1' and hold ~= '0' and z > now_ms() and #kept == 0
+  if z and st[1] == '1' and hold ~= '0' and z > now_ms() and kept == 0
      and (ack ~= '' or tonumber(st[8] or '0') == 0)
   then
     redis.call('HSET', s, 'w', w, 't', t, 'k', ack ~= '' and '1' or '')
-    if gone > 0 then
-      redis.call('HSET', s, 'an', '0', 'ay', '0')
-      redis.call('HINCRBY', s, 'qb', -gone)
-    end
     refresh(id)
     return {1}
   end
-  local msgs = take(P .. 'q:' .. id)
   if ack ~= '' then
-    local out, batch, size = give(id, kept, ksize, msgs, st[9])
-    if #out > 0 or st[1] ~= '1' or hold == '0' then
-      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'qb', size,
-                 'an', #out, 'ab', batch, 'ay', size, 'z', '')
-      refresh(id)
-      return {0, out, batch}
+    local msgs, batch
+    msgs, batch, ak = give(id, kept, ak or '', st[9])
+    if #msgs > 0 or st[1] ~= '1' or hold == '0' then
+      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'ak', ak,
+                 'an', #msgs, 'ab', batch, 'z', '')
+      refresh(id, #msgs > 0)
+      return {0, msgs, batch}
     end
-    redis.call('HSET', s, 'w', w, 't', t, 'k', '1', 'qb', '0', 'an', '0',
-               'ab', batch, 'ay', '0', 'z', '')
+    redis.call('HSET', s, 'w', w, 't', t, 'k', '1', 'ak', '', 'an', '0',
+               'z', '')
     refresh(id)
     return {1}
   end
-  msgs = unkeep(id, msgs, st[8])
+  local msgs = take(q)
+  if tonumber(st[8] or '0') ~= 0 then
+    -- it stopped acknowledging: what was kept is taken with the rest
+    redis.call('HSET', s, 'ak', '', 'an', '0')
+  end
   if #msgs > 0 or st[1] ~= '1' or hold == '0' then
     -- the hash is written only if it changes
     if st[1] ~= '1' or st[2] ~= '' or st[3] ~= '' or #msgs > 0 then
@@ -323,25 +295,23 @@ end
 -- (released) ends it in any case.
 local function take_parked(id, w, t, mode)
   local s = P .. 's:' .. id
-  local st = redis.call('HMGET', s, 'w', 't', 'o', 'u', 'k', 'an', 'ab',
-                        'ay')
+  local st = redis.call('HMGET', s, 'w', 't', 'o', 'u', 'k', 'ab')
   if not st[1] then return {-2} end
   if st[1] ~= w or st[2] ~= t then return {-1} end
   if st[3] == '1' then
     local user, last = finish(id, {'', '', st[4]})
     return {-3, user, last}
   end
-  local msgs = take(P .. 'q:' .. id)
   if st[5] == '1' then
-    -- it acknowledged when it came, and what it was given then
-    local kept, ksize = acknowledge(id, false, {st[6], st[7], st[8]})
-    local out, batch, size = give(id, kept, ksize, msgs, st[7])
-    if #out == 0 and mode == 'w' then return {1} end
-    redis.call('HSET', s, 'w', '', 't', '', 'qb', size, 'an', #out,
-               'ab', batch, 'ay', size, 'z', '')
-    refresh(id)
-    return {0, out, batch}
+    -- it acknowledged all it was given when it came: all is new
+    local msgs, batch, ak = give(id, 0, '', st[6])
+    if #msgs == 0 and mode == 'w' then return {1} end
+    redis.call('HSET', s, 'w', '', 't', '', 'ak', ak, 'an', #msgs,
+               'ab', batch, 'z', '')
+    refresh(id, #msgs > 0)
+    return {0, msgs, batch}
   end
+  local msgs = take(P .. 'q:' .. id)
   if #msgs == 0 and mode == 'w' then return {1} end
   redis.call('HSET', s, 'w', '', 't', '', 'qb', '0', 'z', '')
   refresh(id)
@@ -498,20 +468,19 @@ local function push(id, st, msg, lim, d)
   end
   local s = P .. 's:' .. id
   local q = P .. 'q:' .. id
-  local queued = redis.call('RPUSH', q, msg)
+  local len = redis.call('RPUSH', q, msg)
   local size = redis.call('HINCRBY', s, 'qb', #msg)
-  if queued == 1 then redis.call('PEXPIRE', q, ttl2) end
-  -- what the ack extension keeps counts against the bounds too
-  local len = queued + (tonumber(st[5] or '0') or 0)
+  if len == 1 then redis.call('PEXPIRE', q, ttl2) end
   local held = false
   if (lim.n > 0 and len > lim.n) or (lim.b > 0 and size > lim.b) then
-    redis.call('DEL', q, P .. 'a:' .. id)
-    redis.call('HSET', s, 'o', '1', 'qb', '0', 'an', '0', 'ay', '0')
+    redis.call('DEL', q)
+    redis.call('HSET', s, 'o', '1', 'qb', '0', 'ak', '', 'an', '0')
     d.full[#d.full + 1] = id
     d.dropped = d.dropped + len
   else
     d.n = d.n + 1
-    held = lazy_wait(id, st, queued, d)
+    -- the messages the ack extension keeps were given: not waiting
+    held = lazy_wait(id, st, len - (tonumber(st[5] or '0') or 0), d)
     if d.now then mark(s, d.now) end
   end
   if st[1] ~= '' and not held then wake(d, id, st[1], st[2]) end
