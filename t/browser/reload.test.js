@@ -24,6 +24,7 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -68,6 +69,11 @@ describe('reload extension in chromium', {
     let browser;
     let context;
 
+    // What nginx serves, copied where its workers (nobody, when the tests
+    // run as root) may read it: the checkout may be under a directory
+    // only its owner can enter (a clone in a mktemp -d).
+    let files;
+
     function newServer(engine) {
         return new Server({
             engine,
@@ -80,10 +86,10 @@ describe('reload extension in chromium', {
     }`,
             server: `
         location /lib/cometd/ {
-            alias ${path.join(REPO, 'node_modules', 'cometd')}/;
+            alias ${path.join(files, 'cometd')}/;
         }
         location /reload/ {
-            alias ${path.join(REPO, 't', 'browser', 'reload')}/;
+            alias ${path.join(files, 'reload')}/;
         }
         location = /publish {
             bayeux_publisher /cometd;
@@ -95,6 +101,12 @@ describe('reload extension in chromium', {
     }
 
     before(async () => {
+        files = fs.mkdtempSync(path.join(os.tmpdir(), 'bayeux-reload-'));
+        fs.chmodSync(files, 0o755);
+        fs.cpSync(path.join(REPO, 'node_modules', 'cometd'),
+                  path.join(files, 'cometd'), { recursive: true });
+        fs.cpSync(path.join(REPO, 't', 'browser', 'reload'),
+                  path.join(files, 'reload'), { recursive: true });
         redis = new Redis();
         await redis.start();
         for (const engine of ['memory', 'redis']) {
@@ -128,6 +140,9 @@ describe('reload extension in chromium', {
         }
         if (redis) {
             await redis.stop();
+        }
+        if (files) {
+            fs.rmSync(files, { recursive: true, force: true });
         }
     });
 
