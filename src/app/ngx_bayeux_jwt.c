@@ -152,6 +152,7 @@ static int ngx_bayeux_jwt_json_key(void *data, const unsigned char *s,
     size_t len);
 static int ngx_bayeux_jwt_json_start_array(void *data);
 static int ngx_bayeux_jwt_json_end(void *data);
+static int ngx_bayeux_jwt_json_deeper(ngx_bayeux_jwt_ctx_t *ctx);
 
 static ngx_int_t ngx_bayeux_jwt_alg(ngx_bayeux_jwt_ctx_t *ctx,
     ngx_bayeux_jwt_value_t *v, size_t offset);
@@ -982,12 +983,7 @@ ngx_bayeux_jwt_json_start_map(void *data)
         return 0;
     }
 
-    if (++ctx->depth > NGX_BAYEUX_MAX_JSON_DEPTH) {
-        ctx->rc = NGX_DECLINED;
-        return 0;
-    }
-
-    return 1;
+    return ngx_bayeux_jwt_json_deeper(ctx);
 }
 
 
@@ -1000,6 +996,15 @@ ngx_bayeux_jwt_json_start_array(void *data)
         return 0;
     }
 
+    return ngx_bayeux_jwt_json_deeper(ctx);
+}
+
+
+/* a map or an array opens: too deep is malformed */
+
+static int
+ngx_bayeux_jwt_json_deeper(ngx_bayeux_jwt_ctx_t *ctx)
+{
     if (++ctx->depth > NGX_BAYEUX_MAX_JSON_DEPTH) {
         ctx->rc = NGX_DECLINED;
         return 0;

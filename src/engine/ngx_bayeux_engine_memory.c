@@ -1172,9 +1172,9 @@ ngx_bayeux_memory_msg_release(ngx_bayeux_memory_msg_t *msg)
 
 /*
  * What a connect is given: the whole queue, taken; or, for a connect that
- * acknowledges (the ack extension), the queue without the batches it
- * acknowledged, kept until a later connect acknowledges it, its items not
- * given before becoming the session's next batch.
+ * acknowledges (the ack extension; its connect forgot what it
+ * acknowledged), the queue, kept until a later connect acknowledges it,
+ * its items not given before becoming the session's next batch.
  */
 
 static ngx_int_t
@@ -1187,10 +1187,6 @@ ngx_bayeux_memory_drain(ngx_bayeux_memory_session_t *s,
     ngx_bayeux_memory_item_t  *item;
 
     keep = (w->ack != NGX_BAYEUX_NO_ACK);
-
-    if (keep) {
-        ngx_bayeux_memory_acked(s, (ngx_uint_t) w->ack);
-    }
 
     *messages = ngx_array_create(pool, s->queued ? s->queued : 1,
                                  sizeof(ngx_str_t));

@@ -245,7 +245,6 @@ local function connect(id, b, hold, w, t, ack)
     if gone > 0 then
       redis.call('LTRIM', q, gone, -1)
       redis.call('HINCRBY', s, 'qb', -bytes)
-      redis.call('HSET', s, 'ak', ak, 'an', kept)
     end
   end
   -- only lazy messages wait, not yet due, and nothing is kept for an
@@ -254,7 +253,8 @@ local function connect(id, b, hold, w, t, ack)
   if z and st[1] == '1' and hold ~= '0' and z > now_ms() and kept == 0
      and (ack ~= '' or tonumber(st[8] or '0') == 0)
   then
-    redis.call('HSET', s, 'w', w, 't', t, 'k', ack ~= '' and '1' or '')
+    redis.call('HSET', s, 'w', w, 't', t, 'k', ack ~= '' and '1' or '',
+               'ak', ak or '', 'an', kept)
     refresh(id)
     return {1}
   end
