@@ -262,7 +262,12 @@ sub build_conf {
         # workers run as root too, so they can use the files of the test
         $c .= "user root;\n";
     }
-    $c .= "pid logs/nginx.pid;\n" unless _has_directive($main, 'pid');
+    # nginx writes it once its configuration is in force: see try_start
+    $self->{pid_file} = undef;
+    unless (_has_directive($main, 'pid')) {
+        $c .= "pid logs/nginx.pid;\n";
+        $self->{pid_file} = "$self->{root}/logs/nginx.pid";
+    }
     $c .= "error_log logs/error.log $self->{log_level};\n";
     $c .= "events { worker_connections 1024; }\n"
         unless _has_directive($main, 'events');
@@ -376,6 +381,8 @@ sub try_start {
     # (nginx runs in its server root, so that a core dump lands there)
     $cmd[0] = abs_path($cmd[0]) if $cmd[0] =~ m{/} && -e $cmd[0];
 
+    unlink $self->{pid_file} if $self->{pid_file};
+
     my $pid = fork;
     die "fork failed: $!" unless defined $pid;
     if ($pid == 0) {
@@ -410,7 +417,10 @@ sub try_start {
                 . $self->_log_tail;
             return 0;
         }
-        last if $self->_listening;
+        # nginx listens before its modules' init_module, which may still
+        # refuse the configuration and exit; the pid file comes after
+        last if $self->_listening
+                && (!$self->{pid_file} || -e $self->{pid_file});
         if (time > $deadline) {
             $self->{start_error} = "nginx did not listen on port "
                 . "$self->{port} within $self->{start_timeout} s\n"
