@@ -21,7 +21,8 @@
  *   fanout     N subscribers on one channel, P publishers at full
  *              speed or at a fixed rate
  *   rooms      CometD's benchmark: N clients, R rooms, K rooms each,
- *              batches of B messages to a room
+ *              batches of B messages to a room; with --rooms-even, the
+ *              rooms taken in turn, so each has as many subscribers
  *   idle       N sessions with a held /meta/connect; the resident memory
  *              of the server processes before and after
  *   service    C sessions (long-polling) post remote calls (a /service
@@ -66,6 +67,7 @@ typedef struct {
     int                       size;
     int                       rooms;
     int                       rooms_per_client;
+    int                       rooms_even;
     double                    duration;
     double                    warmup;
     double                    drain;
@@ -153,6 +155,7 @@ static void bb_usage(void);
 static void bb_options(int argc, char **argv);
 static void bb_handshake_make(void);
 static void bb_deadline(int signo);
+static void bb_raise_nofile(int need);
 static void bb_loop(uint64_t until, int (*done)(void));
 static void bb_tick(uint64_t now);
 static int bb_setup_done(void);
@@ -262,6 +265,8 @@ main(int argc, char **argv)
 
     max = bb_conf.clients + bb_conf.connections + 3 * bb_conf.publishers + 16;
 
+    bb_raise_nofile(max);
+
     if (bb_net_init(max) != BB_OK) {
         bb_fatal("epoll_create1() failed: %s", strerror(errno));
     }
@@ -316,6 +321,9 @@ bb_usage(void)
         "  --size S           bytes of message data\n"
         "  --rooms R          rooms: channels\n"
         "  --rooms-per-client K\n"
+        "  --rooms-even       rooms: client i takes rooms iK .. iK+K-1 "
+        "(modulo R)\n"
+        "                     instead of K at random\n"
         "  --duration S       measured seconds\n"
         "  --warmup S         seconds before the measurement\n"
         "  --drain S          at most this long for the last deliveries\n"
@@ -362,6 +370,7 @@ bb_options(int argc, char **argv)
         { "size", required_argument, NULL, 's' },
         { "rooms", required_argument, NULL, 'R' },
         { "rooms-per-client", required_argument, NULL, 'K' },
+        { "rooms-even", no_argument, NULL, 'N' },
         { "duration", required_argument, NULL, 'd' },
         { "warmup", required_argument, NULL, 'w' },
         { "drain", required_argument, NULL, 'D' },
@@ -468,6 +477,10 @@ bb_options(int argc, char **argv)
 
         case 'K':
             bb_conf.rooms_per_client = atoi(optarg);
+            break;
+
+        case 'N':
+            bb_conf.rooms_even = 1;
             break;
 
         case 'd':
@@ -628,6 +641,45 @@ bb_deadline(int signo)
 
     (void) write(2, msg, sizeof(msg) - 1);
     _exit(3);
+}
+
+
+/*
+ * Thousands of sessions need as many descriptors: the soft limit is
+ * often 1024 where the hard one allows far more, and root may raise
+ * the hard one too.  Failing here names the cause, where a full table
+ * would show up as sessions failing to connect.
+ */
+
+static void
+bb_raise_nofile(int need)
+{
+    rlim_t         want, hard;
+    struct rlimit  rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        bb_fatal("getrlimit(RLIMIT_NOFILE) failed: %s", strerror(errno));
+    }
+
+    want = (rlim_t) need + 64;
+    hard = rl.rlim_max;
+
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= want) {
+        return;
+    }
+
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+        rl.rlim_max = want;
+    }
+
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : rl.rlim_max;
+
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        bb_fatal("%d connections need %llu descriptors: setrlimit("
+                 "RLIMIT_NOFILE) failed: %s (the hard limit is %llu)",
+                 need, (unsigned long long) want, strerror(errno),
+                 (unsigned long long) hard);
+    }
 }
 
 
@@ -1928,6 +1980,18 @@ bb_clients_create(int n, int with_rooms)
             continue;
         }
 
+        /* K consecutive rooms are distinct as K is at most R */
+
+        if (bb_conf.rooms_even) {
+            for (j = 0; j < cl->nrooms; j++) {
+                cl->rooms[j] = (int) (((uint64_t) i * (uint64_t) cl->nrooms
+                                       + (uint64_t) j)
+                                      % (uint64_t) bb_conf.rooms);
+            }
+
+            continue;
+        }
+
         /* distinct rooms, chosen at random */
 
         for (j = 0; j < cl->nrooms; j++) {
@@ -2142,6 +2206,14 @@ scenario_publish(void)
 
     if (bb_conf.nredis) {
         bb_result("redis_cpu", "%.0f", 100 * redis / secs);
+
+        /* Redis's cost per delivery, whatever the delivery rate */
+        bb_result("redis_cpu_ms", "%.0f", 1000 * redis);
+
+        if (bb_stats.win_delivered) {
+            bb_result("redis_ms_per_1000", "%.3f",
+                      1e6 * redis / (double) bb_stats.win_delivered);
+        }
     }
 
     bb_result_end();
