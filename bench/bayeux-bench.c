@@ -2040,10 +2040,11 @@ bb_setup(const char *what)
 static int
 scenario_publish(void)
 {
-    int              i, fanout;
+    int              i, n, fanout;
+    char             each[BB_MAX_PIDS * 8], *e;
     double           secs, tool, server, redis, drained;
     uint64_t         t0, t1, t2, subs;
-    bb_proc_t        p0, p1, r0, r1;
+    bb_proc_t        p0, p1, r0, r1, re0[BB_MAX_PIDS], re1[BB_MAX_PIDS];
     bb_publisher_t  *p;
 
     fanout = strcmp(bb_conf.scenario, "fanout") == 0;
@@ -2135,6 +2136,11 @@ scenario_publish(void)
 
     bb_proc_read(bb_conf.pids, bb_conf.npids, &p0);
     bb_proc_read(bb_conf.redis_pids, bb_conf.nredis, &r0);
+
+    for (i = 0; i < bb_conf.nredis; i++) {
+        bb_proc_read(&bb_conf.redis_pids[i], 1, &re0[i]);
+    }
+
     tool = bb_self_cpu();
     t1 = bb_now();
     bb_stats.counting = 1;
@@ -2146,6 +2152,10 @@ scenario_publish(void)
     tool = bb_self_cpu() - tool;
     bb_proc_read(bb_conf.pids, bb_conf.npids, &p1);
     bb_proc_read(bb_conf.redis_pids, bb_conf.nredis, &r1);
+
+    for (i = 0; i < bb_conf.nredis; i++) {
+        bb_proc_read(&bb_conf.redis_pids[i], 1, &re1[i]);
+    }
 
     bb_publishing = 0;
 
@@ -2214,6 +2224,26 @@ scenario_publish(void)
             bb_result("redis_ms_per_1000", "%.3f",
                       1e6 * redis / (double) bb_stats.win_delivered);
         }
+
+        /* several Redis servers (a Cluster's primaries): how evenly */
+
+        e = each;
+        each[0] = '\0';
+
+        for (i = 0; i < bb_conf.nredis; i++) {
+            n = snprintf(e, (size_t) (each + sizeof(each) - e), "%s%.0f",
+                         i ? "/" : "",
+                         100 * (double) (re1[i].cpu - re0[i].cpu)
+                         / (double) sysconf(_SC_CLK_TCK) / secs);
+
+            if (n < 0 || n >= each + sizeof(each) - e) {
+                break;
+            }
+
+            e += n;
+        }
+
+        bb_result("redis_cpu_each", "%s", each);
     }
 
     bb_result_end();
