@@ -314,6 +314,8 @@ static void ngx_bayeux_redis_sub_reply(ngx_bayeux_redis_conn_t *rc,
     redisReply *reply, ngx_bayeux_redis_req_t *req);
 static void ngx_bayeux_redis_ping_reply(ngx_bayeux_redis_conn_t *rc,
     redisReply *reply, ngx_bayeux_redis_req_t *req);
+static void ngx_bayeux_redis_given(ngx_bayeux_redis_t *rd, u_char *p,
+    u_char *last);
 static void ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p,
     u_char *last);
 
@@ -351,6 +353,10 @@ static ngx_uint_t ngx_bayeux_redis_kept(redisReply *r,
     ngx_bayeux_waiter_t *w);
 static void ngx_bayeux_redis_answer(ngx_bayeux_redis_park_t *park,
     ngx_bayeux_wake_e reason, redisReply *list);
+static void ngx_bayeux_redis_answered(ngx_bayeux_redis_park_t *park,
+    ngx_bayeux_wake_e reason);
+static void ngx_bayeux_redis_answer_given(ngx_bayeux_redis_park_t *park,
+    ngx_uint_t batch, ngx_str_t *message);
 static void ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_overflowed(ngx_bayeux_redis_t *rd,
     ngx_str_t *id, redisReply *reply);
@@ -1334,7 +1340,10 @@ ngx_bayeux_redis_tick_handler(ngx_event_t *ev)
 }
 
 
-/* notifications: "<id> <token> <id> <token> ..." */
+/*
+ * notifications: "<id> <token> <id> <token> ...", or what a publish
+ * gave ("!...", ngx_bayeux_redis_given())
+ */
 
 static void
 ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
@@ -1343,6 +1352,11 @@ ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
     ngx_int_t                 key;
     ngx_uint_t                n;
     ngx_bayeux_redis_park_t  *park, *batch[NGX_BAYEUX_REDIS_TAKE_MAX];
+
+    if (p < last && *p == '!') {
+        ngx_bayeux_redis_given(rd, p + 1, last);
+        return;
+    }
 
     /* the sessions parked here are taken by one script call */
 
@@ -1405,6 +1419,84 @@ ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 
     if (n) {
         ngx_bayeux_redis_take_batch(rd, batch, n, "w");
+    }
+}
+
+
+/*
+ * "<id> <token> <batch> ...\n<message>": a publish gave the message to
+ * connects parked here that acknowledge what they receive (the ack
+ * extension), and keeps it until they do.
+ */
+
+static void
+ngx_bayeux_redis_given(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
+{
+    u_char                   *id, *token, *batch, *end, *nl;
+    ngx_int_t                 key, n;
+    ngx_str_t                 message;
+    ngx_bayeux_redis_park_t  *park;
+
+    nl = ngx_strlchr(p, last, '\n');
+    if (nl == NULL) {
+        return;
+    }
+
+    message.data = nl + 1;
+    message.len = last - message.data;
+
+    while (p < nl) {
+        id = p;
+
+        token = ngx_strlchr(p, nl, ' ');
+        if (token == NULL) {
+            break;
+        }
+
+        token++;
+
+        batch = ngx_strlchr(token, nl, ' ');
+        if (batch == NULL) {
+            break;
+        }
+
+        batch++;
+
+        end = ngx_strlchr(batch, nl, ' ');
+        if (end == NULL) {
+            end = nl;
+        }
+
+        p = end + 1;
+
+        key = ngx_atoi(token, batch - 1 - token);
+        n = ngx_atoi(batch, end - batch);
+
+        if (key == NGX_ERROR || n == NGX_ERROR
+            || token - 1 - id != NGX_BAYEUX_CLIENT_ID_LEN)
+        {
+            continue;
+        }
+
+        park = ngx_bayeux_redis_park_find(rd, (ngx_rbtree_key_t) key);
+
+        if (park == NULL
+            || ngx_memcmp(park->id, id, NGX_BAYEUX_CLIENT_ID_LEN) != 0)
+        {
+            continue;
+        }
+
+        if (park->state != NGX_BAYEUX_PARK_PARKED) {
+            /*
+             * a command for it is in flight: once answered, a take finds
+             * it no longer parked and answers it, and the client's next
+             * connect is given the message again
+             */
+            park->notified = 1;
+            continue;
+        }
+
+        ngx_bayeux_redis_answer_given(park, n, &message);
     }
 }
 
@@ -2676,10 +2768,10 @@ ngx_bayeux_redis_answer(ngx_bayeux_redis_park_t *park,
     rd = park->redis;
     w = park->waiter;
 
-    ngx_rbtree_delete(&rd->parks, &park->node);
-
     if (w == NULL) {
         /* the client went away: what was taken for it goes back */
+
+        ngx_rbtree_delete(&rd->parks, &park->node);
 
         if (list && list->type == REDIS_REPLY_ARRAY && list->elements
             && !park->kept)
@@ -2691,7 +2783,6 @@ ngx_bayeux_redis_answer(ngx_bayeux_redis_park_t *park,
         return;
     }
 
-    w->engine_data = NULL;
     w->messages = NULL;
 
     if (reason == NGX_BAYEUX_WAKE_MESSAGES) {
@@ -2711,13 +2802,68 @@ ngx_bayeux_redis_answer(ngx_bayeux_redis_park_t *park,
         }
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+    ngx_bayeux_redis_answered(park, reason);
+}
+
+
+/* the connect of a park still in the tree is answered with w->messages */
+
+static void
+ngx_bayeux_redis_answered(ngx_bayeux_redis_park_t *park,
+    ngx_bayeux_wake_e reason)
+{
+    ngx_bayeux_waiter_t  *w;
+
+    w = park->waiter;
+
+    ngx_rbtree_delete(&park->redis->parks, &park->node);
+    w->engine_data = NULL;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, park->redis->log, 0,
                    "bayeux redis: session %*s answered",
                    (size_t) NGX_BAYEUX_CLIENT_ID_LEN, park->id);
 
     ngx_free(park);
 
     w->handler(w, reason);
+}
+
+
+/*
+ * A parked connect given one message by the publish (the ack extension):
+ * Redis keeps it as batch "batch" until acknowledged, so a failure here
+ * loses nothing: the client's next connect is given it again.
+ */
+
+static void
+ngx_bayeux_redis_answer_given(ngx_bayeux_redis_park_t *park,
+    ngx_uint_t batch, ngx_str_t *message)
+{
+    ngx_str_t            *m;
+    ngx_bayeux_waiter_t  *w;
+
+    w = park->waiter;
+
+    w->messages = ngx_array_create(w->pool, 1, sizeof(ngx_str_t));
+    if (w->messages == NULL) {
+        ngx_bayeux_redis_answered(park, NGX_BAYEUX_WAKE_ERROR);
+        return;
+    }
+
+    m = ngx_array_push(w->messages);
+
+    m->data = ngx_pnalloc(w->pool, message->len);
+    if (m->data == NULL) {
+        w->messages = NULL;
+        ngx_bayeux_redis_answered(park, NGX_BAYEUX_WAKE_ERROR);
+        return;
+    }
+
+    ngx_memcpy(m->data, message->data, message->len);
+    m->len = message->len;
+    w->batch = batch;
+
+    ngx_bayeux_redis_answered(park, NGX_BAYEUX_WAKE_MESSAGES);
 }
 
 

@@ -109,10 +109,9 @@ local function mark(s, now)
   redis.call('HSET', s, 'a', now or now_ms())
 end
 
-local function inactive(s)
-  local a = redis.call('HMGET', s, 'a', 'ia')
-  if not a[2] then return false end
-  return now_ms() - tonumber(a[1]) > tonumber(a[2])
+local function inactive(a, ia)
+  if not ia then return false end
+  return now_ms() - tonumber(a) > tonumber(ia)
 end
 
 -- handshake; ARGV: id, browser, grants (the protocol's text, kept in
@@ -220,14 +219,14 @@ end
 local function connect(id, b, hold, w, t, ack)
   local s = P .. 's:' .. id
   local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'z', 'an',
-                        'ab', 'ak')
+                        'ab', 'ak', 'a', 'ia', 'qb')
   if not st[1] or (b ~= '' and st[5] ~= b) then return {-1} end
   if st[4] == '1' then
     -- (its connect parked elsewhere, if any, is told by the PUBLISH)
     local user, last = finish(id, {st[2], st[3], st[6]})
     return {-3, user, last}
   end
-  if inactive(s) then
+  if inactive(st[11], st[12]) then
     local user, last = finish(id, {st[2], st[3], st[6]})
     return {-4, user, last}
   end
@@ -238,13 +237,16 @@ local function connect(id, b, hold, w, t, ack)
   if st[2] ~= '' then
     redis.call('PUBLISH', st[2], id .. ' ' .. st[3])
   end
+  -- what is acknowledged goes; the size of the queue ("qb") is written
+  -- with the hash's other fields below
   local q, ak, kept = P .. 'q:' .. id, st[10], 0
+  local qb = tonumber(st[13] or '0') or 0
   if ack ~= '' and ak and ak ~= '' then
     local gone, bytes
     ak, kept, gone, bytes = acked(ak, tonumber(ack))
     if gone > 0 then
       redis.call('LTRIM', q, gone, -1)
-      redis.call('HINCRBY', s, 'qb', -bytes)
+      qb = qb - bytes
     end
   end
   -- only lazy messages wait, not yet due, and nothing is kept for an
@@ -254,7 +256,7 @@ local function connect(id, b, hold, w, t, ack)
      and (ack ~= '' or tonumber(st[8] or '0') == 0)
   then
     redis.call('HSET', s, 'w', w, 't', t, 'k', ack ~= '' and '1' or '',
-               'ak', ak or '', 'an', kept)
+               'ak', ak or '', 'an', kept, 'qb', qb)
     refresh(id)
     return {1}
   end
@@ -262,13 +264,18 @@ local function connect(id, b, hold, w, t, ack)
     local msgs, batch
     msgs, batch, ak = give(id, kept, ak or '', st[9])
     if #msgs > 0 or st[1] ~= '1' or hold == '0' then
-      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'ak', ak,
-                 'an', #msgs, 'ab', batch, 'z', '')
+      -- the fields that keep their value are not written again
+      if st[1] ~= '1' or st[2] ~= '' or st[3] ~= ''
+         or (st[7] and st[7] ~= '')
+      then
+        redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'z', '')
+      end
+      redis.call('HSET', s, 'ak', ak, 'an', #msgs, 'ab', batch, 'qb', qb)
       refresh(id, #msgs > 0)
       return {0, msgs, batch}
     end
     redis.call('HSET', s, 'w', w, 't', t, 'k', '1', 'ak', '', 'an', '0',
-               'z', '')
+               'z', '', 'qb', qb)
     refresh(id)
     return {1}
   end
@@ -454,9 +461,28 @@ local function lazy_wait(id, st, len, d)
   return false
 end
 
+-- A parked connect that acknowledged all it was given ("k") is given a
+-- message that comes into its empty queue by the publish itself: the
+-- message stays kept at the head of the queue as batch "ab" + 1, and the
+-- notification carries it, so that the worker answers without a script
+-- call of its own.  Lost on the way (the worker died, the connect went
+-- away), it is given again by the session's next connect.
+local function give_parked(d, id, st, msg)
+  local batch = (tonumber(st[7] or '0') or 0) + 1
+  redis.call('HSET', P .. 's:' .. id, 'w', '', 't', '',
+             'ak', batch .. ':1:' .. #msg .. ',', 'an', 1, 'ab', batch)
+  local list = d.give[st[1]]
+  if not list then
+    list = {}
+    d.give[st[1]] = list
+    d.givers[#d.givers + 1] = st[1]
+  end
+  list[#list + 1] = id .. ' ' .. st[2] .. ' ' .. batch
+end
+
 -- Queues a message for a session that exists: its hash's fields w, t, o,
--- z, an in "st", "lim" the queue's bounds, "d.due" the deadline of a lazy
--- message.  A queue that goes over them is emptied and the session
+-- z, an, k, ab in "st", "lim" the queue's bounds, "d.due" the deadline of
+-- a lazy message.  A queue that goes over them is emptied and the session
 -- marked overflowed ("o"): nothing more is queued for it, and its next
 -- connect (or the one it holds, woken) ends it.  Those go into "full",
 -- the messages dropped are counted in "dropped", worker channels to
@@ -482,13 +508,24 @@ local function push(id, st, msg, lim, d)
     -- the messages the ack extension keeps were given: not waiting
     held = lazy_wait(id, st, len - (tonumber(st[5] or '0') or 0), d)
     if d.now then mark(s, d.now) end
+    if st[1] ~= '' and not held and st[6] == '1' and len == 1 then
+      give_parked(d, id, st, msg)
+      return
+    end
   end
   if st[1] ~= '' and not held then wake(d, id, st[1], st[2]) end
 end
 
-local function notify(d)
+-- Notifications, one PUBLISH each to a worker's channel: "<id> <token>
+-- ..." wakes its parked connects, "!<id> <token> <batch> ...\n<message>"
+-- gives them the message.
+local function notify(d, msg)
   for _, w in ipairs(d.workers) do
     redis.call('PUBLISH', w, table.concat(d.wake[w], ' '))
+  end
+  for _, w in ipairs(d.givers) do
+    redis.call('PUBLISH', w, '!' .. table.concat(d.give[w], ' ') .. '\n'
+               .. msg)
   end
   return {d.n, d.full, d.dropped}
 end
@@ -496,7 +533,8 @@ end
 -- "lazy": the lazy timeout of a lazy message (ms), or ''; "act" of the
 -- operation: "d", what it queues is its receivers' activity
 local function deliveries(lazy, act)
-  local d = {wake = {}, workers = {}, full = {}, n = 0, dropped = 0}
+  local d = {wake = {}, workers = {}, give = {}, givers = {}, full = {},
+             n = 0, dropped = 0}
   if lazy and lazy ~= '' then d.due = now_ms() + tonumber(lazy) end
   if act and string.find(act, 'd', 1, true) then d.now = now_ms() end
   return d
@@ -524,7 +562,7 @@ if op == 'pu' then
       if not seen[id] then
         seen[id] = true
         local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o', 'z',
-                                'an')
+                                'an', 'k', 'ab')
         if not st[1] then
           redis.call('SREM', c, id)
         else
@@ -533,7 +571,7 @@ if op == 'pu' then
       end
     end
   end
-  return notify(d)
+  return notify(d, msg)
 end
 
 -- deliver; ARGV: "c" and a session id, or "u" and a user; queue bounds,
@@ -546,14 +584,14 @@ if op == 'dl' then
   local d = deliveries(ARGV[8], ARGV[9])
   for _, id in ipairs(ids) do
     local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o', 'z',
-                            'an')
+                            'an', 'k', 'ab')
     if st[1] then
       push(id, st, msg, lim, d)
     elseif ARGV[4] == 'c' then
       return {-1}
     end
   end
-  return notify(d)
+  return notify(d, msg)
 end
 
 -- The lazy deadlines that passed ("L"), each taken once whichever worker
