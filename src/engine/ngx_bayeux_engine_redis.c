@@ -16,6 +16,7 @@
 #include "ngx_bayeux_engine_redis.h"
 #include "ngx_bayeux_redis_adapter.h"
 #include "ngx_bayeux_redis_ssl.h"
+#include "ngx_bayeux_redis_cluster.h"
 #include "ngx_bayeux_redis_sentinel.h"
 #include "ngx_bayeux_redis_url.h"
 #include "ngx_bayeux_stats.h"
@@ -32,7 +33,8 @@
  * Redis, so that any worker of any host can serve any request.  A worker
  * holds nothing but its parked /meta/connect requests.
  *
- * Keys, under the prefix P (see docs/cluster.md):
+ * Keys, under the prefix P (see docs/cluster.md; on a Redis Cluster the
+ * prefix is a hash tag, "{bayeux:}", so that all are in one slot):
  *
  *     P s:<id>    hash: c (first connect done), w and t (the worker
  *                 channel and token of the parked connect), o (queue full)
@@ -92,8 +94,14 @@
 #define NGX_BAYEUX_PARK_PARKED         1
 #define NGX_BAYEUX_PARK_TAKING         2
 
-/* EVALSHA <sha> 0 <operation> <prefix> <lifetime> */
+/*
+ * EVALSHA <sha> 0 <operation> <prefix> <lifetime>; on a Redis Cluster
+ * EVALSHA <sha> 1 <prefix> <operation> <prefix> <lifetime>: the prefix, a
+ * hash tag, is declared as the script's key, so that Redis routes it (a
+ * MOVED reply) and refuses it while its slot migrates (ASK)
+ */
 #define NGX_BAYEUX_REDIS_ARGS          6
+#define NGX_BAYEUX_REDIS_CLUSTER_ARGS  7
 
 #define NGX_BAYEUX_REDIS_BACKOFF_MIN   50
 #define NGX_BAYEUX_REDIS_BACKOFF_MAX   1000
@@ -182,6 +190,8 @@ struct ngx_bayeux_redis_s {
     ngx_str_t                      password;
     ngx_str_t                      db;          /* empty for 0 */
     ngx_bayeux_redis_sentinel_t   *sentinels;   /* redis+sentinel:// */
+    ngx_bayeux_redis_cluster_t    *cluster;     /* redis+cluster:// */
+    ngx_uint_t                     args;        /* of EVALSHA's header */
     ngx_str_t                      prefix;
     ngx_str_t                      ttl;
     ngx_str_t                      max_queue;
@@ -299,8 +309,6 @@ static void ngx_bayeux_redis_primary_switched(void *data);
 static void ngx_bayeux_redis_down_handler(ngx_event_t *ev);
 static void ngx_bayeux_redis_reconnect_handler(ngx_event_t *ev);
 static void ngx_bayeux_redis_tick_handler(ngx_event_t *ev);
-static ngx_int_t ngx_bayeux_redis_auth(ngx_bayeux_redis_conn_t *rc,
-    ngx_bayeux_redis_req_t *req);
 static ngx_int_t ngx_bayeux_redis_setname(ngx_bayeux_redis_conn_t *rc,
     ngx_bayeux_redis_req_t *req, const char *role);
 static void ngx_bayeux_redis_name_reply(ngx_bayeux_redis_conn_t *rc,
@@ -539,6 +547,33 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
     rd->user = ru.user;
     rd->password = ru.password;
     rd->prefix = conf->redis_prefix;
+    rd->args = NGX_BAYEUX_REDIS_ARGS;
+
+    if (ru.seeds) {
+        /* every key of the endpoint in one slot: "{<prefix>}" */
+
+        p = ngx_pnalloc(cf->pool, conf->redis_prefix.len + 2);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        rd->prefix.data = p;
+        *p++ = '{';
+        p = ngx_cpymem(p, conf->redis_prefix.data, conf->redis_prefix.len);
+        *p++ = '}';
+        rd->prefix.len = p - rd->prefix.data;
+
+        rd->cluster = ngx_bayeux_redis_cluster_create(cf->pool, &ru,
+                                                      &rd->prefix);
+        if (rd->cluster == NULL) {
+            return NGX_ERROR;
+        }
+
+        rd->cluster->ask.found = ngx_bayeux_redis_primary_found;
+        rd->cluster->ask.data = rd;
+        rd->addr = rd->cluster->ask.addr;
+        rd->args = NGX_BAYEUX_REDIS_CLUSTER_ARGS;
+    }
 
     if (ru.db) {
         rd->db.data = ngx_pnalloc(cf->pool, NGX_INT_T_LEN);
@@ -555,9 +590,9 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
             return NGX_ERROR;
         }
 
-        rd->sentinels->found = ngx_bayeux_redis_primary_found;
+        rd->sentinels->ask.found = ngx_bayeux_redis_primary_found;
+        rd->sentinels->ask.data = rd;
         rd->sentinels->switched = ngx_bayeux_redis_primary_switched;
-        rd->sentinels->data = rd;
     }
 
     ttl = conf->interval + conf->max_interval;
@@ -731,6 +766,10 @@ ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
         ngx_bayeux_redis_sentinel_init(rd->sentinels, cycle->log, &rd->cmd);
     }
 
+    if (rd->cluster) {
+        ngx_bayeux_redis_cluster_init(rd->cluster, cycle->log, &rd->cmd);
+    }
+
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, cycle->log, 0,
                    "bayeux redis: worker channel \"%V\" for \"%V\"",
                    &rd->channel, &ep->name);
@@ -791,6 +830,10 @@ ngx_bayeux_redis_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
         ngx_bayeux_redis_sentinel_close(rd->sentinels);
     }
 
+    if (rd->cluster) {
+        ngx_bayeux_redis_ask_close(&rd->cluster->ask);
+    }
+
     while (!ngx_queue_empty(&rd->waiting)) {
         q = ngx_queue_head(&rd->waiting);
         ngx_queue_remove(q);
@@ -840,6 +883,12 @@ ngx_bayeux_redis_link_start(ngx_bayeux_redis_t *rd)
         return;
     }
 
+    if (rd->cluster) {
+        /* the primary that serves the slot now */
+        ngx_bayeux_redis_ask_start(&rd->cluster->ask);
+        return;
+    }
+
     if (ngx_bayeux_redis_connect(&rd->cmd, &rd->peer) != NGX_OK) {
         ngx_bayeux_redis_link_failed(rd, rd->cmd.error);
         return;
@@ -868,7 +917,8 @@ ngx_bayeux_redis_primary_found(void *data, ngx_addr_t *primary,
     }
 
     rd->peer = *primary;
-    rd->addr = rd->sentinels->addr;
+    rd->addr = rd->sentinels ? rd->sentinels->ask.addr
+                             : rd->cluster->ask.addr;
 
     if (ngx_bayeux_redis_connect(&rd->cmd, &rd->peer) != NGX_OK) {
         ngx_bayeux_redis_link_failed(rd, rd->cmd.error);
@@ -990,37 +1040,6 @@ ngx_bayeux_redis_reconnect_handler(ngx_event_t *ev)
 }
 
 
-/* AUTH [user] password, first on each of the two connections */
-
-static ngx_int_t
-ngx_bayeux_redis_auth(ngx_bayeux_redis_conn_t *rc,
-    ngx_bayeux_redis_req_t *req)
-{
-    int                  argc;
-    const char          *argv[3];
-    size_t               argvlen[3];
-    ngx_bayeux_redis_t  *rd = rc->data;
-
-    if (rd->password.len == 0) {
-        return NGX_OK;
-    }
-
-    argc = 0;
-    argv[argc] = "AUTH";
-    argvlen[argc++] = 4;
-
-    if (rd->user.len) {
-        argv[argc] = (const char *) rd->user.data;
-        argvlen[argc++] = rd->user.len;
-    }
-
-    argv[argc] = (const char *) rd->password.data;
-    argvlen[argc++] = rd->password.len;
-
-    return ngx_bayeux_redis_send(rc, req, argc, argv, argvlen);
-}
-
-
 /*
  * CLIENT SETNAME bayeux:<pid>:<role>, after AUTH: an operator's CLIENT
  * LIST then tells which worker holds which connection
@@ -1076,7 +1095,8 @@ ngx_bayeux_redis_cmd_connected(ngx_bayeux_redis_conn_t *rc)
      * reply says ready
      */
 
-    if (ngx_bayeux_redis_auth(rc, &rd->auth_req) != NGX_OK
+    if (ngx_bayeux_redis_auth(rc, &rd->auth_req, &rd->user, &rd->password)
+        != NGX_OK
         || ngx_bayeux_redis_setname(rc, &rd->name_req, "cmd") != NGX_OK)
     {
         goto failed;
@@ -1127,14 +1147,25 @@ ngx_bayeux_redis_sub_connected(ngx_bayeux_redis_conn_t *rc)
     size_t               argvlen[3];
     ngx_bayeux_redis_t  *rd = rc->data;
 
-    if (ngx_bayeux_redis_auth(rc, &rd->sub_auth_req) != NGX_OK
+    if (ngx_bayeux_redis_auth(rc, &rd->sub_auth_req, &rd->user,
+                              &rd->password)
+        != NGX_OK
         || ngx_bayeux_redis_setname(rc, &rd->sub_name_req, "sub") != NGX_OK)
     {
         goto failed;
     }
 
-    argv[0] = "SUBSCRIBE";
-    argvlen[0] = 9;
+    /* a cluster's sharded pub/sub stays within the slot's shard */
+
+    if (rd->cluster) {
+        argv[0] = "SSUBSCRIBE";
+        argvlen[0] = 10;
+
+    } else {
+        argv[0] = "SUBSCRIBE";
+        argvlen[0] = 9;
+    }
+
     argv[1] = (const char *) rd->channel.data;
     argvlen[1] = rd->channel.len;
 
@@ -1195,6 +1226,8 @@ static void
 ngx_bayeux_redis_sub_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
     ngx_bayeux_redis_req_t *req)
 {
+    size_t               len;
+    u_char              *p;
     redisReply          *type, *payload;
     ngx_bayeux_redis_t  *rd = rc->data;
 
@@ -1213,13 +1246,29 @@ ngx_bayeux_redis_sub_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
         return;
     }
 
-    if (type->len == 9 && ngx_strncmp(type->str, "subscribe", 9) == 0) {
+    /* "subscribe", "message"; a cluster's "ssubscribe", "smessage" */
+
+    p = (u_char *) type->str;
+    len = type->len;
+
+    if (rd->cluster && len && *p == 's') {
+        p++;
+        len--;
+    }
+
+    if (len == 9 && ngx_strncmp(p, "subscribe", 9) == 0) {
         rd->sub_ready = 1;
         ngx_bayeux_redis_link_check(rd);
         return;
     }
 
-    if (type->len == 7 && ngx_strncmp(type->str, "message", 7) == 0
+    if (len == 11 && ngx_strncmp(p, "unsubscribe", 11) == 0) {
+        /* the slot moved to another shard: its primary is asked again */
+        ngx_bayeux_redis_close(rc, "the slot moved to another node");
+        return;
+    }
+
+    if (len == 7 && ngx_strncmp(p, "message", 7) == 0
         && payload->type == REDIS_REPLY_STRING)
     {
         ngx_bayeux_redis_notified(rd, (u_char *) payload->str,
@@ -3004,7 +3053,7 @@ ngx_bayeux_redis_cmd_create(ngx_bayeux_redis_t *rd, ngx_uint_t kind,
     ngx_bayeux_redis_kind_t  *k;
 
     k = &ngx_bayeux_redis_kinds[kind];
-    argc = NGX_BAYEUX_REDIS_ARGS + k->nargs + nlist;
+    argc = rd->args + k->nargs + nlist;
 
     p = ngx_alloc(sizeof(ngx_bayeux_redis_cmd_t)
                   + argc * (sizeof(char *) + sizeof(size_t)) + size,
@@ -3034,16 +3083,24 @@ ngx_bayeux_redis_cmd_create(ngx_bayeux_redis_t *rd, ngx_uint_t kind,
     cmd->argvlen[0] = 7;
     cmd->argv[1] = (const char *) ngx_bayeux_redis_sha;
     cmd->argvlen[1] = 40;
-    cmd->argv[2] = "0";
+    cmd->argv[2] = rd->cluster ? "1" : "0";
     cmd->argvlen[2] = 1;
-    cmd->argv[3] = (const char *) k->op.data;
-    cmd->argvlen[3] = k->op.len;
-    cmd->argv[4] = (const char *) rd->prefix.data;
-    cmd->argvlen[4] = rd->prefix.len;
-    cmd->argv[5] = (const char *) rd->ttl.data;
-    cmd->argvlen[5] = rd->ttl.len;
 
-    cmd->argc = NGX_BAYEUX_REDIS_ARGS;
+    argc = 3;
+
+    if (rd->cluster) {
+        cmd->argv[argc] = (const char *) rd->prefix.data;
+        cmd->argvlen[argc++] = rd->prefix.len;
+    }
+
+    cmd->argv[argc] = (const char *) k->op.data;
+    cmd->argvlen[argc++] = k->op.len;
+    cmd->argv[argc] = (const char *) rd->prefix.data;
+    cmd->argvlen[argc++] = rd->prefix.len;
+    cmd->argv[argc] = (const char *) rd->ttl.data;
+    cmd->argvlen[argc++] = rd->ttl.len;
+
+    cmd->argc = argc;
 
     return cmd;
 }
@@ -3143,7 +3200,7 @@ ngx_bayeux_redis_flush_connects(ngx_bayeux_redis_t *rd)
         for (i = 0; i < n; i++) {
             cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
 
-            for (k = NGX_BAYEUX_REDIS_ARGS; k < cmd->argc; k++) {
+            for (k = rd->args; k < cmd->argc; k++) {
                 size += cmd->argvlen[k];
             }
 
@@ -3175,7 +3232,7 @@ ngx_bayeux_redis_flush_connects(ngx_bayeux_redis_t *rd)
 
             ngx_queue_insert_tail(&batch->members, q);
 
-            for (k = NGX_BAYEUX_REDIS_ARGS; k < cmd->argc; k++) {
+            for (k = rd->args; k < cmd->argc; k++) {
                 ngx_bayeux_redis_cmd_arg(batch, (u_char *) cmd->argv[k],
                                          cmd->argvlen[k]);
             }
@@ -3282,6 +3339,13 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
     {
         /* the primary became a replica: the sentinels know the new one */
         ngx_bayeux_redis_close(rc, "the master became a replica");
+    }
+
+    if (rd->cluster && reply && reply->type == REDIS_REPLY_ERROR
+        && reply->len >= 6 && ngx_strncmp(reply->str, "MOVED ", 6) == 0)
+    {
+        /* the slot moved, or a failover: the cluster is asked again */
+        ngx_bayeux_redis_close(rc, "the slot moved to another node");
     }
 
     ngx_bayeux_redis_cmd_done(cmd, reply);

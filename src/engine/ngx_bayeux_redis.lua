@@ -6,11 +6,16 @@
 -- ARGV[1] names the operation, ARGV[2] is the key prefix, ARGV[3] the
 -- lifetime of a session in milliseconds; an operation's own arguments
 -- follow.  Keys are built here: a publish reaches keys named by set
--- members, which cannot be declared in advance (and is why Redis Cluster
--- is not supported).
+-- members, which cannot be declared in advance; on a Redis Cluster they
+-- all share the slot of the prefix, a hash tag ("{bayeux:}s:<id>").
 
 local op, P, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ttl2 = 2 * ttl
+
+-- On a Redis Cluster the prefix is a hash tag, declared as the script's
+-- one key, and the workers' channels are in its slot: notifications go by
+-- sharded pub/sub, which stays within the slot's shard.
+local publish = #KEYS > 0 and 'SPUBLISH' or 'PUBLISH'
 
 -- A session lives on: its hash for ttl, at every connect.  The keys that
 -- hang off it get 2 x ttl, and are renewed only when the set of its
@@ -72,7 +77,7 @@ end
 local function finish(id, st)
   local s = P .. 's:' .. id
   if st[1] and st[1] ~= '' then
-    redis.call('PUBLISH', st[1], id .. ' ' .. st[2])
+    redis.call(publish, st[1], id .. ' ' .. st[2])
   end
   local user, last = st[3] or '', 0
   if user ~= '' then
@@ -235,7 +240,7 @@ local function connect(id, b, hold, w, t, ack)
     if redis.call('PTTL', u) < ttl then redis.call('PEXPIRE', u, ttl2) end
   end
   if st[2] ~= '' then
-    redis.call('PUBLISH', st[2], id .. ' ' .. st[3])
+    redis.call(publish, st[2], id .. ' ' .. st[3])
   end
   -- what is acknowledged goes; the size of the queue ("qb") is written
   -- with the hash's other fields below
@@ -380,7 +385,7 @@ if op == 'pb' then
   redis.call('HSET', s, 'z', '')
   redis.call('PEXPIRE', q, ttl2)
   if st[1] ~= '' then
-    redis.call('PUBLISH', st[1], id .. ' ' .. st[2])
+    redis.call(publish, st[1], id .. ' ' .. st[2])
   end
   return 1
 end
@@ -521,10 +526,10 @@ end
 -- gives them the message.
 local function notify(d, msg)
   for _, w in ipairs(d.workers) do
-    redis.call('PUBLISH', w, table.concat(d.wake[w], ' '))
+    redis.call(publish, w, table.concat(d.wake[w], ' '))
   end
   for _, w in ipairs(d.givers) do
-    redis.call('PUBLISH', w, '!' .. table.concat(d.give[w], ' ') .. '\n'
+    redis.call(publish, w, '!' .. table.concat(d.give[w], ' ') .. '\n'
                .. msg)
   end
   return {d.n, d.full, d.dropped}

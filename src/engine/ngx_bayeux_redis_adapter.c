@@ -778,3 +778,31 @@ ngx_bayeux_redis_set_error(ngx_bayeux_redis_conn_t *rc, const char *error)
 {
     ngx_cpystrn(rc->error, (u_char *) error, sizeof(rc->error));
 }
+
+
+ngx_int_t
+ngx_bayeux_redis_auth(ngx_bayeux_redis_conn_t *rc,
+    ngx_bayeux_redis_req_t *req, ngx_str_t *user, ngx_str_t *password)
+{
+    int          argc;
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    if (password->len == 0) {
+        return NGX_OK;
+    }
+
+    argc = 0;
+    argv[argc] = "AUTH";
+    argvlen[argc++] = 4;
+
+    if (user->len) {
+        argv[argc] = (const char *) user->data;
+        argvlen[argc++] = user->len;
+    }
+
+    argv[argc] = (const char *) password->data;
+    argvlen[argc++] = password->len;
+
+    return ngx_bayeux_redis_send(rc, req, argc, argv, argvlen);
+}

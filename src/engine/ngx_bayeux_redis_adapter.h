@@ -98,5 +98,9 @@ ngx_int_t ngx_bayeux_redis_send(ngx_bayeux_redis_conn_t *rc,
     const size_t *argvlen);
 void ngx_bayeux_redis_close(ngx_bayeux_redis_conn_t *rc, const char *why);
 
+/* AUTH [user] password, if there is a password */
+ngx_int_t ngx_bayeux_redis_auth(ngx_bayeux_redis_conn_t *rc,
+    ngx_bayeux_redis_req_t *req, ngx_str_t *user, ngx_str_t *password);
+
 
 #endif /* _NGX_BAYEUX_REDIS_ADAPTER_H_INCLUDED_ */

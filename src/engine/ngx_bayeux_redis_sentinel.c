@@ -28,21 +28,12 @@
 #define NGX_BAYEUX_SENTINEL_REWATCH    500
 
 
-static void ngx_bayeux_redis_sentinel_try(ngx_bayeux_redis_sentinel_t *s);
-static ngx_int_t ngx_bayeux_redis_sentinel_auth(
-    ngx_bayeux_redis_sentinel_t *s, ngx_bayeux_redis_conn_t *rc,
-    ngx_bayeux_redis_req_t *req);
 static void ngx_bayeux_redis_sentinel_auth_reply(ngx_bayeux_redis_conn_t *rc,
     redisReply *reply, ngx_bayeux_redis_req_t *req);
 static void ngx_bayeux_redis_sentinel_query_connected(
     ngx_bayeux_redis_conn_t *rc);
 static void ngx_bayeux_redis_sentinel_ask_reply(ngx_bayeux_redis_conn_t *rc,
     redisReply *reply, ngx_bayeux_redis_req_t *req);
-static char *ngx_bayeux_redis_sentinel_primary(
-    ngx_bayeux_redis_sentinel_t *s, redisReply *host, redisReply *port);
-static void ngx_bayeux_redis_sentinel_query_closed(
-    ngx_bayeux_redis_conn_t *rc);
-static void ngx_bayeux_redis_sentinel_next(ngx_event_t *ev);
 static void ngx_bayeux_redis_sentinel_watch(ngx_bayeux_redis_sentinel_t *s);
 static void ngx_bayeux_redis_sentinel_watch_connected(
     ngx_bayeux_redis_conn_t *rc);
@@ -64,16 +55,14 @@ ngx_bayeux_redis_sentinel_create(ngx_pool_t *pool, ngx_bayeux_redis_url_t *ru)
         return NULL;
     }
 
-    s->sentinels = ru->sentinels;
     s->master = ru->master;
     s->user = ru->user;
     s->password = ru->password;
-    s->label = ru->addr;
-    s->addr = ru->addr;
 
-    s->addr_data = ngx_pnalloc(pool, NGX_SOCKADDR_STRLEN + ru->addr.len
-                                     + sizeof(" ()"));
-    if (s->addr_data == NULL) {
+    if (ngx_bayeux_redis_ask_create(&s->ask, pool, ru->sentinels,
+                                    "sentinel", &ru->addr)
+        != NGX_OK)
+    {
         return NULL;
     }
 
@@ -85,18 +74,10 @@ void
 ngx_bayeux_redis_sentinel_init(ngx_bayeux_redis_sentinel_t *s,
     ngx_log_t *log, ngx_bayeux_redis_conn_t *proto)
 {
-    s->log = log;
+    ngx_bayeux_redis_ask_init(&s->ask, log, proto,
+                              ngx_bayeux_redis_sentinel_query_connected, s);
 
-    ngx_memzero(&s->query, sizeof(ngx_bayeux_redis_conn_t));
-
-    s->query.log = log;
-    s->query.connect_timeout = proto->connect_timeout;
-    s->query.command_timeout = proto->command_timeout;
-    s->query.connected = ngx_bayeux_redis_sentinel_query_connected;
-    s->query.closed = ngx_bayeux_redis_sentinel_query_closed;
-    s->query.data = s;
-
-    s->watch = s->query;
+    s->watch = s->ask.query;
     s->watch.connected = ngx_bayeux_redis_sentinel_watch_connected;
     s->watch.closed = ngx_bayeux_redis_sentinel_watch_closed;
 
@@ -105,10 +86,6 @@ ngx_bayeux_redis_sentinel_init(ngx_bayeux_redis_sentinel_t *s,
     s->ask_req.handler = ngx_bayeux_redis_sentinel_ask_reply;
     s->watch_req.handler = ngx_bayeux_redis_sentinel_watch_reply;
     s->watch_req.subscription = 1;
-
-    s->next.handler = ngx_bayeux_redis_sentinel_next;
-    s->next.data = s;
-    s->next.log = log;
 
     s->rewatch.handler = ngx_bayeux_redis_sentinel_rewatch;
     s->rewatch.data = s;
@@ -124,33 +101,18 @@ ngx_bayeux_redis_sentinel_init(ngx_bayeux_redis_sentinel_t *s,
 void
 ngx_bayeux_redis_sentinel_ask(ngx_bayeux_redis_sentinel_t *s)
 {
-    if (s->asking || s->exiting) {
-        return;
-    }
-
-    s->asking = 1;
-    s->answered = 0;
-    s->tries = 0;
-    s->error[0] = '\0';
-
-    ngx_bayeux_redis_sentinel_try(s);
+    ngx_bayeux_redis_ask_start(&s->ask);
 }
 
 
 void
 ngx_bayeux_redis_sentinel_close(ngx_bayeux_redis_sentinel_t *s)
 {
-    s->exiting = 1;
-
     if (s->rewatch.timer_set) {
         ngx_del_timer(&s->rewatch);
     }
 
-    if (s->next.posted) {
-        ngx_delete_posted_event(&s->next);
-    }
-
-    ngx_bayeux_redis_close(&s->query, "worker process is exiting");
+    ngx_bayeux_redis_ask_close(&s->ask);
     ngx_bayeux_redis_close(&s->watch, "worker process is exiting");
 }
 
@@ -202,68 +164,6 @@ ngx_bayeux_redis_sentinel_role_reply(ngx_bayeux_redis_conn_t *rc,
 }
 
 
-/* asks the sentinels in turn, from "current", until one connects */
-
-static void
-ngx_bayeux_redis_sentinel_try(ngx_bayeux_redis_sentinel_t *s)
-{
-    ngx_addr_t  *addr;
-
-    while (s->tries < s->sentinels->nelts) {
-        addr = s->sentinels->elts;
-        addr = &addr[(s->current + s->tries) % s->sentinels->nelts];
-
-        ngx_log_debug1(NGX_LOG_DEBUG_EVENT, s->log, 0,
-                       "bayeux redis: asking sentinel %V", &addr->name);
-
-        if (ngx_bayeux_redis_connect(&s->query, addr) == NGX_OK) {
-            return;
-        }
-
-        ngx_snprintf(s->error, sizeof(s->error) - 1, "sentinel %V: %s%Z",
-                     &addr->name, s->query.error);
-        s->tries++;
-    }
-
-    s->asking = 0;
-
-    if (s->error[0] == '\0') {
-        ngx_cpystrn(s->error, (u_char *) "no sentinel answered",
-                    sizeof(s->error));
-    }
-
-    s->found(s->data, NULL, s->error);
-}
-
-
-static ngx_int_t
-ngx_bayeux_redis_sentinel_auth(ngx_bayeux_redis_sentinel_t *s,
-    ngx_bayeux_redis_conn_t *rc, ngx_bayeux_redis_req_t *req)
-{
-    int          argc;
-    const char  *argv[3];
-    size_t       argvlen[3];
-
-    if (s->password.len == 0) {
-        return NGX_OK;
-    }
-
-    argc = 0;
-    argv[argc] = "AUTH";
-    argvlen[argc++] = 4;
-
-    if (s->user.len) {
-        argv[argc] = (const char *) s->user.data;
-        argvlen[argc++] = s->user.len;
-    }
-
-    argv[argc] = (const char *) s->password.data;
-    argvlen[argc++] = s->password.len;
-
-    return ngx_bayeux_redis_send(rc, req, argc, argv, argvlen);
-}
-
-
 /*
  * Sentinels often have no password where the data nodes have one: such a
  * sentinel says so, and is used without.
@@ -301,7 +201,9 @@ ngx_bayeux_redis_sentinel_query_connected(ngx_bayeux_redis_conn_t *rc)
     argv[2] = (const char *) s->master.data;
     argvlen[2] = s->master.len;
 
-    if (ngx_bayeux_redis_sentinel_auth(s, rc, &s->query_auth_req) != NGX_OK
+    if (ngx_bayeux_redis_auth(rc, &s->query_auth_req, &s->user,
+                              &s->password)
+        != NGX_OK
         || ngx_bayeux_redis_send(rc, &s->ask_req, 3, argv, argvlen)
            != NGX_OK)
     {
@@ -315,6 +217,7 @@ ngx_bayeux_redis_sentinel_ask_reply(ngx_bayeux_redis_conn_t *rc,
     redisReply *reply, ngx_bayeux_redis_req_t *req)
 {
     char                         *err;
+    redisReply                   *host, *port;
     ngx_bayeux_redis_sentinel_t  *s = rc->data;
 
     if (reply == NULL) {
@@ -331,122 +234,22 @@ ngx_bayeux_redis_sentinel_ask_reply(ngx_bayeux_redis_conn_t *rc,
         return;
     }
 
-    err = ngx_bayeux_redis_sentinel_primary(s, reply->element[0],
-                                            reply->element[1]);
-    if (err) {
-        ngx_bayeux_redis_close(rc, err);
-        return;
-    }
-
-    s->answered = 1;
-
-    ngx_bayeux_redis_close(rc, "asked");
-}
-
-
-/* the address a sentinel gave; sentinels give addresses, not names */
-
-static char *
-ngx_bayeux_redis_sentinel_primary(ngx_bayeux_redis_sentinel_t *s,
-    redisReply *host, redisReply *port)
-{
-    ngx_int_t    n;
-    ngx_pool_t  *pool;
-    ngx_addr_t   addr;
+    host = reply->element[0];
+    port = reply->element[1];
 
     if (host->type != REDIS_REPLY_STRING || port->type != REDIS_REPLY_STRING) {
-        return "it gave an invalid address";
-    }
-
-    n = ngx_atoi((u_char *) port->str, port->len);
-
-    if (n < 1 || n > 65535) {
-        return "it gave an invalid port";
-    }
-
-    pool = ngx_create_pool(256, s->log);
-    if (pool == NULL) {
-        return "cannot allocate memory";
-    }
-
-    if (ngx_parse_addr(pool, &addr, (u_char *) host->str, host->len)
-        != NGX_OK
-        || addr.socklen > sizeof(ngx_sockaddr_t))
-    {
-        ngx_destroy_pool(pool);
-        return "it gave a host name, not an address "
-               "(sentinel resolve-hostnames is not supported)";
-    }
-
-    ngx_memcpy(&s->sockaddr, addr.sockaddr, addr.socklen);
-    ngx_destroy_pool(pool);
-
-    ngx_inet_set_port(&s->sockaddr.sockaddr, (in_port_t) n);
-
-    s->primary.sockaddr = &s->sockaddr.sockaddr;
-    s->primary.socklen = addr.socklen;
-
-    n = ngx_sock_ntop(&s->sockaddr.sockaddr, s->primary.socklen,
-                      s->addr_data, NGX_SOCKADDR_STRLEN, 1);
-
-    s->primary.name.data = s->addr_data;
-    s->primary.name.len = n;
-
-    s->addr.data = s->addr_data;
-    s->addr.len = ngx_sprintf(s->addr_data + n, " (%V)", &s->label)
-                  - s->addr_data;
-
-    return NULL;
-}
-
-
-static void
-ngx_bayeux_redis_sentinel_query_closed(ngx_bayeux_redis_conn_t *rc)
-{
-    ngx_addr_t                   *addr;
-    ngx_bayeux_redis_sentinel_t  *s = rc->data;
-
-    if (s->exiting) {
+        ngx_bayeux_redis_close(rc, "it gave an invalid address");
         return;
     }
 
-    if (!s->answered) {
-        addr = s->sentinels->elts;
-        addr = &addr[(s->current + s->tries) % s->sentinels->nelts];
+    /* an address: sentinel resolve-hostnames is not supported */
 
-        ngx_snprintf(s->error, sizeof(s->error) - 1, "sentinel %V: %s%Z",
-                     &addr->name, rc->error);
-        s->error[sizeof(s->error) - 1] = '\0';
-        s->tries++;
-    }
+    err = ngx_bayeux_redis_ask_answer(&s->ask, (u_char *) host->str,
+                                      host->len,
+                                      ngx_atoi((u_char *) port->str,
+                                               port->len));
 
-    /* not from inside the adapter's handlers */
-
-    ngx_post_event(&s->next, &ngx_posted_events);
-}
-
-
-static void
-ngx_bayeux_redis_sentinel_next(ngx_event_t *ev)
-{
-    ngx_bayeux_redis_sentinel_t  *s = ev->data;
-
-    if (s->exiting) {
-        return;
-    }
-
-    if (!s->answered) {
-        ngx_bayeux_redis_sentinel_try(s);
-        return;
-    }
-
-    /* the one that answered is asked first the next time */
-
-    s->current = (s->current + s->tries) % s->sentinels->nelts;
-    s->asking = 0;
-    s->answered = 0;
-
-    s->found(s->data, &s->primary, NULL);
+    ngx_bayeux_redis_close(rc, err ? err : "asked");
 }
 
 
@@ -457,8 +260,8 @@ ngx_bayeux_redis_sentinel_watch(ngx_bayeux_redis_sentinel_t *s)
 {
     ngx_addr_t  *addr;
 
-    addr = s->sentinels->elts;
-    addr = &addr[s->watched % s->sentinels->nelts];
+    addr = s->ask.nodes->elts;
+    addr = &addr[s->watched % s->ask.nodes->nelts];
 
     if (ngx_bayeux_redis_connect(&s->watch, addr) != NGX_OK) {
         s->watched++;
@@ -479,7 +282,9 @@ ngx_bayeux_redis_sentinel_watch_connected(ngx_bayeux_redis_conn_t *rc)
     argv[1] = "+switch-master";
     argvlen[1] = 14;
 
-    if (ngx_bayeux_redis_sentinel_auth(s, rc, &s->watch_auth_req) != NGX_OK
+    if (ngx_bayeux_redis_auth(rc, &s->watch_auth_req, &s->user,
+                              &s->password)
+        != NGX_OK
         || ngx_bayeux_redis_send(rc, &s->watch_req, 2, argv, argvlen)
            != NGX_OK)
     {
@@ -498,7 +303,7 @@ ngx_bayeux_redis_sentinel_watch_reply(ngx_bayeux_redis_conn_t *rc,
     redisReply                   *type, *payload;
     ngx_bayeux_redis_sentinel_t  *s = rc->data;
 
-    if (reply == NULL || s->exiting) {
+    if (reply == NULL || s->ask.exiting) {
         return;
     }
 
@@ -526,13 +331,13 @@ ngx_bayeux_redis_sentinel_watch_reply(ngx_bayeux_redis_conn_t *rc,
         return;
     }
 
-    ngx_log_error(NGX_LOG_NOTICE, s->log, 0,
+    ngx_log_error(NGX_LOG_NOTICE, s->ask.log, 0,
                   "bayeux: redis sentinel: master \"%V\" switched "
                   "(%*s)", &s->master,
                   (size_t) (last - p - s->master.len - 1),
                   p + s->master.len + 1);
 
-    s->switched(s->data);
+    s->switched(s->ask.data);
 }
 
 
@@ -541,11 +346,11 @@ ngx_bayeux_redis_sentinel_watch_closed(ngx_bayeux_redis_conn_t *rc)
 {
     ngx_bayeux_redis_sentinel_t  *s = rc->data;
 
-    if (s->exiting || ngx_exiting) {
+    if (s->ask.exiting || ngx_exiting) {
         return;
     }
 
-    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, s->log, 0,
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, s->ask.log, 0,
                    "bayeux redis: sentinel watch lost (%s)", rc->error);
 
     s->watched++;
@@ -559,7 +364,7 @@ ngx_bayeux_redis_sentinel_rewatch(ngx_event_t *ev)
 {
     ngx_bayeux_redis_sentinel_t  *s = ev->data;
 
-    if (s->exiting) {
+    if (s->ask.exiting) {
         return;
     }
 

@@ -13,58 +13,37 @@
 #include <ngx_event.h>
 
 #include "ngx_bayeux_redis_adapter.h"
+#include "ngx_bayeux_redis_ask.h"
 #include "ngx_bayeux_redis_url.h"
 
 
 /*
  * Redis Sentinel for the engine of one endpoint in one worker: where the
- * primary is, asked of the sentinels in turn ("found" gets its address,
- * or NULL and why no sentinel could say), and a watch on a sentinel that
- * calls "switched" when the sentinels name another primary.
+ * primary is, asked of the sentinels in turn ("ask.found" gets its
+ * address, or NULL and why no sentinel could say), and a watch on a
+ * sentinel that calls "switched" (with "ask.data") when the sentinels
+ * name another primary.
  */
 
-typedef void (*ngx_bayeux_redis_sentinel_found_pt)(void *data,
-    ngx_addr_t *primary, u_char *error);
 typedef void (*ngx_bayeux_redis_sentinel_switched_pt)(void *data);
 
 
 typedef struct {
-    ngx_array_t                   *sentinels;   /* ngx_addr_t */
+    ngx_bayeux_redis_ask_t         ask;         /* first */
     ngx_str_t                      master;
     ngx_str_t                      user;
     ngx_str_t                      password;
-    ngx_log_t                     *log;
 
-    ngx_bayeux_redis_sentinel_found_pt     found;
     ngx_bayeux_redis_sentinel_switched_pt  switched;
-    void                          *data;
 
-    ngx_bayeux_redis_conn_t        query;
     ngx_bayeux_redis_conn_t        watch;
     ngx_bayeux_redis_req_t         query_auth_req;
     ngx_bayeux_redis_req_t         ask_req;
     ngx_bayeux_redis_req_t         watch_auth_req;
     ngx_bayeux_redis_req_t         watch_req;
 
-    ngx_uint_t                     current;     /* asked first */
-    ngx_uint_t                     tries;
     ngx_uint_t                     watched;     /* the one watched */
-
-    ngx_event_t                    next;
     ngx_event_t                    rewatch;
-
-    /* the primary last named, and "host:port (master "name")" */
-    ngx_addr_t                     primary;
-    ngx_sockaddr_t                 sockaddr;
-    ngx_str_t                      addr;
-    ngx_str_t                      label;       /* master "name" */
-    u_char                        *addr_data;
-
-    u_char                         error[160];
-
-    unsigned                       asking:1;
-    unsigned                       answered:1;
-    unsigned                       exiting:1;
 } ngx_bayeux_redis_sentinel_t;
 
 

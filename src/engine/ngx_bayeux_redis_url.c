@@ -18,10 +18,10 @@
  *     unix:/path/to/redis.sock[?db=N&user=U&password=P]
  *     redis+sentinel://[[user]:password@]host[:port][,host[:port]...]
  *         /master-name[/db]
+ *     redis+cluster://[[user]:password@]host[:port][,host[:port]...]
  *
  * Names are resolved here, once, as nginx resolves the servers of an
- * upstream.  The forms of deployments the engine does not serve yet are
- * known, so that "nginx -t" says so rather than "invalid".
+ * upstream.
  */
 
 
@@ -36,10 +36,24 @@ typedef struct {
 } ngx_bayeux_redis_scheme_t;
 
 
+/* a list of hosts: the default port, and what is wrong with a host */
+
+typedef struct {
+    in_port_t                      port;
+    char                          *empty;
+    char                          *invalid;
+    char                          *not_found;
+} ngx_bayeux_redis_hosts_t;
+
+
 static char *ngx_bayeux_redis_url_tcp(ngx_pool_t *pool, u_char *p,
     u_char *last, ngx_bayeux_redis_url_t *ru);
 static char *ngx_bayeux_redis_url_sentinel(ngx_pool_t *pool, u_char *p,
     u_char *last, ngx_bayeux_redis_url_t *ru);
+static char *ngx_bayeux_redis_url_cluster(ngx_pool_t *pool, u_char *p,
+    u_char *last, ngx_bayeux_redis_url_t *ru);
+static char *ngx_bayeux_redis_url_hosts(ngx_pool_t *pool, u_char *p,
+    u_char *end, ngx_bayeux_redis_hosts_t *kind, ngx_array_t **hosts);
 static char *ngx_bayeux_redis_url_unix(ngx_pool_t *pool, u_char *p,
     u_char *last, ngx_bayeux_redis_url_t *ru);
 static char *ngx_bayeux_redis_url_authority(ngx_pool_t *pool, u_char **p,
@@ -50,6 +64,17 @@ static char *ngx_bayeux_redis_url_unescape(ngx_pool_t *pool, u_char *p,
     u_char *last, ngx_str_t *password);
 static char *ngx_bayeux_redis_url_db(u_char *p, u_char *last,
     ngx_bayeux_redis_url_t *ru);
+
+
+static ngx_bayeux_redis_hosts_t  ngx_bayeux_redis_sentinel_hosts = {
+    26379, "a sentinel host is empty", "a sentinel host is invalid",
+    "a sentinel host was not found"
+};
+
+static ngx_bayeux_redis_hosts_t  ngx_bayeux_redis_cluster_hosts = {
+    6379, "a cluster node is empty", "a cluster node is invalid",
+    "a cluster node was not found"
+};
 
 
 static ngx_bayeux_redis_scheme_t  ngx_bayeux_redis_schemes[] = {
@@ -63,8 +88,8 @@ static ngx_bayeux_redis_scheme_t  ngx_bayeux_redis_schemes[] = {
     { ngx_string("redis+sentinel://"), ngx_bayeux_redis_url_sentinel, 0,
       NULL },
 
-    { ngx_string("redis+cluster://"), NULL, 0,
-      "redis+cluster:// (Redis Cluster) is not supported yet" },
+    { ngx_string("redis+cluster://"), ngx_bayeux_redis_url_cluster, 0,
+      NULL },
 
     { ngx_null_string, NULL, 0, NULL }
 };
@@ -103,8 +128,8 @@ ngx_bayeux_redis_url_parse(ngx_pool_t *pool, ngx_str_t *url,
                         url->data + url->len, ru);
     }
 
-    return "it must start with \"redis://\", \"rediss://\", \"unix:\" "
-           "or \"redis+sentinel://\"";
+    return "it must start with \"redis://\", \"rediss://\", \"unix:\", "
+           "\"redis+sentinel://\" or \"redis+cluster://\"";
 }
 
 
@@ -180,11 +205,8 @@ static char *
 ngx_bayeux_redis_url_sentinel(ngx_pool_t *pool, u_char *p, u_char *last,
     ngx_bayeux_redis_url_t *ru)
 {
-    char        *err;
-    u_char      *end, *host, *comma, *name;
-    ngx_uint_t   i;
-    ngx_url_t    u;
-    ngx_addr_t  *addr;
+    char    *err;
+    u_char  *end, *name;
 
     err = ngx_bayeux_redis_url_authority(pool, &p, last, &end, ru);
     if (err) {
@@ -195,43 +217,11 @@ ngx_bayeux_redis_url_sentinel(ngx_pool_t *pool, u_char *p, u_char *last,
         return "it has no sentinel host";
     }
 
-    ru->sentinels = ngx_array_create(pool, 3, sizeof(ngx_addr_t));
-    if (ru->sentinels == NULL) {
-        return "cannot allocate memory";
-    }
-
-    for (host = p; host < end; host = comma + 1) {
-        comma = ngx_strlchr(host, end, ',');
-        if (comma == NULL) {
-            comma = end;
-        }
-
-        if (comma == host) {
-            return "a sentinel host is empty";
-        }
-
-        ngx_memzero(&u, sizeof(ngx_url_t));
-
-        u.url.data = host;
-        u.url.len = comma - host;
-        u.default_port = 26379;
-
-        if (ngx_parse_url(pool, &u) != NGX_OK) {
-            return u.err ? u.err : "a sentinel host is invalid";
-        }
-
-        if (u.naddrs == 0) {
-            return "a sentinel host was not found";
-        }
-
-        for (i = 0; i < u.naddrs; i++) {
-            addr = ngx_array_push(ru->sentinels);
-            if (addr == NULL) {
-                return "cannot allocate memory";
-            }
-
-            *addr = u.addrs[i];
-        }
+    err = ngx_bayeux_redis_url_hosts(pool, p, end,
+                                     &ngx_bayeux_redis_sentinel_hosts,
+                                     &ru->sentinels);
+    if (err) {
+        return err;
     }
 
     /* /master-name[/db] */
@@ -267,6 +257,100 @@ ngx_bayeux_redis_url_sentinel(ngx_pool_t *pool, u_char *p, u_char *last,
 
     if (end < last && end + 1 < last) {
         return ngx_bayeux_redis_url_db(end + 1, last, ru);
+    }
+
+    return NULL;
+}
+
+
+/*
+ * The seed nodes of a Redis Cluster, each resolved as a host; the engine
+ * asks them which primary serves its slot.  A cluster has database 0
+ * only.
+ */
+
+static char *
+ngx_bayeux_redis_url_cluster(ngx_pool_t *pool, u_char *p, u_char *last,
+    ngx_bayeux_redis_url_t *ru)
+{
+    char    *err;
+    u_char  *end;
+
+    err = ngx_bayeux_redis_url_authority(pool, &p, last, &end, ru);
+    if (err) {
+        return err;
+    }
+
+    if (p == end) {
+        return "it has no cluster node";
+    }
+
+    if (end < last && end + 1 < last) {
+        return "Redis Cluster has database 0 only: a redis+cluster:// "
+               "address takes no database";
+    }
+
+    err = ngx_bayeux_redis_url_hosts(pool, p, end,
+                                     &ngx_bayeux_redis_cluster_hosts,
+                                     &ru->seeds);
+    if (err) {
+        return err;
+    }
+
+    ngx_str_set(&ru->addr, "cluster");
+
+    return NULL;
+}
+
+
+/* "host[:port][,host[:port]...]": every address of every host */
+
+static char *
+ngx_bayeux_redis_url_hosts(ngx_pool_t *pool, u_char *p, u_char *end,
+    ngx_bayeux_redis_hosts_t *kind, ngx_array_t **hosts)
+{
+    u_char      *host, *comma;
+    ngx_uint_t   i;
+    ngx_url_t    u;
+    ngx_addr_t  *addr;
+
+    *hosts = ngx_array_create(pool, 3, sizeof(ngx_addr_t));
+    if (*hosts == NULL) {
+        return "cannot allocate memory";
+    }
+
+    for (host = p; host < end; host = comma + 1) {
+        comma = ngx_strlchr(host, end, ',');
+        if (comma == NULL) {
+            comma = end;
+        }
+
+        if (comma == host) {
+            return kind->empty;
+        }
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.url.data = host;
+        u.url.len = comma - host;
+        u.default_port = kind->port;
+
+        if (ngx_parse_url(pool, &u) != NGX_OK) {
+            return u.err ? u.err : kind->invalid;
+        }
+
+        if (u.naddrs == 0) {
+            return kind->not_found;
+        }
+
+        for (i = 0; i < u.naddrs; i++) {
+            addr = ngx_array_push(*hosts);
+            if (addr == NULL) {
+                return "cannot allocate memory";
+            }
+
+            *addr = u.addrs[i];
+        }
     }
 
     return NULL;

@@ -26,6 +26,9 @@ typedef struct {
     /* redis+sentinel://: the sentinels (ngx_addr_t) and the master's name */
     ngx_array_t                   *sentinels;
     ngx_str_t                      master;
+
+    /* redis+cluster://: the seed nodes (ngx_addr_t) */
+    ngx_array_t                   *seeds;
 } ngx_bayeux_redis_url_t;
 
 

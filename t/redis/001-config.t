@@ -270,12 +270,50 @@ unlike($lines[0], qr/pw/, 'not the password');
 
 
 
-=== TEST 18: Redis Cluster is not supported yet, and says so
+=== TEST 18: Redis Cluster: the seed nodes are accepted
 --- config
-    location /cometd { bayeux; bayeux_redis_url redis+cluster://127.0.0.1:7000,127.0.0.1:7001; }
+    location /cometd { bayeux; bayeux_engine redis; bayeux_redis_url redis+cluster://127.0.0.1:7000,127.0.0.1:7001; }
+--- request
+GET /nowhere
+--- error_code: 404
+
+
+
+=== TEST 18a: Redis Cluster: no database but 0
+--- config
+    location /cometd { bayeux; bayeux_redis_url redis+cluster://127.0.0.1:7000/1; }
 --- must_die
 --- error_log
-"bayeux_redis_url" directive is invalid: redis+cluster:// (Redis Cluster) is not supported yet
+"bayeux_redis_url" directive is invalid: Redis Cluster has database 0 only: a redis+cluster:// address takes no database
+
+
+
+=== TEST 18b: Redis Cluster: a node is needed, none may be empty
+--- config
+    location /cometd { bayeux; bayeux_redis_url redis+cluster://127.0.0.1:7000,,127.0.0.1:7001; }
+--- must_die
+--- error_log
+"bayeux_redis_url" directive is invalid: a cluster node is empty
+
+
+
+=== TEST 18c: Redis Cluster: no node answers: 503, the log says which node failed and why, not the password
+--- http_config eval
+"bayeux_engine redis;\nbayeux_redis_url redis+cluster://:pw\@127.0.0.1:$main::DEAD_PORT;\n"
+--- config
+    location /cometd { bayeux; }
+--- bayeux
+my $c = client();
+my $r = $c->handshake;
+ok($r && !$r->{successful} && $r->{error} eq '503::engine_unavailable',
+   '503::engine_unavailable');
+my @lines = grep { /is unavailable/ } split /\n/, $server->error_log_text;
+is(scalar @lines, 1, 'one line');
+like($lines[0], qr/redis cluster slot \d+ of location "\/cometd" is unavailable \(cluster node 127\.0\.0\.1:$main::DEAD_PORT: connect\(\) failed/,
+     'which node, and why');
+unlike($lines[0], qr/pw/, 'not the password');
+--- no_error_log
+[alert]
 
 
 
