@@ -14,7 +14,7 @@
 
 
 /* the module's version (CHANGES), and the Bayeux protocol it speaks */
-#define NGX_BAYEUX_VERSION            "0.5.0"
+#define NGX_BAYEUX_VERSION            "0.6.0"
 #define NGX_BAYEUX_PROTOCOL_VERSION   "1.0"
 
 #define NGX_BAYEUX_CLIENT_ID_BYTES    20
