@@ -346,8 +346,7 @@ my @cases = (
     [ qq({"Token":"$good"}), 'no token' ],
     [ '{}', 'no token' ],
 );
-my $c = Test::Nginx::Bayeux::Conversation::server()->client(path => '/hs');
-my $server = Test::Nginx::Bayeux::Conversation::server();
+my $c = $server->client(path => '/hs');
 for my $case (@cases) {
     my ($ext, $want) = @$case;
     my $body = '[{"channel":"/meta/handshake","version":"1.0",'
