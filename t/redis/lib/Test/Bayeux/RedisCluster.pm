@@ -204,7 +204,7 @@ sub wait_replicas_in_sync {
     die "the replicas are not in sync after ${\ ($secs // 30)} s\n";
 }
 
-sub live_nodes { grep { $_->running } $_[0]->nodes }
+sub live_nodes { grep { $_ && $_->running } $_[0]->nodes }
 
 # CLUSTER NODES as one live node sees it: a list of hashes (id, port,
 # flags: hashref, master: id or undef, slots: arrayref of [from, to]).
