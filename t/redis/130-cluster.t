@@ -176,8 +176,6 @@ ok($o2->publish('/x', 'for /other')->{successful}, 'a publish on /other');
 is_deeply([ map { $_->{data} }
             @{ $o1->wait_deliveries(count => 1, timeout => 10) } ],
           [ 'for /other' ], "/other gets its own message only");
-$o1->disconnect;
-$o2->disconnect;
 
 # where the keys are
 sub check_keys {
@@ -246,6 +244,7 @@ ok($feeder->handshake->{successful}, 'publisher on B');
 
 my $seq = 0;
 my @statuses;
+my $retry503 = 0;
 
 # one turn of traffic: a publish, and the consumer's connect if answered
 sub turn {
@@ -257,6 +256,8 @@ sub turn {
                : $r->{successful} ? 'ok'
                : $r->{error} // 'failed';
     push @statuses, $status;
+    $retry503++ if $status eq '503::engine_unavailable'
+                   && ($r->{advice}{reconnect} // '') eq 'retry';
     push @$acked, [ $n, $t ] if $status eq 'ok';
     $held //= $acker->connect_start(ext => { ack => $ack });
     my $c = $acker->connect_finish($held, timeout => 0.05);
@@ -388,6 +389,7 @@ sub check_plain {
     @got = ();
     @acked = ();
     @statuses = ();
+    $retry503 = 0;
     my $first = $seq + 1;
 
     $cluster->kill_node($home);
@@ -408,6 +410,7 @@ sub check_plain {
     ok($done, 'failover: port ' . $replica->port . " serves slot $slot");
     ok(grep({ $_ eq '503::engine_unavailable' } @statuses),
        'failover: 503::engine_unavailable while the slot had no primary');
+    ok($retry503, '... with retry advice');
 
     # after: every publish acknowledged once the failover is complete
     my @after = grep { $_->[1] >= ($done // time) } @acked;
