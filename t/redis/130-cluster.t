@@ -51,7 +51,10 @@ sub nginx_t {
         my %o = Test::Nginx::Bayeux::Server::sanitizer_options();
         $ENV{$_} //= $o{$_} for keys %o;
     }
-    my $out = `'${\ $s->binary }' -t -p '$root/' -c conf/nginx.conf -e '$root/logs/error.log' 2>&1`;
+    my $bin = $s->binary;
+    my $cmd = "'$bin' -t -p '$root/' -c conf/nginx.conf "
+            . "-e '$root/logs/error.log' 2>&1";
+    my $out = `$cmd`;
     my $rc = $? >> 8;
     $out .= do { local (@ARGV, $/) = ("$root/logs/error.log"); <> // '' }
         if -s "$root/logs/error.log";
