@@ -46,7 +46,7 @@ sub redis_binary {
 }
 
 # Options: args (extra redis-server arguments, e.g. ['--requirepass', 'x']),
-# password (for cmd()).  Skips the whole test file if there is no
+# password (for cmd()), port (default: a free one).  Skips the whole test file if there is no
 # redis-server.
 sub start_redis {
     my (%o) = @_;
@@ -58,7 +58,7 @@ sub start_redis {
     }
     my $self = bless {
         bin => $bin,
-        port => Test::Nginx::Bayeux::Server::free_port(),
+        port => $o{port} // Test::Nginx::Bayeux::Server::free_port(),
         dir => tempdir('bayeux-redis-XXXXXX', TMPDIR => 1, CLEANUP => 1),
         args => $o{args} || [],
         password => $o{password},

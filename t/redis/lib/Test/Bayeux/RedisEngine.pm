@@ -2,7 +2,9 @@ package Test::Bayeux::RedisEngine;
 
 # Loaded with -M into a test file of the basic suite, it makes every nginx
 # the file starts use the Redis engine on the Redis whose port is in
-# TEST_BAYEUX_REDIS_PORT (see t/redis/010-protocol.t): the directives are
+# TEST_BAYEUX_REDIS_PORT (see t/redis/010-protocol.t), or at the URL in
+# TEST_BAYEUX_REDIS_URL (a Redis Cluster's redis+cluster:// seeds, see
+# t/redis/131-cluster-protocol.t), which wins: the directives are
 # added at the http level, so a location that names its own engine keeps
 # it, and one that names its own prefix too.  Servers with several
 # workers are left alone: the blocks that start
@@ -13,8 +15,12 @@ use warnings;
 
 use Test::Nginx::Bayeux::Server;
 
-my $port = $ENV{TEST_BAYEUX_REDIS_PORT}
-    or die "TEST_BAYEUX_REDIS_PORT is not set\n";
+my $url = $ENV{TEST_BAYEUX_REDIS_URL};
+unless ($url) {
+    my $port = $ENV{TEST_BAYEUX_REDIS_PORT}
+        or die "TEST_BAYEUX_REDIS_PORT is not set\n";
+    $url = "redis://127.0.0.1:$port/0";
+}
 my $prefix = $ENV{TEST_BAYEUX_REDIS_PREFIX} // 'bayeux:';
 
 my $new = \&Test::Nginx::Bayeux::Server::new;
@@ -31,7 +37,7 @@ my $started = 0;
         my $workers = $a{workers} // $ENV{TEST_NGINX_WORKERS} // 1;
         if (!$a{no_module} && $workers <= 1) {
             $a{http_config} = "bayeux_engine redis;\n"
-                . "bayeux_redis_url redis://127.0.0.1:$port/0;\n"
+                . "bayeux_redis_url $url;\n"
                 . "bayeux_redis_prefix \"$prefix$$-" . ++$started . ":\";\n"
                 . ($a{http_config} // '');
         }
