@@ -324,6 +324,8 @@ static void ngx_bayeux_redis_ping_reply(ngx_bayeux_redis_conn_t *rc,
     redisReply *reply, ngx_bayeux_redis_req_t *req);
 static void ngx_bayeux_redis_given(ngx_bayeux_redis_t *rd, u_char *p,
     u_char *last);
+static ngx_int_t ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos,
+    u_char *last, ngx_int_t *batch, ngx_bayeux_redis_park_t **park);
 static void ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p,
     u_char *last);
 
@@ -1397,8 +1399,6 @@ ngx_bayeux_redis_tick_handler(ngx_event_t *ev)
 static void
 ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 {
-    u_char                   *id, *token, *end;
-    ngx_int_t                 key;
     ngx_uint_t                n;
     ngx_bayeux_redis_park_t  *park, *batch[NGX_BAYEUX_REDIS_TAKE_MAX];
 
@@ -1411,36 +1411,9 @@ ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 
     n = 0;
 
-    while (p < last) {
-        id = p;
+    while (ngx_bayeux_redis_named(rd, &p, last, NULL, &park) == NGX_OK) {
 
-        token = ngx_strlchr(p, last, ' ');
-        if (token == NULL) {
-            break;
-        }
-
-        token++;
-
-        end = ngx_strlchr(token, last, ' ');
-        if (end == NULL) {
-            end = last;
-        }
-
-        p = end + 1;
-
-        key = ngx_atoi(token, end - token);
-
-        if (key == NGX_ERROR
-            || token - 1 - id != NGX_BAYEUX_CLIENT_ID_LEN)
-        {
-            continue;
-        }
-
-        park = ngx_bayeux_redis_park_find(rd, (ngx_rbtree_key_t) key);
-
-        if (park == NULL
-            || ngx_memcmp(park->id, id, NGX_BAYEUX_CLIENT_ID_LEN) != 0)
-        {
+        if (park == NULL) {
             /* answered meanwhile */
             continue;
         }
@@ -1481,8 +1454,8 @@ ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 static void
 ngx_bayeux_redis_given(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 {
-    u_char                   *id, *token, *batch, *end, *nl;
-    ngx_int_t                 key, n;
+    u_char                   *nl;
+    ngx_int_t                 n;
     ngx_str_t                 message;
     ngx_bayeux_redis_park_t  *park;
 
@@ -1494,44 +1467,9 @@ ngx_bayeux_redis_given(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
     message.data = nl + 1;
     message.len = last - message.data;
 
-    while (p < nl) {
-        id = p;
+    while (ngx_bayeux_redis_named(rd, &p, nl, &n, &park) == NGX_OK) {
 
-        token = ngx_strlchr(p, nl, ' ');
-        if (token == NULL) {
-            break;
-        }
-
-        token++;
-
-        batch = ngx_strlchr(token, nl, ' ');
-        if (batch == NULL) {
-            break;
-        }
-
-        batch++;
-
-        end = ngx_strlchr(batch, nl, ' ');
-        if (end == NULL) {
-            end = nl;
-        }
-
-        p = end + 1;
-
-        key = ngx_atoi(token, batch - 1 - token);
-        n = ngx_atoi(batch, end - batch);
-
-        if (key == NGX_ERROR || n == NGX_ERROR
-            || token - 1 - id != NGX_BAYEUX_CLIENT_ID_LEN)
-        {
-            continue;
-        }
-
-        park = ngx_bayeux_redis_park_find(rd, (ngx_rbtree_key_t) key);
-
-        if (park == NULL
-            || ngx_memcmp(park->id, id, NGX_BAYEUX_CLIENT_ID_LEN) != 0)
-        {
+        if (park == NULL) {
             continue;
         }
 
@@ -1547,6 +1485,70 @@ ngx_bayeux_redis_given(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 
         ngx_bayeux_redis_answer_given(park, n, &message);
     }
+}
+
+
+/*
+ * The next entry of a notification's list, "<id> <token>", followed by
+ * "<batch>" where "batch" is wanted: "park" is the connect it names if
+ * that is still parked here (NULL if not, or if the entry is malformed).
+ * NGX_DONE: the list ended.
+ */
+
+static ngx_int_t
+ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos, u_char *last,
+    ngx_int_t *batch, ngx_bayeux_redis_park_t **park)
+{
+    u_char                   *p, *end, *word[3];
+    size_t                    len[3];
+    ngx_int_t                 key;
+    ngx_uint_t                i, n;
+    ngx_bayeux_redis_park_t  *found;
+
+    n = (batch == NULL) ? 2 : 3;
+    p = *pos;
+
+    for (i = 0; i < n; i++) {
+        if (p >= last) {
+            return NGX_DONE;
+        }
+
+        end = ngx_strlchr(p, last, ' ');
+        if (end == NULL) {
+            end = last;
+        }
+
+        word[i] = p;
+        len[i] = end - p;
+        p = end + 1;
+    }
+
+    *pos = p;
+    *park = NULL;
+
+    key = ngx_atoi(word[1], len[1]);
+
+    if (key == NGX_ERROR || len[0] != NGX_BAYEUX_CLIENT_ID_LEN) {
+        return NGX_OK;
+    }
+
+    if (batch) {
+        *batch = ngx_atoi(word[2], len[2]);
+
+        if (*batch == NGX_ERROR) {
+            return NGX_OK;
+        }
+    }
+
+    found = ngx_bayeux_redis_park_find(rd, (ngx_rbtree_key_t) key);
+
+    if (found != NULL
+        && ngx_memcmp(found->id, word[0], NGX_BAYEUX_CLIENT_ID_LEN) == 0)
+    {
+        *park = found;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -431,15 +431,21 @@ if op == 'un' then
   return 0
 end
 
--- A parked connect (worker channel w, token t) to notify, in "d".
-local function wake(d, id, w, t)
-  local list = d.wake[w]
+-- Adds an entry to worker channel w's list in "lists" (by channel), the
+-- channels in "order" as they first come: one notification each.
+local function add(lists, order, w, entry)
+  local list = lists[w]
   if not list then
     list = {}
-    d.wake[w] = list
-    d.workers[#d.workers + 1] = w
+    lists[w] = list
+    order[#order + 1] = w
   end
-  list[#list + 1] = id .. ' ' .. t
+  list[#list + 1] = entry
+end
+
+-- A parked connect (worker channel w, token t) to notify, in "d".
+local function wake(d, id, w, t)
+  add(d.wake, d.workers, w, id .. ' ' .. t)
 end
 
 -- Lazy messages (bayeux_lazy_channel) wait in the queue as the others
@@ -476,13 +482,7 @@ local function give_parked(d, id, st, msg)
   local batch = (tonumber(st[7] or '0') or 0) + 1
   redis.call('HSET', P .. 's:' .. id, 'w', '', 't', '',
              'ak', batch .. ':1:' .. #msg .. ',', 'an', 1, 'ab', batch)
-  local list = d.give[st[1]]
-  if not list then
-    list = {}
-    d.give[st[1]] = list
-    d.givers[#d.givers + 1] = st[1]
-  end
-  list[#list + 1] = id .. ' ' .. st[2] .. ' ' .. batch
+  add(d.give, d.givers, st[1], id .. ' ' .. st[2] .. ' ' .. batch)
 end
 
 -- Queues a message for a session that exists: its hash's fields w, t, o,

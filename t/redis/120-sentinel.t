@@ -19,6 +19,7 @@ use JSON::PP ();
 use Test::More;
 use Test::Nginx::Bayeux;
 use Test::Nginx::Bayeux::Server;
+use Test::Bayeux::AckStream;
 use Test::Bayeux::Redis;
 use Time::HiRes qw(time sleep);
 
@@ -79,8 +80,6 @@ my $acker = $nginx->client;
 ok($acker->handshake(ext => { ack => JSON::PP::true })->{successful},
    'handshake with the ack extension');
 ok($acker->subscribe('/feed')->{successful}, 'subscribe');
-my $ack = 0;
-my (@got, $held);
 
 # the same without acks: its session must survive too
 my $plain = $nginx->client;
@@ -90,49 +89,8 @@ ok($plain->subscribe('/feed')->{successful}, 'subscribe');
 my $pub = $nginx->client;
 ok($pub->handshake->{successful}, 'publisher');
 
-my $seq = 0;
-
-# one turn of traffic: a publish, and the consumer's connect if answered
-sub turn {
-    my ($acked) = @_;
-    my $n = ++$seq;
-    my $t = time;
-    my $r = $pub->publish('/feed', $n);
-    my $status = !$r ? 'no reply'
-               : $r->{successful} ? 'ok'
-               : $r->{error} // 'failed';
-    push @$acked, [ $n, $t ] if $status eq 'ok';
-    $held //= $acker->connect_start(ext => { ack => $ack });
-    my $c = $acker->connect_finish($held, timeout => 0.05);
-    return $status if $c->{timed_out};
-    undef $held;
-    if ($c->{reply} && $c->{reply}{successful}) {
-        push @got, map { $_->{data} } @{ $c->{deliveries} };
-        $ack = $c->{reply}{ext}{ack} if $c->{reply}{ext}
-                                        && defined $c->{reply}{ext}{ack};
-    } elsif ($c->{reply} && ($c->{reply}{error} // '') =~ /^402/) {
-        fail("the consumer's session was lost: $c->{reply}{error}");
-    }
-    return $status;
-}
-
-# what the consumer still has to get, up to the last publish
-sub drain {
-    my $deadline = time + 10;
-    while (time < $deadline) {
-        $held //= $acker->connect_start(ext => { ack => $ack });
-        my $c = $acker->connect_finish($held, timeout => 3);
-        undef $held;
-        if ($c->{reply} && $c->{reply}{successful}) {
-            push @got, map { $_->{data} } @{ $c->{deliveries} };
-            $ack = $c->{reply}{ext}{ack} if $c->{reply}{ext}
-                                            && defined $c->{reply}{ext}{ack};
-            return if @got && $got[-1] == $seq;
-        } else {
-            sleep 0.1;
-        }
-    }
-}
+my $stream = Test::Bayeux::AckStream->new(publisher => $pub,
+                                          consumer => $acker);
 
 sub master_port {
     my $r = eval {
@@ -146,14 +104,14 @@ sub failover_case {
 
     # traffic before
     my @acked;
-    turn(\@acked) for 1 .. 10;
-    drain();
-    my %got = map { $_ => 1 } @got;
+    $stream->turn(\@acked) for 1 .. 10;
+    $stream->drain;
+    my %got = map { $_ => 1 } $stream->got;
     ok(!grep({ !$got{$_->[0]} } @acked), "$name: traffic flows before");
 
-    @got = ();
+    $stream->forget;
     @acked = ();
-    my $first = $seq + 1;
+    my $first = $stream->seq + 1;
     $start->();
 
     # under traffic until the new primary serves, and the old one (if it
@@ -161,7 +119,7 @@ sub failover_case {
     my ($done, $saw503);
     my $deadline = time + 20;
     while (time < $deadline) {
-        my $status = turn(\@acked);
+        my $status = $stream->turn(\@acked);
         $saw503 = 1 if $status eq '503::engine_unavailable';
         if (!$done && master_port() == $new->port
             && eval { $new->cmd('ROLE')->[0] eq 'master' }
@@ -179,18 +137,11 @@ sub failover_case {
 
     # after: every publish acknowledged once the failover is complete
     my @after = grep { $_->[1] >= $done } @acked;
-    turn(\@after) for 1 .. 10;
-    drain();
+    $stream->turn(\@after) for 1 .. 10;
+    $stream->drain;
 
-    my %seen;
-    my @dup = grep { $seen{$_}++ } @got;
-    is_deeply(\@dup, [], "$name: no message twice");
-    is_deeply([ grep { $_ >= $first } @got ], [ sort { $a <=> $b } @got ],
-              "$name: in order");
-    my @lost = grep { !$seen{$_->[0]} } @after;
-    is_deeply([ map { $_->[0] } @lost ], [],
-              "$name: nothing published after the failover is lost ("
-              . scalar(@after) . ' messages)');
+    my %seen = $stream->check($name, $first, \@after,
+        'nothing published after the failover is lost');
     my @before = grep { $_->[1] < $done } @acked;
     my $lost_before = grep { !$seen{$_->[0]} } @before;
     diag("$name: $lost_before of " . scalar(@before) . ' messages '
@@ -201,7 +152,7 @@ sub failover_case {
     my $r = $plain->connect(timeout => 5);
     ok($r->{reply} && $r->{reply}{successful},
        "$name: the session without acks survived");
-    @got = ();
+    $stream->forget;
 }
 
 ok(master_port() == $primary->port, 'the sentinels name the primary');
@@ -229,9 +180,9 @@ my $t0 = time;
 $nginx->reload;
 cmp_ok(time - $t0, '<', 5, 'reload: the old workers exit promptly');
 my @acked;
-turn(\@acked) for 1 .. 5;
-drain();
-my %seen = map { $_ => 1 } @got;
+$stream->turn(\@acked) for 1 .. 5;
+$stream->drain;
+my %seen = map { $_ => 1 } $stream->got;
 ok(@acked == 5 && !grep({ !$seen{$_->[0]} } @acked),
    'reload: the consumer gets what is published next');
 

@@ -24,6 +24,7 @@ use JSON::PP ();
 use Test::More;
 use Test::Nginx::Bayeux;
 use Test::Nginx::Bayeux::Server;
+use Test::Bayeux::AckStream;
 use Test::Bayeux::RedisCluster;
 use Time::HiRes qw(time sleep);
 
@@ -241,77 +242,14 @@ my $acker = $A->client;
 ok($acker->handshake(ext => { ack => JSON::PP::true })->{successful},
    'handshake with the ack extension');
 ok($acker->subscribe('/feed')->{successful}, 'subscribe');
-my $ack = 0;
-my (@got, $held);
 
 my $plain = $cb;
 $plain->deliveries;
 my $feeder = $B->client;
 ok($feeder->handshake->{successful}, 'publisher on B');
 
-my $seq = 0;
-my @statuses;
-my $retry503 = 0;
-
-# one turn of traffic: a publish, and the consumer's connect if answered
-sub turn {
-    my ($acked) = @_;
-    my $n = ++$seq;
-    my $t = time;
-    my $r = $feeder->publish('/feed', $n);
-    my $status = !$r ? 'no reply'
-               : $r->{successful} ? 'ok'
-               : $r->{error} // 'failed';
-    push @statuses, $status;
-    $retry503++ if $status eq '503::engine_unavailable'
-                   && ($r->{advice}{reconnect} // '') eq 'retry';
-    push @$acked, [ $n, $t ] if $status eq 'ok';
-    $held //= $acker->connect_start(ext => { ack => $ack });
-    my $c = $acker->connect_finish($held, timeout => 0.05);
-    return $status if $c->{timed_out};
-    undef $held;
-    if ($c->{reply} && $c->{reply}{successful}) {
-        push @got, map { $_->{data} } @{ $c->{deliveries} };
-        $ack = $c->{reply}{ext}{ack} if $c->{reply}{ext}
-                                        && defined $c->{reply}{ext}{ack};
-    } elsif ($c->{reply} && ($c->{reply}{error} // '') =~ /^402/) {
-        fail("the consumer's session was lost: $c->{reply}{error}");
-    }
-    return $status;
-}
-
-# what the consumer still has to get, up to the last publish
-sub drain {
-    my $deadline = time + 20;
-    while (time < $deadline) {
-        $held //= $acker->connect_start(ext => { ack => $ack });
-        my $c = $acker->connect_finish($held, timeout => 6);
-        undef $held;
-        if ($c->{reply} && $c->{reply}{successful}) {
-            push @got, map { $_->{data} } @{ $c->{deliveries} };
-            $ack = $c->{reply}{ext}{ack} if $c->{reply}{ext}
-                                            && defined $c->{reply}{ext}{ack};
-            return if @got && $got[-1] == $seq;
-        } else {
-            sleep 0.2;
-        }
-    }
-}
-
-sub check_stream {
-    my ($name, $first, $must) = @_;
-    my %seen;
-    my @dup = grep { $seen{$_}++ } @got;
-    is_deeply(\@dup, [], "$name: no message twice");
-    is_deeply([ grep { $_ >= $first } @got ],
-              [ sort { $a <=> $b } grep { $_ >= $first } @got ],
-              "$name: in order");
-    my @lost = grep { !$seen{$_->[0]} } @$must;
-    is_deeply([ map { $_->[0] } @lost ], [],
-              "$name: nothing acknowledged is lost (" . scalar(@$must)
-              . ' messages)');
-    return %seen;
-}
+my $stream = Test::Bayeux::AckStream->new(publisher => $feeder,
+                                          consumer => $acker);
 
 # the consumer without acks gets every acknowledged publish once, in order
 sub check_plain {
@@ -336,9 +274,9 @@ sub check_plain {
 
 {
     my @acked;
-    turn(\@acked) for 1 .. 10;
-    drain();
-    check_stream('before', 1, \@acked);
+    $stream->turn(\@acked) for 1 .. 10;
+    $stream->drain(within => 20, wait => 6, pause => 0.2);
+    $stream->check('before', 1, \@acked, 'nothing acknowledged is lost');
     check_plain('before', \@acked);
 }
 
@@ -347,12 +285,13 @@ sub check_plain {
 #
 
 {
-    @got = ();
+    $stream->forget;
     my @acked;
-    my $first = $seq + 1;
+    my $first = $stream->seq + 1;
     my ($to) = grep { $_ != $home } $cluster->primaries;
-    my $moved = $cluster->migrate_slot($slot, $to, batch => 2,
-                                       between => sub { turn(\@acked) });
+    my $moved = $cluster->migrate_slot($slot, $to, batch => 2, between => sub {
+        $stream->turn(\@acked);
+    });
     ok($moved, "migration: $moved keys moved to port " . $to->port
                . ' in batches, a publish after each');
     is($cluster->slot_node($slot), $to, "migration: port " . $to->port
@@ -360,12 +299,13 @@ sub check_plain {
     my $t0 = time;
     my $n = 0;
     while ($n < 10 && time < $t0 + 30) {
-        $n++ if turn(\@acked) eq 'ok';
+        $n++ if $stream->turn(\@acked) eq 'ok';
         sleep 0.05;
     }
     is($n, 10, 'migration: publishes succeed after');
-    drain();
-    check_stream('migration', $first, \@acked);
+    $stream->drain(within => 20, wait => 6, pause => 0.2);
+    $stream->check('migration', $first, \@acked,
+                   'nothing acknowledged is lost');
     check_plain('migration', \@acked);
     check_keys('after the migration', 'bayeux:', $to);
     check_notifications('after the migration', 'bayeux:', $to);
@@ -373,9 +313,9 @@ sub check_plain {
     # a connect parked after the migration is released by a publish
     my $h = $plain->connect_start;
     sleep 0.3;
-    turn([]);
+    $stream->turn([]);
     my $r = $plain->connect_finish($h, timeout => 10);
-    ok(grep({ $_->{data} == $seq } @{ $r->{deliveries} }),
+    ok(grep({ $_->{data} == $stream->seq } @{ $r->{deliveries} }),
        'migration: a parked connect gets the next publish');
     cmp_ok($r->{elapsed}, '<', 3, '... released by it, not its timeout');
     $home = $to;
@@ -391,13 +331,11 @@ sub check_plain {
     ok($replica, 'failover: port ' . $home->port . ' has a replica, port '
                  . ($replica ? $replica->port : '?'));
     my @acked;
-    turn(\@acked) for 1 .. 10;
-    drain();
-    @got = ();
+    $stream->turn(\@acked) for 1 .. 10;
+    $stream->drain(within => 20, wait => 6, pause => 0.2);
+    $stream->forget;
     @acked = ();
-    @statuses = ();
-    $retry503 = 0;
-    my $first = $seq + 1;
+    my $first = $stream->seq + 1;
 
     $cluster->kill_node($home);
 
@@ -406,7 +344,7 @@ sub check_plain {
     my $done;
     my $deadline = time + 40;
     while (time < $deadline) {
-        my $status = turn(\@acked);
+        my $status = $stream->turn(\@acked);
         if (!$done) {
             my $n = $cluster->slot_node($slot);
             $done = time if $n && $n == $replica;
@@ -415,15 +353,16 @@ sub check_plain {
         sleep 0.05;
     }
     ok($done, 'failover: port ' . $replica->port . " serves slot $slot");
-    ok(grep({ $_ eq '503::engine_unavailable' } @statuses),
+    ok(grep({ $_ eq '503::engine_unavailable' } $stream->statuses),
        'failover: 503::engine_unavailable while the slot had no primary');
-    ok($retry503, '... with retry advice');
+    ok($stream->retries, '... with retry advice');
 
     # after: every publish acknowledged once the failover is complete
     my @after = grep { $_->[1] >= ($done // time) } @acked;
-    turn(\@after) for 1 .. 10;
-    drain();
-    my %seen = check_stream('failover', $first, \@after);
+    $stream->turn(\@after) for 1 .. 10;
+    $stream->drain(within => 20, wait => 6, pause => 0.2);
+    my %seen = $stream->check('failover', $first, \@after,
+                              'nothing acknowledged is lost');
     my @before = grep { $_->[1] < ($done // time) } @acked;
     my $lost_before = grep { !$seen{$_->[0]} } @before;
     diag("failover: $lost_before of " . scalar(@before) . ' messages '

@@ -24,13 +24,11 @@ use warnings;
 
 use lib 't/lib', 't/redis/lib';
 
-use TAP::Parser;
 use Test::More;
+use Test::Bayeux::Rerun;
 use Test::Bayeux::RedisCluster;
 
-my @files = $ENV{TEST_BAYEUX_FILES}
-            ? split(' ', $ENV{TEST_BAYEUX_FILES})
-            : grep { !m{/000-} } sort glob('t/[01][0-9][0-9]-*.t');
+my @files = protocol_files();
 
 plan skip_all => 'no basic test files' unless @files;
 
@@ -38,38 +36,7 @@ my $cluster = start_redis_cluster(primaries => 3, replicas => 1);
 
 $ENV{TEST_BAYEUX_REDIS_URL} = $cluster->url;
 
-for my $file (@files) {
-    subtest "$file with the Redis engine on a Redis Cluster" => sub {
-        my $parser = TAP::Parser->new({
-            source => $file,
-            switches => [ '-It/lib', '-It/redis/lib',
-                          '-MTest::Bayeux::RedisEngine' ],
-            merge => 1,
-        });
-        my $tests = 0;
-        while (my $r = $parser->next) {
-            if ($r->is_test) {
-                $tests++;
-                my $desc = $r->description;
-                $desc =~ s/^-\s*//;
-                if ($r->has_skip) {
-                    pass("$desc # skipped in $file");
-                } else {
-                    ok($r->is_actual_ok || $r->has_todo, $desc);
-                }
-            } elsif ($r->is_plan && $r->directive eq 'SKIP') {
-                plan skip_all => "$file: " . $r->explanation;
-            } elsif ($r->is_comment || $r->is_unknown) {
-                my $text = $r->as_string;
-                diag($text) if $text =~ /\S/ && !$r->is_comment
-                               || $text =~ /Failed test|got:|expected:/;
-                note($text) if $r->is_comment;
-            }
-        }
-        ok($tests > 0, "$file ran tests");
-        is($parser->exit, 0, "$file exited cleanly");
-    };
-}
+rerun($_, 'with the Redis engine on a Redis Cluster') for @files;
 
 # the engine cleaned up after itself: only session keys can be left, and
 # they all expire (-2: the key expired between SCAN and PTTL, which is

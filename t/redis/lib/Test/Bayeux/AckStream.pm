@@ -1,0 +1,109 @@
+package Test::Bayeux::AckStream;
+
+# Traffic for the failover tests (t/redis/120-sentinel.t,
+# t/redis/130-cluster.t): a publisher sends numbered messages to /feed one
+# at a time, and a consumer that uses the ack extension keeps a
+# /meta/connect under way and collects what it is given.
+#
+#   my $s = Test::Bayeux::AckStream->new(publisher => $pub,
+#                                        consumer => $acker);
+#   my $status = $s->turn(\@acked);  # 'ok', 'no reply' or the error;
+#                                    # [number, time] of an ok into @acked
+#   $s->drain(within => 10, wait => 3, pause => 0.1);
+#   my %seen = $s->check('failover', $first, \@acked,
+#                        'nothing acknowledged is lost');
+#   $s->got; $s->seq; $s->statuses; $s->retries; $s->forget;
+
+use strict;
+use warnings;
+
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+sub new {
+    my ($class, %args) = @_;
+    return bless { pub => $args{publisher}, acker => $args{consumer},
+                   ack => 0, seq => 0, got => [], statuses => [],
+                   retries => 0 }, $class;
+}
+
+sub got { @{ $_[0]{got} } }
+sub seq { $_[0]{seq} }
+sub statuses { @{ $_[0]{statuses} } }
+
+# publishes answered 503::engine_unavailable with retry advice
+sub retries { $_[0]{retries} }
+
+sub forget {
+    my ($self) = @_;
+    @$self{qw(got statuses retries)} = ([], [], 0);
+}
+
+# the consumer's connect, awaited "wait" seconds: 1 if it was answered;
+# one not answered yet is awaited again next time, unless "give_up"
+sub _connect {
+    my ($self, $wait, $give_up) = @_;
+    my $acker = $self->{acker};
+    $self->{held} //= $acker->connect_start(ext => { ack => $self->{ack} });
+    my $c = $acker->connect_finish($self->{held}, timeout => $wait);
+    delete $self->{held} if $give_up || !$c->{timed_out};
+    return 0 if $c->{timed_out};
+    if ($c->{reply} && $c->{reply}{successful}) {
+        push @{ $self->{got} }, map { $_->{data} } @{ $c->{deliveries} };
+        my $ext = $c->{reply}{ext};
+        $self->{ack} = $ext->{ack} if $ext && defined $ext->{ack};
+    } elsif ($c->{reply} && ($c->{reply}{error} // '') =~ /^402/) {
+        fail("the consumer's session was lost: $c->{reply}{error}");
+    }
+    return $c->{reply} && $c->{reply}{successful};
+}
+
+# one turn of traffic: a publish, and the consumer's connect if answered
+sub turn {
+    my ($self, $acked) = @_;
+    my $n = ++$self->{seq};
+    my $t = time;
+    my $r = $self->{pub}->publish('/feed', $n);
+    my $status = !$r ? 'no reply'
+               : $r->{successful} ? 'ok'
+               : $r->{error} // 'failed';
+    push @{ $self->{statuses} }, $status;
+    $self->{retries}++ if $status eq '503::engine_unavailable'
+                          && ($r->{advice}{reconnect} // '') eq 'retry';
+    push @$acked, [ $n, $t ] if $status eq 'ok';
+    $self->_connect(0.05);
+    return $status;
+}
+
+# what the consumer still has to get, up to the last publish
+sub drain {
+    my ($self, %args) = @_;
+    my $deadline = time + ($args{within} // 10);
+    while (time < $deadline) {
+        if ($self->_connect($args{wait} // 3, 1)) {
+            my $got = $self->{got};
+            return if @$got && $got->[-1] == $self->{seq};
+        } else {
+            sleep $args{pause} // 0.1;
+        }
+    }
+}
+
+# the messages from number "first" on came once each, in order, and all
+# of "must" ([number, time] each) among them; returns what was seen
+sub check {
+    my ($self, $name, $first, $must, $what) = @_;
+    my @got = $self->got;
+    my %seen;
+    my @dup = grep { $seen{$_}++ } @got;
+    is_deeply(\@dup, [], "$name: no message twice");
+    is_deeply([ grep { $_ >= $first } @got ],
+              [ sort { $a <=> $b } grep { $_ >= $first } @got ],
+              "$name: in order");
+    my @lost = grep { !$seen{$_->[0]} } @$must;
+    is_deeply([ map { $_->[0] } @lost ], [],
+              "$name: $what (" . scalar(@$must) . ' messages)');
+    return %seen;
+}
+
+1;
