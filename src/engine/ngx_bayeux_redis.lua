@@ -457,8 +457,7 @@ end
 -- what is due, and is held while it is not.  A deadline lives in Redis,
 -- not in the worker that published: any worker's sweep delivers it, and
 -- if none sweeps, the next connect finds it past.
-local function lazy_wait(id, st, len, d)
-  local s = P .. 's:' .. id
+local function lazy_wait(id, s, st, len, d)
   if d.due then
     if len == 1 then
       redis.call('HSET', s, 'z', d.due)
@@ -478,26 +477,26 @@ end
 -- notification carries it, so that the worker answers without a script
 -- call of its own.  Lost on the way (the worker died, the connect went
 -- away), it is given again by the session's next connect.
-local function give_parked(d, id, st, msg)
+local function give_parked(d, id, s, st, msg)
   local batch = (tonumber(st[7] or '0') or 0) + 1
-  redis.call('HSET', P .. 's:' .. id, 'w', '', 't', '',
+  redis.call('HSET', s, 'w', '', 't', '',
              'ak', batch .. ':1:' .. #msg .. ',', 'an', 1, 'ab', batch)
   add(d.give, d.givers, st[1], id .. ' ' .. st[2] .. ' ' .. batch)
 end
 
--- Queues a message for a session that exists: its hash's fields w, t, o,
--- z, an, k, ab in "st", "lim" the queue's bounds, "d.due" the deadline of
--- a lazy message.  A queue that goes over them is emptied and the session
--- marked overflowed ("o"): nothing more is queued for it, and its next
--- connect (or the one it holds, woken) ends it.  Those go into "full",
--- the messages dropped are counted in "dropped", worker channels to
--- notify go into "wake" (per worker) and "workers".
-local function push(id, st, msg, lim, d)
+-- Queues a message for a session that exists: its hash "s", the hash's
+-- fields w, t, o, z, an, k, ab in "st" (receiver()), "lim" the queue's
+-- bounds, "d.due" the deadline of a lazy message.  A queue that goes over
+-- them is emptied and the session marked overflowed ("o"): nothing more
+-- is queued for it, and its next connect (or the one it holds, woken)
+-- ends it.  Those go into "full", the messages dropped are counted in
+-- "dropped", worker channels to notify go into "wake" (per worker) and
+-- "workers".
+local function push(id, s, st, msg, lim, d)
   if st[3] == '1' then
     d.dropped = d.dropped + 1
     return
   end
-  local s = P .. 's:' .. id
   local q = P .. 'q:' .. id
   local len = redis.call('RPUSH', q, msg)
   local size = redis.call('HINCRBY', s, 'qb', #msg)
@@ -511,14 +510,21 @@ local function push(id, st, msg, lim, d)
   else
     d.n = d.n + 1
     -- the messages the ack extension keeps were given: not waiting
-    held = lazy_wait(id, st, len - (tonumber(st[5] or '0') or 0), d)
+    held = lazy_wait(id, s, st, len - (tonumber(st[5] or '0') or 0), d)
     if d.now then mark(s, d.now) end
     if st[1] ~= '' and not held and st[6] == '1' and len == 1 then
-      give_parked(d, id, st, msg)
+      give_parked(d, id, s, st, msg)
       return
     end
   end
   if st[1] ~= '' and not held then wake(d, id, st[1], st[2]) end
+end
+
+-- A session a message may go to: its hash's name, and the fields push()
+-- reads (none if it is gone).
+local function receiver(id)
+  local s = P .. 's:' .. id
+  return s, redis.call('HMGET', s, 'w', 't', 'o', 'z', 'an', 'k', 'ab')
 end
 
 -- Notifications, one PUBLISH each to a worker's channel: "<id> <token>
@@ -566,12 +572,11 @@ if op == 'pu' then
     for _, id in ipairs(redis.call('SMEMBERS', c)) do
       if not seen[id] then
         seen[id] = true
-        local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o', 'z',
-                                'an', 'k', 'ab')
+        local s, st = receiver(id)
         if not st[1] then
           redis.call('SREM', c, id)
         else
-          push(id, st, msg, lim, d)
+          push(id, s, st, msg, lim, d)
         end
       end
     end
@@ -588,10 +593,9 @@ if op == 'dl' then
   local lim, msg = limits(ARGV[6]), ARGV[7]
   local d = deliveries(ARGV[8], ARGV[9])
   for _, id in ipairs(ids) do
-    local st = redis.call('HMGET', P .. 's:' .. id, 'w', 't', 'o', 'z',
-                            'an', 'k', 'ab')
+    local s, st = receiver(id)
     if st[1] then
-      push(id, st, msg, lim, d)
+      push(id, s, st, msg, lim, d)
     elseif ARGV[4] == 'c' then
       return {-1}
     end
