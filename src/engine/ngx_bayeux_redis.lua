@@ -25,16 +25,19 @@ local publish = #KEYS > 0 and 'SPUBLISH' or 'PUBLISH'
 --   S:  at least ttl once this ran; "su" sets it to the hash's own PTTL;
 --   c:  at least its subscribers' S: (set with them, and only raised);
 --   q:  2 x ttl when a push creates it or messages are put back, and
---       taken whole by the connects and takes that renew the hash; "q"
---       renews it where it may hold messages (a parked connect's).
+--       taken whole by the connects and takes that renew the hash; where
+--       it may keep messages ("q": the ack extension's, a parked
+--       connect's), renewed with S: (or each time, without S:), so that
+--       it outlives S: as S: outlives the hash.
 --
 -- What an expired session leaves is gone at most 2 x ttl later.
 local function refresh(id, q)
   redis.call('PEXPIRE', P .. 's:' .. id, ttl)
-  if q then redis.call('PEXPIRE', P .. 'q:' .. id, ttl2) end
   local subs = P .. 'S:' .. id
   local t = redis.call('PTTL', subs)
-  if t >= ttl or t == -2 then return end
+  if t >= ttl then return end
+  if q then redis.call('PEXPIRE', P .. 'q:' .. id, ttl2) end
+  if t == -2 then return end
   redis.call('PEXPIRE', subs, ttl2)
   for _, ch in ipairs(redis.call('SMEMBERS', subs)) do
     local c = P .. 'c:' .. ch

@@ -9,6 +9,7 @@ use warnings;
 
 use lib 't/lib', 't/redis/lib';
 
+use JSON::PP ();
 use Test::More;
 use Test::Nginx::Bayeux;
 use Test::Nginx::Bayeux::Server;
@@ -99,6 +100,34 @@ ok(!(grep { $_ eq $stale->client_id }
 # the last live sessions end: nothing at all is left
 ok($held->disconnect->{successful}, 'held: disconnect');
 ok($pub->disconnect->{successful}, 'publisher: disconnect');
+
+# the ack extension keeps what it gave in the queue until acknowledged:
+# a client that never acknowledges is given it again by every connect, and
+# the queue lives on with the session, lifetime after lifetime
+my $acker = $server->client;
+ok($acker->handshake(ext => { ack => JSON::PP::true })->{successful},
+   'acker: handshake with the ack extension');
+ok($acker->subscribe('/k')->{successful}, 'acker: subscribe /k');
+ok($acker->connect->{reply}{successful}, 'acker: first connect');
+my $pub2 = $server->client;
+ok($pub2->handshake->{successful}, 'publisher 2: handshake');
+ok($pub2->publish('/k', 'kept')->{successful}, 'a message for acker');
+ok($pub2->disconnect->{successful}, 'publisher 2: disconnect');
+my ($given, $ttl_ok) = (0, 1);
+my $t1 = time;
+while (time < $t1 + 5) {
+    my $c = $acker->connect(ext => { ack => 0 }, timeout => 2);
+    last unless $c->{reply} && $c->{reply}{successful};
+    $given++ if grep { $_->{data} eq 'kept' } @{ $c->{deliveries} };
+    $ttl_ok = 0 unless $redis->cmd('PTTL', 'exp:q:' . $acker->client_id)
+                       > 1000;
+    sleep 0.4;
+}
+cmp_ok(time - $t1, '>=', 5, 'acker: five lifetimes of connects');
+cmp_ok($given, '>=', 10, "acker: every connect was given the message "
+                         . "again ($given)");
+ok($ttl_ok, 'acker: its queue has more than a lifetime left after each');
+ok($acker->disconnect->{successful}, 'acker: disconnect');
 sleep 1.5;
 is_deeply([ $redis->cli_scan('exp:*') ], [],
           'redis-cli --scan: no key left once every session ended');
