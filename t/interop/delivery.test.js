@@ -129,12 +129,15 @@ for (const { engine, skip } of matrix(['long-polling'])) {
                 a.addListener('/meta/handshake', (m) => {
                     handshakes.push(m);
                 });
-                // in batches of 100 (B sends them faster than A takes
-                // them): 100 messages of about 60 bytes overflow 2k
+                // in batches of 100 messages of about 1 KB: three queued
+                // overflow 2k.  With messages of a few bytes the Redis
+                // engine's takes of A's queue, between B's publishes,
+                // could keep it under the bound all along.
+                const pad = 'x'.repeat(1000);
                 for (let k = 0; k < BURST / 100; k++) {
                     b.batch(() => {
                         for (let n = k * 100 + 1; n <= k * 100 + 100; n++) {
-                            b.publish('/stream/1', { n });
+                            b.publish('/stream/1', { n, pad });
                         }
                     });
                 }
