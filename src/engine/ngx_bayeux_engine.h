@@ -87,6 +87,14 @@ struct ngx_bayeux_waiter_s {
      */
     ngx_int_t                      ack;
     ngx_uint_t                     batch;
+
+    /*
+     * set by the protocol at each connect: the connect's deliveries are
+     * pushed while it stays held (a websocket's), so that an engine may
+     * give it messages as they come and take it back at once when the
+     * handler parks it again (the Redis engine's held sessions)
+     */
+    unsigned                       stream:1;
 };
 
 

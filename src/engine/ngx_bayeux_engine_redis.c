@@ -17,6 +17,7 @@
 #include "ngx_bayeux_redis_adapter.h"
 #include "ngx_bayeux_redis_ssl.h"
 #include "ngx_bayeux_redis_cluster.h"
+#include "ngx_bayeux_redis_held.h"
 #include "ngx_bayeux_redis_sentinel.h"
 #include "ngx_bayeux_redis_url.h"
 #include "ngx_bayeux_stats.h"
@@ -41,6 +42,8 @@
  *     P q:<id>    list: the messages queued for the session
  *     P S:<id>    set: the channels the session subscribed to
  *     P c:<name>  set: the sessions subscribed to a channel or pattern
+ *     P H:<name>  set: the same, held by a worker (below)
+ *     P l:<name>  sorted set: the messages for those, by sequence number
  *
  * The session hash lives interval + max_interval (ttl), renewed by every
  * connect and, while a connect is parked, by the worker holding it.  The
@@ -54,6 +57,14 @@
  * A publish appends the message to the queue of every subscriber and
  * publishes, to every worker that parked a connect for one of them, the
  * id and token of those connects.  The worker then takes the queue.
+ *
+ * A connect that stays parked while its deliveries are pushed (the
+ * waiter's "stream") has its session held by its worker: a publish puts
+ * the message once into the log of the channel and once on the stream, P
+ * N, which every worker reads on the same connection as its own channel,
+ * and the worker pushes it to the sessions it holds.  Whatever ends the
+ * hold names the last message given (the "cursor"), and the script
+ * queues what was logged after it.
  * Everything is done by one Lua script, so every operation costs one
  * round trip and is atomic (ngx_bayeux_redis.lua).  The connects of one
  * event loop iteration, and the sessions named by one notification, share
@@ -83,6 +94,7 @@
 #define NGX_BAYEUX_REDIS_COUNT         13
 #define NGX_BAYEUX_REDIS_SWEEP         14
 #define NGX_BAYEUX_REDIS_LAZY          15
+#define NGX_BAYEUX_REDIS_GIVEN         16
 
 /* the most expired sessions one sweep takes */
 #define NGX_BAYEUX_REDIS_SWEEP_MAX     "256"
@@ -131,6 +143,28 @@ typedef struct {
 
     /* the ack extension: what it was given is kept, not put back */
     unsigned                       kept:1;
+
+    /* it may be held (ngx_bayeux_waiter_t's "stream") */
+    unsigned                       stream:1;
+
+    /* a connect of its waiter lets its held session go, with "cursor" */
+    unsigned                       handed:1;
+
+    /* a message of the stream after "cursor" was not given to it */
+    unsigned                       behind:1;
+
+    /*
+     * held in Redis, and neither given to here nor let go yet: until it
+     * is, this worker does not write how far it gave the stream
+     */
+    unsigned                       unsettled:1;
+
+    /*
+     * a held session (the script's hold_session()): its subscriptions in
+     * the worker's index, and the last message of the stream given to it
+     */
+    ngx_bayeux_redis_held_t       *held;
+    uint64_t                       cursor;
 } ngx_bayeux_redis_park_t;
 
 
@@ -201,6 +235,7 @@ struct ngx_bayeux_redis_s {
     ngx_msec_t                     refresh;
 
     ngx_str_t                      channel;     /* this worker's */
+    ngx_str_t                      stream;      /* every worker's */
     ngx_str_t                      ended_id;    /* a disconnect's */
 
     ngx_bayeux_redis_conn_t        cmd;
@@ -223,6 +258,24 @@ struct ngx_bayeux_redis_s {
     ngx_rbtree_t                   parks;
     ngx_rbtree_node_t              sentinel;
     ngx_uint_t                     token;
+
+    /* the held sessions, by subscription; the parks a message finds */
+    ngx_bayeux_redis_held_index_t  held;
+    ngx_array_t                    found;
+
+    /*
+     * the last message of the stream seen, the last written as given to
+     * every session held here ("wc"), and the parks that hold it back
+     */
+    uint64_t                       stream_seq;
+    uint64_t                       given_seq;
+    ngx_uint_t                     unsettled;
+    ngx_event_t                    given;
+
+    /* the held park whose waiter's handler runs, given a message */
+    ngx_bayeux_redis_park_t       *giving;
+    ngx_bayeux_waiter_t           *giving_waiter;
+    ngx_uint_t                     subscribed;  /* channels confirmed */
 
     ngx_event_t                    reconnect;
     ngx_event_t                    down;
@@ -322,6 +375,21 @@ static void ngx_bayeux_redis_sub_reply(ngx_bayeux_redis_conn_t *rc,
     redisReply *reply, ngx_bayeux_redis_req_t *req);
 static void ngx_bayeux_redis_ping_reply(ngx_bayeux_redis_conn_t *rc,
     redisReply *reply, ngx_bayeux_redis_req_t *req);
+static void ngx_bayeux_redis_streamed(ngx_bayeux_redis_t *rd, u_char *p,
+    u_char *last);
+static void ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p,
+    u_char *last);
+static void ngx_bayeux_redis_give(ngx_bayeux_redis_park_t *park,
+    uint64_t seq, ngx_str_t *message);
+static void ngx_bayeux_redis_given_handler(ngx_event_t *ev);
+static void ngx_bayeux_redis_unsettle(ngx_bayeux_redis_park_t *park);
+static void ngx_bayeux_redis_settled(ngx_bayeux_redis_park_t *park);
+static void ngx_bayeux_redis_let_go(ngx_bayeux_redis_park_t *park);
+static void ngx_bayeux_redis_let_all_go(ngx_bayeux_redis_t *rd);
+static void ngx_bayeux_redis_park_free(ngx_bayeux_redis_park_t *park);
+static size_t ngx_bayeux_redis_cursor(ngx_bayeux_redis_park_t *park,
+    u_char *buf);
+static uint64_t ngx_bayeux_redis_given_up_to(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_given(ngx_bayeux_redis_t *rd, u_char *p,
     u_char *last);
 static ngx_int_t ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos,
@@ -367,6 +435,8 @@ static void ngx_bayeux_redis_answered(ngx_bayeux_redis_park_t *park,
     ngx_bayeux_wake_e reason);
 static void ngx_bayeux_redis_answer_given(ngx_bayeux_redis_park_t *park,
     ngx_uint_t batch, ngx_str_t *message);
+static ngx_int_t ngx_bayeux_redis_one_message(ngx_bayeux_waiter_t *w,
+    ngx_str_t *message);
 static void ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_overflowed(ngx_bayeux_redis_t *rd,
     ngx_str_t *id, redisReply *reply);
@@ -413,14 +483,16 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
       ngx_bayeux_redis_handshake_result },
 
     /*
-     * CONNECT: id, browser, hold, token, the batch it acknowledges (''
-     * none); never sent alone, its arguments go into a CONNECT_BATCH,
+     * CONNECT: id, browser, hold (0, 1, 2: may be held), token, the batch
+     * it acknowledges ('' none), the last message given to the session
+     * this worker held ('' none); never sent alone, its arguments go into
+     * a CONNECT_BATCH,
      * which answers it with {-1} unknown, {0, messages}, {0, messages,
      * batch} if it acknowledges, {1} parked, or {-3, user, last},
      * {-4, user, last}: the script ended the session, its queue
      * overflowed or it was inactive
      */
-    { ngx_string(""), 5, ngx_bayeux_redis_op_done,
+    { ngx_string(""), 6, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_connect_result },
 
     /*
@@ -451,20 +523,26 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
     { ngx_string("to"), 3, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_touch_result },
 
-    /* TAKE: worker channel, mode; id and token of each; one reply each */
-    { ngx_string("tb"), 2, ngx_bayeux_redis_take_done, NULL },
+    /*
+     * TAKE: worker channel, mode, max queue; id, token and the last
+     * message given to its held session ('' none) of each; one reply each
+     */
+    { ngx_string("tb"), 3, ngx_bayeux_redis_take_done, NULL },
 
-    /* UNPARK: id, worker channel, token */
-    { ngx_string("up"), 3, NULL, NULL },
+    /* UNPARK: id, worker channel, token, last message given, max queue */
+    { ngx_string("up"), 5, NULL, NULL },
 
     /* PUT_BACK: id, max queue; messages */
     { ngx_string("pb"), 2, NULL, NULL },
 
-    /* REFRESH: worker channel; id and token of each */
+    /* REFRESH: worker channel; id, token, last message given of each */
     { ngx_string("rf"), 1, NULL, NULL },
 
-    /* CONNECT_BATCH: worker channel; the CONNECTs' arguments; one reply each */
-    { ngx_string("cb"), 1, ngx_bayeux_redis_connects_done, NULL },
+    /*
+     * CONNECT_BATCH: worker channel, max queue; the CONNECTs' arguments;
+     * one reply each
+     */
+    { ngx_string("cb"), 2, ngx_bayeux_redis_connects_done, NULL },
 
     /*
      * DELIVER: "c" and an id, or "u" and a user; max queue, message,
@@ -482,7 +560,10 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
     { ngx_string("sw"), 1, ngx_bayeux_redis_sweep_done, NULL },
 
     /* LAZY: the most to take; how many lazy deadlines passed */
-    { ngx_string("lz"), 1, ngx_bayeux_redis_lazy_done, NULL }
+    { ngx_string("lz"), 1, ngx_bayeux_redis_lazy_done, NULL },
+
+    /* GIVEN: worker channel, the last message of the stream given */
+    { ngx_string("wc"), 2, NULL, NULL }
 };
 
 
@@ -708,9 +789,24 @@ ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
     p = ngx_hex_dump(p, random, sizeof(random));
     rd->channel.len = p - rd->channel.data;
 
+    p = ngx_pnalloc(cycle->pool, rd->prefix.len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    rd->stream.data = p;
+    rd->stream.len = ngx_sprintf(p, "%VN", &rd->prefix) - p;
+
+    if (ngx_array_init(&rd->found, cycle->pool, 16, sizeof(void *))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     ngx_queue_init(&rd->waiting);
     ngx_queue_init(&rd->connects);
     ngx_rbtree_init(&rd->parks, &rd->sentinel, ngx_rbtree_insert_value);
+    ngx_bayeux_redis_held_init(&rd->held, cycle->log);
 
     rd->cmd.log = cycle->log;
     rd->cmd.connect_timeout = ep->conf->redis_connect_timeout;
@@ -752,6 +848,10 @@ ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
     rd->tick.data = rd;
     rd->tick.log = cycle->log;
     rd->tick.cancelable = 1;
+
+    rd->given.handler = ngx_bayeux_redis_given_handler;
+    rd->given.data = rd;
+    rd->given.log = cycle->log;
 
     rd->flush.handler = ngx_bayeux_redis_flush_handler;
     rd->flush.data = rd;
@@ -825,6 +925,10 @@ ngx_bayeux_redis_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
         ngx_delete_posted_event(&rd->flush);
     }
 
+    if (rd->given.posted) {
+        ngx_delete_posted_event(&rd->given);
+    }
+
     ngx_bayeux_redis_close(&rd->cmd, "worker process is exiting");
     ngx_bayeux_redis_close(&rd->sub, "worker process is exiting");
 
@@ -862,7 +966,7 @@ ngx_bayeux_redis_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
             park->waiter->engine_data = NULL;
         }
 
-        ngx_free(park);
+        ngx_bayeux_redis_park_free(park);
     }
 }
 
@@ -1149,6 +1253,8 @@ ngx_bayeux_redis_sub_connected(ngx_bayeux_redis_conn_t *rc)
     size_t               argvlen[3];
     ngx_bayeux_redis_t  *rd = rc->data;
 
+    rd->subscribed = 0;
+
     if (ngx_bayeux_redis_auth(rc, &rd->sub_auth_req, &rd->user,
                               &rd->password)
         != NGX_OK
@@ -1168,10 +1274,17 @@ ngx_bayeux_redis_sub_connected(ngx_bayeux_redis_conn_t *rc)
         argvlen[0] = 9;
     }
 
+    /*
+     * One connection for both: what a script publishes to this worker's
+     * channel and to the stream comes in the order it was published.
+     */
+
     argv[1] = (const char *) rd->channel.data;
     argvlen[1] = rd->channel.len;
+    argv[2] = (const char *) rd->stream.data;
+    argvlen[2] = rd->stream.len;
 
-    if (ngx_bayeux_redis_send(rc, &rd->subscribe_req, 2, argv, argvlen)
+    if (ngx_bayeux_redis_send(rc, &rd->subscribe_req, 3, argv, argvlen)
         == NGX_OK)
     {
         return;
@@ -1230,7 +1343,7 @@ ngx_bayeux_redis_sub_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
 {
     size_t               len;
     u_char              *p;
-    redisReply          *type, *payload;
+    redisReply          *type, *channel, *payload;
     ngx_bayeux_redis_t  *rd = rc->data;
 
     if (reply == NULL || rd->exiting) {
@@ -1242,6 +1355,7 @@ ngx_bayeux_redis_sub_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
     }
 
     type = reply->element[0];
+    channel = reply->element[1];
     payload = reply->element[2];
 
     if (type->type != REDIS_REPLY_STRING) {
@@ -1259,8 +1373,11 @@ ngx_bayeux_redis_sub_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
     }
 
     if (len == 9 && ngx_strncmp(p, "subscribe", 9) == 0) {
-        rd->sub_ready = 1;
-        ngx_bayeux_redis_link_check(rd);
+        if (++rd->subscribed == 2) {
+            rd->sub_ready = 1;
+            ngx_bayeux_redis_link_check(rd);
+        }
+
         return;
     }
 
@@ -1273,6 +1390,17 @@ ngx_bayeux_redis_sub_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
     if (len == 7 && ngx_strncmp(p, "message", 7) == 0
         && payload->type == REDIS_REPLY_STRING)
     {
+        if (channel->type == REDIS_REPLY_STRING
+            && channel->len == rd->stream.len
+            && ngx_strncmp(channel->str, rd->stream.data, rd->stream.len)
+               == 0)
+        {
+            ngx_bayeux_redis_streamed(rd, (u_char *) payload->str,
+                                      (u_char *) payload->str
+                                      + payload->len);
+            return;
+        }
+
         ngx_bayeux_redis_notified(rd, (u_char *) payload->str,
                                   (u_char *) payload->str + payload->len);
     }
@@ -1404,6 +1532,11 @@ ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 
     if (p < last && *p == '!') {
         ngx_bayeux_redis_given(rd, p + 1, last);
+        return;
+    }
+
+    if (last - p > 2 && p[0] == 'h' && p[1] == ' ') {
+        ngx_bayeux_redis_hold(rd, p + 2, last);
         return;
     }
 
@@ -1552,6 +1685,432 @@ ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos, u_char *last,
 }
 
 
+/*
+ * "<id> <token> <seq>\n<subscription>\n...": the script held the session
+ * of a connect parked here (hold_session()): from now on the stream's
+ * messages after "seq" for its subscriptions are given by this worker.
+ */
+
+static void
+ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
+{
+    u_char                   *id, *nl, *sp;
+    off_t                     seq;
+    ngx_int_t                 key;
+    ngx_bayeux_redis_park_t  *park;
+
+    nl = ngx_strlchr(p, last, '\n');
+    if (nl == NULL) {
+        nl = last;
+    }
+
+    if (nl - p < NGX_BAYEUX_CLIENT_ID_LEN + 4
+        || p[NGX_BAYEUX_CLIENT_ID_LEN] != ' ')
+    {
+        return;
+    }
+
+    id = p;
+    p += NGX_BAYEUX_CLIENT_ID_LEN + 1;
+
+    sp = ngx_strlchr(p, nl, ' ');
+    if (sp == NULL) {
+        return;
+    }
+
+    key = ngx_atoi(p, sp - p);
+    seq = ngx_atoof(sp + 1, nl - sp - 1);
+
+    if (key == NGX_ERROR || seq == NGX_ERROR) {
+        return;
+    }
+
+    park = ngx_bayeux_redis_park_find(rd, (ngx_rbtree_key_t) key);
+
+    /*
+     * A connect that went away, or whose take is in flight, is let go by
+     * the script from the number it recorded: nothing was given here.
+     */
+
+    if (park == NULL
+        || ngx_memcmp(park->id, id, NGX_BAYEUX_CLIENT_ID_LEN) != 0
+        || park->held || park->state == NGX_BAYEUX_PARK_TAKING)
+    {
+        return;
+    }
+
+    if (park->waiter == NULL) {
+        /* its connect went away: unparked once its reply comes */
+        ngx_bayeux_redis_unsettle(park);
+        return;
+    }
+
+    park->cursor = (uint64_t) seq;
+
+    park->held = ngx_bayeux_redis_held_add(&rd->held, park,
+                                           nl < last ? nl + 1 : last, last);
+
+    if (park->held == NULL) {
+        /* not indexed, so not given: let go at once */
+        ngx_bayeux_redis_let_go(park);
+        return;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "bayeux redis: session %*s held",
+                   (size_t) NGX_BAYEUX_CLIENT_ID_LEN, park->id);
+}
+
+
+/*
+ * "<channel>\n<seq> <publisher> <lazy> <act>\n<message>", on the stream:
+ * a message for the sessions the workers hold.  "publisher" is the
+ * session that must not receive it, "lazy" and "act" are the publish's
+ * ('-': none); a lazy message, or one whose delivery is its receivers'
+ * activity, is not given here: the session is let go, and the script
+ * queues it as a publish does.
+ */
+
+static void
+ngx_bayeux_redis_streamed(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
+{
+    u_char                   *nl, *word[4];
+    off_t                     seq;
+    size_t                    len[4];
+    uintptr_t                *keys;
+    ngx_str_t                 channel, message;
+    ngx_uint_t                i, n, plain;
+    ngx_bayeux_redis_park_t  *park, **found;
+
+    nl = ngx_strlchr(p, last, '\n');
+    if (nl == NULL) {
+        return;
+    }
+
+    channel.data = p;
+    channel.len = nl - p;
+    p = nl + 1;
+
+    nl = ngx_strlchr(p, last, '\n');
+    if (nl == NULL) {
+        return;
+    }
+
+    message.data = nl + 1;
+    message.len = last - message.data;
+
+    for (i = 0; i < 4; i++) {
+        word[i] = p;
+        p = ngx_strlchr(p, nl, ' ');
+
+        if (p == NULL) {
+            p = nl;
+        }
+
+        len[i] = p - word[i];
+        p++;
+    }
+
+    seq = ngx_atoof(word[0], len[0]);
+
+    if (seq == NGX_ERROR || len[2] == 0 || len[3] == 0) {
+        return;
+    }
+
+    plain = (word[2][0] == '-' && word[3][0] == '-');
+
+    if ((uint64_t) seq > rd->stream_seq) {
+        rd->stream_seq = seq;
+    }
+
+    rd->found.nelts = 0;
+
+    if (ngx_bayeux_redis_held_find(&rd->held, &channel, &rd->found)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, rd->log, 0,
+                      "bayeux: no memory to find the held sessions of a "
+                      "message: every session held here is let go");
+        ngx_bayeux_redis_let_all_go(rd);
+        return;
+    }
+
+    /*
+     * By token: giving to one may end others (their handlers run), which
+     * are then no longer found.
+     */
+
+    found = rd->found.elts;
+    keys = rd->found.elts;
+    n = rd->found.nelts;
+
+    for (i = 0; i < n; i++) {
+        keys[i] = found[i]->node.key;
+    }
+
+    for (i = 0; i < n; i++) {
+        park = ngx_bayeux_redis_park_find(rd, (ngx_rbtree_key_t) keys[i]);
+
+        if (park == NULL || park->held == NULL
+            || (uint64_t) seq <= park->cursor)
+        {
+            continue;
+        }
+
+        if (len[1] == NGX_BAYEUX_CLIENT_ID_LEN
+            && ngx_memcmp(word[1], park->id, NGX_BAYEUX_CLIENT_ID_LEN) == 0)
+        {
+            /* its own, not broadcast to it */
+            park->cursor = seq;
+            continue;
+        }
+
+        if (!plain || park->state != NGX_BAYEUX_PARK_PARKED
+            || park->waiter == NULL)
+        {
+            ngx_bayeux_redis_let_go(park);
+            continue;
+        }
+
+        ngx_bayeux_redis_give(park, seq, &message);
+    }
+
+    if (rd->stream_seq > rd->given_seq && !rd->given.posted) {
+        ngx_post_event(&rd->given, &ngx_posted_events);
+    }
+}
+
+
+/*
+ * How far this worker gave the stream to the sessions it holds, written
+ * once per turn of the event loop: a session held here that another
+ * worker's connect takes over (this one died, or was stopped) is given
+ * again only what came after (the script's connect()), not all since
+ * it was held.
+ */
+
+static void
+ngx_bayeux_redis_given_handler(ngx_event_t *ev)
+{
+    u_char                   seq[NGX_INT64_LEN];
+    ngx_bayeux_redis_t      *rd = ev->data;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    if (rd->state != NGX_BAYEUX_REDIS_UP || rd->unsettled
+        || rd->stream_seq <= rd->given_seq)
+    {
+        return;
+    }
+
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_GIVEN, 0,
+                                      rd->channel.len + NGX_INT64_LEN);
+    if (cmd == NULL) {
+        return;
+    }
+
+    ngx_bayeux_redis_cmd_arg(cmd, rd->channel.data, rd->channel.len);
+    ngx_bayeux_redis_cmd_arg(cmd, seq,
+                             ngx_sprintf(seq, "%uL", rd->stream_seq) - seq);
+
+    rd->given_seq = rd->stream_seq;
+
+    ngx_bayeux_redis_submit(cmd);
+}
+
+
+/* a held park neither given a message nor let go yet */
+
+static void
+ngx_bayeux_redis_unsettle(ngx_bayeux_redis_park_t *park)
+{
+    if (!park->unsettled) {
+        park->unsettled = 1;
+        park->redis->unsettled++;
+    }
+}
+
+
+/* ... now is: a command for it is sent, or it is gone */
+
+static void
+ngx_bayeux_redis_settled(ngx_bayeux_redis_park_t *park)
+{
+    ngx_bayeux_redis_t  *rd;
+
+    if (!park->unsettled) {
+        return;
+    }
+
+    rd = park->redis;
+
+    park->unsettled = 0;
+
+    if (--rd->unsettled == 0 && rd->stream_seq > rd->given_seq
+        && !rd->given.posted)
+    {
+        ngx_post_event(&rd->given, &ngx_posted_events);
+    }
+}
+
+
+/*
+ * A held session given a message: its waiter's handler pushes it and
+ * parks the connect again (ngx_bayeux_redis_connect_op() takes it back
+ * without a command); if it does not, the script lets the session go
+ * from this message on.
+ */
+
+static void
+ngx_bayeux_redis_give(ngx_bayeux_redis_park_t *park, uint64_t seq,
+    ngx_str_t *message)
+{
+    ngx_bayeux_redis_t   *rd;
+    ngx_bayeux_waiter_t  *w;
+
+    rd = park->redis;
+    w = park->waiter;
+
+    if (ngx_bayeux_redis_one_message(w, message) != NGX_OK) {
+        /* the message stays in the log, after the cursor */
+        ngx_bayeux_redis_let_go(park);
+        return;
+    }
+
+    park->cursor = seq;
+    park->waiter = NULL;
+    w->engine_data = NULL;
+
+    rd->giving = park;
+    rd->giving_waiter = w;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "bayeux redis: held session %*s given a message",
+                   (size_t) NGX_BAYEUX_CLIENT_ID_LEN, park->id);
+
+    w->handler(w, NGX_BAYEUX_WAKE_MESSAGES);
+
+    rd->giving = NULL;
+    rd->giving_waiter = NULL;
+
+    if (park->waiter == NULL) {
+
+        if (park->handed) {
+            /* a connect of its own lets it go */
+            ngx_rbtree_delete(&rd->parks, &park->node);
+            ngx_bayeux_redis_park_free(park);
+            return;
+        }
+
+        /* paused, answered or gone */
+        ngx_bayeux_redis_unpark(park);
+        return;
+    }
+
+    if (park->released && park->state == NGX_BAYEUX_PARK_PARKED) {
+        ngx_bayeux_redis_take(park, "r");
+    }
+}
+
+
+/* every held session: the script queues what this worker did not give */
+
+static void
+ngx_bayeux_redis_let_all_go(ngx_bayeux_redis_t *rd)
+{
+    ngx_rbtree_node_t        *node, *next;
+    ngx_bayeux_redis_park_t  *park;
+
+    if (rd->parks.root == rd->parks.sentinel) {
+        return;
+    }
+
+    /* a take that fails answers, and frees, its own park only */
+
+    for (node = ngx_rbtree_min(rd->parks.root, rd->parks.sentinel);
+         node;
+         node = next)
+    {
+        next = ngx_rbtree_next(&rd->parks, node);
+        park = (ngx_bayeux_redis_park_t *) node;
+
+        if (park->held) {
+            ngx_bayeux_redis_let_go(park);
+        }
+    }
+}
+
+
+/* a held session the worker does not give to: the script takes it back */
+
+static void
+ngx_bayeux_redis_let_go(ngx_bayeux_redis_park_t *park)
+{
+    park->behind = 1;
+
+    if (park->state == NGX_BAYEUX_PARK_PARKED) {
+        ngx_bayeux_redis_take(park, "w");
+        return;
+    }
+
+    /* taken once the command in flight is answered */
+    park->notified = 1;
+    ngx_bayeux_redis_unsettle(park);
+}
+
+
+/*
+ * The cursor argument of a park's command: where the script lets its held
+ * session go from ('': not held here); the session is no longer given to
+ * here.  The stream comes in order, so a session given every message it
+ * matched has had all up to the last one seen, whatever their channel:
+ * its cursor keeps up with the stream, and the log's trimming never
+ * passes it.
+ */
+
+static size_t
+ngx_bayeux_redis_cursor(ngx_bayeux_redis_park_t *park, u_char *buf)
+{
+    size_t  len;
+
+    ngx_bayeux_redis_settled(park);
+
+    if (park->held == NULL) {
+        return 0;
+    }
+
+    len = ngx_sprintf(buf, "%uL", ngx_bayeux_redis_given_up_to(park)) - buf;
+
+    ngx_bayeux_redis_held_remove(&park->redis->held, park->held);
+    park->held = NULL;
+
+    return len;
+}
+
+
+static uint64_t
+ngx_bayeux_redis_given_up_to(ngx_bayeux_redis_park_t *park)
+{
+    if (park->behind || park->redis->stream_seq < park->cursor) {
+        return park->cursor;
+    }
+
+    return park->redis->stream_seq;
+}
+
+
+static void
+ngx_bayeux_redis_park_free(ngx_bayeux_redis_park_t *park)
+{
+    ngx_bayeux_redis_settled(park);
+
+    if (park->held) {
+        ngx_bayeux_redis_held_remove(&park->redis->held, park->held);
+    }
+
+    ngx_free(park);
+}
+
+
 /* operations */
 
 static void
@@ -1611,8 +2170,8 @@ failed:
 static void
 ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
 {
-    u_char                    ack[NGX_INT_T_LEN];
-    size_t                    ack_len;
+    u_char                    ack[NGX_INT_T_LEN], cursor[NGX_INT64_LEN];
+    size_t                    ack_len, cursor_len;
     ngx_str_t                 token;
     ngx_bayeux_redis_t       *rd = op->endpoint->data;
     ngx_bayeux_redis_cmd_t   *cmd;
@@ -1622,6 +2181,27 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
         op->rc = NGX_DECLINED;
         op->handler(op);
         return;
+    }
+
+    cursor_len = 0;
+    park = rd->giving;
+
+    if (park && op->waiter == rd->giving_waiter && park->waiter == NULL
+        && !park->handed)
+    {
+        /* a held session given a message parks again */
+
+        if (op->hold && op->waiter->stream && park->held) {
+            park->waiter = op->waiter;
+            op->waiter->engine_data = park;
+            op->rc = NGX_AGAIN;
+            op->handler(op);
+            return;
+        }
+
+        /* the script lets it go, from the last message given here */
+        park->handed = 1;
+        cursor_len = ngx_bayeux_redis_cursor(park, cursor);
     }
 
     park = NULL;
@@ -1643,6 +2223,7 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
 
         park->redis = rd;
         park->waiter = op->waiter;
+        park->stream = op->waiter->stream;
         park->state = NGX_BAYEUX_PARK_CONNECTING;
         park->node.key = ++rd->token;
         park->token.data = park->token_data;
@@ -1661,13 +2242,13 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
 
     /*
      * the arguments of the batch's script call: id, browser, hold, token,
-     * acknowledged batch
+     * acknowledged batch, cursor
      */
 
     cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_CONNECT, 0,
                                       NGX_BAYEUX_CLIENT_ID_LEN
                                       + op->browser.len + 1 + token.len
-                                      + ack_len);
+                                      + ack_len + cursor_len);
     if (cmd == NULL) {
         ngx_free(park);
         goto failed;
@@ -1675,7 +2256,8 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
 
     ngx_bayeux_redis_cmd_arg(cmd, op->client_id.data, op->client_id.len);
     ngx_bayeux_redis_cmd_arg(cmd, op->browser.data, op->browser.len);
-    ngx_bayeux_redis_cmd_arg(cmd, (u_char *) (park ? "1" : "0"), 1);
+    ngx_bayeux_redis_cmd_arg(cmd, (u_char *)
+                             (park ? (park->stream ? "2" : "1") : "0"), 1);
 
     if (park) {
         ngx_rbtree_insert(&rd->parks, &park->node);
@@ -1684,6 +2266,7 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
 
     ngx_bayeux_redis_cmd_arg(cmd, token.data, token.len);
     ngx_bayeux_redis_cmd_arg(cmd, ack, ack_len);
+    ngx_bayeux_redis_cmd_arg(cmd, cursor, cursor_len);
 
     cmd->op = op;
     cmd->park = park;
@@ -1924,6 +2507,11 @@ ngx_bayeux_redis_cancel(ngx_bayeux_endpoint_t *ep, ngx_bayeux_waiter_t *w)
     w->engine_data = NULL;
     park->waiter = NULL;
 
+    if (park == park->redis->giving) {
+        /* let go once its handler returns (ngx_bayeux_redis_give()) */
+        return;
+    }
+
     if (park->state == NGX_BAYEUX_PARK_PARKED) {
         ngx_bayeux_redis_unpark(park);
     }
@@ -1987,7 +2575,7 @@ done:
                 park->waiter->engine_data = NULL;
             }
 
-            ngx_free(park);
+            ngx_bayeux_redis_park_free(park);
         }
     }
 
@@ -2239,6 +2827,21 @@ ngx_bayeux_redis_overflowed(ngx_bayeux_redis_t *rd, ngx_str_t *id,
 {
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rd->log, 0,
                    "bayeux redis: session %V ends: its queue overflowed", id);
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 3
+        && reply->element[3]->type == REDIS_REPLY_INTEGER
+        && reply->element[3]->integer == 1)
+    {
+        /* a held session let go after its channel's log was trimmed */
+
+        ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_QUEUE_OVERFLOWS, 1);
+
+        ngx_log_error(NGX_LOG_WARN, rd->log, 0,
+                      "bayeux: a held session missed messages that the "
+                      "log of its channel no longer had (bayeux_max_queue "
+                      "%ui), the session ends",
+                      rd->endpoint->conf->max_queue);
+    }
 
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 2
         && rd->endpoint->session_ended)
@@ -2647,18 +3250,21 @@ static void
 ngx_bayeux_redis_take_batch(ngx_bayeux_redis_t *rd,
     ngx_bayeux_redis_park_t **parks, ngx_uint_t n, char *mode)
 {
+    u_char                    cursor[NGX_INT64_LEN];
     size_t                    size;
     ngx_uint_t                i;
     ngx_bayeux_redis_cmd_t   *cmd;
     ngx_bayeux_redis_park_t  *park;
 
-    size = rd->channel.len + 1 + (n + 1) * sizeof(ngx_bayeux_redis_park_t *);
+    size = rd->channel.len + 1 + rd->max_queue.len
+           + (n + 1) * sizeof(ngx_bayeux_redis_park_t *);
 
     for (i = 0; i < n; i++) {
-        size += NGX_BAYEUX_CLIENT_ID_LEN + parks[i]->token.len;
+        size += NGX_BAYEUX_CLIENT_ID_LEN + parks[i]->token.len
+                + NGX_INT64_LEN;
     }
 
-    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_TAKE, 2 * n, size);
+    cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_TAKE, 3 * n, size);
     if (cmd == NULL) {
         for (i = 0; i < n; i++) {
             parks[i]->state = NGX_BAYEUX_PARK_PARKED;
@@ -2677,12 +3283,15 @@ ngx_bayeux_redis_take_batch(ngx_bayeux_redis_t *rd,
 
     ngx_bayeux_redis_cmd_arg(cmd, rd->channel.data, rd->channel.len);
     ngx_bayeux_redis_cmd_arg(cmd, (u_char *) mode, 1);
+    ngx_bayeux_redis_cmd_arg(cmd, rd->max_queue.data, rd->max_queue.len);
 
     for (i = 0; i < n; i++) {
         park = parks[i];
 
         ngx_bayeux_redis_cmd_arg(cmd, park->id, NGX_BAYEUX_CLIENT_ID_LEN);
         ngx_bayeux_redis_cmd_arg(cmd, park->token.data, park->token.len);
+        ngx_bayeux_redis_cmd_arg(cmd, cursor,
+                                 ngx_bayeux_redis_cursor(park, cursor));
 
         park->state = NGX_BAYEUX_PARK_TAKING;
         cmd->parks[i] = park;
@@ -2830,7 +3439,7 @@ ngx_bayeux_redis_answer(ngx_bayeux_redis_park_t *park,
             ngx_bayeux_redis_put_back(rd, park->id, list);
         }
 
-        ngx_free(park);
+        ngx_bayeux_redis_park_free(park);
         return;
     }
 
@@ -2874,7 +3483,7 @@ ngx_bayeux_redis_answered(ngx_bayeux_redis_park_t *park,
                    "bayeux redis: session %*s answered",
                    (size_t) NGX_BAYEUX_CLIENT_ID_LEN, park->id);
 
-    ngx_free(park);
+    ngx_bayeux_redis_park_free(park);
 
     w->handler(w, reason);
 }
@@ -2890,15 +3499,31 @@ static void
 ngx_bayeux_redis_answer_given(ngx_bayeux_redis_park_t *park,
     ngx_uint_t batch, ngx_str_t *message)
 {
-    ngx_str_t            *m;
     ngx_bayeux_waiter_t  *w;
 
     w = park->waiter;
 
-    w->messages = ngx_array_create(w->pool, 1, sizeof(ngx_str_t));
-    if (w->messages == NULL) {
+    if (ngx_bayeux_redis_one_message(w, message) != NGX_OK) {
         ngx_bayeux_redis_answered(park, NGX_BAYEUX_WAKE_ERROR);
         return;
+    }
+
+    w->batch = batch;
+
+    ngx_bayeux_redis_answered(park, NGX_BAYEUX_WAKE_MESSAGES);
+}
+
+
+/* w->messages: a copy of "message", in the waiter's pool */
+
+static ngx_int_t
+ngx_bayeux_redis_one_message(ngx_bayeux_waiter_t *w, ngx_str_t *message)
+{
+    ngx_str_t  *m;
+
+    w->messages = ngx_array_create(w->pool, 1, sizeof(ngx_str_t));
+    if (w->messages == NULL) {
+        return NGX_ERROR;
     }
 
     m = ngx_array_push(w->messages);
@@ -2906,15 +3531,13 @@ ngx_bayeux_redis_answer_given(ngx_bayeux_redis_park_t *park,
     m->data = ngx_pnalloc(w->pool, message->len);
     if (m->data == NULL) {
         w->messages = NULL;
-        ngx_bayeux_redis_answered(park, NGX_BAYEUX_WAKE_ERROR);
-        return;
+        return NGX_ERROR;
     }
 
     ngx_memcpy(m->data, message->data, message->len);
     m->len = message->len;
-    w->batch = batch;
 
-    ngx_bayeux_redis_answered(park, NGX_BAYEUX_WAKE_MESSAGES);
+    return NGX_OK;
 }
 
 
@@ -2923,6 +3546,7 @@ ngx_bayeux_redis_answer_given(ngx_bayeux_redis_park_t *park,
 static void
 ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park)
 {
+    u_char                   cursor[NGX_INT64_LEN];
     ngx_bayeux_redis_t      *rd;
     ngx_bayeux_redis_cmd_t  *cmd;
 
@@ -2932,16 +3556,20 @@ ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park)
 
     cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_UNPARK, 0,
                                       NGX_BAYEUX_CLIENT_ID_LEN
-                                      + rd->channel.len + park->token.len);
+                                      + rd->channel.len + park->token.len
+                                      + NGX_INT64_LEN + rd->max_queue.len);
     if (cmd) {
         ngx_bayeux_redis_cmd_arg(cmd, park->id, NGX_BAYEUX_CLIENT_ID_LEN);
         ngx_bayeux_redis_cmd_arg(cmd, rd->channel.data, rd->channel.len);
         ngx_bayeux_redis_cmd_arg(cmd, park->token.data, park->token.len);
+        ngx_bayeux_redis_cmd_arg(cmd, cursor,
+                                 ngx_bayeux_redis_cursor(park, cursor));
+        ngx_bayeux_redis_cmd_arg(cmd, rd->max_queue.data, rd->max_queue.len);
 
         ngx_bayeux_redis_submit(cmd);
     }
 
-    ngx_free(park);
+    ngx_bayeux_redis_park_free(park);
 }
 
 
@@ -2998,6 +3626,7 @@ ngx_bayeux_redis_put_back(ngx_bayeux_redis_t *rd, u_char *id,
 static void
 ngx_bayeux_redis_refresh(ngx_bayeux_redis_t *rd)
 {
+    u_char                    cursor[NGX_INT64_LEN];
     ngx_uint_t                i, n;
     ngx_rbtree_node_t        *node, *start;
     ngx_bayeux_redis_cmd_t   *cmd;
@@ -3017,10 +3646,11 @@ ngx_bayeux_redis_refresh(ngx_bayeux_redis_t *rd)
         }
 
         cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_REFRESH,
-                                          2 * n,
+                                          3 * n,
                                           rd->channel.len
                                           + n * (NGX_BAYEUX_CLIENT_ID_LEN
-                                                 + NGX_INT_T_LEN));
+                                                 + NGX_INT_T_LEN
+                                                 + NGX_INT64_LEN));
         if (cmd == NULL) {
             return;
         }
@@ -3032,6 +3662,14 @@ ngx_bayeux_redis_refresh(ngx_bayeux_redis_t *rd)
 
             ngx_bayeux_redis_cmd_arg(cmd, park->id, NGX_BAYEUX_CLIENT_ID_LEN);
             ngx_bayeux_redis_cmd_arg(cmd, park->token.data, park->token.len);
+
+            /* a held session's cursor: a worker that dies costs little */
+            ngx_bayeux_redis_cmd_arg(cmd, cursor, park->held
+                                     ? (size_t) (ngx_sprintf(cursor, "%uL",
+                                                 ngx_bayeux_redis_given_up_to(
+                                                     park))
+                                                 - cursor)
+                                     : 0);
 
             start = ngx_rbtree_next(&rd->parks, start);
         }
@@ -3196,7 +3834,7 @@ ngx_bayeux_redis_flush_connects(ngx_bayeux_redis_t *rd)
     while (rd->nconnects) {
         n = ngx_min(rd->nconnects, NGX_BAYEUX_REDIS_CONNECT_MAX);
 
-        size = rd->channel.len;
+        size = rd->channel.len + rd->max_queue.len;
         q = ngx_queue_head(&rd->connects);
 
         for (i = 0; i < n; i++) {
@@ -3218,6 +3856,8 @@ ngx_bayeux_redis_flush_connects(ngx_bayeux_redis_t *rd)
             batch->n = n;
             ngx_bayeux_redis_cmd_arg(batch, rd->channel.data,
                                      rd->channel.len);
+            ngx_bayeux_redis_cmd_arg(batch, rd->max_queue.data,
+                                     rd->max_queue.len);
         }
 
         for (i = 0; i < n; i++) {

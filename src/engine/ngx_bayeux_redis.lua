@@ -40,8 +40,10 @@ local function refresh(id, q)
   if t == -2 then return end
   redis.call('PEXPIRE', subs, ttl2)
   for _, ch in ipairs(redis.call('SMEMBERS', subs)) do
-    local c = P .. 'c:' .. ch
-    if redis.call('PTTL', c) < ttl2 then redis.call('PEXPIRE', c, ttl2) end
+    for _, k in ipairs({P .. 'c:' .. ch, P .. 'H:' .. ch}) do
+      local left = redis.call('PTTL', k)
+      if left ~= -2 and left < ttl2 then redis.call('PEXPIRE', k, ttl2) end
+    end
   end
 end
 
@@ -91,8 +93,9 @@ local function finish(id, st)
   local subs = P .. 'S:' .. id
   for _, ch in ipairs(redis.call('SMEMBERS', subs)) do
     redis.call('SREM', P .. 'c:' .. ch, id)
+    redis.call('SREM', P .. 'H:' .. ch, id)
   end
-  redis.call('DEL', s, P .. 'q:' .. id, subs)
+  redis.call('DEL', s, P .. 'q:' .. id, subs, P .. 'Z:' .. id)
   return user, last
 end
 
@@ -120,318 +123,6 @@ end
 local function inactive(a, ia)
   if not ia then return false end
   return now_ms() - tonumber(a) > tonumber(ia)
-end
-
--- handshake; ARGV: id, browser, grants (the protocol's text, kept in
--- "g"), user (kept in "u", and the session counted as the user's), "1"
--- if its end is watched for ("X", the sweep's: "id user" by deadline),
--- the inactivity period in ms ("0": none).  Returns {1, 1 if it is the
--- user's first session} or {0}: the id is taken.
-if op == 'hs' then
-  local id, user = ARGV[4], ARGV[7]
-  local s = P .. 's:' .. id
-  if redis.call('EXISTS', s) == 1 then return {0} end
-  redis.call('HSET', s, 'c', '0', 'w', '', 't', '', 'o', '', 'b', ARGV[5],
-             'g', ARGV[6], 'u', user)
-  if ARGV[9] ~= '0' then
-    redis.call('HSET', s, 'a', now_ms(), 'ia', ARGV[9])
-  end
-  redis.call('PEXPIRE', s, ttl)
-  local first = 0
-  if user ~= '' then
-    local u = P .. 'u:' .. user
-    redis.call('SADD', u, id)
-    if redis.call('PTTL', u) < ttl2 then redis.call('PEXPIRE', u, ttl2) end
-    if #user_sessions(user) == 1 then first = 1 end
-  end
-  if ARGV[8] == '1' then
-    redis.call('ZADD', P .. 'X', now_ms() + ttl, id .. ' ' .. user)
-    redis.call('PEXPIRE', P .. 'X', ttl2)
-  end
-  return {1, first}
-end
-
--- The sessions that expired, each told once, whichever worker of
--- whichever host sweeps; ARGV: the most to take.  A session still alive
--- gets its real deadline.  Returns id, user, 1 if it was the user's last
--- session, for each.
-if op == 'sw' then
-  local X, now, res = P .. 'X', now_ms(), {}
-  local due = redis.call('ZRANGEBYSCORE', X, '-inf', now, 'LIMIT', 0,
-                         tonumber(ARGV[4]))
-  for _, m in ipairs(due) do
-    local sp = string.find(m, ' ', 1, true)
-    local id, user = string.sub(m, 1, sp - 1), string.sub(m, sp + 1)
-    local left = redis.call('PTTL', P .. 's:' .. id)
-    if left ~= -2 then
-      if left < 0 then left = ttl end
-      redis.call('ZADD', X, now + left, m)
-      redis.call('PEXPIRE', X, ttl2)
-    else
-      redis.call('ZREM', X, m)
-      local last = 0
-      if user ~= '' then
-        redis.call('SREM', P .. 'u:' .. user, id)
-        if #user_sessions(user) == 0 then last = 1 end
-      end
-      res[#res + 1] = id
-      res[#res + 1] = user
-      res[#res + 1] = last
-    end
-  end
-  return res
-end
-
--- The ack extension: what a connect that acknowledges is given stays at
--- the head of its queue "q:<id>" until a later connect acknowledges it,
--- so that keeping it costs no copy.  The hash's "ak" lists the batches
--- kept, oldest first, as "<batch>:<messages>:<bytes>," each, "an" how
--- many messages they are, "ab" the last batch given; the kept messages
--- count against the queue's bounds as queued ones do ("qb").
-
--- the batches of "ak" after "acked": their text and messages; and how
--- many messages and bytes the others are
-local function acked(ak, acked)
-  local rest, n, gone, bytes = {}, 0, 0, 0
-  for b, m, y in string.gmatch(ak or '', '(%d+):(%d+):(%d+),') do
-    if tonumber(b) <= acked then
-      gone = gone + tonumber(m)
-      bytes = bytes + tonumber(y)
-    else
-      rest[#rest + 1] = b .. ':' .. m .. ':' .. y .. ','
-      n = n + tonumber(m)
-    end
-  end
-  return table.concat(rest), n, gone, bytes
-end
-
--- Gives the whole queue: the "n" messages kept first, the others become
--- batch "last" + 1 after the kept ones ("ak").  Returns the messages,
--- the last batch and the new "ak".
-local function give(id, n, ak, last)
-  local msgs = redis.call('LRANGE', P .. 'q:' .. id, 0, -1)
-  local batch = tonumber(last or '0') or 0
-  if #msgs > n then
-    local bytes = 0
-    for i = n + 1, #msgs do bytes = bytes + #msgs[i] end
-    batch = batch + 1
-    ak = ak .. batch .. ':' .. (#msgs - n) .. ':' .. bytes .. ','
-  end
-  return msgs, batch, ak
-end
-
--- A connect: its messages if there are any (or it must not be held),
--- otherwise it is parked with the worker channel and token given.  A
--- session whose queue overflowed ends: {-3, user, 1 if it was the
--- user's last session}.
-local function connect(id, b, hold, w, t, ack)
-  local s = P .. 's:' .. id
-  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'z', 'an',
-                        'ab', 'ak', 'a', 'ia', 'qb')
-  if not st[1] or (b ~= '' and st[5] ~= b) then return {-1} end
-  if st[4] == '1' then
-    -- (its connect parked elsewhere, if any, is told by the PUBLISH)
-    local user, last = finish(id, {st[2], st[3], st[6]})
-    return {-3, user, last}
-  end
-  if inactive(st[11], st[12]) then
-    local user, last = finish(id, {st[2], st[3], st[6]})
-    return {-4, user, last}
-  end
-  if st[6] and st[6] ~= '' then
-    local u = P .. 'u:' .. st[6]
-    if redis.call('PTTL', u) < ttl then redis.call('PEXPIRE', u, ttl2) end
-  end
-  if st[2] ~= '' then
-    redis.call(publish, st[2], id .. ' ' .. st[3])
-  end
-  -- what is acknowledged goes; the size of the queue ("qb") is written
-  -- with the hash's other fields below
-  local q, ak, kept = P .. 'q:' .. id, st[10], 0
-  local qb = tonumber(st[13] or '0') or 0
-  if ack ~= '' and ak and ak ~= '' then
-    local gone, bytes
-    ak, kept, gone, bytes = acked(ak, tonumber(ack))
-    if gone > 0 then
-      redis.call('LTRIM', q, gone, -1)
-      qb = qb - bytes
-    end
-  end
-  -- only lazy messages wait, not yet due, and nothing is kept for an
-  -- ack: held with them, as with none
-  local z = tonumber(st[7] or '')
-  if z and st[1] == '1' and hold ~= '0' and z > now_ms() and kept == 0
-     and (ack ~= '' or tonumber(st[8] or '0') == 0)
-  then
-    redis.call('HSET', s, 'w', w, 't', t, 'k', ack ~= '' and '1' or '',
-               'ak', ak or '', 'an', kept, 'qb', qb)
-    refresh(id)
-    return {1}
-  end
-  if ack ~= '' then
-    local msgs, batch
-    msgs, batch, ak = give(id, kept, ak or '', st[9])
-    if #msgs > 0 or st[1] ~= '1' or hold == '0' then
-      -- the fields that keep their value are not written again
-      if st[1] ~= '1' or st[2] ~= '' or st[3] ~= ''
-         or (st[7] and st[7] ~= '')
-      then
-        redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'z', '')
-      end
-      redis.call('HSET', s, 'ak', ak, 'an', #msgs, 'ab', batch, 'qb', qb)
-      refresh(id, #msgs > 0)
-      return {0, msgs, batch}
-    end
-    redis.call('HSET', s, 'w', w, 't', t, 'k', '1', 'ak', '', 'an', '0',
-               'z', '', 'qb', qb)
-    refresh(id)
-    return {1}
-  end
-  local msgs = take(q)
-  if tonumber(st[8] or '0') ~= 0 then
-    -- it stopped acknowledging: what was kept is taken with the rest
-    redis.call('HSET', s, 'ak', '', 'an', '0')
-  end
-  if #msgs > 0 or st[1] ~= '1' or hold == '0' then
-    -- the hash is written only if it changes
-    if st[1] ~= '1' or st[2] ~= '' or st[3] ~= '' or #msgs > 0 then
-      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'qb', '0', 'z', '')
-    end
-    refresh(id)
-    return {0, msgs}
-  end
-  redis.call('HSET', s, 'w', w, 't', t, 'k', '')
-  refresh(id)
-  return {1}
-end
-
--- Takes the queue of a parked connect if it is still the one parked:
--- mode "w" (woken) leaves it parked when the queue is empty, "r"
--- (released) ends it in any case.
-local function take_parked(id, w, t, mode)
-  local s = P .. 's:' .. id
-  local st = redis.call('HMGET', s, 'w', 't', 'o', 'u', 'k', 'ab')
-  if not st[1] then return {-2} end
-  if st[1] ~= w or st[2] ~= t then return {-1} end
-  if st[3] == '1' then
-    local user, last = finish(id, {'', '', st[4]})
-    return {-3, user, last}
-  end
-  if st[5] == '1' then
-    -- it acknowledged all it was given when it came: all is new
-    local msgs, batch, ak = give(id, 0, '', st[6])
-    if #msgs == 0 and mode == 'w' then return {1} end
-    redis.call('HSET', s, 'w', '', 't', '', 'ak', ak, 'an', #msgs,
-               'ab', batch, 'z', '')
-    refresh(id, #msgs > 0)
-    return {0, msgs, batch}
-  end
-  local msgs = take(P .. 'q:' .. id)
-  if #msgs == 0 and mode == 'w' then return {1} end
-  redis.call('HSET', s, 'w', '', 't', '', 'qb', '0', 'z', '')
-  refresh(id)
-  return {0, msgs}
-end
-
--- The connects of one event loop iteration in one call.  ARGV: worker
--- channel, then id, browser, hold (0 or 1), token and the batch it
--- acknowledges ('': none) of each; returns the reply of each, in order:
--- {-1} unknown, {0, messages} ({0, messages, batch} if it acknowledges),
--- {1} parked.
-if op == 'cb' then
-  local w, res = ARGV[4], {}
-  for i = 5, #ARGV - 4, 5 do
-    res[#res + 1] = connect(ARGV[i], ARGV[i + 1], ARGV[i + 2], w,
-                            ARGV[i + 3], ARGV[i + 4])
-  end
-  return res
-end
-
--- The parked connects named by one notification in one call.  ARGV:
--- worker channel, mode, then id and token of each; returns the reply of
--- each, in order: {-2} unknown, {-1} superseded, {1} nothing, {0, msgs}
--- ({0, msgs, batch} for a connect that acknowledges), {-3, user, last}:
--- its queue overflowed, the session ended.
-if op == 'tb' then
-  local w, mode, res = ARGV[4], ARGV[5], {}
-  for i = 6, #ARGV - 1, 2 do
-    res[#res + 1] = take_parked(ARGV[i], w, ARGV[i + 1], mode)
-  end
-  return res
-end
-
--- unpark: the connect went away; ARGV: id, worker channel, token
-if op == 'up' then
-  local s = P .. 's:' .. ARGV[4]
-  local st = redis.call('HMGET', s, 'w', 't')
-  if st[1] == ARGV[5] and st[2] == ARGV[6] then
-    redis.call('HSET', s, 'w', '', 't', '')
-    refresh(ARGV[4], true)
-  end
-  return 0
-end
-
--- put back; ARGV: id, queue bounds, messages: back at the head, in
--- order (they were queued: they count again, over the bounds or not)
-if op == 'pb' then
-  local id = ARGV[4]
-  local s = P .. 's:' .. id
-  local st = redis.call('HMGET', s, 'w', 't', 'o')
-  if not st[1] or st[3] == '1' then return 0 end
-  local q = P .. 'q:' .. id
-  local size = 0
-  for i = #ARGV, 6, -1 do
-    redis.call('LPUSH', q, ARGV[i])
-    size = size + #ARGV[i]
-  end
-  redis.call('HINCRBY', s, 'qb', size)
-  redis.call('HSET', s, 'z', '')
-  redis.call('PEXPIRE', q, ttl2)
-  if st[1] ~= '' then
-    redis.call(publish, st[1], id .. ' ' .. st[2])
-  end
-  return 1
-end
-
--- subscribe; ARGV: id, browser, most subscriptions, act, channels.  All
--- are added, or none if the session would have too many (-2).
-if op == 'su' then
-  local id = ARGV[4]
-  if not known(id, ARGV[5]) then return -1 end
-  if ARGV[7] == 's' then mark(P .. 's:' .. id) end
-  local t = redis.call('PTTL', P .. 's:' .. id)
-  if t == -2 then return -1 end
-  if t < 0 then t = ttl end
-  local subs = P .. 'S:' .. id
-  local new, n = {}, redis.call('SCARD', subs)
-  for i = 8, #ARGV do
-    local ch = ARGV[i]
-    if not new[ch] and redis.call('SISMEMBER', subs, ch) == 0 then
-      new[ch] = true
-      n = n + 1
-    end
-  end
-  if n > tonumber(ARGV[6]) then return -2 end
-  for i = 8, #ARGV do
-    local c = P .. 'c:' .. ARGV[i]
-    redis.call('SADD', c, id)
-    if redis.call('PTTL', c) < t then redis.call('PEXPIRE', c, t) end
-    redis.call('SADD', subs, ARGV[i])
-  end
-  redis.call('PEXPIRE', subs, t)
-  return 0
-end
-
--- unsubscribe; ARGV: id, browser, act, channels
-if op == 'un' then
-  local id = ARGV[4]
-  if not known(id, ARGV[5]) then return -1 end
-  if ARGV[6] == 's' then mark(P .. 's:' .. id) end
-  for i = 7, #ARGV do
-    redis.call('SREM', P .. 'c:' .. ARGV[i], id)
-    redis.call('SREM', P .. 'S:' .. id, ARGV[i])
-  end
-  return 0
 end
 
 -- Adds an entry to worker channel w's list in "lists" (by channel), the
@@ -554,6 +245,495 @@ local function deliveries(lazy, act)
   return d
 end
 
+-- Held sessions.  A connect that stays parked while its deliveries are
+-- pushed (a websocket's) is held by its worker: the session leaves the
+-- subscriber sets "c:<name>" for "H:<name>", and a publish to them costs
+-- Redis no work per session: the message goes once into the log of the
+-- channel (or pattern), "l:<name>", and once to every worker, on the
+-- stream channel "N", and the workers deliver it to the sessions they
+-- hold.  Every message has a sequence number, "n": Redis's clock in
+-- microseconds, made to grow; the session's hash keeps, in "h", the last
+-- one its worker is known to have given it (written when it is held, and
+-- by the worker's refreshes).  When the worker lets the session go (the
+-- hold is over, the client went away or sent a new connect, a message
+-- the worker does not give itself came), it names the last message it
+-- gave, and what was logged after it is queued as a publish would have
+-- queued it: nothing is lost whichever way the hold ends.  A worker that
+-- died lets nothing go: the session's next connect starts from how far
+-- the worker wrote it gave the stream to all it held ("g:<worker
+-- channel>", "wc"), or from "h".
+
+-- the next sequence number, as text (exact: below 2^53)
+local function next_seq()
+  local n = P .. 'n'
+  local seq = now_ms() * 1000
+  local last = tonumber(redis.call('GET', n) or '0')
+  if seq <= last then seq = last + 1 end
+  local text = string.format('%.0f', seq)
+  redis.call('SET', n, text, 'PX', ttl2)
+  return text
+end
+
+-- A log entry: "<seq> <publisher> <lazy timeout> <act>\n<message>", '-'
+-- for none (the publisher is named when it must not receive it).  Kept
+-- for 2 x ttl, and at most "lim.n" (bayeux_max_queue) of them: a session
+-- that missed more overflows.  "t:<name>" is the last sequence number
+-- trimmed: a cursor before it missed messages.
+local function log_append(name, seq, entry, lim)
+  local l = P .. 'l:' .. name
+  redis.call('ZADD', l, seq, entry)
+  local cutoff = string.format('%.0f', (now_ms() - ttl2) * 1000)
+  local trimmed
+  if redis.call('ZREMRANGEBYSCORE', l, '-inf', '(' .. cutoff) > 0 then
+    trimmed = cutoff
+  end
+  if lim.n > 0 then
+    local over = redis.call('ZCARD', l) - lim.n
+    if over > 0 then
+      trimmed = redis.call('ZRANGE', l, over - 1, over - 1, 'WITHSCORES')[2]
+      redis.call('ZREMRANGEBYRANK', l, 0, over - 1)
+    end
+  end
+  if trimmed then
+    redis.call('SET', P .. 't:' .. name, trimmed, 'PX', ttl2)
+  end
+  redis.call('PEXPIRE', l, ttl2)
+end
+
+-- The session held by the parked connect (worker channel w, token t):
+-- its worker learns it, with the cursor and the subscriptions, on its
+-- own channel, after every message the cursor covers and before any
+-- that it does not.
+local function hold_session(id, s, w, t)
+  local subs = redis.call('SMEMBERS', P .. 'S:' .. id)
+  for _, ch in ipairs(subs) do
+    local H = P .. 'H:' .. ch
+    redis.call('SREM', P .. 'c:' .. ch, id)
+    redis.call('SADD', H, id)
+    if redis.call('PTTL', H) < ttl2 then redis.call('PEXPIRE', H, ttl2) end
+  end
+  local seq = redis.call('GET', P .. 'n') or '0'
+  redis.call('HSET', s, 'h', seq)
+  redis.call(publish, w, 'h ' .. id .. ' ' .. t .. ' ' .. seq .. '\n'
+             .. table.concat(subs, '\n'))
+end
+
+-- Lets a held session go, its worker having given it the messages up to
+-- "cur" ('': its hash's "h"): back into the subscriber sets, and what
+-- was logged after "cur" queued ("Z:<id>" names the subscriptions made
+-- while it was held, from the number they were made at).  "lim" the
+-- queue's bounds.
+local function unhold(id, s, cur, lim)
+  local st = redis.call('HMGET', s, 'h', 'o', 'z', 'an', 'k', 'ab')
+  if not st[1] or st[1] == '' then return end
+  if cur == '' then cur = st[1] end
+  local from = tonumber(cur)
+  local starts = redis.call('HGETALL', P .. 'Z:' .. id)
+  local start = {}
+  for i = 1, #starts, 2 do start[starts[i]] = tonumber(starts[i + 1]) end
+  local lost, entries, seen = false, {}, {}
+  for _, ch in ipairs(redis.call('SMEMBERS', P .. 'S:' .. id)) do
+    local c = P .. 'c:' .. ch
+    redis.call('SREM', P .. 'H:' .. ch, id)
+    redis.call('SADD', c, id)
+    if redis.call('PTTL', c) < ttl2 then redis.call('PEXPIRE', c, ttl2) end
+    local after = from
+    if start[ch] and start[ch] > after then after = start[ch] end
+    local trimmed = tonumber(redis.call('GET', P .. 't:' .. ch) or '0')
+    if trimmed > after then lost = true end
+    for _, e in ipairs(redis.call('ZRANGEBYSCORE', P .. 'l:' .. ch,
+                                  '(' .. string.format('%.0f', after),
+                                  '+inf')) do
+      local seq = tonumber(string.match(e, '^(%d+)'))
+      if not seen[seq] then
+        seen[seq] = true
+        entries[#entries + 1] = {seq, e}
+      end
+    end
+  end
+  redis.call('HSET', s, 'h', '')
+  redis.call('DEL', P .. 'Z:' .. id)
+  if lost then
+    -- its worker could not keep up, and the log did not keep enough
+    redis.call('DEL', P .. 'q:' .. id)
+    redis.call('HSET', s, 'o', '1', 'ol', '1', 'qb', '0')
+    return
+  end
+  table.sort(entries, function(a, b) return a[1] < b[1] end)
+  -- queued as a publish queues, without a notification: the caller
+  -- takes them, or a later wake does
+  local rst = {'', '', st[2], st[3], st[4], st[5], st[6]}
+  for _, e in ipairs(entries) do
+    local pub, lazy, act, msg =
+      string.match(e[2], '^%d+ (%S+) (%S+) (%S+)\n(.*)$')
+    if pub and pub ~= id then
+      local d = deliveries()
+      if lazy ~= '-' then
+        d.due = math.floor(e[1] / 1000) + tonumber(lazy)
+      end
+      if act == 'd' then d.now = now_ms() end
+      push(id, s, rst, msg, lim, d)
+      local now = redis.call('HMGET', s, 'o', 'z')
+      rst[3], rst[4] = now[1], now[2]
+    end
+  end
+end
+
+-- handshake; ARGV: id, browser, grants (the protocol's text, kept in
+-- "g"), user (kept in "u", and the session counted as the user's), "1"
+-- if its end is watched for ("X", the sweep's: "id user" by deadline),
+-- the inactivity period in ms ("0": none).  Returns {1, 1 if it is the
+-- user's first session} or {0}: the id is taken.
+if op == 'hs' then
+  local id, user = ARGV[4], ARGV[7]
+  local s = P .. 's:' .. id
+  if redis.call('EXISTS', s) == 1 then return {0} end
+  redis.call('HSET', s, 'c', '0', 'w', '', 't', '', 'o', '', 'b', ARGV[5],
+             'g', ARGV[6], 'u', user)
+  if ARGV[9] ~= '0' then
+    redis.call('HSET', s, 'a', now_ms(), 'ia', ARGV[9])
+  end
+  redis.call('PEXPIRE', s, ttl)
+  local first = 0
+  if user ~= '' then
+    local u = P .. 'u:' .. user
+    redis.call('SADD', u, id)
+    if redis.call('PTTL', u) < ttl2 then redis.call('PEXPIRE', u, ttl2) end
+    if #user_sessions(user) == 1 then first = 1 end
+  end
+  if ARGV[8] == '1' then
+    redis.call('ZADD', P .. 'X', now_ms() + ttl, id .. ' ' .. user)
+    redis.call('PEXPIRE', P .. 'X', ttl2)
+  end
+  return {1, first}
+end
+
+-- The sessions that expired, each told once, whichever worker of
+-- whichever host sweeps; ARGV: the most to take.  A session still alive
+-- gets its real deadline.  Returns id, user, 1 if it was the user's last
+-- session, for each.
+if op == 'sw' then
+  local X, now, res = P .. 'X', now_ms(), {}
+  local due = redis.call('ZRANGEBYSCORE', X, '-inf', now, 'LIMIT', 0,
+                         tonumber(ARGV[4]))
+  for _, m in ipairs(due) do
+    local sp = string.find(m, ' ', 1, true)
+    local id, user = string.sub(m, 1, sp - 1), string.sub(m, sp + 1)
+    local left = redis.call('PTTL', P .. 's:' .. id)
+    if left ~= -2 then
+      if left < 0 then left = ttl end
+      redis.call('ZADD', X, now + left, m)
+      redis.call('PEXPIRE', X, ttl2)
+    else
+      redis.call('ZREM', X, m)
+      local last = 0
+      if user ~= '' then
+        redis.call('SREM', P .. 'u:' .. user, id)
+        if #user_sessions(user) == 0 then last = 1 end
+      end
+      res[#res + 1] = id
+      res[#res + 1] = user
+      res[#res + 1] = last
+    end
+  end
+  return res
+end
+
+-- The ack extension: what a connect that acknowledges is given stays at
+-- the head of its queue "q:<id>" until a later connect acknowledges it,
+-- so that keeping it costs no copy.  The hash's "ak" lists the batches
+-- kept, oldest first, as "<batch>:<messages>:<bytes>," each, "an" how
+-- many messages they are, "ab" the last batch given; the kept messages
+-- count against the queue's bounds as queued ones do ("qb").
+
+-- the batches of "ak" after "acked": their text and messages; and how
+-- many messages and bytes the others are
+local function acked(ak, acked)
+  local rest, n, gone, bytes = {}, 0, 0, 0
+  for b, m, y in string.gmatch(ak or '', '(%d+):(%d+):(%d+),') do
+    if tonumber(b) <= acked then
+      gone = gone + tonumber(m)
+      bytes = bytes + tonumber(y)
+    else
+      rest[#rest + 1] = b .. ':' .. m .. ':' .. y .. ','
+      n = n + tonumber(m)
+    end
+  end
+  return table.concat(rest), n, gone, bytes
+end
+
+-- Gives the whole queue: the "n" messages kept first, the others become
+-- batch "last" + 1 after the kept ones ("ak").  Returns the messages,
+-- the last batch and the new "ak".
+local function give(id, n, ak, last)
+  local msgs = redis.call('LRANGE', P .. 'q:' .. id, 0, -1)
+  local batch = tonumber(last or '0') or 0
+  if #msgs > n then
+    local bytes = 0
+    for i = n + 1, #msgs do bytes = bytes + #msgs[i] end
+    batch = batch + 1
+    ak = ak .. batch .. ':' .. (#msgs - n) .. ':' .. bytes .. ','
+  end
+  return msgs, batch, ak
+end
+
+-- A connect: its messages if there are any (or it must not be held),
+-- otherwise it is parked with the worker channel and token given.  A
+-- session whose queue overflowed ends: {-3, user, 1 if it was the
+-- user's last session, 1 if what it missed while held was no longer
+-- logged ("ol")}.
+local function connect(id, b, hold, w, t, ack, cur, lim)
+  local s = P .. 's:' .. id
+  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'z', 'an',
+                        'ab', 'ak', 'a', 'ia', 'qb', 'h', 'ol')
+  if not st[1] or (b ~= '' and st[5] ~= b) then return {-1} end
+  if st[14] and st[14] ~= '' then
+    -- held: let go first, from where the giving stopped: "cur", this
+    -- worker's own, or how far its worker wrote it gave the stream
+    -- ("wc"), for it gave every session it held up to there
+    if cur == '' and st[2] ~= '' then
+      local g = redis.call('GET', P .. 'g:' .. st[2])
+      if g and tonumber(g) > tonumber(st[14]) then cur = g end
+    end
+    unhold(id, s, cur, lim)
+    return connect(id, b, hold, w, t, ack, cur, lim)
+  end
+  if st[4] == '1' then
+    -- (its connect parked elsewhere, if any, is told by the PUBLISH)
+    local user, last = finish(id, {st[2], st[3], st[6]})
+    return {-3, user, last, st[15] == '1' and 1 or 0}
+  end
+  if inactive(st[11], st[12]) then
+    local user, last = finish(id, {st[2], st[3], st[6]})
+    return {-4, user, last}
+  end
+  if st[6] and st[6] ~= '' then
+    local u = P .. 'u:' .. st[6]
+    if redis.call('PTTL', u) < ttl then redis.call('PEXPIRE', u, ttl2) end
+  end
+  if st[2] ~= '' then
+    redis.call(publish, st[2], id .. ' ' .. st[3])
+  end
+  -- what is acknowledged goes; the size of the queue ("qb") is written
+  -- with the hash's other fields below
+  local q, ak, kept = P .. 'q:' .. id, st[10], 0
+  local qb = tonumber(st[13] or '0') or 0
+  if ack ~= '' and ak and ak ~= '' then
+    local gone, bytes
+    ak, kept, gone, bytes = acked(ak, tonumber(ack))
+    if gone > 0 then
+      redis.call('LTRIM', q, gone, -1)
+      qb = qb - bytes
+    end
+  end
+  -- only lazy messages wait, not yet due, and nothing is kept for an
+  -- ack: held with them, as with none
+  local z = tonumber(st[7] or '')
+  if z and st[1] == '1' and hold ~= '0' and z > now_ms() and kept == 0
+     and (ack ~= '' or tonumber(st[8] or '0') == 0)
+  then
+    redis.call('HSET', s, 'w', w, 't', t, 'k', ack ~= '' and '1' or '',
+               'ak', ak or '', 'an', kept, 'qb', qb)
+    refresh(id)
+    return {1}
+  end
+  if ack ~= '' then
+    local msgs, batch
+    msgs, batch, ak = give(id, kept, ak or '', st[9])
+    if #msgs > 0 or st[1] ~= '1' or hold == '0' then
+      -- the fields that keep their value are not written again
+      if st[1] ~= '1' or st[2] ~= '' or st[3] ~= ''
+         or (st[7] and st[7] ~= '')
+      then
+        redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'z', '')
+      end
+      redis.call('HSET', s, 'ak', ak, 'an', #msgs, 'ab', batch, 'qb', qb)
+      refresh(id, #msgs > 0)
+      return {0, msgs, batch}
+    end
+    redis.call('HSET', s, 'w', w, 't', t, 'k', '1', 'ak', '', 'an', '0',
+               'z', '', 'qb', qb)
+    refresh(id)
+    return {1}
+  end
+  local msgs = take(q)
+  if tonumber(st[8] or '0') ~= 0 then
+    -- it stopped acknowledging: what was kept is taken with the rest
+    redis.call('HSET', s, 'ak', '', 'an', '0')
+  end
+  if #msgs > 0 or st[1] ~= '1' or hold == '0' then
+    -- the hash is written only if it changes
+    if st[1] ~= '1' or st[2] ~= '' or st[3] ~= '' or #msgs > 0 then
+      redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'qb', '0', 'z', '')
+    end
+    refresh(id)
+    return {0, msgs}
+  end
+  redis.call('HSET', s, 'w', w, 't', t, 'k', '')
+  if hold == '2' then hold_session(id, s, w, t) end
+  refresh(id)
+  return {1}
+end
+
+-- Takes the queue of a parked connect if it is still the one parked:
+-- mode "w" (woken) leaves it parked when the queue is empty, "r"
+-- (released) ends it in any case.
+local function take_parked(id, w, t, mode, cur, lim)
+  local s = P .. 's:' .. id
+  local st = redis.call('HMGET', s, 'w', 't', 'o', 'u', 'k', 'ab', 'h', 'z',
+                        'ol')
+  if not st[1] then return {-2} end
+  if st[1] ~= w or st[2] ~= t then return {-1} end
+  if st[7] and st[7] ~= '' then
+    unhold(id, s, cur, lim)
+    return take_parked(id, w, t, mode, cur, lim)
+  end
+  if st[3] == '1' then
+    local user, last = finish(id, {'', '', st[4]})
+    return {-3, user, last, st[9] == '1' and 1 or 0}
+  end
+  if st[5] == '1' then
+    -- it acknowledged all it was given when it came: all is new
+    local msgs, batch, ak = give(id, 0, '', st[6])
+    if #msgs == 0 and mode == 'w' then return {1} end
+    redis.call('HSET', s, 'w', '', 't', '', 'ak', ak, 'an', #msgs,
+               'ab', batch, 'z', '')
+    refresh(id, #msgs > 0)
+    return {0, msgs, batch}
+  end
+  -- lazy messages not yet due (a held session's, let go) wait
+  local z = tonumber(st[8] or '')
+  if mode == 'w' and z and z > now_ms() then return {1} end
+  local msgs = take(P .. 'q:' .. id)
+  if #msgs == 0 and mode == 'w' then return {1} end
+  redis.call('HSET', s, 'w', '', 't', '', 'qb', '0', 'z', '')
+  refresh(id)
+  return {0, msgs}
+end
+
+-- The connects of one event loop iteration in one call.  ARGV: worker
+-- channel, queue bounds, then id, browser, hold (0, 1, or 2: may be
+-- held), token, the batch it acknowledges ('': none) and, for a session
+-- this worker held, the last message it gave ('': none) of each; returns
+-- the reply of each, in order: {-1} unknown, {0, messages} ({0,
+-- messages, batch} if it acknowledges), {1} parked.
+if op == 'cb' then
+  local w, lim, res = ARGV[4], limits(ARGV[5]), {}
+  for i = 6, #ARGV - 5, 6 do
+    res[#res + 1] = connect(ARGV[i], ARGV[i + 1], ARGV[i + 2], w,
+                            ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], lim)
+  end
+  return res
+end
+
+-- The parked connects named by one notification in one call.  ARGV:
+-- worker channel, mode, queue bounds, then id, token and the last
+-- message given to its held session ('': none) of each; returns the
+-- reply of each, in order: {-2} unknown, {-1} superseded, {1} nothing,
+-- {0, msgs} ({0, msgs, batch} for a connect that acknowledges), {-3,
+-- user, last}: its queue overflowed, the session ended.
+if op == 'tb' then
+  local w, mode, lim, res = ARGV[4], ARGV[5], limits(ARGV[6]), {}
+  for i = 7, #ARGV - 2, 3 do
+    res[#res + 1] = take_parked(ARGV[i], w, ARGV[i + 1], mode,
+                                ARGV[i + 2], lim)
+  end
+  return res
+end
+
+-- unpark: the connect went away; ARGV: id, worker channel, token, the
+-- last message given to its held session ('': none), queue bounds
+if op == 'up' then
+  local id = ARGV[4]
+  local s = P .. 's:' .. id
+  local st = redis.call('HMGET', s, 'w', 't')
+  if st[1] == ARGV[5] and st[2] == ARGV[6] then
+    unhold(id, s, ARGV[7], limits(ARGV[8]))
+    redis.call('HSET', s, 'w', '', 't', '')
+    refresh(id, true)
+  end
+  return 0
+end
+
+-- put back; ARGV: id, queue bounds, messages: back at the head, in
+-- order (they were queued: they count again, over the bounds or not)
+if op == 'pb' then
+  local id = ARGV[4]
+  local s = P .. 's:' .. id
+  local st = redis.call('HMGET', s, 'w', 't', 'o')
+  if not st[1] or st[3] == '1' then return 0 end
+  local q = P .. 'q:' .. id
+  local size = 0
+  for i = #ARGV, 6, -1 do
+    redis.call('LPUSH', q, ARGV[i])
+    size = size + #ARGV[i]
+  end
+  redis.call('HINCRBY', s, 'qb', size)
+  redis.call('HSET', s, 'z', '')
+  redis.call('PEXPIRE', q, ttl2)
+  if st[1] ~= '' then
+    redis.call(publish, st[1], id .. ' ' .. st[2])
+  end
+  return 1
+end
+
+-- subscribe; ARGV: id, browser, most subscriptions, act, channels.  All
+-- are added, or none if the session would have too many (-2).
+if op == 'su' then
+  local id = ARGV[4]
+  if not known(id, ARGV[5]) then return -1 end
+  if ARGV[7] == 's' then mark(P .. 's:' .. id) end
+  local t = redis.call('PTTL', P .. 's:' .. id)
+  if t == -2 then return -1 end
+  if t < 0 then t = ttl end
+  local subs = P .. 'S:' .. id
+  local new, n = {}, redis.call('SCARD', subs)
+  for i = 8, #ARGV do
+    local ch = ARGV[i]
+    if not new[ch] and redis.call('SISMEMBER', subs, ch) == 0 then
+      new[ch] = true
+      n = n + 1
+    end
+  end
+  if n > tonumber(ARGV[6]) then return -2 end
+  -- a held session's worker lets it go, to learn the new subscriptions:
+  -- what was logged for them before now is not the session's
+  local held = redis.call('HMGET', P .. 's:' .. id, 'h', 'w', 't')
+  local set, Z = 'c:', P .. 'Z:' .. id
+  if held[1] and held[1] ~= '' then set = 'H:' end
+  for i = 8, #ARGV do
+    local c = P .. set .. ARGV[i]
+    redis.call('SADD', c, id)
+    if redis.call('PTTL', c) < t then redis.call('PEXPIRE', c, t) end
+    if set == 'H:' and new[ARGV[i]] then
+      redis.call('HSET', Z, ARGV[i], redis.call('GET', P .. 'n') or '0')
+      redis.call('PEXPIRE', Z, ttl2)
+    end
+    redis.call('SADD', subs, ARGV[i])
+  end
+  redis.call('PEXPIRE', subs, t)
+  if set == 'H:' then redis.call(publish, held[2], id .. ' ' .. held[3]) end
+  return 0
+end
+
+-- unsubscribe; ARGV: id, browser, act, channels
+if op == 'un' then
+  local id = ARGV[4]
+  if not known(id, ARGV[5]) then return -1 end
+  if ARGV[6] == 's' then mark(P .. 's:' .. id) end
+  for i = 7, #ARGV do
+    redis.call('SREM', P .. 'c:' .. ARGV[i], id)
+    redis.call('SREM', P .. 'H:' .. ARGV[i], id)
+    redis.call('SREM', P .. 'S:' .. id, ARGV[i])
+  end
+  -- a held session's worker stops giving it these, in order
+  local held = redis.call('HMGET', P .. 's:' .. id, 'h', 'w', 't')
+  if held[1] and held[1] ~= '' then
+    redis.call(publish, held[2], id .. ' ' .. held[3])
+  end
+  return 0
+end
+
 -- publish; ARGV: publisher ('': the server's), its browser, broadcast to
 -- publisher (0 or 1), queue bounds, message, lazy timeout ('': not lazy),
 -- act, the channel and the patterns that match it.  Returns the number
@@ -584,6 +764,41 @@ if op == 'pu' then
       end
     end
   end
+  -- the held sessions: logged once, and given by their workers
+  local seq, entry
+  for i = 11, #ARGV do
+    local H = P .. 'H:' .. ARGV[i]
+    local n = redis.call('SCARD', H)
+    if n > 0 then
+      if not seq then
+        seq = next_seq()
+        entry = seq .. ' ' .. ((ARGV[6] == '0' and pub ~= '') and pub or '-')
+                .. ' ' .. (ARGV[9] ~= '' and ARGV[9] or '-') .. ' '
+                .. (d.now and 'd' or '-') .. '\n' .. msg
+      end
+      log_append(ARGV[i], seq, entry, lim)
+      -- one member at random is checked: the sessions of a worker that
+      -- died go as publishes come
+      local one = redis.call('SRANDMEMBER', H)
+      if redis.call('EXISTS', P .. 's:' .. one) == 0 then
+        redis.call('SREM', H, one)
+      end
+      if pub == '' then
+        -- the publisher location answers with the count: exact
+        for _, id in ipairs(redis.call('SMEMBERS', H)) do
+          if not seen[id] then
+            seen[id] = true
+            if redis.call('EXISTS', P .. 's:' .. id) == 1 then
+              d.n = d.n + 1
+            end
+          end
+        end
+      else
+        d.n = d.n + n
+      end
+    end
+  end
+  if seq then redis.call(publish, P .. 'N', ARGV[11] .. '\n' .. entry) end
   return notify(d, msg)
 end
 
@@ -632,12 +847,14 @@ end
 -- subscribers)
 if op == 'cn' then
   if ARGV[4] == 'u' then return #user_sessions(ARGV[5]) end
-  local c, n = P .. 'c:' .. ARGV[5], 0
-  for _, id in ipairs(redis.call('SMEMBERS', c)) do
-    if redis.call('EXISTS', P .. 's:' .. id) == 1 then
-      n = n + 1
-    else
-      redis.call('SREM', c, id)
+  local n = 0
+  for _, c in ipairs({P .. 'c:' .. ARGV[5], P .. 'H:' .. ARGV[5]}) do
+    for _, id in ipairs(redis.call('SMEMBERS', c)) do
+      if redis.call('EXISTS', P .. 's:' .. id) == 1 then
+        n = n + 1
+      else
+        redis.call('SREM', c, id)
+      end
     end
   end
   return n
@@ -664,13 +881,24 @@ if op == 'to' then
   return {0, st[2] or ''}
 end
 
--- refresh; ARGV: worker channel, then id and token of each connect it
--- holds
+-- given: worker channel, the last message of the stream it gave every
+-- session it holds (those it did not give one to it lets go first)
+if op == 'wc' then
+  redis.call('SET', P .. 'g:' .. ARGV[4], ARGV[5], 'PX', ttl2)
+  return 0
+end
+
+-- refresh; ARGV: worker channel, then id, token and the last message
+-- given to its held session ('': none) of each connect it holds
 if op == 'rf' then
   local n = 0
-  for i = 5, #ARGV - 1, 2 do
-    local st = redis.call('HMGET', P .. 's:' .. ARGV[i], 'w', 't')
+  for i = 5, #ARGV - 2, 3 do
+    local s = P .. 's:' .. ARGV[i]
+    local st = redis.call('HMGET', s, 'w', 't', 'h')
     if st[1] == ARGV[4] and st[2] == ARGV[i + 1] then
+      if ARGV[i + 2] ~= '' and st[3] and st[3] ~= '' then
+        redis.call('HSET', s, 'h', ARGV[i + 2])
+      end
       refresh(ARGV[i], true)
       n = n + 1
     end

@@ -378,6 +378,7 @@ ngx_bayeux_batch_apply(ngx_bayeux_batch_t *b, ngx_bayeux_message_t *m)
         b->connect = b->next + 1;
         op->hold = b->hold;
         op->waiter = &b->waiter;
+        b->waiter.stream = ngx_bayeux_batch_pushed(b) ? 1 : 0;
     }
 
     op->lazy = (m->kind == NGX_BAYEUX_KIND_PUBLISH
@@ -862,6 +863,7 @@ ngx_bayeux_batch_hold(ngx_bayeux_batch_t *b, ngx_msec_t hold)
     ngx_bayeux_batch_browser(b, 0);
     op->hold = b->expired ? 0 : hold;
     op->waiter = &b->waiter;
+    b->waiter.stream = ngx_bayeux_batch_pushed(b) ? 1 : 0;
     op->messages = NULL;
     op->rc = NGX_ERROR;
     op->handler = ngx_bayeux_batch_held;

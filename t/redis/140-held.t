@@ -1,0 +1,354 @@
+# Held sessions: a websocket's connect, held while its deliveries are
+# pushed, has its session held by the worker.  The session moves from the
+# channel's subscriber set "c:" to "H:", and a publish costs Redis no work
+# per held session: the message goes into the channel's log and, once, to
+# every worker, which pushes it to the sessions it holds (no RPUSH at
+# all).  Whatever ends the hold lets the session go from the last message
+# the worker gave: subscribing or unsubscribing while held, a client that
+# goes away, a lazy message, the hold time being over, a worker killed by
+# SIGKILL (its sessions' next connects get what came after the last
+# message it wrote it gave, which it writes at each turn of its event
+# loop).
+
+use strict;
+use warnings;
+
+use lib 't/lib', 't/redis/lib';
+
+use Test::More;
+use Test::Nginx::Bayeux;
+use Test::Nginx::Bayeux::Server;
+use Test::Bayeux::Redis;
+use Bayeux::Client;
+use Bayeux::WebSocket;
+use Time::HiRes qw(time sleep);
+
+my $redis = start_redis();
+
+my $server = Test::Nginx::Bayeux::Server->new(
+    workers => 1,
+    http_config => $redis->engine_conf,
+    config => <<'CONF',
+    location /cometd {
+        bayeux;
+        bayeux_timeout 4s;
+        bayeux_lazy_channel /lazy/**;
+        bayeux_max_lazy_timeout 600ms;
+    }
+CONF
+)->start;
+
+# the same Redis, another prefix: a publisher does not get its own
+my $nobc = Test::Nginx::Bayeux::Server->new(
+    workers => 1,
+    http_config => $redis->engine_conf(prefix => 'nobc:'),
+    config => <<'CONF',
+    location /cometd {
+        bayeux;
+        bayeux_timeout 4s;
+        bayeux_broadcast_to_publisher off;
+    }
+CONF
+)->start;
+
+my $P = 'bayeux:';
+
+sub until_true {
+    my ($cond, $timeout) = @_;
+    my $end = time + ($timeout // 5);
+    while (time < $end) {
+        return 1 if $cond->();
+        sleep 0.02;
+    }
+    return $cond->();
+}
+
+sub ws_send {
+    my ($ws, $m) = @_;
+    $ws->send_json([ $m ]);
+}
+
+# a websocket session subscribed to @channels, its connect held
+sub held_session {
+    my ($port, @channels) = @_;
+    my $ws = Bayeux::WebSocket->new(port => $port);
+    $ws->handshake or die $ws->error;
+    ws_send($ws, { channel => '/meta/handshake', version => '1.0',
+                   supportedConnectionTypes => ['websocket'], id => 'h' });
+    my $id = $ws->recv_json(timeout => 5)->[0]{clientId} or die 'handshake';
+    for my $ch (@channels) {
+        ws_send($ws, { channel => '/meta/subscribe', clientId => $id,
+                       subscription => $ch, id => 's' });
+        $ws->recv_json(timeout => 5);
+    }
+    ws_send($ws, { channel => '/meta/connect', clientId => $id,
+                   connectionType => 'websocket', id => 'c0',
+                   advice => { timeout => 0 } });
+    $ws->recv_json(timeout => 5);
+    hold($ws, $id);
+    return ($ws, $id);
+}
+
+sub hold {
+    my ($ws, $id) = @_;
+    ws_send($ws, { channel => '/meta/connect', clientId => $id,
+                   connectionType => 'websocket', id => 'c' });
+}
+
+sub is_held {
+    my ($id, $ch, $prefix) = @_;
+    return $redis->cmd('SISMEMBER', ($prefix // $P) . "H:$ch", $id);
+}
+
+# the texts of the deliveries a websocket receives within $timeout, and
+# the replies beside them
+sub texts { my ($t) = texts_replies(@_); return $t }
+
+sub texts_replies {
+    my ($ws, $want, $timeout) = @_;
+    my (@texts, @replies);
+    my $end = time + ($timeout // 5);
+    while ((!defined $want || @texts < $want) && time < $end) {
+        my $r = $ws->recv_json(timeout => $end - time) or last;
+        for my $m (@$r) {
+            if (exists $m->{successful}) { push @replies, $m }
+            else { push @texts, $m->{data}{text} }
+        }
+    }
+    return (\@texts, \@replies);
+}
+
+# what a connect (not held) on a new websocket gets for session $id
+sub take_up {
+    my ($port, $id) = @_;
+    my $ws = Bayeux::WebSocket->new(port => $port);
+    $ws->handshake or die $ws->error;
+    ws_send($ws, { channel => '/meta/connect', clientId => $id,
+                   connectionType => 'websocket', id => 't',
+                   advice => { timeout => 0 } });
+    my ($t, $replies) = texts_replies($ws, undef, 1);
+    fail('the connect is answered') unless grep { $_->{successful} } @$replies;
+    $ws->close;
+    return $t;
+}
+
+sub rpush_calls {
+    my ($stats) = $redis->cmd('INFO', 'commandstats');
+    return $stats =~ /cmdstat_rpush:calls=(\d+)/ ? $1 : 0;
+}
+
+# a publisher that never connects: a new one for each part, before its
+# session expires
+my $pub;
+
+sub new_publisher {
+    $pub = Bayeux::Client->new(port => $server->port);
+    ok($pub->handshake->{successful}, 'publisher handshake');
+}
+
+sub publish {
+    my ($ch, $text) = @_;
+    my $r = $pub->publish($ch, { text => $text });
+    ok($r && $r->{successful}, "published $text on $ch");
+}
+
+#
+# held: a publish costs no work per session
+#
+
+new_publisher();
+my @held = map { [ held_session($server->port, '/held/a') ] } 1 .. 10;
+ok(until_true(sub { !grep { !is_held($_->[1], '/held/a') } @held }),
+   'every websocket session is held: in H:/held/a');
+is($redis->cmd('SCARD', "${P}c:/held/a"), 0, 'none is left in c:/held/a');
+
+my $rpush = rpush_calls();
+publish('/held/a', "m$_") for 1 .. 5;
+
+for my $k (0 .. $#held) {
+    is_deeply(texts($held[$k][0], 5), [ map { "m$_" } 1 .. 5 ],
+              "session $k: the five messages, pushed in order");
+}
+is(rpush_calls() - $rpush, 0, 'Redis queued nothing for them: no RPUSH');
+is($redis->cmd('EXISTS', "${P}q:$held[0][1]"), 0, 'no queue exists');
+cmp_ok($redis->cmd('ZCARD', "${P}l:/held/a"), '>=', 5,
+       "the channel's log has them once");
+ok(is_held($held[0][1], '/held/a'), 'still held after the pushes');
+
+# one session goes on with the tests; the others leave
+my ($ws, $id) = @{ shift @held };
+$_->[0]->reset for @held;
+ok(until_true(sub { !grep { is_held($_->[1], '/held/a') } @held }),
+   'sessions whose client went away are let go');
+
+#
+# subscribing and unsubscribing while held
+#
+
+publish('/held/b', 'before');
+ws_send($ws, { channel => '/meta/subscribe', clientId => $id,
+               subscription => '/held/b', id => 'sb' });
+my ($t, $replies) = texts_replies($ws, undef, 1);
+ok((grep { $_->{id} eq 'sb' && $_->{successful} } @$replies),
+   'subscribed to /held/b while held');
+is_deeply($t, [], 'no message of /held/b from before the subscription');
+publish('/held/b', 'b1');
+publish('/held/a', 'a1');
+is_deeply(texts($ws, 2), [ 'b1', 'a1' ],
+          'the new channel and the old one, in order');
+
+ws_send($ws, { channel => '/meta/unsubscribe', clientId => $id,
+               subscription => '/held/b', id => 'ub' });
+($t, $replies) = texts_replies($ws, undef, 1);
+ok((grep { $_->{id} eq 'ub' && $_->{successful} } @$replies),
+   'unsubscribed from /held/b while held');
+publish('/held/b', 'b2');
+publish('/held/a', 'a2');
+is_deeply(texts($ws, 1), [ 'a2' ], 'nothing of /held/b any more');
+is_deeply(texts($ws, undef, 0.5), [], 'and nothing else');
+
+#
+# a lazy message: the session is let go, the message waits
+#
+
+$ws->reset;
+($ws, $id) = held_session($server->port, '/lazy/x');
+ok(until_true(sub { is_held($id, '/lazy/x') }), 'held on a lazy channel');
+my $t0 = time;
+publish('/lazy/x', 'lazy');
+is_deeply(texts($ws, 1, 3), [ 'lazy' ], 'the lazy message arrives');
+cmp_ok(time - $t0, '>=', 0.4, 'not at once: after the lazy timeout');
+$ws->reset;
+
+#
+# the client goes away: the next connect gets what came after, once
+#
+
+($ws, $id) = held_session($server->port, '/held/c');
+ok(until_true(sub { is_held($id, '/held/c') }), 'held again');
+publish('/held/c', 'c1');
+is_deeply(texts($ws, 1), [ 'c1' ], 'pushed');
+$ws->reset;
+ok(until_true(sub { !is_held($id, '/held/c') }), 'let go when it left');
+publish('/held/c', "c$_") for 2 .. 3;
+is_deeply(take_up($server->port, $id), [ 'c2', 'c3' ],
+          'a new websocket connect gets what came after, and only that');
+
+#
+# the publisher's own message, bayeux_broadcast_to_publisher off
+#
+
+my ($nws, $nid) = held_session($nobc->port, '/held/n');
+ok(until_true(sub { is_held($nid, '/held/n', 'nobc:') }), 'held (nobc)');
+my $other = Bayeux::Client->new(port => $nobc->port);
+ok($other->handshake->{successful}, 'another publisher');
+ws_send($nws, { channel => '/held/n', clientId => $nid,
+                data => { text => 'own' }, id => 'p' });
+ok($other->publish('/held/n', { text => 'theirs' })->{successful},
+   'the other publishes');
+is_deeply(texts($nws, 1, 2), [ 'theirs' ], 'its own is not pushed to it');
+$nws->reset;
+
+#
+# the hold time is over: the connect is answered, the session let go
+#
+
+new_publisher();
+($ws, $id) = held_session($server->port, '/held/d');
+ok(until_true(sub { is_held($id, '/held/d') }), 'held');
+($t, $replies) = texts_replies($ws, undef, 6);
+ok((grep { $_->{id} eq 'c' && $_->{successful} } @$replies),
+   'the held connect is answered when its hold time is over');
+ok(!is_held($id, '/held/d'), 'and its session let go');
+ok($redis->cmd('SISMEMBER', "${P}c:/held/d", $id), 'back in c:/held/d');
+publish('/held/d', 'd1');
+hold($ws, $id);
+is_deeply(texts($ws, 1), [ 'd1' ], 'the next connect gets what came between');
+$ws->reset;
+
+#
+# a worker killed while it holds a session: nothing is lost
+#
+
+# (not under valgrind: the worker killed would be valgrind's)
+unless (use_valgrind()) {
+    new_publisher();
+    ($ws, $id) = held_session($server->port, '/held/e');
+    ok(until_true(sub { is_held($id, '/held/e') }), 'held');
+    publish('/held/e', 'e1');
+    is_deeply(texts($ws, 1), [ 'e1' ], 'pushed');
+    # (the worker writes how far it gave the stream in the same turn of
+    # its event loop: a moment later that is in Redis)
+    sleep 0.2;
+    my @pids = $server->worker_pids;
+    kill 'KILL', @pids;
+    ok(until_true(sub {
+           my @n = $server->worker_pids;
+           @n && !grep { my $n = $_; grep { $_ == $n } @pids } @n
+       }, 10), 'the worker was killed, another one started');
+    new_publisher();
+    publish('/held/e', "e$_") for 2 .. 3;
+    is_deeply(take_up($server->port, $id), [ 'e2', 'e3' ],
+              'the next connect gets every message after the kill, in '
+              . 'order, and not the one pushed before it');
+    ok(!is_held($id, '/held/e'), 'the session is let go');
+}
+
+#
+# a worker killed, and more published than its channel's log keeps: the
+# session's next connect is told its queue overflowed, and the log says
+# why
+#
+
+unless (use_valgrind()) {
+    my $small = Test::Nginx::Bayeux::Server->new(
+        workers => 1,
+        http_config => $redis->engine_conf(prefix => 'small:'),
+        config => <<'CONF',
+    location /cometd {
+        bayeux;
+        bayeux_timeout 4s;
+        bayeux_max_queue 3;
+    }
+CONF
+    )->start;
+    my ($sws, $sid) = held_session($small->port, '/held/f');
+    ok(until_true(sub { is_held($sid, '/held/f', 'small:') }), 'held');
+    my @pids = $small->worker_pids;
+    kill 'KILL', @pids;
+    ok(until_true(sub {
+           my @n = $small->worker_pids;
+           @n && !grep { my $n = $_; grep { $_ == $n } @pids } @n
+       }, 10), 'its worker was killed, another one started');
+    my $p = Bayeux::Client->new(port => $small->port);
+    ok($p->handshake->{successful}, 'a publisher');
+    ok($p->publish('/held/f', { text => "f$_" })->{successful},
+       "published f$_") for 1 .. 5;
+    my $ws = Bayeux::WebSocket->new(port => $small->port);
+    $ws->handshake or die $ws->error;
+    ws_send($ws, { channel => '/meta/connect', clientId => $sid,
+                   connectionType => 'websocket', id => 't',
+                   advice => { timeout => 0 } });
+    my ($t, $replies) = texts_replies($ws, undef, 1);
+    is($replies->[0]{error}, '408::queue_overflow',
+       'the next connect: 408::queue_overflow');
+    is_deeply($t, [], 'and no message');
+    my $why = 'a held session missed messages that the log of its '
+            . 'channel no longer had (bayeux_max_queue 3), the session ends';
+    like($small->error_log_text, qr/\[warn\].*\Q$why\E/,
+         'the error log says why');
+    $small->stop;
+}
+
+#
+# every key has a TTL
+#
+
+my @keys = grep { !/^(nobc|small):|^bayeux:(w:)/ } @{ $redis->cmd('KEYS', '*') };
+my @forever = grep { $redis->cmd('PTTL', $_) < 0 } @keys;
+is_deeply(\@forever, [], 'every key has a TTL');
+
+$server->stop;
+$nobc->stop;
+
+done_testing();
