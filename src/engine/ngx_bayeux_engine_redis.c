@@ -115,6 +115,9 @@
 #define NGX_BAYEUX_REDIS_ARGS          6
 #define NGX_BAYEUX_REDIS_CLUSTER_ARGS  7
 
+/* random bytes at the end of a worker's channel name */
+#define NGX_BAYEUX_REDIS_CHANNEL_RANDOM  8
+
 #define NGX_BAYEUX_REDIS_BACKOFF_MIN   50
 #define NGX_BAYEUX_REDIS_BACKOFF_MAX   1000
 
@@ -352,6 +355,7 @@ static ngx_str_t *ngx_bayeux_redis_act(ngx_bayeux_op_t *op,
 static void ngx_bayeux_redis_inactive(ngx_bayeux_redis_t *rd, ngx_str_t *id,
     redisReply *reply);
 
+static ngx_int_t ngx_bayeux_redis_new_channel(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_link_start(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_link_failed(ngx_bayeux_redis_t *rd,
     u_char *why);
@@ -761,33 +765,26 @@ ngx_bayeux_redis_url_post(ngx_conf_t *cf, void *post, void *data)
 static ngx_int_t
 ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
 {
-    u_char               random[8], *p;
-    ssize_t              n;
+    u_char              *p;
     ngx_bayeux_redis_t  *rd = ep->data;
 
     rd->log = cycle->log;
 
-    /* a channel no other worker, here or elsewhere, ever had */
-
-    n = getrandom(random, sizeof(random), 0);
-
-    if (n != (ssize_t) sizeof(random)) {
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
-                      "bayeux: getrandom() failed");
-        return NGX_ERROR;
-    }
-
     p = ngx_pnalloc(cycle->pool, rd->prefix.len + sizeof("w:::")
                                  + cycle->hostname.len + NGX_INT_T_LEN
-                                 + 2 * sizeof(random));
+                                 + 2 * NGX_BAYEUX_REDIS_CHANNEL_RANDOM);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     rd->channel.data = p;
     p = ngx_sprintf(p, "%Vw:%V:%P:", &rd->prefix, &cycle->hostname, ngx_pid);
-    p = ngx_hex_dump(p, random, sizeof(random));
-    rd->channel.len = p - rd->channel.data;
+    rd->channel.len = p - rd->channel.data
+                      + 2 * NGX_BAYEUX_REDIS_CHANNEL_RANDOM;
+
+    if (ngx_bayeux_redis_new_channel(rd) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     p = ngx_pnalloc(cycle->pool, rd->prefix.len + 1);
     if (p == NULL) {
@@ -883,6 +880,34 @@ ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
     if (ep->conf->lazy_channels) {
         ngx_add_timer(&rd->lazy_sweep, ngx_bayeux_redis_lazy_period(rd));
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A channel no other worker, here or elsewhere, ever had; new at each
+ * connection to Redis, so that what Redis keeps under the old one (the
+ * sessions whose parked connects the lost connection answered, and how
+ * far the stream was given to them, "wc") stays as it was.
+ */
+
+static ngx_int_t
+ngx_bayeux_redis_new_channel(ngx_bayeux_redis_t *rd)
+{
+    u_char   random[NGX_BAYEUX_REDIS_CHANNEL_RANDOM];
+    ssize_t  n;
+
+    n = getrandom(random, sizeof(random), 0);
+
+    if (n != (ssize_t) sizeof(random)) {
+        ngx_log_error(NGX_LOG_ALERT, rd->log, ngx_errno,
+                      "bayeux: getrandom() failed");
+        return NGX_ERROR;
+    }
+
+    ngx_hex_dump(rd->channel.data + rd->channel.len - 2 * sizeof(random),
+                 random, sizeof(random));
 
     return NGX_OK;
 }
@@ -1122,6 +1147,9 @@ ngx_bayeux_redis_down_handler(ngx_event_t *ev)
 
         ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_ERROR, NULL);
     }
+
+    /* (the old name stays if getrandom() fails: it is said in the log) */
+    (void) ngx_bayeux_redis_new_channel(rd);
 
     ngx_add_timer(&rd->reconnect, rd->backoff);
 
