@@ -32,7 +32,8 @@
 /*
  * The Redis engine keeps every session and subscription of an endpoint in
  * Redis, so that any worker of any host can serve any request.  A worker
- * holds nothing but its parked /meta/connect requests.
+ * holds nothing but its parked /meta/connect requests, and what comes for
+ * the long-polling sessions it holds between their connects (below).
  *
  * Keys, under the prefix P (see docs/cluster.md; on a Redis Cluster the
  * prefix is a hash tag, "{bayeux:}", so that all are in one slot):
@@ -64,7 +65,10 @@
  * N, which every worker reads on the same connection as its own channel,
  * and the worker pushes it to the sessions it holds.  Whatever ends the
  * hold names the last message given (the "cursor"), and the script
- * queues what was logged after it.
+ * queues what was logged after it.  A long-polling connect's session
+ * stays held between connects: the worker keeps the stream's messages for
+ * it, answers or parks its next connect without a command, and writes the
+ * cursor of each reply ("gv") before the reply leaves.
  * Everything is done by one Lua script, so every operation costs one
  * round trip and is atomic (ngx_bayeux_redis.lua).  The connects of one
  * event loop iteration, and the sessions named by one notification, share
@@ -95,6 +99,7 @@
 #define NGX_BAYEUX_REDIS_SWEEP         14
 #define NGX_BAYEUX_REDIS_LAZY          15
 #define NGX_BAYEUX_REDIS_GIVEN         16
+#define NGX_BAYEUX_REDIS_CONFIRM       17
 
 /* the most expired sessions one sweep takes */
 #define NGX_BAYEUX_REDIS_SWEEP_MAX     "256"
@@ -105,6 +110,13 @@
 #define NGX_BAYEUX_PARK_CONNECTING     0
 #define NGX_BAYEUX_PARK_PARKED         1
 #define NGX_BAYEUX_PARK_TAKING         2
+#define NGX_BAYEUX_PARK_CONFIRMING     3   /* its "gv" in flight */
+#define NGX_BAYEUX_PARK_KEPT           4   /* no connect: between two */
+
+/* which kept sessions ngx_bayeux_redis_let_kept_go() ends, and how */
+#define NGX_BAYEUX_REDIS_KEPT_IDLE     0
+#define NGX_BAYEUX_REDIS_KEPT_ALL      1
+#define NGX_BAYEUX_REDIS_KEPT_FORGET   2
 
 /*
  * EVALSHA <sha> 0 <operation> <prefix> <lifetime>; on a Redis Cluster
@@ -126,6 +138,7 @@
 /* the most connects or takes in one script call, which holds Redis */
 #define NGX_BAYEUX_REDIS_CONNECT_MAX   128
 #define NGX_BAYEUX_REDIS_TAKE_MAX      128
+#define NGX_BAYEUX_REDIS_CONFIRM_MAX   128
 
 
 typedef struct ngx_bayeux_redis_s  ngx_bayeux_redis_t;
@@ -168,7 +181,36 @@ typedef struct {
      */
     ngx_bayeux_redis_held_t       *held;
     uint64_t                       cursor;
+
+    /*
+     * A long-polling connect's held session stays held between its
+     * connects: the park outlives its waiter ("KEPT"), keeps the stream's
+     * messages for it in "pending", and is found by the session's id when
+     * the next connect comes.  Before a reply gives them, "gv" writes the
+     * last one given ("confirming") into Redis.
+     */
+    unsigned                       polling:1;
+    unsigned                       indexed:1;   /* in "sessions" */
+    unsigned                       queued:1;    /* in "confirms" */
+    ngx_str_node_t                 session;
+    ngx_queue_t                    pending;
+    ngx_uint_t                     npending;
+    size_t                         pending_size;
+    uint64_t                       confirming;
+    ngx_queue_t                    confirm;
+    ngx_msec_t                     kept_at;
+    ngx_str_t                      browser;     /* after the structure */
 } ngx_bayeux_redis_park_t;
+
+
+/* a message of the stream kept for a long-polling session held here */
+
+typedef struct {
+    ngx_queue_t                    queue;
+    uint64_t                       seq;
+    size_t                         len;
+    u_char                         data[1];
+} ngx_bayeux_redis_pending_t;
 
 
 /* one script call; its arguments are copied after the structure */
@@ -232,6 +274,8 @@ struct ngx_bayeux_redis_s {
     ngx_str_t                      prefix;
     ngx_str_t                      ttl;
     ngx_str_t                      max_queue;
+    ngx_uint_t                     max_queue_n;
+    size_t                         max_queue_size;
     ngx_str_t                      max_subscriptions;
     ngx_str_t                      lazy;        /* bayeux_max_lazy_timeout */
     ngx_str_t                      max_inactivity;  /* "0": off */
@@ -266,6 +310,13 @@ struct ngx_bayeux_redis_s {
     ngx_bayeux_redis_held_index_t  held;
     ngx_array_t                    found;
 
+    /* the long-polling ones, by id; those whose replies "gv" confirms */
+    ngx_rbtree_t                   sessions;
+    ngx_rbtree_node_t              sessions_sentinel;
+    ngx_queue_t                    confirms;
+    ngx_uint_t                     nconfirms;
+    ngx_event_t                    confirm;
+
     /*
      * the last message of the stream seen, the last written as given to
      * every session held here ("wc"), and the parks that hold it back
@@ -274,6 +325,9 @@ struct ngx_bayeux_redis_s {
     uint64_t                       given_seq;
     ngx_uint_t                     unsettled;
     ngx_event_t                    given;
+
+    /* the held sessions whose deliveries are pushed: "wc" is for them */
+    ngx_uint_t                     pushed;
 
     /* the held park whose waiter's handler runs, given a message */
     ngx_bayeux_redis_park_t       *giving;
@@ -396,6 +450,25 @@ static size_t ngx_bayeux_redis_cursor(ngx_bayeux_redis_park_t *park,
 static uint64_t ngx_bayeux_redis_given_up_to(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_given(ngx_bayeux_redis_t *rd, u_char *p,
     u_char *last);
+static ngx_bayeux_redis_park_t *ngx_bayeux_redis_kept_find(
+    ngx_bayeux_redis_t *rd, u_char *id);
+static void ngx_bayeux_redis_index(ngx_bayeux_redis_park_t *park);
+static void ngx_bayeux_redis_unindex(ngx_bayeux_redis_park_t *park);
+static ngx_int_t ngx_bayeux_redis_pend(ngx_bayeux_redis_park_t *park,
+    uint64_t seq, ngx_str_t *message);
+static void ngx_bayeux_redis_pending_free(ngx_bayeux_redis_park_t *park);
+static void ngx_bayeux_redis_confirm(ngx_bayeux_redis_park_t *park);
+static void ngx_bayeux_redis_confirm_handler(ngx_event_t *ev);
+static void ngx_bayeux_redis_confirm_done(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply);
+static void ngx_bayeux_redis_confirm_result(ngx_bayeux_redis_park_t *park,
+    ngx_int_t code);
+static ngx_int_t ngx_bayeux_redis_give_pending(ngx_bayeux_redis_park_t *park);
+static void ngx_bayeux_redis_reply_kept(ngx_bayeux_redis_park_t *park,
+    ngx_bayeux_wake_e reason);
+static void ngx_bayeux_redis_let_kept_go(ngx_bayeux_redis_t *rd,
+    ngx_uint_t which);
+static ngx_uint_t ngx_bayeux_redis_renewed(ngx_bayeux_redis_park_t *park);
 static ngx_int_t ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos,
     u_char *last, ngx_int_t *batch, ngx_bayeux_redis_park_t **park);
 static void ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p,
@@ -533,8 +606,11 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
      */
     { ngx_string("tb"), 3, ngx_bayeux_redis_take_done, NULL },
 
-    /* UNPARK: id, worker channel, token, last message given, max queue */
-    { ngx_string("up"), 5, NULL, NULL },
+    /*
+     * UNPARK: id, worker channel, token, last message given, max queue,
+     * "0" if the session's client is between connects (not renewed)
+     */
+    { ngx_string("up"), 6, NULL, NULL },
 
     /* PUT_BACK: id, max queue; messages */
     { ngx_string("pb"), 2, NULL, NULL },
@@ -567,7 +643,13 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
     { ngx_string("lz"), 1, ngx_bayeux_redis_lazy_done, NULL },
 
     /* GIVEN: worker channel, the last message of the stream given */
-    { ngx_string("wc"), 2, NULL, NULL }
+    { ngx_string("wc"), 2, NULL, NULL },
+
+    /*
+     * CONFIRM: worker channel; id, token, the last message a reply gives
+     * of each long-polling session held here; one reply each
+     */
+    { ngx_string("gv"), 1, ngx_bayeux_redis_confirm_done, NULL }
 };
 
 
@@ -704,6 +786,8 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
     rd->max_queue.data = p;
     p = ngx_sprintf(p, "%ui %uz", conf->max_queue, conf->max_queue_size);
     rd->max_queue.len = p - rd->max_queue.data;
+    rd->max_queue_n = conf->max_queue;
+    rd->max_queue_size = conf->max_queue_size;
 
     rd->max_subscriptions.data = p;
     p = ngx_sprintf(p, "%ui", conf->max_subscriptions);
@@ -803,6 +887,9 @@ ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
     ngx_queue_init(&rd->waiting);
     ngx_queue_init(&rd->connects);
     ngx_rbtree_init(&rd->parks, &rd->sentinel, ngx_rbtree_insert_value);
+    ngx_rbtree_init(&rd->sessions, &rd->sessions_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_queue_init(&rd->confirms);
     ngx_bayeux_redis_held_init(&rd->held, cycle->log);
 
     rd->cmd.log = cycle->log;
@@ -849,6 +936,10 @@ ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
     rd->given.handler = ngx_bayeux_redis_given_handler;
     rd->given.data = rd;
     rd->given.log = cycle->log;
+
+    rd->confirm.handler = ngx_bayeux_redis_confirm_handler;
+    rd->confirm.data = rd;
+    rd->confirm.log = cycle->log;
 
     rd->flush.handler = ngx_bayeux_redis_flush_handler;
     rd->flush.data = rd;
@@ -952,6 +1043,10 @@ ngx_bayeux_redis_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
 
     if (rd->given.posted) {
         ngx_delete_posted_event(&rd->given);
+    }
+
+    if (rd->confirm.posted) {
+        ngx_delete_posted_event(&rd->confirm);
     }
 
     ngx_bayeux_redis_close(&rd->cmd, "worker process is exiting");
@@ -1147,6 +1242,8 @@ ngx_bayeux_redis_down_handler(ngx_event_t *ev)
 
         ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_ERROR, NULL);
     }
+
+    ngx_bayeux_redis_let_kept_go(rd, NGX_BAYEUX_REDIS_KEPT_FORGET);
 
     /* (the old name stays if getrandom() fails: it is said in the log) */
     (void) ngx_bayeux_redis_new_channel(rd);
@@ -1537,6 +1634,9 @@ ngx_bayeux_redis_tick_handler(ngx_event_t *ev)
         }
 
         ngx_bayeux_redis_refresh(rd);
+        ngx_bayeux_redis_let_kept_go(rd, ngx_exiting
+                                         ? NGX_BAYEUX_REDIS_KEPT_ALL
+                                         : NGX_BAYEUX_REDIS_KEPT_IDLE);
 
         if (rd->endpoint->session_ended && !rd->sweeping) {
             ngx_bayeux_redis_sweep(rd);
@@ -1593,6 +1693,10 @@ ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
                 ngx_bayeux_redis_take_batch(rd, batch, n, "w");
                 n = 0;
             }
+
+        } else if (park->state == NGX_BAYEUX_PARK_KEPT) {
+            /* no connect to answer: its next one finds what came */
+            ngx_bayeux_redis_unpark(park);
 
         } else {
             /* looked at again when the command in flight is answered */
@@ -1784,6 +1888,13 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
         return;
     }
 
+    if (park->polling) {
+        ngx_bayeux_redis_index(park);
+
+    } else {
+        rd->pushed++;
+    }
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
                    "bayeux redis: session %*s held",
                    (size_t) NGX_BAYEUX_CLIENT_ID_LEN, park->id);
@@ -1805,6 +1916,7 @@ ngx_bayeux_redis_streamed(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
     u_char                   *nl, *word[4];
     off_t                     seq;
     size_t                    len[4];
+    ngx_int_t                 rc;
     uintptr_t                *keys;
     ngx_str_t                 channel, message;
     ngx_uint_t                i, n, plain;
@@ -1888,8 +2000,28 @@ ngx_bayeux_redis_streamed(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
         if (len[1] == NGX_BAYEUX_CLIENT_ID_LEN
             && ngx_memcmp(word[1], park->id, NGX_BAYEUX_CLIENT_ID_LEN) == 0)
         {
-            /* its own, not broadcast to it */
-            park->cursor = seq;
+            /* its own, not broadcast to it (after those it was not given) */
+            if (park->npending == 0) {
+                park->cursor = seq;
+            }
+
+            continue;
+        }
+
+        if (park->polling && plain && park->state != NGX_BAYEUX_PARK_TAKING)
+        {
+            rc = ngx_bayeux_redis_pend(park, seq, &message);
+
+            if (rc == NGX_OK) {
+                if (park->state == NGX_BAYEUX_PARK_PARKED && park->waiter) {
+                    ngx_bayeux_redis_confirm(park);
+                }
+
+                continue;
+            }
+
+            /* more than its queue holds: the script finds it overflowed */
+            ngx_bayeux_redis_let_go(park);
             continue;
         }
 
@@ -1925,7 +2057,7 @@ ngx_bayeux_redis_given_handler(ngx_event_t *ev)
     ngx_bayeux_redis_cmd_t  *cmd;
 
     if (rd->state != NGX_BAYEUX_REDIS_UP || rd->unsettled
-        || rd->stream_seq <= rd->given_seq)
+        || rd->stream_seq <= rd->given_seq || rd->pushed == 0)
     {
         return;
     }
@@ -2080,6 +2212,11 @@ ngx_bayeux_redis_let_go(ngx_bayeux_redis_park_t *park)
         return;
     }
 
+    if (park->state == NGX_BAYEUX_PARK_KEPT) {
+        ngx_bayeux_redis_unpark(park);
+        return;
+    }
+
     /* taken once the command in flight is answered */
     park->notified = 1;
     ngx_bayeux_redis_unsettle(park);
@@ -2101,6 +2238,7 @@ ngx_bayeux_redis_cursor(ngx_bayeux_redis_park_t *park, u_char *buf)
     size_t  len;
 
     ngx_bayeux_redis_settled(park);
+    ngx_bayeux_redis_unindex(park);
 
     if (park->held == NULL) {
         return 0;
@@ -2111,6 +2249,13 @@ ngx_bayeux_redis_cursor(ngx_bayeux_redis_park_t *park, u_char *buf)
     ngx_bayeux_redis_held_remove(&park->redis->held, park->held);
     park->held = NULL;
 
+    if (!park->polling) {
+        park->redis->pushed--;
+    }
+
+    /* what was kept for it is in the logs after the cursor */
+    ngx_bayeux_redis_pending_free(park);
+
     return len;
 }
 
@@ -2118,7 +2263,9 @@ ngx_bayeux_redis_cursor(ngx_bayeux_redis_park_t *park, u_char *buf)
 static uint64_t
 ngx_bayeux_redis_given_up_to(ngx_bayeux_redis_park_t *park)
 {
-    if (park->behind || park->redis->stream_seq < park->cursor) {
+    if (park->behind || park->npending
+        || park->redis->stream_seq < park->cursor)
+    {
         return park->cursor;
     }
 
@@ -2130,12 +2277,478 @@ static void
 ngx_bayeux_redis_park_free(ngx_bayeux_redis_park_t *park)
 {
     ngx_bayeux_redis_settled(park);
+    ngx_bayeux_redis_unindex(park);
+    ngx_bayeux_redis_pending_free(park);
+
+    if (park->queued) {
+        ngx_queue_remove(&park->confirm);
+        park->redis->nconfirms--;
+    }
 
     if (park->held) {
         ngx_bayeux_redis_held_remove(&park->redis->held, park->held);
+
+        if (!park->polling) {
+            park->redis->pushed--;
+        }
     }
 
     ngx_free(park);
+}
+
+
+/*
+ * Long-polling sessions held between connects.  A reply gives what was
+ * kept for the session once "gv" has written, in Redis, the last message
+ * it gives: a connect that comes elsewhere next, or after this worker
+ * died, lets the session go from there, exactly.  One call a turn of the
+ * event loop confirms the replies of all.
+ */
+
+static ngx_bayeux_redis_park_t *
+ngx_bayeux_redis_kept_find(ngx_bayeux_redis_t *rd, u_char *id)
+{
+    ngx_str_t        name;
+    ngx_str_node_t  *sn;
+
+    name.data = id;
+    name.len = NGX_BAYEUX_CLIENT_ID_LEN;
+
+    sn = ngx_str_rbtree_lookup(&rd->sessions, &name,
+                               ngx_crc32_short(id, NGX_BAYEUX_CLIENT_ID_LEN));
+    if (sn == NULL) {
+        return NULL;
+    }
+
+    return (ngx_bayeux_redis_park_t *)
+               ((u_char *) sn - offsetof(ngx_bayeux_redis_park_t, session));
+}
+
+
+/* found by the session's id, unless another connect of it already is */
+
+static void
+ngx_bayeux_redis_index(ngx_bayeux_redis_park_t *park)
+{
+    ngx_bayeux_redis_t  *rd;
+
+    rd = park->redis;
+
+    if (park->indexed || ngx_bayeux_redis_kept_find(rd, park->id) != NULL) {
+        return;
+    }
+
+    park->session.str.data = park->id;
+    park->session.str.len = NGX_BAYEUX_CLIENT_ID_LEN;
+    park->session.node.key = ngx_crc32_short(park->id,
+                                             NGX_BAYEUX_CLIENT_ID_LEN);
+
+    ngx_rbtree_insert(&rd->sessions, &park->session.node);
+    park->indexed = 1;
+}
+
+
+static void
+ngx_bayeux_redis_unindex(ngx_bayeux_redis_park_t *park)
+{
+    if (park->indexed) {
+        ngx_rbtree_delete(&park->redis->sessions, &park->session.node);
+        park->indexed = 0;
+    }
+}
+
+
+/*
+ * A message of the stream kept until a reply gives it; NGX_DECLINED: it
+ * is one more than the session's queue may hold (bayeux_max_queue,
+ * bayeux_max_queue_size).
+ */
+
+static ngx_int_t
+ngx_bayeux_redis_pend(ngx_bayeux_redis_park_t *park, uint64_t seq,
+    ngx_str_t *message)
+{
+    ngx_bayeux_redis_t          *rd;
+    ngx_bayeux_redis_pending_t  *m;
+
+    rd = park->redis;
+
+    if ((rd->max_queue_n && park->npending >= rd->max_queue_n)
+        || (rd->max_queue_size
+            && park->pending_size + message->len > rd->max_queue_size))
+    {
+        return NGX_DECLINED;
+    }
+
+    m = ngx_alloc(offsetof(ngx_bayeux_redis_pending_t, data) + message->len,
+                  rd->log);
+    if (m == NULL) {
+        return NGX_ERROR;
+    }
+
+    m->seq = seq;
+    m->len = message->len;
+    ngx_memcpy(m->data, message->data, message->len);
+
+    ngx_queue_insert_tail(&park->pending, &m->queue);
+    park->npending++;
+    park->pending_size += message->len;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_bayeux_redis_pending_free(ngx_bayeux_redis_park_t *park)
+{
+    ngx_queue_t  *q;
+
+    if (!park->polling) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&park->pending)) {
+        q = ngx_queue_head(&park->pending);
+        ngx_queue_remove(q);
+        ngx_free(ngx_queue_data(q, ngx_bayeux_redis_pending_t, queue));
+    }
+
+    park->npending = 0;
+    park->pending_size = 0;
+}
+
+
+/* a parked connect given what was kept: "gv" first */
+
+static void
+ngx_bayeux_redis_confirm(ngx_bayeux_redis_park_t *park)
+{
+    ngx_bayeux_redis_t          *rd;
+    ngx_bayeux_redis_pending_t  *m;
+
+    rd = park->redis;
+
+    m = ngx_queue_data(ngx_queue_last(&park->pending),
+                       ngx_bayeux_redis_pending_t, queue);
+
+    park->confirming = m->seq;
+    park->state = NGX_BAYEUX_PARK_CONFIRMING;
+    park->queued = 1;
+
+    ngx_queue_insert_tail(&rd->confirms, &park->confirm);
+    rd->nconfirms++;
+
+    if (!rd->confirm.posted) {
+        ngx_post_event(&rd->confirm, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_bayeux_redis_confirm_handler(ngx_event_t *ev)
+{
+    u_char                    seq[NGX_INT64_LEN];
+    size_t                    size;
+    ngx_uint_t                i, n;
+    ngx_queue_t              *q;
+    ngx_bayeux_redis_t       *rd;
+    ngx_bayeux_redis_cmd_t   *cmd;
+    ngx_bayeux_redis_park_t  *park;
+
+    rd = ev->data;
+
+    while (rd->nconfirms) {
+        n = ngx_min(rd->nconfirms, NGX_BAYEUX_REDIS_CONFIRM_MAX);
+
+        size = rd->channel.len + (n + 1) * sizeof(ngx_bayeux_redis_park_t *)
+               + n * (NGX_BAYEUX_CLIENT_ID_LEN + NGX_INT_T_LEN
+                      + NGX_INT64_LEN);
+
+        cmd = NULL;
+
+        if (rd->state == NGX_BAYEUX_REDIS_UP) {
+            cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_CONFIRM,
+                                              3 * n, size);
+        }
+
+        if (cmd) {
+            cmd->parks = (ngx_bayeux_redis_park_t **)
+                             ngx_align_ptr(cmd->last, sizeof(void *));
+            cmd->last = (u_char *) (cmd->parks + n);
+            cmd->n = n;
+
+            ngx_bayeux_redis_cmd_arg(cmd, rd->channel.data, rd->channel.len);
+        }
+
+        for (i = 0; i < n; i++) {
+            q = ngx_queue_head(&rd->confirms);
+            ngx_queue_remove(q);
+            rd->nconfirms--;
+
+            park = ngx_queue_data(q, ngx_bayeux_redis_park_t, confirm);
+            park->queued = 0;
+
+            if (cmd == NULL) {
+                /* nothing written: what was kept is still after "h" */
+                ngx_bayeux_redis_confirm_result(park, 0);
+                continue;
+            }
+
+            ngx_bayeux_redis_cmd_arg(cmd, park->id, NGX_BAYEUX_CLIENT_ID_LEN);
+            ngx_bayeux_redis_cmd_arg(cmd, park->token.data, park->token.len);
+            ngx_bayeux_redis_cmd_arg(cmd, seq,
+                                     ngx_sprintf(seq, "%uL", park->confirming)
+                                     - seq);
+            cmd->parks[i] = park;
+        }
+
+        if (cmd) {
+            ngx_bayeux_redis_submit(cmd);
+        }
+    }
+}
+
+
+static void
+ngx_bayeux_redis_confirm_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
+{
+    ngx_int_t    code;
+    ngx_uint_t   i;
+    redisReply  *r;
+
+    /* a CONFIRMING park is freed by nobody but its own result */
+
+    for (i = 0; i < cmd->n; i++) {
+
+        if (reply == NULL) {
+            /*
+             * the link broke: it may have been written, so it is given,
+             * once more perhaps rather than never
+             */
+            code = 1;
+
+        } else if (reply->type == REDIS_REPLY_ARRAY
+                   && reply->elements == cmd->n
+                   && reply->element[i]->type == REDIS_REPLY_INTEGER)
+        {
+            r = reply->element[i];
+            code = (ngx_int_t) r->integer;
+
+        } else {
+            code = 0;
+        }
+
+        ngx_bayeux_redis_confirm_result(cmd->parks[i], code);
+    }
+}
+
+
+/*
+ * "code": 1 written, -1 the session is no longer held by this connect,
+ * -2 it is gone, 0 nothing was written
+ */
+
+static void
+ngx_bayeux_redis_confirm_result(ngx_bayeux_redis_park_t *park,
+    ngx_int_t code)
+{
+    ngx_bayeux_wake_e     reason;
+    ngx_bayeux_waiter_t  *w;
+
+    w = park->waiter;
+    park->state = NGX_BAYEUX_PARK_PARKED;
+
+    if (code != 1) {
+        reason = (code == -1) ? NGX_BAYEUX_WAKE_SUPERSEDED
+                 : (code == -2) ? NGX_BAYEUX_WAKE_DISCONNECTED
+                 : NGX_BAYEUX_WAKE_ERROR;
+
+        if (w) {
+            w->messages = NULL;
+            ngx_bayeux_redis_answered(park, reason);
+            return;
+        }
+
+        ngx_rbtree_delete(&park->redis->parks, &park->node);
+        ngx_bayeux_redis_park_free(park);
+        return;
+    }
+
+    if (w == NULL) {
+        /* written, but its client went away: let go from before them */
+        ngx_bayeux_redis_unpark(park);
+        return;
+    }
+
+    if (ngx_bayeux_redis_give_pending(park) != NGX_OK) {
+        w->engine_data = NULL;
+        park->waiter = NULL;
+        ngx_bayeux_redis_unpark(park);
+        w->messages = NULL;
+        w->handler(w, NGX_BAYEUX_WAKE_ERROR);
+        return;
+    }
+
+    ngx_bayeux_redis_reply_kept(park, NGX_BAYEUX_WAKE_MESSAGES);
+}
+
+
+/* w->messages: what was kept up to the message confirmed, given */
+
+static ngx_int_t
+ngx_bayeux_redis_give_pending(ngx_bayeux_redis_park_t *park)
+{
+    ngx_str_t                   *s;
+    ngx_uint_t                   i, n;
+    ngx_queue_t                 *q;
+    ngx_bayeux_waiter_t         *w;
+    ngx_bayeux_redis_pending_t  *m;
+
+    w = park->waiter;
+    n = 0;
+
+    for (q = ngx_queue_head(&park->pending);
+         q != ngx_queue_sentinel(&park->pending);
+         q = ngx_queue_next(q))
+    {
+        m = ngx_queue_data(q, ngx_bayeux_redis_pending_t, queue);
+
+        if (m->seq > park->confirming) {
+            break;
+        }
+
+        n++;
+    }
+
+    w->messages = ngx_array_create(w->pool, n ? n : 1, sizeof(ngx_str_t));
+    if (w->messages == NULL) {
+        return NGX_ERROR;
+    }
+
+    q = ngx_queue_head(&park->pending);
+
+    for (i = 0; i < n; i++) {
+        m = ngx_queue_data(q, ngx_bayeux_redis_pending_t, queue);
+
+        s = ngx_array_push(w->messages);
+        s->data = ngx_pnalloc(w->pool, m->len);
+
+        if (s->data == NULL) {
+            w->messages = NULL;
+            return NGX_ERROR;
+        }
+
+        s->len = m->len;
+        ngx_memcpy(s->data, m->data, m->len);
+
+        q = ngx_queue_next(q);
+    }
+
+    for (i = 0; i < n; i++) {
+        q = ngx_queue_head(&park->pending);
+        ngx_queue_remove(q);
+
+        m = ngx_queue_data(q, ngx_bayeux_redis_pending_t, queue);
+        park->npending--;
+        park->pending_size -= m->len;
+        ngx_free(m);
+    }
+
+    park->cursor = park->confirming;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A long-polling connect answered without ending the hold: the park
+ * stays, for the session's next connect, which finds it by id.
+ */
+
+static void
+ngx_bayeux_redis_reply_kept(ngx_bayeux_redis_park_t *park,
+    ngx_bayeux_wake_e reason)
+{
+    ngx_rbtree_key_t      key;
+    ngx_bayeux_redis_t   *rd;
+    ngx_bayeux_waiter_t  *w;
+
+    rd = park->redis;
+    w = park->waiter;
+    key = park->node.key;
+
+    park->waiter = NULL;
+    park->state = NGX_BAYEUX_PARK_KEPT;
+    park->released = 0;
+    park->kept_at = ngx_current_msec;
+    w->engine_data = NULL;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "bayeux redis: held session %*s answered, kept",
+                   (size_t) NGX_BAYEUX_CLIENT_ID_LEN, park->id);
+
+    w->handler(w, reason);
+
+    /* a notification that came meanwhile lets it go now */
+
+    park = ngx_bayeux_redis_park_find(rd, key);
+
+    if (park && park->state == NGX_BAYEUX_PARK_KEPT && park->notified) {
+        ngx_bayeux_redis_unpark(park);
+    }
+}
+
+
+/*
+ * The kept sessions whose client did not come back within a period
+ * (NGX_BAYEUX_REDIS_KEPT_IDLE), or all of them (_ALL), are let go: what
+ * comes for them is queued in Redis again, and their lifetime runs from
+ * their last renewal.  With the link down (_FORGET) they are forgotten:
+ * Redis keeps them held from their last "gv".
+ */
+
+static void
+ngx_bayeux_redis_let_kept_go(ngx_bayeux_redis_t *rd, ngx_uint_t which)
+{
+    ngx_rbtree_node_t        *node, *next;
+    ngx_bayeux_redis_park_t  *park;
+
+    if (rd->parks.root == rd->parks.sentinel) {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(rd->parks.root, rd->parks.sentinel);
+         node;
+         node = next)
+    {
+        next = ngx_rbtree_next(&rd->parks, node);
+        park = (ngx_bayeux_redis_park_t *) node;
+
+        if (park->state != NGX_BAYEUX_PARK_KEPT
+            || (which == NGX_BAYEUX_REDIS_KEPT_IDLE
+                && ngx_bayeux_redis_renewed(park)))
+        {
+            continue;
+        }
+
+        if (which == NGX_BAYEUX_REDIS_KEPT_FORGET) {
+            ngx_rbtree_delete(&rd->parks, node);
+            ngx_bayeux_redis_park_free(park);
+
+        } else {
+            ngx_bayeux_redis_unpark(park);
+        }
+    }
+}
+
+
+/* a parked connect, or a kept session whose client came lately */
+
+static ngx_uint_t
+ngx_bayeux_redis_renewed(ngx_bayeux_redis_park_t *park)
+{
+    return park->state != NGX_BAYEUX_PARK_KEPT
+           || ngx_current_msec - park->kept_at < park->redis->refresh;
 }
 
 
@@ -2201,9 +2814,10 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
     u_char                    ack[NGX_INT_T_LEN], cursor[NGX_INT64_LEN];
     size_t                    ack_len, cursor_len;
     ngx_str_t                 token;
+    ngx_uint_t                polling;
     ngx_bayeux_redis_t       *rd = op->endpoint->data;
     ngx_bayeux_redis_cmd_t   *cmd;
-    ngx_bayeux_redis_park_t  *park;
+    ngx_bayeux_redis_park_t  *park, *kept;
 
     if (!ngx_bayeux_redis_valid_id(&op->client_id)) {
         op->rc = NGX_DECLINED;
@@ -2232,6 +2846,65 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
         cursor_len = ngx_bayeux_redis_cursor(park, cursor);
     }
 
+    /*
+     * A long-polling connect may hold its session between connects (the
+     * ack extension's connects give what they are given in their own
+     * replies, and bayeux_max_inactivity is checked by every connect).
+     */
+
+    polling = (op->hold && !op->waiter->stream
+               && op->waiter->ack == NGX_BAYEUX_NO_ACK
+               && op->endpoint->conf->max_inactivity == 0);
+
+    kept = cursor_len ? NULL : ngx_bayeux_redis_kept_find(rd,
+                                                         op->client_id.data);
+
+    /* (no browser, bayeux_trust_client_session on: no data either) */
+
+    if (kept
+        && (kept->browser.len != op->browser.len
+            || (op->browser.len
+                && ngx_memcmp(kept->browser.data, op->browser.data,
+                              op->browser.len) != 0)))
+    {
+        /* not from the session's browser: the script says it is unknown */
+        kept = NULL;
+    }
+
+    if (kept && kept->state == NGX_BAYEUX_PARK_KEPT && polling) {
+
+        /* its session held here: no command */
+
+        kept->waiter = op->waiter;
+        op->waiter->engine_data = kept;
+
+        if (kept->npending) {
+            ngx_bayeux_redis_confirm(kept);
+
+        } else {
+            kept->state = NGX_BAYEUX_PARK_PARKED;
+        }
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                       "bayeux redis: held session %*s connects",
+                       (size_t) NGX_BAYEUX_CLIENT_ID_LEN, kept->id);
+
+        op->rc = NGX_AGAIN;
+        op->handler(op);
+        return;
+    }
+
+    if (kept && kept->state == NGX_BAYEUX_PARK_KEPT) {
+        /* the script lets it go, from the last message given here */
+        cursor_len = ngx_bayeux_redis_cursor(kept, cursor);
+        ngx_rbtree_delete(&rd->parks, &kept->node);
+        ngx_bayeux_redis_park_free(kept);
+
+    } else if (kept) {
+        /* a connect of it in flight: the script lets it go from "h" */
+        ngx_bayeux_redis_unindex(kept);
+    }
+
     park = NULL;
     ngx_str_null(&token);
 
@@ -2242,12 +2915,26 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
          * come before the reply, on the other connection.
          */
 
-        park = ngx_alloc(sizeof(ngx_bayeux_redis_park_t), rd->log);
+        park = ngx_alloc(sizeof(ngx_bayeux_redis_park_t)
+                         + (polling ? op->browser.len : 0), rd->log);
         if (park == NULL) {
             goto failed;
         }
 
         ngx_memzero(park, sizeof(ngx_bayeux_redis_park_t));
+
+        if (polling) {
+            park->polling = 1;
+            ngx_queue_init(&park->pending);
+
+            park->browser.data = (u_char *) (park + 1);
+            park->browser.len = op->browser.len;
+
+            if (op->browser.len) {
+                ngx_memcpy(park->browser.data, op->browser.data,
+                           op->browser.len);
+            }
+        }
 
         park->redis = rd;
         park->waiter = op->waiter;
@@ -2285,7 +2972,9 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
     ngx_bayeux_redis_cmd_arg(cmd, op->client_id.data, op->client_id.len);
     ngx_bayeux_redis_cmd_arg(cmd, op->browser.data, op->browser.len);
     ngx_bayeux_redis_cmd_arg(cmd, (u_char *)
-                             (park ? (park->stream ? "2" : "1") : "0"), 1);
+                             (park ? (park->stream ? "2"
+                                      : park->polling ? "3" : "1")
+                                   : "0"), 1);
 
     if (park) {
         ngx_rbtree_insert(&rd->parks, &park->node);
@@ -2513,6 +3202,14 @@ ngx_bayeux_redis_release(ngx_bayeux_endpoint_t *ep, ngx_bayeux_waiter_t *w)
     }
 
     if (park->state == NGX_BAYEUX_PARK_PARKED) {
+
+        if (park->polling && park->held) {
+            /* nothing came: the hold goes on, no command */
+            w->messages = NULL;
+            ngx_bayeux_redis_reply_kept(park, NGX_BAYEUX_WAKE_TIMEOUT);
+            return;
+        }
+
         ngx_bayeux_redis_take(park, "r");
         return;
     }
@@ -2847,19 +3544,26 @@ ngx_bayeux_redis_ended(ngx_bayeux_redis_t *rd, redisReply *id,
 }
 
 
-/* {-3, user, last}: a session ended for its queue overflowed */
+/* {-3, user, last, ol, od}: a session ended for its queue overflowed */
 
 static void
 ngx_bayeux_redis_overflowed(ngx_bayeux_redis_t *rd, ngx_str_t *id,
     redisReply *reply)
 {
+    long long  held;
+
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rd->log, 0,
                    "bayeux redis: session %V ends: its queue overflowed", id);
 
+    held = 0;
+
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 3
-        && reply->element[3]->type == REDIS_REPLY_INTEGER
-        && reply->element[3]->integer == 1)
+        && reply->element[3]->type == REDIS_REPLY_INTEGER)
     {
+        held = reply->element[3]->integer;
+    }
+
+    if (held == 1) {
         /* a held session let go after its channel's log was trimmed */
 
         ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_QUEUE_OVERFLOWS, 1);
@@ -2869,6 +3573,25 @@ ngx_bayeux_redis_overflowed(ngx_bayeux_redis_t *rd, ngx_str_t *id,
                       "log of its channel no longer had (bayeux_max_queue "
                       "%ui), the session ends",
                       rd->endpoint->conf->max_queue);
+
+    } else if (held == 2) {
+        /* it overflowed as it was let go, which no publish saw */
+
+        ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_QUEUE_OVERFLOWS, 1);
+
+        if (reply->elements > 4
+            && reply->element[4]->type == REDIS_REPLY_INTEGER)
+        {
+            ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_DROPPED_QUEUE,
+                            reply->element[4]->integer);
+        }
+
+        ngx_log_error(NGX_LOG_WARN, rd->log, 0,
+                      "bayeux: queue of a session is full "
+                      "(bayeux_max_queue %ui, bayeux_max_queue_size %uz), "
+                      "the session ends",
+                      rd->endpoint->conf->max_queue,
+                      rd->endpoint->conf->max_queue_size);
     }
 
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 2
@@ -3436,6 +4159,9 @@ ngx_bayeux_redis_settle(ngx_bayeux_redis_park_t *park)
     if (park->waiter == NULL) {
         ngx_bayeux_redis_unpark(park);
 
+    } else if (park->npending) {
+        ngx_bayeux_redis_confirm(park);
+
     } else if (park->released) {
         ngx_bayeux_redis_take(park, "r");
 
@@ -3569,7 +4295,10 @@ ngx_bayeux_redis_one_message(ngx_bayeux_waiter_t *w, ngx_str_t *message)
 }
 
 
-/* the connect went away while parked: Redis forgets it */
+/*
+ * the connect went away while parked, or a kept session is let go:
+ * Redis forgets it
+ */
 
 static void
 ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park)
@@ -3585,7 +4314,8 @@ ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park)
     cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_UNPARK, 0,
                                       NGX_BAYEUX_CLIENT_ID_LEN
                                       + rd->channel.len + park->token.len
-                                      + NGX_INT64_LEN + rd->max_queue.len);
+                                      + NGX_INT64_LEN + rd->max_queue.len
+                                      + 1);
     if (cmd) {
         ngx_bayeux_redis_cmd_arg(cmd, park->id, NGX_BAYEUX_CLIENT_ID_LEN);
         ngx_bayeux_redis_cmd_arg(cmd, rd->channel.data, rd->channel.len);
@@ -3593,6 +4323,9 @@ ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park)
         ngx_bayeux_redis_cmd_arg(cmd, cursor,
                                  ngx_bayeux_redis_cursor(park, cursor));
         ngx_bayeux_redis_cmd_arg(cmd, rd->max_queue.data, rd->max_queue.len);
+        ngx_bayeux_redis_cmd_arg(cmd, (u_char *)
+                                 (park->state == NGX_BAYEUX_PARK_KEPT
+                                  ? "0" : "1"), 1);
 
         ngx_bayeux_redis_submit(cmd);
     }
@@ -3649,7 +4382,11 @@ ngx_bayeux_redis_put_back(ngx_bayeux_redis_t *rd, u_char *id,
 }
 
 
-/* the sessions of parked connects do not expire */
+/*
+ * The sessions of parked connects do not expire, nor do those kept
+ * between connects whose client came within the last period; the others'
+ * lifetime runs out, and they are let go (ngx_bayeux_redis_let_kept_go()).
+ */
 
 static void
 ngx_bayeux_redis_refresh(ngx_bayeux_redis_t *rd)
@@ -3669,8 +4406,18 @@ ngx_bayeux_redis_refresh(ngx_bayeux_redis_t *rd)
     while (node) {
         start = node;
 
-        for (n = 0; node && n < NGX_BAYEUX_REDIS_REFRESH_MAX; n++) {
+        for (n = 0; node && n < NGX_BAYEUX_REDIS_REFRESH_MAX; ) {
+            park = (ngx_bayeux_redis_park_t *) node;
+
+            if (ngx_bayeux_redis_renewed(park)) {
+                n++;
+            }
+
             node = ngx_rbtree_next(&rd->parks, node);
+        }
+
+        if (n == 0) {
+            return;
         }
 
         cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_REFRESH,
@@ -3685,21 +4432,29 @@ ngx_bayeux_redis_refresh(ngx_bayeux_redis_t *rd)
 
         ngx_bayeux_redis_cmd_arg(cmd, rd->channel.data, rd->channel.len);
 
-        for (i = 0; i < n; i++) {
+        for (i = 0; i < n; /* void */) {
             park = (ngx_bayeux_redis_park_t *) start;
+            start = ngx_rbtree_next(&rd->parks, start);
+
+            if (!ngx_bayeux_redis_renewed(park)) {
+                continue;
+            }
 
             ngx_bayeux_redis_cmd_arg(cmd, park->id, NGX_BAYEUX_CLIENT_ID_LEN);
             ngx_bayeux_redis_cmd_arg(cmd, park->token.data, park->token.len);
 
-            /* a held session's cursor: a worker that dies costs little */
-            ngx_bayeux_redis_cmd_arg(cmd, cursor, park->held
+            /*
+             * a held session's cursor: a worker that dies costs little (a
+             * long-polling one's is written exactly, by "gv")
+             */
+            ngx_bayeux_redis_cmd_arg(cmd, cursor,
+                                     (park->held && !park->polling)
                                      ? (size_t) (ngx_sprintf(cursor, "%uL",
                                                  ngx_bayeux_redis_given_up_to(
                                                      park))
                                                  - cursor)
                                      : 0);
-
-            start = ngx_rbtree_next(&rd->parks, start);
+            i++;
         }
 
         ngx_bayeux_redis_submit(cmd);

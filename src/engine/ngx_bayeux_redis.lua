@@ -304,7 +304,7 @@ end
 -- its worker learns it, with the cursor and the subscriptions, on its
 -- own channel, after every message the cursor covers and before any
 -- that it does not.
-local function hold_session(id, s, w, t)
+local function hold_session(id, s, w, t, polling)
   local subs = redis.call('SMEMBERS', P .. 'S:' .. id)
   for _, ch in ipairs(subs) do
     local H = P .. 'H:' .. ch
@@ -313,7 +313,7 @@ local function hold_session(id, s, w, t)
     if redis.call('PTTL', H) < ttl2 then redis.call('PEXPIRE', H, ttl2) end
   end
   local seq = redis.call('GET', P .. 'n') or '0'
-  redis.call('HSET', s, 'h', seq)
+  redis.call('HSET', s, 'h', seq, 'hl', polling and '1' or '')
   redis.call(publish, w, 'h ' .. id .. ' ' .. t .. ' ' .. seq .. '\n'
              .. table.concat(subs, '\n'))
 end
@@ -351,7 +351,7 @@ local function unhold(id, s, cur, lim)
       end
     end
   end
-  redis.call('HSET', s, 'h', '')
+  redis.call('HSET', s, 'h', '', 'hl', '')
   redis.call('DEL', P .. 'Z:' .. id)
   if lost then
     -- its worker could not keep up, and the log did not keep enough
@@ -363,6 +363,7 @@ local function unhold(id, s, cur, lim)
   -- queued as a publish queues, without a notification: the caller
   -- takes them, or a later wake does
   local rst = {'', '', st[2], st[3], st[4], st[5], st[6]}
+  local full, dropped = false, 0
   for _, e in ipairs(entries) do
     local pub, lazy, act, msg =
       string.match(e[2], '^%d+ (%S+) (%S+) (%S+)\n(.*)$')
@@ -373,9 +374,15 @@ local function unhold(id, s, cur, lim)
       end
       if act == 'd' then d.now = now_ms() end
       push(id, s, rst, msg, lim, d)
+      if #d.full > 0 then full = true end
+      dropped = dropped + d.dropped
       local now = redis.call('HMGET', s, 'o', 'z')
       rst[3], rst[4] = now[1], now[2]
     end
+  end
+  if full then
+    -- no publish saw it overflow: its end tells ("ol" 2, "od" dropped)
+    redis.call('HSET', s, 'ol', '2', 'od', dropped)
   end
 end
 
@@ -480,18 +487,20 @@ end
 -- A connect: its messages if there are any (or it must not be held),
 -- otherwise it is parked with the worker channel and token given.  A
 -- session whose queue overflowed ends: {-3, user, 1 if it was the
--- user's last session, 1 if what it missed while held was no longer
--- logged ("ol")}.
+-- user's last session, "ol", "od"}: "ol" 1 if what it missed while held
+-- was no longer logged, 2 if it overflowed as it was let go (and "od"
+-- messages were dropped), 0 if a publish overflowed it.
 local function connect(id, b, hold, w, t, ack, cur, lim)
   local s = P .. 's:' .. id
   local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'z', 'an',
-                        'ab', 'ak', 'a', 'ia', 'qb', 'h', 'ol')
+                        'ab', 'ak', 'a', 'ia', 'qb', 'h', 'ol', 'hl', 'od')
   if not st[1] or (b ~= '' and st[5] ~= b) then return {-1} end
   if st[14] and st[14] ~= '' then
     -- held: let go first, from where the giving stopped: "cur", this
     -- worker's own, or how far its worker wrote it gave the stream
-    -- ("wc"), for it gave every session it held up to there
-    if cur == '' and st[2] ~= '' then
+    -- ("wc"), for it gave every session it held up to there; a
+    -- long-polling session's "h" is exact ("gv")
+    if cur == '' and st[2] ~= '' and st[16] ~= '1' then
       local g = redis.call('GET', P .. 'g:' .. st[2])
       if g and tonumber(g) > tonumber(st[14]) then cur = g end
     end
@@ -501,7 +510,8 @@ local function connect(id, b, hold, w, t, ack, cur, lim)
   if st[4] == '1' then
     -- (its connect parked elsewhere, if any, is told by the PUBLISH)
     local user, last = finish(id, {st[2], st[3], st[6]})
-    return {-3, user, last, st[15] == '1' and 1 or 0}
+    return {-3, user, last, tonumber(st[15] or '') or 0,
+            tonumber(st[17] or '') or 0}
   end
   if inactive(st[11], st[12]) then
     local user, last = finish(id, {st[2], st[3], st[6]})
@@ -570,7 +580,9 @@ local function connect(id, b, hold, w, t, ack, cur, lim)
     return {0, msgs}
   end
   redis.call('HSET', s, 'w', w, 't', t, 'k', '')
-  if hold == '2' then hold_session(id, s, w, t) end
+  if hold == '2' or hold == '3' then
+    hold_session(id, s, w, t, hold == '3')
+  end
   refresh(id)
   return {1}
 end
@@ -581,7 +593,7 @@ end
 local function take_parked(id, w, t, mode, cur, lim)
   local s = P .. 's:' .. id
   local st = redis.call('HMGET', s, 'w', 't', 'o', 'u', 'k', 'ab', 'h', 'z',
-                        'ol')
+                        'ol', 'od')
   if not st[1] then return {-2} end
   if st[1] ~= w or st[2] ~= t then return {-1} end
   if st[7] and st[7] ~= '' then
@@ -590,7 +602,8 @@ local function take_parked(id, w, t, mode, cur, lim)
   end
   if st[3] == '1' then
     local user, last = finish(id, {'', '', st[4]})
-    return {-3, user, last, st[9] == '1' and 1 or 0}
+    return {-3, user, last, tonumber(st[9] or '') or 0,
+            tonumber(st[10] or '') or 0}
   end
   if st[5] == '1' then
     -- it acknowledged all it was given when it came: all is new
@@ -612,11 +625,12 @@ local function take_parked(id, w, t, mode, cur, lim)
 end
 
 -- The connects of one event loop iteration in one call.  ARGV: worker
--- channel, queue bounds, then id, browser, hold (0, 1, or 2: may be
--- held), token, the batch it acknowledges ('': none) and, for a session
--- this worker held, the last message it gave ('': none) of each; returns
--- the reply of each, in order: {-1} unknown, {0, messages} ({0,
--- messages, batch} if it acknowledges), {1} parked.
+-- channel, queue bounds, then id, browser, hold (0, 1, 2: may be held,
+-- 3: may be held between connects, a long-polling one's), token, the
+-- batch it acknowledges ('': none) and, for a session this worker held,
+-- the last message it gave ('': none) of each; returns the reply of
+-- each, in order: {-1} unknown, {0, messages} ({0, messages, batch} if
+-- it acknowledges), {1} parked.
 if op == 'cb' then
   local w, lim, res = ARGV[4], limits(ARGV[5]), {}
   for i = 6, #ARGV - 5, 6 do
@@ -642,7 +656,9 @@ if op == 'tb' then
 end
 
 -- unpark: the connect went away; ARGV: id, worker channel, token, the
--- last message given to its held session ('': none), queue bounds
+-- last message given to its held session ('': none), queue bounds, and
+-- "0" if the session's client has not come back since its last reply
+-- (it is not kept alive: its lifetime runs from that reply)
 if op == 'up' then
   local id = ARGV[4]
   local s = P .. 's:' .. id
@@ -650,9 +666,34 @@ if op == 'up' then
   if st[1] == ARGV[5] and st[2] == ARGV[6] then
     unhold(id, s, ARGV[7], limits(ARGV[8]))
     redis.call('HSET', s, 'w', '', 't', '')
-    refresh(id, true)
+    if ARGV[9] ~= '0' then refresh(id, true) end
   end
   return 0
+end
+
+-- A long-polling session held between its connects gets its messages
+-- from its worker, which names, before the reply leaves, the last one
+-- it gives: a connect elsewhere lets the session go from there, exactly.
+-- (The worker's refreshes, "rf", keep it alive.)  ARGV: worker channel,
+-- then id, token and that message's number of each reply; returns for
+-- each 1, or -1 if the session is no longer held by that connect
+-- (another took it over), -2 if it is gone.
+if op == 'gv' then
+  local w, res = ARGV[4], {}
+  for i = 5, #ARGV - 2, 3 do
+    local s = P .. 's:' .. ARGV[i]
+    local st = redis.call('HMGET', s, 'w', 't', 'h')
+    if not st[1] then
+      res[#res + 1] = -2
+    elseif st[1] ~= w or st[2] ~= ARGV[i + 1] or not st[3] or st[3] == ''
+    then
+      res[#res + 1] = -1
+    else
+      redis.call('HSET', s, 'h', ARGV[i + 2])
+      res[#res + 1] = 1
+    end
+  end
+  return res
 end
 
 -- put back; ARGV: id, queue bounds, messages: back at the head, in
@@ -889,17 +930,24 @@ if op == 'wc' then
 end
 
 -- refresh; ARGV: worker channel, then id, token and the last message
--- given to its held session ('': none) of each connect it holds
+-- given to its held session ('': none) of each connect it holds (or
+-- held between connects, which renew their user's set as a connect does)
 if op == 'rf' then
   local n = 0
   for i = 5, #ARGV - 2, 3 do
     local s = P .. 's:' .. ARGV[i]
-    local st = redis.call('HMGET', s, 'w', 't', 'h')
+    local st = redis.call('HMGET', s, 'w', 't', 'h', 'u')
     if st[1] == ARGV[4] and st[2] == ARGV[i + 1] then
       if ARGV[i + 2] ~= '' and st[3] and st[3] ~= '' then
         redis.call('HSET', s, 'h', ARGV[i + 2])
       end
       refresh(ARGV[i], true)
+      if st[4] and st[4] ~= '' then
+        local u = P .. 'u:' .. st[4]
+        if redis.call('PTTL', u) < ttl then
+          redis.call('PEXPIRE', u, ttl2)
+        end
+      end
       n = n + 1
     end
   end

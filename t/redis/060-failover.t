@@ -97,7 +97,9 @@ $B->stop;
 unlike($B->error_log_text, qr/\[(alert|crit|emerg)\]/, 'B: no alert');
 
 my @keys = $redis->scan('bayeux:*');
-ok(!grep({ !/^bayeux:[sqSc]:/ } @keys), 'only session and channel keys');
+ok(!grep({ !/^bayeux:(?:[sqScHlt]:|n$)/ } @keys),
+   'only session, channel and log keys')
+    or diag(join(' ', @keys));
 ok(!grep({ $redis->cmd('PTTL', $_) < 0 } @keys), 'every key expires');
 
 done_testing();

@@ -20,14 +20,16 @@ my $redis = start_redis();
 sub server {
     my (%o) = @_;
     my $engine = delete $o{engine} // $redis->engine_conf;
+    my $more = delete $o{more} // '';
     return Test::Nginx::Bayeux::Server->new(
         http_config => $engine,
-        config => <<'CONF',
+        config => <<"CONF",
     location /cometd {
         bayeux;
         bayeux_timeout 5s;
         bayeux_max_queue 0;
         bayeux_max_queue_size 0;
+        $more
     }
 CONF
         %o,
@@ -94,10 +96,13 @@ sub clients {
            'no error in the log');
 }
 
-# messages taken for a connect whose client went away are put back
+# messages taken for a connect whose client went away are put back (its
+# session not held: bayeux_max_inactivity makes every connect a script
+# call, t/redis/150-held-polling.t has the held ones)
 {
     my $server = server(
         engine => $redis->engine_conf(command_timeout => '10s'),
+        more => 'bayeux_max_inactivity 60s;',
         log_level => 'debug');
     my ($s, $p) = clients($server, '/back');
 

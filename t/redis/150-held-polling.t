@@ -1,0 +1,535 @@
+# Held long-polling sessions: a long-polling /meta/connect that parks
+# (nothing queued, a timeout, no ack extension) has its session held by
+# its worker, as a websocket's is (t/redis/140-held.t): the session moves
+# from the channel's subscriber set "c:" to "H:", its hash gets "h" (the
+# last message given) and "hl" = 1 (held as long-polling), and a publish
+# logs the message once ("l:") without any RPUSH.  The session stays
+# held between its connects: the worker keeps what is published
+# meanwhile and gives it to the next connect at once, in order, once,
+# having written the last one it gives into "h" before the reply leaves
+# ("gv").  A connect on another nginx takes the session over from there;
+# subscribing, unsubscribing, a disconnect elsewhere, the hold time
+# being over, a worker killed between two connects, more published
+# meanwhile than bayeux_max_queue, a client that stops connecting: each
+# loses nothing, gives nothing twice, and leaves no key without a TTL.
+
+use strict;
+use warnings;
+
+use lib 't/lib', 't/redis/lib';
+
+use Test::More;
+use Test::Nginx::Bayeux;
+use Test::Nginx::Bayeux::Server;
+use Test::Bayeux::Redis;
+use Bayeux::Client;
+use Time::HiRes qw(time sleep);
+
+my $redis = start_redis();
+
+# two nginx on the same Redis and prefix: one Bayeux server
+my ($A, $B) = map {
+    Test::Nginx::Bayeux::Server->new(
+        workers => 1,
+        http_config => $redis->engine_conf,
+        config => <<'CONF',
+    location /cometd {
+        bayeux;
+        bayeux_timeout 2s;
+    }
+CONF
+    )->start
+} 1 .. 2;
+
+my $P = 'bayeux:';
+
+sub until_true {
+    my ($cond, $timeout) = @_;
+    my $end = time + ($timeout // 5);
+    while (time < $end) {
+        return 1 if $cond->();
+        sleep 0.02;
+    }
+    return $cond->();
+}
+
+sub is_held {
+    my ($id, $ch, $prefix) = @_;
+    return $redis->cmd('SISMEMBER', ($prefix // $P) . "H:$ch", $id);
+}
+
+sub is_subscribed {
+    my ($id, $ch, $prefix) = @_;
+    return $redis->cmd('SISMEMBER', ($prefix // $P) . "c:$ch", $id);
+}
+
+sub field {
+    my ($id, $f, $prefix) = @_;
+    return $redis->cmd('HGET', ($prefix // $P) . "s:$id", $f);
+}
+
+# the sequence number of message $text in the log of $ch (its score)
+sub log_seq {
+    my ($ch, $text, $prefix) = @_;
+    my $r = $redis->cmd('ZRANGE', ($prefix // $P) . "l:$ch", 0, -1,
+                        'WITHSCORES') || [];
+    for (my $i = 0; $i < @$r; $i += 2) {
+        return $r->[$i + 1] if $r->[$i] =~ /"text":"\Q$text\E"/;
+    }
+    return undef;
+}
+
+# "h" names message $text of $ch: the last one the worker gave
+sub h_is {
+    my ($id, $ch, $text, $name) = @_;
+    my ($h, $seq) = (field($id, 'h'), log_seq($ch, $text));
+    ok(defined $h && $h ne '' && defined $seq && $h == $seq, $name)
+        or diag('h: ' . ($h // 'undef') . ", $text: " . ($seq // 'undef'));
+}
+
+# starts a connect of a session not held yet, waits until it parked (its
+# hash names the connect's worker), and checks that this held the
+# session (the same script call does both)
+sub park {
+    my ($c, $ch, $prefix) = @_;
+    my $id = $c->client_id;
+    my $h = $c->connect_start;
+    ok(until_true(sub { (field($id, 'w', $prefix) // '') ne '' }, 3),
+       'the connect parked');
+    ok(is_held($id, $ch, $prefix), "its session is held: in H:$ch");
+    return $h;
+}
+
+sub rpush_calls {
+    my ($stats) = $redis->cmd('INFO', 'commandstats');
+    return $stats =~ /cmdstat_rpush:calls=(\d+)/ ? $1 : 0;
+}
+
+sub texts { [ map { $_->{data}{text} } @{ $_[0]{deliveries} } ] }
+
+# the texts a client's connects get, the first one already started
+# ($h), until it has $want of them or $timeout passed: a connect may be
+# answered without them (a subscription made while it was parked)
+sub collect {
+    my ($c, $h, $want, $timeout) = @_;
+    my @t;
+    my $end = time + ($timeout // 5);
+    for (;;) {
+        my $r = $c->connect_finish($h, timeout => 4);
+        unless ($r->{reply} && $r->{reply}{successful}) {
+            fail('a connect is answered, successful');
+            diag explain $r->{messages};
+            last;
+        }
+        push @t, @{ texts($r) };
+        last if @t >= $want || time >= $end;
+        $h = $c->connect_start;
+    }
+    return \@t;
+}
+
+# a long-polling session on $server subscribed to @channels, its first
+# connect done
+sub new_session {
+    my ($server, @channels) = @_;
+    my $c = Bayeux::Client->new(port => $server->port);
+    ok($c->handshake->{successful}, 'handshake');
+    ok($c->subscribe($_)->{successful}, "subscribed to $_") for @channels;
+    my $r = $c->connect;
+    ok($r->{reply} && $r->{reply}{successful}, 'first connect');
+    return ($c, $c->client_id);
+}
+
+# the same session from another nginx (the same browser)
+sub elsewhere {
+    my ($c, $server) = @_;
+    my $o = Bayeux::Client->new(port => $server->port,
+                                cookie_jar => $c->cookie_jar);
+    $o->client_id($c->client_id);
+    return $o;
+}
+
+# a publisher that never connects: a new one for each part, before its
+# session expires
+my $pub;
+
+sub new_publisher {
+    my ($server) = @_;
+    $pub = Bayeux::Client->new(port => ($server // $A)->port);
+    ok($pub->handshake->{successful}, 'publisher handshake');
+}
+
+sub publish {
+    my ($ch, $text) = @_;
+    my $r = $pub->publish($ch, { text => $text });
+    ok($r && $r->{successful}, "published $text on $ch");
+}
+
+sub worker_restarted {
+    my ($server, @pids) = @_;
+    return until_true(sub {
+        my @n = $server->worker_pids;
+        @n && !grep { my $n = $_; grep { $_ == $n } @pids } @n
+    }, 10);
+}
+
+#
+# a parked long-polling connect: its session held, a publish costs no
+# RPUSH, the message is logged and answers the connect
+#
+
+new_publisher();
+my ($c, $id) = new_session($A, '/lp/a');
+my $h = park($c, '/lp/a');
+ok(!is_subscribed($id, '/lp/a'), 'and no longer in c:/lp/a');
+is(field($id, 'hl'), '1', 'held as long-polling: hl = 1');
+ok((field($id, 'h') // '') ne '', 'h is set while held');
+
+my $rpush = rpush_calls();
+publish('/lp/a', 'p1');
+my $r = $c->connect_finish($h, timeout => 4);
+ok($r->{reply} && $r->{reply}{successful}, 'the parked connect: answered');
+is_deeply([ map { [ $_->{channel}, $_->{data} ] } @{ $r->{deliveries} } ],
+          [ [ '/lp/a', { text => 'p1' } ] ], 'with the message');
+cmp_ok($r->{elapsed}, '<', 1, 'at once');
+is(rpush_calls() - $rpush, 0, 'no RPUSH');
+is($redis->cmd('EXISTS', "${P}q:$id"), 0, 'no queue');
+ok(defined log_seq('/lp/a', 'p1'), 'the message is in the log of /lp/a');
+h_is($id, '/lp/a', 'p1', 'h names p1, the message given');
+
+#
+# held between connects: what is published meanwhile goes to the next
+# connect at once, in order, once
+#
+
+ok(is_held($id, '/lp/a'), 'between connects: still held');
+ok(!is_subscribed($id, '/lp/a'), '... not in c:/lp/a');
+is(field($id, 'hl'), '1', '... hl = 1');
+publish('/lp/a', "p$_") for 2 .. 4;
+is(rpush_calls() - $rpush, 0, 'no RPUSH for them either');
+is($redis->cmd('EXISTS', "${P}q:$id"), 0, 'no queue');
+h_is($id, '/lp/a', 'p1', 'h still names p1: they are not given yet');
+$r = $c->connect;
+ok($r->{reply} && $r->{reply}{successful}, 'the next connect: answered');
+is_deeply(texts($r), [ 'p2', 'p3', 'p4' ], '... with the three, in order');
+cmp_ok($r->{elapsed}, '<', 1, '... at once');
+h_is($id, '/lp/a', 'p4', 'h names p4');
+ok(is_held($id, '/lp/a'), 'still held');
+
+$h = $c->connect_start;
+sleep 0.1;
+publish('/lp/a', 'p5');
+is_deeply(collect($c, $h, 1), [ 'p5' ],
+          'the next connect parks, and gets the next message only');
+h_is($id, '/lp/a', 'p5', 'h names p5');
+is(rpush_calls() - $rpush, 0, 'five messages, no RPUSH at all');
+is($c->connections, 1, 'the connects came on one keep-alive connection');
+
+#
+# a connect on the other nginx takes the session over from the last
+# message the first worker gave
+#
+
+publish('/lp/a', "p$_") for 6 .. 7;
+my $cb = elsewhere($c, $B);
+$r = $cb->connect;
+ok($r->{reply} && $r->{reply}{successful}, 'a connect on B: answered');
+is_deeply(texts($r), [ 'p6', 'p7' ],
+          '... with what came after p5, in order, and nothing before');
+cmp_ok($r->{elapsed}, '<', 1, '... at once');
+publish('/lp/a', 'p8');
+$r = $c->connect;
+ok($r->{reply} && $r->{reply}{successful}, 'then a connect on A: answered');
+is_deeply(texts($r), [ 'p8' ],
+          '... with p8 only: A let the session go, kept nothing for it');
+$h = park($c, '/lp/a');
+publish('/lp/a', 'p9');
+is_deeply(collect($c, $h, 1), [ 'p9' ], 'and given p9 only');
+
+#
+# subscribing and unsubscribing while held, between connects and parked
+#
+
+# between connects
+publish('/lp/b', 'b0');
+ok($c->subscribe('/lp/b')->{successful},
+   'subscribed to /lp/b between connects');
+publish('/lp/b', 'b1');
+publish('/lp/a', 'a1');
+$r = $c->connect;
+is_deeply([ map { "$_->{channel} $_->{data}{text}" } @{ $r->{deliveries} } ],
+          [ '/lp/b b1', '/lp/a a1' ],
+          'the next connect: the new channel and the old one, in order, '
+          . 'nothing from before the subscription');
+cmp_ok($r->{elapsed}, '<', 1, '... at once');
+
+# parked (a connect of a session held here: no script call)
+$h = $c->connect_start;
+sleep 0.1;
+ok(is_held($id, '/lp/a') && is_held($id, '/lp/b'),
+   'parked: held on /lp/a and /lp/b');
+publish('/lp/c', 'c0');
+ok($c->subscribe('/lp/c')->{successful}, 'subscribed to /lp/c, parked');
+publish('/lp/c', 'c1');
+is_deeply(collect($c, $h, 1), [ 'c1' ],
+          'the message of /lp/c after the subscription, not the one before');
+
+$h = $c->connect_start;
+sleep 0.1;
+ok($c->unsubscribe('/lp/b')->{successful}, 'unsubscribed from /lp/b, parked');
+publish('/lp/b', 'b2');
+publish('/lp/a', 'a2');
+is_deeply(collect($c, $h, 1), [ 'a2' ], 'nothing of /lp/b any more');
+ok(!is_held($id, '/lp/b') && !is_subscribed($id, '/lp/b'),
+   'neither in H:/lp/b nor in c:/lp/b');
+
+# between connects
+ok($c->unsubscribe('/lp/c')->{successful},
+   'unsubscribed from /lp/c between connects');
+publish('/lp/c', 'c2');
+publish('/lp/a', 'a3');
+$r = $c->connect;
+is_deeply(texts($r), [ 'a3' ], 'nothing of /lp/c any more');
+$h = $c->connect_start;
+sleep 0.1;
+publish('/lp/b', 'b3');
+publish('/lp/c', 'c3');
+publish('/lp/a', 'a4');
+is_deeply(collect($c, $h, 1), [ 'a4' ], 'and nothing else');
+ok(is_held($id, '/lp/a'), 'still held on /lp/a');
+
+#
+# a disconnect on the other nginx while held: the session is gone
+#
+
+$r = elsewhere($c, $B)->disconnect;
+ok($r && $r->{successful}, 'disconnected on B, between connects on A');
+is($redis->cmd('EXISTS', "${P}s:$id"), 0, 'its hash is gone');
+is($redis->cmd('EXISTS', "${P}S:$id"), 0, 'its subscriptions are gone');
+ok(!is_held($id, '/lp/a'), 'not in H:/lp/a');
+ok(!is_subscribed($id, '/lp/a'), 'nor in c:/lp/a');
+publish('/lp/a', 'after');
+$r = $c->connect;
+ok($r->{reply} && !$r->{reply}{successful}, 'the next connect on A fails');
+is($r->{reply} && $r->{reply}{error}, '402::session_unknown',
+   '... 402::session_unknown');
+is_deeply(texts($r), [], '... without the message A kept');
+
+#
+# the client goes away while its connect is parked: the session is let
+# go from the last message given, and the next connect, on a new
+# connection, gets what came after, once
+#
+
+new_publisher();
+my ($g, $gid) = new_session($A, '/lp/g');
+$h = park($g, '/lp/g');
+publish('/lp/g', 'g1');
+is_deeply(collect($g, $h, 1), [ 'g1' ], 'given g1');
+$h = $g->connect_start;
+sleep 0.1;
+$g->abandon($h);
+ok(until_true(sub { !is_held($gid, '/lp/g') }),
+   'let go when its client left');
+ok(is_subscribed($gid, '/lp/g'), '... back in c:/lp/g');
+publish('/lp/g', "g$_") for 2 .. 3;
+$r = $g->connect;
+ok($r->{reply} && $r->{reply}{successful}, 'the next connect: answered');
+is_deeply(texts($r), [ 'g2', 'g3' ],
+          '... with what came after g1, once, in order');
+
+#
+# the worker's link to Redis breaks while it keeps a session between
+# connects: it forgets the session, and the next connect gets what came
+# after the last message given, once
+#
+
+new_publisher();
+my ($l, $lid) = new_session($A, '/lp/l');
+$h = park($l, '/lp/l');
+publish('/lp/l', 'l1');
+is_deeply(collect($l, $h, 1), [ 'l1' ], 'given l1');
+publish('/lp/l', 'l2');
+$redis->cmd('CLIENT', 'KILL', 'TYPE', 'pubsub');
+ok(until_true(sub {
+       my $p = Bayeux::Client->new(port => $A->port);
+       my $r = $p->handshake;
+       $r && $r->{successful};
+   }, 10), 'the link is back');
+new_publisher();
+publish('/lp/l', 'l3');
+$r = $l->connect;
+ok($r->{reply} && $r->{reply}{successful},
+   'the link back, the next connect: answered');
+is_deeply(texts($r), [ 'l2', 'l3' ],
+          '... with what came after l1: kept before the break, and after');
+$h = park($l, '/lp/l');
+publish('/lp/l', 'l4');
+is_deeply(collect($l, $h, 1), [ 'l4' ], 'held again, and given l4 only');
+
+#
+# the hold time is over: the connect is answered empty, the session
+# stays held
+#
+
+new_publisher();
+my ($d, $did) = new_session($A, '/lp/d');
+$h = park($d, '/lp/d');
+$r = $d->connect_finish($h, timeout => 4);
+ok($r->{reply} && $r->{reply}{successful},
+   'the parked connect is answered when its hold time is over');
+is_deeply($r->{deliveries}, [], '... with no message');
+cmp_ok($r->{elapsed}, '>', 1.5, '... after bayeux_timeout (2 s)');
+ok(is_held($did, '/lp/d'), 'the session stays held: in H:/lp/d');
+ok(!is_subscribed($did, '/lp/d'), '... not in c:/lp/d');
+is(field($did, 'hl'), '1', '... hl = 1');
+publish('/lp/d', 'd1');
+$r = $d->connect;
+is_deeply(texts($r), [ 'd1' ], 'the next connect gets what came between');
+cmp_ok($r->{elapsed}, '<', 1, '... at once');
+
+#
+# a worker killed while it holds a session between two connects: the
+# next connect gets every message after the last one it gave
+#
+
+# (not under valgrind: the worker killed would be valgrind's)
+unless (use_valgrind()) {
+    # the next connect on the same nginx, its worker restarted
+    new_publisher();
+    my ($e, $eid) = new_session($A, '/lp/e');
+    $h = park($e, '/lp/e');
+    publish('/lp/e', 'e1');
+    is_deeply(collect($e, $h, 1), [ 'e1' ], 'given e1');
+    publish('/lp/e', 'e2');
+    # (kept by the worker, not given)
+    sleep 0.2;
+    h_is($eid, '/lp/e', 'e1', 'h names e1, not e2');
+    my @pids = $A->worker_pids;
+    kill 'KILL', @pids;
+    ok(worker_restarted($A, @pids), 'the worker was killed, another started');
+    new_publisher();
+    publish('/lp/e', 'e3');
+    $r = $e->connect;
+    ok($r->{reply} && $r->{reply}{successful}, 'the next connect on A');
+    is_deeply(texts($r), [ 'e2', 'e3' ],
+              '... gets e2 and e3, in order, not e1');
+
+    # the next connect on the other nginx
+    new_publisher();
+    my ($k, $kid) = new_session($A, '/lp/k');
+    $h = park($k, '/lp/k');
+    publish('/lp/k', 'k1');
+    is_deeply(collect($k, $h, 1), [ 'k1' ], 'given k1');
+    publish('/lp/k', 'k2');
+    sleep 0.2;
+    @pids = $A->worker_pids;
+    kill 'KILL', @pids;
+    new_publisher($B);
+    publish('/lp/k', 'k3');
+    $r = elsewhere($k, $B)->connect;
+    ok($r->{reply} && $r->{reply}{successful}, 'the next connect on B');
+    is_deeply(texts($r), [ 'k2', 'k3' ],
+              '... gets k2 and k3, in order, not k1');
+    ok(worker_restarted($A, @pids), "A's worker started again");
+}
+
+#
+# more published between two connects than bayeux_max_queue: the next
+# connect is told its queue overflowed, and the session ends
+#
+
+{
+    my $small = Test::Nginx::Bayeux::Server->new(
+        workers => 1,
+        http_config => $redis->engine_conf(prefix => 'small:'),
+        config => <<'CONF',
+    location /cometd {
+        bayeux;
+        bayeux_timeout 2s;
+        bayeux_max_queue 3;
+    }
+CONF
+    )->start;
+    new_publisher($small);
+    my ($f, $fid) = new_session($small, '/lp/f');
+    $h = park($f, '/lp/f', 'small:');
+    publish('/lp/f', 'f0');
+    is_deeply(collect($f, $h, 1), [ 'f0' ], 'given f0');
+    publish('/lp/f', "f$_") for 1 .. 5;
+    $r = $f->connect;
+    ok($r->{reply} && !$r->{reply}{successful}, 'the next connect fails');
+    is($r->{reply} && $r->{reply}{error}, '408::queue_overflow',
+       '... 408::queue_overflow');
+    is($r->{reply} && $r->{reply}{advice}{reconnect}, 'handshake',
+       '... told to handshake');
+    is_deeply(texts($r), [], '... and no message');
+    $r = $f->connect(advice => { timeout => 0 });
+    is($r->{reply} && $r->{reply}{error}, '402::session_unknown',
+       'the session ended');
+    # (let go at the fourth, the log of /lp/f, which keeps three, no
+    # longer had the first)
+    my $why = 'bayeux: a held session missed messages that the log of its'
+              . ' channel no longer had (bayeux_max_queue 3), the session'
+              . ' ends';
+    ok($small->wait_for_log(qr/\[warn\] .*\Q$why\E/, timeout => 2),
+       'the error log says why');
+    $small->stop;
+    unlike($small->error_log_text, qr/\[(alert|crit|emerg)\]/,
+           'no alert (bayeux_max_queue 3)');
+}
+
+#
+# a client that stops connecting: its session ends, held or not
+#
+
+{
+    my $exp = Test::Nginx::Bayeux::Server->new(
+        workers => 1,
+        http_config => $redis->engine_conf(prefix => 'exp:'),
+        config => <<'CONF',
+    location /cometd {
+        bayeux;
+        bayeux_timeout 2s;
+        bayeux_interval 0;
+        bayeux_max_interval 1s;
+    }
+CONF
+    )->start;
+    my ($x, $xid) = new_session($exp, '/lp/x');
+    $h = park($x, '/lp/x', 'exp:');
+    new_publisher($exp);
+    publish('/lp/x', 'x1');
+    is_deeply(collect($x, $h, 1), [ 'x1' ], 'given x1');
+    my $t0 = time;
+    publish('/lp/x', 'x2');
+    ok(until_true(sub { !$redis->cmd('EXISTS', "exp:s:$xid") }, 5),
+       'the client connects no more: its session ends');
+    cmp_ok(time - $t0, '<', 1 + 1.5,
+           '... within bayeux_interval + bayeux_max_interval (1 s), '
+           . 'and a little');
+    $r = $x->connect(advice => { timeout => 0 });
+    is($r->{reply} && $r->{reply}{error}, '402::session_unknown',
+       'its next connect: 402::session_unknown');
+    is_deeply(texts($r), [], '... without the message its worker kept');
+    $exp->stop;
+    unlike($exp->error_log_text, qr/\[(alert|crit|emerg)\]/,
+           'no alert (bayeux_max_interval 1s)');
+}
+
+#
+# every key has a TTL
+#
+
+# (every prefix: bayeux:, small:, exp:)
+my @keys = @{ $redis->cmd('KEYS', '*') };
+cmp_ok(scalar @keys, '>', 0, 'there are keys to look at');
+# (-2: it expired since KEYS listed it)
+my @forever = grep { $redis->cmd('PTTL', $_) == -1 } @keys;
+is_deeply(\@forever, [], 'every key has a TTL');
+
+$A->stop;
+$B->stop;
+unlike($B->error_log_text, qr/\[(alert|crit|emerg)\]/, 'no alert on B');
+
+done_testing();
