@@ -113,10 +113,11 @@
 #define NGX_BAYEUX_PARK_CONFIRMING     3   /* its "gv" in flight */
 #define NGX_BAYEUX_PARK_KEPT           4   /* no connect: between two */
 
-/* which kept sessions ngx_bayeux_redis_let_kept_go() ends, and how */
-#define NGX_BAYEUX_REDIS_KEPT_IDLE     0
-#define NGX_BAYEUX_REDIS_KEPT_ALL      1
-#define NGX_BAYEUX_REDIS_KEPT_FORGET   2
+/* which held sessions ngx_bayeux_redis_let_held_go() ends, and how */
+#define NGX_BAYEUX_REDIS_HELD_ALL      0
+#define NGX_BAYEUX_REDIS_KEPT_IDLE     1
+#define NGX_BAYEUX_REDIS_KEPT_ALL      2
+#define NGX_BAYEUX_REDIS_KEPT_FORGET   3
 
 /*
  * EVALSHA <sha> 0 <operation> <prefix> <lifetime>; on a Redis Cluster
@@ -139,6 +140,10 @@
 #define NGX_BAYEUX_REDIS_CONNECT_MAX   128
 #define NGX_BAYEUX_REDIS_TAKE_MAX      128
 #define NGX_BAYEUX_REDIS_CONFIRM_MAX   128
+
+/* "<batch>:<messages>:<bytes>," */
+#define NGX_BAYEUX_REDIS_BATCH_LEN                                           \
+    (2 * NGX_INT_T_LEN + NGX_SIZE_T_LEN + 3)
 
 
 typedef struct ngx_bayeux_redis_s  ngx_bayeux_redis_t;
@@ -200,6 +205,17 @@ typedef struct {
     ngx_queue_t                    confirm;
     ngx_msec_t                     kept_at;
     ngx_str_t                      browser;     /* after the structure */
+
+    /*
+     * Its connects acknowledge (the ack extension): "batch" is the
+     * session's last batch; while no connect has acknowledged it
+     * ("unacked"), a reply's messages are in Redis's logs after "acked",
+     * where the session is let go from, and "gv" wrote them as the batch.
+     */
+    unsigned                       ack:1;
+    unsigned                       unacked:1;
+    ngx_uint_t                     batch;
+    uint64_t                       acked;
 } ngx_bayeux_redis_park_t;
 
 
@@ -443,7 +459,6 @@ static void ngx_bayeux_redis_given_handler(ngx_event_t *ev);
 static void ngx_bayeux_redis_unsettle(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_settled(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_let_go(ngx_bayeux_redis_park_t *park);
-static void ngx_bayeux_redis_let_all_go(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_park_free(ngx_bayeux_redis_park_t *park);
 static size_t ngx_bayeux_redis_cursor(ngx_bayeux_redis_park_t *park,
     u_char *buf);
@@ -458,6 +473,10 @@ static ngx_int_t ngx_bayeux_redis_pend(ngx_bayeux_redis_park_t *park,
     uint64_t seq, ngx_str_t *message);
 static void ngx_bayeux_redis_pending_free(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_confirm(ngx_bayeux_redis_park_t *park);
+static u_char *ngx_bayeux_redis_batch_text(ngx_bayeux_redis_park_t *park,
+    u_char *buf);
+static ngx_uint_t ngx_bayeux_redis_confirmed(ngx_bayeux_redis_park_t *park,
+    size_t *size);
 static void ngx_bayeux_redis_confirm_handler(ngx_event_t *ev);
 static void ngx_bayeux_redis_confirm_done(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply);
@@ -466,7 +485,7 @@ static void ngx_bayeux_redis_confirm_result(ngx_bayeux_redis_park_t *park,
 static ngx_int_t ngx_bayeux_redis_give_pending(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_reply_kept(ngx_bayeux_redis_park_t *park,
     ngx_bayeux_wake_e reason);
-static void ngx_bayeux_redis_let_kept_go(ngx_bayeux_redis_t *rd,
+static void ngx_bayeux_redis_let_held_go(ngx_bayeux_redis_t *rd,
     ngx_uint_t which);
 static ngx_uint_t ngx_bayeux_redis_renewed(ngx_bayeux_redis_park_t *park);
 static ngx_int_t ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos,
@@ -512,6 +531,8 @@ static void ngx_bayeux_redis_answered(ngx_bayeux_redis_park_t *park,
     ngx_bayeux_wake_e reason);
 static void ngx_bayeux_redis_answer_given(ngx_bayeux_redis_park_t *park,
     ngx_uint_t batch, ngx_str_t *message);
+static ngx_int_t ngx_bayeux_redis_copy_message(ngx_bayeux_waiter_t *w,
+    u_char *data, size_t len);
 static ngx_int_t ngx_bayeux_redis_one_message(ngx_bayeux_waiter_t *w,
     ngx_str_t *message);
 static void ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park);
@@ -580,8 +601,11 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
     { ngx_string("su"), 4, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_subscribe_result },
 
-    /* UNSUBSCRIBE: id, browser, act; channels; -1 unknown, 0 done */
-    { ngx_string("un"), 3, ngx_bayeux_redis_op_done,
+    /*
+     * UNSUBSCRIBE: id, browser, max queue, act; channels; -1 unknown,
+     * 0 done
+     */
+    { ngx_string("un"), 4, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_session_result },
 
     /*
@@ -647,7 +671,8 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
     /*
      * CONFIRM: worker channel; id, token, the last message a reply gives
-     * of each long-polling session held here; one reply each
+     * and, for a connect that acknowledges, its batch ("<batch>:<messages>
+     * :<bytes>,"), of each long-polling session held here; one reply each
      */
     { ngx_string("gv"), 1, ngx_bayeux_redis_confirm_done, NULL }
 };
@@ -1243,7 +1268,7 @@ ngx_bayeux_redis_down_handler(ngx_event_t *ev)
         ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_ERROR, NULL);
     }
 
-    ngx_bayeux_redis_let_kept_go(rd, NGX_BAYEUX_REDIS_KEPT_FORGET);
+    ngx_bayeux_redis_let_held_go(rd, NGX_BAYEUX_REDIS_KEPT_FORGET);
 
     /* (the old name stays if getrandom() fails: it is said in the log) */
     (void) ngx_bayeux_redis_new_channel(rd);
@@ -1634,7 +1659,7 @@ ngx_bayeux_redis_tick_handler(ngx_event_t *ev)
         }
 
         ngx_bayeux_redis_refresh(rd);
-        ngx_bayeux_redis_let_kept_go(rd, ngx_exiting
+        ngx_bayeux_redis_let_held_go(rd, ngx_exiting
                                          ? NGX_BAYEUX_REDIS_KEPT_ALL
                                          : NGX_BAYEUX_REDIS_KEPT_IDLE);
 
@@ -1818,17 +1843,18 @@ ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos, u_char *last,
 
 
 /*
- * "<id> <token> <seq>\n<subscription>\n...": the script held the session
- * of a connect parked here (hold_session()): from now on the stream's
- * messages after "seq" for its subscriptions are given by this worker.
+ * "<id> <token> <seq> <batch>\n<subscription>\n...": the script held the
+ * session of a connect parked here (hold_session()): from now on the
+ * stream's messages after "seq" for its subscriptions are given by this
+ * worker; "batch" is the session's last batch (the ack extension's).
  */
 
 static void
 ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 {
-    u_char                   *id, *nl, *sp;
+    u_char                   *id, *nl, *sp, *bp;
     off_t                     seq;
-    ngx_int_t                 key;
+    ngx_int_t                 key, batch;
     ngx_bayeux_redis_park_t  *park;
 
     nl = ngx_strlchr(p, last, '\n');
@@ -1850,10 +1876,16 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
         return;
     }
 
-    key = ngx_atoi(p, sp - p);
-    seq = ngx_atoof(sp + 1, nl - sp - 1);
+    bp = ngx_strlchr(sp + 1, nl, ' ');
+    if (bp == NULL) {
+        return;
+    }
 
-    if (key == NGX_ERROR || seq == NGX_ERROR) {
+    key = ngx_atoi(p, sp - p);
+    seq = ngx_atoof(sp + 1, bp - sp - 1);
+    batch = ngx_atoi(bp + 1, nl - bp - 1);
+
+    if (key == NGX_ERROR || seq == NGX_ERROR || batch == NGX_ERROR) {
         return;
     }
 
@@ -1878,6 +1910,7 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
     }
 
     park->cursor = (uint64_t) seq;
+    park->batch = (ngx_uint_t) batch;
 
     park->held = ngx_bayeux_redis_held_add(&rd->held, park,
                                            nl < last ? nl + 1 : last, last);
@@ -1971,7 +2004,7 @@ ngx_bayeux_redis_streamed(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
         ngx_log_error(NGX_LOG_ALERT, rd->log, 0,
                       "bayeux: no memory to find the held sessions of a "
                       "message: every session held here is let go");
-        ngx_bayeux_redis_let_all_go(rd);
+        ngx_bayeux_redis_let_held_go(rd, NGX_BAYEUX_REDIS_HELD_ALL);
         return;
     }
 
@@ -2172,34 +2205,6 @@ ngx_bayeux_redis_give(ngx_bayeux_redis_park_t *park, uint64_t seq,
 }
 
 
-/* every held session: the script queues what this worker did not give */
-
-static void
-ngx_bayeux_redis_let_all_go(ngx_bayeux_redis_t *rd)
-{
-    ngx_rbtree_node_t        *node, *next;
-    ngx_bayeux_redis_park_t  *park;
-
-    if (rd->parks.root == rd->parks.sentinel) {
-        return;
-    }
-
-    /* a take that fails answers, and frees, its own park only */
-
-    for (node = ngx_rbtree_min(rd->parks.root, rd->parks.sentinel);
-         node;
-         node = next)
-    {
-        next = ngx_rbtree_next(&rd->parks, node);
-        park = (ngx_bayeux_redis_park_t *) node;
-
-        if (park->held) {
-            ngx_bayeux_redis_let_go(park);
-        }
-    }
-}
-
-
 /* a held session the worker does not give to: the script takes it back */
 
 static void
@@ -2244,7 +2249,12 @@ ngx_bayeux_redis_cursor(ngx_bayeux_redis_park_t *park, u_char *buf)
         return 0;
     }
 
-    len = ngx_sprintf(buf, "%uL", ngx_bayeux_redis_given_up_to(park)) - buf;
+    /* (a batch given and not acknowledged: let go from before it) */
+
+    len = ngx_sprintf(buf, "%uL",
+                      park->unacked ? park->acked
+                                    : ngx_bayeux_redis_given_up_to(park))
+          - buf;
 
     ngx_bayeux_redis_held_remove(&park->redis->held, park->held);
     park->held = NULL;
@@ -2444,10 +2454,63 @@ ngx_bayeux_redis_confirm(ngx_bayeux_redis_park_t *park)
 }
 
 
+/*
+ * The batch a confirmed reply gives, as the script's "ak" lists it:
+ * "<batch>:<messages>:<bytes>,", for a connect that acknowledges; empty
+ * for another.
+ */
+
+static u_char *
+ngx_bayeux_redis_batch_text(ngx_bayeux_redis_park_t *park, u_char *buf)
+{
+    size_t      size;
+    ngx_uint_t  n;
+
+    if (!park->ack) {
+        return buf;
+    }
+
+    n = ngx_bayeux_redis_confirmed(park, &size);
+
+    return ngx_sprintf(buf, "%ui:%ui:%uz,", park->batch + 1, n, size);
+}
+
+
+/* how many of the messages kept, and their bytes, a confirmed reply gives */
+
+static ngx_uint_t
+ngx_bayeux_redis_confirmed(ngx_bayeux_redis_park_t *park, size_t *size)
+{
+    ngx_uint_t                   n;
+    ngx_queue_t                 *q;
+    ngx_bayeux_redis_pending_t  *m;
+
+    n = 0;
+    *size = 0;
+
+    for (q = ngx_queue_head(&park->pending);
+         q != ngx_queue_sentinel(&park->pending);
+         q = ngx_queue_next(q))
+    {
+        m = ngx_queue_data(q, ngx_bayeux_redis_pending_t, queue);
+
+        if (m->seq > park->confirming) {
+            break;
+        }
+
+        n++;
+        *size += m->len;
+    }
+
+    return n;
+}
+
+
 static void
 ngx_bayeux_redis_confirm_handler(ngx_event_t *ev)
 {
     u_char                    seq[NGX_INT64_LEN];
+    u_char                    batch[NGX_BAYEUX_REDIS_BATCH_LEN];
     size_t                    size;
     ngx_uint_t                i, n;
     ngx_queue_t              *q;
@@ -2462,13 +2525,13 @@ ngx_bayeux_redis_confirm_handler(ngx_event_t *ev)
 
         size = rd->channel.len + (n + 1) * sizeof(ngx_bayeux_redis_park_t *)
                + n * (NGX_BAYEUX_CLIENT_ID_LEN + NGX_INT_T_LEN
-                      + NGX_INT64_LEN);
+                      + NGX_INT64_LEN + NGX_BAYEUX_REDIS_BATCH_LEN);
 
         cmd = NULL;
 
         if (rd->state == NGX_BAYEUX_REDIS_UP) {
             cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_CONFIRM,
-                                              3 * n, size);
+                                              4 * n, size);
         }
 
         if (cmd) {
@@ -2499,6 +2562,9 @@ ngx_bayeux_redis_confirm_handler(ngx_event_t *ev)
             ngx_bayeux_redis_cmd_arg(cmd, seq,
                                      ngx_sprintf(seq, "%uL", park->confirming)
                                      - seq);
+            ngx_bayeux_redis_cmd_arg(cmd, batch,
+                                     ngx_bayeux_redis_batch_text(park, batch)
+                                     - batch);
             cmd->parks[i] = park;
         }
 
@@ -2580,6 +2646,13 @@ ngx_bayeux_redis_confirm_result(ngx_bayeux_redis_park_t *park,
         return;
     }
 
+    if (park->ack) {
+        /* Redis keeps them as the batch until a connect acknowledges it */
+        park->acked = park->cursor;
+        park->unacked = 1;
+        w->batch = ++park->batch;
+    }
+
     if (ngx_bayeux_redis_give_pending(park) != NGX_OK) {
         w->engine_data = NULL;
         park->waiter = NULL;
@@ -2598,27 +2671,14 @@ ngx_bayeux_redis_confirm_result(ngx_bayeux_redis_park_t *park,
 static ngx_int_t
 ngx_bayeux_redis_give_pending(ngx_bayeux_redis_park_t *park)
 {
-    ngx_str_t                   *s;
+    size_t                       size;
     ngx_uint_t                   i, n;
     ngx_queue_t                 *q;
     ngx_bayeux_waiter_t         *w;
     ngx_bayeux_redis_pending_t  *m;
 
     w = park->waiter;
-    n = 0;
-
-    for (q = ngx_queue_head(&park->pending);
-         q != ngx_queue_sentinel(&park->pending);
-         q = ngx_queue_next(q))
-    {
-        m = ngx_queue_data(q, ngx_bayeux_redis_pending_t, queue);
-
-        if (m->seq > park->confirming) {
-            break;
-        }
-
-        n++;
-    }
+    n = ngx_bayeux_redis_confirmed(park, &size);
 
     w->messages = ngx_array_create(w->pool, n ? n : 1, sizeof(ngx_str_t));
     if (w->messages == NULL) {
@@ -2630,16 +2690,10 @@ ngx_bayeux_redis_give_pending(ngx_bayeux_redis_park_t *park)
     for (i = 0; i < n; i++) {
         m = ngx_queue_data(q, ngx_bayeux_redis_pending_t, queue);
 
-        s = ngx_array_push(w->messages);
-        s->data = ngx_pnalloc(w->pool, m->len);
-
-        if (s->data == NULL) {
+        if (ngx_bayeux_redis_copy_message(w, m->data, m->len) != NGX_OK) {
             w->messages = NULL;
             return NGX_ERROR;
         }
-
-        s->len = m->len;
-        ngx_memcpy(s->data, m->data, m->len);
 
         q = ngx_queue_next(q);
     }
@@ -2700,15 +2754,16 @@ ngx_bayeux_redis_reply_kept(ngx_bayeux_redis_park_t *park,
 
 
 /*
- * The kept sessions whose client did not come back within a period
- * (NGX_BAYEUX_REDIS_KEPT_IDLE), or all of them (_ALL), are let go: what
- * comes for them is queued in Redis again, and their lifetime runs from
- * their last renewal.  With the link down (_FORGET) they are forgotten:
- * Redis keeps them held from their last "gv".
+ * Every held session (NGX_BAYEUX_REDIS_HELD_ALL), or the kept ones whose
+ * client did not come back within a period (_KEPT_IDLE), or all the kept
+ * ones (_KEPT_ALL), are let go: the script queues what this worker did
+ * not give them, and a kept one's lifetime runs from its last renewal.
+ * With the link down (_KEPT_FORGET) the kept ones are forgotten: Redis
+ * keeps them held from their last "gv".
  */
 
 static void
-ngx_bayeux_redis_let_kept_go(ngx_bayeux_redis_t *rd, ngx_uint_t which)
+ngx_bayeux_redis_let_held_go(ngx_bayeux_redis_t *rd, ngx_uint_t which)
 {
     ngx_rbtree_node_t        *node, *next;
     ngx_bayeux_redis_park_t  *park;
@@ -2717,12 +2772,22 @@ ngx_bayeux_redis_let_kept_go(ngx_bayeux_redis_t *rd, ngx_uint_t which)
         return;
     }
 
+    /* a take that fails answers, and frees, its own park only */
+
     for (node = ngx_rbtree_min(rd->parks.root, rd->parks.sentinel);
          node;
          node = next)
     {
         next = ngx_rbtree_next(&rd->parks, node);
         park = (ngx_bayeux_redis_park_t *) node;
+
+        if (which == NGX_BAYEUX_REDIS_HELD_ALL) {
+            if (park->held) {
+                ngx_bayeux_redis_let_go(park);
+            }
+
+            continue;
+        }
 
         if (park->state != NGX_BAYEUX_PARK_KEPT
             || (which == NGX_BAYEUX_REDIS_KEPT_IDLE
@@ -2847,13 +2912,12 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
     }
 
     /*
-     * A long-polling connect may hold its session between connects (the
-     * ack extension's connects give what they are given in their own
-     * replies, and bayeux_max_inactivity is checked by every connect).
+     * A connect answered by its own reply (long-polling, or one that
+     * acknowledges) may hold its session between connects
+     * (bayeux_max_inactivity is checked by every connect).
      */
 
     polling = (op->hold && !op->waiter->stream
-               && op->waiter->ack == NGX_BAYEUX_NO_ACK
                && op->endpoint->conf->max_inactivity == 0);
 
     kept = cursor_len ? NULL : ngx_bayeux_redis_kept_find(rd,
@@ -2871,10 +2935,16 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
         kept = NULL;
     }
 
-    if (kept && kept->state == NGX_BAYEUX_PARK_KEPT && polling) {
+    if (kept && kept->state == NGX_BAYEUX_PARK_KEPT && polling
+        && kept->ack == (op->waiter->ack != NGX_BAYEUX_NO_ACK)
+        && (!kept->unacked || op->waiter->ack >= (ngx_int_t) kept->batch))
+    {
+        /*
+         * its session held here, and what was given acknowledged if it is
+         * acknowledged: no command
+         */
 
-        /* its session held here: no command */
-
+        kept->unacked = 0;
         kept->waiter = op->waiter;
         op->waiter->engine_data = kept;
 
@@ -2925,6 +2995,7 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
 
         if (polling) {
             park->polling = 1;
+            park->ack = (op->waiter->ack != NGX_BAYEUX_NO_ACK);
             ngx_queue_init(&park->pending);
 
             park->browser.data = (u_char *) (park + 1);
@@ -3049,7 +3120,7 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
 {
     size_t                   size;
     ngx_str_t               *ch, *act;
-    ngx_uint_t               i, n, limit;
+    ngx_uint_t               i, n, limit, bounds;
     ngx_bayeux_redis_t      *rd = op->endpoint->data;
     ngx_bayeux_redis_cmd_t  *cmd;
 
@@ -3080,6 +3151,14 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
         size += rd->max_subscriptions.len;
     }
 
+    /* an unsubscribe may let a held session go: what it queues is bound */
+
+    bounds = (kind == NGX_BAYEUX_REDIS_UNSUBSCRIBE);
+
+    if (bounds) {
+        size += rd->max_queue.len;
+    }
+
     /* a disconnect ends the session: its activity does not matter */
 
     act = (kind == NGX_BAYEUX_REDIS_DISCONNECT)
@@ -3102,6 +3181,10 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
     if (limit) {
         ngx_bayeux_redis_cmd_arg(cmd, rd->max_subscriptions.data,
                                  rd->max_subscriptions.len);
+    }
+
+    if (bounds) {
+        ngx_bayeux_redis_cmd_arg(cmd, rd->max_queue.data, rd->max_queue.len);
     }
 
     if (act) {
@@ -3206,6 +3289,12 @@ ngx_bayeux_redis_release(ngx_bayeux_endpoint_t *ep, ngx_bayeux_waiter_t *w)
         if (park->polling && park->held) {
             /* nothing came: the hold goes on, no command */
             w->messages = NULL;
+
+            if (park->ack) {
+                /* (the last batch, acknowledged, is named again) */
+                w->batch = park->batch;
+            }
+
             ngx_bayeux_redis_reply_kept(park, NGX_BAYEUX_WAKE_TIMEOUT);
             return;
         }
@@ -4273,23 +4362,42 @@ ngx_bayeux_redis_answer_given(ngx_bayeux_redis_park_t *park,
 static ngx_int_t
 ngx_bayeux_redis_one_message(ngx_bayeux_waiter_t *w, ngx_str_t *message)
 {
-    ngx_str_t  *m;
-
     w->messages = ngx_array_create(w->pool, 1, sizeof(ngx_str_t));
     if (w->messages == NULL) {
         return NGX_ERROR;
     }
 
-    m = ngx_array_push(w->messages);
-
-    m->data = ngx_pnalloc(w->pool, message->len);
-    if (m->data == NULL) {
+    if (ngx_bayeux_redis_copy_message(w, message->data, message->len)
+        != NGX_OK)
+    {
         w->messages = NULL;
         return NGX_ERROR;
     }
 
-    ngx_memcpy(m->data, message->data, message->len);
-    m->len = message->len;
+    return NGX_OK;
+}
+
+
+/* a copy of a message, in the waiter's pool, added to what it is given */
+
+static ngx_int_t
+ngx_bayeux_redis_copy_message(ngx_bayeux_waiter_t *w, u_char *data,
+    size_t len)
+{
+    ngx_str_t  *m;
+
+    m = ngx_array_push(w->messages);
+    if (m == NULL) {
+        return NGX_ERROR;
+    }
+
+    m->data = ngx_pnalloc(w->pool, len);
+    if (m->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(m->data, data, len);
+    m->len = len;
 
     return NGX_OK;
 }
@@ -4385,7 +4493,7 @@ ngx_bayeux_redis_put_back(ngx_bayeux_redis_t *rd, u_char *id,
 /*
  * The sessions of parked connects do not expire, nor do those kept
  * between connects whose client came within the last period; the others'
- * lifetime runs out, and they are let go (ngx_bayeux_redis_let_kept_go()).
+ * lifetime runs out, and they are let go (ngx_bayeux_redis_let_held_go()).
  */
 
 static void

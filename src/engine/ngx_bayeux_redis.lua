@@ -301,9 +301,9 @@ local function log_append(name, seq, entry, lim)
 end
 
 -- The session held by the parked connect (worker channel w, token t):
--- its worker learns it, with the cursor and the subscriptions, on its
--- own channel, after every message the cursor covers and before any
--- that it does not.
+-- its worker learns it, with the cursor, the ack extension's last batch
+-- and the subscriptions, on its own channel, after every message the
+-- cursor covers and before any that it does not.
 local function hold_session(id, s, w, t, polling)
   local subs = redis.call('SMEMBERS', P .. 'S:' .. id)
   for _, ch in ipairs(subs) do
@@ -313,9 +313,11 @@ local function hold_session(id, s, w, t, polling)
     if redis.call('PTTL', H) < ttl2 then redis.call('PEXPIRE', H, ttl2) end
   end
   local seq = redis.call('GET', P .. 'n') or '0'
-  redis.call('HSET', s, 'h', seq, 'hl', polling and '1' or '')
-  redis.call(publish, w, 'h ' .. id .. ' ' .. t .. ' ' .. seq .. '\n'
-             .. table.concat(subs, '\n'))
+  local ab = redis.call('HGET', s, 'ab')
+  if not ab or ab == '' then ab = '0' end
+  redis.call('HSET', s, 'h', seq, 'hl', polling and '1' or '', 'ha', '')
+  redis.call(publish, w, 'h ' .. id .. ' ' .. t .. ' ' .. seq .. ' ' .. ab
+             .. '\n' .. table.concat(subs, '\n'))
 end
 
 -- Lets a held session go, its worker having given it the messages up to
@@ -323,9 +325,26 @@ end
 -- was logged after "cur" queued ("Z:<id>" names the subscriptions made
 -- while it was held, from the number they were made at).  "lim" the
 -- queue's bounds.
+--
+-- A long-polling session whose connects acknowledge (the ack extension)
+-- has, in "ha", where the batches its worker gave and "ak" lists begin:
+-- they are the messages logged from there up to "h".  A worker that names
+-- a message before "h" did not see them acknowledged, and one that names
+-- none died: what was logged after "ha" is queued, the batches first,
+-- kept as a connect that acknowledges keeps them, so that the next
+-- connect's acknowledgement decides.  A worker that names "h" or later
+-- saw its connect acknowledge them.
 local function unhold(id, s, cur, lim)
-  local st = redis.call('HMGET', s, 'h', 'o', 'z', 'an', 'k', 'ab')
+  local st = redis.call('HMGET', s, 'h', 'o', 'z', 'an', 'k', 'ab', 'ha')
   if not st[1] or st[1] == '' then return end
+  if st[7] and st[7] ~= '' then
+    if cur == '' or tonumber(cur) < tonumber(st[1]) then
+      cur = st[7]
+    else
+      redis.call('HSET', s, 'ak', '', 'an', '0')
+      st[4] = '0'
+    end
+  end
   if cur == '' then cur = st[1] end
   local from = tonumber(cur)
   local starts = redis.call('HGETALL', P .. 'Z:' .. id)
@@ -351,7 +370,7 @@ local function unhold(id, s, cur, lim)
       end
     end
   end
-  redis.call('HSET', s, 'h', '', 'hl', '')
+  redis.call('HSET', s, 'h', '', 'hl', '', 'ha', '')
   redis.call('DEL', P .. 'Z:' .. id)
   if lost then
     -- its worker could not keep up, and the log did not keep enough
@@ -563,6 +582,7 @@ local function connect(id, b, hold, w, t, ack, cur, lim)
     end
     redis.call('HSET', s, 'w', w, 't', t, 'k', '1', 'ak', '', 'an', '0',
                'z', '', 'qb', qb)
+    if hold == '3' then hold_session(id, s, w, t, true) end
     refresh(id)
     return {1}
   end
@@ -593,7 +613,7 @@ end
 local function take_parked(id, w, t, mode, cur, lim)
   local s = P .. 's:' .. id
   local st = redis.call('HMGET', s, 'w', 't', 'o', 'u', 'k', 'ab', 'h', 'z',
-                        'ol', 'od')
+                        'ol', 'od', 'an', 'ak')
   if not st[1] then return {-2} end
   if st[1] ~= w or st[2] ~= t then return {-1} end
   if st[7] and st[7] ~= '' then
@@ -606,7 +626,14 @@ local function take_parked(id, w, t, mode, cur, lim)
             tonumber(st[10] or '') or 0}
   end
   if st[5] == '1' then
-    -- it acknowledged all it was given when it came: all is new
+    -- it acknowledged all it was given when it came: all is new, but
+    -- for the batches its worker saw it acknowledge (kept by unhold()
+    -- when an unsubscribe let the session go before the worker did)
+    if tonumber(st[11] or '0') ~= 0 then
+      local _, _, gone, bytes = acked(st[12], math.huge)
+      redis.call('LTRIM', P .. 'q:' .. id, gone, -1)
+      redis.call('HINCRBY', s, 'qb', -bytes)
+    end
     local msgs, batch, ak = give(id, 0, '', st[6])
     if #msgs == 0 and mode == 'w' then return {1} end
     redis.call('HSET', s, 'w', '', 't', '', 'ak', ak, 'an', #msgs,
@@ -658,7 +685,8 @@ end
 -- unpark: the connect went away; ARGV: id, worker channel, token, the
 -- last message given to its held session ('': none), queue bounds, and
 -- "0" if the session's client has not come back since its last reply
--- (it is not kept alive: its lifetime runs from that reply)
+-- (it is not kept alive: its lifetime runs from its worker's last
+-- renewal, at most one refresh period after that reply)
 if op == 'up' then
   local id = ARGV[4]
   local s = P .. 's:' .. id
@@ -674,13 +702,16 @@ end
 -- A long-polling session held between its connects gets its messages
 -- from its worker, which names, before the reply leaves, the last one
 -- it gives: a connect elsewhere lets the session go from there, exactly.
+-- A reply to a connect that acknowledges names its batch too, as "ak"
+-- lists it: its messages are those after the last reply's ("ha"), which
+-- the connect acknowledged (the worker gives to none that did not).
 -- (The worker's refreshes, "rf", keep it alive.)  ARGV: worker channel,
--- then id, token and that message's number of each reply; returns for
--- each 1, or -1 if the session is no longer held by that connect
--- (another took it over), -2 if it is gone.
+-- then id, token, that message's number and the batch ('': none) of
+-- each reply; returns for each 1, or -1 if the session is no longer held
+-- by that connect (another took it over), -2 if it is gone.
 if op == 'gv' then
   local w, res = ARGV[4], {}
-  for i = 5, #ARGV - 2, 3 do
+  for i = 5, #ARGV - 3, 4 do
     local s = P .. 's:' .. ARGV[i]
     local st = redis.call('HMGET', s, 'w', 't', 'h')
     if not st[1] then
@@ -688,6 +719,11 @@ if op == 'gv' then
     elseif st[1] ~= w or st[2] ~= ARGV[i + 1] or not st[3] or st[3] == ''
     then
       res[#res + 1] = -1
+    elseif ARGV[i + 3] ~= '' then
+      local b, n = string.match(ARGV[i + 3], '^(%d+):(%d+):')
+      redis.call('HSET', s, 'h', ARGV[i + 2], 'ha', st[3], 'ak', ARGV[i + 3],
+                 'an', n, 'ab', b)
+      res[#res + 1] = 1
     else
       redis.call('HSET', s, 'h', ARGV[i + 2])
       res[#res + 1] = 1
@@ -757,18 +793,24 @@ if op == 'su' then
   return 0
 end
 
--- unsubscribe; ARGV: id, browser, act, channels
+-- unsubscribe; ARGV: id, browser, queue bounds, act, channels
 if op == 'un' then
   local id = ARGV[4]
+  local s = P .. 's:' .. id
   if not known(id, ARGV[5]) then return -1 end
-  if ARGV[6] == 's' then mark(P .. 's:' .. id) end
-  for i = 7, #ARGV do
+  if ARGV[7] == 's' then mark(s) end
+  local held = redis.call('HMGET', s, 'h', 'w', 't', 'ha')
+  if held[4] and held[4] ~= '' then
+    -- batches given and not yet acknowledged may hold messages of these
+    -- channels: queued and kept now, before the log is read without them
+    unhold(id, s, '', limits(ARGV[6]))
+  end
+  for i = 8, #ARGV do
     redis.call('SREM', P .. 'c:' .. ARGV[i], id)
     redis.call('SREM', P .. 'H:' .. ARGV[i], id)
     redis.call('SREM', P .. 'S:' .. id, ARGV[i])
   end
   -- a held session's worker stops giving it these, in order
-  local held = redis.call('HMGET', P .. 's:' .. id, 'h', 'w', 't')
   if held[1] and held[1] ~= '' then
     redis.call(publish, held[2], id .. ' ' .. held[3])
   end

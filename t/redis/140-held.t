@@ -53,16 +53,6 @@ CONF
 
 my $P = 'bayeux:';
 
-sub until_true {
-    my ($cond, $timeout) = @_;
-    my $end = time + ($timeout // 5);
-    while (time < $end) {
-        return 1 if $cond->();
-        sleep 0.02;
-    }
-    return $cond->();
-}
-
 sub ws_send {
     my ($ws, $m) = @_;
     $ws->send_json([ $m ]);
@@ -93,11 +83,6 @@ sub hold {
     my ($ws, $id) = @_;
     ws_send($ws, { channel => '/meta/connect', clientId => $id,
                    connectionType => 'websocket', id => 'c' });
-}
-
-sub is_held {
-    my ($id, $ch, $prefix) = @_;
-    return $redis->cmd('SISMEMBER', ($prefix // $P) . "H:$ch", $id);
 }
 
 # the texts of the deliveries a websocket receives within $timeout, and
@@ -132,53 +117,33 @@ sub take_up {
     return $t;
 }
 
-sub rpush_calls {
-    my ($stats) = $redis->cmd('INFO', 'commandstats');
-    return $stats =~ /cmdstat_rpush:calls=(\d+)/ ? $1 : 0;
-}
-
-# a publisher that never connects: a new one for each part, before its
-# session expires
-my $pub;
-
-sub new_publisher {
-    $pub = Bayeux::Client->new(port => $server->port);
-    ok($pub->handshake->{successful}, 'publisher handshake');
-}
-
-sub publish {
-    my ($ch, $text) = @_;
-    my $r = $pub->publish($ch, { text => $text });
-    ok($r && $r->{successful}, "published $text on $ch");
-}
-
 #
 # held: a publish costs no work per session
 #
 
-new_publisher();
+new_publisher($server);
 my @held = map { [ held_session($server->port, '/held/a') ] } 1 .. 10;
-ok(until_true(sub { !grep { !is_held($_->[1], '/held/a') } @held }),
+ok(until_true(sub { !grep { !$redis->is_held($_->[1], '/held/a') } @held }),
    'every websocket session is held: in H:/held/a');
 is($redis->cmd('SCARD', "${P}c:/held/a"), 0, 'none is left in c:/held/a');
 
-my $rpush = rpush_calls();
+my $rpush = $redis->rpush_calls;
 publish('/held/a', "m$_") for 1 .. 5;
 
 for my $k (0 .. $#held) {
     is_deeply(texts($held[$k][0], 5), [ map { "m$_" } 1 .. 5 ],
               "session $k: the five messages, pushed in order");
 }
-is(rpush_calls() - $rpush, 0, 'Redis queued nothing for them: no RPUSH');
+is($redis->rpush_calls - $rpush, 0, 'Redis queued nothing for them: no RPUSH');
 is($redis->cmd('EXISTS', "${P}q:$held[0][1]"), 0, 'no queue exists');
 cmp_ok($redis->cmd('ZCARD', "${P}l:/held/a"), '>=', 5,
        "the channel's log has them once");
-ok(is_held($held[0][1], '/held/a'), 'still held after the pushes');
+ok($redis->is_held($held[0][1], '/held/a'), 'still held after the pushes');
 
 # one session goes on with the tests; the others leave
 my ($ws, $id) = @{ shift @held };
 $_->[0]->reset for @held;
-ok(until_true(sub { !grep { is_held($_->[1], '/held/a') } @held }),
+ok(until_true(sub { !grep { $redis->is_held($_->[1], '/held/a') } @held }),
    'sessions whose client went away are let go');
 
 #
@@ -213,7 +178,8 @@ is_deeply(texts($ws, undef, 0.5), [], 'and nothing else');
 
 $ws->reset;
 ($ws, $id) = held_session($server->port, '/lazy/x');
-ok(until_true(sub { is_held($id, '/lazy/x') }), 'held on a lazy channel');
+ok(until_true(sub { $redis->is_held($id, '/lazy/x') }),
+   'held on a lazy channel');
 my $t0 = time;
 publish('/lazy/x', 'lazy');
 is_deeply(texts($ws, 1, 3), [ 'lazy' ], 'the lazy message arrives');
@@ -225,11 +191,12 @@ $ws->reset;
 #
 
 ($ws, $id) = held_session($server->port, '/held/c');
-ok(until_true(sub { is_held($id, '/held/c') }), 'held again');
+ok(until_true(sub { $redis->is_held($id, '/held/c') }), 'held again');
 publish('/held/c', 'c1');
 is_deeply(texts($ws, 1), [ 'c1' ], 'pushed');
 $ws->reset;
-ok(until_true(sub { !is_held($id, '/held/c') }), 'let go when it left');
+ok(until_true(sub { !$redis->is_held($id, '/held/c') }),
+   'let go when it left');
 publish('/held/c', "c$_") for 2 .. 3;
 is_deeply(take_up($server->port, $id), [ 'c2', 'c3' ],
           'a new websocket connect gets what came after, and only that');
@@ -239,7 +206,8 @@ is_deeply(take_up($server->port, $id), [ 'c2', 'c3' ],
 #
 
 my ($nws, $nid) = held_session($nobc->port, '/held/n');
-ok(until_true(sub { is_held($nid, '/held/n', 'nobc:') }), 'held (nobc)');
+ok(until_true(sub { $redis->is_held($nid, '/held/n', 'nobc:') }),
+   'held (nobc)');
 my $other = Bayeux::Client->new(port => $nobc->port);
 ok($other->handshake->{successful}, 'another publisher');
 ws_send($nws, { channel => '/held/n', clientId => $nid,
@@ -253,13 +221,13 @@ $nws->reset;
 # the hold time is over: the connect is answered, the session let go
 #
 
-new_publisher();
+new_publisher($server);
 ($ws, $id) = held_session($server->port, '/held/d');
-ok(until_true(sub { is_held($id, '/held/d') }), 'held');
+ok(until_true(sub { $redis->is_held($id, '/held/d') }), 'held');
 ($t, $replies) = texts_replies($ws, undef, 6);
 ok((grep { $_->{id} eq 'c' && $_->{successful} } @$replies),
    'the held connect is answered when its hold time is over');
-ok(!is_held($id, '/held/d'), 'and its session let go');
+ok(!$redis->is_held($id, '/held/d'), 'and its session let go');
 ok($redis->cmd('SISMEMBER', "${P}c:/held/d", $id), 'back in c:/held/d');
 publish('/held/d', 'd1');
 hold($ws, $id);
@@ -273,16 +241,17 @@ $ws->reset;
 # to a session it held since (it writes that under a new name)
 #
 
-new_publisher();
+new_publisher($server);
 my ($gws, $gid) = held_session($server->port, '/held/g');
-ok(until_true(sub { is_held($gid, '/held/g') }), 'A held');
+ok(until_true(sub { $redis->is_held($gid, '/held/g') }), 'A held');
 $redis->cmd('CLIENT', 'KILL', 'TYPE', 'pubsub');
 my ($t_, $r_) = texts_replies($gws, undef, 2);
 ok((grep { !$_->{successful} } @$r_), "A's held connect fails");
-new_publisher();
+new_publisher($server);
 publish('/held/g', 'g1');
 my ($hws, $hid) = held_session($server->port, '/held/h');
-ok(until_true(sub { is_held($hid, '/held/h') }), 'B held, the link back');
+ok(until_true(sub { $redis->is_held($hid, '/held/h') }),
+   'B held, the link back');
 publish('/held/h', 'h1');
 is_deeply(texts($hws, 1), [ 'h1' ], 'B is given its message');
 sleep 0.2;
@@ -297,9 +266,9 @@ $hws->reset;
 
 # (not under valgrind: the worker killed would be valgrind's)
 unless (use_valgrind()) {
-    new_publisher();
+    new_publisher($server);
     ($ws, $id) = held_session($server->port, '/held/e');
-    ok(until_true(sub { is_held($id, '/held/e') }), 'held');
+    ok(until_true(sub { $redis->is_held($id, '/held/e') }), 'held');
     publish('/held/e', 'e1');
     is_deeply(texts($ws, 1), [ 'e1' ], 'pushed');
     # (the worker writes how far it gave the stream in the same turn of
@@ -311,12 +280,12 @@ unless (use_valgrind()) {
            my @n = $server->worker_pids;
            @n && !grep { my $n = $_; grep { $_ == $n } @pids } @n
        }, 10), 'the worker was killed, another one started');
-    new_publisher();
+    new_publisher($server);
     publish('/held/e', "e$_") for 2 .. 3;
     is_deeply(take_up($server->port, $id), [ 'e2', 'e3' ],
               'the next connect gets every message after the kill, in '
               . 'order, and not the one pushed before it');
-    ok(!is_held($id, '/held/e'), 'the session is let go');
+    ok(!$redis->is_held($id, '/held/e'), 'the session is let go');
 }
 
 #
@@ -338,7 +307,7 @@ unless (use_valgrind()) {
 CONF
     )->start;
     my ($sws, $sid) = held_session($small->port, '/held/f');
-    ok(until_true(sub { is_held($sid, '/held/f', 'small:') }), 'held');
+    ok(until_true(sub { $redis->is_held($sid, '/held/f', 'small:') }), 'held');
     my @pids = $small->worker_pids;
     kill 'KILL', @pids;
     ok(until_true(sub {

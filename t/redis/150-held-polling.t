@@ -43,31 +43,6 @@ CONF
 
 my $P = 'bayeux:';
 
-sub until_true {
-    my ($cond, $timeout) = @_;
-    my $end = time + ($timeout // 5);
-    while (time < $end) {
-        return 1 if $cond->();
-        sleep 0.02;
-    }
-    return $cond->();
-}
-
-sub is_held {
-    my ($id, $ch, $prefix) = @_;
-    return $redis->cmd('SISMEMBER', ($prefix // $P) . "H:$ch", $id);
-}
-
-sub is_subscribed {
-    my ($id, $ch, $prefix) = @_;
-    return $redis->cmd('SISMEMBER', ($prefix // $P) . "c:$ch", $id);
-}
-
-sub field {
-    my ($id, $f, $prefix) = @_;
-    return $redis->cmd('HGET', ($prefix // $P) . "s:$id", $f);
-}
-
 # the sequence number of message $text in the log of $ch (its score)
 sub log_seq {
     my ($ch, $text, $prefix) = @_;
@@ -82,7 +57,7 @@ sub log_seq {
 # "h" names message $text of $ch: the last one the worker gave
 sub h_is {
     my ($id, $ch, $text, $name) = @_;
-    my ($h, $seq) = (field($id, 'h'), log_seq($ch, $text));
+    my ($h, $seq) = ($redis->session_field($id, 'h'), log_seq($ch, $text));
     ok(defined $h && $h ne '' && defined $seq && $h == $seq, $name)
         or diag('h: ' . ($h // 'undef') . ", $text: " . ($seq // 'undef'));
 }
@@ -94,15 +69,12 @@ sub park {
     my ($c, $ch, $prefix) = @_;
     my $id = $c->client_id;
     my $h = $c->connect_start;
-    ok(until_true(sub { (field($id, 'w', $prefix) // '') ne '' }, 3),
+    ok(until_true(sub {
+           ($redis->session_field($id, 'w', $prefix) // '') ne ''
+       }, 3),
        'the connect parked');
-    ok(is_held($id, $ch, $prefix), "its session is held: in H:$ch");
+    ok($redis->is_held($id, $ch, $prefix), "its session is held: in H:$ch");
     return $h;
-}
-
-sub rpush_calls {
-    my ($stats) = $redis->cmd('INFO', 'commandstats');
-    return $stats =~ /cmdstat_rpush:calls=(\d+)/ ? $1 : 0;
 }
 
 sub texts { [ map { $_->{data}{text} } @{ $_[0]{deliveries} } ] }
@@ -140,59 +112,26 @@ sub new_session {
     return ($c, $c->client_id);
 }
 
-# the same session from another nginx (the same browser)
-sub elsewhere {
-    my ($c, $server) = @_;
-    my $o = Bayeux::Client->new(port => $server->port,
-                                cookie_jar => $c->cookie_jar);
-    $o->client_id($c->client_id);
-    return $o;
-}
-
-# a publisher that never connects: a new one for each part, before its
-# session expires
-my $pub;
-
-sub new_publisher {
-    my ($server) = @_;
-    $pub = Bayeux::Client->new(port => ($server // $A)->port);
-    ok($pub->handshake->{successful}, 'publisher handshake');
-}
-
-sub publish {
-    my ($ch, $text) = @_;
-    my $r = $pub->publish($ch, { text => $text });
-    ok($r && $r->{successful}, "published $text on $ch");
-}
-
-sub worker_restarted {
-    my ($server, @pids) = @_;
-    return until_true(sub {
-        my @n = $server->worker_pids;
-        @n && !grep { my $n = $_; grep { $_ == $n } @pids } @n
-    }, 10);
-}
-
 #
 # a parked long-polling connect: its session held, a publish costs no
 # RPUSH, the message is logged and answers the connect
 #
 
-new_publisher();
+new_publisher($A);
 my ($c, $id) = new_session($A, '/lp/a');
 my $h = park($c, '/lp/a');
-ok(!is_subscribed($id, '/lp/a'), 'and no longer in c:/lp/a');
-is(field($id, 'hl'), '1', 'held as long-polling: hl = 1');
-ok((field($id, 'h') // '') ne '', 'h is set while held');
+ok(!$redis->is_subscribed($id, '/lp/a'), 'and no longer in c:/lp/a');
+is($redis->session_field($id, 'hl'), '1', 'held as long-polling: hl = 1');
+ok(($redis->session_field($id, 'h') // '') ne '', 'h is set while held');
 
-my $rpush = rpush_calls();
+my $rpush = $redis->rpush_calls;
 publish('/lp/a', 'p1');
 my $r = $c->connect_finish($h, timeout => 4);
 ok($r->{reply} && $r->{reply}{successful}, 'the parked connect: answered');
 is_deeply([ map { [ $_->{channel}, $_->{data} ] } @{ $r->{deliveries} } ],
           [ [ '/lp/a', { text => 'p1' } ] ], 'with the message');
 cmp_ok($r->{elapsed}, '<', 1, 'at once');
-is(rpush_calls() - $rpush, 0, 'no RPUSH');
+is($redis->rpush_calls - $rpush, 0, 'no RPUSH');
 is($redis->cmd('EXISTS', "${P}q:$id"), 0, 'no queue');
 ok(defined log_seq('/lp/a', 'p1'), 'the message is in the log of /lp/a');
 h_is($id, '/lp/a', 'p1', 'h names p1, the message given');
@@ -202,11 +141,11 @@ h_is($id, '/lp/a', 'p1', 'h names p1, the message given');
 # connect at once, in order, once
 #
 
-ok(is_held($id, '/lp/a'), 'between connects: still held');
-ok(!is_subscribed($id, '/lp/a'), '... not in c:/lp/a');
-is(field($id, 'hl'), '1', '... hl = 1');
+ok($redis->is_held($id, '/lp/a'), 'between connects: still held');
+ok(!$redis->is_subscribed($id, '/lp/a'), '... not in c:/lp/a');
+is($redis->session_field($id, 'hl'), '1', '... hl = 1');
 publish('/lp/a', "p$_") for 2 .. 4;
-is(rpush_calls() - $rpush, 0, 'no RPUSH for them either');
+is($redis->rpush_calls - $rpush, 0, 'no RPUSH for them either');
 is($redis->cmd('EXISTS', "${P}q:$id"), 0, 'no queue');
 h_is($id, '/lp/a', 'p1', 'h still names p1: they are not given yet');
 $r = $c->connect;
@@ -214,7 +153,7 @@ ok($r->{reply} && $r->{reply}{successful}, 'the next connect: answered');
 is_deeply(texts($r), [ 'p2', 'p3', 'p4' ], '... with the three, in order');
 cmp_ok($r->{elapsed}, '<', 1, '... at once');
 h_is($id, '/lp/a', 'p4', 'h names p4');
-ok(is_held($id, '/lp/a'), 'still held');
+ok($redis->is_held($id, '/lp/a'), 'still held');
 
 $h = $c->connect_start;
 sleep 0.1;
@@ -222,7 +161,7 @@ publish('/lp/a', 'p5');
 is_deeply(collect($c, $h, 1), [ 'p5' ],
           'the next connect parks, and gets the next message only');
 h_is($id, '/lp/a', 'p5', 'h names p5');
-is(rpush_calls() - $rpush, 0, 'five messages, no RPUSH at all');
+is($redis->rpush_calls - $rpush, 0, 'five messages, no RPUSH at all');
 is($c->connections, 1, 'the connects came on one keep-alive connection');
 
 #
@@ -266,7 +205,7 @@ cmp_ok($r->{elapsed}, '<', 1, '... at once');
 # parked (a connect of a session held here: no script call)
 $h = $c->connect_start;
 sleep 0.1;
-ok(is_held($id, '/lp/a') && is_held($id, '/lp/b'),
+ok($redis->is_held($id, '/lp/a') && $redis->is_held($id, '/lp/b'),
    'parked: held on /lp/a and /lp/b');
 publish('/lp/c', 'c0');
 ok($c->subscribe('/lp/c')->{successful}, 'subscribed to /lp/c, parked');
@@ -280,7 +219,7 @@ ok($c->unsubscribe('/lp/b')->{successful}, 'unsubscribed from /lp/b, parked');
 publish('/lp/b', 'b2');
 publish('/lp/a', 'a2');
 is_deeply(collect($c, $h, 1), [ 'a2' ], 'nothing of /lp/b any more');
-ok(!is_held($id, '/lp/b') && !is_subscribed($id, '/lp/b'),
+ok(!$redis->is_held($id, '/lp/b') && !$redis->is_subscribed($id, '/lp/b'),
    'neither in H:/lp/b nor in c:/lp/b');
 
 # between connects
@@ -296,7 +235,7 @@ publish('/lp/b', 'b3');
 publish('/lp/c', 'c3');
 publish('/lp/a', 'a4');
 is_deeply(collect($c, $h, 1), [ 'a4' ], 'and nothing else');
-ok(is_held($id, '/lp/a'), 'still held on /lp/a');
+ok($redis->is_held($id, '/lp/a'), 'still held on /lp/a');
 
 #
 # a disconnect on the other nginx while held: the session is gone
@@ -306,8 +245,8 @@ $r = elsewhere($c, $B)->disconnect;
 ok($r && $r->{successful}, 'disconnected on B, between connects on A');
 is($redis->cmd('EXISTS', "${P}s:$id"), 0, 'its hash is gone');
 is($redis->cmd('EXISTS', "${P}S:$id"), 0, 'its subscriptions are gone');
-ok(!is_held($id, '/lp/a'), 'not in H:/lp/a');
-ok(!is_subscribed($id, '/lp/a'), 'nor in c:/lp/a');
+ok(!$redis->is_held($id, '/lp/a'), 'not in H:/lp/a');
+ok(!$redis->is_subscribed($id, '/lp/a'), 'nor in c:/lp/a');
 publish('/lp/a', 'after');
 $r = $c->connect;
 ok($r->{reply} && !$r->{reply}{successful}, 'the next connect on A fails');
@@ -321,7 +260,7 @@ is_deeply(texts($r), [], '... without the message A kept');
 # connection, gets what came after, once
 #
 
-new_publisher();
+new_publisher($A);
 my ($g, $gid) = new_session($A, '/lp/g');
 $h = park($g, '/lp/g');
 publish('/lp/g', 'g1');
@@ -329,9 +268,9 @@ is_deeply(collect($g, $h, 1), [ 'g1' ], 'given g1');
 $h = $g->connect_start;
 sleep 0.1;
 $g->abandon($h);
-ok(until_true(sub { !is_held($gid, '/lp/g') }),
+ok(until_true(sub { !$redis->is_held($gid, '/lp/g') }),
    'let go when its client left');
-ok(is_subscribed($gid, '/lp/g'), '... back in c:/lp/g');
+ok($redis->is_subscribed($gid, '/lp/g'), '... back in c:/lp/g');
 publish('/lp/g', "g$_") for 2 .. 3;
 $r = $g->connect;
 ok($r->{reply} && $r->{reply}{successful}, 'the next connect: answered');
@@ -344,7 +283,7 @@ is_deeply(texts($r), [ 'g2', 'g3' ],
 # after the last message given, once
 #
 
-new_publisher();
+new_publisher($A);
 my ($l, $lid) = new_session($A, '/lp/l');
 $h = park($l, '/lp/l');
 publish('/lp/l', 'l1');
@@ -356,7 +295,7 @@ ok(until_true(sub {
        my $r = $p->handshake;
        $r && $r->{successful};
    }, 10), 'the link is back');
-new_publisher();
+new_publisher($A);
 publish('/lp/l', 'l3');
 $r = $l->connect;
 ok($r->{reply} && $r->{reply}{successful},
@@ -372,7 +311,7 @@ is_deeply(collect($l, $h, 1), [ 'l4' ], 'held again, and given l4 only');
 # stays held
 #
 
-new_publisher();
+new_publisher($A);
 my ($d, $did) = new_session($A, '/lp/d');
 $h = park($d, '/lp/d');
 $r = $d->connect_finish($h, timeout => 4);
@@ -380,9 +319,9 @@ ok($r->{reply} && $r->{reply}{successful},
    'the parked connect is answered when its hold time is over');
 is_deeply($r->{deliveries}, [], '... with no message');
 cmp_ok($r->{elapsed}, '>', 1.5, '... after bayeux_timeout (2 s)');
-ok(is_held($did, '/lp/d'), 'the session stays held: in H:/lp/d');
-ok(!is_subscribed($did, '/lp/d'), '... not in c:/lp/d');
-is(field($did, 'hl'), '1', '... hl = 1');
+ok($redis->is_held($did, '/lp/d'), 'the session stays held: in H:/lp/d');
+ok(!$redis->is_subscribed($did, '/lp/d'), '... not in c:/lp/d');
+is($redis->session_field($did, 'hl'), '1', '... hl = 1');
 publish('/lp/d', 'd1');
 $r = $d->connect;
 is_deeply(texts($r), [ 'd1' ], 'the next connect gets what came between');
@@ -396,7 +335,7 @@ cmp_ok($r->{elapsed}, '<', 1, '... at once');
 # (not under valgrind: the worker killed would be valgrind's)
 unless (use_valgrind()) {
     # the next connect on the same nginx, its worker restarted
-    new_publisher();
+    new_publisher($A);
     my ($e, $eid) = new_session($A, '/lp/e');
     $h = park($e, '/lp/e');
     publish('/lp/e', 'e1');
@@ -408,7 +347,7 @@ unless (use_valgrind()) {
     my @pids = $A->worker_pids;
     kill 'KILL', @pids;
     ok(worker_restarted($A, @pids), 'the worker was killed, another started');
-    new_publisher();
+    new_publisher($A);
     publish('/lp/e', 'e3');
     $r = $e->connect;
     ok($r->{reply} && $r->{reply}{successful}, 'the next connect on A');
@@ -416,7 +355,7 @@ unless (use_valgrind()) {
               '... gets e2 and e3, in order, not e1');
 
     # the next connect on the other nginx
-    new_publisher();
+    new_publisher($A);
     my ($k, $kid) = new_session($A, '/lp/k');
     $h = park($k, '/lp/k');
     publish('/lp/k', 'k1');

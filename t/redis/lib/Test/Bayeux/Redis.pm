@@ -34,8 +34,10 @@ use Test::More ();
 use Time::HiRes qw(time sleep);
 
 use Test::Nginx::Bayeux::Server;
+use Bayeux::Client;
 
-our @EXPORT = qw(start_redis redis_binary);
+our @EXPORT = qw(start_redis redis_binary until_true new_publisher publish
+                 elsewhere worker_restarted);
 
 sub redis_binary {
     return $ENV{TEST_REDIS_SERVER} if $ENV{TEST_REDIS_SERVER};
@@ -262,6 +264,81 @@ sub cmd {
         die $e;
     }
     return $r;
+}
+
+# What the engine keeps for a session, under the default prefix unless
+# one is given: its hash's field $f; whether it is held on channel $ch
+# (in "H:"), or subscribed without being held (in "c:").
+sub session_field {
+    my ($self, $id, $f, $prefix) = @_;
+    return $self->cmd('HGET', ($prefix // 'bayeux:') . "s:$id", $f);
+}
+
+sub is_held {
+    my ($self, $id, $ch, $prefix) = @_;
+    return $self->cmd('SISMEMBER', ($prefix // 'bayeux:') . "H:$ch", $id);
+}
+
+sub is_subscribed {
+    my ($self, $id, $ch, $prefix) = @_;
+    return $self->cmd('SISMEMBER', ($prefix // 'bayeux:') . "c:$ch", $id);
+}
+
+# how many RPUSH the server ran so far: one per message queued for a
+# session that is not held
+sub rpush_calls {
+    my ($self) = @_;
+    my $stats = $self->cmd('INFO', 'commandstats');
+    return $stats =~ /cmdstat_rpush:calls=(\d+)/ ? $1 : 0;
+}
+
+# polls $cond every 20 ms until it is true or $timeout (5 s) passed;
+# returns its last value
+sub until_true {
+    my ($cond, $timeout) = @_;
+    my $end = time + ($timeout // 5);
+    while (time < $end) {
+        return 1 if $cond->();
+        sleep 0.02;
+    }
+    return $cond->();
+}
+
+# A publisher that never connects, on $server: a new one for each part of
+# a test, before its session expires; publish() posts { text => $text }
+# to $ch with it.  Both are tests.
+my $publisher;
+
+sub new_publisher {
+    my ($server) = @_;
+    $publisher = Bayeux::Client->new(port => $server->port);
+    Test::More::ok($publisher->handshake->{successful},
+                   'publisher handshake');
+}
+
+sub publish {
+    my ($ch, $text) = @_;
+    my $r = $publisher->publish($ch, { text => $text });
+    Test::More::ok($r && $r->{successful}, "published $text on $ch");
+}
+
+# the long-polling session of client $c, from $server (the same browser:
+# its cookies)
+sub elsewhere {
+    my ($c, $server) = @_;
+    my $o = Bayeux::Client->new(port => $server->port,
+                                cookie_jar => $c->cookie_jar);
+    $o->client_id($c->client_id);
+    return $o;
+}
+
+# true once none of $server's worker processes is one of @pids
+sub worker_restarted {
+    my ($server, @pids) = @_;
+    return until_true(sub {
+        my @n = $server->worker_pids;
+        @n && !grep { my $n = $_; grep { $_ == $n } @pids } @n
+    }, 10);
 }
 
 sub _line {
