@@ -216,6 +216,13 @@ typedef struct {
     unsigned                       unacked:1;
     ngx_uint_t                     batch;
     uint64_t                       acked;
+
+    /*
+     * bayeux_max_inactivity: from "inactive_at" on, its session may have
+     * been inactive too long, which its next connect's script checks
+     */
+    unsigned                       inactivity:1;
+    ngx_msec_t                     inactive_at;
 } ngx_bayeux_redis_park_t;
 
 
@@ -1843,18 +1850,21 @@ ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos, u_char *last,
 
 
 /*
- * "<id> <token> <seq> <batch>\n<subscription>\n...": the script held the
- * session of a connect parked here (hold_session()): from now on the
- * stream's messages after "seq" for its subscriptions are given by this
- * worker; "batch" is the session's last batch (the ack extension's).
+ * "<id> <token> <seq> <batch> <left>\n<subscription>\n...": the script
+ * held the session of a connect parked here (hold_session()): from now on
+ * the stream's messages after "seq" for its subscriptions are given by
+ * this worker; "batch" is the session's last batch (the ack extension's),
+ * "left" the milliseconds before bayeux_max_inactivity may end it ("-":
+ * never).
  */
 
 static void
 ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 {
-    u_char                   *id, *nl, *sp, *bp;
+    u_char                   *id, *nl, *sp, *bp, *lp;
     off_t                     seq;
-    ngx_int_t                 key, batch;
+    ngx_int_t                 key, batch, left;
+    ngx_uint_t                always;
     ngx_bayeux_redis_park_t  *park;
 
     nl = ngx_strlchr(p, last, '\n');
@@ -1881,11 +1891,20 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
         return;
     }
 
+    lp = ngx_strlchr(bp + 1, nl, ' ');
+    if (lp == NULL) {
+        return;
+    }
+
     key = ngx_atoi(p, sp - p);
     seq = ngx_atoof(sp + 1, bp - sp - 1);
-    batch = ngx_atoi(bp + 1, nl - bp - 1);
+    batch = ngx_atoi(bp + 1, lp - bp - 1);
+    always = (nl - lp == 2 && lp[1] == '-');
+    left = always ? 0 : ngx_atoi(lp + 1, nl - lp - 1);
 
-    if (key == NGX_ERROR || seq == NGX_ERROR || batch == NGX_ERROR) {
+    if (key == NGX_ERROR || seq == NGX_ERROR || batch == NGX_ERROR
+        || left == NGX_ERROR)
+    {
         return;
     }
 
@@ -1911,6 +1930,11 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 
     park->cursor = (uint64_t) seq;
     park->batch = (ngx_uint_t) batch;
+
+    if (!always) {
+        park->inactivity = 1;
+        park->inactive_at = ngx_current_msec + left;
+    }
 
     park->held = ngx_bayeux_redis_held_add(&rd->held, park,
                                            nl < last ? nl + 1 : last, last);
@@ -2913,12 +2937,15 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
 
     /*
      * A connect answered by its own reply (long-polling, or one that
-     * acknowledges) may hold its session between connects
-     * (bayeux_max_inactivity is checked by every connect).
+     * acknowledges) may hold its session between connects; not when what
+     * the server sends counts as activity (bayeux_max_inactivity
+     * client_server), for then every message lets a held session go.
      */
 
     polling = (op->hold && !op->waiter->stream
-               && op->endpoint->conf->max_inactivity == 0);
+               && (op->endpoint->conf->max_inactivity == 0
+                   || op->endpoint->conf->activity
+                      != NGX_BAYEUX_ACTIVITY_CLIENT_SERVER));
 
     kept = cursor_len ? NULL : ngx_bayeux_redis_kept_find(rd,
                                                          op->client_id.data);
@@ -2937,11 +2964,13 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
 
     if (kept && kept->state == NGX_BAYEUX_PARK_KEPT && polling
         && kept->ack == (op->waiter->ack != NGX_BAYEUX_NO_ACK)
-        && (!kept->unacked || op->waiter->ack >= (ngx_int_t) kept->batch))
+        && (!kept->unacked || op->waiter->ack >= (ngx_int_t) kept->batch)
+        && (!kept->inactivity
+            || (ngx_msec_int_t) (kept->inactive_at - ngx_current_msec) > 0))
     {
         /*
-         * its session held here, and what was given acknowledged if it is
-         * acknowledged: no command
+         * its session held here, what was given acknowledged if it is
+         * acknowledged, and not yet possibly inactive: no command
          */
 
         kept->unacked = 0;

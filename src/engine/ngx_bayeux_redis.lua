@@ -301,7 +301,9 @@ local function log_append(name, seq, entry, lim)
 end
 
 -- The session held by the parked connect (worker channel w, token t):
--- its worker learns it, with the cursor, the ack extension's last batch
+-- its worker learns it, with the cursor, the ack extension's last batch,
+-- the time left before bayeux_max_inactivity ends it ('-': none; the
+-- worker sends the connects after that to the script, which checks it)
 -- and the subscriptions, on its own channel, after every message the
 -- cursor covers and before any that it does not.
 local function hold_session(id, s, w, t, polling)
@@ -313,11 +315,16 @@ local function hold_session(id, s, w, t, polling)
     if redis.call('PTTL', H) < ttl2 then redis.call('PEXPIRE', H, ttl2) end
   end
   local seq = redis.call('GET', P .. 'n') or '0'
-  local ab = redis.call('HGET', s, 'ab')
+  local st = redis.call('HMGET', s, 'ab', 'a', 'ia')
+  local ab, left = st[1], '-'
   if not ab or ab == '' then ab = '0' end
+  if st[3] then
+    left = string.format('%d', math.max(0, tonumber(st[3])
+                                            - (now_ms() - tonumber(st[2]))))
+  end
   redis.call('HSET', s, 'h', seq, 'hl', polling and '1' or '', 'ha', '')
   redis.call(publish, w, 'h ' .. id .. ' ' .. t .. ' ' .. seq .. ' ' .. ab
-             .. '\n' .. table.concat(subs, '\n'))
+             .. ' ' .. left .. '\n' .. table.concat(subs, '\n'))
 end
 
 -- Lets a held session go, its worker having given it the messages up to

@@ -1,5 +1,6 @@
 # Held long-polling sessions: a long-polling /meta/connect that parks
-# (nothing queued, a timeout, no ack extension) has its session held by
+# (nothing queued, a timeout; with the ack extension: t/redis/
+# 160-held-ack.t) has its session held by
 # its worker, as a websocket's is (t/redis/140-held.t): the session moves
 # from the channel's subscriber set "c:" to "H:", its hash gets "h" (the
 # last message given) and "hl" = 1 (held as long-polling), and a publish
@@ -12,6 +13,8 @@
 # being over, a worker killed between two connects, more published
 # meanwhile than bayeux_max_queue, a client that stops connecting: each
 # loses nothing, gives nothing twice, and leaves no key without a TTL.
+# With bayeux_max_inactivity, a session inactive for the period still
+# ends at its next connect.
 
 use strict;
 use warnings;
@@ -454,6 +457,65 @@ CONF
     $exp->stop;
     unlike($exp->error_log_text, qr/\[(alert|crit|emerg)\]/,
            'no alert (bayeux_max_interval 1s)');
+}
+
+#
+# bayeux_max_inactivity (client): held all the same.  The worker learns
+# how long the session may stay inactive, and sends its connects after
+# that to the script, which holds it again if there was activity
+# meanwhile, and ends it if not.
+#
+
+{
+    my $ina = Test::Nginx::Bayeux::Server->new(
+        workers => 1,
+        http_config => $redis->engine_conf(prefix => 'ina:'),
+        config => <<'CONF',
+    location /cometd {
+        bayeux;
+        bayeux_timeout 300ms;
+        bayeux_max_inactivity 4s;
+    }
+CONF
+    )->start;
+    new_publisher($ina);
+    my ($i, $iid) = new_session($ina, '/lp/i');
+    my $t0 = time;
+    $h = park($i, '/lp/i', 'ina:');
+    my $rp = $redis->rpush_calls;
+    publish('/lp/i', 'i1');
+    is_deeply(collect($i, $h, 1), [ 'i1' ],
+              'held with bayeux_max_inactivity, given i1');
+    is($redis->rpush_calls - $rp, 0, '... without RPUSH');
+
+    sleep 1.5;
+    my $active = time;
+    ok($i->publish('/lp/other', { text => 'x' })->{successful},
+       'the client publishes: activity');
+    my $ok = 1;
+    while (time < $t0 + 4.3) {
+        my $r = $i->connect;
+        $ok = 0 unless $r->{reply} && $r->{reply}{successful};
+    }
+    ok($ok, 'its connects go on past the period from its handshake');
+    ok(time < $active + 4, '... still within the period from its publish');
+    ok($redis->is_held($iid, '/lp/i', 'ina:'), 'held again');
+    publish('/lp/i', 'i2');
+    $h = $i->connect_start;
+    is_deeply(collect($i, $h, 1), [ 'i2' ], 'given i2');
+
+    my $r;
+    do {
+        $r = $i->connect;
+    } while ($r->{reply} && $r->{reply}{successful} && time < $active + 5);
+    is($r->{reply} && $r->{reply}{error}, '402::session_unknown',
+       'no activity for the period: a connect ends the session');
+    cmp_ok(time - $active, '<', 4 + 0.3 + 0.5,
+           '... within bayeux_max_inactivity + bayeux_timeout, '
+           . 'and a little');
+    like($ina->error_log_text,
+         qr/a session was inactive for bayeux_max_inactivity/, 'logged');
+    $ina->stop;
 }
 
 #
