@@ -1864,7 +1864,7 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
     u_char                   *id, *nl, *sp, *bp, *lp;
     off_t                     seq;
     ngx_int_t                 key, batch, left;
-    ngx_uint_t                always;
+    ngx_uint_t                unlimited;
     ngx_bayeux_redis_park_t  *park;
 
     nl = ngx_strlchr(p, last, '\n');
@@ -1899,8 +1899,8 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
     key = ngx_atoi(p, sp - p);
     seq = ngx_atoof(sp + 1, bp - sp - 1);
     batch = ngx_atoi(bp + 1, lp - bp - 1);
-    always = (nl - lp == 2 && lp[1] == '-');
-    left = always ? 0 : ngx_atoi(lp + 1, nl - lp - 1);
+    unlimited = (nl - lp == 2 && lp[1] == '-');
+    left = unlimited ? 0 : ngx_atoi(lp + 1, nl - lp - 1);
 
     if (key == NGX_ERROR || seq == NGX_ERROR || batch == NGX_ERROR
         || left == NGX_ERROR)
@@ -1931,7 +1931,7 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
     park->cursor = (uint64_t) seq;
     park->batch = (ngx_uint_t) batch;
 
-    if (!always) {
+    if (!unlimited) {
         park->inactivity = 1;
         park->inactive_at = ngx_current_msec + left;
     }

@@ -97,12 +97,12 @@ sub clients {
 }
 
 # messages taken for a connect whose client went away are put back (its
-# session not held: bayeux_max_inactivity makes every connect a script
-# call, t/redis/150-held-polling.t has the held ones)
+# session not held: with bayeux_max_inactivity ... client_server every
+# connect is a script call, t/redis/150-held-polling.t has the held ones)
 {
     my $server = server(
         engine => $redis->engine_conf(command_timeout => '10s'),
-        more => 'bayeux_max_inactivity 60s;',
+        more => 'bayeux_max_inactivity 60s client_server;',
         log_level => 'debug');
     my ($s, $p) = clients($server, '/back');
 
