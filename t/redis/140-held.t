@@ -25,31 +25,17 @@ use Time::HiRes qw(time sleep);
 
 my $redis = start_redis();
 
-my $server = Test::Nginx::Bayeux::Server->new(
-    workers => 1,
-    http_config => $redis->engine_conf,
-    config => <<'CONF',
-    location /cometd {
-        bayeux;
+my $server = $redis->bayeux_server(<<'CONF');
         bayeux_timeout 4s;
         bayeux_lazy_channel /lazy/**;
         bayeux_max_lazy_timeout 600ms;
-    }
 CONF
-)->start;
 
 # the same Redis, another prefix: a publisher does not get its own
-my $nobc = Test::Nginx::Bayeux::Server->new(
-    workers => 1,
-    http_config => $redis->engine_conf(prefix => 'nobc:'),
-    config => <<'CONF',
-    location /cometd {
-        bayeux;
+my $nobc = $redis->bayeux_server(<<'CONF', 'nobc:');
         bayeux_timeout 4s;
         bayeux_broadcast_to_publisher off;
-    }
 CONF
-)->start;
 
 my $P = 'bayeux:';
 
@@ -295,17 +281,10 @@ unless (use_valgrind()) {
 #
 
 unless (use_valgrind()) {
-    my $small = Test::Nginx::Bayeux::Server->new(
-        workers => 1,
-        http_config => $redis->engine_conf(prefix => 'small:'),
-        config => <<'CONF',
-    location /cometd {
-        bayeux;
+    my $small = $redis->bayeux_server(<<'CONF', 'small:');
         bayeux_timeout 4s;
         bayeux_max_queue 3;
-    }
 CONF
-    )->start;
     my ($sws, $sid) = held_session($small->port, '/held/f');
     ok(until_true(sub { $redis->is_held($sid, '/held/f', 'small:') }), 'held');
     my @pids = $small->worker_pids;

@@ -31,18 +31,9 @@ use Time::HiRes qw(time sleep);
 my $redis = start_redis();
 
 # two nginx on the same Redis and prefix: one Bayeux server
-my ($A, $B) = map {
-    Test::Nginx::Bayeux::Server->new(
-        workers => 1,
-        http_config => $redis->engine_conf,
-        config => <<'CONF',
-    location /cometd {
-        bayeux;
+my ($A, $B) = map { $redis->bayeux_server(<<'CONF') } 1 .. 2;
         bayeux_timeout 2s;
-    }
 CONF
-    )->start
-} 1 .. 2;
 
 my $P = 'bayeux:';
 
@@ -382,17 +373,10 @@ unless (use_valgrind()) {
 #
 
 {
-    my $small = Test::Nginx::Bayeux::Server->new(
-        workers => 1,
-        http_config => $redis->engine_conf(prefix => 'small:'),
-        config => <<'CONF',
-    location /cometd {
-        bayeux;
+    my $small = $redis->bayeux_server(<<'CONF', 'small:');
         bayeux_timeout 2s;
         bayeux_max_queue 3;
-    }
 CONF
-    )->start;
     new_publisher($small);
     my ($f, $fid) = new_session($small, '/lp/f');
     $h = park($f, '/lp/f', 'small:');
@@ -426,18 +410,11 @@ CONF
 #
 
 {
-    my $exp = Test::Nginx::Bayeux::Server->new(
-        workers => 1,
-        http_config => $redis->engine_conf(prefix => 'exp:'),
-        config => <<'CONF',
-    location /cometd {
-        bayeux;
+    my $exp = $redis->bayeux_server(<<'CONF', 'exp:');
         bayeux_timeout 2s;
         bayeux_interval 0;
         bayeux_max_interval 1s;
-    }
 CONF
-    )->start;
     my ($x, $xid) = new_session($exp, '/lp/x');
     $h = park($x, '/lp/x', 'exp:');
     new_publisher($exp);
@@ -467,17 +444,10 @@ CONF
 #
 
 {
-    my $ina = Test::Nginx::Bayeux::Server->new(
-        workers => 1,
-        http_config => $redis->engine_conf(prefix => 'ina:'),
-        config => <<'CONF',
-    location /cometd {
-        bayeux;
+    my $ina = $redis->bayeux_server(<<'CONF', 'ina:');
         bayeux_timeout 300ms;
         bayeux_max_inactivity 4s;
-    }
 CONF
-    )->start;
     new_publisher($ina);
     my ($i, $iid) = new_session($ina, '/lp/i');
     my $t0 = time;

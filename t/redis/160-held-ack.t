@@ -26,18 +26,9 @@ use Time::HiRes qw(time sleep);
 my $redis = start_redis();
 
 # two nginx on the same Redis and prefix: one Bayeux server
-my ($A, $B) = map {
-    Test::Nginx::Bayeux::Server->new(
-        workers => 1,
-        http_config => $redis->engine_conf,
-        config => <<'CONF',
-    location /cometd {
-        bayeux;
+my ($A, $B) = map { $redis->bayeux_server(<<'CONF') } 1 .. 2;
         bayeux_timeout 2s;
-    }
 CONF
-    )->start
-} 1 .. 2;
 
 sub texts { [ map { $_->{data}{text} } @{ $_[0]{deliveries} } ] }
 

@@ -266,6 +266,18 @@ sub cmd {
     return $r;
 }
 
+# A one-worker nginx on this Redis, started: location /cometd is a Bayeux
+# endpoint with the directives $conf (its lines, as they are written in
+# the location), its keys under $prefix (the default's if undef).
+sub bayeux_server {
+    my ($self, $conf, $prefix) = @_;
+    return Test::Nginx::Bayeux::Server->new(
+        workers => 1,
+        http_config => $self->engine_conf(prefix => $prefix),
+        config => "    location /cometd {\n        bayeux;\n$conf    }\n",
+    )->start;
+}
+
 # What the engine keeps for a session, under the default prefix unless
 # one is given: its hash's field $f; whether it is held on channel $ch
 # (in "H:"), or subscribed without being held (in "c:").
