@@ -495,6 +495,8 @@ static void ngx_bayeux_redis_reply_kept(ngx_bayeux_redis_park_t *park,
 static void ngx_bayeux_redis_let_held_go(ngx_bayeux_redis_t *rd,
     ngx_uint_t which);
 static ngx_uint_t ngx_bayeux_redis_renewed(ngx_bayeux_redis_park_t *park);
+static ngx_uint_t ngx_bayeux_redis_words(u_char **pos, u_char *last,
+    u_char **word, size_t *len, ngx_uint_t n);
 static ngx_int_t ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos,
     u_char *last, ngx_int_t *batch, ngx_bayeux_redis_park_t **park);
 static void ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p,
@@ -1792,24 +1794,21 @@ ngx_bayeux_redis_given(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
  * NGX_DONE: the list ended.
  */
 
-static ngx_int_t
-ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos, u_char *last,
-    ngx_int_t *batch, ngx_bayeux_redis_park_t **park)
-{
-    u_char                   *p, *end, *word[3];
-    size_t                    len[3];
-    ngx_int_t                 key;
-    ngx_uint_t                i, n;
-    ngx_bayeux_redis_park_t  *found;
+/*
+ * Up to "n" words of a notification separated by spaces, from "*pos" to
+ * "last", which "*pos" is moved past; returns how many there were.
+ */
 
-    n = (batch == NULL) ? 2 : 3;
+static ngx_uint_t
+ngx_bayeux_redis_words(u_char **pos, u_char *last, u_char **word,
+    size_t *len, ngx_uint_t n)
+{
+    u_char      *p, *end;
+    ngx_uint_t   i;
+
     p = *pos;
 
-    for (i = 0; i < n; i++) {
-        if (p >= last) {
-            return NGX_DONE;
-        }
-
+    for (i = 0; i < n && p < last; i++) {
         end = ngx_strlchr(p, last, ' ');
         if (end == NULL) {
             end = last;
@@ -1818,6 +1817,29 @@ ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos, u_char *last,
         word[i] = p;
         len[i] = end - p;
         p = end + 1;
+    }
+
+    *pos = p;
+
+    return i;
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos, u_char *last,
+    ngx_int_t *batch, ngx_bayeux_redis_park_t **park)
+{
+    u_char                   *p, *word[3];
+    size_t                    len[3];
+    ngx_int_t                 key;
+    ngx_uint_t                n;
+    ngx_bayeux_redis_park_t  *found;
+
+    n = (batch == NULL) ? 2 : 3;
+    p = *pos;
+
+    if (ngx_bayeux_redis_words(&p, last, word, len, n) < n) {
+        return NGX_DONE;
     }
 
     *pos = p;
@@ -1861,8 +1883,9 @@ ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos, u_char *last,
 static void
 ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 {
-    u_char                   *id, *nl, *sp, *bp, *lp;
+    u_char                   *nl, *word[5];
     off_t                     seq;
+    size_t                    len[5];
     ngx_int_t                 key, batch, left;
     ngx_uint_t                unlimited;
     ngx_bayeux_redis_park_t  *park;
@@ -1872,35 +1895,17 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
         nl = last;
     }
 
-    if (nl - p < NGX_BAYEUX_CLIENT_ID_LEN + 4
-        || p[NGX_BAYEUX_CLIENT_ID_LEN] != ' ')
+    if (ngx_bayeux_redis_words(&p, nl, word, len, 5) < 5
+        || len[0] != NGX_BAYEUX_CLIENT_ID_LEN)
     {
         return;
     }
 
-    id = p;
-    p += NGX_BAYEUX_CLIENT_ID_LEN + 1;
-
-    sp = ngx_strlchr(p, nl, ' ');
-    if (sp == NULL) {
-        return;
-    }
-
-    bp = ngx_strlchr(sp + 1, nl, ' ');
-    if (bp == NULL) {
-        return;
-    }
-
-    lp = ngx_strlchr(bp + 1, nl, ' ');
-    if (lp == NULL) {
-        return;
-    }
-
-    key = ngx_atoi(p, sp - p);
-    seq = ngx_atoof(sp + 1, bp - sp - 1);
-    batch = ngx_atoi(bp + 1, lp - bp - 1);
-    unlimited = (nl - lp == 2 && lp[1] == '-');
-    left = unlimited ? 0 : ngx_atoi(lp + 1, nl - lp - 1);
+    key = ngx_atoi(word[1], len[1]);
+    seq = ngx_atoof(word[2], len[2]);
+    batch = ngx_atoi(word[3], len[3]);
+    unlimited = (len[4] == 1 && word[4][0] == '-');
+    left = unlimited ? 0 : ngx_atoi(word[4], len[4]);
 
     if (key == NGX_ERROR || seq == NGX_ERROR || batch == NGX_ERROR
         || left == NGX_ERROR)
@@ -1916,7 +1921,7 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
      */
 
     if (park == NULL
-        || ngx_memcmp(park->id, id, NGX_BAYEUX_CLIENT_ID_LEN) != 0
+        || ngx_memcmp(park->id, word[0], NGX_BAYEUX_CLIENT_ID_LEN) != 0
         || park->held || park->state == NGX_BAYEUX_PARK_TAKING)
     {
         return;
@@ -1996,16 +2001,8 @@ ngx_bayeux_redis_streamed(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
     message.data = nl + 1;
     message.len = last - message.data;
 
-    for (i = 0; i < 4; i++) {
-        word[i] = p;
-        p = ngx_strlchr(p, nl, ' ');
-
-        if (p == NULL) {
-            p = nl;
-        }
-
-        len[i] = p - word[i];
-        p++;
+    if (ngx_bayeux_redis_words(&p, nl, word, len, 4) < 4) {
+        return;
     }
 
     seq = ngx_atoof(word[0], len[0]);
