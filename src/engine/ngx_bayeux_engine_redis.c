@@ -219,10 +219,13 @@ typedef struct {
 
     /*
      * bayeux_max_inactivity: from "inactive_at" on, its session may have
-     * been inactive too long, which its next connect's script checks
+     * been inactive too long, which its next connect's script checks; a
+     * message given that counts as activity (client_server) moves it to
+     * "period" from then
      */
     unsigned                       inactivity:1;
     ngx_msec_t                     inactive_at;
+    ngx_msec_t                     period;
 } ngx_bayeux_redis_park_t;
 
 
@@ -460,6 +463,10 @@ static void ngx_bayeux_redis_streamed(ngx_bayeux_redis_t *rd, u_char *p,
     u_char *last);
 static void ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p,
     u_char *last);
+static void ngx_bayeux_redis_resubscribed(ngx_bayeux_redis_t *rd, u_char *p,
+    u_char *last);
+static void ngx_bayeux_redis_active(ngx_bayeux_redis_park_t *park,
+    ngx_uint_t activity);
 static void ngx_bayeux_redis_give(ngx_bayeux_redis_park_t *park,
     uint64_t seq, ngx_str_t *message);
 static void ngx_bayeux_redis_given_handler(ngx_event_t *ev);
@@ -1702,6 +1709,11 @@ ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
         return;
     }
 
+    if (last - p > 2 && p[0] == 's' && p[1] == ' ') {
+        ngx_bayeux_redis_resubscribed(rd, p + 2, last);
+        return;
+    }
+
     /* the sessions parked here are taken by one script call */
 
     n = 0;
@@ -1872,21 +1884,21 @@ ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos, u_char *last,
 
 
 /*
- * "<id> <token> <seq> <batch> <left>\n<subscription>\n...": the script
- * held the session of a connect parked here (hold_session()): from now on
- * the stream's messages after "seq" for its subscriptions are given by
- * this worker; "batch" is the session's last batch (the ack extension's),
- * "left" the milliseconds before bayeux_max_inactivity may end it ("-":
- * never).
+ * "<id> <token> <seq> <batch> <left> <period>\n<subscription>\n...": the
+ * script held the session of a connect parked here (hold_session()): from
+ * now on the stream's messages after "seq" for its subscriptions are
+ * given by this worker; "batch" is the session's last batch (the ack
+ * extension's), "left" the milliseconds before bayeux_max_inactivity may
+ * end it, "period" the directive's ("-": never).
  */
 
 static void
 ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 {
-    u_char                   *nl, *word[5];
+    u_char                   *nl, *word[6];
     off_t                     seq;
-    size_t                    len[5];
-    ngx_int_t                 key, batch, left;
+    size_t                    len[6];
+    ngx_int_t                 key, batch, left, period;
     ngx_uint_t                unlimited;
     ngx_bayeux_redis_park_t  *park;
 
@@ -1895,7 +1907,7 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
         nl = last;
     }
 
-    if (ngx_bayeux_redis_words(&p, nl, word, len, 5) < 5
+    if (ngx_bayeux_redis_words(&p, nl, word, len, 6) < 6
         || len[0] != NGX_BAYEUX_CLIENT_ID_LEN)
     {
         return;
@@ -1906,9 +1918,10 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
     batch = ngx_atoi(word[3], len[3]);
     unlimited = (len[4] == 1 && word[4][0] == '-');
     left = unlimited ? 0 : ngx_atoi(word[4], len[4]);
+    period = unlimited ? 0 : ngx_atoi(word[5], len[5]);
 
     if (key == NGX_ERROR || seq == NGX_ERROR || batch == NGX_ERROR
-        || left == NGX_ERROR)
+        || left == NGX_ERROR || period == NGX_ERROR)
     {
         return;
     }
@@ -1939,6 +1952,7 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
     if (!unlimited) {
         park->inactivity = 1;
         park->inactive_at = ngx_current_msec + left;
+        park->period = period;
     }
 
     park->held = ngx_bayeux_redis_held_add(&rd->held, park,
@@ -1964,12 +1978,72 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 
 
 /*
+ * "<id> <token>\n<subscription>\n...": a session held here subscribed or
+ * unsubscribed (the script's resubscribed()); the stream's messages that
+ * come after this are given by its new subscriptions.  Where a take of
+ * the session is in flight, the script lets it go by what Redis holds.
+ */
+
+static void
+ngx_bayeux_redis_resubscribed(ngx_bayeux_redis_t *rd, u_char *p,
+    u_char *last)
+{
+    u_char                   *nl, *word[2];
+    size_t                    len[2];
+    ngx_int_t                 key;
+    ngx_bayeux_redis_held_t  *held;
+    ngx_bayeux_redis_park_t  *park;
+
+    nl = ngx_strlchr(p, last, '\n');
+    if (nl == NULL) {
+        nl = last;
+    }
+
+    if (ngx_bayeux_redis_words(&p, nl, word, len, 2) < 2
+        || len[0] != NGX_BAYEUX_CLIENT_ID_LEN)
+    {
+        return;
+    }
+
+    key = ngx_atoi(word[1], len[1]);
+    if (key == NGX_ERROR) {
+        return;
+    }
+
+    park = ngx_bayeux_redis_park_find(rd, (ngx_rbtree_key_t) key);
+
+    if (park == NULL || park->held == NULL
+        || ngx_memcmp(park->id, word[0], NGX_BAYEUX_CLIENT_ID_LEN) != 0)
+    {
+        return;
+    }
+
+    held = ngx_bayeux_redis_held_add(&rd->held, park,
+                                     nl < last ? nl + 1 : last, last);
+
+    if (held == NULL) {
+        /* the script learns them instead */
+        ngx_bayeux_redis_let_go(park);
+        return;
+    }
+
+    ngx_bayeux_redis_held_remove(&rd->held, park->held);
+    park->held = held;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "bayeux redis: session %*s resubscribed",
+                   (size_t) NGX_BAYEUX_CLIENT_ID_LEN, park->id);
+}
+
+
+/*
  * "<channel>\n<seq> <publisher> <lazy> <act>\n<message>", on the stream:
  * a message for the sessions the workers hold.  "publisher" is the
  * session that must not receive it, "lazy" and "act" are the publish's
- * ('-': none); a lazy message, or one whose delivery is its receivers'
- * activity, is not given here: the session is let go, and the script
- * queues it as a publish does.
+ * ('-': none).  A lazy message is not given here: the session is let go,
+ * and the script queues it as a publish does.  One whose delivery is its
+ * receivers' activity ("d") moves their inactivity deadline; Redis learns
+ * of it from the logs when the session is let go (held_activity()).
  */
 
 static void
@@ -1981,7 +2055,7 @@ ngx_bayeux_redis_streamed(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
     ngx_int_t                 rc;
     uintptr_t                *keys;
     ngx_str_t                 channel, message;
-    ngx_uint_t                i, n, plain;
+    ngx_uint_t                i, n, lazy, activity;
     ngx_bayeux_redis_park_t  *park, **found;
 
     nl = ngx_strlchr(p, last, '\n');
@@ -2011,7 +2085,8 @@ ngx_bayeux_redis_streamed(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
         return;
     }
 
-    plain = (word[2][0] == '-' && word[3][0] == '-');
+    lazy = (word[2][0] != '-');
+    activity = (word[3][0] == 'd');
 
     if ((uint64_t) seq > rd->stream_seq) {
         rd->stream_seq = seq;
@@ -2062,11 +2137,13 @@ ngx_bayeux_redis_streamed(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
             continue;
         }
 
-        if (park->polling && plain && park->state != NGX_BAYEUX_PARK_TAKING)
+        if (park->polling && !lazy && park->state != NGX_BAYEUX_PARK_TAKING)
         {
             rc = ngx_bayeux_redis_pend(park, seq, &message);
 
             if (rc == NGX_OK) {
+                ngx_bayeux_redis_active(park, activity);
+
                 if (park->state == NGX_BAYEUX_PARK_PARKED && park->waiter) {
                     ngx_bayeux_redis_confirm(park);
                 }
@@ -2079,18 +2156,30 @@ ngx_bayeux_redis_streamed(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
             continue;
         }
 
-        if (!plain || park->state != NGX_BAYEUX_PARK_PARKED
+        if (lazy || park->state != NGX_BAYEUX_PARK_PARKED
             || park->waiter == NULL)
         {
             ngx_bayeux_redis_let_go(park);
             continue;
         }
 
+        ngx_bayeux_redis_active(park, activity);
         ngx_bayeux_redis_give(park, seq, &message);
     }
 
     if (rd->stream_seq > rd->given_seq && !rd->given.posted) {
         ngx_post_event(&rd->given, &ngx_posted_events);
+    }
+}
+
+
+/* a message given counts as activity (bayeux_max_inactivity client_server) */
+
+static void
+ngx_bayeux_redis_active(ngx_bayeux_redis_park_t *park, ngx_uint_t activity)
+{
+    if (activity && park->inactivity) {
+        park->inactive_at = ngx_current_msec + park->period;
     }
 }
 
@@ -2934,15 +3023,10 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
 
     /*
      * A connect answered by its own reply (long-polling, or one that
-     * acknowledges) may hold its session between connects; not when what
-     * the server sends counts as activity (bayeux_max_inactivity
-     * client_server), for then every message lets a held session go.
+     * acknowledges) may hold its session between connects.
      */
 
-    polling = (op->hold && !op->waiter->stream
-               && (op->endpoint->conf->max_inactivity == 0
-                   || op->endpoint->conf->activity
-                      != NGX_BAYEUX_ACTIVITY_CLIENT_SERVER));
+    polling = (op->hold && !op->waiter->stream);
 
     kept = cursor_len ? NULL : ngx_bayeux_redis_kept_find(rd,
                                                          op->client_id.data);

@@ -302,10 +302,12 @@ end
 
 -- The session held by the parked connect (worker channel w, token t):
 -- its worker learns it, with the cursor, the ack extension's last batch,
--- the time left before bayeux_max_inactivity ends it ('-': none; the
--- worker sends the connects after that to the script, which checks it)
--- and the subscriptions, on its own channel, after every message the
--- cursor covers and before any that it does not.
+-- the time left before bayeux_max_inactivity may end it and the period
+-- ('-': none; the worker sends the connects after that time to the
+-- script, which checks it; a message that counts as activity, "d",
+-- makes it the period again) and the subscriptions, on its own channel,
+-- after every message the cursor covers and before any that it does
+-- not.
 local function hold_session(id, s, w, t, polling)
   local subs = redis.call('SMEMBERS', P .. 'S:' .. id)
   for _, ch in ipairs(subs) do
@@ -316,15 +318,43 @@ local function hold_session(id, s, w, t, polling)
   end
   local seq = redis.call('GET', P .. 'n') or '0'
   local st = redis.call('HMGET', s, 'ab', 'a', 'ia')
-  local ab, left = st[1], '-'
+  local ab, left, period = st[1], '-', '-'
   if not ab or ab == '' then ab = '0' end
   if st[3] then
     left = string.format('%d', math.max(0, tonumber(st[3])
                                             - (now_ms() - tonumber(st[2]))))
+    period = st[3]
   end
   redis.call('HSET', s, 'h', seq, 'hl', polling and '1' or '', 'ha', '')
   redis.call(publish, w, 'h ' .. id .. ' ' .. t .. ' ' .. seq .. ' ' .. ab
-             .. ' ' .. left .. '\n' .. table.concat(subs, '\n'))
+             .. ' ' .. left .. ' ' .. period .. '\n'
+             .. table.concat(subs, '\n'))
+end
+
+-- bayeux_max_inactivity client_server: the messages a held session's
+-- worker gave it, up to "upto", were its activity, which the worker did
+-- not write.  The last one logged for its subscriptions tells when (a
+-- message logged before a subscription is older than the subscribe,
+-- which was activity too).
+local function held_activity(s, subs, upto, a)
+  local last = tonumber(a)
+  for _, ch in ipairs(subs) do
+    local e = redis.call('ZREVRANGEBYSCORE', P .. 'l:' .. ch,
+                         string.format('%.0f', upto), '-inf', 'LIMIT', 0, 1)
+    local seq, act = string.match(e[1] or '', '^(%d+) %S+ %S+ (%S+)\n')
+    if act == 'd' and math.floor(tonumber(seq) / 1000) > last then
+      last = math.floor(tonumber(seq) / 1000)
+    end
+  end
+  if last > tonumber(a) then mark(s, last) end
+end
+
+-- The subscriptions of a held session changed: its worker (channel w,
+-- the connect's token t) learns them all, on its own channel, after the
+-- messages of the stream published before and before those after.
+local function resubscribed(id, w, t)
+  redis.call(publish, w, 's ' .. id .. ' ' .. t .. '\n'
+             .. table.concat(redis.call('SMEMBERS', P .. 'S:' .. id), '\n'))
 end
 
 -- Lets a held session go, its worker having given it the messages up to
@@ -342,8 +372,14 @@ end
 -- connect's acknowledgement decides.  A worker that names "h" or later
 -- saw its connect acknowledge them.
 local function unhold(id, s, cur, lim)
-  local st = redis.call('HMGET', s, 'h', 'o', 'z', 'an', 'k', 'ab', 'ha')
+  local st = redis.call('HMGET', s, 'h', 'o', 'z', 'an', 'k', 'ab', 'ha',
+                        'a', 'ia')
   if not st[1] or st[1] == '' then return end
+  local subs = redis.call('SMEMBERS', P .. 'S:' .. id)
+  if st[9] then
+    held_activity(s, subs, math.max(tonumber(st[1]), tonumber(cur) or 0),
+                  st[8])
+  end
   if st[7] and st[7] ~= '' then
     if cur == '' or tonumber(cur) < tonumber(st[1]) then
       cur = st[7]
@@ -358,7 +394,7 @@ local function unhold(id, s, cur, lim)
   local start = {}
   for i = 1, #starts, 2 do start[starts[i]] = tonumber(starts[i + 1]) end
   local lost, entries, seen = false, {}, {}
-  for _, ch in ipairs(redis.call('SMEMBERS', P .. 'S:' .. id)) do
+  for _, ch in ipairs(subs) do
     local c = P .. 'c:' .. ch
     redis.call('SREM', P .. 'H:' .. ch, id)
     redis.call('SADD', c, id)
@@ -780,8 +816,9 @@ if op == 'su' then
     end
   end
   if n > tonumber(ARGV[6]) then return -2 end
-  -- a held session's worker lets it go, to learn the new subscriptions:
-  -- what was logged for them before now is not the session's
+  -- a held session stays held: its worker learns the new subscriptions
+  -- (resubscribed()), in the stream's order; what was logged for them
+  -- before now is not the session's, whoever lets it go ("Z:")
   local held = redis.call('HMGET', P .. 's:' .. id, 'h', 'w', 't')
   local set, Z = 'c:', P .. 'Z:' .. id
   if held[1] and held[1] ~= '' then set = 'H:' end
@@ -796,7 +833,7 @@ if op == 'su' then
     redis.call('SADD', subs, ARGV[i])
   end
   redis.call('PEXPIRE', subs, t)
-  if set == 'H:' then redis.call(publish, held[2], id .. ' ' .. held[3]) end
+  if set == 'H:' then resubscribed(id, held[2], held[3]) end
   return 0
 end
 
@@ -816,10 +853,16 @@ if op == 'un' then
     redis.call('SREM', P .. 'c:' .. ARGV[i], id)
     redis.call('SREM', P .. 'H:' .. ARGV[i], id)
     redis.call('SREM', P .. 'S:' .. id, ARGV[i])
+    redis.call('HDEL', P .. 'Z:' .. id, ARGV[i])
   end
-  -- a held session's worker stops giving it these, in order
   if held[1] and held[1] ~= '' then
-    redis.call(publish, held[2], id .. ' ' .. held[3])
+    if held[4] and held[4] ~= '' then
+      -- let go above: its worker learns it by the wake
+      redis.call(publish, held[2], id .. ' ' .. held[3])
+    else
+      -- still held: its worker stops giving it these, in order
+      resubscribed(id, held[2], held[3])
+    end
   end
   return 0
 end

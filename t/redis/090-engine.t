@@ -97,17 +97,23 @@ sub clients {
 }
 
 # messages taken for a connect whose client went away are put back (its
-# session not held: with bayeux_max_inactivity ... client_server every
-# connect is a script call, t/redis/150-held-polling.t has the held ones)
+# session not held: a lazy message not yet due waits in its queue, and
+# the connect parks without holding it; t/redis/150-held-polling.t has
+# the held ones)
 {
     my $server = server(
         engine => $redis->engine_conf(command_timeout => '10s'),
-        more => 'bayeux_max_inactivity 60s client_server;',
+        more => "bayeux_lazy_channel /back/lazy;\n"
+                . "        bayeux_max_lazy_timeout 60s;",
         log_level => 'debug');
     my ($s, $p) = clients($server, '/back');
+    ok($s->subscribe('/back/lazy')->{successful}, 'subscribed to /back/lazy');
 
     my $h = $s->connect_start(advice => { timeout => 1000 });
     sleep 0.3;
+    ok($p->publish('/back/lazy', 'lazy')->{successful}, 'a lazy message');
+    ok(until_true(sub { !$redis->is_held($s->client_id, '/back') }, 0.5),
+       '... lets the session go: the connect stays parked, not held');
     # Redis stops: the publish and, at the end of the hold, the take of the
     # parked connect wait in Redis's socket, in this order
     $redis->pause;
@@ -127,8 +133,9 @@ sub clients {
     ok($server->wait_for_log(qr/messages put back/, timeout => 5),
        'the messages taken for the gone connect were put back');
     my $r = $s->connect(advice => { timeout => 0 }, timeout => 5);
-    is_deeply([ map { $_->{data} } @{ $r->{deliveries} } ], [ 'one', 'two' ],
-              'the next connect gets them, in order');
+    is_deeply([ map { $_->{data} } @{ $r->{deliveries} } ],
+              [ 'lazy', 'one', 'two' ],
+              'the next connect gets them, in order, after the lazy one');
     $server->stop;
 }
 

@@ -3,9 +3,9 @@
 # channel's subscriber set "c:" to "H:", and a publish costs Redis no work
 # per held session: the message goes into the channel's log and, once, to
 # every worker, which pushes it to the sessions it holds (no RPUSH at
-# all).  Whatever ends the hold lets the session go from the last message
-# the worker gave: subscribing or unsubscribing while held, a client that
-# goes away, a lazy message, the hold time being over, a worker killed by
+# all).  Subscribing and unsubscribing keep it held: the worker learns
+# the new subscriptions.  Whatever ends the hold lets the session go from
+# the last message the worker gave: a client that goes away, a lazy message, the hold time being over, a worker killed by
 # SIGKILL (its sessions' next connects get what came after the last
 # message it wrote it gave, which it writes at each turn of its event
 # loop).
@@ -136,14 +136,23 @@ ok(until_true(sub { !grep { $redis->is_held($_->[1], '/held/a') } @held }),
 # subscribing and unsubscribing while held
 #
 
+# the session stays held: its worker learns the subscriptions, and its
+# connect is not answered for them
 publish('/held/b', 'before');
 ws_send($ws, { channel => '/meta/subscribe', clientId => $id,
                subscription => '/held/b', id => 'sb' });
 my ($t, $replies) = texts_replies($ws, undef, 1);
-ok((grep { $_->{id} eq 'sb' && $_->{successful} } @$replies),
-   'subscribed to /held/b while held');
+is_deeply([ map { $_->{id} } @$replies ], [ 'sb' ],
+          'subscribed to /held/b while held: the reply, no connect reply');
+ok($replies->[0]{successful}, '... successful');
 is_deeply($t, [], 'no message of /held/b from before the subscription');
+ok($redis->is_held($id, '/held/a') && $redis->is_held($id, '/held/b'),
+   'still held: in H:/held/a and H:/held/b');
+ok(!$redis->is_subscribed($id, '/held/b'), '... not in c:/held/b');
+# (the sessions that went away are still in c:/held/a: queued for)
+$rpush = $redis->rpush_calls;
 publish('/held/b', 'b1');
+is($redis->rpush_calls - $rpush, 0, 'b1: no RPUSH');
 publish('/held/a', 'a1');
 is_deeply(texts($ws, 2), [ 'b1', 'a1' ],
           'the new channel and the old one, in order');
@@ -151,12 +160,35 @@ is_deeply(texts($ws, 2), [ 'b1', 'a1' ],
 ws_send($ws, { channel => '/meta/unsubscribe', clientId => $id,
                subscription => '/held/b', id => 'ub' });
 ($t, $replies) = texts_replies($ws, undef, 1);
-ok((grep { $_->{id} eq 'ub' && $_->{successful} } @$replies),
-   'unsubscribed from /held/b while held');
+is_deeply([ map { $_->{id} } @$replies ], [ 'ub' ],
+          'unsubscribed from /held/b while held: the reply, no connect reply');
+ok($replies->[0]{successful}, '... successful');
+ok($redis->is_held($id, '/held/a') && !$redis->is_held($id, '/held/b'),
+   'still held on /held/a, no longer on /held/b');
 publish('/held/b', 'b2');
 publish('/held/a', 'a2');
 is_deeply(texts($ws, 1), [ 'a2' ], 'nothing of /held/b any more');
 is_deeply(texts($ws, undef, 0.5), [], 'and nothing else');
+
+# Redis keeps where a subscription made while held starts ("Z:"), for
+# whoever lets the session go, until it is unsubscribed
+ws_send($ws, { channel => '/meta/subscribe', clientId => $id,
+               subscription => '/held/c', id => 'sc' });
+($t, $replies) = texts_replies($ws, undef, 1);
+ok((grep { $_->{id} eq 'sc' && $_->{successful} } @$replies),
+   'subscribed to /held/c while held');
+like($redis->cmd('HGET', "${P}Z:$id", '/held/c') // '', qr/^\d+$/,
+     '... from a number Redis keeps');
+$rpush = $redis->rpush_calls;
+publish('/held/c', 'c1');
+is_deeply(texts($ws, 1), [ 'c1' ], 'given /held/c');
+is($redis->rpush_calls - $rpush, 0,
+   '... pushed by the worker after an unsubscribe too: no RPUSH');
+ws_send($ws, { channel => '/meta/unsubscribe', clientId => $id,
+               subscription => '/held/c', id => 'uc' });
+texts_replies($ws, undef, 0.5);
+is($redis->cmd('HEXISTS', "${P}Z:$id", '/held/c'), 0,
+   'unsubscribed: the start is gone');
 
 #
 # a lazy message: the session is let go, the message waits

@@ -8,8 +8,9 @@
 # held between its connects: the worker keeps what is published
 # meanwhile and gives it to the next connect at once, in order, once,
 # having written the last one it gives into "h" before the reply leaves
-# ("gv").  A connect on another nginx takes the session over from there;
-# subscribing, unsubscribing, a disconnect elsewhere, the hold time
+# ("gv").  Subscribing and unsubscribing keep it held (its worker learns
+# the subscriptions).  A connect on another nginx takes the session over
+# from there; a disconnect elsewhere, the hold time
 # being over, a worker killed between two connects, more published
 # meanwhile than bayeux_max_queue, a client that stops connecting: each
 # loses nothing, gives nothing twice, and leaves no key without a TTL.
@@ -187,6 +188,8 @@ is_deeply(collect($c, $h, 1), [ 'p9' ], 'and given p9 only');
 publish('/lp/b', 'b0');
 ok($c->subscribe('/lp/b')->{successful},
    'subscribed to /lp/b between connects');
+ok($redis->is_held($id, '/lp/a') && $redis->is_held($id, '/lp/b'),
+   '... still held: in H:/lp/a and H:/lp/b');
 publish('/lp/b', 'b1');
 publish('/lp/a', 'a1');
 $r = $c->connect;
@@ -203,22 +206,34 @@ ok($redis->is_held($id, '/lp/a') && $redis->is_held($id, '/lp/b'),
    'parked: held on /lp/a and /lp/b');
 publish('/lp/c', 'c0');
 ok($c->subscribe('/lp/c')->{successful}, 'subscribed to /lp/c, parked');
+ok($redis->is_held($id, '/lp/c') && !$redis->is_subscribed($id, '/lp/c'),
+   '... still held: in H:/lp/c, not in c:/lp/c');
+my $rpush = $redis->rpush_calls;
 publish('/lp/c', 'c1');
-is_deeply(collect($c, $h, 1), [ 'c1' ],
-          'the message of /lp/c after the subscription, not the one before');
+$r = $c->connect_finish($h, timeout => 4);
+is_deeply(texts($r), [ 'c1' ],
+          'the parked connect is given the message of /lp/c after the '
+          . 'subscription, not the one before');
+is($redis->rpush_calls - $rpush, 0, '... by the worker: no RPUSH');
 
 $h = $c->connect_start;
 sleep 0.1;
 ok($c->unsubscribe('/lp/b')->{successful}, 'unsubscribed from /lp/b, parked');
-publish('/lp/b', 'b2');
-publish('/lp/a', 'a2');
-is_deeply(collect($c, $h, 1), [ 'a2' ], 'nothing of /lp/b any more');
 ok(!$redis->is_held($id, '/lp/b') && !$redis->is_subscribed($id, '/lp/b'),
    'neither in H:/lp/b nor in c:/lp/b');
+ok($redis->is_held($id, '/lp/a'), '... still held on /lp/a');
+publish('/lp/b', 'b2');
+publish('/lp/a', 'a2');
+$r = $c->connect_finish($h, timeout => 4);
+is_deeply(texts($r), [ 'a2' ],
+          'the parked connect: nothing of /lp/b any more');
+is($redis->rpush_calls - $rpush, 0, '... no RPUSH');
 
 # between connects
 ok($c->unsubscribe('/lp/c')->{successful},
    'unsubscribed from /lp/c between connects');
+ok($redis->is_held($id, '/lp/a') && !$redis->is_held($id, '/lp/c'),
+   '... still held on /lp/a, no longer on /lp/c');
 publish('/lp/c', 'c2');
 publish('/lp/a', 'a3');
 $r = $c->connect;
@@ -486,6 +501,63 @@ CONF
     like($ina->error_log_text,
          qr/a session was inactive for bayeux_max_inactivity/, 'logged');
     $ina->stop;
+}
+
+#
+# bayeux_max_inactivity ... client_server: held too.  What the worker
+# gives counts as activity: it moves the worker's own deadline, and
+# Redis learns of it from the logs when the session is let go, so that a
+# connect on the other nginx finds the session active.
+#
+
+{
+    my ($csa, $csb) = map { $redis->bayeux_server(<<'CONF', 'ics:') } 1 .. 2;
+        bayeux_timeout 300ms;
+        bayeux_max_inactivity 3s client_server;
+CONF
+    new_publisher($csa);
+    my ($i, $iid) = new_session($csa, '/lp/s');
+    my $t0 = time;
+    $h = park($i, '/lp/s', 'ics:');
+    my $rp = $redis->rpush_calls;
+    publish('/lp/s', 's1');
+    is_deeply(collect($i, $h, 1), [ 's1' ],
+              'held with bayeux_max_inactivity client_server, given s1');
+
+    # the client sends nothing but connects; the server's messages keep
+    # its session alive past the period
+    my ($ok, @got, $last) = (1);
+    for my $k (2 .. 5) {
+        sleep 0.9;
+        publish('/lp/s', "s$k");
+        $last = time;
+        my $r = $i->connect;
+        $ok = 0 unless $r->{reply} && $r->{reply}{successful};
+        push @got, @{ texts($r) };
+    }
+    ok($ok, 'its connects go on past the period, given messages');
+    is_deeply(\@got, [ 's2', 's3', 's4', 's5' ], '... s2 to s5, in order');
+    is($redis->rpush_calls - $rp, 0, '... without RPUSH: held throughout');
+    ok(time > $t0 + 3, '(past the period from its last message)');
+
+    my $r = elsewhere($i, $csb)->connect;
+    ok($r->{reply} && $r->{reply}{successful},
+       'a connect on the other nginx: the session is active (the messages '
+       . 'given were its activity)');
+    ok($redis->is_held($iid, '/lp/s', 'ics:'), '... held there');
+
+    my $o = elsewhere($i, $csb);
+    do {
+        $r = $o->connect;
+    } while ($r->{reply} && $r->{reply}{successful} && time < $last + 5);
+    is($r->{reply} && $r->{reply}{error}, '402::session_unknown',
+       'no message and no activity for the period: a connect ends it');
+    cmp_ok(time - $last, '<', 3 + 0.3 + 0.5,
+           '... within bayeux_max_inactivity + bayeux_timeout, '
+           . 'and a little');
+    cmp_ok(time - $last, '>', 3, '... not before the period');
+    $csa->stop;
+    $csb->stop;
 }
 
 #
