@@ -76,14 +76,18 @@ local function user_sessions(user)
   return live
 end
 
+-- The worker (channel w; '' or nil: none) of the connect parked with
+-- token t is told that the session changed: it takes the connect's reply.
+local function wake_parked(w, id, t)
+  if w and w ~= '' then redis.call(publish, w, id .. ' ' .. t) end
+end
+
 -- A session ends (a disconnect, or its queue overflowed): the user's
 -- set, the sweep's deadlines, its channels, its keys.  "st": its hash's
 -- fields w, t, u.  Returns the user and 1 if it was the user's last.
 local function finish(id, st)
   local s = P .. 's:' .. id
-  if st[1] and st[1] ~= '' then
-    redis.call(publish, st[1], id .. ' ' .. st[2])
-  end
+  wake_parked(st[1], id, st[2])
   local user, last = st[3] or '', 0
   if user ~= '' then
     redis.call('SREM', P .. 'u:' .. user, id)
@@ -583,9 +587,7 @@ local function connect(id, b, hold, w, t, ack, cur, lim)
     local u = P .. 'u:' .. st[6]
     if redis.call('PTTL', u) < ttl then redis.call('PEXPIRE', u, ttl2) end
   end
-  if st[2] ~= '' then
-    redis.call(publish, st[2], id .. ' ' .. st[3])
-  end
+  wake_parked(st[2], id, st[3])
   -- what is acknowledged goes; the size of the queue ("qb") is written
   -- with the hash's other fields below
   local q, ak, kept = P .. 'q:' .. id, st[10], 0
@@ -791,9 +793,7 @@ if op == 'pb' then
   redis.call('HINCRBY', s, 'qb', size)
   redis.call('HSET', s, 'z', '')
   redis.call('PEXPIRE', q, ttl2)
-  if st[1] ~= '' then
-    redis.call(publish, st[1], id .. ' ' .. st[2])
-  end
+  wake_parked(st[1], id, st[2])
   return 1
 end
 
@@ -858,7 +858,7 @@ if op == 'un' then
   if held[1] and held[1] ~= '' then
     if held[4] and held[4] ~= '' then
       -- let go above: its worker learns it by the wake
-      redis.call(publish, held[2], id .. ' ' .. held[3])
+      wake_parked(held[2], id, held[3])
     else
       -- still held: its worker stops giving it these, in order
       resubscribed(id, held[2], held[3])
