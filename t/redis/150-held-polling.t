@@ -10,8 +10,10 @@
 # having written the last one it gives into "h" before the reply leaves
 # ("gv").  Subscribing and unsubscribing keep it held (its worker learns
 # the subscriptions).  A connect on another nginx takes the session over
-# from there; a disconnect elsewhere, the hold time
-# being over, a worker killed between two connects, more published
+# from there; a disconnect elsewhere, the hold time being over, the
+# link broken while a reply's "gv" is in flight (the message is given
+# again rather than never), a worker killed between two connects, more
+# published
 # meanwhile than bayeux_max_queue, a client that stops connecting: each
 # loses nothing, gives nothing twice, and leaves no key without a TTL.
 # With bayeux_max_inactivity, a session inactive for the period still
@@ -314,6 +316,64 @@ is_deeply(texts($r), [ 'l2', 'l3' ],
 $h = park($l, '/lp/l');
 publish('/lp/l', 'l4');
 is_deeply(collect($l, $h, 1), [ 'l4' ], 'held again, and given l4 only');
+
+#
+# the link breaks while a reply's "gv" is in flight: the reply is sent
+# all the same, and as Redis did not run the "gv", the session's next
+# connect is given that message again (twice rather than never).  The
+# test publishes as the script does (the log, the sequence number, the
+# stream) and pauses Redis's writes in the same transaction, so that the
+# worker's "gv" waits in Redis while its connection is killed.
+#
+
+# how many times the log of $server says its link broke
+sub unavailable {
+    my ($server) = @_;
+    my @n = $server->error_log_text
+            =~ /redis \S+ of location "\/cometd" is unavailable/g;
+    return scalar @n;
+}
+
+my $breaks = unavailable($A);
+new_publisher($A);
+my ($f, $fid) = new_session($A, '/lp/f');
+$h = park($f, '/lp/f');
+{
+    my $seq = $redis->cmd('GET', "${P}n") + 1000;
+    my $entry = "$seq - - -\n"
+              . '{"channel":"/lp/f","data":{"text":"f1"},"id":"f1"}';
+    $redis->cmd('MULTI');
+    $redis->cmd('ZADD', "${P}l:/lp/f", $seq, $entry);
+    $redis->cmd('PEXPIRE', "${P}l:/lp/f", 600_000);
+    $redis->cmd('SET', "${P}n", $seq, 'PX', 600_000);
+    $redis->cmd('PUBLISH', "${P}N", "/lp/f\n$entry");
+    $redis->cmd('CLIENT', 'PAUSE', 3000, 'WRITE');
+    $redis->cmd('EXEC');
+}
+ok(until_true(sub {
+       $redis->cmd('CLIENT', 'LIST') =~ /name=bayeux:\d+:cmd .* cmd=evalsha/
+   }, 2), "the worker's gv is in flight, held by the pause");
+my ($cmd_id) =
+    $redis->cmd('CLIENT', 'LIST') =~ /id=(\d+) [^\n]* name=bayeux:\d+:cmd/;
+$redis->cmd('CLIENT', 'KILL', 'ID', $cmd_id);
+$r = $f->connect_finish($h, timeout => 4);
+ok($r->{reply} && $r->{reply}{successful},
+   'its link killed: the parked connect is answered all the same');
+is_deeply(texts($r), [ 'f1' ], '... with f1');
+ok(until_true(sub {
+       my $p = Bayeux::Client->new(port => $A->port);
+       my $r = $p->handshake;
+       $r && $r->{successful};
+   }, 10), 'the link is back once Redis writes again');
+$r = $f->connect;
+ok($r->{reply} && $r->{reply}{successful}, 'the next connect: answered');
+is_deeply(texts($r), [ 'f1' ],
+          '... with f1 again: Redis did not learn it was given');
+new_publisher($A);
+publish('/lp/f', 'f2');
+$r = $f->connect;
+is_deeply(texts($r), [ 'f2' ], 'then f2 only');
+cmp_ok(unavailable($A), '>', $breaks, 'the link break is logged');
 
 #
 # the hold time is over: the connect is answered empty, the session
