@@ -10,12 +10,12 @@
 # having written the last one it gives into "h" before the reply leaves
 # ("gv").  Subscribing and unsubscribing keep it held (its worker learns
 # the subscriptions).  A connect on another nginx takes the session over
-# from there; a disconnect elsewhere, the hold time being over, the
-# link broken while a reply's "gv" is in flight (the message is given
-# again rather than never), a worker killed between two connects, more
-# published
-# meanwhile than bayeux_max_queue, a client that stops connecting: each
-# loses nothing, gives nothing twice, and leaves no key without a TTL.
+# from there; a disconnect elsewhere, the hold time being over, a worker
+# killed between two connects, more published meanwhile than
+# bayeux_max_queue, a client that stops connecting: each loses nothing,
+# gives nothing twice, and leaves no key without a TTL.  The link broken
+# while a reply's "gv" is in flight gives that message again rather than
+# never.
 # With bayeux_max_inactivity, a session inactive for the period still
 # ends at its next connect.
 
