@@ -917,15 +917,20 @@ if op == 'pu' then
         redis.call('SREM', H, one)
       end
       if pub == '' then
-        -- the publisher location answers with the count: exact
+        -- the publisher location answers with the count: exact, one
+        -- EXISTS for many sessions (a call costs more than a key)
+        local keys = {}
         for _, id in ipairs(redis.call('SMEMBERS', H)) do
           if not seen[id] then
             seen[id] = true
-            if redis.call('EXISTS', P .. 's:' .. id) == 1 then
-              d.n = d.n + 1
+            keys[#keys + 1] = P .. 's:' .. id
+            if #keys == 1000 then
+              d.n = d.n + redis.call('EXISTS', unpack(keys))
+              keys = {}
             end
           end
         end
+        if #keys > 0 then d.n = d.n + redis.call('EXISTS', unpack(keys)) end
       else
         d.n = d.n + n
       end

@@ -191,6 +191,46 @@ is($redis->cmd('HEXISTS', "${P}Z:$id", '/held/c'), 0,
    'unsubscribed: the start is gone');
 
 #
+# the publisher location counts the held sessions it reaches exactly:
+# each once, whatever the subscriptions that match, and not one whose
+# session is gone (as if it expired)
+#
+
+{
+    my $pubc = Test::Nginx::Bayeux::Server->new(
+        workers => 1,
+        http_config => $redis->engine_conf(prefix => 'pubc:'),
+        config => <<'CONF',
+    location /cometd {
+        bayeux;
+        bayeux_timeout 4s;
+    }
+    location = /publish {
+        bayeux_publisher /cometd;
+    }
+CONF
+    )->start;
+    my @c = map { [ held_session($pubc->port, '/count/a') ] } 1 .. 2;
+    push @c, [ held_session($pubc->port, '/count/a', '/count/*') ];
+    ok(until_true(sub {
+           !grep { !$redis->is_held($_->[1], '/count/a', 'pubc:') } @c
+       }), 'three sessions held on /count/a, one on /count/* too');
+    my $api = $pubc->client(path => '');
+    my $count = sub {
+        my $res = $api->request(method => 'POST', uri => '/publish',
+                                body => '{"channel":"/count/a",'
+                                        . '"data":{"text":"n"}}');
+        return $res->status == 200 && $res->body =~ /"sessions":(\d+)/
+               ? $1 : "status " . $res->status;
+    };
+    is($count->(), 3, 'the publisher location: 3 sessions, each once');
+    $redis->cmd('DEL', "pubc:s:$c[0][1]");
+    is($count->(), 2, '... 2 once the hash of one is gone');
+    $_->[0]->reset for @c;
+    $pubc->stop;
+}
+
+#
 # a lazy message: the session is let go, the message waits
 #
 
