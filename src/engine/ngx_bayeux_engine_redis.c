@@ -1800,13 +1800,6 @@ ngx_bayeux_redis_given(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 
 
 /*
- * The next entry of a notification's list, "<id> <token>", followed by
- * "<batch>" where "batch" is wanted: "park" is the connect it names if
- * that is still parked here (NULL if not, or if the entry is malformed).
- * NGX_DONE: the list ended.
- */
-
-/*
  * Up to "n" words of a notification separated by spaces, from "*pos" to
  * "last", which "*pos" is moved past; returns how many there were.
  */
@@ -1836,6 +1829,13 @@ ngx_bayeux_redis_words(u_char **pos, u_char *last, u_char **word,
     return i;
 }
 
+
+/*
+ * The next entry of a notification's list, "<id> <token>", followed by
+ * "<batch>" where "batch" is wanted: "park" is the connect it names if
+ * that is still parked here (NULL if not, or if the entry is malformed).
+ * NGX_DONE: the list ended.
+ */
 
 static ngx_int_t
 ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos, u_char *last,
@@ -1895,10 +1895,10 @@ ngx_bayeux_redis_named(ngx_bayeux_redis_t *rd, u_char **pos, u_char *last,
 static void
 ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 {
-    u_char                   *nl, *word[6];
+    u_char                   *nl, *word[4];
     off_t                     seq;
-    size_t                    len[6];
-    ngx_int_t                 key, batch, left, period;
+    size_t                    len[4];
+    ngx_int_t                 batch, left, period;
     ngx_uint_t                unlimited;
     ngx_bayeux_redis_park_t  *park;
 
@@ -1907,35 +1907,27 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
         nl = last;
     }
 
-    if (ngx_bayeux_redis_words(&p, nl, word, len, 6) < 6
-        || len[0] != NGX_BAYEUX_CLIENT_ID_LEN)
-    {
-        return;
-    }
-
-    key = ngx_atoi(word[1], len[1]);
-    seq = ngx_atoof(word[2], len[2]);
-    batch = ngx_atoi(word[3], len[3]);
-    unlimited = (len[4] == 1 && word[4][0] == '-');
-    left = unlimited ? 0 : ngx_atoi(word[4], len[4]);
-    period = unlimited ? 0 : ngx_atoi(word[5], len[5]);
-
-    if (key == NGX_ERROR || seq == NGX_ERROR || batch == NGX_ERROR
-        || left == NGX_ERROR || period == NGX_ERROR)
-    {
-        return;
-    }
-
-    park = ngx_bayeux_redis_park_find(rd, (ngx_rbtree_key_t) key);
-
     /*
      * A connect that went away, or whose take is in flight, is let go by
      * the script from the number it recorded: nothing was given here.
      */
 
-    if (park == NULL
-        || ngx_memcmp(park->id, word[0], NGX_BAYEUX_CLIENT_ID_LEN) != 0
-        || park->held || park->state == NGX_BAYEUX_PARK_TAKING)
+    if (ngx_bayeux_redis_named(rd, &p, nl, NULL, &park) != NGX_OK
+        || park == NULL || park->held
+        || park->state == NGX_BAYEUX_PARK_TAKING
+        || ngx_bayeux_redis_words(&p, nl, word, len, 4) < 4)
+    {
+        return;
+    }
+
+    seq = ngx_atoof(word[0], len[0]);
+    batch = ngx_atoi(word[1], len[1]);
+    unlimited = (len[2] == 1 && word[2][0] == '-');
+    left = unlimited ? 0 : ngx_atoi(word[2], len[2]);
+    period = unlimited ? 0 : ngx_atoi(word[3], len[3]);
+
+    if (seq == NGX_ERROR || batch == NGX_ERROR || left == NGX_ERROR
+        || period == NGX_ERROR)
     {
         return;
     }
@@ -1988,9 +1980,7 @@ static void
 ngx_bayeux_redis_resubscribed(ngx_bayeux_redis_t *rd, u_char *p,
     u_char *last)
 {
-    u_char                   *nl, *word[2];
-    size_t                    len[2];
-    ngx_int_t                 key;
+    u_char                   *nl;
     ngx_bayeux_redis_held_t  *held;
     ngx_bayeux_redis_park_t  *park;
 
@@ -1999,21 +1989,8 @@ ngx_bayeux_redis_resubscribed(ngx_bayeux_redis_t *rd, u_char *p,
         nl = last;
     }
 
-    if (ngx_bayeux_redis_words(&p, nl, word, len, 2) < 2
-        || len[0] != NGX_BAYEUX_CLIENT_ID_LEN)
-    {
-        return;
-    }
-
-    key = ngx_atoi(word[1], len[1]);
-    if (key == NGX_ERROR) {
-        return;
-    }
-
-    park = ngx_bayeux_redis_park_find(rd, (ngx_rbtree_key_t) key);
-
-    if (park == NULL || park->held == NULL
-        || ngx_memcmp(park->id, word[0], NGX_BAYEUX_CLIENT_ID_LEN) != 0)
+    if (ngx_bayeux_redis_named(rd, &p, nl, NULL, &park) != NGX_OK
+        || park == NULL || park->held == NULL)
     {
         return;
     }
