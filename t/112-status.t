@@ -76,6 +76,9 @@ sub redis_part_ok {
     ok($r, 'redis counters');
     is($r->{links_up}, $links, "links up: $links");
     is($r->{commands_in_flight}, 0, 'no command in flight');
+    like("$r->{sessions_held} $r->{messages_queued}", qr/^\d+ \d+$/,
+         'sessions held and messages queued counted (t/redis/145 checks '
+         . 'their values)');
     my $l = $r->{command_latency_ms};
     is_deeply([sort keys %$l], [qw(buckets count sum)], 'latency shape');
     cmp_ok($l->{count}, '>', 0, 'commands timed');

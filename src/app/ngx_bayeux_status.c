@@ -138,6 +138,14 @@ static ngx_bayeux_metric_t  ngx_bayeux_metrics[] = {
       "Commands sent to Redis and not answered yet.", NULL,
       NGX_BAYEUX_STAT_REDIS_IN_FLIGHT, 1, 1, NULL, NULL },
 
+    { "bayeux_redis_sessions_held", "gauge",
+      "Sessions whose messages workers give from the channels' logs now.",
+      NULL, NGX_BAYEUX_STAT_REDIS_SESSIONS_HELD, 1, 1, NULL, NULL },
+
+    { "bayeux_redis_messages_queued_total", "counter",
+      "Copies of published messages queued for sessions not held.", NULL,
+      NGX_BAYEUX_STAT_REDIS_QUEUED, 1, 1, NULL, NULL },
+
     { NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL }
 };
 
@@ -499,7 +507,8 @@ ngx_bayeux_status_json(u_char *p, ngx_bayeux_endpoint_t *ep,
     }
 
     p = ngx_sprintf(p, ",\"redis\":{\"links_up\":%A,\"reconnects\":%A,"
-                    "\"commands_in_flight\":%A,"
+                    "\"commands_in_flight\":%A,\"sessions_held\":%A,"
+                    "\"messages_queued\":%A,"
                     "\"command_latency_ms\":{\"count\":%A,\"sum\":%A,"
                     "\"buckets\":{",
                     ngx_bayeux_status_get(ep,
@@ -507,6 +516,9 @@ ngx_bayeux_status_json(u_char *p, ngx_bayeux_endpoint_t *ep,
                     s[NGX_BAYEUX_STAT_REDIS_RECONNECTS],
                     ngx_bayeux_status_get(ep,
                                           NGX_BAYEUX_STAT_REDIS_IN_FLIGHT),
+                    ngx_bayeux_status_get(ep,
+                                          NGX_BAYEUX_STAT_REDIS_SESSIONS_HELD),
+                    s[NGX_BAYEUX_STAT_REDIS_QUEUED],
                     s[NGX_BAYEUX_STAT_REDIS_LATENCY_COUNT],
                     s[NGX_BAYEUX_STAT_REDIS_LATENCY_SUM]);
 

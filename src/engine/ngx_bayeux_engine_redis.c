@@ -473,6 +473,7 @@ static void ngx_bayeux_redis_given_handler(ngx_event_t *ev);
 static void ngx_bayeux_redis_unsettle(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_settled(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_let_go(ngx_bayeux_redis_park_t *park);
+static void ngx_bayeux_redis_unhold(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_park_free(ngx_bayeux_redis_park_t *park);
 static size_t ngx_bayeux_redis_cursor(ngx_bayeux_redis_park_t *park,
     u_char *buf);
@@ -627,7 +628,7 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
     /*
      * PUBLISH: id, browser, to publisher, max queue, message, lazy
      * timeout or "", act; the channel and its patterns; {-1} unknown or
-     * {receivers, overflowed sessions}
+     * {receivers, overflowed sessions, messages dropped, copies queued}
      */
     { ngx_string("pu"), 7, ngx_bayeux_redis_op_done,
       ngx_bayeux_redis_publish_result },
@@ -1956,6 +1957,8 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
         return;
     }
 
+    ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_SESSIONS_HELD, 1);
+
     if (park->polling) {
         ngx_bayeux_redis_index(park);
 
@@ -2343,12 +2346,7 @@ ngx_bayeux_redis_cursor(ngx_bayeux_redis_park_t *park, u_char *buf)
                                     : ngx_bayeux_redis_given_up_to(park))
           - buf;
 
-    ngx_bayeux_redis_held_remove(&park->redis->held, park->held);
-    park->held = NULL;
-
-    if (!park->polling) {
-        park->redis->pushed--;
-    }
+    ngx_bayeux_redis_unhold(park);
 
     /* what was kept for it is in the logs after the cursor */
     ngx_bayeux_redis_pending_free(park);
@@ -2383,14 +2381,30 @@ ngx_bayeux_redis_park_free(ngx_bayeux_redis_park_t *park)
     }
 
     if (park->held) {
-        ngx_bayeux_redis_held_remove(&park->redis->held, park->held);
-
-        if (!park->polling) {
-            park->redis->pushed--;
-        }
+        ngx_bayeux_redis_unhold(park);
     }
 
     ngx_free(park);
+}
+
+
+/* its session is no longer given to here */
+
+static void
+ngx_bayeux_redis_unhold(ngx_bayeux_redis_park_t *park)
+{
+    ngx_bayeux_redis_t  *rd;
+
+    rd = park->redis;
+
+    ngx_bayeux_redis_held_remove(&rd->held, park->held);
+    park->held = NULL;
+
+    if (!park->polling) {
+        rd->pushed--;
+    }
+
+    ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_SESSIONS_HELD, -1);
 }
 
 
@@ -3935,6 +3949,13 @@ ngx_bayeux_redis_publish_result(ngx_bayeux_redis_cmd_t *cmd,
     {
         ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_DROPPED_QUEUE,
                         reply->element[2]->integer);
+    }
+
+    if (reply->elements > 3
+        && reply->element[3]->type == REDIS_REPLY_INTEGER)
+    {
+        ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_QUEUED,
+                        reply->element[3]->integer);
     }
 
     /* a clientId is a credential: named at debug level only */

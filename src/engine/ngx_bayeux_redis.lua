@@ -198,6 +198,7 @@ local function push(id, s, st, msg, lim, d)
   local q = P .. 'q:' .. id
   local len = redis.call('RPUSH', q, msg)
   local size = redis.call('HINCRBY', s, 'qb', #msg)
+  d.queued = d.queued + 1
   if len == 1 then redis.call('PEXPIRE', q, ttl2) end
   local held = false
   if (lim.n > 0 and len > lim.n) or (lim.b > 0 and size > lim.b) then
@@ -227,7 +228,9 @@ end
 
 -- Notifications, one PUBLISH each to a worker's channel: "<id> <token>
 -- ..." wakes its parked connects, "!<id> <token> <batch> ...\n<message>"
--- gives them the message.
+-- gives them the message.  Returns the receivers, the sessions that
+-- overflowed, the messages dropped and the copies queued (the work per
+-- subscriber that held sessions spare Redis).
 local function notify(d, msg)
   for _, w in ipairs(d.workers) do
     redis.call(publish, w, table.concat(d.wake[w], ' '))
@@ -236,14 +239,14 @@ local function notify(d, msg)
     redis.call(publish, w, '!' .. table.concat(d.give[w], ' ') .. '\n'
                .. msg)
   end
-  return {d.n, d.full, d.dropped}
+  return {d.n, d.full, d.dropped, d.queued}
 end
 
 -- "lazy": the lazy timeout of a lazy message (ms), or ''; "act" of the
 -- operation: "d", what it queues is its receivers' activity
 local function deliveries(lazy, act)
   local d = {wake = {}, workers = {}, give = {}, givers = {}, full = {},
-             n = 0, dropped = 0}
+             n = 0, dropped = 0, queued = 0}
   if lazy and lazy ~= '' then d.due = now_ms() + tonumber(lazy) end
   if act and string.find(act, 'd', 1, true) then d.now = now_ms() end
   return d

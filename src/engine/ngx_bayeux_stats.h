@@ -47,6 +47,8 @@ typedef enum {
     NGX_BAYEUX_STAT_REDIS_LINKS_UP,            /* gauge: workers linked */
     NGX_BAYEUX_STAT_REDIS_RECONNECTS,
     NGX_BAYEUX_STAT_REDIS_IN_FLIGHT,           /* gauge */
+    NGX_BAYEUX_STAT_REDIS_SESSIONS_HELD,       /* gauge */
+    NGX_BAYEUX_STAT_REDIS_QUEUED,              /* copies in sessions' queues */
     NGX_BAYEUX_STAT_REDIS_LATENCY_SUM,         /* milliseconds */
     NGX_BAYEUX_STAT_REDIS_LATENCY_COUNT,
 

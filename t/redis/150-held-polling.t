@@ -194,12 +194,18 @@ ok($redis->is_held($id, '/lp/a') && $redis->is_held($id, '/lp/b'),
    '... still held: in H:/lp/a and H:/lp/b');
 publish('/lp/b', 'b1');
 publish('/lp/a', 'a1');
+# (a publish is answered once Redis ran it, maybe before the stream has
+# brought it to the worker: a1 may come with the connect after)
 $r = $c->connect;
-is_deeply([ map { "$_->{channel} $_->{data}{text}" } @{ $r->{deliveries} } ],
-          [ '/lp/b b1', '/lp/a a1' ],
-          'the next connect: the new channel and the old one, in order, '
-          . 'nothing from before the subscription');
-cmp_ok($r->{elapsed}, '<', 1, '... at once');
+cmp_ok($r->{elapsed}, '<', 1, 'the next connect is answered at once');
+my @got = map { "$_->{channel} $_->{data}{text}" } @{ $r->{deliveries} };
+if (@got < 2) {
+    push @got, map { "$_->{channel} $_->{data}{text}" }
+               @{ $c->connect(timeout => 5)->{deliveries} };
+}
+is_deeply(\@got, [ '/lp/b b1', '/lp/a a1' ],
+          '... with the new channel and the old one, in order, nothing '
+          . 'from before the subscription');
 
 # parked (a connect of a session held here: no script call)
 $h = $c->connect_start;

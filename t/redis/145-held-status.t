@@ -1,0 +1,146 @@
+# What bayeux_status tells of held sessions: "sessions_held" (the gauge
+# bayeux_redis_sessions_held) counts the sessions the workers give
+# messages from the channels' logs, and "messages_queued"
+# (bayeux_redis_messages_queued_total) the copies of published messages
+# Redis queued, one per session not held: the work per subscriber that
+# held sessions spare it.  One worker, so the counters are this test's.
+
+use strict;
+use warnings;
+
+use lib 't/lib', 't/redis/lib';
+
+use Test::More;
+use JSON::PP;
+use Test::Nginx::Bayeux;
+use Test::Nginx::Bayeux::Server;
+use Test::Bayeux::Redis;
+use Bayeux::Client;
+use Bayeux::WebSocket;
+
+my $redis = start_redis();
+
+my $server = Test::Nginx::Bayeux::Server->new(
+    workers => 1,
+    http_config => $redis->engine_conf,
+    config => <<'CONF',
+    location /cometd {
+        bayeux;
+        bayeux_timeout 4s;
+    }
+    location = /status { bayeux_status; }
+CONF
+)->start;
+
+my $P = 'bayeux:';
+
+sub counters {
+    my $c = Bayeux::Client->new(port => $server->port);
+    my $r = $c->request(method => 'GET', uri => '/status',
+                        new_connection => 1);
+    my $j = decode_json($r->body);
+    my ($ep) = grep { $_->{endpoint} eq '/cometd' } @{ $j->{endpoints} };
+    return $ep->{redis};
+}
+
+sub prometheus {
+    my $c = Bayeux::Client->new(port => $server->port);
+    return $c->request(method => 'GET', uri => '/status?format=prometheus',
+                       new_connection => 1)->body;
+}
+
+sub ws_send {
+    my ($ws, $m) = @_;
+    $ws->send_json([ $m ]);
+}
+
+my $r = counters();
+is($r->{sessions_held}, 0, 'no session held at first');
+is($r->{messages_queued}, 0, 'nothing queued at first');
+
+# a websocket session whose connect is held: held
+my $ws = Bayeux::WebSocket->new(port => $server->port);
+$ws->handshake or die $ws->error;
+ws_send($ws, { channel => '/meta/handshake', version => '1.0',
+               supportedConnectionTypes => ['websocket'], id => 'h' });
+my $wid = $ws->recv_json(timeout => 5)->[0]{clientId};
+ok($wid, 'websocket handshake');
+ws_send($ws, { channel => '/meta/subscribe', clientId => $wid,
+               subscription => '/st/a', id => 's' });
+ok($ws->recv_json(timeout => 5)->[0]{successful}, 'websocket subscribes');
+ws_send($ws, { channel => '/meta/connect', clientId => $wid,
+               connectionType => 'websocket', id => 'c0',
+               advice => { timeout => 0 } });
+$ws->recv_json(timeout => 5);
+ws_send($ws, { channel => '/meta/connect', clientId => $wid,
+               connectionType => 'websocket', id => 'c' });
+ok(until_true(sub { $redis->is_held($wid, '/st/a') }),
+   'the websocket session is held');
+is(counters()->{sessions_held}, 1, 'sessions_held: 1');
+
+# a long-polling session subscribed, with no connect yet: not held
+my $lp = Bayeux::Client->new(port => $server->port);
+ok($lp->handshake->{successful}, 'long-polling handshake');
+ok($lp->subscribe('/st/a')->{successful}, 'long-polling subscribes');
+ok($redis->is_subscribed($lp->client_id, '/st/a'), '... in c:, not held');
+
+my $pub = Bayeux::Client->new(port => $server->port);
+ok($pub->handshake->{successful}, 'publisher handshake');
+for my $k (1 .. 3) {
+    ok($pub->publish('/st/a', { text => "m$k" })->{successful},
+       "published m$k");
+}
+
+$r = counters();
+is($r->{messages_queued}, 3,
+   'messages_queued: 3, one copy each for the session not held');
+is($r->{sessions_held}, 1, 'sessions_held: still 1');
+my $got = [];
+while (@$got < 3) {
+    my $m = $ws->recv_json(timeout => 5) or last;
+    push @$got, map { $_->{data}{text} } grep { $_->{data} } @$m;
+}
+is_deeply($got, [ qw(m1 m2 m3) ], 'the held session was pushed all three');
+is_deeply([ map { $_->{data}{text} } @{ $lp->connect->{deliveries} } ],
+          [ qw(m1 m2 m3) ], 'the other one finds them queued');
+
+my $text = prometheus();
+like($text, qr/^# TYPE bayeux_redis_sessions_held gauge$/m,
+     'Prometheus: the gauge');
+like($text, qr/^bayeux_redis_sessions_held\{endpoint="\/cometd"\} 1$/m,
+     'Prometheus: 1 held');
+like($text, qr/^# TYPE bayeux_redis_messages_queued_total counter$/m,
+     'Prometheus: the counter');
+like($text,
+     qr/^bayeux_redis_messages_queued_total\{endpoint="\/cometd"\} 3$/m,
+     'Prometheus: 3 queued');
+
+# the long-polling session's connect parks: held too, between connects
+# as well; a publish then queues nothing
+my $h = $lp->connect_start;
+ok(until_true(sub { $redis->is_held($lp->client_id, '/st/a') }),
+   'the long-polling session is held once its connect parks');
+is(counters()->{sessions_held}, 2, 'sessions_held: 2');
+ok($pub->publish('/st/a', { text => 'm4' })->{successful}, 'published m4');
+is_deeply([ map { $_->{data}{text} }
+            @{ $lp->connect_finish($h, timeout => 5)->{deliveries} } ],
+          [ 'm4' ], 'the long-polling session gets m4');
+is(counters()->{messages_queued}, 3, 'messages_queued: still 3');
+is(counters()->{sessions_held}, 2, 'sessions_held: 2 between its connects');
+
+# the websocket goes away: its session is let go
+$ws->reset;
+ok(until_true(sub { counters()->{sessions_held} == 1 }),
+   'sessions_held: 1 once the websocket went away');
+ok(until_true(sub { !$redis->is_held($wid, '/st/a') }),
+   '... and Redis no longer holds it');
+
+# a publish now queues one copy, for the session let go
+ok($pub->publish('/st/a', { text => 'm5' })->{successful}, 'published m5');
+is(counters()->{messages_queued}, 4, 'messages_queued: 4');
+
+unlike($server->error_log_text, qr/\[(alert|crit|emerg)\]/,
+       'no alert in the error log');
+$server->stop;
+
+done_testing();
