@@ -17,6 +17,10 @@ local ttl2 = 2 * ttl
 -- sharded pub/sub, which stays within the slot's shard.
 local publish = #KEYS > 0 and 'SPUBLISH' or 'PUBLISH'
 
+-- the most held subscriptions a publish through the publisher location
+-- counts exactly (see "pu")
+local held_counted = 1000
+
 -- A session lives on: its hash for ttl, at every connect.  The keys that
 -- hang off it get 2 x ttl, and are renewed only when the set of its
 -- subscriptions has less than ttl left, so that most connects touch two
@@ -901,11 +905,20 @@ if op == 'pu' then
     end
   end
   -- the held sessions: logged once, and given by their workers
-  local seq, entry
+  local seq, entry, held, total, keys = nil, nil, {}, 0, {}
+  for i = 11, #ARGV do
+    held[i] = redis.call('SCARD', P .. 'H:' .. ARGV[i])
+    total = total + held[i]
+  end
+  -- The publisher location answers with the count.  Up to
+  -- held_counted held subscriptions it is exact: each session once,
+  -- one whose hash is gone not counted (one EXISTS call).  Beyond, it
+  -- is the held subscriptions reached, which reads none of them: a
+  -- publish costs Redis the same whatever the audience.
+  local exact = pub == '' and total <= held_counted
   for i = 11, #ARGV do
     local H = P .. 'H:' .. ARGV[i]
-    local n = redis.call('SCARD', H)
-    if n > 0 then
+    if held[i] > 0 then
       if not seq then
         seq = next_seq()
         entry = seq .. ' ' .. ((ARGV[6] == '0' and pub ~= '') and pub or '-')
@@ -919,26 +932,19 @@ if op == 'pu' then
       if redis.call('EXISTS', P .. 's:' .. one) == 0 then
         redis.call('SREM', H, one)
       end
-      if pub == '' then
-        -- the publisher location answers with the count: exact, one
-        -- EXISTS for many sessions (a call costs more than a key)
-        local keys = {}
+      if exact then
         for _, id in ipairs(redis.call('SMEMBERS', H)) do
           if not seen[id] then
             seen[id] = true
             keys[#keys + 1] = P .. 's:' .. id
-            if #keys == 1000 then
-              d.n = d.n + redis.call('EXISTS', unpack(keys))
-              keys = {}
-            end
           end
         end
-        if #keys > 0 then d.n = d.n + redis.call('EXISTS', unpack(keys)) end
       else
-        d.n = d.n + n
+        d.n = d.n + held[i]
       end
     end
   end
+  if #keys > 0 then d.n = d.n + redis.call('EXISTS', unpack(keys)) end
   if seq then redis.call(publish, P .. 'N', ARGV[11] .. '\n' .. entry) end
   return notify(d, msg)
 end

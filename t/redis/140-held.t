@@ -193,7 +193,7 @@ is($redis->cmd('HEXISTS', "${P}Z:$id", '/held/c'), 0,
 #
 # the publisher location counts the held sessions it reaches exactly:
 # each once, whatever the subscriptions that match, and not one whose
-# session is gone (as if it expired)
+# session is gone (as if it expired), up to 1,000 held subscriptions
 #
 
 {
@@ -226,6 +226,19 @@ CONF
     is($count->(), 3, 'the publisher location: 3 sessions, each once');
     $redis->cmd('DEL', "pubc:s:$c[0][1]");
     is($count->(), 2, '... 2 once the hash of one is gone');
+
+    # beyond 1,000 held subscriptions the count reads none of them: it is
+    # the held subscriptions reached (sessions that no worker holds any
+    # more, as of a worker killed, stand for a large audience here)
+    $redis->cmd('SADD', 'pubc:H:/count/a', map { sprintf('x%031d', $_) }
+                                                1 .. 1000);
+    my $held = $redis->cmd('SCARD', 'pubc:H:/count/a')
+               + $redis->cmd('SCARD', 'pubc:H:/count/*');
+    cmp_ok($held, '>', 1000, "$held held subscriptions");
+    is($count->(), $held, '... counted as such, not read');
+    $redis->cmd('SREM', 'pubc:H:/count/a', map { sprintf('x%031d', $_) }
+                                               1 .. 1000);
+    is($count->(), 2, 'back to 2 (exact) below the bound');
     $_->[0]->reset for @c;
     $pubc->stop;
 }
