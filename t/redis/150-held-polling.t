@@ -216,7 +216,7 @@ publish('/lp/c', 'c0');
 ok($c->subscribe('/lp/c')->{successful}, 'subscribed to /lp/c, parked');
 ok($redis->is_held($id, '/lp/c') && !$redis->is_subscribed($id, '/lp/c'),
    '... still held: in H:/lp/c, not in c:/lp/c');
-my $rpush = $redis->rpush_calls;
+$rpush = $redis->rpush_calls;
 publish('/lp/c', 'c1');
 $r = $c->connect_finish($h, timeout => 4);
 is_deeply(texts($r), [ 'c1' ],
