@@ -905,9 +905,10 @@ if op == 'pu' then
     end
   end
   -- the held sessions: logged once, and given by their workers
-  local seq, entry, held, total, keys = nil, nil, {}, 0, {}
+  local seq, entry, H, held, total, keys = nil, nil, {}, {}, 0, {}
   for i = 11, #ARGV do
-    held[i] = redis.call('SCARD', P .. 'H:' .. ARGV[i])
+    H[i] = P .. 'H:' .. ARGV[i]
+    held[i] = redis.call('SCARD', H[i])
     total = total + held[i]
   end
   -- The publisher location answers with the count.  Up to
@@ -917,7 +918,6 @@ if op == 'pu' then
   -- publish costs Redis the same whatever the audience.
   local exact = pub == '' and total <= held_counted
   for i = 11, #ARGV do
-    local H = P .. 'H:' .. ARGV[i]
     if held[i] > 0 then
       if not seq then
         seq = next_seq()
@@ -928,12 +928,12 @@ if op == 'pu' then
       log_append(ARGV[i], seq, entry, lim)
       -- one member at random is checked: the sessions of a worker that
       -- died go as publishes come
-      local one = redis.call('SRANDMEMBER', H)
+      local one = redis.call('SRANDMEMBER', H[i])
       if redis.call('EXISTS', P .. 's:' .. one) == 0 then
-        redis.call('SREM', H, one)
+        redis.call('SREM', H[i], one)
       end
       if exact then
-        for _, id in ipairs(redis.call('SMEMBERS', H)) do
+        for _, id in ipairs(redis.call('SMEMBERS', H[i])) do
           if not seen[id] then
             seen[id] = true
             keys[#keys + 1] = P .. 's:' .. id

@@ -18,7 +18,7 @@ use lib 't/lib', 't/redis/lib';
 use Test::More;
 use Test::Nginx::Bayeux;
 use Test::Nginx::Bayeux::Server;
-use Test::Bayeux::Redis;
+use Test::Bayeux::Redis qw(:DEFAULT ws_send held_session hold);
 use Bayeux::Client;
 use Bayeux::WebSocket;
 use Time::HiRes qw(time sleep);
@@ -38,38 +38,6 @@ my $nobc = $redis->bayeux_server(<<'CONF', 'nobc:');
 CONF
 
 my $P = 'bayeux:';
-
-sub ws_send {
-    my ($ws, $m) = @_;
-    $ws->send_json([ $m ]);
-}
-
-# a websocket session subscribed to @channels, its connect held
-sub held_session {
-    my ($port, @channels) = @_;
-    my $ws = Bayeux::WebSocket->new(port => $port);
-    $ws->handshake or die $ws->error;
-    ws_send($ws, { channel => '/meta/handshake', version => '1.0',
-                   supportedConnectionTypes => ['websocket'], id => 'h' });
-    my $id = $ws->recv_json(timeout => 5)->[0]{clientId} or die 'handshake';
-    for my $ch (@channels) {
-        ws_send($ws, { channel => '/meta/subscribe', clientId => $id,
-                       subscription => $ch, id => 's' });
-        $ws->recv_json(timeout => 5);
-    }
-    ws_send($ws, { channel => '/meta/connect', clientId => $id,
-                   connectionType => 'websocket', id => 'c0',
-                   advice => { timeout => 0 } });
-    $ws->recv_json(timeout => 5);
-    hold($ws, $id);
-    return ($ws, $id);
-}
-
-sub hold {
-    my ($ws, $id) = @_;
-    ws_send($ws, { channel => '/meta/connect', clientId => $id,
-                   connectionType => 'websocket', id => 'c' });
-}
 
 # the texts of the deliveries a websocket receives within $timeout, and
 # the replies beside them

@@ -14,9 +14,8 @@ use Test::More;
 use JSON::PP;
 use Test::Nginx::Bayeux;
 use Test::Nginx::Bayeux::Server;
-use Test::Bayeux::Redis;
+use Test::Bayeux::Redis qw(:DEFAULT held_session);
 use Bayeux::Client;
-use Bayeux::WebSocket;
 
 my $redis = start_redis();
 
@@ -31,8 +30,6 @@ my $server = Test::Nginx::Bayeux::Server->new(
     location = /status { bayeux_status; }
 CONF
 )->start;
-
-my $P = 'bayeux:';
 
 sub counters {
     my $c = Bayeux::Client->new(port => $server->port);
@@ -49,31 +46,15 @@ sub prometheus {
                        new_connection => 1)->body;
 }
 
-sub ws_send {
-    my ($ws, $m) = @_;
-    $ws->send_json([ $m ]);
-}
-
 my $r = counters();
 is($r->{sessions_held}, 0, 'no session held at first');
 is($r->{messages_queued}, 0, 'nothing queued at first');
 
 # a websocket session whose connect is held: held
-my $ws = Bayeux::WebSocket->new(port => $server->port);
-$ws->handshake or die $ws->error;
-ws_send($ws, { channel => '/meta/handshake', version => '1.0',
-               supportedConnectionTypes => ['websocket'], id => 'h' });
-my $wid = $ws->recv_json(timeout => 5)->[0]{clientId};
+my ($ws, $wid) = held_session($server->port, '/st/a');
 ok($wid, 'websocket handshake');
-ws_send($ws, { channel => '/meta/subscribe', clientId => $wid,
-               subscription => '/st/a', id => 's' });
-ok($ws->recv_json(timeout => 5)->[0]{successful}, 'websocket subscribes');
-ws_send($ws, { channel => '/meta/connect', clientId => $wid,
-               connectionType => 'websocket', id => 'c0',
-               advice => { timeout => 0 } });
-$ws->recv_json(timeout => 5);
-ws_send($ws, { channel => '/meta/connect', clientId => $wid,
-               connectionType => 'websocket', id => 'c' });
+ok($redis->cmd('SISMEMBER', "bayeux:S:$wid", '/st/a'),
+   'websocket subscribes');
 ok(until_true(sub { $redis->is_held($wid, '/st/a') }),
    'the websocket session is held');
 is(counters()->{sessions_held}, 1, 'sessions_held: 1');

@@ -35,9 +35,12 @@ use Time::HiRes qw(time sleep);
 
 use Test::Nginx::Bayeux::Server;
 use Bayeux::Client;
+use Bayeux::WebSocket;
 
 our @EXPORT = qw(start_redis redis_binary until_true new_publisher publish
                  elsewhere worker_restarted);
+# websocket sessions whose connect is held (t/redis/140, 145)
+our @EXPORT_OK = qw(ws_send held_session hold);
 
 sub redis_binary {
     return $ENV{TEST_REDIS_SERVER} if $ENV{TEST_REDIS_SERVER};
@@ -342,6 +345,41 @@ sub elsewhere {
                                 cookie_jar => $c->cookie_jar);
     $o->client_id($c->client_id);
     return $o;
+}
+
+# a message sent alone over websocket $ws
+sub ws_send {
+    my ($ws, $m) = @_;
+    $ws->send_json([ $m ]);
+}
+
+# a websocket session on $port subscribed to @channels, its connect held:
+# the websocket and the session's id
+sub held_session {
+    my ($port, @channels) = @_;
+    my $ws = Bayeux::WebSocket->new(port => $port);
+    $ws->handshake or die $ws->error;
+    ws_send($ws, { channel => '/meta/handshake', version => '1.0',
+                   supportedConnectionTypes => ['websocket'], id => 'h' });
+    my $id = $ws->recv_json(timeout => 5)->[0]{clientId} or die 'handshake';
+    for my $ch (@channels) {
+        ws_send($ws, { channel => '/meta/subscribe', clientId => $id,
+                       subscription => $ch, id => 's' });
+        $ws->recv_json(timeout => 5);
+    }
+    ws_send($ws, { channel => '/meta/connect', clientId => $id,
+                   connectionType => 'websocket', id => 'c0',
+                   advice => { timeout => 0 } });
+    $ws->recv_json(timeout => 5);
+    hold($ws, $id);
+    return ($ws, $id);
+}
+
+# a connect of session $id on websocket $ws, which the server holds
+sub hold {
+    my ($ws, $id) = @_;
+    ws_send($ws, { channel => '/meta/connect', clientId => $id,
+                   connectionType => 'websocket', id => 'c' });
 }
 
 # true once none of $server's worker processes is one of @pids
