@@ -41,9 +41,7 @@ is($r->{reply}{advice}{reconnect}, 'handshake', 'told to handshake');
 my $cid = $c->client_id;
 $r = $c->connect(advice => { timeout => 0 });
 is($r->{reply}{error}, '402::session_unknown', 'the session ended');
-my $st = $pub->request(method => 'GET', uri => '/status');
-my ($ep) = grep { $_->{endpoint} eq '/cometd' }
-           @{ $pub->decode_json($st->body)->{endpoints} };
+my $ep = $pub->endpoint_status;
 is($ep->{queue_overflows}, 1, 'one overflow counted');
 is($ep->{messages}{dropped}{queue_overflow}, 8, 'its 8 messages counted as dropped');
 is($ep->{errors}{other}, 1, 'the 408 counted');

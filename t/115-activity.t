@@ -42,11 +42,7 @@ sub connect_until_refused {
 
 sub status {
     my ($server) = @_;
-    my $st = $server->client(path => '')->request(method => 'GET',
-                                                  uri => '/status');
-    my ($ep) = grep { $_->{endpoint} eq '/cometd' }
-               @{ JSON::PP::decode_json($st->body)->{endpoints} };
-    return $ep;
+    return $server->client(path => '')->endpoint_status;
 }
 
 sub subscribers {

@@ -196,6 +196,9 @@ typedef struct {
      */
     unsigned                       polling:1;
     unsigned                       indexed:1;   /* in "sessions" */
+
+    /* its connect, answered at once, held the session (the script's 2) */
+    unsigned                       answered:1;
     unsigned                       queued:1;    /* in "confirms" */
     ngx_str_node_t                 session;
     ngx_queue_t                    pending;
@@ -204,6 +207,9 @@ typedef struct {
     uint64_t                       confirming;
     ngx_queue_t                    confirm;
     ngx_msec_t                     kept_at;
+
+    /* kept: more came for it than its queue holds, the last at "cursor" */
+    ngx_uint_t                     missed;
     ngx_str_t                      browser;     /* after the structure */
 
     /*
@@ -500,6 +506,7 @@ static void ngx_bayeux_redis_confirm_result(ngx_bayeux_redis_park_t *park,
 static ngx_int_t ngx_bayeux_redis_give_pending(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_reply_kept(ngx_bayeux_redis_park_t *park,
     ngx_bayeux_wake_e reason);
+static void ngx_bayeux_redis_keep_answered(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_let_held_go(ngx_bayeux_redis_t *rd,
     ngx_uint_t which);
 static ngx_uint_t ngx_bayeux_redis_renewed(ngx_bayeux_redis_park_t *park);
@@ -651,7 +658,7 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
      * UNPARK: id, worker channel, token, last message given, max queue,
      * "0" if the session's client is between connects (not renewed)
      */
-    { ngx_string("up"), 6, NULL, NULL },
+    { ngx_string("up"), 7, NULL, NULL },
 
     /* PUT_BACK: id, max queue; messages */
     { ngx_string("pb"), 2, NULL, NULL },
@@ -1933,11 +1940,13 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
         return;
     }
 
-    if (park->waiter == NULL) {
+    if (park->waiter == NULL && park->state != NGX_BAYEUX_PARK_KEPT) {
         /* its connect went away: unparked once its reply comes */
         ngx_bayeux_redis_unsettle(park);
         return;
     }
+
+    /* (kept: its connect, answered at once, held it; the reply came first) */
 
     park->cursor = (uint64_t) seq;
     park->batch = (ngx_uint_t) batch;
@@ -2128,6 +2137,14 @@ ngx_bayeux_redis_streamed(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
                     ngx_bayeux_redis_confirm(park);
                 }
 
+                continue;
+            }
+
+            if (park->state == NGX_BAYEUX_PARK_KEPT) {
+                /* its queue is full: the script ends it, counting all */
+                park->missed = park->npending + 1;
+                park->cursor = seq;
+                ngx_bayeux_redis_unpark(park);
                 continue;
             }
 
@@ -2855,6 +2872,39 @@ ngx_bayeux_redis_reply_kept(ngx_bayeux_redis_park_t *park,
 
 
 /*
+ * A connect answered at once held its long-polling session: the park
+ * stays, as one answered by ngx_bayeux_redis_reply_kept() does, unless
+ * its client went away, another connect of the session came meanwhile
+ * (it is no longer found by id), or the stream has a message it cannot
+ * keep for it: then the script lets the session go.
+ */
+
+static void
+ngx_bayeux_redis_keep_answered(ngx_bayeux_redis_park_t *park)
+{
+    ngx_uint_t  gone;
+
+    gone = (park->waiter == NULL || !park->indexed || park->notified);
+
+    if (park->waiter) {
+        park->waiter->engine_data = NULL;
+        park->waiter = NULL;
+    }
+
+    park->state = NGX_BAYEUX_PARK_KEPT;
+    park->kept_at = ngx_current_msec;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, park->redis->log, 0,
+                   "bayeux redis: session %*s answered at once, kept",
+                   (size_t) NGX_BAYEUX_CLIENT_ID_LEN, park->id);
+
+    if (gone) {
+        ngx_bayeux_redis_unpark(park);
+    }
+}
+
+
+/*
  * Every held session (NGX_BAYEUX_REDIS_HELD_ALL), or the kept ones whose
  * client did not come back within a period (_KEPT_IDLE), or all the kept
  * ones (_KEPT_ALL), are let go: the script queues what this worker did
@@ -2980,7 +3030,7 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
     u_char                    ack[NGX_INT_T_LEN], cursor[NGX_INT64_LEN];
     size_t                    ack_len, cursor_len;
     ngx_str_t                 token;
-    ngx_uint_t                polling;
+    ngx_uint_t                polling, answering;
     ngx_bayeux_redis_t       *rd = op->endpoint->data;
     ngx_bayeux_redis_cmd_t   *cmd;
     ngx_bayeux_redis_park_t  *park, *kept;
@@ -3018,6 +3068,17 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
      */
 
     polling = (op->hold && !op->waiter->stream);
+
+    /*
+     * One answered at once (a first connect, or one the client asks not
+     * to hold) may hold its long-polling session between connects too:
+     * its subscriptions then cost publishes nothing before the next
+     * connect parks.  Not one that acknowledges: its batch must be
+     * acknowledged first.
+     */
+
+    answering = (!op->hold && !op->waiter->stream
+                 && op->waiter->ack == NGX_BAYEUX_NO_ACK);
 
     kept = cursor_len ? NULL : ngx_bayeux_redis_kept_find(rd,
                                                          op->client_id.data);
@@ -3079,12 +3140,14 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
     park = NULL;
     ngx_str_null(&token);
 
-    if (op->hold) {
+    if (op->hold || answering) {
 
         /*
          * Known before the command is sent: a notification for it may
          * come before the reply, on the other connection.
          */
+
+        polling = !op->waiter->stream;
 
         park = ngx_alloc(sizeof(ngx_bayeux_redis_park_t)
                          + (polling ? op->browser.len : 0), rd->log);
@@ -3145,12 +3208,22 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
     ngx_bayeux_redis_cmd_arg(cmd, op->browser.data, op->browser.len);
     ngx_bayeux_redis_cmd_arg(cmd, (u_char *)
                              (park ? (park->stream ? "2"
+                                      : !op->hold ? "4"
                                       : park->polling ? "3" : "1")
                                    : "0"), 1);
 
     if (park) {
         ngx_rbtree_insert(&rd->parks, &park->node);
         op->waiter->engine_data = park;
+
+        if (park->polling && !park->ack) {
+            /*
+             * found by the session's next connect here even before the
+             * script's hold notification comes (a reply that holds the
+             * session may come first)
+             */
+            ngx_bayeux_redis_index(park);
+        }
     }
 
     ngx_bayeux_redis_cmd_arg(cmd, token.data, token.len);
@@ -3483,6 +3556,9 @@ done:
             park->state = NGX_BAYEUX_PARK_PARKED;
             key = park->node.key;
 
+        } else if (rc == NGX_OK && park->answered) {
+            ngx_bayeux_redis_keep_answered(park);
+
         } else {
             ngx_rbtree_delete(&rd->parks, &park->node);
 
@@ -3753,6 +3829,13 @@ ngx_bayeux_redis_overflowed(ngx_bayeux_redis_t *rd, ngx_str_t *id,
         held = reply->element[3]->integer;
     }
 
+    if (held && reply->elements > 4
+        && reply->element[4]->type == REDIS_REPLY_INTEGER)
+    {
+        ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_DROPPED_QUEUE,
+                        reply->element[4]->integer);
+    }
+
     if (held == 1) {
         /* a held session let go after its channel's log was trimmed */
 
@@ -3769,19 +3852,18 @@ ngx_bayeux_redis_overflowed(ngx_bayeux_redis_t *rd, ngx_str_t *id,
 
         ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_QUEUE_OVERFLOWS, 1);
 
-        if (reply->elements > 4
-            && reply->element[4]->type == REDIS_REPLY_INTEGER)
-        {
-            ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_DROPPED_QUEUE,
-                            reply->element[4]->integer);
-        }
-
         ngx_log_error(NGX_LOG_WARN, rd->log, 0,
                       "bayeux: queue of a session is full "
                       "(bayeux_max_queue %ui, bayeux_max_queue_size %uz), "
                       "the session ends",
                       rd->endpoint->conf->max_queue,
                       rd->endpoint->conf->max_queue_size);
+    }
+
+    if (held) {
+        /* as a publish names the sessions it overflows */
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                       "bayeux: full queue: session %V", id);
     }
 
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 2
@@ -3884,6 +3966,11 @@ ngx_bayeux_redis_connect_result(ngx_bayeux_redis_cmd_t *cmd,
 
     if (code == 1 && cmd->park) {
         return NGX_AGAIN;
+    }
+
+    if (code == 2 && cmd->park) {
+        /* answered, its session held here until the next connect */
+        cmd->park->answered = 1;
     }
 
     r = (reply->type == REDIS_REPLY_ARRAY && reply->elements > 1)
@@ -4519,7 +4606,8 @@ ngx_bayeux_redis_copy_message(ngx_bayeux_waiter_t *w, u_char *data,
 static void
 ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park)
 {
-    u_char                   cursor[NGX_INT64_LEN];
+    u_char                   cursor[NGX_INT64_LEN], missed[NGX_INT_T_LEN];
+    size_t                   len;
     ngx_bayeux_redis_t      *rd;
     ngx_bayeux_redis_cmd_t  *cmd;
 
@@ -4531,17 +4619,27 @@ ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park)
                                       NGX_BAYEUX_CLIENT_ID_LEN
                                       + rd->channel.len + park->token.len
                                       + NGX_INT64_LEN + rd->max_queue.len
-                                      + 1);
+                                      + 1 + NGX_INT_T_LEN);
     if (cmd) {
         ngx_bayeux_redis_cmd_arg(cmd, park->id, NGX_BAYEUX_CLIENT_ID_LEN);
         ngx_bayeux_redis_cmd_arg(cmd, rd->channel.data, rd->channel.len);
         ngx_bayeux_redis_cmd_arg(cmd, park->token.data, park->token.len);
-        ngx_bayeux_redis_cmd_arg(cmd, cursor,
-                                 ngx_bayeux_redis_cursor(park, cursor));
+
+        len = ngx_bayeux_redis_cursor(park, cursor);
+
+        if (park->missed) {
+            /* from the last message it saw, not the last acknowledged */
+            len = ngx_sprintf(cursor, "%uL", park->cursor) - cursor;
+        }
+
+        ngx_bayeux_redis_cmd_arg(cmd, cursor, len);
         ngx_bayeux_redis_cmd_arg(cmd, rd->max_queue.data, rd->max_queue.len);
         ngx_bayeux_redis_cmd_arg(cmd, (u_char *)
                                  (park->state == NGX_BAYEUX_PARK_KEPT
                                   ? "0" : "1"), 1);
+        ngx_bayeux_redis_cmd_arg(cmd, missed,
+                                 ngx_sprintf(missed, "%ui", park->missed)
+                                 - missed);
 
         ngx_bayeux_redis_submit(cmd);
     }

@@ -427,9 +427,16 @@ local function unhold(id, s, cur, lim)
   redis.call('HSET', s, 'h', '', 'hl', '', 'ha', '')
   redis.call('DEL', P .. 'Z:' .. id)
   if lost then
-    -- its worker could not keep up, and the log did not keep enough
-    redis.call('DEL', P .. 'q:' .. id)
-    redis.call('HSET', s, 'o', '1', 'ol', '1', 'qb', '0')
+    -- its worker could not keep up, and the log did not keep enough:
+    -- what the logs and its queue still had is counted as dropped (what
+    -- was trimmed is not known)
+    local q = P .. 'q:' .. id
+    local n = redis.call('LLEN', q)
+    for _, e in ipairs(entries) do
+      if string.match(e[2], '^%d+ (%S+)') ~= id then n = n + 1 end
+    end
+    redis.call('DEL', q)
+    redis.call('HSET', s, 'o', '1', 'ol', '1', 'od', n, 'qb', '0')
     return
   end
   table.sort(entries, function(a, b) return a[1] < b[1] end)
@@ -563,6 +570,12 @@ end
 -- user's last session, "ol", "od"}: "ol" 1 if what it missed while held
 -- was no longer logged, 2 if it overflowed as it was let go (and "od"
 -- messages were dropped), 0 if a publish overflowed it.
+--
+-- A long-polling session's first connect, answered at once, holds it
+-- between connects ({2, messages}), as a connect that parks would: the
+-- subscriptions it makes next, before its second connect parks, then
+-- cost a publish nothing per session ("4": a connect answered at once
+-- that may be held so).
 local function connect(id, b, hold, w, t, ack, cur, lim)
   local s = P .. 's:' .. id
   local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'z', 'an',
@@ -610,7 +623,8 @@ local function connect(id, b, hold, w, t, ack, cur, lim)
   -- only lazy messages wait, not yet due, and nothing is kept for an
   -- ack: held with them, as with none
   local z = tonumber(st[7] or '')
-  if z and st[1] == '1' and hold ~= '0' and z > now_ms() and kept == 0
+  if z and st[1] == '1' and hold ~= '0' and hold ~= '4' and z > now_ms()
+     and kept == 0
      and (ack ~= '' or tonumber(st[8] or '0') == 0)
   then
     redis.call('HSET', s, 'w', w, 't', t, 'k', ack ~= '' and '1' or '',
@@ -643,7 +657,14 @@ local function connect(id, b, hold, w, t, ack, cur, lim)
     -- it stopped acknowledging: what was kept is taken with the rest
     redis.call('HSET', s, 'ak', '', 'an', '0')
   end
-  if #msgs > 0 or st[1] ~= '1' or hold == '0' then
+  if st[1] ~= '1' and (hold == '3' or hold == '4') then
+    redis.call('HSET', s, 'c', '1', 'w', w, 't', t, 'k', '', 'qb', '0',
+               'z', '')
+    hold_session(id, s, w, t, true)
+    refresh(id)
+    return {2, msgs}
+  end
+  if #msgs > 0 or st[1] ~= '1' or hold == '0' or hold == '4' then
     -- the hash is written only if it changes
     if st[1] ~= '1' or st[2] ~= '' or st[3] ~= '' or #msgs > 0 then
       redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'qb', '0', 'z', '')
@@ -705,11 +726,12 @@ end
 
 -- The connects of one event loop iteration in one call.  ARGV: worker
 -- channel, queue bounds, then id, browser, hold (0, 1, 2: may be held,
--- 3: may be held between connects, a long-polling one's), token, the
--- batch it acknowledges ('': none) and, for a session this worker held,
--- the last message it gave ('': none) of each; returns the reply of
--- each, in order: {-1} unknown, {0, messages} ({0, messages, batch} if
--- it acknowledges), {1} parked.
+-- 3: may be held between connects, a long-polling one's, 4: answered at
+-- once, may be held between connects), token, the batch it acknowledges
+-- ('': none) and, for a session this worker held, the last message it
+-- gave ('': none) of each; returns the reply of each, in order: {-1}
+-- unknown, {0, messages} ({0, messages, batch} if it acknowledges), {2,
+-- messages} answered and held between connects, {1} parked.
 if op == 'cb' then
   local w, lim, res = ARGV[4], limits(ARGV[5]), {}
   for i = 6, #ARGV - 5, 6 do
@@ -734,17 +756,57 @@ if op == 'tb' then
   return res
 end
 
+-- A long-polling session held between its connects whose worker saw
+-- more published for it than its queue holds ("missed" messages, the
+-- last at "cur"): it ends as a full queue ends, at its next connect ("ol"
+-- 2), with all it missed counted as dropped ("od"): those, the batch its
+-- connect did not acknowledge (the ack extension's, "ha" to "h"), and
+-- what was logged after "cur".  Back in the subscriber sets, what is
+-- published next is dropped, and counted, as for any full queue.  (A
+-- message trimmed from the logs before this runs goes uncounted.)
+local function overflow_held(id, s, cur, missed)
+  local st = redis.call('HMGET', s, 'h', 'ha')
+  local seen, dropped = {}, missed
+  local ranges = {{'(' .. cur, '+inf'}}
+  if st[2] and st[2] ~= '' and st[1] and st[1] ~= '' then
+    ranges[2] = {'(' .. st[2], st[1]}
+  end
+  for _, ch in ipairs(redis.call('SMEMBERS', P .. 'S:' .. id)) do
+    local c = P .. 'c:' .. ch
+    redis.call('SREM', P .. 'H:' .. ch, id)
+    redis.call('SADD', c, id)
+    if redis.call('PTTL', c) < ttl2 then redis.call('PEXPIRE', c, ttl2) end
+    for _, r in ipairs(ranges) do
+      for _, e in ipairs(redis.call('ZRANGEBYSCORE', P .. 'l:' .. ch,
+                                    r[1], r[2])) do
+        local seq, pub = string.match(e, '^(%d+) (%S+)')
+        if not seen[seq] and pub ~= id then dropped = dropped + 1 end
+        seen[seq] = true
+      end
+    end
+  end
+  redis.call('DEL', P .. 'q:' .. id, P .. 'Z:' .. id)
+  redis.call('HSET', s, 'h', '', 'hl', '', 'ha', '', 'o', '1', 'ol', '2',
+             'od', dropped, 'qb', '0', 'ak', '', 'an', '0')
+end
+
 -- unpark: the connect went away; ARGV: id, worker channel, token, the
--- last message given to its held session ('': none), queue bounds, and
--- "0" if the session's client has not come back since its last reply
--- (it is not kept alive: its lifetime runs from its worker's last
--- renewal, at most one refresh period after that reply)
+-- last message given to its held session ('': none), queue bounds, "0"
+-- if the session's client has not come back since its last reply (it is
+-- not kept alive: its lifetime runs from its worker's last renewal, at
+-- most one refresh period after that reply), and how many messages its
+-- worker kept for it when they came to more than its queue holds ("0":
+-- it did not; then the last one given is the last it saw)
 if op == 'up' then
   local id = ARGV[4]
   local s = P .. 's:' .. id
   local st = redis.call('HMGET', s, 'w', 't')
   if st[1] == ARGV[5] and st[2] == ARGV[6] then
-    unhold(id, s, ARGV[7], limits(ARGV[8]))
+    if ARGV[10] ~= '0' then
+      overflow_held(id, s, ARGV[7], tonumber(ARGV[10]))
+    else
+      unhold(id, s, ARGV[7], limits(ARGV[8]))
+    end
     redis.call('HSET', s, 'w', '', 't', '')
     if ARGV[9] ~= '0' then refresh(id, true) end
   end

@@ -59,8 +59,12 @@ ok($pub->handshake->{successful}, 'publisher: handshake');
 ok($pub->publish('/a', 'queued')->{successful}, 'a message for gone');
 
 my $r;
-my @k = keys_of($gone->client_id);
-is(scalar @k, 3, 'gone has its session, queue and subscription keys')
+# (held by its worker since its first connect, it has no queue until
+# the worker lets it go, its client not coming back)
+my $gid = $gone->client_id;
+my @k = sort map { /^exp:(\w):/ ? $1 : () } keys_of($gid);
+ok(grep({ $_ eq 's' } @k) && grep({ $_ eq 'S' } @k),
+   'gone has its session and subscription keys')
     or diag explain \@k;
 ok(!grep({ $redis->cmd('PTTL', $_) < 0 } $redis->scan('exp:*')),
    'every key has a TTL');

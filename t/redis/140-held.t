@@ -334,10 +334,18 @@ unless (use_valgrind()) {
 #
 
 unless (use_valgrind()) {
-    my $small = $redis->bayeux_server(<<'CONF', 'small:');
+    my $small = Test::Nginx::Bayeux::Server->new(
+        workers => 1,
+        http_config => $redis->engine_conf(prefix => 'small:'),
+        config => <<'CONF',
+    location /cometd {
+        bayeux;
         bayeux_timeout 4s;
         bayeux_max_queue 3;
+    }
+    location = /status { bayeux_status; }
 CONF
+    )->start;
     my ($sws, $sid) = held_session($small->port, '/held/f');
     ok(until_true(sub { $redis->is_held($sid, '/held/f', 'small:') }), 'held');
     my @pids = $small->worker_pids;
@@ -363,6 +371,10 @@ CONF
             . 'channel no longer had (bayeux_max_queue 3), the session ends';
     like($small->error_log_text, qr/\[warn\].*\Q$why\E/,
          'the error log says why');
+    my $ep = $p->endpoint_status;
+    is($ep->{queue_overflows}, 1, 'one overflow counted');
+    is($ep->{messages}{dropped}{queue_overflow}, 3,
+       'the three messages the log still had counted as dropped');
     $small->stop;
 }
 

@@ -59,9 +59,9 @@ sub h_is {
         or diag('h: ' . ($h // 'undef') . ", $text: " . ($seq // 'undef'));
 }
 
-# starts a connect of a session not held yet, waits until it parked (its
-# hash names the connect's worker), and checks that this held the
-# session (the same script call does both)
+# starts a connect of a session held since its first connect
+# (t/redis/155-held-first-connect.t), waits until its hash names a
+# worker, and checks that the session is held
 sub park {
     my ($c, $ch, $prefix) = @_;
     my $id = $c->client_id;
@@ -454,10 +454,18 @@ unless (use_valgrind()) {
 #
 
 {
-    my $small = $redis->bayeux_server(<<'CONF', 'small:');
+    my $small = Test::Nginx::Bayeux::Server->new(
+        workers => 1,
+        http_config => $redis->engine_conf(prefix => 'small:'),
+        config => <<'CONF',
+    location /cometd {
+        bayeux;
         bayeux_timeout 2s;
         bayeux_max_queue 3;
+    }
+    location = /status { bayeux_status; }
 CONF
+    )->start;
     new_publisher($small);
     my ($f, $fid) = new_session($small, '/lp/f');
     $h = park($f, '/lp/f', 'small:');
@@ -474,13 +482,15 @@ CONF
     $r = $f->connect(advice => { timeout => 0 });
     is($r->{reply} && $r->{reply}{error}, '402::session_unknown',
        'the session ended');
-    # (let go at the fourth, the log of /lp/f, which keeps three, no
-    # longer had the first)
-    my $why = 'bayeux: a held session missed messages that the log of its'
-              . ' channel no longer had (bayeux_max_queue 3), the session'
-              . ' ends';
+    # (its worker kept three, and ended it at the fourth: as a full queue
+    # ends a session not held)
+    my $why = 'bayeux: queue of a session is full (bayeux_max_queue 3,';
     ok($small->wait_for_log(qr/\[warn\] .*\Q$why\E/, timeout => 2),
        'the error log says why');
+    my $ep = $f->endpoint_status;
+    is($ep->{queue_overflows}, 1, 'one overflow counted');
+    is($ep->{messages}{dropped}{queue_overflow}, 5,
+       'the five messages it missed counted as dropped');
     $small->stop;
     unlike($small->error_log_text, qr/\[(alert|crit|emerg)\]/,
            'no alert (bayeux_max_queue 3)');

@@ -552,6 +552,20 @@ sub wait_any {
 }
 
 
+# What bayeux_status (at uri, '/status' unless given) reports of one
+# endpoint (endpoint, '/cometd' unless given), asked on a connection of
+# its own: the endpoint's hash of its JSON answer, or undef.
+sub endpoint_status {
+    my ($self, %o) = @_;
+    my $r = $self->request(method => 'GET', uri => $o{uri} // '/status',
+                           new_connection => 1);
+    my $j = eval { $self->decode_json($r->body) } or return undef;
+    my $name = $o{endpoint} // '/cometd';
+    my ($ep) = grep { $_->{endpoint} eq $name } @{ $j->{endpoints} || [] };
+    return $ep;
+}
+
+
 package Bayeux::Client::Handle;
 
 # A pending request.  Methods: ready (has the whole response arrived?
