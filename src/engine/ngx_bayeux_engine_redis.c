@@ -196,10 +196,11 @@ typedef struct {
      */
     unsigned                       polling:1;
     unsigned                       indexed:1;   /* in "sessions" */
+    unsigned                       queued:1;    /* in "confirms" */
 
     /* its connect, answered at once, held the session (the script's 2) */
     unsigned                       answered:1;
-    unsigned                       queued:1;    /* in "confirms" */
+
     ngx_str_node_t                 session;
     ngx_queue_t                    pending;
     ngx_uint_t                     npending;
@@ -656,7 +657,8 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
     /*
      * UNPARK: id, worker channel, token, last message given, max queue,
-     * "0" if the session's client is between connects (not renewed)
+     * "0" if the session's client is between connects (not renewed), the
+     * messages kept for it when they came to more than its queue holds
      */
     { ngx_string("up"), 7, NULL, NULL },
 

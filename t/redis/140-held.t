@@ -334,18 +334,10 @@ unless (use_valgrind()) {
 #
 
 unless (use_valgrind()) {
-    my $small = Test::Nginx::Bayeux::Server->new(
-        workers => 1,
-        http_config => $redis->engine_conf(prefix => 'small:'),
-        config => <<'CONF',
-    location /cometd {
-        bayeux;
+    my $small = $redis->bayeux_server(<<'CONF', 'small:', status => 1);
         bayeux_timeout 4s;
         bayeux_max_queue 3;
-    }
-    location = /status { bayeux_status; }
 CONF
-    )->start;
     my ($sws, $sid) = held_session($small->port, '/held/f');
     ok(until_true(sub { $redis->is_held($sid, '/held/f', 'small:') }), 'held');
     my @pids = $small->worker_pids;

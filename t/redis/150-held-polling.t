@@ -454,18 +454,10 @@ unless (use_valgrind()) {
 #
 
 {
-    my $small = Test::Nginx::Bayeux::Server->new(
-        workers => 1,
-        http_config => $redis->engine_conf(prefix => 'small:'),
-        config => <<'CONF',
-    location /cometd {
-        bayeux;
+    my $small = $redis->bayeux_server(<<'CONF', 'small:', status => 1);
         bayeux_timeout 2s;
         bayeux_max_queue 3;
-    }
-    location = /status { bayeux_status; }
 CONF
-    )->start;
     new_publisher($small);
     my ($f, $fid) = new_session($small, '/lp/f');
     $h = park($f, '/lp/f', 'small:');

@@ -271,13 +271,16 @@ sub cmd {
 
 # A one-worker nginx on this Redis, started: location /cometd is a Bayeux
 # endpoint with the directives $conf (its lines, as they are written in
-# the location), its keys under $prefix (the default's if undef).
+# the location), its keys under $prefix (the default's if undef); with
+# status => 1, location /status is bayeux_status.
 sub bayeux_server {
-    my ($self, $conf, $prefix) = @_;
+    my ($self, $conf, $prefix, %o) = @_;
     return Test::Nginx::Bayeux::Server->new(
         workers => 1,
         http_config => $self->engine_conf(prefix => $prefix),
-        config => "    location /cometd {\n        bayeux;\n$conf    }\n",
+        config => "    location /cometd {\n        bayeux;\n$conf    }\n"
+                  . ($o{status} ? "    location = /status { bayeux_status; }\n"
+                                : ''),
     )->start;
 }
 
