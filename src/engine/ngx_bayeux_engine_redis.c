@@ -658,9 +658,10 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
     /*
      * UNPARK: id, worker channel, token, last message given, max queue,
      * "0" if the session's client is between connects (not renewed), the
-     * messages kept for it when they came to more than its queue holds
+     * messages kept for it when they came to more than its queue holds,
+     * "1" if its last batch is not acknowledged
      */
-    { ngx_string("up"), 7, NULL, NULL },
+    { ngx_string("up"), 8, NULL, NULL },
 
     /* PUT_BACK: id, max queue; messages */
     { ngx_string("pb"), 2, NULL, NULL },
@@ -4621,7 +4622,7 @@ ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park)
                                       NGX_BAYEUX_CLIENT_ID_LEN
                                       + rd->channel.len + park->token.len
                                       + NGX_INT64_LEN + rd->max_queue.len
-                                      + 1 + NGX_INT_T_LEN);
+                                      + 2 + NGX_INT_T_LEN);
     if (cmd) {
         ngx_bayeux_redis_cmd_arg(cmd, park->id, NGX_BAYEUX_CLIENT_ID_LEN);
         ngx_bayeux_redis_cmd_arg(cmd, rd->channel.data, rd->channel.len);
@@ -4642,6 +4643,8 @@ ngx_bayeux_redis_unpark(ngx_bayeux_redis_park_t *park)
         ngx_bayeux_redis_cmd_arg(cmd, missed,
                                  ngx_sprintf(missed, "%ui", park->missed)
                                  - missed);
+        ngx_bayeux_redis_cmd_arg(cmd, (u_char *)
+                                 (park->unacked ? "1" : "0"), 1);
 
         ngx_bayeux_redis_submit(cmd);
     }

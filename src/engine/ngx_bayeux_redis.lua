@@ -759,28 +759,33 @@ end
 -- A long-polling session held between its connects whose worker saw
 -- more published for it than its queue holds ("missed" messages, the
 -- last at "cur"): it ends as a full queue ends, at its next connect ("ol"
--- 2), with all it missed counted as dropped ("od"): those, the batch its
--- connect did not acknowledge (the ack extension's, "ha" to "h"), and
--- what was logged after "cur".  Back in the subscriber sets, what is
+-- 2), with all it missed counted as dropped ("od"): those, the batch
+-- its last reply gave if no connect acknowledged it ("unacked": the ack
+-- extension's, in "ak"), and what was logged after "cur".  Back in the subscriber sets, what is
 -- published next is dropped, and counted, as for any full queue.  (A
 -- message trimmed from the logs before this runs goes uncounted.)
-local function overflow_held(id, s, cur, missed)
-  local st = redis.call('HMGET', s, 'h', 'ha')
-  local seen, dropped = {}, missed
-  local ranges = {{'(' .. cur, '+inf'}}
-  if st[2] and st[2] ~= '' and st[1] and st[1] ~= '' then
-    ranges[2] = {'(' .. st[2], st[1]}
+local function overflow_held(id, s, cur, missed, unacked)
+  local kept = 0
+  if unacked then
+    local _, n = acked(redis.call('HGET', s, 'ak'), 0)
+    kept = n
   end
+  local seen, dropped = {}, missed + kept
+  -- (a subscription made while held has messages from its start on)
+  local starts = redis.call('HGETALL', P .. 'Z:' .. id)
+  local start = {}
+  for i = 1, #starts, 2 do start[starts[i]] = tonumber(starts[i + 1]) end
   for _, ch in ipairs(redis.call('SMEMBERS', P .. 'S:' .. id)) do
     local c = P .. 'c:' .. ch
     redis.call('SREM', P .. 'H:' .. ch, id)
     redis.call('SADD', c, id)
     if redis.call('PTTL', c) < ttl2 then redis.call('PEXPIRE', c, ttl2) end
-    for _, r in ipairs(ranges) do
-      for _, e in ipairs(redis.call('ZRANGEBYSCORE', P .. 'l:' .. ch,
-                                    r[1], r[2])) do
-        local seq, pub = string.match(e, '^(%d+) (%S+)')
-        if not seen[seq] and pub ~= id then dropped = dropped + 1 end
+    for _, e in ipairs(redis.call('ZRANGEBYSCORE', P .. 'l:' .. ch,
+                                  '(' .. cur, '+inf')) do
+      local seq, pub = string.match(e, '^(%d+) (%S+)')
+      if not seen[seq] and pub ~= id and tonumber(seq) > (start[ch] or 0)
+      then
+        dropped = dropped + 1
         seen[seq] = true
       end
     end
@@ -794,16 +799,17 @@ end
 -- last message given to its held session ('': none), queue bounds, "0"
 -- if the session's client has not come back since its last reply (it is
 -- not kept alive: its lifetime runs from its worker's last renewal, at
--- most one refresh period after that reply), and how many messages its
+-- most one refresh period after that reply), how many messages its
 -- worker kept for it when they came to more than its queue holds ("0":
--- it did not; then the last one given is the last it saw)
+-- it did not; then the last one given is the last it saw), and "1" if
+-- its last reply's batch is not acknowledged yet
 if op == 'up' then
   local id = ARGV[4]
   local s = P .. 's:' .. id
   local st = redis.call('HMGET', s, 'w', 't')
   if st[1] == ARGV[5] and st[2] == ARGV[6] then
     if ARGV[10] ~= '0' then
-      overflow_held(id, s, ARGV[7], tonumber(ARGV[10]))
+      overflow_held(id, s, ARGV[7], tonumber(ARGV[10]), ARGV[11] == '1')
     else
       unhold(id, s, ARGV[7], limits(ARGV[8]))
     end

@@ -318,6 +318,65 @@ SKIP: {
     ok(worker_restarted($A, @pids), "A's worker started again");
 }
 
+#
+# more published between two connects than bayeux_max_queue while a batch
+# is not acknowledged yet: the session ends as a full queue ends, the
+# batch and all it missed counted as dropped (as the queue of a session
+# not held keeps the batch and counts it)
+#
+
+{
+    my $small = $redis->bayeux_server(<<'CONF', 'small:', status => 1);
+        bayeux_timeout 2s;
+        bayeux_max_queue 3;
+CONF
+    new_publisher($small);
+    my ($f, $fid) = new_session($small, '/q/f');
+    my $fh = $f->connect_start(ext => { ack => 0 });
+    ok(until_true(sub { $redis->is_held($fid, '/q/f', 'small:') }, 3),
+       'parked, its session held');
+    sleep 0.2;
+    publish('/q/f', 'q0');
+    my ($qgot, $qbatch) = ack_finish($f, $fh);
+    is_deeply($qgot, [ 'q0' ], 'given q0 as a batch');
+    publish('/q/f', "q$_") for 1 .. 4;
+    settle();
+    my $qr = $f->connect(ext => { ack => $qbatch }, timeout => 4);
+    is($qr->{reply} && $qr->{reply}{error}, '408::queue_overflow',
+       'the next connect: 408::queue_overflow');
+    is_deeply(texts($qr), [], '... and no message');
+    my $ep = $f->endpoint_status;
+    is($ep->{queue_overflows}, 1, 'one overflow counted');
+    is($ep->{messages}{dropped}{queue_overflow}, 5,
+       'the batch not acknowledged and the four after it counted as dropped');
+    ok($small->wait_for_log(qr/\[warn\] .*bayeux: queue of a session is full/,
+                            timeout => 2),
+       'the error log says why');
+
+    # its batch acknowledged (a connect held to its timeout): only the
+    # four after it are dropped
+    my ($g, $gid) = new_session($small, '/q/g');
+    my $gh = $g->connect_start(ext => { ack => 0 });
+    ok(until_true(sub { $redis->is_held($gid, '/q/g', 'small:') }, 3),
+       'parked, its session held');
+    sleep 0.2;
+    publish('/q/g', 'g0');
+    my ($ggot, $gbatch) = ack_finish($g, $gh);
+    is_deeply($ggot, [ 'g0' ], 'given g0 as a batch');
+    my ($empty) = ack_connect($g, $gbatch);
+    is_deeply($empty, [], 'acknowledged, held to its timeout: nothing');
+    publish('/q/g', "g$_") for 1 .. 4;
+    settle();
+    $qr = $g->connect(ext => { ack => $gbatch }, timeout => 4);
+    is($qr->{reply} && $qr->{reply}{error}, '408::queue_overflow',
+       'the next connect: 408::queue_overflow');
+    $ep = $g->endpoint_status;
+    is($ep->{queue_overflows}, 2, 'a second overflow counted');
+    is($ep->{messages}{dropped}{queue_overflow}, 5 + 4,
+       'the four after the acknowledged batch counted as dropped');
+    $small->stop;
+}
+
 # no key without a TTL
 my @keys = grep { !/^bayeux:w:/ } @{ $redis->cmd('KEYS', '*') };
 my @forever = grep { $redis->cmd('PTTL', $_) == -1 } @keys;
