@@ -3075,9 +3075,9 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
     /*
      * One answered at once (a first connect, or one the client asks not
      * to hold) may hold its long-polling session between connects too:
-     * its subscriptions then cost publishes nothing before the next
-     * connect parks.  Not one that acknowledges: its batch must be
-     * acknowledged first.
+     * its subscriptions then cost publishes nothing from there on, not
+     * only once the next connect parks.  Not one that acknowledges: its
+     * batch must be acknowledged first.
      */
 
     answering = (!op->hold && !op->waiter->stream

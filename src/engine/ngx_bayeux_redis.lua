@@ -572,10 +572,10 @@ end
 -- messages were dropped), 0 if a publish overflowed it.
 --
 -- A long-polling session's first connect, answered at once, holds it
--- between connects ({2, messages}), as a connect that parks would: the
--- subscriptions it makes next, before its second connect parks, then
--- cost a publish nothing per session ("4": a connect answered at once
--- that may be held so).
+-- between connects ({2, messages}), as a connect that parks would, not
+-- only from its second connect: its subscriptions cost a publish nothing
+-- per session from then on ("4": a connect answered at once that may be
+-- held so).
 local function connect(id, b, hold, w, t, ack, cur, lim)
   local s = P .. 's:' .. id
   local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'z', 'an',

@@ -1,14 +1,14 @@
 # A long-polling session is held from its first /meta/connect, which is
 # answered at once (t/redis/150-held-polling.t holds it when a connect
-# parks): the subscriptions its client makes next, before the second
-# connect parks (the order the CometD and Faye clients use), go straight
-# into the held sets "H:", and a publish to them costs Redis no RPUSH.
-# Whether the client asks not to wait (advice timeout 0, CometD's first
-# connect) or not (Faye's), on the nginx that answered the first connect
-# or on another one, with the second connect sent as soon as the first
-# is answered (the hold's notification and the reply race), each message
-# arrives once, in order; a client that never connects again still has
-# its session end.
+# parks): its subscriptions, made before that connect (as the CometD and
+# Faye clients make them, right after the handshake) or after it, are in
+# the held sets "H:" once it is answered, and a publish to them costs
+# Redis no RPUSH.  Whether the client asks not to wait (advice timeout 0,
+# CometD's first connect) or not (Faye's), on the nginx that answered the
+# first connect or on another one, with the second connect sent as soon
+# as the first is answered (the hold's notification and the reply race),
+# each message arrives once, in order; a client that never connects
+# again still has its session end.
 
 use strict;
 use warnings;
@@ -63,8 +63,8 @@ sub held_polling {
 new_publisher($A);
 
 #
-# CometD's order: handshake, a first connect that asks not to wait, then
-# the subscription; Faye's: the same without the advice
+# a first connect that asks not to wait (as CometD's does), or not (as
+# Faye's), then a subscription: held from the start
 #
 
 for my $case ([ 'advice timeout 0', { advice => { timeout => 0 } } ],

@@ -43,12 +43,12 @@ sub ack_connect {
 }
 
 # starts a connect acknowledging $ack and waits until it parked: Redis
-# holds its session on $ch
+# holds its session on $ch (keys under $prefix, the default's if undef)
 sub ack_park {
-    my ($c, $ack, $ch) = @_;
+    my ($c, $ack, $ch, $prefix) = @_;
     my $id = $c->client_id;
     my $h = $c->connect_start(ext => { ack => $ack });
-    ok(until_true(sub { $redis->is_held($id, $ch) }, 3),
+    ok(until_true(sub { $redis->is_held($id, $ch, $prefix) }, 3),
        "parked, its session held on $ch");
     sleep 0.2;
     return $h;
@@ -331,11 +331,8 @@ SKIP: {
         bayeux_max_queue 3;
 CONF
     new_publisher($small);
-    my ($f, $fid) = new_session($small, '/q/f');
-    my $fh = $f->connect_start(ext => { ack => 0 });
-    ok(until_true(sub { $redis->is_held($fid, '/q/f', 'small:') }, 3),
-       'parked, its session held');
-    sleep 0.2;
+    my ($f) = new_session($small, '/q/f');
+    my $fh = ack_park($f, 0, '/q/f', 'small:');
     publish('/q/f', 'q0');
     my ($qgot, $qbatch) = ack_finish($f, $fh);
     is_deeply($qgot, [ 'q0' ], 'given q0 as a batch');
@@ -355,11 +352,8 @@ CONF
 
     # its batch acknowledged (a connect held to its timeout): only the
     # four after it are dropped
-    my ($g, $gid) = new_session($small, '/q/g');
-    my $gh = $g->connect_start(ext => { ack => 0 });
-    ok(until_true(sub { $redis->is_held($gid, '/q/g', 'small:') }, 3),
-       'parked, its session held');
-    sleep 0.2;
+    my ($g) = new_session($small, '/q/g');
+    my $gh = ack_park($g, 0, '/q/g', 'small:');
     publish('/q/g', 'g0');
     my ($ggot, $gbatch) = ack_finish($g, $gh);
     is_deeply($ggot, [ 'g0' ], 'given g0 as a batch');
