@@ -507,6 +507,7 @@ static void ngx_bayeux_redis_confirm_result(ngx_bayeux_redis_park_t *park,
 static ngx_int_t ngx_bayeux_redis_give_pending(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_reply_kept(ngx_bayeux_redis_park_t *park,
     ngx_bayeux_wake_e reason);
+static void ngx_bayeux_redis_keep(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_keep_answered(ngx_bayeux_redis_park_t *park);
 static void ngx_bayeux_redis_let_held_go(ngx_bayeux_redis_t *rd,
     ngx_uint_t which);
@@ -2852,11 +2853,7 @@ ngx_bayeux_redis_reply_kept(ngx_bayeux_redis_park_t *park,
     w = park->waiter;
     key = park->node.key;
 
-    park->waiter = NULL;
-    park->state = NGX_BAYEUX_PARK_KEPT;
-    park->released = 0;
-    park->kept_at = ngx_current_msec;
-    w->engine_data = NULL;
+    ngx_bayeux_redis_keep(park);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
                    "bayeux redis: held session %*s answered, kept",
@@ -2871,6 +2868,22 @@ ngx_bayeux_redis_reply_kept(ngx_bayeux_redis_park_t *park,
     if (park && park->state == NGX_BAYEUX_PARK_KEPT && park->notified) {
         ngx_bayeux_redis_unpark(park);
     }
+}
+
+
+/* the park outlives its waiter, if any, for the session's next connect */
+
+static void
+ngx_bayeux_redis_keep(ngx_bayeux_redis_park_t *park)
+{
+    if (park->waiter) {
+        park->waiter->engine_data = NULL;
+        park->waiter = NULL;
+    }
+
+    park->state = NGX_BAYEUX_PARK_KEPT;
+    park->released = 0;
+    park->kept_at = ngx_current_msec;
 }
 
 
@@ -2889,13 +2902,7 @@ ngx_bayeux_redis_keep_answered(ngx_bayeux_redis_park_t *park)
 
     gone = (park->waiter == NULL || !park->indexed || park->notified);
 
-    if (park->waiter) {
-        park->waiter->engine_data = NULL;
-        park->waiter = NULL;
-    }
-
-    park->state = NGX_BAYEUX_PARK_KEPT;
-    park->kept_at = ngx_current_msec;
+    ngx_bayeux_redis_keep(park);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, park->redis->log, 0,
                    "bayeux redis: session %*s answered at once, kept",

@@ -368,6 +368,49 @@ local function resubscribed(id, w, t)
              .. table.concat(redis.call('SMEMBERS', P .. 'S:' .. id), '\n'))
 end
 
+-- A held session goes back into the subscriber sets "c:" of its
+-- subscriptions "subs": what was logged for them after "from" (after its
+-- start, "Z:", for one made while held), each message once, as {seq,
+-- entry}, and whether a log was trimmed past where the session was.
+local function release_held(id, s, subs, from)
+  local starts = redis.call('HGETALL', P .. 'Z:' .. id)
+  local start = {}
+  for i = 1, #starts, 2 do start[starts[i]] = tonumber(starts[i + 1]) end
+  local lost, entries, seen = false, {}, {}
+  for _, ch in ipairs(subs) do
+    local c = P .. 'c:' .. ch
+    redis.call('SREM', P .. 'H:' .. ch, id)
+    redis.call('SADD', c, id)
+    if redis.call('PTTL', c) < ttl2 then redis.call('PEXPIRE', c, ttl2) end
+    local after = from
+    if start[ch] and start[ch] > after then after = start[ch] end
+    local trimmed = tonumber(redis.call('GET', P .. 't:' .. ch) or '0')
+    if trimmed > after then lost = true end
+    for _, e in ipairs(redis.call('ZRANGEBYSCORE', P .. 'l:' .. ch,
+                                  '(' .. string.format('%.0f', after),
+                                  '+inf')) do
+      local seq = tonumber(string.match(e, '^(%d+)'))
+      if not seen[seq] then
+        seen[seq] = true
+        entries[#entries + 1] = {seq, e}
+      end
+    end
+  end
+  redis.call('HSET', s, 'h', '', 'hl', '', 'ha', '')
+  redis.call('DEL', P .. 'Z:' .. id)
+  return entries, lost
+end
+
+-- how many log entries of "entries" (release_held()) were published by
+-- another session than "id": those it is given
+local function others(id, entries)
+  local n = 0
+  for _, e in ipairs(entries) do
+    if string.match(e[2], '^%d+ (%S+)') ~= id then n = n + 1 end
+  end
+  return n
+end
+
 -- Lets a held session go, its worker having given it the messages up to
 -- "cur" ('': its hash's "h"): back into the subscriber sets, and what
 -- was logged after "cur" queued ("Z:<id>" names the subscriptions made
@@ -400,41 +443,13 @@ local function unhold(id, s, cur, lim)
     end
   end
   if cur == '' then cur = st[1] end
-  local from = tonumber(cur)
-  local starts = redis.call('HGETALL', P .. 'Z:' .. id)
-  local start = {}
-  for i = 1, #starts, 2 do start[starts[i]] = tonumber(starts[i + 1]) end
-  local lost, entries, seen = false, {}, {}
-  for _, ch in ipairs(subs) do
-    local c = P .. 'c:' .. ch
-    redis.call('SREM', P .. 'H:' .. ch, id)
-    redis.call('SADD', c, id)
-    if redis.call('PTTL', c) < ttl2 then redis.call('PEXPIRE', c, ttl2) end
-    local after = from
-    if start[ch] and start[ch] > after then after = start[ch] end
-    local trimmed = tonumber(redis.call('GET', P .. 't:' .. ch) or '0')
-    if trimmed > after then lost = true end
-    for _, e in ipairs(redis.call('ZRANGEBYSCORE', P .. 'l:' .. ch,
-                                  '(' .. string.format('%.0f', after),
-                                  '+inf')) do
-      local seq = tonumber(string.match(e, '^(%d+)'))
-      if not seen[seq] then
-        seen[seq] = true
-        entries[#entries + 1] = {seq, e}
-      end
-    end
-  end
-  redis.call('HSET', s, 'h', '', 'hl', '', 'ha', '')
-  redis.call('DEL', P .. 'Z:' .. id)
+  local entries, lost = release_held(id, s, subs, tonumber(cur))
   if lost then
     -- its worker could not keep up, and the log did not keep enough:
     -- what the logs and its queue still had is counted as dropped (what
     -- was trimmed is not known)
     local q = P .. 'q:' .. id
-    local n = redis.call('LLEN', q)
-    for _, e in ipairs(entries) do
-      if string.match(e[2], '^%d+ (%S+)') ~= id then n = n + 1 end
-    end
+    local n = redis.call('LLEN', q) + others(id, entries)
     redis.call('DEL', q)
     redis.call('HSET', s, 'o', '1', 'ol', '1', 'od', n, 'qb', '0')
     return
@@ -765,34 +780,18 @@ end
 -- published next is dropped, and counted, as for any full queue.  (A
 -- message trimmed from the logs before this runs goes uncounted.)
 local function overflow_held(id, s, cur, missed, unacked)
-  local kept = 0
+  local dropped = missed
   if unacked then
-    local _, n = acked(redis.call('HGET', s, 'ak'), 0)
-    kept = n
+    local _, kept = acked(redis.call('HGET', s, 'ak'), 0)
+    dropped = dropped + kept
   end
-  local seen, dropped = {}, missed + kept
-  -- (a subscription made while held has messages from its start on)
-  local starts = redis.call('HGETALL', P .. 'Z:' .. id)
-  local start = {}
-  for i = 1, #starts, 2 do start[starts[i]] = tonumber(starts[i + 1]) end
-  for _, ch in ipairs(redis.call('SMEMBERS', P .. 'S:' .. id)) do
-    local c = P .. 'c:' .. ch
-    redis.call('SREM', P .. 'H:' .. ch, id)
-    redis.call('SADD', c, id)
-    if redis.call('PTTL', c) < ttl2 then redis.call('PEXPIRE', c, ttl2) end
-    for _, e in ipairs(redis.call('ZRANGEBYSCORE', P .. 'l:' .. ch,
-                                  '(' .. cur, '+inf')) do
-      local seq, pub = string.match(e, '^(%d+) (%S+)')
-      if not seen[seq] and pub ~= id and tonumber(seq) > (start[ch] or 0)
-      then
-        dropped = dropped + 1
-        seen[seq] = true
-      end
-    end
-  end
-  redis.call('DEL', P .. 'q:' .. id, P .. 'Z:' .. id)
-  redis.call('HSET', s, 'h', '', 'hl', '', 'ha', '', 'o', '1', 'ol', '2',
-             'od', dropped, 'qb', '0', 'ak', '', 'an', '0')
+  local entries = release_held(id, s,
+                               redis.call('SMEMBERS', P .. 'S:' .. id),
+                               tonumber(cur))
+  redis.call('DEL', P .. 'q:' .. id)
+  redis.call('HSET', s, 'o', '1', 'ol', '2',
+             'od', dropped + others(id, entries), 'qb', '0', 'ak', '',
+             'an', '0')
 end
 
 -- unpark: the connect went away; ARGV: id, worker channel, token, the
