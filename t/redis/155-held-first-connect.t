@@ -18,7 +18,7 @@ use lib 't/lib', 't/redis/lib';
 use Test::More;
 use Test::Nginx::Bayeux;
 use Test::Nginx::Bayeux::Server;
-use Test::Bayeux::Redis;
+use Test::Bayeux::Redis qw(:DEFAULT texts);
 use Bayeux::Client;
 use Time::HiRes qw(time);
 
@@ -28,8 +28,6 @@ my $redis = start_redis();
 my ($A, $B) = map { $redis->bayeux_server(<<'CONF') } 1 .. 2;
         bayeux_timeout 2s;
 CONF
-
-sub texts { [ map { $_->{data}{text} } @{ $_[0]{deliveries} } ] }
 
 # the texts client $c's connects get until the last is $last (or 5 s)
 sub until_text {

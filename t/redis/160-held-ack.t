@@ -17,7 +17,7 @@ use lib 't/lib', 't/redis/lib';
 use Test::More;
 use Test::Nginx::Bayeux;
 use Test::Nginx::Bayeux::Server;
-use Test::Bayeux::Redis;
+use Test::Bayeux::Redis qw(:DEFAULT texts);
 use Bayeux::Client;
 use Bayeux::WebSocket;
 use JSON::PP ();
@@ -29,8 +29,6 @@ my $redis = start_redis();
 my ($A, $B) = map { $redis->bayeux_server(<<'CONF') } 1 .. 2;
         bayeux_timeout 2s;
 CONF
-
-sub texts { [ map { $_->{data}{text} } @{ $_[0]{deliveries} } ] }
 
 # a connect of $c that acknowledges batch $ack: the texts it got and the
 # batch its reply names

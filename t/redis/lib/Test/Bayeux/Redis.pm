@@ -39,8 +39,9 @@ use Bayeux::WebSocket;
 
 our @EXPORT = qw(start_redis redis_binary until_true new_publisher publish
                  elsewhere worker_restarted);
-# websocket sessions whose connect is held (t/redis/140, 145)
-our @EXPORT_OK = qw(ws_send held_session hold);
+# websocket sessions whose connect is held (t/redis/140, 145); the texts
+# of a long-polling connect's deliveries (t/redis/150, 155, 160)
+our @EXPORT_OK = qw(ws_send held_session hold texts);
 
 sub redis_binary {
     return $ENV{TEST_REDIS_SERVER} if $ENV{TEST_REDIS_SERVER};
@@ -349,6 +350,9 @@ sub elsewhere {
     $o->client_id($c->client_id);
     return $o;
 }
+
+# the "text" of the data of each delivery of a Bayeux::Client result
+sub texts { [ map { $_->{data}{text} } @{ $_[0]{deliveries} } ] }
 
 # a message sent alone over websocket $ws
 sub ws_send {
