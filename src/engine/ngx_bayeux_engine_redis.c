@@ -3083,12 +3083,11 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
      * One answered at once (a first connect, or one the client asks not
      * to hold) may hold its long-polling session between connects too:
      * its subscriptions then cost publishes nothing from there on, not
-     * only once the next connect parks.  Not one that acknowledges: its
-     * batch must be acknowledged first.
+     * only once the next connect parks.  (One that acknowledges, only if
+     * it gives nothing: the script says.)
      */
 
-    answering = (!op->hold && !op->waiter->stream
-                 && op->waiter->ack == NGX_BAYEUX_NO_ACK);
+    answering = (!op->hold && !op->waiter->stream);
 
     kept = cursor_len ? NULL : ngx_bayeux_redis_kept_find(rd,
                                                          op->client_id.data);
@@ -3226,7 +3225,7 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
         ngx_rbtree_insert(&rd->parks, &park->node);
         op->waiter->engine_data = park;
 
-        if (park->polling && !park->ack) {
+        if (park->polling) {
             /*
              * found by the session's next connect here even before the
              * script's hold notification comes (a reply that holds the

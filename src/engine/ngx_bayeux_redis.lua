@@ -587,10 +587,11 @@ end
 -- messages were dropped), 0 if a publish overflowed it.
 --
 -- A long-polling session's first connect, answered at once, holds it
--- between connects ({2, messages}), as a connect that parks would, not
--- only from its second connect: its subscriptions cost a publish nothing
--- per session from then on ("4": a connect answered at once that may be
--- held so).
+-- between connects ({2, messages}; with the ack extension, {2, {}, batch}
+-- and only when it has nothing to give), as a connect that parks would,
+-- not only from its second connect: its subscriptions cost a publish
+-- nothing per session from then on ("4": a connect answered at once that
+-- may be held so).
 local function connect(id, b, hold, w, t, ack, cur, lim)
   local s = P .. 's:' .. id
   local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'z', 'an',
@@ -650,6 +651,15 @@ local function connect(id, b, hold, w, t, ack, cur, lim)
   if ack ~= '' then
     local msgs, batch
     msgs, batch, ak = give(id, kept, ak or '', st[9])
+    if st[1] ~= '1' and #msgs == 0 and (hold == '3' or hold == '4') then
+      -- a first connect with nothing to give: held as one without acks
+      -- is (a batch given would have to be acknowledged first)
+      redis.call('HSET', s, 'c', '1', 'w', w, 't', t, 'k', '1', 'ak', '',
+                 'an', '0', 'ab', batch, 'z', '', 'qb', qb)
+      hold_session(id, s, w, t, true)
+      refresh(id)
+      return {2, msgs, batch}
+    end
     if #msgs > 0 or st[1] ~= '1' or hold == '0' then
       -- the fields that keep their value are not written again
       if st[1] ~= '1' or st[2] ~= '' or st[3] ~= ''

@@ -8,7 +8,9 @@
 # first connect or on another one, with the second connect sent as soon
 # as the first is answered (the hold's notification and the reply race),
 # each message arrives once, in order; a client that never connects
-# again still has its session end.
+# again still has its session end.  So for a session whose connects
+# acknowledge (the ack extension), when its first connect has nothing to
+# give.
 
 use strict;
 use warnings;
@@ -20,6 +22,7 @@ use Test::Nginx::Bayeux;
 use Test::Nginx::Bayeux::Server;
 use Test::Bayeux::Redis qw(:DEFAULT texts);
 use Bayeux::Client;
+use JSON::PP ();
 use Time::HiRes qw(time);
 
 my $redis = start_redis();
@@ -152,6 +155,143 @@ for my $case ([ 'advice timeout 0', { advice => { timeout => 0 } } ],
     }
     is($redis->rpush_calls - $rpush, 0,
        'no RPUSH: every session was held from its first connect');
+}
+
+#
+# with the ack extension (CometD's first connect acknowledges batch 0): a
+# first connect with nothing to give holds the session as well; what is
+# published next is given as batch 1, kept in Redis until acknowledged,
+# on either nginx
+#
+
+# a connect of $c acknowledging $ack: its texts and the batch it names
+sub ack_connect {
+    my ($c, $ack, %extra) = @_;
+    my $r = $c->connect(ext => { ack => $ack }, timeout => 4, %extra);
+    ok($r->{reply} && $r->{reply}{successful},
+       "a connect acknowledging $ack: answered");
+    return (texts($r), $r->{reply} && $r->{reply}{ext}{ack});
+}
+
+sub ack_session {
+    my ($server) = @_;
+    my $c = Bayeux::Client->new(port => $server->port);
+    ok($c->handshake(ext => { ack => JSON::PP::true })->{successful},
+       'handshake, with the ack extension');
+    return $c;
+}
+
+for my $case ([ 'ack, advice timeout 0', { advice => { timeout => 0 } } ],
+              [ 'ack, no advice', {} ])
+{
+    my ($what, $extra) = @$case;
+    my $ch = $what eq 'ack, no advice' ? '/fk/b' : '/fk/a';
+
+    my $c = ack_session($A);
+    my $t0 = time;
+    my ($got, $batch) = ack_connect($c, 0, %$extra);
+    is_deeply($got, [], "$what: the first connect gets nothing");
+    cmp_ok(time - $t0, '<', 1, '... at once');
+    is($batch, undef, '... naming no batch (none was given yet)');
+    held_polling($c->client_id, "$what: its session is held");
+
+    my $rpush = $redis->rpush_calls;
+    ok($c->subscribe($ch)->{successful}, "$what: subscribed");
+    ok($redis->is_held($c->client_id, $ch), "... held: in H:$ch");
+    publish($ch, "$what $_") for 1 .. 3;
+    is($redis->rpush_calls - $rpush, 0, "$what: three messages, no RPUSH");
+
+    ($got, $batch) = ack_connect($c, 0);
+    is_deeply($got, [ map { "$what $_" } 1 .. 3 ],
+              "$what: the second connect gets them, in order");
+    is($batch, 1, '... as batch 1');
+    like($redis->session_field($c->client_id, 'ak') // '', qr/^1:3:\d+,$/,
+         '... which Redis keeps (ak)');
+
+    my $h = $c->connect_start(ext => { ack => 1 });
+    publish($ch, "$what 4");
+    my $r = $c->connect_finish($h, timeout => 4);
+    is_deeply(texts($r), [ "$what 4" ],
+              "$what: batch 1 acknowledged, the parked connect gets the "
+              . 'fourth');
+    is($r->{reply}{ext}{ack}, 2, '... as batch 2');
+    is($redis->rpush_calls - $rpush, 0, "$what: still no RPUSH");
+}
+
+# something to give: given as batch 1, not held until a connect that
+# acknowledges it parks
+{
+    my $c = ack_session($A);
+    ok($c->subscribe('/fk/g')->{successful}, 'subscribed before connecting');
+    publish('/fk/g', 'g1');
+    my ($got, $batch) = ack_connect($c, 0, advice => { timeout => 0 });
+    is_deeply($got, [ 'g1' ], 'the first connect gets g1');
+    is($batch, 1, '... as batch 1');
+    ok(!$redis->is_held($c->client_id, '/fk/g'), '... not held');
+    my $h = $c->connect_start(ext => { ack => 1 });
+    ok(until_true(sub { $redis->is_held($c->client_id, '/fk/g') }, 3),
+       'the next connect, acknowledging it, parks: held');
+    publish('/fk/g', 'g2');
+    my $r = $c->connect_finish($h, timeout => 4);
+    is_deeply(texts($r), [ 'g2' ], '... and gets g2');
+    is($r->{reply}{ext}{ack}, 2, '... as batch 2');
+}
+
+# held by A, the next connect on B; a batch not acknowledged is given
+# again there
+{
+    my $c = ack_session($A);
+    ack_connect($c, 0, advice => { timeout => 0 });
+    held_polling($c->client_id, 'ack: held by A');
+    ok($c->subscribe('/fk/o')->{successful}, 'subscribed on A');
+    publish('/fk/o', "o$_") for 1 .. 2;
+
+    my $o = elsewhere($c, $B);
+    my ($got, $batch) = ack_connect($o, 0);
+    is_deeply($got, [ qw(o1 o2) ],
+              'the next connect, on B, gets what was published since');
+    is($batch, 1, '... as batch 1');
+    ($got, $batch) = ack_connect($c, 0, advice => { timeout => 0 });
+    is_deeply($got, [ qw(o1 o2) ],
+              'batch 1 not acknowledged, back on A: given again');
+    is($batch, 1, '... as batch 1');
+    publish('/fk/o', 'o3');
+    ($got, $batch) = ack_connect($o, 1, advice => { timeout => 0 });
+    is_deeply($got, [ 'o3' ], 'acknowledged, on B: only o3');
+    is($batch, 2, '... as batch 2');
+}
+
+# the second connect sent as soon as the first is answered
+{
+    my $n = 10;
+    my @c;
+    my $rpush = $redis->rpush_calls;
+    for my $i (1 .. $n) {
+        my $c = ack_session($A);
+        $c->subscribe('/fk/r');
+        $c->connect(ext => { ack => 0 }, advice => { timeout => 0 });
+        publish('/fk/r', "r$i");
+        my ($got, $batch) = ack_connect($c, 0);
+        is_deeply($got, [ "r$i" ],
+                  "ack session $i: its second connect gets r$i");
+        push @c, [ $c, $batch ];
+    }
+    publish('/fk/r', 'end');
+    for my $i (1 .. $n) {
+        my ($c, $batch) = @{ $c[$i - 1] };
+        my @t;
+        my $end = time + 5;
+        while (time < $end) {
+            my $got;
+            ($got, $batch) = ack_connect($c, $batch);
+            push @t, @$got;
+            last if @t && $t[-1] eq 'end';
+        }
+        is_deeply(\@t, [ (map { "r$_" } $i + 1 .. $n), 'end' ],
+                  "ack session $i: then every later one, once, in order");
+    }
+    is($redis->rpush_calls - $rpush, 0,
+       'no RPUSH: every ack session was held from its first connect');
 }
 
 unlike($_->error_log_text, qr/\[(alert|crit|emerg)\]/, 'no alert')
