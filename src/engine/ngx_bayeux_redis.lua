@@ -114,9 +114,15 @@ local function limits(arg)
   return {n = tonumber(n), b = tonumber(b)}
 end
 
+-- Redis's clock (ms), read once per call of the script: an operation
+-- happens at one time
+local clock
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not clock then
+    local t = redis.call('TIME')
+    clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock
 end
 
 -- bayeux_max_inactivity: a session's last activity, "a" (ms of Redis's
@@ -967,25 +973,36 @@ if op == 'pu' then
   if pub ~= '' and string.find(ARGV[10], 's', 1, true) then
     mark(P .. 's:' .. pub, d.now)
   end
+  -- The channel and its patterns (ARGV[11] on): most names have no
+  -- subscriber, and in a steady fan-out every subscriber is held, so
+  -- one EXISTS for the sets of those not held, and one for the held
+  -- ones of the patterns, spare a call per name.
+  local c, H, pat = {}, {}, {}
   for i = 11, #ARGV do
-    local c = P .. 'c:' .. ARGV[i]
-    for _, id in ipairs(redis.call('SMEMBERS', c)) do
-      if not seen[id] then
-        seen[id] = true
-        local s, st = receiver(id)
-        if not st[1] then
-          redis.call('SREM', c, id)
-        else
-          push(id, s, st, msg, lim, d)
+    c[#c + 1] = P .. 'c:' .. ARGV[i]
+    H[i] = P .. 'H:' .. ARGV[i]
+    if i > 11 then pat[#pat + 1] = H[i] end
+  end
+  if redis.call('EXISTS', unpack(c)) > 0 then
+    for _, set in ipairs(c) do
+      for _, id in ipairs(redis.call('SMEMBERS', set)) do
+        if not seen[id] then
+          seen[id] = true
+          local s, st = receiver(id)
+          if not st[1] then
+            redis.call('SREM', set, id)
+          else
+            push(id, s, st, msg, lim, d)
+          end
         end
       end
     end
   end
   -- the held sessions: logged once, and given by their workers
-  local seq, entry, H, held, total, keys = nil, nil, {}, {}, 0, {}
+  local seq, entry, held, total, keys = nil, nil, {}, 0, {}
+  local patterns = #pat > 0 and redis.call('EXISTS', unpack(pat)) > 0
   for i = 11, #ARGV do
-    H[i] = P .. 'H:' .. ARGV[i]
-    held[i] = redis.call('SCARD', H[i])
+    held[i] = (i == 11 or patterns) and redis.call('SCARD', H[i]) or 0
     total = total + held[i]
   end
   -- The publisher location answers with the count.  Up to
