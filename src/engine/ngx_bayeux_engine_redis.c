@@ -3040,7 +3040,7 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
     u_char                    ack[NGX_INT_T_LEN], cursor[NGX_INT64_LEN];
     size_t                    ack_len, cursor_len;
     ngx_str_t                 token;
-    ngx_uint_t                polling, answering;
+    ngx_uint_t                waits, polling, answering;
     ngx_bayeux_redis_t       *rd = op->endpoint->data;
     ngx_bayeux_redis_cmd_t   *cmd;
     ngx_bayeux_redis_park_t  *park, *kept;
@@ -3074,10 +3074,11 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
 
     /*
      * A connect answered by its own reply (long-polling, or one that
-     * acknowledges) may hold its session between connects.
+     * acknowledges) may hold its session between connects; one that may
+     * wait finds its session's kept park here.
      */
 
-    polling = (op->hold && !op->waiter->stream);
+    waits = (op->hold && !op->waiter->stream);
 
     /*
      * One answered at once (a first connect, or one the client asks not
@@ -3104,7 +3105,7 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
         kept = NULL;
     }
 
-    if (kept && kept->state == NGX_BAYEUX_PARK_KEPT && polling
+    if (kept && kept->state == NGX_BAYEUX_PARK_KEPT && waits
         && kept->ack == (op->waiter->ack != NGX_BAYEUX_NO_ACK)
         && (!kept->unacked || op->waiter->ack >= (ngx_int_t) kept->batch)
         && (!kept->inactivity
