@@ -20,7 +20,7 @@ use lib 't/lib', 't/redis/lib';
 use Test::More;
 use Test::Nginx::Bayeux;
 use Test::Nginx::Bayeux::Server;
-use Test::Bayeux::Redis qw(:DEFAULT texts);
+use Test::Bayeux::Redis qw(:DEFAULT texts ack_connect);
 use Bayeux::Client;
 use JSON::PP ();
 use Time::HiRes qw(time);
@@ -163,15 +163,6 @@ for my $case ([ 'advice timeout 0', { advice => { timeout => 0 } } ],
 # published next is given as batch 1, kept in Redis until acknowledged,
 # on either nginx
 #
-
-# a connect of $c acknowledging $ack: its texts and the batch it names
-sub ack_connect {
-    my ($c, $ack, %extra) = @_;
-    my $r = $c->connect(ext => { ack => $ack }, timeout => 4, %extra);
-    ok($r->{reply} && $r->{reply}{successful},
-       "a connect acknowledging $ack: answered");
-    return (texts($r), $r->{reply} && $r->{reply}{ext}{ack});
-}
 
 sub ack_session {
     my ($server) = @_;

@@ -17,7 +17,7 @@ use lib 't/lib', 't/redis/lib';
 use Test::More;
 use Test::Nginx::Bayeux;
 use Test::Nginx::Bayeux::Server;
-use Test::Bayeux::Redis qw(:DEFAULT texts);
+use Test::Bayeux::Redis qw(:DEFAULT texts ack_connect);
 use Bayeux::Client;
 use Bayeux::WebSocket;
 use JSON::PP ();
@@ -29,16 +29,6 @@ my $redis = start_redis();
 my ($A, $B) = map { $redis->bayeux_server(<<'CONF') } 1 .. 2;
         bayeux_timeout 2s;
 CONF
-
-# a connect of $c that acknowledges batch $ack: the texts it got and the
-# batch its reply names
-sub ack_connect {
-    my ($c, $ack) = @_;
-    my $r = $c->connect(ext => { ack => $ack }, timeout => 4);
-    ok($r->{reply} && $r->{reply}{successful},
-       "a connect acknowledging $ack: answered");
-    return (texts($r), $r->{reply}{ext}{ack}, $r);
-}
 
 # starts a connect acknowledging $ack and waits until it parked: Redis
 # holds its session on $ch (keys under $prefix, the default's if undef)

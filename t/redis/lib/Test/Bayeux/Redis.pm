@@ -40,8 +40,9 @@ use Bayeux::WebSocket;
 our @EXPORT = qw(start_redis redis_binary until_true new_publisher publish
                  elsewhere worker_restarted);
 # websocket sessions whose connect is held (t/redis/140, 145); the texts
-# of a long-polling connect's deliveries (t/redis/150, 155, 160)
-our @EXPORT_OK = qw(ws_send held_session hold texts);
+# of a long-polling connect's deliveries (t/redis/150, 155, 160); a
+# connect that acknowledges (t/redis/155, 160)
+our @EXPORT_OK = qw(ws_send held_session hold texts ack_connect);
 
 sub redis_binary {
     return $ENV{TEST_REDIS_SERVER} if $ENV{TEST_REDIS_SERVER};
@@ -353,6 +354,17 @@ sub elsewhere {
 
 # the "text" of the data of each delivery of a Bayeux::Client result
 sub texts { [ map { $_->{data}{text} } @{ $_[0]{deliveries} } ] }
+
+# a long-polling connect of client $c that acknowledges batch $ack (more
+# connect arguments in %extra): the texts it got, the batch its reply
+# names, and the result
+sub ack_connect {
+    my ($c, $ack, %extra) = @_;
+    my $r = $c->connect(ext => { ack => $ack }, timeout => 4, %extra);
+    Test::More::ok($r->{reply} && $r->{reply}{successful},
+                   "a connect acknowledging $ack: answered");
+    return (texts($r), $r->{reply} && $r->{reply}{ext}{ack}, $r);
+}
 
 # a message sent alone over websocket $ws
 sub ws_send {
