@@ -122,6 +122,10 @@ static ngx_conf_num_bounds_t  ngx_bayeux_websocket_max_output_bounds = {
     ngx_bayeux_bounds, 1024, 1024 * 1024 * 1024
 };
 
+static ngx_conf_num_bounds_t  ngx_bayeux_redis_shards_bounds = {
+    ngx_bayeux_bounds, 1, 64
+};
+
 static ngx_conf_num_bounds_t  ngx_bayeux_max_queue_bounds = {
     ngx_bayeux_bounds, 0, 100000000
 };
@@ -338,6 +342,13 @@ static ngx_command_t  ngx_bayeux_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_bayeux_loc_conf_t, redis_prefix),
       &ngx_bayeux_not_empty_p },
+
+    { ngx_string("bayeux_redis_shards"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_bayeux_loc_conf_t, redis_shards),
+      &ngx_bayeux_redis_shards_bounds },
 
     { ngx_string("bayeux_redis_connect_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -628,6 +639,7 @@ ngx_bayeux_create_loc_conf(ngx_conf_t *cf)
     blcf->websocket_max_output = NGX_CONF_UNSET_SIZE;
     blcf->websocket_idle_timeout = NGX_CONF_UNSET_MSEC;
     blcf->websocket_log = NGX_CONF_UNSET;
+    blcf->redis_shards = NGX_CONF_UNSET_UINT;
     blcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
     blcf->redis_command_timeout = NGX_CONF_UNSET_MSEC;
     blcf->redis_ssl_verify = NGX_CONF_UNSET;
@@ -766,6 +778,7 @@ ngx_bayeux_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              NGX_BAYEUX_REDIS_DEFAULT_URL);
     ngx_conf_merge_str_value(conf->redis_prefix, prev->redis_prefix,
                              NGX_BAYEUX_REDIS_DEFAULT_PREFIX);
+    ngx_conf_merge_uint_value(conf->redis_shards, prev->redis_shards, 1);
     ngx_conf_merge_msec_value(conf->redis_connect_timeout,
                               prev->redis_connect_timeout, 1000);
     ngx_conf_merge_msec_value(conf->redis_command_timeout,

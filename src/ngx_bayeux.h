@@ -97,6 +97,7 @@ typedef struct {
     ngx_str_t                  websocket_protocol;
     ngx_str_t                  redis_url;
     ngx_str_t                  redis_prefix;
+    ngx_uint_t                 redis_shards;
     ngx_msec_t                 redis_connect_timeout;
     ngx_msec_t                 redis_command_timeout;
     ngx_str_t                  redis_ssl_certificate;

@@ -19,6 +19,7 @@
 #include "ngx_bayeux_redis_cluster.h"
 #include "ngx_bayeux_redis_held.h"
 #include "ngx_bayeux_redis_sentinel.h"
+#include "ngx_bayeux_redis_shards.h"
 #include "ngx_bayeux_redis_url.h"
 #include "ngx_bayeux_stats.h"
 
@@ -386,17 +387,39 @@ struct ngx_bayeux_redis_s {
 };
 
 
+/* an endpoint's engine: its shards (bayeux_redis_shards) */
+
+typedef struct {
+    ngx_bayeux_redis_t            *shard;
+    ngx_uint_t                     n;
+} ngx_bayeux_redis_shards_t;
+
+
 static ngx_int_t ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf,
     ngx_bayeux_endpoint_t *ep);
+static ngx_int_t ngx_bayeux_redis_init_shard(ngx_conf_t *cf,
+    ngx_bayeux_endpoint_t *ep, ngx_bayeux_redis_url_t *ru,
+    ngx_bayeux_redis_t *rd, ngx_uint_t shard);
 static ngx_int_t ngx_bayeux_redis_init_process(ngx_cycle_t *cycle,
     ngx_bayeux_endpoint_t *ep);
 static void ngx_bayeux_redis_exit_process(ngx_cycle_t *cycle,
     ngx_bayeux_endpoint_t *ep);
+static ngx_int_t ngx_bayeux_redis_start_shard(ngx_cycle_t *cycle,
+    ngx_bayeux_endpoint_t *ep, ngx_bayeux_redis_t *rd);
+static void ngx_bayeux_redis_stop_shard(ngx_bayeux_endpoint_t *ep,
+    ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op);
 static void ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op);
 static void ngx_bayeux_redis_subscribe(ngx_bayeux_op_t *op);
 static void ngx_bayeux_redis_unsubscribe(ngx_bayeux_op_t *op);
 static void ngx_bayeux_redis_publish(ngx_bayeux_op_t *op);
+static void ngx_bayeux_redis_publish_shard(ngx_bayeux_op_t *op,
+    ngx_uint_t shard, void *data);
+static void ngx_bayeux_redis_publish_on(ngx_bayeux_redis_t *rd,
+    ngx_bayeux_op_t *op, ngx_uint_t own);
+static ngx_bayeux_redis_t *ngx_bayeux_redis_session_shard(
+    ngx_bayeux_op_t *op);
+static ngx_uint_t ngx_bayeux_redis_shard_up(void *data, ngx_uint_t shard);
 static void ngx_bayeux_redis_disconnect(ngx_bayeux_op_t *op);
 static void ngx_bayeux_redis_touch(ngx_bayeux_op_t *op);
 static void ngx_bayeux_redis_release(ngx_bayeux_endpoint_t *ep,
@@ -434,6 +457,10 @@ static void ngx_bayeux_redis_ended(ngx_bayeux_redis_t *rd, redisReply *id,
 static void ngx_bayeux_redis_deliver(ngx_bayeux_op_t *op);
 static void ngx_bayeux_redis_count(ngx_bayeux_op_t *op);
 static void ngx_bayeux_redis_target_op(ngx_bayeux_op_t *op, ngx_uint_t kind);
+static void ngx_bayeux_redis_count_shard(ngx_bayeux_op_t *op,
+    ngx_uint_t shard, void *data);
+static void ngx_bayeux_redis_target_on(ngx_bayeux_redis_t *rd,
+    ngx_bayeux_op_t *op, ngx_uint_t kind);
 static ngx_int_t ngx_bayeux_redis_session_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code);
 static ngx_uint_t ngx_bayeux_redis_valid_id(ngx_str_t *id);
@@ -726,20 +753,18 @@ static u_char  ngx_bayeux_redis_sha[41];
 static ngx_int_t
 ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
 {
-    u_char                  digest[20], *p;
-    char                   *err;
-    ngx_sha1_t              sha1;
-    ngx_msec_t              ttl;
-    ngx_bayeux_redis_t     *rd;
-    ngx_bayeux_loc_conf_t  *conf;
-    ngx_bayeux_redis_url_t  ru;
+    u_char                      digest[20];
+    char                       *err;
+    ngx_uint_t                  i;
+    ngx_sha1_t                  sha1;
+    ngx_bayeux_loc_conf_t      *conf;
+    ngx_bayeux_redis_url_t      ru;
+    ngx_bayeux_redis_shards_t  *shards;
+#if (NGX_SSL)
+    ngx_ssl_t                  *ssl;
+#endif
 
     conf = ep->conf;
-
-    rd = ngx_pcalloc(cf->pool, sizeof(ngx_bayeux_redis_t));
-    if (rd == NULL) {
-        return NGX_ERROR;
-    }
 
     err = ngx_bayeux_redis_url_parse(cf->pool, &conf->redis_url, &ru);
 
@@ -750,42 +775,112 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
         return NGX_ERROR;
     }
 
-    rd->endpoint = ep;
-    rd->log = cf->log;
-    rd->peer = ru.peer;
+    shards = ngx_palloc(cf->pool, sizeof(ngx_bayeux_redis_shards_t));
+    if (shards == NULL) {
+        return NGX_ERROR;
+    }
+
+    shards->n = conf->redis_shards;
+    shards->shard = ngx_pcalloc(cf->pool,
+                                shards->n * sizeof(ngx_bayeux_redis_t));
+    if (shards->shard == NULL) {
+        return NGX_ERROR;
+    }
 
 #if (NGX_SSL)
+    ssl = NULL;
+
     if (ru.ssl) {
-        rd->ssl = ngx_bayeux_redis_ssl_create(cf, conf);
-        if (rd->ssl == NULL) {
+        ssl = ngx_bayeux_redis_ssl_create(cf, conf);
+        if (ssl == NULL) {
+            return NGX_ERROR;
+        }
+    }
+#endif
+
+    for (i = 0; i < shards->n; i++) {
+        if (ngx_bayeux_redis_init_shard(cf, ep, &ru, &shards->shard[i], i)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
 
+#if (NGX_SSL)
+        shards->shard[i].ssl = ssl;
+#endif
+    }
+
+    if (ngx_bayeux_redis_sha[0] == '\0') {
+        ngx_sha1_init(&sha1);
+        ngx_sha1_update(&sha1, ngx_bayeux_redis_script,
+                        sizeof(ngx_bayeux_redis_script) - 1);
+        ngx_sha1_final(digest, &sha1);
+
+        ngx_hex_dump(ngx_bayeux_redis_sha, digest, sizeof(digest));
+    }
+
+    ep->data = shards;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_init_shard(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep,
+    ngx_bayeux_redis_url_t *ru, ngx_bayeux_redis_t *rd, ngx_uint_t shard)
+{
+    u_char                  *p;
+    ngx_int_t                rc;
+    ngx_msec_t               ttl;
+    ngx_str_t                prefix;
+    ngx_bayeux_loc_conf_t   *conf;
+
+    conf = ep->conf;
+
+    rc = ngx_bayeux_redis_shard_prefix(cf->pool, &conf->redis_prefix, shard,
+                                       conf->redis_shards, &prefix);
+
+    if (rc == NGX_DECLINED) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no prefix found for shard %ui of location "
+                           "\"%V\"", shard, &ep->name);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rd->endpoint = ep;
+    rd->log = cf->log;
+    rd->peer = ru->peer;
+
+#if (NGX_SSL)
+    if (ru->ssl) {
         rd->ssl_name = conf->redis_ssl_name.len ? conf->redis_ssl_name
-                                                : ru.host;
+                                                : ru->host;
     }
 #endif
-    rd->addr = ru.addr;
-    rd->user = ru.user;
-    rd->password = ru.password;
-    rd->prefix = conf->redis_prefix;
+    rd->addr = ru->addr;
+    rd->user = ru->user;
+    rd->password = ru->password;
+    rd->prefix = prefix;
     rd->args = NGX_BAYEUX_REDIS_ARGS;
 
-    if (ru.seeds) {
-        /* every key of the endpoint in one slot: "{<prefix>}" */
+    if (ru->seeds) {
+        /* every key of the shard in one slot: "{<prefix>}" */
 
-        p = ngx_pnalloc(cf->pool, conf->redis_prefix.len + 2);
+        p = ngx_pnalloc(cf->pool, prefix.len + 2);
         if (p == NULL) {
             return NGX_ERROR;
         }
 
         rd->prefix.data = p;
         *p++ = '{';
-        p = ngx_cpymem(p, conf->redis_prefix.data, conf->redis_prefix.len);
+        p = ngx_cpymem(p, prefix.data, prefix.len);
         *p++ = '}';
         rd->prefix.len = p - rd->prefix.data;
 
-        rd->cluster = ngx_bayeux_redis_cluster_create(cf->pool, &ru,
+        rd->cluster = ngx_bayeux_redis_cluster_create(cf->pool, ru,
                                                       &rd->prefix);
         if (rd->cluster == NULL) {
             return NGX_ERROR;
@@ -797,17 +892,17 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
         rd->args = NGX_BAYEUX_REDIS_CLUSTER_ARGS;
     }
 
-    if (ru.db) {
+    if (ru->db) {
         rd->db.data = ngx_pnalloc(cf->pool, NGX_INT_T_LEN);
         if (rd->db.data == NULL) {
             return NGX_ERROR;
         }
 
-        rd->db.len = ngx_sprintf(rd->db.data, "%i", ru.db) - rd->db.data;
+        rd->db.len = ngx_sprintf(rd->db.data, "%i", ru->db) - rd->db.data;
     }
 
-    if (ru.sentinels) {
-        rd->sentinels = ngx_bayeux_redis_sentinel_create(cf->pool, &ru);
+    if (ru->sentinels) {
+        rd->sentinels = ngx_bayeux_redis_sentinel_create(cf->pool, ru);
         if (rd->sentinels == NULL) {
             return NGX_ERROR;
         }
@@ -854,17 +949,6 @@ ngx_bayeux_redis_init_endpoint(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep)
     p = ngx_sprintf(p, "%M", conf->max_inactivity);
     rd->max_inactivity.len = p - rd->max_inactivity.data;
 
-    if (ngx_bayeux_redis_sha[0] == '\0') {
-        ngx_sha1_init(&sha1);
-        ngx_sha1_update(&sha1, ngx_bayeux_redis_script,
-                        sizeof(ngx_bayeux_redis_script) - 1);
-        ngx_sha1_final(digest, &sha1);
-
-        ngx_hex_dump(ngx_bayeux_redis_sha, digest, sizeof(digest));
-    }
-
-    ep->data = rd;
-
     return NGX_OK;
 }
 
@@ -902,8 +986,26 @@ ngx_bayeux_redis_url_post(ngx_conf_t *cf, void *post, void *data)
 static ngx_int_t
 ngx_bayeux_redis_init_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
 {
-    u_char              *p;
-    ngx_bayeux_redis_t  *rd = ep->data;
+    ngx_uint_t                  i;
+    ngx_bayeux_redis_shards_t  *shards = ep->data;
+
+    for (i = 0; i < shards->n; i++) {
+        if (ngx_bayeux_redis_start_shard(cycle, ep, &shards->shard[i])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_start_shard(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep,
+    ngx_bayeux_redis_t *rd)
+{
+    u_char  *p;
 
     rd->log = cycle->log;
 
@@ -1060,9 +1162,20 @@ ngx_bayeux_redis_new_channel(ngx_bayeux_redis_t *rd)
 static void
 ngx_bayeux_redis_exit_process(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep)
 {
+    ngx_uint_t                  i;
+    ngx_bayeux_redis_shards_t  *shards = ep->data;
+
+    for (i = 0; i < shards->n; i++) {
+        ngx_bayeux_redis_stop_shard(ep, &shards->shard[i]);
+    }
+}
+
+
+static void
+ngx_bayeux_redis_stop_shard(ngx_bayeux_endpoint_t *ep, ngx_bayeux_redis_t *rd)
+{
     ngx_queue_t              *q;
     ngx_rbtree_node_t        *node;
-    ngx_bayeux_redis_t       *rd = ep->data;
     ngx_bayeux_redis_cmd_t   *cmd;
     ngx_bayeux_redis_park_t  *park;
 
@@ -2980,23 +3093,65 @@ ngx_bayeux_redis_renewed(ngx_bayeux_redis_park_t *park)
 
 /* operations */
 
+static ngx_bayeux_redis_t *
+ngx_bayeux_redis_session_shard(ngx_bayeux_op_t *op)
+{
+    ngx_bayeux_redis_shards_t  *shards = op->endpoint->data;
+
+    return &shards->shard[ngx_bayeux_redis_shard_of(&op->client_id,
+                                                    shards->n)];
+}
+
+
+static ngx_uint_t
+ngx_bayeux_redis_shard_up(void *data, ngx_uint_t shard)
+{
+    ngx_bayeux_redis_shards_t  *shards = data;
+
+    return shards->shard[shard].state == NGX_BAYEUX_REDIS_UP;
+}
+
+
 static void
 ngx_bayeux_redis_handshake(ngx_bayeux_op_t *op)
 {
-    u_char                  *id;
-    ngx_bayeux_redis_t      *rd = op->endpoint->data;
-    ngx_bayeux_redis_cmd_t  *cmd;
+    u_char                     *id;
+    ngx_int_t                   shard;
+    ngx_bayeux_redis_t         *rd;
+    ngx_bayeux_redis_cmd_t     *cmd;
+    ngx_bayeux_redis_shards_t  *shards = op->endpoint->data;
 
     id = ngx_pnalloc(op->pool, NGX_BAYEUX_CLIENT_ID_LEN);
     if (id == NULL) {
         goto failed;
     }
 
-    if (ngx_bayeux_client_id(id) != NGX_OK) {
+    if (shards->n == 1) {
+        shard = (ngx_bayeux_client_id(id) == NGX_OK) ? 0 : NGX_ERROR;
+
+    } else if (op->user.len) {
+        /* a user's sessions share its shard */
+        shard = ngx_bayeux_redis_shard_client_id(id,
+                                 ngx_bayeux_redis_shard_of(&op->user,
+                                                           shards->n),
+                                 shards->n, NULL, NULL);
+
+    } else {
+        /* any shard whose link is up */
+        shard = ngx_bayeux_redis_shard_client_id(id,
+                                                 NGX_BAYEUX_REDIS_ANY_SHARD,
+                                                 shards->n,
+                                                 ngx_bayeux_redis_shard_up,
+                                                 shards);
+    }
+
+    if (shard == NGX_ERROR) {
         ngx_log_error(NGX_LOG_ALERT, op->log, ngx_errno,
                       "bayeux: getrandom() failed");
         goto failed;
     }
+
+    rd = &shards->shard[shard];
 
     cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_HANDSHAKE, 0,
                                       NGX_BAYEUX_CLIENT_ID_LEN
@@ -3041,7 +3196,7 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
     size_t                    ack_len, cursor_len;
     ngx_str_t                 token;
     ngx_uint_t                waits, polling, answering;
-    ngx_bayeux_redis_t       *rd = op->endpoint->data;
+    ngx_bayeux_redis_t       *rd = ngx_bayeux_redis_session_shard(op);
     ngx_bayeux_redis_cmd_t   *cmd;
     ngx_bayeux_redis_park_t  *park, *kept;
 
@@ -3305,7 +3460,7 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
     size_t                   size;
     ngx_str_t               *ch, *act;
     ngx_uint_t               i, n, limit, bounds;
-    ngx_bayeux_redis_t      *rd = op->endpoint->data;
+    ngx_bayeux_redis_t      *rd = ngx_bayeux_redis_session_shard(op);
     ngx_bayeux_redis_cmd_t  *cmd;
 
     if (!ngx_bayeux_redis_valid_id(&op->client_id)) {
@@ -3388,13 +3543,8 @@ ngx_bayeux_redis_session_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
 static void
 ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
 {
-    u_char                  *buf;
-    size_t                   size;
-    ngx_str_t                pattern, *act;
-    ngx_uint_t               n;
-    ngx_bayeux_redis_t      *rd = op->endpoint->data;
-    ngx_bayeux_wildcards_t   w;
-    ngx_bayeux_redis_cmd_t  *cmd;
+    ngx_uint_t                  first;
+    ngx_bayeux_redis_shards_t  *shards = op->endpoint->data;
 
     /* no publisher: the server's own */
 
@@ -3402,6 +3552,60 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
         op->rc = NGX_DECLINED;
         op->handler(op);
         return;
+    }
+
+    if (shards->n == 1) {
+        ngx_bayeux_redis_publish_on(shards->shard, op, 1);
+        return;
+    }
+
+    /* a publisher's session is checked in its shard before any delivers */
+
+    first = op->client_id.len
+            ? ngx_bayeux_redis_shard_of(&op->client_id, shards->n)
+            : shards->n;
+
+    ngx_bayeux_redis_fanout(op, shards->n, first,
+                            ngx_bayeux_redis_publish_shard, shards);
+}
+
+
+static void
+ngx_bayeux_redis_publish_shard(ngx_bayeux_op_t *op, ngx_uint_t shard,
+    void *data)
+{
+    ngx_bayeux_redis_shards_t  *shards = data;
+
+    ngx_bayeux_redis_publish_on(&shards->shard[shard], op,
+                                op->client_id.len == 0
+                                || shard == ngx_bayeux_redis_shard_of(
+                                                &op->client_id, shards->n));
+}
+
+
+/*
+ * "own": the publisher's session is in this shard (or there is none);
+ * another shard is told "-", a publisher it neither checks nor counts
+ */
+
+static void
+ngx_bayeux_redis_publish_on(ngx_bayeux_redis_t *rd, ngx_bayeux_op_t *op,
+    ngx_uint_t own)
+{
+    u_char                  *buf;
+    size_t                   size;
+    ngx_str_t                pattern, *act, pub, browser;
+    ngx_uint_t               n;
+    ngx_bayeux_wildcards_t   w;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    if (own) {
+        pub = op->client_id;
+        browser = op->browser;
+
+    } else {
+        ngx_str_set(&pub, "-");
+        ngx_str_null(&browser);
     }
 
     buf = ngx_pnalloc(op->pool, op->channel.len + 2);
@@ -3414,7 +3618,7 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
     act = ngx_bayeux_redis_act(op, 1);
 
     n = 1;
-    size = op->client_id.len + op->browser.len + 1 + rd->max_queue.len
+    size = pub.len + browser.len + 1 + rd->max_queue.len
            + op->message.len + rd->lazy.len + act->len + op->channel.len;
 
     ngx_bayeux_wildcards_init(&w, &op->channel, buf);
@@ -3429,8 +3633,8 @@ ngx_bayeux_redis_publish(ngx_bayeux_op_t *op)
         goto failed;
     }
 
-    ngx_bayeux_redis_cmd_arg(cmd, op->client_id.data, op->client_id.len);
-    ngx_bayeux_redis_cmd_arg(cmd, op->browser.data, op->browser.len);
+    ngx_bayeux_redis_cmd_arg(cmd, pub.data, pub.len);
+    ngx_bayeux_redis_cmd_arg(cmd, browser.data, browser.len);
     ngx_bayeux_redis_cmd_arg(cmd, (u_char *)
                              (op->endpoint->conf->broadcast_to_publisher
                               ? "1" : "0"), 1);
@@ -4143,10 +4347,48 @@ ngx_bayeux_redis_count(ngx_bayeux_op_t *op)
 static void
 ngx_bayeux_redis_target_op(ngx_bayeux_op_t *op, ngx_uint_t kind)
 {
+    ngx_str_t                  *key;
+    ngx_bayeux_redis_shards_t  *shards = op->endpoint->data;
+
+    if (op->user.len) {
+        key = &op->user;
+
+    } else if (kind == NGX_BAYEUX_REDIS_DELIVER) {
+        key = &op->client_id;
+
+    } else if (shards->n > 1) {
+        /* a channel has subscribers in every shard */
+        ngx_bayeux_redis_fanout(op, shards->n, shards->n,
+                                ngx_bayeux_redis_count_shard, shards);
+        return;
+
+    } else {
+        key = &op->channel;
+    }
+
+    ngx_bayeux_redis_target_on(
+        &shards->shard[ngx_bayeux_redis_shard_of(key, shards->n)], op, kind);
+}
+
+
+static void
+ngx_bayeux_redis_count_shard(ngx_bayeux_op_t *op, ngx_uint_t shard,
+    void *data)
+{
+    ngx_bayeux_redis_shards_t  *shards = data;
+
+    ngx_bayeux_redis_target_on(&shards->shard[shard], op,
+                               NGX_BAYEUX_REDIS_COUNT);
+}
+
+
+static void
+ngx_bayeux_redis_target_on(ngx_bayeux_redis_t *rd, ngx_bayeux_op_t *op,
+    ngx_uint_t kind)
+{
     size_t                   size;
     ngx_str_t               *target, *act;
     ngx_uint_t               deliver;
-    ngx_bayeux_redis_t      *rd = op->endpoint->data;
     ngx_bayeux_redis_cmd_t  *cmd;
 
     deliver = (kind == NGX_BAYEUX_REDIS_DELIVER);

@@ -957,20 +957,22 @@ if op == 'un' then
   return 0
 end
 
--- publish; ARGV: publisher ('': the server's), its browser, broadcast to
--- publisher (0 or 1), queue bounds, message, lazy timeout ('': not lazy),
--- act, the channel and the patterns that match it.  Returns the number
--- of receivers, the sessions whose queue just overflowed, and the number
--- of messages dropped.
+-- publish; ARGV: publisher ('': the server's; '-': a session of another
+-- shard, checked there), its browser, broadcast to publisher (0 or 1),
+-- queue bounds, message, lazy timeout ('': not lazy), act, the channel
+-- and the patterns that match it.  Returns the number of receivers, the
+-- sessions whose queue just overflowed, and the number of messages
+-- dropped.
 if op == 'pu' then
   local pub = ARGV[4]
-  if pub ~= '' and not known(pub, ARGV[5]) then return {-1} end
+  local own = pub ~= '' and pub ~= '-'
+  if own and not known(pub, ARGV[5]) then return {-1} end
   local seen = {}
   if ARGV[6] == '0' then seen[pub] = true end
   local lim = limits(ARGV[7])
   local msg = ARGV[8]
   local d = deliveries(ARGV[9], ARGV[10])
-  if pub ~= '' and string.find(ARGV[10], 's', 1, true) then
+  if own and string.find(ARGV[10], 's', 1, true) then
     mark(P .. 's:' .. pub, d.now)
   end
   -- The channel and its patterns (ARGV[11] on): most names have no

@@ -371,3 +371,59 @@ no "bayeux_redis_ssl_trusted_certificate" is defined for "bayeux_redis_ssl_verif
 --- must_die
 --- error_log
 invalid value "TLSv1.4"
+
+
+
+=== TEST 23: bayeux_redis_shards: 1 to 64
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_engine redis;
+        bayeux_redis_shards 0;
+    }
+--- must_die
+--- error_log
+"bayeux_redis_shards" directive must be between 1 and 64
+
+
+
+=== TEST 24: bayeux_redis_shards: not more than 64
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_engine redis;
+        bayeux_redis_shards 65;
+    }
+--- must_die
+--- error_log
+"bayeux_redis_shards" directive must be between 1 and 64
+
+
+
+=== TEST 25: bayeux_redis_shards: not a number
+--- config
+    location /cometd {
+        bayeux;
+        bayeux_engine redis;
+        bayeux_redis_shards three;
+    }
+--- must_die
+--- error_log
+"bayeux_redis_shards" directive invalid number
+
+
+
+=== TEST 26: shards without a Redis: 503 at once
+--- http_config eval
+"bayeux_engine redis;\nbayeux_redis_url redis://127.0.0.1:$main::DEAD_PORT/0;\n"
+. "bayeux_redis_shards 4;\n"
+--- config
+    location /cometd { bayeux; }
+--- request
+POST /cometd/handshake
+[{"channel":"/meta/handshake","version":"1.0"}]
+--- error_code: 200
+--- response_body_like: "error":"503::engine_unavailable".*"reconnect":"retry"
+--- no_error_log
+[alert]
+[emerg]

@@ -116,24 +116,15 @@ sub failover_case {
 
     # under traffic until the new primary serves, and the old one (if it
     # lives) is its replica: the failover is complete
-    my ($done, $saw503);
-    my $deadline = time + 20;
-    while (time < $deadline) {
-        my $status = $stream->turn(\@acked);
-        $saw503 = 1 if $status eq '503::engine_unavailable';
-        if (!$done && master_port() == $new->port
+    my $done = $stream->until_done(\@acked, sub {
+        master_port() == $new->port
             && eval { $new->cmd('ROLE')->[0] eq 'master' }
             && (!$old->running
-                || eval { $old->cmd('ROLE')->[0] eq 'slave' }))
-        {
-            $done = time;
-        }
-        last if $done && $status eq 'ok' && time > $done + 1;
-        sleep 0.02;
-    }
+                || eval { $old->cmd('ROLE')->[0] eq 'slave' })
+    }, within => 20, pause => 0.02);
     ok($done, "$name: the sentinels switched to port " . $new->port);
-    ok($saw503, "$name: 503::engine_unavailable while the engine had no "
-                . 'primary');
+    ok(grep({ $_ eq '503::engine_unavailable' } $stream->statuses),
+       "$name: 503::engine_unavailable while the engine had no primary");
 
     # after: every publish acknowledged once the failover is complete
     my @after = grep { $_->[1] >= $done } @acked;

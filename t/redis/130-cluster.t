@@ -341,17 +341,10 @@ sub check_plain {
 
     # under traffic until every live node names the replica for the slot
     # and it is a primary: the failover is complete
-    my $done;
-    my $deadline = time + 40;
-    while (time < $deadline) {
-        my $status = $stream->turn(\@acked);
-        if (!$done) {
-            my $n = $cluster->slot_node($slot);
-            $done = time if $n && $n == $replica;
-        }
-        last if $done && $status eq 'ok' && time > $done + 1;
-        sleep 0.05;
-    }
+    my $done = $stream->until_done(\@acked, sub {
+        my $n = $cluster->slot_node($slot);
+        $n && $n == $replica
+    }, within => 40, pause => 0.05);
     ok($done, 'failover: port ' . $replica->port . " serves slot $slot");
     ok(grep({ $_ eq '503::engine_unavailable' } $stream->statuses),
        'failover: 503::engine_unavailable while the slot had no primary');

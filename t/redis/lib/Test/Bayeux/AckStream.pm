@@ -9,6 +9,8 @@ package Test::Bayeux::AckStream;
 #                                        consumer => $acker);
 #   my $status = $s->turn(\@acked);  # 'ok', 'no reply' or the error;
 #                                    # [number, time] of an ok into @acked
+#   my $done = $s->until_done(\@acked, sub { failover_complete() },
+#                             within => 40, pause => 0.05);
 #   $s->drain(within => 10, wait => 3, pause => 0.1);
 #   my %seen = $s->check('failover', $first, \@acked,
 #                        'nothing acknowledged is lost');
@@ -73,6 +75,22 @@ sub turn {
     push @$acked, [ $n, $t ] if $status eq 'ok';
     $self->_connect(0.05);
     return $status;
+}
+
+# Turns of traffic until $done->() is true and a publish is acknowledged
+# a second after it, at most "within" seconds, "pause" between turns.
+# Returns when $done->() first held (time()), or undef.
+sub until_done {
+    my ($self, $acked, $done, %args) = @_;
+    my $when;
+    my $deadline = time + $args{within};
+    while (time < $deadline) {
+        my $status = $self->turn($acked);
+        $when = time if !$when && $done->();
+        last if $when && $status eq 'ok' && time > $when + 1;
+        sleep $args{pause};
+    }
+    return $when;
 }
 
 # what the consumer still has to get, up to the last publish

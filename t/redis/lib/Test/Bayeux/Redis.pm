@@ -41,8 +41,10 @@ our @EXPORT = qw(start_redis redis_binary until_true new_publisher publish
                  elsewhere worker_restarted);
 # websocket sessions whose connect is held (t/redis/140, 145); the texts
 # of a long-polling connect's deliveries (t/redis/150, 155, 160); a
-# connect that acknowledges (t/redis/155, 160)
-our @EXPORT_OK = qw(ws_send held_session hold texts ack_connect);
+# connect that acknowledges (t/redis/155, 160); who missed a publish
+# (t/redis/135, 165)
+our @EXPORT_OK = qw(ws_send held_session hold texts ack_connect
+                    missing_deliveries);
 
 sub redis_binary {
     return $ENV{TEST_REDIS_SERVER} if $ENV{TEST_REDIS_SERVER};
@@ -118,7 +120,8 @@ sub _listen_args {
 }
 
 # The http-level directives that make every bayeux location of an nginx use
-# this Redis; %o: prefix, db, connect_timeout, command_timeout.
+# this Redis; %o: prefix, db, connect_timeout, command_timeout, shards
+# (bayeux_redis_shards; TEST_BAYEUX_REDIS_SHARDS when not given).
 sub engine_conf {
     my ($self, %o) = @_;
     my $c = "bayeux_engine redis;\n"
@@ -128,6 +131,8 @@ sub engine_conf {
         if $o{connect_timeout};
     $c .= "bayeux_redis_command_timeout $o{command_timeout};\n"
         if $o{command_timeout};
+    my $shards = $o{shards} // $ENV{TEST_BAYEUX_REDIS_SHARDS};
+    $c .= "bayeux_redis_shards $shards;\n" if $shards;
     return $c;
 }
 
@@ -354,6 +359,22 @@ sub elsewhere {
 
 # the "text" of the data of each delivery of a Bayeux::Client result
 sub texts { [ map { $_->{data}{text} } @{ $_[0]{deliveries} } ] }
+
+# the indexes of the clients of @$clients that did not get exactly @want
+# on $channel, once each and in that order (the data's "n", or the data),
+# waiting up to 5 s for each client
+sub missing_deliveries {
+    my ($clients, $channel, @want) = @_;
+    my @missing;
+    for my $i (0 .. $#$clients) {
+        my $d = $clients->[$i]->wait_deliveries(count => scalar @want,
+                                                channel => $channel);
+        my $got = join(',', map { ref $_->{data} ? $_->{data}{n} : $_->{data} }
+                            @$d);
+        push @missing, $i unless $got eq join(',', @want);
+    }
+    return \@missing;
+}
 
 # a long-polling connect of client $c that acknowledges batch $ack (more
 # connect arguments in %extra): the texts it got, the batch its reply

@@ -405,7 +405,8 @@ sub url {
 }
 
 # The http-level directives that make every bayeux location of an nginx
-# use this cluster; %o: prefix, connect_timeout, command_timeout, and
+# use this cluster; %o: prefix, connect_timeout, command_timeout, shards
+# (bayeux_redis_shards; TEST_BAYEUX_REDIS_SHARDS when not given), and
 # url()'s seeds and count.
 sub engine_conf {
     my ($self, %o) = @_;
@@ -416,6 +417,8 @@ sub engine_conf {
         if $o{connect_timeout};
     $c .= "bayeux_redis_command_timeout $o{command_timeout};\n"
         if $o{command_timeout};
+    my $shards = $o{shards} // $ENV{TEST_BAYEUX_REDIS_SHARDS};
+    $c .= "bayeux_redis_shards $shards;\n" if $shards;
     return $c;
 }
 

@@ -4,7 +4,8 @@ package Test::Bayeux::RedisEngine;
 # the file starts use the Redis engine on the Redis whose port is in
 # TEST_BAYEUX_REDIS_PORT (see t/redis/010-protocol.t), or at the URL in
 # TEST_BAYEUX_REDIS_URL (a Redis Cluster's redis+cluster:// seeds, see
-# t/redis/131-cluster-protocol.t), which wins: the directives are
+# t/redis/131-cluster-protocol.t), which wins, in TEST_BAYEUX_REDIS_SHARDS
+# shards if it is set (t/redis/132-shards-protocol.t): the directives are
 # added at the http level, so a location that names its own engine keeps
 # it, and one that names its own prefix too.  Servers with several
 # workers are left alone: the blocks that start
@@ -22,6 +23,8 @@ unless ($url) {
     $url = "redis://127.0.0.1:$port/0";
 }
 my $prefix = $ENV{TEST_BAYEUX_REDIS_PREFIX} // 'bayeux:';
+my $shards = $ENV{TEST_BAYEUX_REDIS_SHARDS}
+    ? "bayeux_redis_shards $ENV{TEST_BAYEUX_REDIS_SHARDS};\n" : '';
 
 my $new = \&Test::Nginx::Bayeux::Server::new;
 
@@ -39,6 +42,7 @@ my $started = 0;
             $a{http_config} = "bayeux_engine redis;\n"
                 . "bayeux_redis_url $url;\n"
                 . "bayeux_redis_prefix \"$prefix$$-" . ++$started . ":\";\n"
+                . $shards
                 . ($a{http_config} // '');
         }
         return $new->($class, %a);
