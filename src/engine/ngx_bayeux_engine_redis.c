@@ -861,6 +861,20 @@ ngx_bayeux_redis_init_shard(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep,
     }
 #endif
     rd->addr = ru->addr;
+
+    if (conf->redis_shards > 1 && ru->seeds == NULL) {
+        /* the shards share the address: the log tells them apart */
+
+        p = ngx_pnalloc(cf->pool, ru->addr.len + sizeof(" (shard )")
+                                  + NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        rd->addr.data = p;
+        rd->addr.len = ngx_sprintf(p, "%V (shard %ui)", &ru->addr, shard) - p;
+    }
+
     rd->user = ru->user;
     rd->password = ru->password;
     rd->prefix = prefix;

@@ -413,7 +413,7 @@ invalid value "TLSv1.4"
 
 
 
-=== TEST 26: shards without a Redis: 503 at once
+=== TEST 26: shards without a Redis: 503 at once, the log names each shard
 --- http_config eval
 "bayeux_engine redis;\nbayeux_redis_url redis://127.0.0.1:$main::DEAD_PORT/0;\n"
 . "bayeux_redis_shards 4;\n"
@@ -424,6 +424,9 @@ POST /cometd/handshake
 [{"channel":"/meta/handshake","version":"1.0"}]
 --- error_code: 200
 --- response_body_like: "error":"503::engine_unavailable".*"reconnect":"retry"
+--- error_log
+(shard 0) of location "/cometd" is unavailable
+(shard 3) of location "/cometd" is unavailable
 --- no_error_log
 [alert]
 [emerg]
