@@ -5,8 +5,8 @@
 # each message once and in order, long-polling and websocket alike; a
 # publisher whose session is unknown reaches no shard; the publisher
 # location counts a channel's subscribers and a user's sessions over all
-# shards.  t/redis/130-cluster.t runs shards on a Redis Cluster, one per
-# primary.
+# shards.  t/redis/135-cluster-shards.t runs shards on a Redis Cluster,
+# one per primary.
 
 use strict;
 use warnings;
