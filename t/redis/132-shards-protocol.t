@@ -5,6 +5,8 @@
 # shard of its session or user, and publishes and channel counts to all
 # of them.  Each file is one subtest.
 #
+# Under sanitizers, only the files that cover the engine (below).
+#
 #   prove -v t/redis/132-shards-protocol.t
 #   TEST_BAYEUX_FILES='t/030-publish.t' prove -v t/redis/132-shards-protocol.t
 #
@@ -20,8 +22,18 @@ use lib 't/lib', 't/redis/lib';
 use Test::More;
 use Test::Bayeux::Rerun;
 use Test::Bayeux::RedisCluster;
+use Test::Nginx::Bayeux::Server;
 
-my @files = protocol_files();
+# under ASan and UBSan (make test-asan), the files that cover the
+# engine: the sanitizers look at the engine's code, and the whole suite
+# runs there on one Redis and on a Cluster already (t/redis/010, 131)
+my @files = !$ENV{TEST_BAYEUX_FILES}
+            && Test::Nginx::Bayeux::Server::sanitized()
+    ? map({ "t/$_.t" } qw(010-handshake 015-sessions 020-connect
+                          030-publish 035-subscriptions 040-queue 057-ack
+                          060-websocket 105-publisher 106-notices
+                          115-activity 130-lazy))
+    : protocol_files();
 
 plan skip_all => 'no basic test files' unless @files;
 
@@ -34,7 +46,9 @@ rerun($_, 'with the Redis engine in 3 shards on a Redis Cluster')
     for @files;
 
 # what the shards left expires, and each is in the slot of its shard's
-# tag, "{<prefix><n>:}", on the primary of its third of the slots
+# tag, "{<prefix><n>:}", on the primary of its third of the slots (which
+# primaries hold what is left depends on the sessions not expired yet:
+# t/redis/135-cluster-shards.t checks that each holds a shard)
 my %keys = $cluster->scan('*bayeux:*', primaries => 1);
 my @keys = map { @$_ } values %keys;
 my @no_ttl = grep { ($cluster->cmd_key($_, 'PTTL', $_) // 0) == -1 } @keys;
@@ -54,7 +68,5 @@ for my $port (keys %tags_on) {
     }
 }
 is_deeply([ sort keys %shared ], [], 'no shard is on two primaries');
-cmp_ok(scalar(grep { %{ $tags_on{$_} } } keys %tags_on), '==', 3,
-       'the 3 primaries all hold keys');
 
 done_testing();
