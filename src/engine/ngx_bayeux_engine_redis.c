@@ -137,6 +137,9 @@
 
 #define NGX_BAYEUX_REDIS_REFRESH_MAX   500
 
+/* how often a command asked to wait for a migration is sent again */
+#define NGX_BAYEUX_REDIS_ASK_RETRY     100
+
 /* the most connects or takes in one script call, which holds Redis */
 #define NGX_BAYEUX_REDIS_CONNECT_MAX   128
 #define NGX_BAYEUX_REDIS_TAKE_MAX      128
@@ -264,6 +267,8 @@ typedef struct {
     size_t                        *argvlen;
     u_char                        *last;
     ngx_msec_t                     sent;        /* when, for the latency */
+    ngx_msec_t                     asked_at;    /* its wait began */
+    uint64_t                       order;       /* of those that wait */
     unsigned                       eval:1;
 } ngx_bayeux_redis_cmd_t;
 
@@ -271,9 +276,11 @@ typedef struct {
 /*
  * A kind of command: the script's operation, the number of arguments it
  * takes before its list (channels, parked connects, messages...), the
- * function that reads its reply (none: the reply does not matter) and,
- * for an operation of the protocol, the function that makes its result
- * of the script's code.
+ * function that reads its reply (none: the reply does not matter), for
+ * an operation of the protocol the function that makes its result of the
+ * script's code, and whether it may wait out a migration of its slot: a
+ * command that names no worker channel or park, which means the same
+ * whenever, and on whichever connection, it runs.
  */
 
 typedef void (*ngx_bayeux_redis_done_pt)(ngx_bayeux_redis_cmd_t *cmd,
@@ -286,6 +293,7 @@ typedef struct {
     ngx_uint_t                     nargs;
     ngx_bayeux_redis_done_pt       done;
     ngx_bayeux_redis_result_pt     result;
+    ngx_uint_t                     waits;
 } ngx_bayeux_redis_kind_t;
 
 
@@ -334,6 +342,21 @@ struct ngx_bayeux_redis_s {
 
     ngx_uint_t                     state;
     ngx_queue_t                    waiting;
+
+    /*
+     * While the slot migrates, Redis answers ASK to every script, and
+     * runs none: the commands that may wait do, in the order they were
+     * made, and the first of them is sent again now and then (the
+     * "probe") until it runs, or is answered MOVED and the link moves to
+     * the slot's new primary.  After a MOVED the link closes once a PING
+     * sent behind the commands in flight is answered, so that those are
+     * answered MOVED too, and wait, rather than lost with the connection.
+     */
+    ngx_queue_t                    asked;
+    ngx_bayeux_redis_cmd_t        *probe;
+    uint64_t                       order;
+    ngx_event_t                    ask_retry;
+    ngx_bayeux_redis_req_t         moved_req;
     ngx_queue_t                    connects;    /* not sent yet */
     ngx_uint_t                     nconnects;
     ngx_rbtree_t                   parks;
@@ -384,6 +407,8 @@ struct ngx_bayeux_redis_s {
     unsigned                       ping:1;
     unsigned                       sweeping:1;
     unsigned                       lazy_sweeping:1;
+    unsigned                       migrating:1;
+    unsigned                       moved:1;
 };
 
 
@@ -551,6 +576,16 @@ static ngx_bayeux_redis_cmd_t *ngx_bayeux_redis_cmd_create(
 static void ngx_bayeux_redis_cmd_arg(ngx_bayeux_redis_cmd_t *cmd,
     u_char *data, size_t len);
 static void ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd);
+static ngx_uint_t ngx_bayeux_redis_wait_migration(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_uint_t probe);
+static void ngx_bayeux_redis_ask_insert(ngx_bayeux_redis_t *rd,
+    ngx_bayeux_redis_cmd_t *cmd);
+static void ngx_bayeux_redis_moved(ngx_bayeux_redis_t *rd);
+static void ngx_bayeux_redis_moved_reply(ngx_bayeux_redis_conn_t *rc,
+    redisReply *reply, ngx_bayeux_redis_req_t *req);
+static void ngx_bayeux_redis_ask_retry_handler(ngx_event_t *ev);
+static void ngx_bayeux_redis_send_probe(ngx_bayeux_redis_t *rd);
+static void ngx_bayeux_redis_migrated(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_flush_handler(ngx_event_t *ev);
 static void ngx_bayeux_redis_flush_connects(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_connects_done(ngx_bayeux_redis_cmd_t *batch,
@@ -631,7 +666,7 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
      * id is taken
      */
     { ngx_string("hs"), 6, ngx_bayeux_redis_op_done,
-      ngx_bayeux_redis_handshake_result },
+      ngx_bayeux_redis_handshake_result, 1 },
 
     /*
      * CONNECT: id, browser, hold (0, 1, 2: may be held), token, the batch
@@ -644,7 +679,7 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
      * overflowed or it was inactive
      */
     { ngx_string(""), 6, ngx_bayeux_redis_op_done,
-      ngx_bayeux_redis_connect_result },
+      ngx_bayeux_redis_connect_result, 0 },
 
     /*
      * SUBSCRIBE: id, browser, most subscriptions, act; channels; -2 too
@@ -652,14 +687,14 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
      * (ngx_bayeux_redis_act())
      */
     { ngx_string("su"), 4, ngx_bayeux_redis_op_done,
-      ngx_bayeux_redis_subscribe_result },
+      ngx_bayeux_redis_subscribe_result, 1 },
 
     /*
      * UNSUBSCRIBE: id, browser, max queue, act; channels; -1 unknown,
      * 0 done
      */
     { ngx_string("un"), 4, ngx_bayeux_redis_op_done,
-      ngx_bayeux_redis_session_result },
+      ngx_bayeux_redis_session_result, 1 },
 
     /*
      * PUBLISH: id, browser, to publisher, max queue, message, lazy
@@ -667,21 +702,21 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
      * {receivers, overflowed sessions, messages dropped, copies queued}
      */
     { ngx_string("pu"), 7, ngx_bayeux_redis_op_done,
-      ngx_bayeux_redis_publish_result },
+      ngx_bayeux_redis_publish_result, 1 },
 
     /* DISCONNECT: id, browser; -1 unknown, {0, user, last session} done */
     { ngx_string("dc"), 2, ngx_bayeux_redis_op_done,
-      ngx_bayeux_redis_disconnect_result },
+      ngx_bayeux_redis_disconnect_result, 1 },
 
     /* TOUCH: id, browser, act; {-1} unknown, {0, grants} known */
     { ngx_string("to"), 3, ngx_bayeux_redis_op_done,
-      ngx_bayeux_redis_touch_result },
+      ngx_bayeux_redis_touch_result, 1 },
 
     /*
      * TAKE: worker channel, mode, max queue; id, token and the last
      * message given to its held session ('' none) of each; one reply each
      */
-    { ngx_string("tb"), 3, ngx_bayeux_redis_take_done, NULL },
+    { ngx_string("tb"), 3, ngx_bayeux_redis_take_done, NULL, 0 },
 
     /*
      * UNPARK: id, worker channel, token, last message given, max queue,
@@ -689,19 +724,19 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
      * messages kept for it when they came to more than its queue holds,
      * "1" if its last batch is not acknowledged
      */
-    { ngx_string("up"), 8, NULL, NULL },
+    { ngx_string("up"), 8, NULL, NULL, 0 },
 
     /* PUT_BACK: id, max queue; messages */
-    { ngx_string("pb"), 2, NULL, NULL },
+    { ngx_string("pb"), 2, NULL, NULL, 1 },
 
     /* REFRESH: worker channel; id, token, last message given of each */
-    { ngx_string("rf"), 1, NULL, NULL },
+    { ngx_string("rf"), 1, NULL, NULL, 0 },
 
     /*
      * CONNECT_BATCH: worker channel, max queue; the CONNECTs' arguments;
      * one reply each
      */
-    { ngx_string("cb"), 2, ngx_bayeux_redis_connects_done, NULL },
+    { ngx_string("cb"), 2, ngx_bayeux_redis_connects_done, NULL, 0 },
 
     /*
      * DELIVER: "c" and an id, or "u" and a user; max queue, message,
@@ -709,27 +744,27 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
      * gone
      */
     { ngx_string("dl"), 6, ngx_bayeux_redis_op_done,
-      ngx_bayeux_redis_publish_result },
+      ngx_bayeux_redis_publish_result, 1 },
 
     /* COUNT: "u" and a user, or "c" and a channel; the number */
     { ngx_string("cn"), 2, ngx_bayeux_redis_op_done,
-      ngx_bayeux_redis_count_result },
+      ngx_bayeux_redis_count_result, 1 },
 
     /* SWEEP: the most to take; id, user, last session, of each expired */
-    { ngx_string("sw"), 1, ngx_bayeux_redis_sweep_done, NULL },
+    { ngx_string("sw"), 1, ngx_bayeux_redis_sweep_done, NULL, 0 },
 
     /* LAZY: the most to take; how many lazy deadlines passed */
-    { ngx_string("lz"), 1, ngx_bayeux_redis_lazy_done, NULL },
+    { ngx_string("lz"), 1, ngx_bayeux_redis_lazy_done, NULL, 0 },
 
     /* GIVEN: worker channel, the last message of the stream given */
-    { ngx_string("wc"), 2, NULL, NULL },
+    { ngx_string("wc"), 2, NULL, NULL, 0 },
 
     /*
      * CONFIRM: worker channel; id, token, the last message a reply gives
      * and, for a connect that acknowledges, its batch ("<batch>:<messages>
      * :<bytes>,"), of each long-polling session held here; one reply each
      */
-    { ngx_string("gv"), 1, ngx_bayeux_redis_confirm_done, NULL }
+    { ngx_string("gv"), 1, ngx_bayeux_redis_confirm_done, NULL, 0 }
 };
 
 
@@ -1054,6 +1089,7 @@ ngx_bayeux_redis_start_shard(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep,
     }
 
     ngx_queue_init(&rd->waiting);
+    ngx_queue_init(&rd->asked);
     ngx_queue_init(&rd->connects);
     ngx_rbtree_init(&rd->parks, &rd->sentinel, ngx_rbtree_insert_value);
     ngx_rbtree_init(&rd->sessions, &rd->sessions_sentinel,
@@ -1087,6 +1123,7 @@ ngx_bayeux_redis_start_shard(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep,
     rd->subscribe_req.handler = ngx_bayeux_redis_sub_reply;
     rd->subscribe_req.subscription = 1;
     rd->ping_req.handler = ngx_bayeux_redis_ping_reply;
+    rd->moved_req.handler = ngx_bayeux_redis_moved_reply;
 
     rd->reconnect.handler = ngx_bayeux_redis_reconnect_handler;
     rd->reconnect.data = rd;
@@ -1118,6 +1155,11 @@ ngx_bayeux_redis_start_shard(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep,
     rd->lazy_sweep.data = rd;
     rd->lazy_sweep.log = cycle->log;
     rd->lazy_sweep.cancelable = 1;
+
+    rd->ask_retry.handler = ngx_bayeux_redis_ask_retry_handler;
+    rd->ask_retry.data = rd;
+    rd->ask_retry.log = cycle->log;
+    rd->ask_retry.cancelable = 1;
 
     rd->backoff = NGX_BAYEUX_REDIS_BACKOFF_MIN;
 
@@ -1213,6 +1255,10 @@ ngx_bayeux_redis_stop_shard(ngx_bayeux_endpoint_t *ep, ngx_bayeux_redis_t *rd)
         ngx_del_timer(&rd->reconnect);
     }
 
+    if (rd->ask_retry.timer_set) {
+        ngx_del_timer(&rd->ask_retry);
+    }
+
     if (rd->down.posted) {
         ngx_delete_posted_event(&rd->down);
     }
@@ -1242,6 +1288,13 @@ ngx_bayeux_redis_stop_shard(ngx_bayeux_endpoint_t *ep, ngx_bayeux_redis_t *rd)
 
     while (!ngx_queue_empty(&rd->waiting)) {
         q = ngx_queue_head(&rd->waiting);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
+        ngx_bayeux_redis_cmd_free(cmd);
+    }
+
+    while (!ngx_queue_empty(&rd->asked)) {
+        q = ngx_queue_head(&rd->asked);
         ngx_queue_remove(q);
         cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
         ngx_bayeux_redis_cmd_free(cmd);
@@ -1766,6 +1819,14 @@ ngx_bayeux_redis_link_check(ngx_bayeux_redis_t *rd)
         ngx_queue_remove(q);
         cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
         ngx_bayeux_redis_submit(cmd);
+    }
+
+    /* the slot's new primary: what waited for the migration goes on */
+
+    if (!ngx_queue_empty(&rd->asked) && rd->probe == NULL
+        && rd->state == NGX_BAYEUX_REDIS_UP)
+    {
+        ngx_bayeux_redis_send_probe(rd);
     }
 }
 
@@ -5136,6 +5197,19 @@ ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd)
         ngx_bayeux_redis_flush_connects(rd);
     }
 
+    if (ngx_bayeux_redis_kinds[cmd->kind].waits && cmd->order == 0) {
+        cmd->order = ++rd->order;
+    }
+
+    if ((rd->probe || !ngx_queue_empty(&rd->asked))
+        && ngx_bayeux_redis_kinds[cmd->kind].waits)
+    {
+        /* behind those that wait for the migration: Redis keeps order */
+        cmd->asked_at = ngx_current_msec;
+        ngx_queue_insert_tail(&rd->asked, &cmd->queue);
+        return;
+    }
+
     switch (rd->state) {
 
     case NGX_BAYEUX_REDIS_UP:
@@ -5307,9 +5381,16 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
 {
     ngx_bayeux_redis_cmd_t  *cmd = (ngx_bayeux_redis_cmd_t *) req;
 
+    ngx_uint_t           probe;
     ngx_bayeux_redis_t  *rd;
 
     rd = cmd->redis;
+
+    probe = (cmd == rd->probe);
+
+    if (probe) {
+        rd->probe = NULL;
+    }
 
     ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_IN_FLIGHT, -1);
 
@@ -5335,10 +5416,26 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
         {
             cmd->sent = ngx_current_msec;
             ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_IN_FLIGHT, 1);
+
+            if (probe) {
+                rd->probe = cmd;
+            }
+
             return;
         }
 
         reply = NULL;
+    }
+
+    if (rd->cluster && reply && reply->type == REDIS_REPLY_ERROR
+        && reply->len >= 6 && ngx_strncmp(reply->str, "MOVED ", 6) == 0)
+    {
+        /* the slot moved, or a failover: the cluster is asked again */
+        ngx_bayeux_redis_moved(rd);
+    }
+
+    if (ngx_bayeux_redis_wait_migration(cmd, reply, probe)) {
+        return;
     }
 
     if (rd->sentinels && reply && reply->type == REDIS_REPLY_ERROR
@@ -5348,14 +5445,252 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
         ngx_bayeux_redis_close(rc, "the master became a replica");
     }
 
-    if (rd->cluster && reply && reply->type == REDIS_REPLY_ERROR
-        && reply->len >= 6 && ngx_strncmp(reply->str, "MOVED ", 6) == 0)
+    ngx_bayeux_redis_cmd_done(cmd, reply);
+
+    if (probe && reply) {
+        ngx_bayeux_redis_migrated(rd);
+    }
+}
+
+
+/*
+ * A script answered ASK (its slot migrates) or MOVED (it moved) was not
+ * run: Redis checks the key it declares before it runs any.  A command
+ * that may wait does, for bayeux_redis_command_timeout at most, instead
+ * of failing.  A script cannot follow ASK to the importing node: the
+ * keys it reads there without declaring them may not have moved yet.
+ */
+
+static ngx_uint_t
+ngx_bayeux_redis_wait_migration(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_uint_t probe)
+{
+    ngx_uint_t           moved;
+    ngx_bayeux_redis_t  *rd = cmd->redis;
+
+    if (rd->cluster == NULL || rd->exiting || reply == NULL
+        || reply->type != REDIS_REPLY_ERROR
+        || !ngx_bayeux_redis_kinds[cmd->kind].waits)
     {
-        /* the slot moved, or a failover: the cluster is asked again */
-        ngx_bayeux_redis_close(rc, "the slot moved to another node");
+        return 0;
     }
 
-    ngx_bayeux_redis_cmd_done(cmd, reply);
+    moved = (reply->len >= 6 && ngx_strncmp(reply->str, "MOVED ", 6) == 0);
+
+    if (!moved
+        && !(reply->len >= 4 && ngx_strncmp(reply->str, "ASK ", 4) == 0))
+    {
+        return 0;
+    }
+
+    if (!probe) {
+        cmd->asked_at = ngx_current_msec;
+    }
+
+    ngx_bayeux_redis_ask_insert(rd, cmd);
+
+    if (!rd->migrating) {
+        rd->migrating = 1;
+
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                      "bayeux: redis %V of location \"%V\" answered "
+                      "\"%*s\": requests wait until a primary serves the "
+                      "slot, bayeux_redis_command_timeout at most",
+                      &rd->addr, &rd->endpoint->name,
+                      ngx_min(reply->len, 64), reply->str);
+    }
+
+    if (!rd->ask_retry.timer_set) {
+        ngx_add_timer(&rd->ask_retry, NGX_BAYEUX_REDIS_ASK_RETRY);
+    }
+
+    return 1;
+}
+
+
+/*
+ * In the order the commands were made, whatever order their answers
+ * came in: a probe is older than those made while it was in flight, and
+ * a command sent before it may be answered after its first ASK.
+ */
+
+static void
+ngx_bayeux_redis_ask_insert(ngx_bayeux_redis_t *rd,
+    ngx_bayeux_redis_cmd_t *cmd)
+{
+    ngx_queue_t             *q;
+    ngx_bayeux_redis_cmd_t  *c;
+
+    for (q = ngx_queue_last(&rd->asked);
+         q != ngx_queue_sentinel(&rd->asked);
+         q = ngx_queue_prev(q))
+    {
+        c = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
+
+        if (c->order < cmd->order) {
+            break;
+        }
+    }
+
+    ngx_queue_insert_after(q, &cmd->queue);
+}
+
+
+static void
+ngx_bayeux_redis_moved(ngx_bayeux_redis_t *rd)
+{
+    const char  *argv[1];
+    size_t       argvlen[1];
+
+    if (rd->moved) {
+        return;
+    }
+
+    rd->moved = 1;
+
+    argv[0] = "PING";
+    argvlen[0] = 4;
+
+    if (ngx_bayeux_redis_send(&rd->cmd, &rd->moved_req, 1, argv, argvlen)
+        != NGX_OK)
+    {
+        rd->moved = 0;
+        ngx_bayeux_redis_close(&rd->cmd, "the slot moved to another node");
+    }
+}
+
+
+static void
+ngx_bayeux_redis_moved_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
+    ngx_bayeux_redis_req_t *req)
+{
+    ngx_bayeux_redis_t  *rd = rc->data;
+
+    rd->moved = 0;
+    ngx_bayeux_redis_close(rc, "the slot moved to another node");
+}
+
+
+static void
+ngx_bayeux_redis_ask_retry_handler(ngx_event_t *ev)
+{
+    ngx_uint_t               failed;
+    ngx_queue_t             *q;
+    ngx_bayeux_redis_t      *rd = ev->data;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    /* those that waited too long fail, as in an outage */
+
+    failed = 0;
+
+    while (!ngx_queue_empty(&rd->asked)) {
+        q = ngx_queue_head(&rd->asked);
+        cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
+
+        if ((ngx_msec_int_t) (ngx_current_msec - cmd->asked_at)
+            < (ngx_msec_int_t) rd->cmd.command_timeout)
+        {
+            break;
+        }
+
+        ngx_queue_remove(q);
+        failed++;
+        ngx_bayeux_redis_cmd_done(cmd, NULL);
+    }
+
+    if (failed) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "bayeux: redis %V of location \"%V\": no primary "
+                      "served the slot within bayeux_redis_command_timeout:"
+                      " %ui requests that waited get "
+                      "\"503::engine_unavailable\"",
+                      &rd->addr, &rd->endpoint->name, failed);
+    }
+
+    if (rd->state == NGX_BAYEUX_REDIS_UP && rd->probe == NULL && !rd->moved
+        && !ngx_queue_empty(&rd->asked))
+    {
+        ngx_bayeux_redis_send_probe(rd);
+    }
+
+    if (rd->probe || !ngx_queue_empty(&rd->asked)) {
+        ngx_add_timer(ev, NGX_BAYEUX_REDIS_ASK_RETRY);
+        return;
+    }
+
+    /* none waits now: the next ASK is said again */
+    rd->migrating = 0;
+}
+
+
+static void
+ngx_bayeux_redis_send_probe(ngx_bayeux_redis_t *rd)
+{
+    ngx_queue_t             *q;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    q = ngx_queue_head(&rd->asked);
+    ngx_queue_remove(q);
+    cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
+
+    if (ngx_bayeux_redis_send(&rd->cmd, &cmd->req, cmd->argc, cmd->argv,
+                              cmd->argvlen)
+        != NGX_OK)
+    {
+        ngx_bayeux_redis_cmd_done(cmd, NULL);
+        return;
+    }
+
+    cmd->sent = ngx_current_msec;
+    ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_IN_FLIGHT, 1);
+    rd->probe = cmd;
+
+    if (!rd->ask_retry.timer_set) {
+        ngx_add_timer(&rd->ask_retry, NGX_BAYEUX_REDIS_ASK_RETRY);
+    }
+}
+
+
+/* the probe ran: the slot is served here, the others are sent in order */
+
+static void
+ngx_bayeux_redis_migrated(ngx_bayeux_redis_t *rd)
+{
+    ngx_uint_t               n;
+    ngx_queue_t              asked, *q;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    if (rd->exiting || !rd->migrating) {
+        return;
+    }
+
+    rd->migrating = 0;
+
+    ngx_queue_init(&asked);
+
+    if (!ngx_queue_empty(&rd->asked)) {
+        ngx_queue_add(&asked, &rd->asked);
+        ngx_queue_init(&rd->asked);
+    }
+
+    for (n = 1, q = ngx_queue_head(&asked);
+         q != ngx_queue_sentinel(&asked);
+         q = ngx_queue_next(q))
+    {
+        n++;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                  "bayeux: redis %V of location \"%V\" serves the slot: "
+                  "the %ui requests that waited go on",
+                  &rd->addr, &rd->endpoint->name, n);
+
+    while (!ngx_queue_empty(&asked)) {
+        q = ngx_queue_head(&asked);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
+        ngx_bayeux_redis_submit(cmd);
+    }
 }
 
 

@@ -7,7 +7,8 @@
 # primary that serves it, and its worker notifications go by sharded
 # pub/sub in that slot; another prefix may live on another primary.  The
 # slot is then migrated to another primary under traffic (sessions and
-# subscriptions survive, nothing acknowledged is lost), and its primary
+# subscriptions survive, the publishes made meanwhile wait for it and
+# succeed, nothing acknowledged is lost), and its primary
 # killed (SIGKILL) under a stream of publishes: the replica takes over,
 # requests get 503::engine_unavailable meanwhile, and a client with the
 # ack extension gets every message published after the failover
@@ -289,13 +290,17 @@ sub check_plain {
     my @acked;
     my $first = $stream->seq + 1;
     my ($to) = grep { $_ != $home } $cluster->primaries;
+    my @started;
     my $moved = $cluster->migrate_slot($slot, $to, batch => 2, between => sub {
-        $stream->turn(\@acked);
+        push @started, $stream->turn_start;
     });
     ok($moved, "migration: $moved keys moved to port " . $to->port
-               . ' in batches, a publish after each');
+               . ' in batches, a publish started after each');
     is($cluster->slot_node($slot), $to, "migration: port " . $to->port
                                          . " serves slot $slot");
+    is_deeply([ grep { $_ ne 'ok' } $stream->turn_finish(\@acked, @started) ],
+              [], 'migration: the ' . scalar(@started) . ' publishes made '
+                  . 'during it waited for it, and succeeded');
     my $t0 = time;
     my $n = 0;
     while ($n < 10 && time < $t0 + 30) {

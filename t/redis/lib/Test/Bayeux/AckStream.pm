@@ -9,6 +9,8 @@ package Test::Bayeux::AckStream;
 #                                        consumer => $acker);
 #   my $status = $s->turn(\@acked);  # 'ok', 'no reply' or the error;
 #                                    # [number, time] of an ok into @acked
+#   my @started = map { $s->turn_start } 1 .. 3;  # not awaited
+#   my @statuses = $s->turn_finish(\@acked, @started);
 #   my $done = $s->until_done(\@acked, sub { failover_complete() },
 #                             within => 40, pause => 0.05);
 #   $s->drain(within => 10, wait => 3, pause => 0.1);
@@ -60,12 +62,9 @@ sub _connect {
     return $c->{reply} && $c->{reply}{successful};
 }
 
-# one turn of traffic: a publish, and the consumer's connect if answered
-sub turn {
-    my ($self, $acked) = @_;
-    my $n = ++$self->{seq};
-    my $t = time;
-    my $r = $self->{pub}->publish('/feed', $n);
+# the status of publish $n, sent at $t, answered $r (undef: no reply)
+sub _answered {
+    my ($self, $acked, $n, $t, $r) = @_;
     my $status = !$r ? 'no reply'
                : $r->{successful} ? 'ok'
                : $r->{error} // 'failed';
@@ -73,8 +72,40 @@ sub turn {
     $self->{retries}++ if $status eq '503::engine_unavailable'
                           && ($r->{advice}{reconnect} // '') eq 'retry';
     push @$acked, [ $n, $t ] if $status eq 'ok';
+    return $status;
+}
+
+# one turn of traffic: a publish, and the consumer's connect if answered
+sub turn {
+    my ($self, $acked) = @_;
+    my $n = ++$self->{seq};
+    my $t = time;
+    my $status = $self->_answered($acked, $n, $t,
+                                  $self->{pub}->publish('/feed', $n));
     $self->_connect(0.05);
     return $status;
+}
+
+# A publish sent and not awaited (the server may hold it back while the
+# test does something); turn_finish(\@acked, @started) awaits the replies
+# and returns their statuses, as turn() does.
+sub turn_start {
+    my ($self) = @_;
+    my $n = ++$self->{seq};
+    my $pub = $self->{pub};
+    my $m = { channel => '/feed', clientId => $pub->client_id, data => $n };
+    return [ $n, time, $pub->post_start('/', [ $m ], new_connection => 1) ];
+}
+
+sub turn_finish {
+    my ($self, $acked, @started) = @_;
+    return map {
+        my ($n, $t, $h) = @$_;
+        my $res = $self->{pub}->post_finish($h, timeout => 10);
+        my ($r) = grep { $_->{channel} eq '/feed' }
+                  @{ $res->{messages} || [] };
+        $self->_answered($acked, $n, $t, $r);
+    } @started;
 }
 
 # Turns of traffic until $done->() is true and a publish is acknowledged
