@@ -2,7 +2,9 @@
 # two nginx with "bayeux_redis_shards 3".  The shards' hash tags fall in
 # the three thirds of the slots, so each primary serves one shard: its
 # keys, and the sharded channels of its workers.  A publish reaches the
-# sessions of every shard once, in order.  The primary of one shard is
+# sessions of every shard once, in order.  The slot of one shard is
+# migrated to another primary under publishes, which wait for that shard
+# and reach every session once.  The primary of one shard is
 # killed (SIGKILL) under a stream of publishes: sessions of the other
 # shards go on being served meanwhile; publishes, which reach every
 # shard, get 503::engine_unavailable until the replica took over; and a
@@ -120,6 +122,39 @@ my $stream = Test::Bayeux::AckStream->new(publisher => $feeder,
     $stream->turn(\@acked) for 1 .. 10;
     $stream->drain(within => 20, wait => 6, pause => 0.2);
     $stream->check('before', 1, \@acked, 'nothing acknowledged is lost');
+}
+
+#
+# the slot of the bystander's shard migrated to the publisher's primary
+# under publishes: they wait for that shard, and reach every shard
+#
+
+{
+    ok($bystander->subscribe('/feed')->{successful},
+       "a session of $calm_tag subscribes to /feed");
+    $stream->forget;
+    my $first = $stream->seq + 1;
+    my $to = $cluster->node_by_port($port_of{$pub_tag});
+    my (@started, @acked);
+    my $moved = $cluster->migrate_slot($cluster->keyslot($calm_tag), $to,
+        batch => 2, between => sub { push @started, $stream->turn_start });
+    ok($moved, "$calm_tag migrated: $moved keys moved to port "
+               . $to->port . ', a publish started after each batch');
+    is_deeply([ grep { $_ ne 'ok' } $stream->turn_finish(\@acked, @started) ],
+              [], 'the ' . scalar(@started) . ' publishes made meanwhile '
+                  . 'waited for that shard, and succeeded');
+    my @want = map { $_->[0] } @acked;
+    my $d = $bystander->wait_deliveries(count => scalar @want,
+                                        channel => '/feed');
+    is_deeply([ sort { $a <=> $b } map { $_->{data} } @$d ], \@want,
+              "the session of $calm_tag gets each once");
+    $stream->drain(within => 20, wait => 6, pause => 0.2);
+    $stream->check('migration', $first, \@acked,
+                   "the ack consumer in $doomed gets each",
+                   concurrent => \@want);
+    ok($bystander->unsubscribe('/feed')->{successful},
+       '... which unsubscribes');
+    $port_of{$calm_tag} = $to->port;
 }
 
 $cluster->wait_replicas_in_sync(20);
