@@ -5445,11 +5445,12 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
         ngx_bayeux_redis_close(rc, "the master became a replica");
     }
 
-    ngx_bayeux_redis_cmd_done(cmd, reply);
-
     if (probe && reply) {
+        /* (what waited behind it is older than what its result makes) */
         ngx_bayeux_redis_migrated(rd);
     }
+
+    ngx_bayeux_redis_cmd_done(cmd, reply);
 }
 
 
@@ -5579,12 +5580,17 @@ ngx_bayeux_redis_ask_retry_handler(ngx_event_t *ev)
     ngx_bayeux_redis_t      *rd = ev->data;
     ngx_bayeux_redis_cmd_t  *cmd;
 
-    /* those that waited too long fail, as in an outage */
+    /*
+     * those that waited too long fail, as in an outage; said first, so
+     * that the log has it before a client has the answer
+     */
 
     failed = 0;
 
-    while (!ngx_queue_empty(&rd->asked)) {
-        q = ngx_queue_head(&rd->asked);
+    for (q = ngx_queue_head(&rd->asked);
+         q != ngx_queue_sentinel(&rd->asked);
+         q = ngx_queue_next(q))
+    {
         cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
 
         if ((ngx_msec_int_t) (ngx_current_msec - cmd->asked_at)
@@ -5593,9 +5599,7 @@ ngx_bayeux_redis_ask_retry_handler(ngx_event_t *ev)
             break;
         }
 
-        ngx_queue_remove(q);
         failed++;
-        ngx_bayeux_redis_cmd_done(cmd, NULL);
     }
 
     if (failed) {
@@ -5605,6 +5609,13 @@ ngx_bayeux_redis_ask_retry_handler(ngx_event_t *ev)
                       " %ui requests that waited get "
                       "\"503::engine_unavailable\"",
                       &rd->addr, &rd->endpoint->name, failed);
+    }
+
+    while (failed--) {
+        q = ngx_queue_head(&rd->asked);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
+        ngx_bayeux_redis_cmd_done(cmd, NULL);
     }
 
     if (rd->state == NGX_BAYEUX_REDIS_UP && rd->probe == NULL && !rd->moved
@@ -5657,7 +5668,7 @@ static void
 ngx_bayeux_redis_migrated(ngx_bayeux_redis_t *rd)
 {
     ngx_uint_t               n;
-    ngx_queue_t              asked, *q;
+    ngx_queue_t              waited, *q;
     ngx_bayeux_redis_cmd_t  *cmd;
 
     if (rd->exiting || !rd->migrating) {
@@ -5666,15 +5677,15 @@ ngx_bayeux_redis_migrated(ngx_bayeux_redis_t *rd)
 
     rd->migrating = 0;
 
-    ngx_queue_init(&asked);
+    ngx_queue_init(&waited);
 
     if (!ngx_queue_empty(&rd->asked)) {
-        ngx_queue_add(&asked, &rd->asked);
+        ngx_queue_add(&waited, &rd->asked);
         ngx_queue_init(&rd->asked);
     }
 
-    for (n = 1, q = ngx_queue_head(&asked);
-         q != ngx_queue_sentinel(&asked);
+    for (n = 1, q = ngx_queue_head(&waited);
+         q != ngx_queue_sentinel(&waited);
          q = ngx_queue_next(q))
     {
         n++;
@@ -5685,8 +5696,8 @@ ngx_bayeux_redis_migrated(ngx_bayeux_redis_t *rd)
                   "the %ui requests that waited go on",
                   &rd->addr, &rd->endpoint->name, n);
 
-    while (!ngx_queue_empty(&asked)) {
-        q = ngx_queue_head(&asked);
+    while (!ngx_queue_empty(&waited)) {
+        q = ngx_queue_head(&waited);
         ngx_queue_remove(q);
         cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
         ngx_bayeux_redis_submit(cmd);

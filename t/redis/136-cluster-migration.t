@@ -110,6 +110,7 @@ like($log, qr/serves the slot: the \d+ requests that waited go on/,
 
 {
     my @nodes = start_migration();
+    my $gone = $stream->turn_start;
     my $p = $stream->turn_start;
     my $newcomer = $server->client;
     my $hs = $newcomer->post_start('/handshake',
@@ -119,14 +120,20 @@ like($log, qr/serves the slot: the \d+ requests that waited go on/,
     sleep 0.8;
     ok(!$p->[2]->ready, 'a publish made while the slot migrates waits');
     ok(!$hs->ready, '... and a handshake');
+    # its client goes away while it waits: it still runs, and is answered
+    # to no one
+    $pub->abandon($gone->[2]);
+    sleep 0.2;
     call_off_migration(@nodes);
     is_deeply([ $stream->turn_finish(\@acked, $p) ], ['ok'],
               'once the migration is called off, the publish succeeds');
     my $res = $newcomer->post_finish($hs, timeout => 5);
     my ($reply) = @{ $res->{messages} || [] };
     ok($reply && $reply->{successful}, '... and the handshake');
-    is_deeply(missing_deliveries(\@subscribers, '/feed', $stream->seq), [],
-              'every subscriber gets it once');
+    is_deeply(missing_deliveries(\@subscribers, '/feed', $gone->[0],
+                                 $stream->seq), [],
+              'every subscriber gets both publishes once, the one whose '
+              . 'client went away too');
 }
 
 #
