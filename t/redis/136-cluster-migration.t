@@ -4,9 +4,10 @@
 # them may not have moved yet), so handshakes, subscribes and publishes
 # wait, in order, and go on once the new primary serves the slot, or the
 # migration is called off: answered successfully, each message delivered
-# once and in order.  A migration that outlasts
-# bayeux_redis_command_timeout fails what waited for it with
-# 503::engine_unavailable, as an outage does.  t/redis/130-cluster.t
+# once and in order.  /meta/connect, which names the worker's channel,
+# does not wait: 503::engine_unavailable with retry advice.  A migration
+# that outlasts bayeux_redis_command_timeout fails what waited for it
+# with 503::engine_unavailable, as an outage does.  t/redis/130-cluster.t
 # migrates the slot under a stream of acknowledged publishes.
 
 use strict;
@@ -35,6 +36,7 @@ my $server = Test::Nginx::Bayeux::Server->new(
     location /cometd {
         bayeux;
         bayeux_timeout 2s;
+        bayeux_max_interval 60s;
     }
 CONF
 )->start;
@@ -109,6 +111,8 @@ like($log, qr/serves the slot: the \d+ requests that waited go on/,
 #
 
 {
+    my $fresh = $server->client;
+    ok($fresh->handshake->{successful}, 'a session not connected yet');
     my @nodes = start_migration();
     my $gone = $stream->turn_start;
     my $p = $stream->turn_start;
@@ -120,6 +124,10 @@ like($log, qr/serves the slot: the \d+ requests that waited go on/,
     sleep 0.8;
     ok(!$p->[2]->ready, 'a publish made while the slot migrates waits');
     ok(!$hs->ready, '... and a handshake');
+    my $r = $fresh->connect(timeout => 5);
+    is($r->{reply}{error}, '503::engine_unavailable',
+       'a /meta/connect does not wait: 503::engine_unavailable');
+    is($r->{reply}{advice}{reconnect}, 'retry', '... with retry advice');
     # its client goes away while it waits: it still runs, and is answered
     # to no one
     $pub->abandon($gone->[2]);
@@ -143,9 +151,14 @@ like($log, qr/serves the slot: the \d+ requests that waited go on/,
 {
     $offset = $server->error_log_offset;
     my @nodes = start_migration();
+    my $held = $subscribers[1]->connect_start;
     my $t0 = time;
     my ($status) = $stream->turn_finish(\@acked, $stream->turn_start);
     my $took = time - $t0;
+    my $hr = $subscribers[1]->connect_finish($held, timeout => 5);
+    ok($hr->{reply} && $hr->{reply}{successful},
+       'meanwhile the connect of a session its worker holds is held, and '
+       . 'answered as usual');
     is($status, '503::engine_unavailable', 'a publish waiting longer than '
        . 'the command timeout fails, as in an outage');
     cmp_ok($took, '>=', 1.8, '... after the timeout (2s)');
