@@ -268,7 +268,7 @@ typedef struct {
     u_char                        *last;
     ngx_msec_t                     sent;        /* when, for the latency */
     ngx_msec_t                     asked_at;    /* its wait began */
-    uint64_t                       order;       /* of those that wait */
+    uint64_t                       order;       /* it was made in */
     unsigned                       eval:1;
 } ngx_bayeux_redis_cmd_t;
 
@@ -576,8 +576,9 @@ static ngx_bayeux_redis_cmd_t *ngx_bayeux_redis_cmd_create(
 static void ngx_bayeux_redis_cmd_arg(ngx_bayeux_redis_cmd_t *cmd,
     u_char *data, size_t len);
 static void ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd);
+static ngx_int_t ngx_bayeux_redis_cmd_send(ngx_bayeux_redis_cmd_t *cmd);
 static ngx_uint_t ngx_bayeux_redis_wait_migration(ngx_bayeux_redis_cmd_t *cmd,
-    redisReply *reply, ngx_uint_t probe);
+    redisReply *reply, ngx_uint_t probe, ngx_uint_t moved);
 static void ngx_bayeux_redis_ask_insert(ngx_bayeux_redis_t *rd,
     ngx_bayeux_redis_cmd_t *cmd);
 static void ngx_bayeux_redis_moved(ngx_bayeux_redis_t *rd);
@@ -5144,6 +5145,7 @@ ngx_bayeux_redis_cmd_create(ngx_bayeux_redis_t *rd, ngx_uint_t kind,
     cmd->req.handler = ngx_bayeux_redis_cmd_reply;
     cmd->redis = rd;
     cmd->kind = kind;
+    cmd->order = ++rd->order;
 
     cmd->argv[0] = "EVALSHA";
     cmd->argvlen[0] = 7;
@@ -5197,10 +5199,6 @@ ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd)
         ngx_bayeux_redis_flush_connects(rd);
     }
 
-    if (ngx_bayeux_redis_kinds[cmd->kind].waits && cmd->order == 0) {
-        cmd->order = ++rd->order;
-    }
-
     if ((rd->probe || !ngx_queue_empty(&rd->asked))
         && ngx_bayeux_redis_kinds[cmd->kind].waits)
     {
@@ -5214,12 +5212,7 @@ ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd)
 
     case NGX_BAYEUX_REDIS_UP:
 
-        if (ngx_bayeux_redis_send(&rd->cmd, &cmd->req, cmd->argc, cmd->argv,
-                                  cmd->argvlen)
-            == NGX_OK)
-        {
-            cmd->sent = ngx_current_msec;
-            ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_IN_FLIGHT, 1);
+        if (ngx_bayeux_redis_cmd_send(cmd) == NGX_OK) {
             return;
         }
 
@@ -5237,6 +5230,25 @@ ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd)
     }
 
     ngx_bayeux_redis_cmd_done(cmd, NULL);
+}
+
+
+static ngx_int_t
+ngx_bayeux_redis_cmd_send(ngx_bayeux_redis_cmd_t *cmd)
+{
+    ngx_bayeux_redis_t  *rd = cmd->redis;
+
+    if (ngx_bayeux_redis_send(&rd->cmd, &cmd->req, cmd->argc, cmd->argv,
+                              cmd->argvlen)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cmd->sent = ngx_current_msec;
+    ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_IN_FLIGHT, 1);
+
+    return NGX_OK;
 }
 
 
@@ -5381,7 +5393,7 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
 {
     ngx_bayeux_redis_cmd_t  *cmd = (ngx_bayeux_redis_cmd_t *) req;
 
-    ngx_uint_t           probe;
+    ngx_uint_t           probe, moved;
     ngx_bayeux_redis_t  *rd;
 
     rd = cmd->redis;
@@ -5410,12 +5422,7 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
         cmd->argv[1] = ngx_bayeux_redis_script;
         cmd->argvlen[1] = sizeof(ngx_bayeux_redis_script) - 1;
 
-        if (ngx_bayeux_redis_send(rc, &cmd->req, cmd->argc, cmd->argv,
-                                  cmd->argvlen)
-            == NGX_OK)
-        {
-            cmd->sent = ngx_current_msec;
-            ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_IN_FLIGHT, 1);
+        if (ngx_bayeux_redis_cmd_send(cmd) == NGX_OK) {
 
             if (probe) {
                 rd->probe = cmd;
@@ -5427,14 +5434,16 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
         reply = NULL;
     }
 
-    if (rd->cluster && reply && reply->type == REDIS_REPLY_ERROR
-        && reply->len >= 6 && ngx_strncmp(reply->str, "MOVED ", 6) == 0)
-    {
+    moved = (rd->cluster && reply && reply->type == REDIS_REPLY_ERROR
+             && reply->len >= 6
+             && ngx_strncmp(reply->str, "MOVED ", 6) == 0);
+
+    if (moved) {
         /* the slot moved, or a failover: the cluster is asked again */
         ngx_bayeux_redis_moved(rd);
     }
 
-    if (ngx_bayeux_redis_wait_migration(cmd, reply, probe)) {
+    if (ngx_bayeux_redis_wait_migration(cmd, reply, probe, moved)) {
         return;
     }
 
@@ -5464,9 +5473,8 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
 
 static ngx_uint_t
 ngx_bayeux_redis_wait_migration(ngx_bayeux_redis_cmd_t *cmd,
-    redisReply *reply, ngx_uint_t probe)
+    redisReply *reply, ngx_uint_t probe, ngx_uint_t moved)
 {
-    ngx_uint_t           moved;
     ngx_bayeux_redis_t  *rd = cmd->redis;
 
     if (rd->cluster == NULL || rd->exiting || reply == NULL
@@ -5475,8 +5483,6 @@ ngx_bayeux_redis_wait_migration(ngx_bayeux_redis_cmd_t *cmd,
     {
         return 0;
     }
-
-    moved = (reply->len >= 6 && ngx_strncmp(reply->str, "MOVED ", 6) == 0);
 
     if (!moved
         && !(reply->len >= 4 && ngx_strncmp(reply->str, "ASK ", 4) == 0))
@@ -5644,16 +5650,11 @@ ngx_bayeux_redis_send_probe(ngx_bayeux_redis_t *rd)
     ngx_queue_remove(q);
     cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
 
-    if (ngx_bayeux_redis_send(&rd->cmd, &cmd->req, cmd->argc, cmd->argv,
-                              cmd->argvlen)
-        != NGX_OK)
-    {
+    if (ngx_bayeux_redis_cmd_send(cmd) != NGX_OK) {
         ngx_bayeux_redis_cmd_done(cmd, NULL);
         return;
     }
 
-    cmd->sent = ngx_current_msec;
-    ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_IN_FLIGHT, 1);
     rd->probe = cmd;
 
     if (!rd->ask_retry.timer_set) {
@@ -5684,24 +5685,21 @@ ngx_bayeux_redis_migrated(ngx_bayeux_redis_t *rd)
         ngx_queue_init(&rd->asked);
     }
 
-    for (n = 1, q = ngx_queue_head(&waited);
-         q != ngx_queue_sentinel(&waited);
-         q = ngx_queue_next(q))
-    {
-        n++;
-    }
+    /* (the probe is one of them) */
 
-    ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
-                  "bayeux: redis %V of location \"%V\" serves the slot: "
-                  "the %ui requests that waited go on",
-                  &rd->addr, &rd->endpoint->name, n);
-
-    while (!ngx_queue_empty(&waited)) {
+    for (n = 1; !ngx_queue_empty(&waited); n++) {
         q = ngx_queue_head(&waited);
         ngx_queue_remove(q);
         cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
         ngx_bayeux_redis_submit(cmd);
     }
+
+    /* before the probe's result, and theirs, reach a client */
+
+    ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                  "bayeux: redis %V of location \"%V\" serves the slot: "
+                  "the %ui requests that waited go on",
+                  &rd->addr, &rd->endpoint->name, n);
 }
 
 
