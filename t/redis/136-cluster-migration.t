@@ -62,19 +62,11 @@ sub primary_other_than {
     return $to;
 }
 
-# the slot marked as migrating to another primary, no key moved yet
+# the slot marked as migrating to another primary, no key moved yet:
+# (its primary, the other)
 sub start_migration {
-    my $from = $cluster->slot_node($slot);
-    my $to = primary_other_than($from);
-    $to->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING',
-             $cluster->node_id($from));
-    $from->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING',
-               $cluster->node_id($to));
-    return ($from, $to);
-}
-
-sub call_off_migration {
-    $_->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE') for @_;
+    my $to = primary_other_than($cluster->slot_node($slot));
+    return ($cluster->start_migration($slot, $to), $to);
 }
 
 #
@@ -132,7 +124,7 @@ like($log, qr/serves the slot: the \d+ requests that waited go on/,
     # to no one
     $pub->abandon($gone->[2]);
     sleep 0.2;
-    call_off_migration(@nodes);
+    $cluster->cancel_migration($slot, @nodes);
     is_deeply([ $stream->turn_finish(\@acked, $p) ], ['ok'],
               'once the migration is called off, the publish succeeds');
     my $res = $newcomer->post_finish($hs, timeout => 5);
@@ -166,7 +158,7 @@ like($log, qr/serves the slot: the \d+ requests that waited go on/,
     $log = substr($server->error_log_text, $offset);
     like($log, qr/no primary served the slot within bayeux_redis_command_timeout: 1 requests that waited get "503::engine_unavailable"/,
          'the log says so');
-    call_off_migration(@nodes);
+    $cluster->cancel_migration($slot, @nodes);
     is($stream->turn(\@acked), 'ok', 'publishes succeed once the migration '
        . 'is called off');
     is_deeply(missing_deliveries(\@subscribers, '/feed', $stream->seq), [],

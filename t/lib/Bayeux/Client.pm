@@ -468,6 +468,16 @@ sub _subscription {
 # Deliveries in the same response are collected.
 sub publish {
     my ($self, $channel, $data, %extra) = @_;
+    return $self->publish_finish($self->publish_start($channel, $data,
+                                                      %extra));
+}
+
+# publish() in two halves, as connect_start and connect_finish: a handle at
+# once (_opts => {...} are request options: new_connection...), then the
+# reply.
+sub publish_start {
+    my ($self, $channel, $data, %extra) = @_;
+    my $opts = delete $extra{_opts} || {};
     my $m = {
         channel => $channel,
         clientId => $self->{client_id},
@@ -475,8 +485,15 @@ sub publish {
         %extra,
     };
     delete $m->{clientId} unless defined $m->{clientId};
-    my $res = $self->post('/', [ $m ]);
-    return _reply($res, $m->{id}, $channel);
+    my $h = $self->post_start('/', [ $m ], %$opts);
+    @$h{qw(publish_id publish_channel)} = ($m->{id}, $channel);
+    return $h;
+}
+
+sub publish_finish {
+    my ($self, $h, %o) = @_;
+    my $res = $self->post_finish($h, timeout => $o{timeout});
+    return _reply($res, $h->{publish_id}, $h->{publish_channel});
 }
 
 # /meta/disconnect to path/disconnect.  Returns the reply.

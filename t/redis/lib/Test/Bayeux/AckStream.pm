@@ -93,19 +93,16 @@ sub turn {
 sub turn_start {
     my ($self) = @_;
     my $n = ++$self->{seq};
-    my $pub = $self->{pub};
-    my $m = { channel => '/feed', clientId => $pub->client_id, data => $n };
-    return [ $n, time, $pub->post_start('/', [ $m ], new_connection => 1) ];
+    return [ $n, time, $self->{pub}->publish_start('/feed', $n,
+                           _opts => { new_connection => 1 }) ];
 }
 
 sub turn_finish {
     my ($self, $acked, @started) = @_;
     return map {
         my ($n, $t, $h) = @$_;
-        my $res = $self->{pub}->post_finish($h, timeout => 10);
-        my ($r) = grep { $_->{channel} eq '/feed' }
-                  @{ $res->{messages} || [] };
-        $self->_answered($acked, $n, $t, $r);
+        $self->_answered($acked, $n, $t,
+                         $self->{pub}->publish_finish($h, timeout => 10));
     } @started;
 }
 

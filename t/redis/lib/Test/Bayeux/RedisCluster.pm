@@ -339,6 +339,25 @@ sub wait_slot_moved {
     return undef;
 }
 
+# The first step of a migration of $slot to $to: IMPORTING on $to,
+# MIGRATING on the primary that serves it, which it returns (undef if
+# that is $to); no key moved.  cancel_migration($slot, $from, $to) calls
+# it off (STABLE on both).
+sub start_migration {
+    my ($self, $slot, $to) = @_;
+    my $from = $self->slot_node($slot)
+        or die "no single primary serves slot $slot\n";
+    return undef if $from->port == $to->port;
+    $to->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $self->node_id($from));
+    $from->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $self->node_id($to));
+    return $from;
+}
+
+sub cancel_migration {
+    my ($self, $slot, @nodes) = @_;
+    $_->cmd('CLUSTER', 'SETSLOT', $slot, 'STABLE') for @nodes;
+}
+
 # Moves a slot (and its keys) from the primary that serves it to $to, as
 # "redis-cli --cluster reshard" does: IMPORTING on $to, MIGRATING on the
 # source, MIGRATE of the keys in batches, then SETSLOT NODE on $to, the
@@ -347,13 +366,9 @@ sub wait_slot_moved {
 # moved.
 sub migrate_slot {
     my ($self, $slot, $to, %o) = @_;
-    my $from = $self->slot_node($slot)
-        or die "no single primary serves slot $slot\n";
-    return 0 if $from->port == $to->port;
+    my $from = $self->start_migration($slot, $to) or return 0;
     my ($from_id, $to_id) = ($self->node_id($from), $self->node_id($to));
     my $batch = $o{batch} // 10;
-    $to->cmd('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $from_id);
-    $from->cmd('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $to_id);
     my @auth = defined $self->{password}
                ? ('AUTH', $self->{password}) : ();
     my $moved = 0;
