@@ -40,6 +40,13 @@ sub alive {
                          config => 'location / { return 200 "b1"; }');
     $a->start;
     $b->start;
+    SKIP: {
+        skip 'no worker processes under valgrind', 1 if use_valgrind();
+        # nginx listens before it forks its workers: taken at once, the
+        # worker pids may be none yet (util/fuzz saw that under ASan)
+        is scalar(my @w = $b->wait_workers), 2,
+           'server: wait_workers, right after start: both workers';
+    }
     isnt $a->port, $b->port, 'server: two servers, two ports';
     isnt $a->root, $b->root, 'server: two servers, two roots';
 

@@ -704,6 +704,23 @@ sub signal {
     return CORE::kill($sig, $pid);
 }
 
+# The worker pids once at least $n (default: the workers configured) run,
+# or what runs after $timeout seconds (default 10): nginx listens before
+# it forks its workers, so a test that compares worker pids before and
+# after must not take them before the workers exist.
+sub wait_workers {
+    my ($self, $n, $timeout) = @_;
+    return () if $self->{valgrind};     # master_process off: no workers
+    $n //= $self->{workers};
+    my $deadline = time + ($timeout // 10);
+    my @pids = $self->worker_pids;
+    while (@pids < $n && time < $deadline) {
+        sleep 0.01;
+        @pids = $self->worker_pids;
+    }
+    return @pids;
+}
+
 # Process ids of the children of the master (the workers, cache processes).
 sub worker_pids {
     my ($self) = @_;
