@@ -278,7 +278,8 @@ end
 -- queued it: nothing is lost whichever way the hold ends.  A worker that
 -- died lets nothing go: the session's next connect starts from how far
 -- the worker wrote it gave the stream to all it held ("g:<worker
--- channel>", "wc"), or from "h".
+-- channel>", "wc"), or from "h".  So does the first connect of a session
+-- held from its handshake by none (hold_unclaimed()).
 
 -- the next sequence number, as text (exact: below 2^53)
 local function next_seq()
@@ -317,6 +318,41 @@ local function log_append(name, seq, entry, lim)
   redis.call('PEXPIRE', l, ttl2)
 end
 
+-- "k" members of the held set H, drawn at random, are checked: the
+-- sessions that expired while held (their worker died, or they never
+-- connected) go as publishes and subscribes come, without a read of the
+-- whole set
+local function check_held(H, k)
+  for _, id in ipairs(redis.call('SRANDMEMBER', H, k)) do
+    if redis.call('EXISTS', P .. 's:' .. id) == 0 then
+      redis.call('SREM', H, id)
+    end
+  end
+end
+
+-- moves the session from the subscriber sets "c:" of its subscriptions
+-- to the held ones "H:"; returns its subscriptions and the sequence
+-- number it is held from
+local function held_sets(id)
+  local subs = redis.call('SMEMBERS', P .. 'S:' .. id)
+  for _, ch in ipairs(subs) do
+    local H = P .. 'H:' .. ch
+    redis.call('SREM', P .. 'c:' .. ch, id)
+    redis.call('SADD', H, id)
+    if redis.call('PTTL', H) < ttl2 then redis.call('PEXPIRE', H, ttl2) end
+  end
+  return subs, redis.call('GET', P .. 'n') or '0'
+end
+
+-- A session between its handshake and its first connect is held by no
+-- worker (its "w" is ''): a publish logs what its subscriptions get, as
+-- for a session whose worker died, and its first connect lets it go from
+-- its "h" before anything else, so that it is given what it missed.
+local function hold_unclaimed(id, s)
+  local _, seq = held_sets(id)
+  redis.call('HSET', s, 'h', seq, 'hl', '', 'ha', '')
+end
+
 -- The session held by the parked connect (worker channel w, token t):
 -- its worker learns it, with the cursor, the ack extension's last batch,
 -- the time left before bayeux_max_inactivity may end it and the period
@@ -326,14 +362,7 @@ end
 -- after every message the cursor covers and before any that it does
 -- not.
 local function hold_session(id, s, w, t, polling)
-  local subs = redis.call('SMEMBERS', P .. 'S:' .. id)
-  for _, ch in ipairs(subs) do
-    local H = P .. 'H:' .. ch
-    redis.call('SREM', P .. 'c:' .. ch, id)
-    redis.call('SADD', H, id)
-    if redis.call('PTTL', H) < ttl2 then redis.call('PEXPIRE', H, ttl2) end
-  end
-  local seq = redis.call('GET', P .. 'n') or '0'
+  local subs, seq = held_sets(id)
   local st = redis.call('HMGET', s, 'ab', 'a', 'ia')
   local ab, left, period = st[1], '-', '-'
   if not ab or ab == '' then ab = '0' end
@@ -370,6 +399,7 @@ end
 -- the connect's token t) learns them all, on its own channel, after the
 -- messages of the stream published before and before those after.
 local function resubscribed(id, w, t)
+  if w == '' then return end
   redis.call(publish, w, 's ' .. id .. ' ' .. t .. '\n'
              .. table.concat(redis.call('SMEMBERS', P .. 'S:' .. id), '\n'))
 end
@@ -496,8 +526,10 @@ if op == 'hs' then
   local id, user = ARGV[4], ARGV[7]
   local s = P .. 's:' .. id
   if redis.call('EXISTS', s) == 1 then return {0} end
+  -- held by no worker until its first connect (hold_unclaimed(); it has
+  -- no subscription yet)
   redis.call('HSET', s, 'c', '0', 'w', '', 't', '', 'o', '', 'b', ARGV[5],
-             'g', ARGV[6], 'u', user)
+             'g', ARGV[6], 'u', user, 'h', redis.call('GET', P .. 'n') or '0')
   if ARGV[9] ~= '0' then
     redis.call('HSET', s, 'a', now_ms(), 'ia', ARGV[9])
   end
@@ -891,13 +923,15 @@ end
 -- are added, or none if the session would have too many (-2).
 if op == 'su' then
   local id = ARGV[4]
+  local s = P .. 's:' .. id
   if not known(id, ARGV[5]) then return -1 end
-  if ARGV[7] == 's' then mark(P .. 's:' .. id) end
-  local t = redis.call('PTTL', P .. 's:' .. id)
+  if ARGV[7] == 's' then mark(s) end
+  local t = redis.call('PTTL', s)
   if t == -2 then return -1 end
   if t < 0 then t = ttl end
   local subs = P .. 'S:' .. id
-  local new, n = {}, redis.call('SCARD', subs)
+  local before = redis.call('SCARD', subs)
+  local new, n = {}, before
   for i = 8, #ARGV do
     local ch = ARGV[i]
     if not new[ch] and redis.call('SISMEMBER', subs, ch) == 0 then
@@ -906,22 +940,43 @@ if op == 'su' then
     end
   end
   if n > tonumber(ARGV[6]) then return -2 end
-  -- a held session stays held: its worker learns the new subscriptions
+  -- A held session stays held: its worker learns the new subscriptions
   -- (resubscribed()), in the stream's order; what was logged for them
-  -- before now is not the session's, whoever lets it go ("Z:")
-  local held = redis.call('HMGET', P .. 's:' .. id, 'h', 'w', 't')
-  local set, Z = 'c:', P .. 'Z:' .. id
-  if held[1] and held[1] ~= '' then set = 'H:' end
+  -- before now is not the session's, whoever lets it go ("Z:").  One
+  -- not yet connected and with no earlier subscription has missed
+  -- nothing: it is held from now, and needs no start per channel.
+  local held = redis.call('HMGET', s, 'h', 'w', 't')
+  local set, Z, starts, from = 'c:', P .. 'Z:' .. id, {}, nil
+  if held[1] and held[1] ~= '' then
+    set = 'H:'
+    from = redis.call('GET', P .. 'n') or '0'
+    if held[2] == '' and before == 0 then
+      redis.call('HSET', s, 'h', from)
+      from = nil
+    end
+  end
+  local checked = set ~= 'H:'
   for i = 8, #ARGV do
-    local c = P .. set .. ARGV[i]
+    local ch = ARGV[i]
+    local c = P .. set .. ch
+    if not checked and new[ch] then
+      -- two members checked per subscribe: the sessions that join and
+      -- then expire unconnected do not come to outnumber the live ones
+      check_held(c, 2)
+      checked = true
+    end
     redis.call('SADD', c, id)
     if redis.call('PTTL', c) < t then redis.call('PEXPIRE', c, t) end
-    if set == 'H:' and new[ARGV[i]] then
-      redis.call('HSET', Z, ARGV[i], redis.call('GET', P .. 'n') or '0')
-      redis.call('PEXPIRE', Z, ttl2)
+    if from and new[ch] then
+      starts[#starts + 1] = ch
+      starts[#starts + 1] = from
     end
-    redis.call('SADD', subs, ARGV[i])
+    redis.call('SADD', subs, ch)
   end
+  for i = 1, #starts, 1000 do
+    redis.call('HSET', Z, unpack(starts, i, math.min(i + 999, #starts)))
+  end
+  if #starts > 0 then redis.call('PEXPIRE', Z, ttl2) end
   redis.call('PEXPIRE', subs, t)
   if set == 'H:' then resubscribed(id, held[2], held[3]) end
   return 0
@@ -934,9 +989,11 @@ if op == 'un' then
   if not known(id, ARGV[5]) then return -1 end
   if ARGV[7] == 's' then mark(s) end
   local held = redis.call('HMGET', s, 'h', 'w', 't', 'ha')
-  if held[4] and held[4] ~= '' then
-    -- batches given and not yet acknowledged may hold messages of these
-    -- channels: queued and kept now, before the log is read without them
+  local unclaimed = held[1] and held[1] ~= '' and held[2] == ''
+  if (held[4] and held[4] ~= '') or unclaimed then
+    -- batches given and not yet acknowledged, or what a session not yet
+    -- connected missed, may hold messages of these channels: queued (and
+    -- kept) now, before the log is read without them
     unhold(id, s, '', limits(ARGV[6]))
   end
   for i = 8, #ARGV do
@@ -945,7 +1002,10 @@ if op == 'un' then
     redis.call('SREM', P .. 'S:' .. id, ARGV[i])
     redis.call('HDEL', P .. 'Z:' .. id, ARGV[i])
   end
-  if held[1] and held[1] ~= '' then
+  if unclaimed then
+    -- held again by none, from now on, unless it overflowed
+    if redis.call('HGET', s, 'o') ~= '1' then hold_unclaimed(id, s) end
+  elseif held[1] and held[1] ~= '' then
     if held[4] and held[4] ~= '' then
       -- let go above: its worker learns it by the wake
       wake_parked(held[2], id, held[3])
@@ -1022,12 +1082,7 @@ if op == 'pu' then
                 .. (d.now and 'd' or '-') .. '\n' .. msg
       end
       log_append(ARGV[i], seq, entry, lim)
-      -- one member at random is checked: the sessions of a worker that
-      -- died go as publishes come
-      local one = redis.call('SRANDMEMBER', H[i])
-      if redis.call('EXISTS', P .. 's:' .. one) == 0 then
-        redis.call('SREM', H[i], one)
-      end
+      check_held(H[i], 1)
       if exact then
         for _, id in ipairs(redis.call('SMEMBERS', H[i])) do
           if not seen[id] then
