@@ -315,10 +315,8 @@ unless (use_valgrind()) {
     sleep 0.2;
     my @pids = $server->worker_pids;
     kill 'KILL', @pids;
-    ok(until_true(sub {
-           my @n = $server->worker_pids;
-           @n && !grep { my $n = $_; grep { $_ == $n } @pids } @n
-       }, 10), 'the worker was killed, another one started');
+    ok(worker_restarted($server, @pids),
+       'the worker was killed, another one started');
     new_publisher($server);
     publish('/held/e', "e$_") for 2 .. 3;
     is_deeply(take_up($server->port, $id), [ 'e2', 'e3' ],
@@ -342,10 +340,8 @@ CONF
     ok(until_true(sub { $redis->is_held($sid, '/held/f', 'small:') }), 'held');
     my @pids = $small->worker_pids;
     kill 'KILL', @pids;
-    ok(until_true(sub {
-           my @n = $small->worker_pids;
-           @n && !grep { my $n = $_; grep { $_ == $n } @pids } @n
-       }, 10), 'its worker was killed, another one started');
+    ok(worker_restarted($small, @pids),
+       'its worker was killed, another one started');
     my $p = Bayeux::Client->new(port => $small->port);
     ok($p->handshake->{successful}, 'a publisher');
     ok($p->publish('/held/f', { text => "f$_" })->{successful},
