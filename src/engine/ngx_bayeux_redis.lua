@@ -331,11 +331,11 @@ local function check_held(H, k)
 end
 
 -- moves the session from the subscriber sets "c:" of its subscriptions
--- to the held ones "H:"; returns its subscriptions and the sequence
--- number it is held from
-local function held_sets(id)
+-- to the held ones "H:" (unless it is still there: "stayed"); returns
+-- its subscriptions and the sequence number it is held from
+local function held_sets(id, stayed)
   local subs = redis.call('SMEMBERS', P .. 'S:' .. id)
-  for _, ch in ipairs(subs) do
+  for _, ch in ipairs(stayed and {} or subs) do
     local H = P .. 'H:' .. ch
     redis.call('SREM', P .. 'c:' .. ch, id)
     redis.call('SADD', H, id)
@@ -361,8 +361,8 @@ end
 -- makes it the period again) and the subscriptions, on its own channel,
 -- after every message the cursor covers and before any that it does
 -- not.
-local function hold_session(id, s, w, t, polling)
-  local subs, seq = held_sets(id)
+local function hold_session(id, s, w, t, polling, stayed)
+  local subs, seq = held_sets(id, stayed)
   local st = redis.call('HMGET', s, 'ab', 'a', 'ia')
   local ab, left, period = st[1], '-', '-'
   if not ab or ab == '' then ab = '0' end
@@ -405,19 +405,22 @@ local function resubscribed(id, w, t)
 end
 
 -- A held session goes back into the subscriber sets "c:" of its
--- subscriptions "subs": what was logged for them after "from" (after its
--- start, "Z:", for one made while held), each message once, as {seq,
--- entry}, and whether a log was trimmed past where the session was.
-local function release_held(id, s, subs, from)
+-- subscriptions "subs" (unless it is to be held again at once: "stay"):
+-- what was logged for them after "from" (after its start, "Z:", for one
+-- made while held), each message once, as {seq, entry}, and whether a
+-- log was trimmed past where the session was.
+local function release_held(id, s, subs, from, stay)
   local starts = redis.call('HGETALL', P .. 'Z:' .. id)
   local start = {}
   for i = 1, #starts, 2 do start[starts[i]] = tonumber(starts[i + 1]) end
   local lost, entries, seen = false, {}, {}
   for _, ch in ipairs(subs) do
-    local c = P .. 'c:' .. ch
-    redis.call('SREM', P .. 'H:' .. ch, id)
-    redis.call('SADD', c, id)
-    if redis.call('PTTL', c) < ttl2 then redis.call('PEXPIRE', c, ttl2) end
+    if not stay then
+      local c = P .. 'c:' .. ch
+      redis.call('SREM', P .. 'H:' .. ch, id)
+      redis.call('SADD', c, id)
+      if redis.call('PTTL', c) < ttl2 then redis.call('PEXPIRE', c, ttl2) end
+    end
     local after = from
     if start[ch] and start[ch] > after then after = start[ch] end
     local trimmed = tonumber(redis.call('GET', P .. 't:' .. ch) or '0')
@@ -460,8 +463,10 @@ end
 -- none died: what was logged after "ha" is queued, the batches first,
 -- kept as a connect that acknowledges keeps them, so that the next
 -- connect's acknowledgement decides.  A worker that names "h" or later
--- saw its connect acknowledge them.
-local function unhold(id, s, cur, lim)
+-- saw its connect acknowledge them.  "stay": the caller holds the
+-- session again before its script ends, so its sets are left as they
+-- are.
+local function unhold(id, s, cur, lim, stay)
   local st = redis.call('HMGET', s, 'h', 'o', 'z', 'an', 'k', 'ab', 'ha',
                         'a', 'ia')
   if not st[1] or st[1] == '' then return end
@@ -479,7 +484,7 @@ local function unhold(id, s, cur, lim)
     end
   end
   if cur == '' then cur = st[1] end
-  local entries, lost = release_held(id, s, subs, tonumber(cur))
+  local entries, lost = release_held(id, s, subs, tonumber(cur), stay)
   if lost then
     -- its worker could not keep up, and the log did not keep enough:
     -- what the logs and its queue still had is counted as dropped (what
@@ -629,8 +634,9 @@ end
 -- and only when it has nothing to give), as a connect that parks would,
 -- not only from its second connect: its subscriptions cost a publish
 -- nothing per session from then on ("4": a connect answered at once that
--- may be held so).
-local function connect(id, b, hold, w, t, ack, cur, lim)
+-- may be held so).  "stayed": the session, let go by this script, is
+-- still in the held sets.
+local function connect(id, b, hold, w, t, ack, cur, lim, stayed)
   local s = P .. 's:' .. id
   local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'z', 'an',
                         'ab', 'ak', 'a', 'ia', 'qb', 'h', 'ol', 'hl', 'od')
@@ -644,8 +650,13 @@ local function connect(id, b, hold, w, t, ack, cur, lim)
       local g = redis.call('GET', P .. 'g:' .. st[2])
       if g and tonumber(g) > tonumber(st[14]) then cur = g end
     end
-    unhold(id, s, cur, lim)
-    return connect(id, b, hold, w, t, ack, cur, lim)
+    -- the first connect of a session held by none, long-polling without
+    -- acks, ends held or ends the session: either way its sets need not
+    -- move twice
+    local stay = st[1] ~= '1' and st[2] == '' and ack == ''
+                 and (hold == '3' or hold == '4')
+    unhold(id, s, cur, lim, stay)
+    return connect(id, b, hold, w, t, ack, cur, lim, stay)
   end
   if st[4] == '1' then
     -- (its connect parked elsewhere, if any, is told by the PUBLISH)
@@ -723,7 +734,7 @@ local function connect(id, b, hold, w, t, ack, cur, lim)
   if st[1] ~= '1' and (hold == '3' or hold == '4') then
     redis.call('HSET', s, 'c', '1', 'w', w, 't', t, 'k', '', 'qb', '0',
                'z', '')
-    hold_session(id, s, w, t, true)
+    hold_session(id, s, w, t, true, stayed)
     refresh(id)
     return {2, msgs}
   end

@@ -217,6 +217,9 @@ CONF
     is($ep->{queue_overflows}, 1, 'one overflow counted');
     is($ep->{messages}{dropped}{queue_overflow}, 3,
        'the three messages the log still had counted as dropped');
+    ok(!$redis->is_held($c->client_id, '/hh/q', 'mq:')
+       && !$redis->is_subscribed($c->client_id, '/hh/q', 'mq:'),
+       '... and left both sets of /hh/q');
     $r = $c->connect(advice => { timeout => 0 });
     is($r->{reply}{error}, '402::session_unknown', 'the session ended');
     $mq->stop;
