@@ -134,7 +134,7 @@ sub failover_case {
 
     my %seen = $stream->check($name, $first, \@after,
         'nothing published after the failover is lost',
-        only_from_first => 1, once_from => (@after ? $after[0][0] : undef));
+        only_from_first => 1, after_failover => 1);
     my @before = grep { $_->[1] < $done } @acked;
     my $lost_before = grep { !$seen{$_->[0]} } @before;
     diag("$name: $lost_before of " . scalar(@before) . ' messages '

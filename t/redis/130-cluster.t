@@ -368,7 +368,7 @@ sub check_plain {
     $stream->drain(within => 20, wait => 6, pause => 0.2);
     my %seen = $stream->check('failover', $first, \@after,
                               'nothing acknowledged is lost',
-                              once_from => (@after ? $after[0][0] : undef));
+                              after_failover => 1);
     my @before = grep { $_->[1] < ($done // time) } @acked;
     my $lost_before = grep { !$seen{$_->[0]} } @before;
     diag("failover: $lost_before of " . scalar(@before) . ' messages '

@@ -187,7 +187,7 @@ $stream->turn(\@after) for 1 .. 10;
 $stream->drain(within => 20, wait => 6, pause => 0.2);
 my %seen = $stream->check('failover', $first, \@after,
                           'nothing acknowledged is lost',
-                          once_from => (@after ? $after[0][0] : undef));
+                          after_failover => 1);
 my @before = grep { $_->[1] < ($done // time) } @acked;
 diag('failover: ' . (grep { !$seen{$_->[0]} } @before) . ' of '
      . scalar(@before) . ' messages acknowledged during the failover were '
