@@ -488,6 +488,14 @@ static void ngx_bayeux_redis_target_on(ngx_bayeux_redis_t *rd,
     ngx_bayeux_op_t *op, ngx_uint_t kind);
 static ngx_int_t ngx_bayeux_redis_session_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code);
+static ngx_int_t ngx_bayeux_redis_unsubscribe_result(
+    ngx_bayeux_redis_cmd_t *cmd, redisReply *reply, ngx_int_t code);
+static void ngx_bayeux_redis_unpark_done(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply);
+static ngx_uint_t ngx_bayeux_redis_replies(ngx_bayeux_redis_t *rd,
+    redisReply *reply, ngx_uint_t n);
+static void ngx_bayeux_redis_copies(ngx_bayeux_redis_t *rd,
+    redisReply *copies);
 static ngx_uint_t ngx_bayeux_redis_valid_id(ngx_str_t *id);
 static ngx_str_t *ngx_bayeux_redis_act(ngx_bayeux_op_t *op,
     ngx_uint_t receivers);
@@ -692,10 +700,10 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
     /*
      * UNSUBSCRIBE: id, browser, max queue, act; channels; -1 unknown,
-     * 0 done
+     * {0, copies queued} done
      */
     { ngx_string("un"), 4, ngx_bayeux_redis_op_done,
-      ngx_bayeux_redis_session_result, 1 },
+      ngx_bayeux_redis_unsubscribe_result, 1 },
 
     /*
      * PUBLISH: id, browser, to publisher, max queue, message, lazy
@@ -715,7 +723,8 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
     /*
      * TAKE: worker channel, mode, max queue; id, token and the last
-     * message given to its held session ('' none) of each; one reply each
+     * message given to its held session ('' none) of each; one reply
+     * each, then the copies queued, if any
      */
     { ngx_string("tb"), 3, ngx_bayeux_redis_take_done, NULL, 0 },
 
@@ -723,9 +732,9 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
      * UNPARK: id, worker channel, token, last message given, max queue,
      * "0" if the session's client is between connects (not renewed), the
      * messages kept for it when they came to more than its queue holds,
-     * "1" if its last batch is not acknowledged
+     * "1" if its last batch is not acknowledged; the copies queued
      */
-    { ngx_string("up"), 8, NULL, NULL, 0 },
+    { ngx_string("up"), 8, ngx_bayeux_redis_unpark_done, NULL, 0 },
 
     /* PUT_BACK: id, max queue; messages */
     { ngx_string("pb"), 2, NULL, NULL, 1 },
@@ -735,7 +744,7 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
     /*
      * CONNECT_BATCH: worker channel, max queue; the CONNECTs' arguments;
-     * one reply each
+     * one reply each, then the copies queued, if any
      */
     { ngx_string("cb"), 2, ngx_bayeux_redis_connects_done, NULL, 0 },
 
@@ -4363,6 +4372,66 @@ ngx_bayeux_redis_session_result(ngx_bayeux_redis_cmd_t *cmd,
 
 
 static ngx_int_t
+ngx_bayeux_redis_unsubscribe_result(ngx_bayeux_redis_cmd_t *cmd,
+    redisReply *reply, ngx_int_t code)
+{
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 1) {
+        ngx_bayeux_redis_copies(cmd->redis, reply->element[1]);
+    }
+
+    return ngx_bayeux_redis_session_result(cmd, reply, code);
+}
+
+
+static void
+ngx_bayeux_redis_unpark_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
+{
+    ngx_bayeux_redis_copies(cmd->redis, reply);
+}
+
+
+/*
+ * A script that answers each of "n" parks or connects (a batch) may add
+ * the copies it queued for the sessions it let go; 1 if "reply" has the
+ * "n" replies.
+ */
+
+static ngx_uint_t
+ngx_bayeux_redis_replies(ngx_bayeux_redis_t *rd, redisReply *reply,
+    ngx_uint_t n)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        return 0;
+    }
+
+    if (reply->elements == n + 1) {
+        ngx_bayeux_redis_copies(rd, reply->element[n]);
+        return 1;
+    }
+
+    return (reply->elements == n);
+}
+
+
+/*
+ * The copies of messages a script queued one by one for sessions it let
+ * go (a takeover, a first connect): the work per subscriber that holding
+ * them spares Redis, counted with those a publish queues.
+ */
+
+static void
+ngx_bayeux_redis_copies(ngx_bayeux_redis_t *rd, redisReply *copies)
+{
+    if (copies && copies->type == REDIS_REPLY_INTEGER
+        && copies->integer > 0)
+    {
+        ngx_bayeux_stat(rd->endpoint, NGX_BAYEUX_STAT_REDIS_QUEUED,
+                        copies->integer);
+    }
+}
+
+
+static ngx_int_t
 ngx_bayeux_redis_touch_result(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply, ngx_int_t code)
 {
@@ -4667,8 +4736,10 @@ ngx_bayeux_redis_take_batch(ngx_bayeux_redis_t *rd,
 static void
 ngx_bayeux_redis_take_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
 {
-    ngx_uint_t   i;
+    ngx_uint_t   i, each;
     redisReply  *r;
+
+    each = ngx_bayeux_redis_replies(cmd->redis, reply, cmd->n);
 
     /*
      * A park in TAKING is freed by nobody but its own result, so the
@@ -4676,13 +4747,7 @@ ngx_bayeux_redis_take_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
      */
 
     for (i = 0; i < cmd->n; i++) {
-        r = NULL;
-
-        if (reply && reply->type == REDIS_REPLY_ARRAY
-            && reply->elements == cmd->n)
-        {
-            r = reply->element[i];
-        }
+        r = each ? reply->element[i] : NULL;
 
         ngx_bayeux_redis_take_result(cmd->parks[i], r);
     }
@@ -5342,10 +5407,12 @@ static void
 ngx_bayeux_redis_connects_done(ngx_bayeux_redis_cmd_t *batch,
     redisReply *reply)
 {
-    ngx_uint_t               i;
+    ngx_uint_t               i, each;
     redisReply              *r;
     ngx_queue_t             *q;
     ngx_bayeux_redis_cmd_t  *cmd;
+
+    each = ngx_bayeux_redis_replies(batch->redis, reply, batch->n);
 
     for (i = 0; !ngx_queue_empty(&batch->members); i++) {
         q = ngx_queue_head(&batch->members);
@@ -5354,13 +5421,7 @@ ngx_bayeux_redis_connects_done(ngx_bayeux_redis_cmd_t *batch,
 
         /* NULL, an error or a malformed reply fails each connect alike */
 
-        r = reply;
-
-        if (reply && reply->type == REDIS_REPLY_ARRAY
-            && reply->elements == batch->n)
-        {
-            r = reply->element[i];
-        }
+        r = each ? reply->element[i] : reply;
 
         ngx_bayeux_redis_op_done(cmd, r);
         ngx_free(cmd);

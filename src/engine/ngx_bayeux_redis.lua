@@ -21,6 +21,12 @@ local publish = #KEYS > 0 and 'SPUBLISH' or 'PUBLISH'
 -- counts exactly (see "pu")
 local held_counted = 1000
 
+-- the copies unhold() queued in this call, one per message and session
+-- let go: the operations that let sessions go ("cb", "tb", "up", "un")
+-- report them, as a publish reports its own, for
+-- bayeux_redis_messages_queued_total
+local unheld_copies = 0
+
 -- A session lives on: its hash for ttl, at every connect.  The keys that
 -- hang off it get 2 x ttl, and are renewed only when the set of its
 -- subscriptions has less than ttl left, so that most connects touch two
@@ -510,6 +516,7 @@ local function unhold(id, s, cur, lim, stay)
       end
       if act == 'd' then d.now = now_ms() end
       push(id, s, rst, msg, lim, d)
+      unheld_copies = unheld_copies + d.queued
       if #d.full > 0 then full = true end
       dropped = dropped + d.dropped
       local now = redis.call('HMGET', s, 'o', 'z')
@@ -805,13 +812,15 @@ end
 -- ('': none) and, for a session this worker held, the last message it
 -- gave ('': none) of each; returns the reply of each, in order: {-1}
 -- unknown, {0, messages} ({0, messages, batch} if it acknowledges), {2,
--- messages} answered and held between connects, {1} parked.
+-- messages} answered and held between connects, {1} parked; then the
+-- copies queued for the sessions let go, if any (a number).
 if op == 'cb' then
   local w, lim, res = ARGV[4], limits(ARGV[5]), {}
   for i = 6, #ARGV - 5, 6 do
     res[#res + 1] = connect(ARGV[i], ARGV[i + 1], ARGV[i + 2], w,
                             ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], lim)
   end
+  if unheld_copies > 0 then res[#res + 1] = unheld_copies end
   return res
 end
 
@@ -820,13 +829,15 @@ end
 -- message given to its held session ('': none) of each; returns the
 -- reply of each, in order: {-2} unknown, {-1} superseded, {1} nothing,
 -- {0, msgs} ({0, msgs, batch} for a connect that acknowledges), {-3,
--- user, last}: its queue overflowed, the session ended.
+-- user, last}: its queue overflowed, the session ended; then the copies
+-- queued for the sessions let go, if any (a number).
 if op == 'tb' then
   local w, mode, lim, res = ARGV[4], ARGV[5], limits(ARGV[6]), {}
   for i = 7, #ARGV - 2, 3 do
     res[#res + 1] = take_parked(ARGV[i], w, ARGV[i + 1], mode,
                                 ARGV[i + 2], lim)
   end
+  if unheld_copies > 0 then res[#res + 1] = unheld_copies end
   return res
 end
 
@@ -860,7 +871,8 @@ end
 -- most one refresh period after that reply), how many messages its
 -- worker kept for it when they came to more than its queue holds ("0":
 -- it did not; then the last one given is the last it saw), and "1" if
--- its last reply's batch is not acknowledged yet
+-- its last reply's batch is not acknowledged yet; returns the copies
+-- queued for the session let go
 if op == 'up' then
   local id = ARGV[4]
   local s = P .. 's:' .. id
@@ -874,7 +886,7 @@ if op == 'up' then
     redis.call('HSET', s, 'w', '', 't', '')
     if ARGV[9] ~= '0' then refresh(id, true) end
   end
-  return 0
+  return unheld_copies
 end
 
 -- A long-polling session held between its connects gets its messages
@@ -993,7 +1005,8 @@ if op == 'su' then
   return 0
 end
 
--- unsubscribe; ARGV: id, browser, queue bounds, act, channels
+-- unsubscribe; ARGV: id, browser, queue bounds, act, channels; returns
+-- -1 unknown, or {0, the copies queued for the session let go}
 if op == 'un' then
   local id = ARGV[4]
   local s = P .. 's:' .. id
@@ -1025,7 +1038,7 @@ if op == 'un' then
       resubscribed(id, held[2], held[3])
     end
   end
-  return 0
+  return {0, unheld_copies}
 end
 
 -- publish; ARGV: publisher ('': the server's; '-': a session of another

@@ -3,7 +3,11 @@
 # messages from the channels' logs, and "messages_queued"
 # (bayeux_redis_messages_queued_total) the copies of published messages
 # Redis queued, one per session not held: the work per subscriber that
-# held sessions spare it.  One worker, so the counters are this test's.
+# held sessions spare it.  That includes the copies a script makes when it
+# lets a held session go: at its first connect, what it missed since it
+# subscribed; at an unsubscribe before its first connect; at a connect to
+# another nginx, which takes it over.  One worker per nginx, so the
+# counters are this test's.
 
 use strict;
 use warnings;
@@ -85,6 +89,9 @@ is_deeply([ map { $_->{data}{text} } @{ $lp->connect->{deliveries} } ],
 ok(until_true(sub { $redis->is_held($lp->client_id, '/st/a') }),
    'the long-polling session is held after its first connect');
 is(counters()->{sessions_held}, 2, 'sessions_held: 2');
+is(counters()->{messages_queued}, 3,
+   'messages_queued: 3, the copies its first connect made of what it '
+   . 'missed');
 
 my $text = prometheus();
 like($text, qr/^# TYPE bayeux_redis_sessions_held gauge$/m,
@@ -94,8 +101,8 @@ like($text, qr/^bayeux_redis_sessions_held\{endpoint="\/cometd"\} 2$/m,
 like($text, qr/^# TYPE bayeux_redis_messages_queued_total counter$/m,
      'Prometheus: the counter');
 like($text,
-     qr/^bayeux_redis_messages_queued_total\{endpoint="\/cometd"\} 0$/m,
-     'Prometheus: 0 queued');
+     qr/^bayeux_redis_messages_queued_total\{endpoint="\/cometd"\} 3$/m,
+     'Prometheus: 3 queued');
 
 # its next connect parks; a publish then queues nothing
 my $h = $lp->connect_start;
@@ -103,7 +110,7 @@ ok($pub->publish('/st/a', { text => 'm4' })->{successful}, 'published m4');
 is_deeply([ map { $_->{data}{text} }
             @{ $lp->connect_finish($h, timeout => 5)->{deliveries} } ],
           [ 'm4' ], 'the long-polling session gets m4');
-is(counters()->{messages_queued}, 0, 'messages_queued: still 0');
+is(counters()->{messages_queued}, 3, 'messages_queued: still 3');
 is(counters()->{sessions_held}, 2, 'sessions_held: 2 between its connects');
 
 # the websocket goes away: its session is let go
@@ -115,7 +122,57 @@ ok(until_true(sub { !$redis->is_held($wid, '/st/a') }),
 
 # a publish now queues one copy, for the session let go
 ok($pub->publish('/st/a', { text => 'm5' })->{successful}, 'published m5');
-is(counters()->{messages_queued}, 1, 'messages_queued: 1');
+is(counters()->{messages_queued}, 4, 'messages_queued: 4');
+
+# a session not connected yet that unsubscribes is let go first: what it
+# missed is copied to its queue, and counted
+my $un = Bayeux::Client->new(port => $server->port);
+ok($un->handshake->{successful}, 'handshake of one that unsubscribes');
+ok($un->subscribe('/st/b')->{successful}, '... subscribes to /st/b');
+ok($pub->publish('/st/b', { text => 'm6' })->{successful}, 'published m6');
+is(counters()->{messages_queued}, 4, 'messages_queued: 4, it is held');
+ok($un->unsubscribe('/st/b')->{successful}, '... unsubscribes');
+is(counters()->{messages_queued}, 5, 'messages_queued: 5, m6 copied');
+is_deeply([ map { $_->{data}{text} } @{ $un->connect->{deliveries} } ],
+          [ 'm6' ], '... and its first connect gets m6');
+
+# a session held by this nginx between its connects, whose next connect
+# goes to another nginx: that one's script copies what it missed
+my $other = Test::Nginx::Bayeux::Server->new(
+    workers => 1,
+    http_config => $redis->engine_conf,
+    config => <<'CONF',
+    location /cometd {
+        bayeux;
+        bayeux_timeout 4s;
+    }
+    location = /status { bayeux_status; }
+CONF
+)->start;
+my $other_counters = sub {
+    return Bayeux::Client->new(port => $other->port)
+                         ->endpoint_status->{redis};
+};
+my $mv = Bayeux::Client->new(port => $server->port);
+ok($mv->handshake->{successful}, 'handshake of one that moves');
+ok($mv->subscribe('/st/c')->{successful}, '... subscribes to /st/c');
+ok($mv->connect->{reply}{successful}, '... its first connect, answered');
+ok(until_true(sub { $redis->is_held($mv->client_id, '/st/c') }),
+   '... held between its connects');
+is(counters()->{messages_queued}, 5, 'messages_queued: 5, nothing missed');
+ok($pub->publish('/st/c', { text => 'm7' })->{successful}, 'published m7');
+is(counters()->{messages_queued}, 5, 'messages_queued: 5, it is held');
+my $moved = Bayeux::Client->new(port => $other->port,
+                                cookie_jar => $mv->cookie_jar);
+$moved->client_id($mv->client_id);
+is_deeply([ map { $_->{data}{text} } @{ $moved->connect->{deliveries} } ],
+          [ 'm7' ], 'its next connect, to the other nginx, gets m7');
+is($other_counters->()->{messages_queued}, 1,
+   'the other nginx counts the copy of m7 its connect made');
+is(counters()->{messages_queued}, 5, 'this one does not');
+unlike($other->error_log_text, qr/\[(alert|crit|emerg)\]/,
+       'no alert in the other error log');
+$other->stop;
 
 unlike($server->error_log_text, qr/\[(alert|crit|emerg)\]/,
        'no alert in the error log');
