@@ -341,11 +341,15 @@ end
 -- its subscriptions and the sequence number it is held from
 local function held_sets(id, stayed)
   local subs = redis.call('SMEMBERS', P .. 'S:' .. id)
-  for _, ch in ipairs(stayed and {} or subs) do
-    local H = P .. 'H:' .. ch
-    redis.call('SREM', P .. 'c:' .. ch, id)
-    redis.call('SADD', H, id)
-    if redis.call('PTTL', H) < ttl2 then redis.call('PEXPIRE', H, ttl2) end
+  if not stayed then
+    for _, ch in ipairs(subs) do
+      local H = P .. 'H:' .. ch
+      redis.call('SREM', P .. 'c:' .. ch, id)
+      redis.call('SADD', H, id)
+      if redis.call('PTTL', H) < ttl2 then
+        redis.call('PEXPIRE', H, ttl2)
+      end
+    end
   end
   return subs, redis.call('GET', P .. 'n') or '0'
 end
@@ -357,6 +361,12 @@ end
 local function hold_unclaimed(id, s)
   local _, seq = held_sets(id)
   redis.call('HSET', s, 'h', seq, 'hl', '', 'ha', '')
+end
+
+-- whether a session whose hash has "h" and "w" is held by no worker
+-- (hold_unclaimed(): the only way a held session has no worker)
+local function unclaimed(h, w)
+  return h and h ~= '' and w == ''
 end
 
 -- The session held by the parked connect (worker channel w, token t):
@@ -660,7 +670,7 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed)
     -- the first connect of a session held by none, long-polling without
     -- acks, ends held or ends the session: either way its sets need not
     -- move twice
-    local stay = st[1] ~= '1' and st[2] == '' and ack == ''
+    local stay = unclaimed(st[14], st[2]) and st[1] ~= '1' and ack == ''
                  and (hold == '3' or hold == '4')
     unhold(id, s, cur, lim, stay)
     return connect(id, b, hold, w, t, ack, cur, lim, stay)
@@ -973,7 +983,7 @@ if op == 'su' then
   if held[1] and held[1] ~= '' then
     set = 'H:'
     from = redis.call('GET', P .. 'n') or '0'
-    if held[2] == '' and before == 0 then
+    if unclaimed(held[1], held[2]) and before == 0 then
       redis.call('HSET', s, 'h', from)
       from = nil
     end
@@ -1013,8 +1023,8 @@ if op == 'un' then
   if not known(id, ARGV[5]) then return -1 end
   if ARGV[7] == 's' then mark(s) end
   local held = redis.call('HMGET', s, 'h', 'w', 't', 'ha')
-  local unclaimed = held[1] and held[1] ~= '' and held[2] == ''
-  if (held[4] and held[4] ~= '') or unclaimed then
+  local by_none = unclaimed(held[1], held[2])
+  if (held[4] and held[4] ~= '') or by_none then
     -- batches given and not yet acknowledged, or what a session not yet
     -- connected missed, may hold messages of these channels: queued (and
     -- kept) now, before the log is read without them
@@ -1026,7 +1036,7 @@ if op == 'un' then
     redis.call('SREM', P .. 'S:' .. id, ARGV[i])
     redis.call('HDEL', P .. 'Z:' .. id, ARGV[i])
   end
-  if unclaimed then
+  if by_none then
     -- held again by none, from now on, unless it overflowed
     if redis.call('HGET', s, 'o') ~= '1' then hold_unclaimed(id, s) end
   elseif held[1] and held[1] ~= '' then
