@@ -22,20 +22,27 @@ use Bayeux::Client;
 
 my $redis = start_redis();
 
-my $server = Test::Nginx::Bayeux::Server->new(
-    workers => 1,
-    http_config => $redis->engine_conf,
-    config => <<'CONF',
+# an nginx of this Bayeux server, with its status location
+sub start_server {
+    return Test::Nginx::Bayeux::Server->new(
+        workers => 1,
+        http_config => $redis->engine_conf,
+        config => <<'CONF',
     location /cometd {
         bayeux;
         bayeux_timeout 4s;
     }
     location = /status { bayeux_status; }
 CONF
-)->start;
+    )->start;
+}
 
+my $server = start_server();
+
+# what an nginx ($server unless named) says of its Redis engine
 sub counters {
-    return Bayeux::Client->new(port => $server->port)
+    my ($of) = @_;
+    return Bayeux::Client->new(port => ($of // $server)->port)
                          ->endpoint_status->{redis};
 }
 
@@ -138,21 +145,7 @@ is_deeply([ map { $_->{data}{text} } @{ $un->connect->{deliveries} } ],
 
 # a session held by this nginx between its connects, whose next connect
 # goes to another nginx: that one's script copies what it missed
-my $other = Test::Nginx::Bayeux::Server->new(
-    workers => 1,
-    http_config => $redis->engine_conf,
-    config => <<'CONF',
-    location /cometd {
-        bayeux;
-        bayeux_timeout 4s;
-    }
-    location = /status { bayeux_status; }
-CONF
-)->start;
-my $other_counters = sub {
-    return Bayeux::Client->new(port => $other->port)
-                         ->endpoint_status->{redis};
-};
+my $other = start_server();
 my $mv = Bayeux::Client->new(port => $server->port);
 ok($mv->handshake->{successful}, 'handshake of one that moves');
 ok($mv->subscribe('/st/c')->{successful}, '... subscribes to /st/c');
@@ -167,7 +160,7 @@ my $moved = Bayeux::Client->new(port => $other->port,
 $moved->client_id($mv->client_id);
 is_deeply([ map { $_->{data}{text} } @{ $moved->connect->{deliveries} } ],
           [ 'm7' ], 'its next connect, to the other nginx, gets m7');
-is($other_counters->()->{messages_queued}, 1,
+is(counters($other)->{messages_queued}, 1,
    'the other nginx counts the copy of m7 its connect made');
 is(counters()->{messages_queued}, 5, 'this one does not');
 unlike($other->error_log_text, qr/\[(alert|crit|emerg)\]/,
