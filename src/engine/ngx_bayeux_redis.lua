@@ -420,6 +420,17 @@ local function resubscribed(id, w, t)
              .. table.concat(redis.call('SMEMBERS', P .. 'S:' .. id), '\n'))
 end
 
+-- moves a session let go from the held sets "H:" of its subscriptions
+-- "subs" to the subscriber sets "c:"
+local function subscriber_sets(id, subs)
+  for _, ch in ipairs(subs) do
+    local c = P .. 'c:' .. ch
+    redis.call('SREM', P .. 'H:' .. ch, id)
+    redis.call('SADD', c, id)
+    if redis.call('PTTL', c) < ttl2 then redis.call('PEXPIRE', c, ttl2) end
+  end
+end
+
 -- A held session goes back into the subscriber sets "c:" of its
 -- subscriptions "subs" (unless it is to be held again at once: "stay"):
 -- what was logged for them after "from" (after its start, "Z:", for one
@@ -430,13 +441,8 @@ local function release_held(id, s, subs, from, stay)
   local start = {}
   for i = 1, #starts, 2 do start[starts[i]] = tonumber(starts[i + 1]) end
   local lost, entries, seen = false, {}, {}
+  if not stay then subscriber_sets(id, subs) end
   for _, ch in ipairs(subs) do
-    if not stay then
-      local c = P .. 'c:' .. ch
-      redis.call('SREM', P .. 'H:' .. ch, id)
-      redis.call('SADD', c, id)
-      if redis.call('PTTL', c) < ttl2 then redis.call('PEXPIRE', c, ttl2) end
-    end
     local after = from
     if start[ch] and start[ch] > after then after = start[ch] end
     local trimmed = tonumber(redis.call('GET', P .. 't:' .. ch) or '0')
@@ -667,10 +673,10 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed)
       local g = redis.call('GET', P .. 'g:' .. st[2])
       if g and tonumber(g) > tonumber(st[14]) then cur = g end
     end
-    -- the first connect of a session held by none, long-polling without
-    -- acks, ends held or ends the session: either way its sets need not
-    -- move twice
-    local stay = unclaimed(st[14], st[2]) and st[1] ~= '1' and ack == ''
+    -- the first connect of a session held by none, long-polling, ends
+    -- held or ends the session, or with the ack extension gives what it
+    -- missed: its sets move once, if at all
+    local stay = unclaimed(st[14], st[2]) and st[1] ~= '1'
                  and (hold == '3' or hold == '4')
     unhold(id, s, cur, lim, stay)
     return connect(id, b, hold, w, t, ack, cur, lim, stay)
@@ -722,9 +728,13 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed)
       -- is (a batch given would have to be acknowledged first)
       redis.call('HSET', s, 'c', '1', 'w', w, 't', t, 'k', '1', 'ak', '',
                  'an', '0', 'ab', batch, 'z', '', 'qb', qb)
-      hold_session(id, s, w, t, true)
+      hold_session(id, s, w, t, true, stayed)
       refresh(id)
       return {2, msgs, batch}
+    end
+    if stayed then
+      -- not held while the batch it is given waits to be acknowledged
+      subscriber_sets(id, redis.call('SMEMBERS', P .. 'S:' .. id))
     end
     if #msgs > 0 or st[1] ~= '1' or hold == '0' then
       -- the fields that keep their value are not written again

@@ -143,8 +143,9 @@ sub unconnected {
 
 #
 # with the ack extension: the first connect acknowledges nothing and gets
-# what was published as batch 1; the next connect that acknowledges it
-# parks, held
+# what was published as batch 1, and lets the session go until a connect
+# acknowledges it (what is published meanwhile is queued for it); the
+# next connect that acknowledges all it was given parks, held
 #
 
 {
@@ -158,13 +159,42 @@ sub unconnected {
     my ($got, $batch) = ack_connect($o, 0, advice => { timeout => 0 });
     is_deeply($got, [ qw(k1 k2) ], 'the first connect, on B, gets k1 k2');
     is($batch, 1, '... as batch 1');
-    my $h = $o->connect_start(ext => { ack => 1 });
+    ok(!$redis->is_held($c->client_id, '/hh/k')
+       && $redis->is_subscribed($c->client_id, '/hh/k'),
+       '... and lets the session go: in c:, not in H:');
+    publish('/hh/k', 'k2b');
+    ($got, $batch) = ack_connect($o, 1, advice => { timeout => 0 });
+    is_deeply($got, [ 'k2b' ],
+              'the next connect, acknowledging batch 1, gets k2b');
+    is($batch, 2, '... as batch 2');
+    my $h = $o->connect_start(ext => { ack => 2 });
     ok(until_true(sub { $redis->is_held($c->client_id, '/hh/k') }, 3),
        'the next connect, acknowledging it, parks: held');
     publish('/hh/k', 'k3');
     my $r = $o->connect_finish($h, timeout => 4);
     is_deeply(texts($r), [ 'k3' ], '... and gets k3');
-    is($r->{reply}{ext}{ack}, 2, '... as batch 2');
+    is($r->{reply}{ext}{ack}, 3, '... as batch 3');
+}
+
+#
+# a first connect that finds nothing to give holds the session without
+# moving it out of the held sets and back: no SADD, with or without the
+# ack extension
+#
+
+for my $ext ({}, { ack => JSON::PP::true }) {
+    my $with = %$ext ? 'with acks' : 'without acks';
+    my $c = Bayeux::Client->new(port => $A->port);
+    ok($c->handshake(ext => $ext)->{successful}, "handshake $with");
+    ok($c->subscribe('/hh/n')->{successful}, 'subscribed');
+    my $before = $redis->calls('sadd');
+    my $r = $c->connect(advice => { timeout => 0 },
+                        %$ext ? (ext => { ack => 0 }) : ());
+    ok($r->{reply}{successful}, "the first connect $with, answered");
+    is_deeply(texts($r), [], '... with nothing');
+    ok($redis->is_held($c->client_id, '/hh/n'), '... held');
+    is($redis->calls('sadd') - $before, 0, '... and no SADD ran');
+    ok($c->disconnect->{successful}, 'disconnected');
 }
 
 #
@@ -222,6 +252,18 @@ CONF
        '... and left both sets of /hh/q');
     $r = $c->connect(advice => { timeout => 0 });
     is($r->{reply}{error}, '402::session_unknown', 'the session ended');
+
+    my $k = Bayeux::Client->new(port => $mq->port);
+    ok($k->handshake(ext => { ack => JSON::PP::true })->{successful},
+       'handshake with the ack extension');
+    ok($k->subscribe('/hh/q')->{successful}, 'subscribed');
+    publish('/hh/q', "r$_") for 1 .. 4;
+    $r = $k->connect(advice => { timeout => 0 }, ext => { ack => 0 });
+    is($r->{reply}{error}, '408::queue_overflow',
+       'with acks too, four: the first connect gets 408::queue_overflow');
+    ok(!$redis->is_held($k->client_id, '/hh/q', 'mq:')
+       && !$redis->is_subscribed($k->client_id, '/hh/q', 'mq:'),
+       '... and leaves both sets of /hh/q');
     $mq->stop;
     like($mq->error_log_text,
          qr/\[warn\] .*bayeux: a held session missed messages that the log of its channel no longer had \(bayeux_max_queue 3\), the session ends/,

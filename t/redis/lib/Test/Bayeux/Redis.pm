@@ -313,8 +313,14 @@ sub is_subscribed {
 # session that is not held
 sub rpush_calls {
     my ($self) = @_;
+    return $self->calls('rpush');
+}
+
+# how many times the server ran command $name (lower case) so far
+sub calls {
+    my ($self, $name) = @_;
     my $stats = $self->cmd('INFO', 'commandstats');
-    return $stats =~ /cmdstat_rpush:calls=(\d+)/ ? $1 : 0;
+    return $stats =~ /cmdstat_\Q$name\E:calls=(\d+)/ ? $1 : 0;
 }
 
 # polls $cond every 20 ms until it is true or $timeout (5 s) passed;
