@@ -115,6 +115,8 @@ is_deeply(missing_deliveries(\@clients, '/room', 6), [],
 # a websocket subscriber, held by its worker, in whichever shard
 
 my ($ws, $wid) = held_session($servers[1]->port, '/room');
+ok(until_true(sub { $redis->is_held($wid, '/room', shard_prefix($wid)) }),
+   'the websocket session is held: its connect parked');
 
 # the publisher location: 3 messages; each reaches 31 sessions
 
