@@ -33,6 +33,17 @@ sub alive {
 #
 
 {
+    # free_port() never hands out a port twice, though the kernel may
+    # give a closed socket's port again (two listens of one test, the
+    # second bound after the first server started, collided so)
+    local $ENV{TEST_NGINX_PORT};
+    my %seen;
+    my $twice = grep { $seen{ Test::Nginx::Bayeux::Server::free_port() }++ }
+                1 .. 2000;
+    is($twice, 0, 'free_port: 2000 ports, none handed out twice');
+}
+
+{
     # two servers at once, reload, kill
     my $a = $Server->new(no_module => 1,
                          config => 'location / { return 200 "a"; }');

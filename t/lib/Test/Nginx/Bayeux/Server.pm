@@ -115,18 +115,26 @@ sub abs_path_make {
 }
 
 # A free loopback port (the kernel picks one), unless TEST_NGINX_PORT is set.
+#
+# The kernel may give a closed socket's port again: a port this process
+# handed out already (to another server or listen of the same test, which
+# has not bound it yet) is not given twice.
+my %handed_out;
 sub free_port {
     return $ENV{TEST_NGINX_PORT} if $ENV{TEST_NGINX_PORT};
-    my $s = IO::Socket::IP->new(
-        LocalHost => '127.0.0.1',
-        LocalPort => 0,
-        Proto => 'tcp',
-        Listen => 1,
-        ReuseAddr => 1,
-    ) or die "cannot find a free port: $@\n";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
+    for (1 .. 100) {
+        my $s = IO::Socket::IP->new(
+            LocalHost => '127.0.0.1',
+            LocalPort => 0,
+            Proto => 'tcp',
+            Listen => 1,
+            ReuseAddr => 1,
+        ) or die "cannot find a free port: $@\n";
+        my $port = $s->sockport;
+        close $s;
+        return $port unless $handed_out{$port}++;
+    }
+    die "cannot find a free port not handed out before\n";
 }
 
 # Which *_temp_path directives this nginx binary knows (from nginx -V).
