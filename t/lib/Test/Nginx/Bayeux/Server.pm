@@ -115,13 +115,17 @@ sub abs_path_make {
 }
 
 # A free loopback port (the kernel picks one), unless TEST_NGINX_PORT is set.
-#
-# The kernel may give a closed socket's port again: a port this process
-# handed out already (to another server or listen of the same test, which
-# has not bound it yet) is not given twice.
-my %handed_out;
 sub free_port {
     return $ENV{TEST_NGINX_PORT} if $ENV{TEST_NGINX_PORT};
+    return unused_port();
+}
+
+# A free loopback port, whatever TEST_NGINX_PORT says (a Redis server, a
+# cluster node's bus).  The kernel may give a closed socket's port again:
+# a port this process handed out already (to another server or listen of
+# the same test, which has not bound it yet) is not given twice.
+my %handed_out;
+sub unused_port {
     for (1 .. 100) {
         my $s = IO::Socket::IP->new(
             LocalHost => '127.0.0.1',

@@ -67,7 +67,7 @@ sub start_redis {
     }
     my $self = bless {
         bin => $bin,
-        port => $o{port} // Test::Nginx::Bayeux::Server::free_port(),
+        port => $o{port} // Test::Nginx::Bayeux::Server::unused_port(),
         dir => tempdir('bayeux-redis-XXXXXX', TMPDIR => 1, CLEANUP => 1),
         args => $o{args} || [],
         password => $o{password},

@@ -29,7 +29,6 @@ use strict;
 use warnings;
 
 use Exporter 'import';
-use IO::Socket::IP;
 use POSIX ();
 use Test::More ();
 use Time::HiRes qw(time sleep);
@@ -44,23 +43,6 @@ sub redis_cli_binary {
         return "$d/redis-cli" if -x "$d/redis-cli";
     }
     return undef;
-}
-
-# A free loopback port, never one handed out before by this object: a
-# cluster needs two per node (TEST_NGINX_PORT does not apply).
-sub _free_port {
-    my ($self) = @_;
-    for (1 .. 100) {
-        my $s = IO::Socket::IP->new(LocalHost => '127.0.0.1',
-                                    LocalPort => 0, Proto => 'tcp',
-                                    Listen => 1, ReuseAddr => 1)
-            or die "cannot find a free port: $@\n";
-        my $port = $s->sockport;
-        close $s;
-        next if $self->{ports_used}{$port}++;
-        return $port;
-    }
-    die "cannot find a free port\n";
 }
 
 # Options: primaries (default 3), replicas (per primary, default 1),
@@ -84,7 +66,6 @@ sub start_redis_cluster {
         args => $o{args} || [],
         nodes => [],
         ids => {},
-        ports_used => {},
         owner => $$,
     }, __PACKAGE__;
     $self->_start_nodes;
@@ -110,8 +91,8 @@ sub _start_nodes {
                   '--masterauth', $self->{password})
                : ();
     for (1 .. $count) {
-        my $port = $self->_free_port;
-        my $bus = $self->_free_port;
+        my $port = Test::Nginx::Bayeux::Server::unused_port();
+        my $bus = Test::Nginx::Bayeux::Server::unused_port();
         # the node's own dir holds nodes.conf and the append-only file, so
         # a node started again knows its place and its data
         my $node = start_redis(
