@@ -17,7 +17,7 @@ use lib 't/lib', 't/redis/lib';
 use Test::More;
 use Test::Nginx::Bayeux;
 use Test::Nginx::Bayeux::Server;
-use Test::Bayeux::Redis qw(:DEFAULT held_session);
+use Test::Bayeux::Redis qw(:DEFAULT held_session texts);
 use Bayeux::Client;
 
 my $redis = start_redis();
@@ -88,7 +88,7 @@ while (@$got < 3) {
     push @$got, map { $_->{data}{text} } grep { $_->{data} } @$m;
 }
 is_deeply($got, [ qw(m1 m2 m3) ], 'the held session was pushed all three');
-is_deeply([ map { $_->{data}{text} } @{ $lp->connect->{deliveries} } ],
+is_deeply(texts($lp->connect),
           [ qw(m1 m2 m3) ], 'the other one gets them at its first connect');
 
 # that first connect, answered at once, held the long-polling session
@@ -114,8 +114,7 @@ like($text,
 # its next connect parks; a publish then queues nothing
 my $h = $lp->connect_start;
 ok($pub->publish('/st/a', { text => 'm4' })->{successful}, 'published m4');
-is_deeply([ map { $_->{data}{text} }
-            @{ $lp->connect_finish($h, timeout => 5)->{deliveries} } ],
+is_deeply(texts($lp->connect_finish($h, timeout => 5)),
           [ 'm4' ], 'the long-polling session gets m4');
 is(counters()->{messages_queued}, 3, 'messages_queued: still 3');
 is(counters()->{sessions_held}, 2, 'sessions_held: 2 between its connects');
@@ -140,7 +139,7 @@ ok($pub->publish('/st/b', { text => 'm6' })->{successful}, 'published m6');
 is(counters()->{messages_queued}, 4, 'messages_queued: 4, it is held');
 ok($un->unsubscribe('/st/b')->{successful}, '... unsubscribes');
 is(counters()->{messages_queued}, 5, 'messages_queued: 5, m6 copied');
-is_deeply([ map { $_->{data}{text} } @{ $un->connect->{deliveries} } ],
+is_deeply(texts($un->connect),
           [ 'm6' ], '... and its first connect gets m6');
 
 # a session held by this nginx between its connects, whose next connect
@@ -158,7 +157,7 @@ is(counters()->{messages_queued}, 5, 'messages_queued: 5, it is held');
 my $moved = Bayeux::Client->new(port => $other->port,
                                 cookie_jar => $mv->cookie_jar);
 $moved->client_id($mv->client_id);
-is_deeply([ map { $_->{data}{text} } @{ $moved->connect->{deliveries} } ],
+is_deeply(texts($moved->connect),
           [ 'm7' ], 'its next connect, to the other nginx, gets m7');
 is(counters($other)->{messages_queued}, 1,
    'the other nginx counts the copy of m7 its connect made');
