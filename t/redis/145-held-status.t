@@ -6,8 +6,10 @@
 # held sessions spare it.  That includes the copies a script makes when it
 # lets a held session go: at its first connect, what it missed since it
 # subscribed; at an unsubscribe before its first connect; at a connect to
-# another nginx, which takes it over.  One worker per nginx, so the
-# counters are this test's.
+# another nginx, which takes it over; when a worker lets go a session it
+# held between connects whose client did not come back within the
+# refresh period, and kept a message for it.  One worker per nginx, so
+# the counters are this test's.
 
 use strict;
 use warnings;
@@ -22,15 +24,19 @@ use Bayeux::Client;
 
 my $redis = start_redis();
 
-# an nginx of this Bayeux server, with its status location
+# an nginx of this Bayeux server, with its status location, and more
+# directives of the endpoint if given
 sub start_server {
+    my ($more) = @_;
+    $more //= '';
     return Test::Nginx::Bayeux::Server->new(
         workers => 1,
         http_config => $redis->engine_conf,
-        config => <<'CONF',
+        config => <<"CONF",
     location /cometd {
         bayeux;
         bayeux_timeout 4s;
+        $more
     }
     location = /status { bayeux_status; }
 CONF
@@ -165,6 +171,37 @@ is(counters()->{messages_queued}, 5, 'this one does not');
 unlike($other->error_log_text, qr/\[(alert|crit|emerg)\]/,
        'no alert in the other error log');
 $other->stop;
+
+# a session held between its connects, given a message, whose client
+# does not come back: the next message is kept by the worker, which lets
+# the session go once the refresh period (a third of bayeux_interval +
+# bayeux_max_interval) passed, and the script ("up") copies that message
+# into its queue
+my $slow = start_server('bayeux_interval 0; bayeux_max_interval 3s;');
+my $away = Bayeux::Client->new(port => $slow->port);
+ok($away->handshake->{successful}, 'handshake of one that stays away');
+ok($away->subscribe('/st/d')->{successful}, '... subscribes to /st/d');
+ok($away->connect->{reply}{successful}, '... its first connect, answered');
+ok(until_true(sub { $redis->is_held($away->client_id, '/st/d') }),
+   '... held between its connects');
+$h = $away->connect_start;
+ok($pub->publish('/st/d', { text => 'm8' })->{successful}, 'published m8');
+is_deeply(texts($away->connect_finish($h, timeout => 5)),
+          [ 'm8' ], '... its parked connect gets m8');
+ok($pub->publish('/st/d', { text => 'm9' })->{successful},
+   'published m9 while its client is away');
+is(counters($slow)->{messages_queued}, 0,
+   'messages_queued: 0, the worker keeps m9');
+ok(until_true(sub { !$redis->is_held($away->client_id, '/st/d') }, 5),
+   'the worker lets the session go');
+is(counters($slow)->{messages_queued}, 1,
+   'messages_queued: 1, the copy of m9 the script made as it let it go');
+is_deeply(texts($away->connect),
+          [ 'm9' ], 'its client comes back: its connect gets m9');
+is(counters($slow)->{messages_queued}, 1, 'messages_queued: still 1');
+unlike($slow->error_log_text, qr/\[(alert|crit|emerg)\]/,
+       'no alert in the error log (bayeux_max_interval 3s)');
+$slow->stop;
 
 unlike($server->error_log_text, qr/\[(alert|crit|emerg)\]/,
        'no alert in the error log');
