@@ -8,8 +8,10 @@
 # subscribed; at an unsubscribe before its first connect; at a connect to
 # another nginx, which takes it over; when a worker lets go a session it
 # held between connects whose client did not come back within the
-# refresh period, and kept a message for it.  One worker per nginx, so
-# the counters are this test's.
+# refresh period, and kept a message for it; when a lazy message, which
+# the worker does not give itself, comes for a parked connect of a
+# session it holds.  One worker per nginx, so the counters are this
+# test's.
 
 use strict;
 use warnings;
@@ -21,6 +23,7 @@ use Test::Nginx::Bayeux;
 use Test::Nginx::Bayeux::Server;
 use Test::Bayeux::Redis qw(:DEFAULT held_session texts);
 use Bayeux::Client;
+use Time::HiRes qw(time);
 
 my $redis = start_redis();
 
@@ -177,7 +180,9 @@ $other->stop;
 # the session go once the refresh period (a third of bayeux_interval +
 # bayeux_max_interval) passed, and the script ("up") copies that message
 # into its queue
-my $slow = start_server('bayeux_interval 0; bayeux_max_interval 3s;');
+my $slow = start_server('bayeux_interval 0; bayeux_max_interval 3s; '
+                        . 'bayeux_lazy_channel /st/lazy; '
+                        . 'bayeux_max_lazy_timeout 500ms;');
 my $away = Bayeux::Client->new(port => $slow->port);
 ok($away->handshake->{successful}, 'handshake of one that stays away');
 ok($away->subscribe('/st/d')->{successful}, '... subscribes to /st/d');
@@ -199,6 +204,34 @@ is(counters($slow)->{messages_queued}, 1,
 is_deeply(texts($away->connect),
           [ 'm9' ], 'its client comes back: its connect gets m9');
 is(counters($slow)->{messages_queued}, 1, 'messages_queued: still 1');
+
+# a lazy message for a parked connect of a session held: the worker does
+# not give it, it lets the session go ("tb"), and the script copies the
+# message into its queue, where it waits for bayeux_max_lazy_timeout
+my $lazy = Bayeux::Client->new(port => $slow->port);
+ok($lazy->handshake->{successful}, 'handshake of one on a lazy channel');
+ok($lazy->subscribe('/st/lazy')->{successful}, '... subscribes to /st/lazy');
+ok($lazy->connect->{reply}{successful}, '... its first connect, answered');
+my ($id, $from) = ($lazy->client_id, -s $slow->error_log_file);
+$h = $lazy->connect_start;
+ok($slow->wait_for_log(
+       qr/bayeux: session \Q$id\E: \/meta\/connect applied, rc:-2\b/,
+       offset => $from, timeout => 3),
+   '... its next connect parked');
+ok($redis->is_held($id, '/st/lazy'), '... its session held');
+# (lazy as the publishing nginx's bayeux_lazy_channel says)
+my $lpub = Bayeux::Client->new(port => $slow->port);
+ok($lpub->handshake->{successful}, 'a publisher on that nginx');
+my $t0 = time;
+ok($lpub->publish('/st/lazy', { text => 'm10' })->{successful},
+   'published m10, lazy');
+ok(until_true(sub { !$redis->is_held($id, '/st/lazy') }),
+   'the worker lets the session go');
+is(counters($slow)->{messages_queued}, 2,
+   'messages_queued: 2, the copy of m10 the script made as it let it go');
+is_deeply(texts($lazy->connect_finish($h, timeout => 5)),
+          [ 'm10' ], 'the parked connect gets m10');
+cmp_ok(time - $t0, '>=', 0.4, '... after the lazy timeout');
 unlike($slow->error_log_text, qr/\[(alert|crit|emerg)\]/,
        'no alert in the error log (bayeux_max_interval 3s)');
 $slow->stop;
