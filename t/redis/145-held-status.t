@@ -61,6 +61,19 @@ sub prometheus {
                        new_connection => 1)->body;
 }
 
+# a long-polling session on nginx $on subscribed to $ch, its first
+# connect answered, held between its connects; $who says what it does
+sub held_between {
+    my ($on, $ch, $who) = @_;
+    my $c = Bayeux::Client->new(port => $on->port);
+    ok($c->handshake->{successful}, "handshake of one that $who");
+    ok($c->subscribe($ch)->{successful}, "... subscribes to $ch");
+    ok($c->connect->{reply}{successful}, '... its first connect, answered');
+    ok(until_true(sub { $redis->is_held($c->client_id, $ch) }),
+       '... held between its connects');
+    return $c;
+}
+
 my $r = counters();
 is($r->{sessions_held}, 0, 'no session held at first');
 is($r->{messages_queued}, 0, 'nothing queued at first');
@@ -154,12 +167,7 @@ is_deeply(texts($un->connect),
 # a session held by this nginx between its connects, whose next connect
 # goes to another nginx: that one's script copies what it missed
 my $other = start_server();
-my $mv = Bayeux::Client->new(port => $server->port);
-ok($mv->handshake->{successful}, 'handshake of one that moves');
-ok($mv->subscribe('/st/c')->{successful}, '... subscribes to /st/c');
-ok($mv->connect->{reply}{successful}, '... its first connect, answered');
-ok(until_true(sub { $redis->is_held($mv->client_id, '/st/c') }),
-   '... held between its connects');
+my $mv = held_between($server, '/st/c', 'moves');
 is(counters()->{messages_queued}, 5, 'messages_queued: 5, nothing missed');
 ok($pub->publish('/st/c', { text => 'm7' })->{successful}, 'published m7');
 is(counters()->{messages_queued}, 5, 'messages_queued: 5, it is held');
@@ -183,12 +191,7 @@ $other->stop;
 my $slow = start_server('bayeux_interval 0; bayeux_max_interval 3s; '
                         . 'bayeux_lazy_channel /st/lazy; '
                         . 'bayeux_max_lazy_timeout 500ms;');
-my $away = Bayeux::Client->new(port => $slow->port);
-ok($away->handshake->{successful}, 'handshake of one that stays away');
-ok($away->subscribe('/st/d')->{successful}, '... subscribes to /st/d');
-ok($away->connect->{reply}{successful}, '... its first connect, answered');
-ok(until_true(sub { $redis->is_held($away->client_id, '/st/d') }),
-   '... held between its connects');
+my $away = held_between($slow, '/st/d', 'stays away');
 $h = $away->connect_start;
 ok($pub->publish('/st/d', { text => 'm8' })->{successful}, 'published m8');
 is_deeply(texts($away->connect_finish($h, timeout => 5)),
@@ -208,10 +211,7 @@ is(counters($slow)->{messages_queued}, 1, 'messages_queued: still 1');
 # a lazy message for a parked connect of a session held: the worker does
 # not give it, it lets the session go ("tb"), and the script copies the
 # message into its queue, where it waits for bayeux_max_lazy_timeout
-my $lazy = Bayeux::Client->new(port => $slow->port);
-ok($lazy->handshake->{successful}, 'handshake of one on a lazy channel');
-ok($lazy->subscribe('/st/lazy')->{successful}, '... subscribes to /st/lazy');
-ok($lazy->connect->{reply}{successful}, '... its first connect, answered');
+my $lazy = held_between($slow, '/st/lazy', 'gets a lazy message');
 my ($id, $from) = ($lazy->client_id, -s $slow->error_log_file);
 $h = $lazy->connect_start;
 ok($slow->wait_for_log(
