@@ -59,23 +59,6 @@ sub h_is {
         or diag('h: ' . ($h // 'undef') . ", $text: " . ($seq // 'undef'));
 }
 
-# starts a connect of client $c on $server and waits until it parked
-# (the worker's debug log says so: a connect that parks on the hold its
-# session has since its first connect, t/redis/155-held-first-connect.t,
-# changes nothing in Redis), and checks that the session is held
-sub park {
-    my ($server, $c, $ch, $prefix) = @_;
-    my $id = $c->client_id;
-    my $from = -s $server->error_log_file;
-    my $h = $c->connect_start;
-    ok($server->wait_for_log(
-           qr/bayeux: session \Q$id\E: \/meta\/connect applied, rc:-2\b/,
-           offset => $from, timeout => 3),
-       'the connect parked');
-    ok($redis->is_held($id, $ch, $prefix), "its session is held: in H:$ch");
-    return $h;
-}
-
 # the texts a client's connects get, the first one already started
 # ($h), until it has $want of them or $timeout passed: a connect may be
 # answered without them (a subscription made while it was parked)
@@ -116,7 +99,7 @@ sub new_session {
 
 new_publisher($A);
 my ($c, $id) = new_session($A, '/lp/a');
-my $h = park($A, $c, '/lp/a');
+my $h = $redis->park($A, $c, '/lp/a');
 ok(!$redis->is_subscribed($id, '/lp/a'), 'and no longer in c:/lp/a');
 is($redis->session_field($id, 'hl'), '1', 'held as long-polling: hl = 1');
 ok(($redis->session_field($id, 'h') // '') ne '', 'h is set while held');
@@ -178,7 +161,7 @@ $r = $c->connect;
 ok($r->{reply} && $r->{reply}{successful}, 'then a connect on A: answered');
 is_deeply(texts($r), [ 'p8' ],
           '... with p8 only: A let the session go, kept nothing for it');
-$h = park($A, $c, '/lp/a');
+$h = $redis->park($A, $c, '/lp/a');
 publish('/lp/a', 'p9');
 is_deeply(collect($c, $h, 1), [ 'p9' ], 'and given p9 only');
 
@@ -279,7 +262,7 @@ is_deeply(texts($r), [], '... without the message A kept');
 
 new_publisher($A);
 my ($g, $gid) = new_session($A, '/lp/g');
-$h = park($A, $g, '/lp/g');
+$h = $redis->park($A, $g, '/lp/g');
 publish('/lp/g', 'g1');
 is_deeply(collect($g, $h, 1), [ 'g1' ], 'given g1');
 $h = $g->connect_start;
@@ -302,7 +285,7 @@ is_deeply(texts($r), [ 'g2', 'g3' ],
 
 new_publisher($A);
 my ($l, $lid) = new_session($A, '/lp/l');
-$h = park($A, $l, '/lp/l');
+$h = $redis->park($A, $l, '/lp/l');
 publish('/lp/l', 'l1');
 is_deeply(collect($l, $h, 1), [ 'l1' ], 'given l1');
 publish('/lp/l', 'l2');
@@ -319,7 +302,7 @@ ok($r->{reply} && $r->{reply}{successful},
    'the link back, the next connect: answered');
 is_deeply(texts($r), [ 'l2', 'l3' ],
           '... with what came after l1: kept before the break, and after');
-$h = park($A, $l, '/lp/l');
+$h = $redis->park($A, $l, '/lp/l');
 publish('/lp/l', 'l4');
 is_deeply(collect($l, $h, 1), [ 'l4' ], 'held again, and given l4 only');
 
@@ -343,7 +326,7 @@ sub unavailable {
 my $breaks = unavailable($A);
 new_publisher($A);
 my ($f, $fid) = new_session($A, '/lp/f');
-$h = park($A, $f, '/lp/f');
+$h = $redis->park($A, $f, '/lp/f');
 {
     my $seq = $redis->cmd('GET', "${P}n") + 1000;
     my $entry = "$seq - - -\n"
@@ -388,7 +371,7 @@ cmp_ok(unavailable($A), '>', $breaks, 'the link break is logged');
 
 new_publisher($A);
 my ($d, $did) = new_session($A, '/lp/d');
-$h = park($A, $d, '/lp/d');
+$h = $redis->park($A, $d, '/lp/d');
 $r = $d->connect_finish($h, timeout => 4);
 ok($r->{reply} && $r->{reply}{successful},
    'the parked connect is answered when its hold time is over');
@@ -412,7 +395,7 @@ unless (use_valgrind()) {
     # the next connect on the same nginx, its worker restarted
     new_publisher($A);
     my ($e, $eid) = new_session($A, '/lp/e');
-    $h = park($A, $e, '/lp/e');
+    $h = $redis->park($A, $e, '/lp/e');
     publish('/lp/e', 'e1');
     is_deeply(collect($e, $h, 1), [ 'e1' ], 'given e1');
     publish('/lp/e', 'e2');
@@ -432,7 +415,7 @@ unless (use_valgrind()) {
     # the next connect on the other nginx
     new_publisher($A);
     my ($k, $kid) = new_session($A, '/lp/k');
-    $h = park($A, $k, '/lp/k');
+    $h = $redis->park($A, $k, '/lp/k');
     publish('/lp/k', 'k1');
     is_deeply(collect($k, $h, 1), [ 'k1' ], 'given k1');
     publish('/lp/k', 'k2');
@@ -460,7 +443,7 @@ unless (use_valgrind()) {
 CONF
     new_publisher($small);
     my ($f, $fid) = new_session($small, '/lp/f');
-    $h = park($small, $f, '/lp/f', 'small:');
+    $h = $redis->park($small, $f, '/lp/f', 'small:');
     publish('/lp/f', 'f0');
     is_deeply(collect($f, $h, 1), [ 'f0' ], 'given f0');
     publish('/lp/f', "f$_") for 1 .. 5;
@@ -499,7 +482,7 @@ CONF
         bayeux_max_interval 1s;
 CONF
     my ($x, $xid) = new_session($exp, '/lp/x');
-    $h = park($exp, $x, '/lp/x', 'exp:');
+    $h = $redis->park($exp, $x, '/lp/x', 'exp:');
     new_publisher($exp);
     publish('/lp/x', 'x1');
     is_deeply(collect($x, $h, 1), [ 'x1' ], 'given x1');
@@ -534,7 +517,7 @@ CONF
     new_publisher($ina);
     my ($i, $iid) = new_session($ina, '/lp/i');
     my $t0 = time;
-    $h = park($ina, $i, '/lp/i', 'ina:');
+    $h = $redis->park($ina, $i, '/lp/i', 'ina:');
     my $rp = $redis->rpush_calls;
     publish('/lp/i', 'i1');
     is_deeply(collect($i, $h, 1), [ 'i1' ],
@@ -586,7 +569,7 @@ CONF
     new_publisher($csa);
     my ($i, $iid) = new_session($csa, '/lp/s');
     my $t0 = time;
-    $h = park($csa, $i, '/lp/s', 'ics:');
+    $h = $redis->park($csa, $i, '/lp/s', 'ics:');
     my $rp = $redis->rpush_calls;
     publish('/lp/s', 's1');
     is_deeply(collect($i, $h, 1), [ 's1' ],

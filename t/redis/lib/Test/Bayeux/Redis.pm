@@ -309,6 +309,26 @@ sub is_subscribed {
     return $self->cmd('SISMEMBER', ($prefix // 'bayeux:') . "c:$ch", $id);
 }
 
+# starts a connect of client $c on nginx $server and waits until it
+# parked (the worker's debug log says so: a connect that parks on the
+# hold its session has since its first connect,
+# t/redis/155-held-first-connect.t, changes nothing in Redis), and checks
+# that the session is held on $ch (keys under $prefix, the default's if
+# undef); returns the connect's handle
+sub park {
+    my ($self, $server, $c, $ch, $prefix) = @_;
+    my $id = $c->client_id;
+    my $from = -s $server->error_log_file;
+    my $h = $c->connect_start;
+    Test::More::ok($server->wait_for_log(
+           qr/bayeux: session \Q$id\E: \/meta\/connect applied, rc:-2\b/,
+           offset => $from, timeout => 3),
+       'the connect parked');
+    Test::More::ok($self->is_held($id, $ch, $prefix),
+                   "its session is held: in H:$ch");
+    return $h;
+}
+
 # how many RPUSH the server ran so far: one per message queued for a
 # session that is not held
 sub rpush_calls {
