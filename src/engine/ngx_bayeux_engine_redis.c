@@ -2748,20 +2748,20 @@ ngx_bayeux_redis_pending_free(ngx_bayeux_redis_park_t *park)
 }
 
 
-/* a parked connect given what was kept: "gv" first */
+/*
+ * A parked connect given what was kept: "gv" first, once this turn of the
+ * event loop has read what the stream brought (ngx_bayeux_redis_confirm_
+ * handler() takes the last message then): a connect and the message of a
+ * publish answered before it may come in the same turn, either first.
+ */
 
 static void
 ngx_bayeux_redis_confirm(ngx_bayeux_redis_park_t *park)
 {
-    ngx_bayeux_redis_t          *rd;
-    ngx_bayeux_redis_pending_t  *m;
+    ngx_bayeux_redis_t  *rd;
 
     rd = park->redis;
 
-    m = ngx_queue_data(ngx_queue_last(&park->pending),
-                       ngx_bayeux_redis_pending_t, queue);
-
-    park->confirming = m->seq;
     park->state = NGX_BAYEUX_PARK_CONFIRMING;
     park->queued = 1;
 
@@ -2829,14 +2829,15 @@ ngx_bayeux_redis_confirmed(ngx_bayeux_redis_park_t *park, size_t *size)
 static void
 ngx_bayeux_redis_confirm_handler(ngx_event_t *ev)
 {
-    u_char                    seq[NGX_INT64_LEN];
-    u_char                    batch[NGX_BAYEUX_REDIS_BATCH_LEN];
-    size_t                    size;
-    ngx_uint_t                i, n;
-    ngx_queue_t              *q;
-    ngx_bayeux_redis_t       *rd;
-    ngx_bayeux_redis_cmd_t   *cmd;
-    ngx_bayeux_redis_park_t  *park;
+    u_char                       seq[NGX_INT64_LEN];
+    u_char                       batch[NGX_BAYEUX_REDIS_BATCH_LEN];
+    size_t                       size;
+    ngx_uint_t                   i, n;
+    ngx_queue_t                 *q;
+    ngx_bayeux_redis_t          *rd;
+    ngx_bayeux_redis_cmd_t      *cmd;
+    ngx_bayeux_redis_park_t     *park;
+    ngx_bayeux_redis_pending_t  *m;
 
     rd = ev->data;
 
@@ -2870,6 +2871,10 @@ ngx_bayeux_redis_confirm_handler(ngx_event_t *ev)
 
             park = ngx_queue_data(q, ngx_bayeux_redis_park_t, confirm);
             park->queued = 0;
+
+            m = ngx_queue_data(ngx_queue_last(&park->pending),
+                               ngx_bayeux_redis_pending_t, queue);
+            park->confirming = m->seq;
 
             if (cmd == NULL) {
                 /* nothing written: what was kept is still after "h" */

@@ -8,7 +8,8 @@
 # held between its connects: the worker keeps what is published
 # meanwhile and gives it to the next connect at once, in order, once,
 # having written the last one it gives into "h" before the reply leaves
-# ("gv").  Subscribing and unsubscribing keep it held (its worker learns
+# ("gv"), with what it reads in the same turn of its event loop as the
+# connect, after the connect too.  Subscribing and unsubscribing keep it held (its worker learns
 # the subscriptions).  A connect on another nginx takes the session over
 # from there; a disconnect elsewhere, the hold time being over, a worker
 # killed between two connects, more published meanwhile than
@@ -143,6 +144,29 @@ is_deeply(collect($c, $h, 1), [ 'p5' ],
 h_is($id, '/lp/a', 'p5', 'h names p5');
 is($redis->rpush_calls - $rpush, 0, 'five messages, no RPUSH at all');
 is($c->connections, 1, 'the connects came on one keep-alive connection');
+
+#
+# the connect and messages published before the worker reads them, in
+# the same turn of its event loop, the connect first: its reply gives
+# them all, not only the first one, which wakes it.  The worker is
+# stopped while the connect and two publishes on B wait for it.
+#
+
+{
+    my $pb = Bayeux::Client->new(port => $B->port);
+    ok($pb->handshake->{successful}, 'a publisher on B');
+    my @w = $A->serving_pids;
+    is(scalar @w, 1, 'one process of A serves');
+    kill 'STOP', @w;
+    $h = $c->connect_start;
+    ok($pb->publish('/lp/a', { text => "s$_" })->{successful},
+       "s$_ published on B, A stopped") for 1 .. 2;
+    kill 'CONT', @w;
+    $r = $c->connect_finish($h, timeout => 4);
+    ok($r->{reply} && $r->{reply}{successful}, 'the connect: answered');
+    is_deeply(texts($r), [ 's1', 's2' ], '... with both, in order');
+    h_is($id, '/lp/a', 's2', 'h names s2');
+}
 
 #
 # a connect on the other nginx takes the session over from the last

@@ -733,6 +733,14 @@ sub wait_workers {
     return @pids;
 }
 
+# Process ids of what serves the requests: the workers, or under
+# valgrind (master_process off) nginx itself.
+sub serving_pids {
+    my ($self) = @_;
+    return $self->{valgrind} ? grep { defined } ($self->{pid})
+                             : $self->worker_pids;
+}
+
 # Process ids of the children of the master (the workers, cache processes).
 sub worker_pids {
     my ($self) = @_;
