@@ -69,7 +69,8 @@
  * queues what was logged after it.  A long-polling connect's session
  * stays held between connects: the worker keeps the stream's messages for
  * it, answers or parks its next connect without a command, and writes the
- * cursor of each reply ("gv") before the reply leaves.
+ * cursor of each reply ("gv") before the reply leaves, once its stream
+ * has brought what Redis ran for the session before the "gv".
  * Everything is done by one Lua script, so every operation costs one
  * round trip and is atomic (ngx_bayeux_redis.lua).  The connects of one
  * event loop iteration, and the sessions named by one notification, share
@@ -201,6 +202,16 @@ typedef struct {
     unsigned                       polling:1;
     unsigned                       indexed:1;   /* in "sessions" */
     unsigned                       queued:1;    /* in "confirms" */
+
+    /*
+     * Its "gv" found that Redis ran, before it, a message for the session
+     * that this worker had not read yet: the park waits in "catching"
+     * until the stream reaches "head", Redis's last then, and its next
+     * "gv" is not checked ("read_up").
+     */
+    unsigned                       catching:1;
+    unsigned                       read_up:1;
+    uint64_t                       head;
 
     /* its connect, answered at once, held the session (the script's 2) */
     unsigned                       answered:1;
@@ -373,6 +384,7 @@ struct ngx_bayeux_redis_s {
     ngx_queue_t                    confirms;
     ngx_uint_t                     nconfirms;
     ngx_event_t                    confirm;
+    ngx_queue_t                    catching;
 
     /*
      * the last message of the stream seen, the last written as given to
@@ -562,6 +574,9 @@ static ngx_uint_t ngx_bayeux_redis_confirmed(ngx_bayeux_redis_park_t *park,
 static void ngx_bayeux_redis_confirm_handler(ngx_event_t *ev);
 static void ngx_bayeux_redis_confirm_done(ngx_bayeux_redis_cmd_t *cmd,
     redisReply *reply);
+static void ngx_bayeux_redis_catch_up(ngx_bayeux_redis_park_t *park,
+    uint64_t head);
+static void ngx_bayeux_redis_caught_up(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_confirm_result(ngx_bayeux_redis_park_t *park,
     ngx_int_t code);
 static ngx_int_t ngx_bayeux_redis_give_pending(ngx_bayeux_redis_park_t *park);
@@ -774,7 +789,7 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
      * and, for a connect that acknowledges, its batch ("<batch>:<messages>
      * :<bytes>,"), of each long-polling session held here; one reply each
      */
-    { ngx_string("gv"), 1, ngx_bayeux_redis_confirm_done, NULL, 0 }
+    { ngx_string("gv"), 2, ngx_bayeux_redis_confirm_done, NULL, 0 }
 };
 
 
@@ -1105,6 +1120,7 @@ ngx_bayeux_redis_start_shard(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep,
     ngx_rbtree_init(&rd->sessions, &rd->sessions_sentinel,
                     ngx_str_rbtree_insert_value);
     ngx_queue_init(&rd->confirms);
+    ngx_queue_init(&rd->catching);
     ngx_bayeux_redis_held_init(&rd->held, cycle->log);
 
     rd->cmd.log = cycle->log;
@@ -1472,6 +1488,18 @@ ngx_bayeux_redis_down_handler(ngx_event_t *ev)
         ngx_queue_remove(q);
         cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
         ngx_bayeux_redis_cmd_done(cmd, NULL);
+    }
+
+    /* nothing was written for those waiting for the stream */
+
+    while (!ngx_queue_empty(&rd->catching)) {
+        q = ngx_queue_head(&rd->catching);
+        ngx_queue_remove(q);
+
+        park = ngx_queue_data(q, ngx_bayeux_redis_park_t, confirm);
+        park->catching = 0;
+
+        ngx_bayeux_redis_confirm_result(park, 0);
     }
 
     /* a notification may have been lost: parked connects are answered */
@@ -2281,6 +2309,11 @@ ngx_bayeux_redis_streamed(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 
     if ((uint64_t) seq > rd->stream_seq) {
         rd->stream_seq = seq;
+
+        if (!ngx_queue_empty(&rd->catching)) {
+            /* (their "gv" is built once this message is kept too) */
+            ngx_bayeux_redis_caught_up(rd);
+        }
     }
 
     rd->found.nelts = 0;
@@ -2599,6 +2632,10 @@ ngx_bayeux_redis_park_free(ngx_bayeux_redis_park_t *park)
         park->redis->nconfirms--;
     }
 
+    if (park->catching) {
+        ngx_queue_remove(&park->confirm);
+    }
+
     if (park->held) {
         ngx_bayeux_redis_unhold(park);
     }
@@ -2844,7 +2881,8 @@ ngx_bayeux_redis_confirm_handler(ngx_event_t *ev)
     while (rd->nconfirms) {
         n = ngx_min(rd->nconfirms, NGX_BAYEUX_REDIS_CONFIRM_MAX);
 
-        size = rd->channel.len + (n + 1) * sizeof(ngx_bayeux_redis_park_t *)
+        size = rd->channel.len + NGX_INT64_LEN
+               + (n + 1) * sizeof(ngx_bayeux_redis_park_t *)
                + n * (NGX_BAYEUX_CLIENT_ID_LEN + NGX_INT_T_LEN
                       + NGX_INT64_LEN + NGX_BAYEUX_REDIS_BATCH_LEN);
 
@@ -2852,7 +2890,7 @@ ngx_bayeux_redis_confirm_handler(ngx_event_t *ev)
 
         if (rd->state == NGX_BAYEUX_REDIS_UP) {
             cmd = ngx_bayeux_redis_cmd_create(rd, NGX_BAYEUX_REDIS_CONFIRM,
-                                              4 * n, size);
+                                              5 * n, size);
         }
 
         if (cmd) {
@@ -2862,6 +2900,9 @@ ngx_bayeux_redis_confirm_handler(ngx_event_t *ev)
             cmd->n = n;
 
             ngx_bayeux_redis_cmd_arg(cmd, rd->channel.data, rd->channel.len);
+            ngx_bayeux_redis_cmd_arg(cmd, seq,
+                                     ngx_sprintf(seq, "%uL", rd->stream_seq)
+                                     - seq);
         }
 
         for (i = 0; i < n; i++) {
@@ -2890,6 +2931,8 @@ ngx_bayeux_redis_confirm_handler(ngx_event_t *ev)
             ngx_bayeux_redis_cmd_arg(cmd, batch,
                                      ngx_bayeux_redis_batch_text(park, batch)
                                      - batch);
+            ngx_bayeux_redis_cmd_arg(cmd, (u_char *) "1",
+                                     park->read_up ? 0 : 1);
             cmd->parks[i] = park;
         }
 
@@ -2903,9 +2946,20 @@ ngx_bayeux_redis_confirm_handler(ngx_event_t *ev)
 static void
 ngx_bayeux_redis_confirm_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
 {
+    off_t        head;
     ngx_int_t    code;
-    ngx_uint_t   i;
+    ngx_uint_t   i, valid;
     redisReply  *r;
+
+    /* the codes, then Redis's last sequence number */
+
+    valid = (reply && reply->type == REDIS_REPLY_ARRAY
+             && reply->elements == cmd->n + 1
+             && reply->element[cmd->n]->type == REDIS_REPLY_STRING);
+
+    head = valid ? ngx_atoof((u_char *) reply->element[cmd->n]->str,
+                             reply->element[cmd->n]->len)
+                 : NGX_ERROR;
 
     /* a CONFIRMING park is freed by nobody but its own result */
 
@@ -2918,8 +2972,7 @@ ngx_bayeux_redis_confirm_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
              */
             code = 1;
 
-        } else if (reply->type == REDIS_REPLY_ARRAY
-                   && reply->elements == cmd->n
+        } else if (valid && head != NGX_ERROR
                    && reply->element[i]->type == REDIS_REPLY_INTEGER)
         {
             r = reply->element[i];
@@ -2929,7 +2982,76 @@ ngx_bayeux_redis_confirm_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
             code = 0;
         }
 
+        if (code == 2) {
+            ngx_bayeux_redis_catch_up(cmd->parks[i], (uint64_t) head);
+            continue;
+        }
+
         ngx_bayeux_redis_confirm_result(cmd->parks[i], code);
+    }
+}
+
+
+/*
+ * Its "gv" wrote nothing: Redis ran a message for the session that this
+ * worker had not read from the stream; the reply waits until it has,
+ * unless it has already
+ */
+
+static void
+ngx_bayeux_redis_catch_up(ngx_bayeux_redis_park_t *park, uint64_t head)
+{
+    ngx_bayeux_redis_t  *rd;
+
+    rd = park->redis;
+
+    if (park->waiter == NULL) {
+        /* its client went away: let go from before what was kept */
+        park->state = NGX_BAYEUX_PARK_PARKED;
+        ngx_bayeux_redis_unpark(park);
+        return;
+    }
+
+    park->read_up = 1;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "bayeux redis: held session %*s waits for the stream",
+                   (size_t) NGX_BAYEUX_CLIENT_ID_LEN, park->id);
+
+    if (rd->stream_seq >= head) {
+        ngx_bayeux_redis_confirm(park);
+        return;
+    }
+
+    park->head = head;
+    park->catching = 1;
+    ngx_queue_insert_tail(&rd->catching, &park->confirm);
+}
+
+
+/* the stream reached what some parks wait for: their "gv" again */
+
+static void
+ngx_bayeux_redis_caught_up(ngx_bayeux_redis_t *rd)
+{
+    ngx_queue_t              *q, *next;
+    ngx_bayeux_redis_park_t  *park;
+
+    for (q = ngx_queue_head(&rd->catching);
+         q != ngx_queue_sentinel(&rd->catching);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        park = ngx_queue_data(q, ngx_bayeux_redis_park_t, confirm);
+
+        if (park->head > rd->stream_seq) {
+            continue;
+        }
+
+        ngx_queue_remove(q);
+        park->catching = 0;
+
+        ngx_bayeux_redis_confirm(park);
     }
 }
 
@@ -2948,6 +3070,7 @@ ngx_bayeux_redis_confirm_result(ngx_bayeux_redis_park_t *park,
 
     w = park->waiter;
     park->state = NGX_BAYEUX_PARK_PARKED;
+    park->read_up = 0;
 
     if (code != 1) {
         reason = (code == -1) ? NGX_BAYEUX_WAKE_SUPERSEDED

@@ -915,13 +915,32 @@ end
 -- A reply to a connect that acknowledges names its batch too, as "ak"
 -- lists it: its messages are those after the last reply's ("ha"), which
 -- the connect acknowledged (the worker gives to none that did not).
--- (The worker's refreshes, "rf", keep it alive.)  ARGV: worker channel,
--- then id, token, that message's number and the batch ('': none) of
--- each reply; returns for each 1, or -1 if the session is no longer held
--- by that connect (another took it over), -2 if it is gone.
+-- (The worker's refreshes, "rf", keep it alive.)
+-- A reply gives what was published before its connect came: a message
+-- Redis ran before this call, which the worker had not read from the
+-- stream when it sent the call (its stream's last sequence number,
+-- "seen"), may be for the session; then nothing is written, and the
+-- worker reads the stream up to the last sequence number, which the
+-- call returns, and sends the reply's "gv" again, unchecked.  ARGV:
+-- worker channel, "seen", then id, token, that message's number, the
+-- batch ('': none) and '1' to check ('': not) of each reply; returns for
+-- each 1, 2 if the worker must read the stream further first, -1 if the
+-- session is no longer held by that connect (another took it over), -2
+-- if it is gone; then the last sequence number.
+local function logged_after(id, seen, head)
+  for _, name in ipairs(redis.call('SMEMBERS', P .. 'S:' .. id)) do
+    if redis.call('ZCOUNT', P .. 'l:' .. name, '(' .. seen, head) > 0 then
+      return true
+    end
+  end
+  return false
+end
+
 if op == 'gv' then
-  local w, res = ARGV[4], {}
-  for i = 5, #ARGV - 3, 4 do
+  local w, seen, res = ARGV[4], ARGV[5], {}
+  local head = redis.call('GET', P .. 'n') or '0'
+  local behind = tonumber(head) > tonumber(seen)
+  for i = 6, #ARGV - 4, 5 do
     local s = P .. 's:' .. ARGV[i]
     local st = redis.call('HMGET', s, 'w', 't', 'h')
     if not st[1] then
@@ -929,6 +948,10 @@ if op == 'gv' then
     elseif st[1] ~= w or st[2] ~= ARGV[i + 1] or not st[3] or st[3] == ''
     then
       res[#res + 1] = -1
+    elseif behind and ARGV[i + 4] == '1'
+           and logged_after(ARGV[i], seen, head)
+    then
+      res[#res + 1] = 2
     elseif ARGV[i + 3] ~= '' then
       local b, n = string.match(ARGV[i + 3], '^(%d+):(%d+):')
       redis.call('HSET', s, 'h', ARGV[i + 2], 'ha', st[3], 'ak', ARGV[i + 3],
@@ -939,6 +962,7 @@ if op == 'gv' then
       res[#res + 1] = 1
     end
   end
+  res[#res + 1] = head
   return res
 end
 

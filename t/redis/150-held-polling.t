@@ -8,8 +8,9 @@
 # held between its connects: the worker keeps what is published
 # meanwhile and gives it to the next connect at once, in order, once,
 # having written the last one it gives into "h" before the reply leaves
-# ("gv"), with what it reads in the same turn of its event loop as the
-# connect, after the connect too.  Subscribing and unsubscribing keep it held (its worker learns
+# ("gv"), with all that was published before the connect, even what the
+# stream had not brought the worker yet (the "gv" then waits for it).
+# Subscribing and unsubscribing keep it held (its worker learns
 # the subscriptions).  A connect on another nginx takes the session over
 # from there; a disconnect elsewhere, the hold time being over, a worker
 # killed between two connects, more published meanwhile than
@@ -29,6 +30,7 @@ use Test::More;
 use Test::Nginx::Bayeux;
 use Test::Nginx::Bayeux::Server;
 use Test::Bayeux::Redis qw(:DEFAULT texts);
+use Test::Bayeux::StallProxy;
 use Bayeux::Client;
 use Time::HiRes qw(time sleep);
 
@@ -201,15 +203,9 @@ ok($redis->is_held($id, '/lp/a') && $redis->is_held($id, '/lp/b'),
    '... still held: in H:/lp/a and H:/lp/b');
 publish('/lp/b', 'b1');
 publish('/lp/a', 'a1');
-# (a publish is answered once Redis ran it, maybe before the stream has
-# brought it to the worker: a1 may come with the connect after)
 $r = $c->connect;
 cmp_ok($r->{elapsed}, '<', 1, 'the next connect is answered at once');
 my @got = map { "$_->{channel} $_->{data}{text}" } @{ $r->{deliveries} };
-if (@got < 2) {
-    push @got, map { "$_->{channel} $_->{data}{text}" }
-               @{ $c->connect(timeout => 5)->{deliveries} };
-}
 is_deeply(\@got, [ '/lp/b b1', '/lp/a a1' ],
           '... with the new channel and the old one, in order, nothing '
           . 'from before the subscription');
@@ -633,6 +629,95 @@ CONF
     cmp_ok(time - $last, '>', 3, '... not before the period');
     $csa->stop;
     $csb->stop;
+}
+
+#
+# Redis writes a message to the worker after the reply to its publish
+# (here a proxy holds back the worker's stream): a parked connect woken
+# by the first of two messages Redis ran before the connect's "gv" gives
+# both, as the "gv" finds the second logged for the session and waits
+# for the stream; one whose later messages are for other channels only
+# is answered at once
+#
+
+{
+    my $proxy = Test::Bayeux::StallProxy->new($redis->port);
+    my $C = Test::Nginx::Bayeux::Server->new(
+        workers => 1,
+        http_config => "bayeux_engine redis;\n"
+            . 'bayeux_redis_url redis://127.0.0.1:' . $proxy->port . "/0;\n"
+            . "bayeux_redis_prefix stall:;\n",
+        config => "    location /cometd { bayeux; bayeux_timeout 2s; }\n",
+    )->start;
+
+    new_publisher($C);
+    my ($sc, $sid) = new_session($C, '/st/a');
+    my ($sd, $did) = new_session($C, '/st/b');
+    my $sh = $redis->park($C, $sc, '/st/a', 'stall:');
+
+    $proxy->stall;
+    publish('/st/a', $_) for 'a1', 'a2';
+    ok(until_true(sub { $proxy->held >= 2 }),
+       'the stream of both held back by the proxy');
+    my $from = -s $C->error_log_file;
+    $proxy->release(1);
+    ok($C->wait_for_log(qr/held session \Q$sid\E waits for the stream/,
+                        offset => $from, timeout => 3),
+       'a1 given to the worker: its "gv" finds a2, and waits for the stream');
+    $proxy->resume;
+    my $sr = $sc->connect_finish($sh, timeout => 4);
+    ok($sr->{reply} && $sr->{reply}{successful}, 'the connect: answered');
+    is_deeply(texts($sr), [ 'a1', 'a2' ], '... with both, in order');
+    is($redis->session_field($sid, 'h', 'stall:'), log_seq('/st/a', 'a2',
+                                                           'stall:'),
+       'h names a2');
+
+    $sh = $redis->park($C, $sc, '/st/a', 'stall:');
+    my $dh = $redis->park($C, $sd, '/st/b', 'stall:');
+    $proxy->stall;
+    publish('/st/a', 'a3');
+    publish('/st/b', 'b1');
+    ok(until_true(sub { $proxy->held >= 2 }),
+       'the stream of a3 and b1 held back');
+    $from = -s $C->error_log_file;
+    $proxy->release(1);
+    $sr = $sc->connect_finish($sh, timeout => 4);
+    is_deeply(texts($sr), [ 'a3' ],
+              'b1 is for another channel: the connect gets a3 at once');
+    unlike($C->error_log_text($from), qr/waits for the stream/,
+           '... without waiting for the stream');
+    $proxy->resume;
+    $sr = $sd->connect_finish($dh, timeout => 4);
+    is_deeply(texts($sr), [ 'b1' ], 'and the other session b1');
+
+    # the link breaks while the reply waits for the stream: nothing was
+    # written, and the connect after the break gets both
+    $sh = $redis->park($C, $sc, '/st/a', 'stall:');
+    $proxy->stall;
+    publish('/st/a', $_) for 'a4', 'a5';
+    ok(until_true(sub { $proxy->held >= 2 }),
+       'the stream of a4 and a5 held back');
+    $from = -s $C->error_log_file;
+    $proxy->release(1);
+    ok($C->wait_for_log(qr/held session \Q$sid\E waits for the stream/,
+                        offset => $from, timeout => 3),
+       'the reply waits for the stream');
+    $proxy->drop;
+    $sr = $sc->connect_finish($sh, timeout => 4);
+    ok($sr->{reply} && !$sr->{reply}{successful},
+       'the link broken: the connect is answered unsuccessful')
+        or diag explain $sr->{messages};
+    is_deeply(texts($sr), [], '... without the messages');
+    my @seen;
+    ok(until_true(sub {
+           my $r = $sc->connect(timeout => 4);
+           push @seen, @{ texts($r) };
+           $r->{reply} && $r->{reply}{successful};
+       }, 10), 'the link back, a connect is answered');
+    is_deeply(\@seen, [ 'a4', 'a5' ], '... with a4 and a5, in order');
+
+    $C->stop;
+    $proxy->stop;
 }
 
 #
