@@ -25,17 +25,6 @@ sub ws {
         port => Test::Nginx::Bayeux::Conversation::server()->port, @_);
 }
 
-# publishes @data on $ch with client $p, then pauses: on the Redis engine
-# a connect answered from what its worker kept of the stream may reach
-# the worker before the stream brings a message Redis ran just before
-# (docs/cluster.md, Limits; t/redis/150-held-polling.t tests it); the
-# tests here are of the acknowledgements
-sub publish {
-    my ($p, $ch, @data) = @_;
-    $p->publish($ch, $_) for @data;
-    sleep 0.05;
-}
-
 # a connect that acknowledges $ack: the data it delivered, its reply
 sub ack_connect {
     my ($c, $ack, %extra) = @_;
@@ -85,14 +74,14 @@ ok(!exists $reply->{ext}, 'no batch given yet: no ext.ack');
 
 my $p = client();
 $p->handshake;
-main::publish($p, '/a', 1 .. 3);
+$p->publish('/a', $_) for 1 .. 3;
 
 ($got, $reply) = main::ack_connect($c, 0);
 is_deeply($got, [1, 2, 3], 'delivered');
 is($reply->{ext}{ack}, 1, 'as batch 1');
 
 # the reply was lost: the client acknowledges what it had, 0, again
-main::publish($p, '/a', 4);
+$p->publish('/a', 4);
 ($got, $reply) = main::ack_connect($c, 0);
 is_deeply($got, [1, 2, 3, 4], 'batch 1 again, then the new message');
 is($reply->{ext}{ack}, 2, 'as batch 2');
@@ -110,7 +99,7 @@ is($reply->{ext}{ack}, 2, 'batch 2');
 # all arrived: the connect is held, and answered with the next one
 my $h = $c->connect_start(ext => { ack => 2 });
 sleep 0.3;
-main::publish($p, '/a', 5);
+$p->publish('/a', 5);
 my $r = $c->connect_finish($h);
 is_deeply([ map { $_->{data} } @{ $r->{deliveries} } ], [5],
           'held, then given the new message');
@@ -135,7 +124,7 @@ $c->subscribe('/a');
 main::ack_connect($c, 0);
 my $p = client();
 $p->handshake;
-main::publish($p, '/a', 'x');
+$p->publish('/a', 'x');
 my ($got, $reply) = main::ack_connect($c, 0);
 is_deeply($got, ['x'], 'batch 1');
 my $r = $c->connect(advice => { timeout => 0 });
@@ -146,7 +135,7 @@ ok(!exists $r->{reply}{ext}, 'without a batch number');
 is_deeply($got, [], 'taken for good');
 
 # ext.ack of another type is no acknowledgement
-main::publish($p, '/a', 'y');
+$p->publish('/a', 'y');
 $r = $c->connect(ext => { ack => 'x' }, advice => { timeout => 0 });
 is_deeply([ map { $_->{data} } @{ $r->{deliveries} } ], ['y'], 'delivered');
 ok(!exists $r->{reply}{ext}, 'not a number: no batch');
@@ -158,13 +147,13 @@ my $d = client();
 $d->handshake(ext => { ack => JSON::PP::true });
 $d->subscribe('/a');
 main::ack_connect($d, 0);
-main::publish($p, '/a', 'z');
+$p->publish('/a', 'z');
 ($got, $reply) = main::ack_connect($d, 0);
 is_deeply($got, ['z'], 'the new session');
 is($reply->{ext}{ack}, 1, 'batch 1');
 
 # a number beyond any batch acknowledges everything; below 0, nothing
-main::publish($p, '/a', 'w');
+$p->publish('/a', 'w');
 ($got, $reply) = main::ack_connect($d, -5, advice => { timeout => 0 });
 is_deeply($got, ['z', 'w'], 'below 0: nothing acknowledged');
 is($reply->{ext}{ack}, 2, 'batch 2');
@@ -200,7 +189,7 @@ $ws->send_json([ { channel => '/meta/connect', clientId => $cid,
 sleep 0.3;
 my $p = client();
 $p->handshake;
-main::publish($p, '/w', 'one');
+$p->publish('/w', 'one');
 $r = $ws->recv_json(timeout => 3);
 is_deeply([ map { $_->{data} // $_->{channel} } @$r ],
           ['one', '/meta/connect'],
@@ -227,7 +216,7 @@ is_deeply([ map { $_->{data} // $_->{channel} } @$r ],
 $ws->send_json([ { channel => '/meta/connect', clientId => $cid,
                    connectionType => 'websocket', id => '7' } ]);
 sleep 0.3;
-main::publish($p, '/w', 'two');
+$p->publish('/w', 'two');
 $r = $ws->recv_json(timeout => 3);
 is_deeply([ map { $_->{data} // $_->{channel} } @$r ], ['two'],
           'pushed, the connect still held');
@@ -248,13 +237,13 @@ $c->subscribe('/a');
 main::ack_connect($c, 0);
 my $p = client();
 $p->handshake;
-main::publish($p, '/a', 1 .. 2);
+$p->publish('/a', $_) for 1 .. 2;
 my ($got, $reply) = main::ack_connect($c, 0);
 is_deeply($got, [1, 2], 'batch 1, kept');
-main::publish($p, '/a', 3);
+$p->publish('/a', 3);
 ($got, $reply) = main::ack_connect($c, 0);
 is_deeply($got, [1, 2, 3], 'three kept: the bound');
-main::publish($p, '/a', 4);
+$p->publish('/a', 4);
 ($got, $reply) = main::ack_connect($c, 0);
 is($reply->{error}, '408::queue_overflow', 'a fourth is over it');
 
@@ -263,12 +252,12 @@ my $d = client();
 $d->handshake(ext => { ack => JSON::PP::true });
 $d->subscribe('/a');
 main::ack_connect($d, 0);
-main::publish($p, '/a', 1 .. 3);
+$p->publish('/a', $_) for 1 .. 3;
 ($got, $reply) = main::ack_connect($d, 0);
 is_deeply($got, [1, 2, 3], 'batch 1');
 my $h = $d->connect_start(ext => { ack => $reply->{ext}{ack} });
 sleep 0.3;
-main::publish($p, '/a', 4);
+$p->publish('/a', 4);
 my $r = $d->connect_finish($h);
 is_deeply([ map { $_->{data} } @{ $r->{deliveries} } ], [4],
           'acknowledged: room for more');
@@ -290,7 +279,7 @@ $c->subscribe('/a');
 main::ack_connect($c, 0);
 my $p = client();
 $p->handshake;
-main::publish($p, '/a', 1);
+$p->publish('/a', 1);
 my ($got, $reply) = main::ack_connect($c, 0);
 is_deeply($got, [1], 'delivered');
 ok(!exists $reply->{ext}, 'no batch');
@@ -316,16 +305,16 @@ $c->subscribe('/a', '/lazy');
 main::ack_connect($c, 0);
 my $p = client();
 $p->handshake;
-main::publish($p, '/a', 1);
+$p->publish('/a', 1);
 my ($got, $reply) = main::ack_connect($c, 0);
 is_deeply($got, [1], 'batch 1');
-main::publish($p, '/lazy', 'L');
+$p->publish('/lazy', 'L');
 my $r;
 ($got, $reply, $r) = main::ack_connect($c, 0);
 is_deeply($got, [1, 'L'], 'batch 1 again, the lazy message with it');
 cmp_ok($r->{elapsed}, '<', 0.5, 'at once');
 is($reply->{ext}{ack}, 2, 'batch 2');
-main::publish($p, '/lazy', 'M');
+$p->publish('/lazy', 'M');
 ($got, $reply, $r) = main::ack_connect($c, 2);
 is_deeply($got, ['M'], 'all acknowledged: the lazy message waited');
 cmp_ok($r->{elapsed}, '>=', 0.9, 'until the hold time');
