@@ -918,18 +918,27 @@ end
 -- (The worker's refreshes, "rf", keep it alive.)
 -- A reply gives what was published before its connect came: a message
 -- Redis ran before this call, which the worker had not read from the
--- stream when it sent the call (its stream's last sequence number,
--- "seen"), may be for the session; then nothing is written, and the
--- worker reads the stream up to the last sequence number, which the
--- call returns, and sends the reply's "gv" again, unchecked.  ARGV:
--- worker channel, "seen", then id, token, that message's number, the
--- batch ('': none) and '1' to check ('': not) of each reply; returns for
--- each 1, 2 if the worker must read the stream further first, -1 if the
--- session is no longer held by that connect (another took it over), -2
--- if it is gone; then the last sequence number.
-local function logged_after(id, seen, head)
+-- stream when it sent the call, may be for the session; then nothing is
+-- written, and the worker reads the stream up to the last sequence
+-- number, which the call returns, and sends the reply's "gv" again,
+-- unchecked.  ARGV: worker channel, the last sequence number it read
+-- ("seen"), then id, token, that message's number, the batch ('': none)
+-- and '1' to check ('': not) of each reply; returns for each 1, 2 if
+-- the worker must read the stream further first, -1 if the session is
+-- no longer held by that connect (another took it over), -2 if it is
+-- gone; then the last sequence number.
+
+-- whether a log of the session's subscriptions holds a message after
+-- both the last one the worker read and the reply's last ("upto"), up to
+-- "head": one the reply may lack (after the reply's last too: a worker
+-- whose link broke read nothing meanwhile, and what was published
+-- meanwhile went to its sessions when they were held again)
+local function lacks(id, seen, upto, head)
+  local from = math.max(seen, tonumber(upto))
+  if tonumber(head) <= from then return false end
+  from = string.format('%.0f', from)
   for _, name in ipairs(redis.call('SMEMBERS', P .. 'S:' .. id)) do
-    if redis.call('ZCOUNT', P .. 'l:' .. name, '(' .. seen, head) > 0 then
+    if redis.call('ZCOUNT', P .. 'l:' .. name, '(' .. from, head) > 0 then
       return true
     end
   end
@@ -937,9 +946,8 @@ local function logged_after(id, seen, head)
 end
 
 if op == 'gv' then
-  local w, seen, res = ARGV[4], ARGV[5], {}
+  local w, seen, res = ARGV[4], tonumber(ARGV[5]), {}
   local head = redis.call('GET', P .. 'n') or '0'
-  local behind = tonumber(head) > tonumber(seen)
   for i = 6, #ARGV - 4, 5 do
     local s = P .. 's:' .. ARGV[i]
     local st = redis.call('HMGET', s, 'w', 't', 'h')
@@ -948,8 +956,7 @@ if op == 'gv' then
     elseif st[1] ~= w or st[2] ~= ARGV[i + 1] or not st[3] or st[3] == ''
     then
       res[#res + 1] = -1
-    elseif behind and ARGV[i + 4] == '1'
-           and logged_after(ARGV[i], seen, head)
+    elseif ARGV[i + 4] == '1' and lacks(ARGV[i], seen, ARGV[i + 2], head)
     then
       res[#res + 1] = 2
     elseif ARGV[i + 3] ~= '' then

@@ -42,7 +42,8 @@ sub new {
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         close $parent;
-        _run($listen, $child, $to);
+        # (never the test's END blocks in the child)
+        eval { _run($listen, $child, $to) };
         POSIX::_exit(0);
     }
     close $child;
@@ -119,8 +120,8 @@ sub _run {
                 $ctl->flush;
                 next;
             }
+            my $to_fh = $peer{$fh} or next;   # (closed by a drop)
             my $n = sysread($fh, my $buf, 65536);
-            my $to_fh = $peer{$fh} or next;
             if (!$n) {
                 $sel->remove($fh, $to_fh);
                 delete @peer{$fh, $to_fh};
