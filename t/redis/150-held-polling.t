@@ -359,11 +359,16 @@ $h = $redis->park($A, $f, '/lp/f');
     $redis->cmd('CLIENT', 'PAUSE', 3000, 'WRITE');
     $redis->cmd('EXEC');
 }
+# (A's own command connection, by its worker's pid: B's is in the list
+# too, before A's once both links came back in that order; "b": its
+# command waits for the pause to end)
+my ($apid) = $A->serving_pids;
 ok(until_true(sub {
-       $redis->cmd('CLIENT', 'LIST') =~ /name=bayeux:\d+:cmd .* cmd=evalsha/
+       $redis->cmd('CLIENT', 'LIST')
+           =~ /name=bayeux:$apid:cmd [^\n]*flags=b [^\n]*cmd=evalsha/
    }, 2), "the worker's gv is in flight, held by the pause");
 my ($cmd_id) =
-    $redis->cmd('CLIENT', 'LIST') =~ /id=(\d+) [^\n]* name=bayeux:\d+:cmd/;
+    $redis->cmd('CLIENT', 'LIST') =~ /id=(\d+) [^\n]* name=bayeux:$apid:cmd /;
 $redis->cmd('CLIENT', 'KILL', 'ID', $cmd_id);
 $r = $f->connect_finish($h, timeout => 4);
 ok($r->{reply} && $r->{reply}{successful},
