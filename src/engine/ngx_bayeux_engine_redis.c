@@ -2961,6 +2961,8 @@ ngx_bayeux_redis_confirm_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
                              reply->element[cmd->n]->len)
                  : NGX_ERROR;
 
+    valid = (head != NGX_ERROR);
+
     /* a CONFIRMING park is freed by nobody but its own result */
 
     for (i = 0; i < cmd->n; i++) {
@@ -2972,8 +2974,7 @@ ngx_bayeux_redis_confirm_done(ngx_bayeux_redis_cmd_t *cmd, redisReply *reply)
              */
             code = 1;
 
-        } else if (valid && head != NGX_ERROR
-                   && reply->element[i]->type == REDIS_REPLY_INTEGER)
+        } else if (valid && reply->element[i]->type == REDIS_REPLY_INTEGER)
         {
             r = reply->element[i];
             code = (ngx_int_t) r->integer;

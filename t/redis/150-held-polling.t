@@ -54,10 +54,12 @@ sub log_seq {
     return undef;
 }
 
-# "h" names message $text of $ch: the last one the worker gave
+# "h" names message $text of $ch: the last one the worker gave (keys
+# under $prefix, the default's if undef)
 sub h_is {
-    my ($id, $ch, $text, $name) = @_;
-    my ($h, $seq) = ($redis->session_field($id, 'h'), log_seq($ch, $text));
+    my ($id, $ch, $text, $name, $prefix) = @_;
+    my ($h, $seq) = ($redis->session_field($id, 'h', $prefix),
+                     log_seq($ch, $text, $prefix));
     ok(defined $h && $h ne '' && defined $seq && $h == $seq, $name)
         or diag('h: ' . ($h // 'undef') . ", $text: " . ($seq // 'undef'));
 }
@@ -647,13 +649,10 @@ CONF
 
 {
     my $proxy = Test::Bayeux::StallProxy->new($redis->port);
-    my $C = Test::Nginx::Bayeux::Server->new(
-        workers => 1,
-        http_config => "bayeux_engine redis;\n"
-            . 'bayeux_redis_url redis://127.0.0.1:' . $proxy->port . "/0;\n"
-            . "bayeux_redis_prefix stall:;\n",
-        config => "    location /cometd { bayeux; bayeux_timeout 2s; }\n",
-    )->start;
+    my $C = $redis->bayeux_server(<<'CONF', 'stall:',
+        bayeux_timeout 2s;
+CONF
+        url => 'redis://127.0.0.1:' . $proxy->port . '/0');
 
     new_publisher($C);
     my ($sc, $sid) = new_session($C, '/st/a');
@@ -673,9 +672,7 @@ CONF
     my $sr = $sc->connect_finish($sh, timeout => 4);
     ok($sr->{reply} && $sr->{reply}{successful}, 'the connect: answered');
     is_deeply(texts($sr), [ 'a1', 'a2' ], '... with both, in order');
-    is($redis->session_field($sid, 'h', 'stall:'), log_seq('/st/a', 'a2',
-                                                           'stall:'),
-       'h names a2');
+    h_is($sid, '/st/a', 'a2', 'h names a2', 'stall:');
 
     $sh = $redis->park($C, $sc, '/st/a', 'stall:');
     my $dh = $redis->park($C, $sd, '/st/b', 'stall:');

@@ -121,11 +121,12 @@ sub _listen_args {
 
 # The http-level directives that make every bayeux location of an nginx use
 # this Redis; %o: prefix, db, connect_timeout, command_timeout, shards
-# (bayeux_redis_shards; TEST_BAYEUX_REDIS_SHARDS when not given).
+# (bayeux_redis_shards; TEST_BAYEUX_REDIS_SHARDS when not given), url
+# (another address that leads to it, a proxy's).
 sub engine_conf {
     my ($self, %o) = @_;
     my $c = "bayeux_engine redis;\n"
-          . "bayeux_redis_url " . $self->url($o{db}) . ";\n";
+          . "bayeux_redis_url " . ($o{url} // $self->url($o{db})) . ";\n";
     $c .= "bayeux_redis_prefix $o{prefix};\n" if defined $o{prefix};
     $c .= "bayeux_redis_connect_timeout $o{connect_timeout};\n"
         if $o{connect_timeout};
@@ -279,12 +280,13 @@ sub cmd {
 # A one-worker nginx on this Redis, started: location /cometd is a Bayeux
 # endpoint with the directives $conf (its lines, as they are written in
 # the location), its keys under $prefix (the default's if undef); with
-# status => 1, location /status is bayeux_status.
+# status => 1, location /status is bayeux_status; url => as engine_conf.
 sub bayeux_server {
     my ($self, $conf, $prefix, %o) = @_;
     return Test::Nginx::Bayeux::Server->new(
         workers => 1,
-        http_config => $self->engine_conf(prefix => $prefix),
+        http_config => $self->engine_conf(prefix => $prefix,
+                                          url => $o{url}),
         config => "    location /cometd {\n        bayeux;\n$conf    }\n"
                   . ($o{status} ? "    location = /status { bayeux_status; }\n"
                                 : ''),

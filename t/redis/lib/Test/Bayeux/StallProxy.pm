@@ -115,8 +115,8 @@ sub _run {
                     $ctl->flush;
                     next;
                 }
-                print {$ctl} _control($line, \$stalled, \%held, \%peer,
-                                      \%subscribed), "\n";
+                print {$ctl} _control($line, \$stalled, \%held, \%peer),
+                              "\n";
                 $ctl->flush;
                 next;
             }
@@ -148,13 +148,12 @@ sub _run {
 
 # a control line: its answer
 sub _control {
-    my ($line, $stalled, $held, $peer, $subscribed) = @_;
+    my ($line, $stalled, $held, $peer) = @_;
     if ($line =~ /^stall/) {
         $$stalled = 1;
         return 'ok';
     }
-    my @servers = grep { $subscribed->{$_} && defined $held->{$_} }
-                  keys %$peer;
+    my @servers = keys %$held;          # (subscribed ones only)
     if ($line =~ /^held/) {
         my $n = 0;
         for my $s (@servers) {
