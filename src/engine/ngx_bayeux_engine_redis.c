@@ -608,6 +608,7 @@ static void ngx_bayeux_redis_moved(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_moved_reply(ngx_bayeux_redis_conn_t *rc,
     redisReply *reply, ngx_bayeux_redis_req_t *req);
 static void ngx_bayeux_redis_ask_retry_handler(ngx_event_t *ev);
+static void ngx_bayeux_redis_rename_waiting(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_send_probe(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_migrated(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_flush_handler(ngx_event_t *ev);
@@ -759,9 +760,11 @@ static ngx_bayeux_redis_kind_t  ngx_bayeux_redis_kinds[] = {
 
     /*
      * CONNECT_BATCH: worker channel, max queue; the CONNECTs' arguments;
-     * one reply each, then the copies queued, if any
+     * one reply each, then the copies queued, if any.  One that waits for
+     * a migration is given the channel of the link it is sent on
+     * (ngx_bayeux_redis_rename_waiting()).
      */
-    { ngx_string("cb"), 2, ngx_bayeux_redis_connects_done, NULL, 0 },
+    { ngx_string("cb"), 2, ngx_bayeux_redis_connects_done, NULL, 1 },
 
     /*
      * DELIVER: "c" and an id, or "u" and a user; max queue, message,
@@ -1518,6 +1521,7 @@ ngx_bayeux_redis_down_handler(ngx_event_t *ev)
 
     /* (the old name stays if getrandom() fails: it is said in the log) */
     (void) ngx_bayeux_redis_new_channel(rd);
+    ngx_bayeux_redis_rename_waiting(rd);
 
     ngx_add_timer(&rd->reconnect, rd->backoff);
 
@@ -1525,6 +1529,33 @@ ngx_bayeux_redis_down_handler(ngx_event_t *ev)
 
     if (rd->backoff > NGX_BAYEUX_REDIS_BACKOFF_MAX) {
         rd->backoff = NGX_BAYEUX_REDIS_BACKOFF_MAX;
+    }
+}
+
+
+/*
+ * The connects that wait for a migration (the link moves to the slot's
+ * new primary) would hold their sessions for the channel of the link
+ * that is gone, which no worker listens to: they name the new one, of
+ * the same length, when they are sent.
+ */
+
+static void
+ngx_bayeux_redis_rename_waiting(ngx_bayeux_redis_t *rd)
+{
+    ngx_queue_t             *q;
+    ngx_bayeux_redis_cmd_t  *cmd;
+
+    for (q = ngx_queue_head(&rd->asked);
+         q != ngx_queue_sentinel(&rd->asked);
+         q = ngx_queue_next(q))
+    {
+        cmd = ngx_queue_data(q, ngx_bayeux_redis_cmd_t, queue);
+
+        if (cmd->kind == NGX_BAYEUX_REDIS_CONNECT_BATCH) {
+            ngx_memcpy((u_char *) cmd->argv[rd->args], rd->channel.data,
+                       rd->channel.len);
+        }
     }
 }
 

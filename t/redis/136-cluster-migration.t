@@ -4,10 +4,12 @@
 # them may not have moved yet), so handshakes, subscribes and publishes
 # wait, in order, and go on once the new primary serves the slot, or the
 # migration is called off: answered successfully, each message delivered
-# once and in order.  /meta/connect, which names the worker's channel,
-# does not wait: 503::engine_unavailable with retry advice.  A migration
-# that outlasts bayeux_redis_command_timeout fails what waited for it
-# with 503::engine_unavailable, as an outage does.  t/redis/130-cluster.t
+# once and in order.  /meta/connect waits too; when the slot moved, the
+# worker's link to the new primary has a new notification channel, which
+# the connect that waited names (a session held for the old one would be
+# held for no one).  A migration that outlasts
+# bayeux_redis_command_timeout fails what waited for it with
+# 503::engine_unavailable, as an outage does.  t/redis/130-cluster.t
 # migrates the slot under a stream of acknowledged publishes.
 
 use strict;
@@ -77,8 +79,13 @@ my @acked;
 my @started;
 my $offset = $server->error_log_offset;
 my $to = primary_other_than($cluster->slot_node($slot));
+my $late = $server->client;
+ok($late->handshake->{successful}, 'a session not connected yet');
+ok($late->subscribe('/feed')->{successful}, '... subscribed');
+my $late_connect;
 my $moved = $cluster->migrate_slot($slot, $to, batch => 2, between => sub {
     push @started, $stream->turn_start;
+    $late_connect //= $late->connect_start;
     sleep 0.05;
 });
 ok($moved > 4, "$moved keys moved to port " . $to->port . ', a publish '
@@ -98,6 +105,31 @@ like($log, qr/answered "ASK \d+ [\d.:]+": requests wait until a primary serves t
 like($log, qr/serves the slot: the \d+ requests that waited go on/,
      '... and when they go on');
 
+# the first connect of a session, made while the slot migrated
+{
+    my $r = $late->connect_finish($late_connect, timeout => 5);
+    ok($r->{reply} && $r->{reply}{successful},
+       'a /meta/connect made during the migration waits for it, and '
+       . 'succeeds');
+    my $key = '{bayeux:}s:' . $late->client_id;
+    my $w = $cluster->cmd_key($key, 'HGET', $key, 'w') // '';
+    my $chans = $to->cmd('PUBSUB', 'SHARDCHANNELS', '{bayeux:}*');
+    ok($w ne '' && grep({ $_ eq $w } @$chans),
+       "... its session is held for the worker's channel on the new "
+       . 'primary') or diag("w '$w', channels @$chans");
+    is_deeply(missing_deliveries([ $late ], '/feed', 1 .. $stream->seq), [],
+              '... and its session gets every publish once, in order');
+    my $h = $late->connect_start;
+    sleep 0.3;
+    is($stream->turn(\@acked), 'ok', 'a publish after it');
+    is_deeply(missing_deliveries(\@subscribers, '/feed', $stream->seq), [],
+              '... which every subscriber gets');
+    $r = $late->connect_finish($h, timeout => 5);
+    ok(grep({ $_->{data} == $stream->seq } @{ $r->{deliveries} }),
+       '... and which releases the session\'s parked connect');
+    cmp_ok($r->{elapsed}, '<', 1.5, '... at once, not at its timeout');
+}
+
 #
 # a migration called off: what waited runs on the old primary
 #
@@ -113,13 +145,11 @@ like($log, qr/serves the slot: the \d+ requests that waited go on/,
         [ { channel => '/meta/handshake', version => '1.0',
             supportedConnectionTypes => ['long-polling'] } ],
         new_connection => 1);
+    my $fc = $fresh->connect_start;
     sleep 0.8;
     ok(!$p->[2]->ready, 'a publish made while the slot migrates waits');
     ok(!$hs->ready, '... and a handshake');
-    my $r = $fresh->connect(timeout => 5);
-    is($r->{reply}{error}, '503::engine_unavailable',
-       'a /meta/connect does not wait: 503::engine_unavailable');
-    is($r->{reply}{advice}{reconnect}, 'retry', '... with retry advice');
+    ok(!$fc->ready, '... and a /meta/connect');
     # its client goes away while it waits: it still runs, and is answered
     # to no one
     $pub->abandon($gone->[2]);
@@ -130,6 +160,8 @@ like($log, qr/serves the slot: the \d+ requests that waited go on/,
     my $res = $newcomer->post_finish($hs, timeout => 5);
     my ($reply) = @{ $res->{messages} || [] };
     ok($reply && $reply->{successful}, '... and the handshake');
+    my $r = $fresh->connect_finish($fc, timeout => 5);
+    ok($r->{reply} && $r->{reply}{successful}, '... and the connect');
     is_deeply(missing_deliveries(\@subscribers, '/feed', $gone->[0],
                                  $stream->seq), [],
               'every subscriber gets both publishes once, the one whose '
