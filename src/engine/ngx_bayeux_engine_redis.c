@@ -125,10 +125,13 @@
  * EVALSHA <sha> 0 <operation> <prefix> <lifetime>; on a Redis Cluster
  * EVALSHA <sha> 1 <prefix> <operation> <prefix> <lifetime>: the prefix, a
  * hash tag, is declared as the script's key, so that Redis routes it (a
- * MOVED reply) and refuses it while its slot migrates (ASK)
+ * MOVED reply) and refuses it while its slot migrates (ASK).  The key
+ * declared is "<prefix>~", in the same slot, on a primary without sharded
+ * pub/sub: the script then notifies with PUBLISH.
  */
 #define NGX_BAYEUX_REDIS_ARGS          6
 #define NGX_BAYEUX_REDIS_CLUSTER_ARGS  7
+#define NGX_BAYEUX_REDIS_CLUSTER_KEY   3
 
 /* random bytes at the end of a worker's channel name */
 #define NGX_BAYEUX_REDIS_CHANNEL_RANDOM  8
@@ -402,6 +405,7 @@ struct ngx_bayeux_redis_s {
     ngx_bayeux_redis_park_t       *giving;
     ngx_bayeux_waiter_t           *giving_waiter;
     ngx_uint_t                     subscribed;  /* channels confirmed */
+    ngx_bayeux_redis_req_t         sharded_req;
 
     ngx_event_t                    reconnect;
     ngx_event_t                    down;
@@ -421,6 +425,10 @@ struct ngx_bayeux_redis_s {
     unsigned                       lazy_sweeping:1;
     unsigned                       migrating:1;
     unsigned                       moved:1;
+
+    /* the cluster's primary has SSUBSCRIBE (Redis 7.0 and later) */
+    unsigned                       sharded:1;
+    unsigned                       plain_said:1;
 };
 
 
@@ -531,6 +539,9 @@ static void ngx_bayeux_redis_name_reply(ngx_bayeux_redis_conn_t *rc,
     redisReply *reply, ngx_bayeux_redis_req_t *req);
 static void ngx_bayeux_redis_cmd_connected(ngx_bayeux_redis_conn_t *rc);
 static void ngx_bayeux_redis_sub_connected(ngx_bayeux_redis_conn_t *rc);
+static void ngx_bayeux_redis_sharded_reply(ngx_bayeux_redis_conn_t *rc,
+    redisReply *reply, ngx_bayeux_redis_req_t *req);
+static void ngx_bayeux_redis_subscribe_worker(ngx_bayeux_redis_conn_t *rc);
 static void ngx_bayeux_redis_closed(ngx_bayeux_redis_conn_t *rc);
 static void ngx_bayeux_redis_setup_reply(ngx_bayeux_redis_conn_t *rc,
     redisReply *reply, ngx_bayeux_redis_req_t *req);
@@ -946,7 +957,7 @@ ngx_bayeux_redis_init_shard(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep,
     if (ru->seeds) {
         /* every key of the shard in one slot: "{<prefix>}" */
 
-        p = ngx_pnalloc(cf->pool, prefix.len + 2);
+        p = ngx_pnalloc(cf->pool, prefix.len + 3);
         if (p == NULL) {
             return NGX_ERROR;
         }
@@ -956,6 +967,9 @@ ngx_bayeux_redis_init_shard(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep,
         p = ngx_cpymem(p, prefix.data, prefix.len);
         *p++ = '}';
         rd->prefix.len = p - rd->prefix.data;
+
+        /* the key declared without sharded pub/sub: "<prefix>~" */
+        *p = '~';
 
         rd->cluster = ngx_bayeux_redis_cluster_create(cf->pool, ru,
                                                       &rd->prefix);
@@ -1151,6 +1165,7 @@ ngx_bayeux_redis_start_shard(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep,
     rd->sub_name_req.handler = ngx_bayeux_redis_name_reply;
     rd->subscribe_req.handler = ngx_bayeux_redis_sub_reply;
     rd->subscribe_req.subscription = 1;
+    rd->sharded_req.handler = ngx_bayeux_redis_sharded_reply;
     rd->ping_req.handler = ngx_bayeux_redis_ping_reply;
     rd->moved_req.handler = ngx_bayeux_redis_moved_reply;
 
@@ -1690,9 +1705,76 @@ ngx_bayeux_redis_sub_connected(ngx_bayeux_redis_conn_t *rc)
         goto failed;
     }
 
+    if (rd->cluster == NULL) {
+        ngx_bayeux_redis_subscribe_worker(rc);
+        return;
+    }
+
+    /* a node before Redis 7.0 has no sharded pub/sub: it is asked */
+
+    argv[0] = "COMMAND";
+    argvlen[0] = 7;
+    argv[1] = "INFO";
+    argvlen[1] = 4;
+    argv[2] = "SSUBSCRIBE";
+    argvlen[2] = 10;
+
+    if (ngx_bayeux_redis_send(rc, &rd->sharded_req, 3, argv, argvlen)
+        == NGX_OK)
+    {
+        return;
+    }
+
+failed:
+
+    ngx_bayeux_redis_close(rc, "cannot send a command");
+}
+
+
+/*
+ * COMMAND INFO SSUBSCRIBE names no command (nil) where the node lacks
+ * it; a node that refuses COMMAND (an ACL) is taken to have it, and says
+ * otherwise when it is subscribed.
+ */
+
+static void
+ngx_bayeux_redis_sharded_reply(ngx_bayeux_redis_conn_t *rc,
+    redisReply *reply, ngx_bayeux_redis_req_t *req)
+{
+    ngx_bayeux_redis_t  *rd = rc->data;
+
+    if (reply == NULL || rd->exiting) {
+        return;
+    }
+
+    rd->sharded = !(reply->type == REDIS_REPLY_ARRAY
+                    && reply->elements == 1
+                    && reply->element[0]->type == REDIS_REPLY_NIL);
+
+    if (!rd->sharded && !rd->plain_said) {
+        rd->plain_said = 1;
+
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                      "bayeux: redis %V of location \"%V\" has no sharded "
+                      "pub/sub (SSUBSCRIBE, Redis 7.0): notifications go by "
+                      "PUBLISH, to every node of the cluster",
+                      &rd->addr, &rd->endpoint->name);
+    }
+
+    ngx_bayeux_redis_subscribe_worker(rc);
+}
+
+
+static void
+ngx_bayeux_redis_subscribe_worker(ngx_bayeux_redis_conn_t *rc)
+{
+    const char          *argv[3];
+    size_t               argvlen[3];
+    ngx_bayeux_redis_t  *rd = rc->data;
+
     /* a cluster's sharded pub/sub stays within the slot's shard */
 
-    if (rd->cluster) {
+    if (rd->cluster && rd->sharded) {
         argv[0] = "SSUBSCRIBE";
         argvlen[0] = 10;
 
@@ -1712,14 +1794,10 @@ ngx_bayeux_redis_sub_connected(ngx_bayeux_redis_conn_t *rc)
     argvlen[2] = rd->stream.len;
 
     if (ngx_bayeux_redis_send(rc, &rd->subscribe_req, 3, argv, argvlen)
-        == NGX_OK)
+        != NGX_OK)
     {
-        return;
+        ngx_bayeux_redis_close(rc, "cannot send a command");
     }
-
-failed:
-
-    ngx_bayeux_redis_close(rc, "cannot send a command");
 }
 
 
@@ -1777,6 +1855,12 @@ ngx_bayeux_redis_sub_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
         return;
     }
 
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* refused: no subscription, no notification */
+        ngx_bayeux_redis_close(rc, reply->str);
+        return;
+    }
+
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
         return;
     }
@@ -1794,7 +1878,7 @@ ngx_bayeux_redis_sub_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
     p = (u_char *) type->str;
     len = type->len;
 
-    if (rd->cluster && len && *p == 's') {
+    if (rd->cluster && rd->sharded && len && *p == 's') {
         p++;
         len--;
     }
@@ -5462,6 +5546,12 @@ static ngx_int_t
 ngx_bayeux_redis_cmd_send(ngx_bayeux_redis_cmd_t *cmd)
 {
     ngx_bayeux_redis_t  *rd = cmd->redis;
+
+    if (rd->cluster) {
+        /* how the primary it goes to notifies: "<prefix>" or "<prefix>~" */
+        cmd->argvlen[NGX_BAYEUX_REDIS_CLUSTER_KEY] = rd->prefix.len
+                                                     + !rd->sharded;
+    }
 
     if (ngx_bayeux_redis_send(&rd->cmd, &cmd->req, cmd->argc, cmd->argv,
                               cmd->argvlen)

@@ -14,8 +14,10 @@ local ttl2 = 2 * ttl
 
 -- On a Redis Cluster the prefix is a hash tag, declared as the script's
 -- one key, and the workers' channels are in its slot: notifications go by
--- sharded pub/sub, which stays within the slot's shard.
-local publish = #KEYS > 0 and 'SPUBLISH' or 'PUBLISH'
+-- sharded pub/sub, which stays within the slot's shard.  A primary
+-- without it (before Redis 7.0) is sent "<prefix>~" as the key, in the
+-- same slot: PUBLISH, which the cluster carries to every node.
+local publish = KEYS[1] == P and 'SPUBLISH' or 'PUBLISH'
 
 -- the most held subscriptions a publish through the publisher location
 -- counts exactly (see "pu")
