@@ -47,6 +47,14 @@ ngx_bayeux_redis_ask_init(ngx_bayeux_redis_ask_t *a, ngx_log_t *log,
     a->query.log = log;
     a->query.connect_timeout = proto->connect_timeout;
     a->query.command_timeout = proto->command_timeout;
+
+#if (NGX_SSL)
+    /* the nodes asked speak TLS as the primary does */
+    a->query.ssl = proto->ssl;
+    a->query.ssl_name = proto->ssl_name;
+    a->query.ssl_verify = proto->ssl_verify;
+    a->query.ssl_server_name = proto->ssl_server_name;
+#endif
     a->query.connected = connected;
     a->query.closed = ngx_bayeux_redis_ask_closed;
     a->query.data = data;

@@ -53,7 +53,8 @@ static char *ngx_bayeux_redis_url_sentinel(ngx_pool_t *pool, u_char *p,
 static char *ngx_bayeux_redis_url_cluster(ngx_pool_t *pool, u_char *p,
     u_char *last, ngx_bayeux_redis_url_t *ru);
 static char *ngx_bayeux_redis_url_hosts(ngx_pool_t *pool, u_char *p,
-    u_char *end, ngx_bayeux_redis_hosts_t *kind, ngx_array_t **hosts);
+    u_char *end, ngx_bayeux_redis_hosts_t *kind, ngx_array_t **hosts,
+    ngx_str_t *first);
 static char *ngx_bayeux_redis_url_unix(ngx_pool_t *pool, u_char *p,
     u_char *last, ngx_bayeux_redis_url_t *ru);
 static char *ngx_bayeux_redis_url_authority(ngx_pool_t *pool, u_char **p,
@@ -89,6 +90,9 @@ static ngx_bayeux_redis_scheme_t  ngx_bayeux_redis_schemes[] = {
       NULL },
 
     { ngx_string("redis+cluster://"), ngx_bayeux_redis_url_cluster, 0,
+      NULL },
+
+    { ngx_string("rediss+cluster://"), ngx_bayeux_redis_url_cluster, 1,
       NULL },
 
     { ngx_null_string, NULL, 0, NULL }
@@ -129,7 +133,8 @@ ngx_bayeux_redis_url_parse(ngx_pool_t *pool, ngx_str_t *url,
     }
 
     return "it must start with \"redis://\", \"rediss://\", \"unix:\", "
-           "\"redis+sentinel://\" or \"redis+cluster://\"";
+           "\"redis+sentinel://\", \"redis+cluster://\" or "
+           "\"rediss+cluster://\"";
 }
 
 
@@ -219,7 +224,7 @@ ngx_bayeux_redis_url_sentinel(ngx_pool_t *pool, u_char *p, u_char *last,
 
     err = ngx_bayeux_redis_url_hosts(pool, p, end,
                                      &ngx_bayeux_redis_sentinel_hosts,
-                                     &ru->sentinels);
+                                     &ru->sentinels, &ru->host);
     if (err) {
         return err;
     }
@@ -292,7 +297,7 @@ ngx_bayeux_redis_url_cluster(ngx_pool_t *pool, u_char *p, u_char *last,
 
     err = ngx_bayeux_redis_url_hosts(pool, p, end,
                                      &ngx_bayeux_redis_cluster_hosts,
-                                     &ru->seeds);
+                                     &ru->seeds, &ru->host);
     if (err) {
         return err;
     }
@@ -303,11 +308,14 @@ ngx_bayeux_redis_url_cluster(ngx_pool_t *pool, u_char *p, u_char *last,
 }
 
 
-/* "host[:port][,host[:port]...]": every address of every host */
+/*
+ * "host[:port][,host[:port]...]": every address of every host; the first
+ * host's name is the one TLS verifies and sends as SNI by default
+ */
 
 static char *
 ngx_bayeux_redis_url_hosts(ngx_pool_t *pool, u_char *p, u_char *end,
-    ngx_bayeux_redis_hosts_t *kind, ngx_array_t **hosts)
+    ngx_bayeux_redis_hosts_t *kind, ngx_array_t **hosts, ngx_str_t *first)
 {
     u_char      *host, *comma;
     ngx_uint_t   i;
@@ -341,6 +349,17 @@ ngx_bayeux_redis_url_hosts(ngx_pool_t *pool, u_char *p, u_char *end,
 
         if (u.naddrs == 0) {
             return kind->not_found;
+        }
+
+        if (first->len == 0) {
+            first->data = ngx_pnalloc(pool, u.host.len + 1);
+            if (first->data == NULL) {
+                return "cannot allocate memory";
+            }
+
+            ngx_memcpy(first->data, u.host.data, u.host.len);
+            first->data[u.host.len] = '\0';
+            first->len = u.host.len;
         }
 
         for (i = 0; i < u.naddrs; i++) {

@@ -48,7 +48,9 @@ sub redis_cli_binary {
 # Options: primaries (default 3), replicas (per primary, default 1),
 # password (requirepass and masterauth on every node, and in the URL),
 # node_timeout (cluster-node-timeout, ms, default 1000), args (more
-# redis-server arguments for every node).
+# redis-server arguments for every node), tls ({ cert, key, ca }: each
+# node listens with TLS too, on a port of its own, and its cluster bus
+# speaks TLS; the plain port stays for the test's own commands).
 sub start_redis_cluster {
     my (%o) = @_;
     my $cli = redis_cli_binary();
@@ -64,6 +66,8 @@ sub start_redis_cluster {
         password => $o{password},
         node_timeout => $o{node_timeout} // 1000,
         args => $o{args} || [],
+        tls => $o{tls},
+        tls_ports => {},
         nodes => [],
         ids => {},
         owner => $$,
@@ -93,6 +97,16 @@ sub _start_nodes {
     for (1 .. $count) {
         my $port = Test::Nginx::Bayeux::Server::unused_port();
         my $bus = Test::Nginx::Bayeux::Server::unused_port();
+        my @tls;
+        if (my $t = $self->{tls}) {
+            my $tls_port = Test::Nginx::Bayeux::Server::unused_port();
+            $self->{tls_ports}{$port} = $tls_port;
+            @tls = ('--tls-port', $tls_port, '--tls-cluster', 'yes',
+                    '--tls-replication', 'yes',
+                    '--tls-cert-file', $t->{cert}, '--tls-key-file', $t->{key},
+                    '--tls-ca-cert-file', $t->{ca},
+                    '--tls-auth-clients', 'no');
+        }
         # the node's own dir holds nodes.conf and the append-only file, so
         # a node started again knows its place and its data
         my $node = start_redis(
@@ -103,7 +117,7 @@ sub _start_nodes {
                       '--cluster-port', $bus,
                       '--cluster-node-timeout', $self->{node_timeout},
                       '--appendonly', 'yes',
-                      @auth, @{ $self->{args} } ]);
+                      @tls, @auth, @{ $self->{args} } ]);
         push @{ $self->{nodes} }, $node;
         $self->{ids}{$port} = $node->cmd('CLUSTER', 'MYID');
     }
@@ -390,15 +404,21 @@ sub scan {
 }
 
 # redis+cluster://[:password@]127.0.0.1:p1,127.0.0.1:p2,...: the seeds are
-# $o{seeds} (nodes) or the first $o{count} nodes (default: all).
+# $o{seeds} (nodes) or the first $o{count} nodes (default: all); on a
+# cluster started with tls, rediss+cluster://[:password@]localhost:t1,...
+# (the nodes' TLS ports, the name their certificate has).
 sub url {
     my ($self, %o) = @_;
     my @seeds = $o{seeds} ? @{ $o{seeds} } : $self->nodes;
     splice(@seeds, $o{count}) if $o{count} && $o{count} < @seeds;
     my $auth = defined $self->{password} ? ":$self->{password}@" : '';
+    return "rediss+cluster://$auth" . join(',', map {
+        'localhost:' . $self->tls_port($_) } @seeds) if $self->{tls};
     return "redis+cluster://$auth"
            . join(',', map { '127.0.0.1:' . $_->port } @seeds);
 }
+
+sub tls_port { $_[0]{tls_ports}{ $_[1]->port } }
 
 # The http-level directives that make every bayeux location of an nginx
 # use this cluster; %o: prefix, connect_timeout, command_timeout, shards
