@@ -89,6 +89,9 @@ static ngx_bayeux_redis_scheme_t  ngx_bayeux_redis_schemes[] = {
     { ngx_string("redis+sentinel://"), ngx_bayeux_redis_url_sentinel, 0,
       NULL },
 
+    { ngx_string("rediss+sentinel://"), ngx_bayeux_redis_url_sentinel, 1,
+      NULL },
+
     { ngx_string("redis+cluster://"), ngx_bayeux_redis_url_cluster, 0,
       NULL },
 
@@ -133,8 +136,8 @@ ngx_bayeux_redis_url_parse(ngx_pool_t *pool, ngx_str_t *url,
     }
 
     return "it must start with \"redis://\", \"rediss://\", \"unix:\", "
-           "\"redis+sentinel://\", \"redis+cluster://\" or "
-           "\"rediss+cluster://\"";
+           "\"redis+sentinel://\", \"rediss+sentinel://\", "
+           "\"redis+cluster://\" or \"rediss+cluster://\"";
 }
 
 
