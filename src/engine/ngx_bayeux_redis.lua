@@ -868,9 +868,10 @@ end
 -- last at "cur"): it ends as a full queue ends, at its next connect ("ol"
 -- 2), with all it missed counted as dropped ("od"): those, the batch
 -- its last reply gave if no connect acknowledged it ("unacked": the ack
--- extension's, in "ak"), and what was logged after "cur".  Back in the subscriber sets, what is
--- published next is dropped, and counted, as for any full queue.  (A
--- message trimmed from the logs before this runs goes uncounted.)
+-- extension's, in "ak"), and what was logged after "cur".  Back in the
+-- subscriber sets, what is published next is dropped, and counted, as
+-- for any full queue.  (A message trimmed from the logs before this runs
+-- goes uncounted.)
 local function overflow_held(id, s, cur, missed, unacked)
   local dropped = missed
   if unacked then

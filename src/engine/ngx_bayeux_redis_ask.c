@@ -55,6 +55,7 @@ ngx_bayeux_redis_ask_init(ngx_bayeux_redis_ask_t *a, ngx_log_t *log,
     a->query.ssl_verify = proto->ssl_verify;
     a->query.ssl_server_name = proto->ssl_server_name;
 #endif
+
     a->query.connected = connected;
     a->query.closed = ngx_bayeux_redis_ask_closed;
     a->query.data = data;

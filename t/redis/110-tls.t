@@ -11,46 +11,16 @@ use warnings;
 
 use lib 't/lib', 't/redis/lib';
 
-use File::Temp qw(tempdir);
 use Test::More;
 use Test::Nginx::Bayeux;
 use Test::Nginx::Bayeux::Server;
 use Test::Bayeux::Redis;
+use Test::Bayeux::TLS;
 
-plan(skip_all => 'openssl not found') if system('openssl version >/dev/null 2>&1');
-plan(skip_all => 'nginx without TLS')
-    unless `/usr/sbin/nginx -V 2>&1` =~ /--with-http_ssl_module/;
-
-my $dir = tempdir('bayeux-tls-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-
-sub openssl {
-    my $cmd = "openssl @_ >>$dir/openssl.log 2>&1";
-    system($cmd) == 0 or die "$cmd failed: " . `tail -5 $dir/openssl.log`;
-}
-
-sub ca {
-    my ($name) = @_;
-    openssl("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1",
-            "-nodes -keyout $dir/$name.key -out $dir/$name.crt -days 2",
-            "-subj '/CN=bayeux test $name'");
-}
-
-sub cert {
-    my ($name, $ca, $cn) = @_;
-    open(my $ext, '>', "$dir/$name.ext") or die;
-    print $ext "subjectAltName=DNS:$cn\n";
-    close $ext;
-    openssl("req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes",
-            "-keyout $dir/$name.key -out $dir/$name.csr -subj '/CN=$cn'");
-    openssl("x509 -req -in $dir/$name.csr -CA $dir/$ca.crt",
-            "-CAkey $dir/$ca.key -CAcreateserial -days 2",
-            "-extfile $dir/$name.ext -out $dir/$name.crt");
-}
-
-ca('ca');
-ca('other-ca');
-cert('server', 'ca', 'localhost');
-cert('client', 'ca', 'bayeux-client');
+my $dir = tls_dir();
+tls_ca($dir, $_) for qw(ca other-ca);
+tls_cert($dir, 'server', 'ca', 'localhost');
+tls_cert($dir, 'client', 'ca', 'bayeux-client');
 
 sub tls_redis {
     my ($auth_clients) = @_;

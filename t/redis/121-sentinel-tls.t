@@ -12,39 +12,15 @@ use warnings;
 
 use lib 't/lib', 't/redis/lib';
 
-use File::Temp qw(tempdir);
 use Test::More;
 use Test::Nginx::Bayeux::Server;
 use Test::Bayeux::Redis;
+use Test::Bayeux::TLS;
 use Time::HiRes qw(time sleep);
 
-plan(skip_all => 'openssl not found')
-    if system('openssl version >/dev/null 2>&1');
-plan(skip_all => 'nginx without TLS')
-    unless `/usr/sbin/nginx -V 2>&1` =~ /--with-http_ssl_module/;
-
-my $dir = tempdir('bayeux-tls-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-
-sub openssl {
-    my $cmd = "openssl @_ >>$dir/openssl.log 2>&1";
-    system($cmd) == 0 or die "$cmd failed: " . `tail -5 $dir/openssl.log`;
-}
-
-for my $ca (qw(ca other-ca)) {
-    openssl("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1",
-            "-nodes -keyout $dir/$ca.key -out $dir/$ca.crt -days 2",
-            "-subj '/CN=bayeux test $ca'");
-}
-{
-    open(my $ext, '>', "$dir/node.ext") or die;
-    print $ext "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
-    close $ext;
-    openssl("req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes",
-            "-keyout $dir/node.key -out $dir/node.csr -subj '/CN=localhost'");
-    openssl("x509 -req -in $dir/node.csr -CA $dir/ca.crt",
-            "-CAkey $dir/ca.key -CAcreateserial -days 2",
-            "-extfile $dir/node.ext -out $dir/node.crt");
-}
+my $dir = tls_dir();
+tls_ca($dir, $_) for qw(ca other-ca);
+tls_cert($dir, 'node', 'ca', 'localhost', 'IP:127.0.0.1');
 
 # TLS on a port of its own; the plain port stays for the test's commands
 sub tls_args {
@@ -76,41 +52,8 @@ is($named, "127.0.0.1:$primary_tls",
 
 my $url = "rediss+sentinel://localhost:$sentinel_tls/mymaster";
 
-sub server {
-    my ($ca) = @_;
-    return Test::Nginx::Bayeux::Server->new(
-        workers => 2,
-        http_config => <<"CONF",
-bayeux_engine redis;
-bayeux_redis_url $url;
-bayeux_redis_connect_timeout 1s;
-bayeux_redis_ssl_verify on;
-bayeux_redis_ssl_server_name on;
-bayeux_redis_ssl_trusted_certificate $dir/$ca.crt;
-CONF
-        config => "    location /cometd { bayeux; bayeux_timeout 5s; }\n",
-    )->start;
-}
-
-my $server = server('ca');
-
-{
-    my $s = $server->client;
-    my $hs = $s->handshake;
-    ok($hs && $hs->{successful}, 'handshake') or diag(explain($hs));
-    ok(($s->subscribe('/tls') // {})->{successful}, 'subscribe');
-    $s->connect(timeout => 5);
-    my $p = $server->client;
-    ok(($p->handshake // {})->{successful}, 'a publisher');
-    for my $n (1 .. 3) {
-        my $h = $s->connect_start;
-        sleep 0.2;
-        ok(($p->publish('/tls', "m$n") // {})->{successful}, "publish m$n");
-        my $r = $s->connect_finish($h, timeout => 5);
-        is_deeply([ map { $_->{data} } @{ $r->{deliveries} } ], [ "m$n" ],
-                  '... delivered through a parked connect');
-    }
-}
+my $server = tls_server($url, "$dir/ca.crt");
+tls_conversation($server, 3);
 
 # (port, name) of the bayeux connections to a node
 sub bayeux_connections {
@@ -147,18 +90,6 @@ unlike($server->error_log_text, qr/\[(alert|crit|emerg)\]/,
 $server->stop;
 $server->check_crashes;
 
-# a certificate of another CA
-{
-    my $wrong = server('other-ca');
-    my $hs = $wrong->client->handshake;
-    is($hs && $hs->{error}, '503::engine_unavailable',
-       'a sentinel whose certificate is of another CA: '
-       . '503::engine_unavailable');
-    ok($wrong->wait_for_log(qr/\[error\] .*SSL certificate verify error/,
-                            timeout => 5),
-       '... and the log says the certificate did not verify');
-    $wrong->stop;
-    $wrong->check_crashes;
-}
+tls_refused($url, "$dir/other-ca.crt", 'a sentinel');
 
 done_testing;
