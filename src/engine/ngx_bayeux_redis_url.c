@@ -55,6 +55,8 @@ static char *ngx_bayeux_redis_url_cluster(ngx_pool_t *pool, u_char *p,
 static char *ngx_bayeux_redis_url_hosts(ngx_pool_t *pool, u_char *p,
     u_char *end, ngx_bayeux_redis_hosts_t *kind, ngx_array_t **hosts,
     ngx_str_t *first);
+static ngx_int_t ngx_bayeux_redis_url_name(ngx_pool_t *pool, ngx_str_t *host,
+    ngx_str_t *name);
 static char *ngx_bayeux_redis_url_unix(ngx_pool_t *pool, u_char *p,
     u_char *last, ngx_bayeux_redis_url_t *ru);
 static char *ngx_bayeux_redis_url_authority(ngx_pool_t *pool, u_char **p,
@@ -178,14 +180,9 @@ ngx_bayeux_redis_url_tcp(ngx_pool_t *pool, u_char *p, u_char *last,
 
     ru->peer = u.addrs[0];
 
-    ru->host.data = ngx_pnalloc(pool, u.host.len + 1);
-    if (ru->host.data == NULL) {
+    if (ngx_bayeux_redis_url_name(pool, &u.host, &ru->host) != NGX_OK) {
         return "cannot allocate memory";
     }
-
-    ngx_memcpy(ru->host.data, u.host.data, u.host.len);
-    ru->host.data[u.host.len] = '\0';
-    ru->host.len = u.host.len;
 
     ru->addr.data = ngx_pnalloc(pool, u.host.len + NGX_INT_T_LEN + 1);
     if (ru->addr.data == NULL) {
@@ -354,15 +351,10 @@ ngx_bayeux_redis_url_hosts(ngx_pool_t *pool, u_char *p, u_char *end,
             return kind->not_found;
         }
 
-        if (first->len == 0) {
-            first->data = ngx_pnalloc(pool, u.host.len + 1);
-            if (first->data == NULL) {
-                return "cannot allocate memory";
-            }
-
-            ngx_memcpy(first->data, u.host.data, u.host.len);
-            first->data[u.host.len] = '\0';
-            first->len = u.host.len;
+        if (first->len == 0
+            && ngx_bayeux_redis_url_name(pool, &u.host, first) != NGX_OK)
+        {
+            return "cannot allocate memory";
         }
 
         for (i = 0; i < u.naddrs; i++) {
@@ -376,6 +368,24 @@ ngx_bayeux_redis_url_hosts(ngx_pool_t *pool, u_char *p, u_char *end,
     }
 
     return NULL;
+}
+
+
+/* a host's name as TLS takes it (SNI, verification): NUL-terminated */
+
+static ngx_int_t
+ngx_bayeux_redis_url_name(ngx_pool_t *pool, ngx_str_t *host, ngx_str_t *name)
+{
+    name->data = ngx_pnalloc(pool, host->len + 1);
+    if (name->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(name->data, host->data, host->len);
+    name->data[host->len] = '\0';
+    name->len = host->len;
+
+    return NGX_OK;
 }
 
 

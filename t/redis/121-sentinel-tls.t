@@ -55,20 +55,8 @@ my $url = "rediss+sentinel://localhost:$sentinel_tls/mymaster";
 my $server = tls_server($url, "$dir/ca.crt");
 tls_conversation($server, 3);
 
-# (port, name) of the bayeux connections to a node
-sub bayeux_connections {
-    my ($node) = @_;
-    return map { /\bladdr=[\d.]+:(\d+)\b.*\bname=(\S*)/ ? [ $1, $2 ] : () }
-           grep { /\bname=bayeux:/ }
-           split(/\n/, $node->cmd('CLIENT', 'LIST'));
-}
-
 my @workers = $server->serving_pids;
-my @on_primary = bayeux_connections($primary);
-is(scalar(@on_primary), 2 * @workers,
-   'two connections of each worker on the primary');
-is_deeply([ grep { $_->[0] != $primary_tls } @on_primary ], [],
-          "... on its TLS port ($primary_tls)");
+tls_links_on($server, $primary, $primary_tls);
 
 # the watch (SUBSCRIBE +switch-master), on the sentinel's TLS port
 $deadline = time + 5;

@@ -74,7 +74,8 @@ ok(($pub->handshake // {})->{successful}, 'a publisher on B');
     for my $n (1 .. 3) {
         my $h = $c->connect_start;
         sleep 0.3;
-        ok(($pub->publish('/feed', "p$n") // {})->{successful}, "publish p$n at B");
+        ok(($pub->publish('/feed', "p$n") // {})->{successful},
+           "publish p$n at B");
         $r = $c->connect_finish($h, timeout => 5);
         is_deeply([ map { $_->{data} } @{ $r->{deliveries} } ], [ "p$n" ],
                   "... releases the connect held at A with it");

@@ -33,15 +33,7 @@ tls_conversation($server, 3);
 # the workers' connections are on the TLS port of the slot's primary
 {
     my $home = $cluster->slot_node($cluster->keyslot('{bayeux:}'));
-    my $tls_port = $cluster->tls_port($home);
-    my @bayeux = grep { /\bname=bayeux:/ }
-                 split(/\n/, $home->cmd('CLIENT', 'LIST'));
-    my @ports = map { /\bladdr=[\d.]+:(\d+)/ ? $1 : 0 } @bayeux;
-    my @workers = $server->serving_pids;
-    is(scalar(@ports), 2 * @workers,
-       'two connections of each worker on the primary');
-    is_deeply([ grep { $_ != $tls_port } @ports ], [],
-              "... all on its TLS port ($tls_port)") or diag("@bayeux");
+    tls_links_on($server, $home, $cluster->tls_port($home));
 }
 
 like($server->error_log_text, qr/bayeux: redis 127\.0\.0\.1:\d+ \(cluster slot \d+\) of location "\/cometd" connected/,

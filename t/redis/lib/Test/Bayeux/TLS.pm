@@ -10,6 +10,8 @@ package Test::Bayeux::TLS;
 #                                         # CN and DNS name, more SANs
 #   my $s = tls_server($url, "$dir/ca.crt");    # verifying nginx, started
 #   tls_conversation($s, 3);              # publishes through parked connects
+#   tls_links_on($server, $node, $tls_port);
+#                                         # the workers' links use TLS
 #   tls_refused($url, "$dir/other-ca.crt", 'nodes');
 #                                         # 503 and the verify error logged
 
@@ -23,7 +25,7 @@ use Test::Nginx::Bayeux::Server;
 use Time::HiRes qw(sleep);
 
 our @EXPORT = qw(tls_dir tls_ca tls_cert tls_server tls_conversation
-                 tls_refused);
+                 tls_links_on tls_refused);
 
 sub tls_dir {
     plan(skip_all => 'openssl not found')
@@ -97,6 +99,20 @@ sub tls_conversation {
         is_deeply([ map { $_->{data} } @{ $r->{deliveries} } ], [ "m$i" ],
                   '... delivered through a parked connect');
     }
+}
+
+# The workers of $server each have their two connections (commands and
+# notifications) to Redis node $node, all on its TLS port $tls_port.
+sub tls_links_on {
+    my ($server, $node, $tls_port) = @_;
+    my @bayeux = grep { /\bname=bayeux:/ }
+                 split(/\n/, $node->cmd('CLIENT', 'LIST'));
+    my @ports = map { /\bladdr=[\d.]+:(\d+)/ ? $1 : 0 } @bayeux;
+    my @workers = $server->serving_pids;
+    is(scalar(@ports), 2 * @workers,
+       'two connections of each worker on the primary');
+    is_deeply([ grep { $_ != $tls_port } @ports ], [],
+              "... all on its TLS port ($tls_port)") or diag("@bayeux");
 }
 
 # An nginx trusting CA $ca_file, which did not sign the certificate of
