@@ -127,7 +127,9 @@
  * hash tag, is declared as the script's key, so that Redis routes it (a
  * MOVED reply) and refuses it while its slot migrates (ASK).  The key
  * declared is "<prefix>~", in the same slot, on a primary without sharded
- * pub/sub: the script then notifies with PUBLISH.
+ * pub/sub: the script then notifies with PUBLISH; and it ends in "!" on
+ * a node that imports the slot, where the script touches one key per
+ * command.
  */
 #define NGX_BAYEUX_REDIS_ARGS          6
 #define NGX_BAYEUX_REDIS_CLUSTER_ARGS  7
@@ -365,12 +367,21 @@ struct ngx_bayeux_redis_s {
      * the slot's new primary.  After a MOVED the link closes once a PING
      * sent behind the commands in flight is answered, so that those are
      * answered MOVED too, and wait, rather than lost with the connection.
+     * Once the old primary holds none of the slot's keys (CLUSTER
+     * COUNTKEYSINSLOT, asked as often), the link moves to the node that
+     * ASK names, and every command goes there after an ASKING.
      */
     ngx_queue_t                    asked;
     ngx_bayeux_redis_cmd_t        *probe;
     uint64_t                       order;
     ngx_event_t                    ask_retry;
     ngx_bayeux_redis_req_t         moved_req;
+    ngx_bayeux_redis_req_t         count_req;
+    ngx_bayeux_redis_req_t         owner_req;
+    ngx_queue_t                    asking_free; /* ASKING's requests */
+    ngx_str_t                      ask_node;    /* "host:port" of the ASK */
+    u_char                        *importing_key;
+    u_char                         ask_node_data[NGX_SOCKADDR_STRLEN];
     ngx_queue_t                    connects;    /* not sent yet */
     ngx_uint_t                     nconnects;
     ngx_rbtree_t                   parks;
@@ -425,6 +436,11 @@ struct ngx_bayeux_redis_s {
     unsigned                       lazy_sweeping:1;
     unsigned                       migrating:1;
     unsigned                       moved:1;
+    unsigned                       counting:1;
+    unsigned                       following:1; /* ASK, at the next link */
+    unsigned                       asking:1;    /* this link follows ASK */
+    unsigned                       owner_asked:1;
+    unsigned                       asking_refused:1;
 
     /* the cluster's primary has SSUBSCRIBE (Redis 7.0 and later) */
     unsigned                       sharded:1;
@@ -621,6 +637,17 @@ static void ngx_bayeux_redis_moved_reply(ngx_bayeux_redis_conn_t *rc,
 static void ngx_bayeux_redis_ask_retry_handler(ngx_event_t *ev);
 static void ngx_bayeux_redis_rename_waiting(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_send_probe(ngx_bayeux_redis_t *rd);
+static void ngx_bayeux_redis_ask_noted(ngx_bayeux_redis_t *rd,
+    redisReply *reply);
+static void ngx_bayeux_redis_count_keys(ngx_bayeux_redis_t *rd);
+static void ngx_bayeux_redis_count_keys_reply(ngx_bayeux_redis_conn_t *rc,
+    redisReply *reply, ngx_bayeux_redis_req_t *req);
+static ngx_int_t ngx_bayeux_redis_asking(ngx_bayeux_redis_conn_t *rc);
+static void ngx_bayeux_redis_ask_owner(ngx_bayeux_redis_t *rd);
+static void ngx_bayeux_redis_owner_reply(ngx_bayeux_redis_conn_t *rc,
+    redisReply *reply, ngx_bayeux_redis_req_t *req);
+static void ngx_bayeux_redis_asking_reply(ngx_bayeux_redis_conn_t *rc,
+    redisReply *reply, ngx_bayeux_redis_req_t *req);
 static void ngx_bayeux_redis_migrated(ngx_bayeux_redis_t *rd);
 static void ngx_bayeux_redis_flush_handler(ngx_event_t *ev);
 static void ngx_bayeux_redis_flush_connects(ngx_bayeux_redis_t *rd);
@@ -957,10 +984,18 @@ ngx_bayeux_redis_init_shard(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep,
     if (ru->seeds) {
         /* every key of the shard in one slot: "{<prefix>}" */
 
-        p = ngx_pnalloc(cf->pool, prefix.len + 3);
+        p = ngx_pnalloc(cf->pool, 2 * (prefix.len + 2) + 3);
         if (p == NULL) {
             return NGX_ERROR;
         }
+
+        /* declared on a node that imports the slot: "<prefix>!" */
+
+        rd->importing_key = p;
+        *p++ = '{';
+        p = ngx_cpymem(p, prefix.data, prefix.len);
+        *p++ = '}';
+        *p++ = '!';
 
         rd->prefix.data = p;
         *p++ = '{';
@@ -968,8 +1003,9 @@ ngx_bayeux_redis_init_shard(ngx_conf_t *cf, ngx_bayeux_endpoint_t *ep,
         *p++ = '}';
         rd->prefix.len = p - rd->prefix.data;
 
-        /* the key declared without sharded pub/sub: "<prefix>~" */
-        *p = '~';
+        /* the key declared without sharded pub/sub: "<prefix>~", "~!" */
+        *p++ = '~';
+        *p = '!';
 
         rd->cluster = ngx_bayeux_redis_cluster_create(cf->pool, ru,
                                                       &rd->prefix);
@@ -1132,6 +1168,7 @@ ngx_bayeux_redis_start_shard(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep,
 
     ngx_queue_init(&rd->waiting);
     ngx_queue_init(&rd->asked);
+    ngx_queue_init(&rd->asking_free);
     ngx_queue_init(&rd->connects);
     ngx_rbtree_init(&rd->parks, &rd->sentinel, ngx_rbtree_insert_value);
     ngx_rbtree_init(&rd->sessions, &rd->sessions_sentinel,
@@ -1168,6 +1205,8 @@ ngx_bayeux_redis_start_shard(ngx_cycle_t *cycle, ngx_bayeux_endpoint_t *ep,
     rd->sharded_req.handler = ngx_bayeux_redis_sharded_reply;
     rd->ping_req.handler = ngx_bayeux_redis_ping_reply;
     rd->moved_req.handler = ngx_bayeux_redis_moved_reply;
+    rd->count_req.handler = ngx_bayeux_redis_count_keys_reply;
+    rd->owner_req.handler = ngx_bayeux_redis_owner_reply;
 
     rd->reconnect.handler = ngx_bayeux_redis_reconnect_handler;
     rd->reconnect.data = rd;
@@ -1322,6 +1361,14 @@ ngx_bayeux_redis_stop_shard(ngx_bayeux_endpoint_t *ep, ngx_bayeux_redis_t *rd)
     ngx_bayeux_redis_close(&rd->cmd, "worker process is exiting");
     ngx_bayeux_redis_close(&rd->sub, "worker process is exiting");
 
+    /* (those in flight were answered by the closes) */
+
+    while (!ngx_queue_empty(&rd->asking_free)) {
+        q = ngx_queue_head(&rd->asking_free);
+        ngx_queue_remove(q);
+        ngx_free(ngx_queue_data(q, ngx_bayeux_redis_req_t, queue));
+    }
+
     if (rd->sentinels) {
         ngx_bayeux_redis_sentinel_close(rd->sentinels);
     }
@@ -1383,6 +1430,16 @@ ngx_bayeux_redis_link_start(ngx_bayeux_redis_t *rd)
     if (rd->sentinels) {
         /* the primary is wherever the sentinels say it is now */
         ngx_bayeux_redis_sentinel_ask(rd->sentinels);
+        return;
+    }
+
+    rd->asking = rd->following;
+    rd->following = 0;
+    rd->ask_node.len = 0;
+
+    if (rd->asking) {
+        /* the node the slot's keys moved to, named by ASK */
+        ngx_bayeux_redis_primary_found(rd, &rd->cluster->ask.primary, NULL);
         return;
     }
 
@@ -1777,6 +1834,11 @@ ngx_bayeux_redis_subscribe_worker(ngx_bayeux_redis_conn_t *rc)
     if (rd->cluster && rd->sharded) {
         argv[0] = "SSUBSCRIBE";
         argvlen[0] = 10;
+
+        if (rd->asking && ngx_bayeux_redis_asking(rc) != NGX_OK) {
+            ngx_bayeux_redis_close(rc, "cannot send a command");
+            return;
+        }
 
     } else {
         argv[0] = "SUBSCRIBE";
@@ -5548,9 +5610,21 @@ ngx_bayeux_redis_cmd_send(ngx_bayeux_redis_cmd_t *cmd)
     ngx_bayeux_redis_t  *rd = cmd->redis;
 
     if (rd->cluster) {
-        /* how the primary it goes to notifies: "<prefix>" or "<prefix>~" */
+        /*
+         * how the primary it goes to notifies: "<prefix>" or "<prefix>~";
+         * and "!" after it on a node that imports the slot
+         */
+        cmd->argv[NGX_BAYEUX_REDIS_CLUSTER_KEY] =
+                      (rd->asking && rd->sharded)
+                      ? (const char *) rd->importing_key
+                      : (const char *) rd->prefix.data;
         cmd->argvlen[NGX_BAYEUX_REDIS_CLUSTER_KEY] = rd->prefix.len
-                                                     + !rd->sharded;
+                                                     + !rd->sharded
+                                                     + rd->asking;
+    }
+
+    if (rd->asking && ngx_bayeux_redis_asking(&rd->cmd) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (ngx_bayeux_redis_send(&rd->cmd, &cmd->req, cmd->argc, cmd->argv,
@@ -5752,6 +5826,11 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
     if (moved) {
         /* the slot moved, or a failover: the cluster is asked again */
         ngx_bayeux_redis_moved(rd);
+
+    } else if (rd->cluster && reply && reply->type == REDIS_REPLY_ERROR
+               && reply->len >= 4 && ngx_strncmp(reply->str, "ASK ", 4) == 0)
+    {
+        ngx_bayeux_redis_ask_noted(rd, reply);
     }
 
     if (ngx_bayeux_redis_wait_migration(cmd, reply, probe, moved)) {
@@ -5885,7 +5964,9 @@ ngx_bayeux_redis_moved_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
     ngx_bayeux_redis_t  *rd = rc->data;
 
     rd->moved = 0;
-    ngx_bayeux_redis_close(rc, "the slot moved to another node");
+    ngx_bayeux_redis_close(rc, rd->following
+                               ? "the slot's keys moved: ASK followed"
+                               : "the slot moved to another node");
 }
 
 
@@ -5941,7 +6022,20 @@ ngx_bayeux_redis_ask_retry_handler(ngx_event_t *ev)
         ngx_bayeux_redis_send_probe(rd);
     }
 
-    if (rd->probe || !ngx_queue_empty(&rd->asked)) {
+    if (rd->ask_node.len && !rd->counting && !rd->moved
+        && !rd->asking_refused && rd->state == NGX_BAYEUX_REDIS_UP)
+    {
+        ngx_bayeux_redis_count_keys(rd);
+    }
+
+    if (rd->asking && !rd->owner_asked && rd->state == NGX_BAYEUX_REDIS_UP)
+    {
+        ngx_bayeux_redis_ask_owner(rd);
+    }
+
+    if (rd->probe || rd->counting || rd->ask_node.len || rd->following
+        || rd->asking || !ngx_queue_empty(&rd->asked))
+    {
         ngx_add_timer(ev, NGX_BAYEUX_REDIS_ASK_RETRY);
         return;
     }
@@ -5971,6 +6065,250 @@ ngx_bayeux_redis_send_probe(ngx_bayeux_redis_t *rd)
     if (!rd->ask_retry.timer_set) {
         ngx_add_timer(&rd->ask_retry, NGX_BAYEUX_REDIS_ASK_RETRY);
     }
+}
+
+
+/* the node an ASK names, kept until the old primary holds no key */
+
+static void
+ngx_bayeux_redis_ask_noted(ngx_bayeux_redis_t *rd, redisReply *reply)
+{
+    u_char  *p, *last;
+
+    /* "ASK <slot> <host>:<port>" */
+
+    last = (u_char *) reply->str + reply->len;
+    p = ngx_strlchr((u_char *) reply->str + 4, last, ' ');
+
+    if (p == NULL || (size_t) (last - p - 1) > NGX_SOCKADDR_STRLEN) {
+        return;
+    }
+
+    p++;
+    rd->ask_node.len = last - p;
+    rd->ask_node.data = rd->ask_node_data;
+    ngx_memcpy(rd->ask_node_data, p, rd->ask_node.len);
+
+    if (!rd->ask_retry.timer_set) {
+        ngx_add_timer(&rd->ask_retry, NGX_BAYEUX_REDIS_ASK_RETRY);
+    }
+}
+
+
+static void
+ngx_bayeux_redis_count_keys(ngx_bayeux_redis_t *rd)
+{
+    u_char       slot[NGX_INT_T_LEN];
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    argv[0] = "CLUSTER";
+    argvlen[0] = 7;
+    argv[1] = "COUNTKEYSINSLOT";
+    argvlen[1] = 15;
+    argv[2] = (const char *) slot;
+    argvlen[2] = ngx_sprintf(slot, "%ui", rd->cluster->slot) - slot;
+
+    if (ngx_bayeux_redis_send(&rd->cmd, &rd->count_req, 3, argv, argvlen)
+        == NGX_OK)
+    {
+        rd->counting = 1;
+    }
+}
+
+
+/*
+ * None of the slot's keys is left on the old primary, and it creates
+ * none while it migrates (it answers ASK to every script): a script that
+ * runs on the new one finds every key it reads there, so the link moves
+ * to it rather than waiting for the migration to be finished.  A refused
+ * COUNTKEYSINSLOT (an ACL) leaves the requests waiting.
+ */
+
+static void
+ngx_bayeux_redis_count_keys_reply(ngx_bayeux_redis_conn_t *rc,
+    redisReply *reply, ngx_bayeux_redis_req_t *req)
+{
+    char                *err;
+    u_char              *colon, *last;
+    ngx_int_t            port;
+    ngx_bayeux_redis_t  *rd = rc->data;
+
+    rd->counting = 0;
+
+    if (reply == NULL || rd->exiting || rd->ask_node.len == 0
+        || rd->state != NGX_BAYEUX_REDIS_UP || rd->moved)
+    {
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_INTEGER || reply->integer != 0) {
+
+        if (rd->probe == NULL && ngx_queue_empty(&rd->asked)) {
+            /* nothing waits: the next ASK asks again */
+            rd->ask_node.len = 0;
+        }
+
+        return;
+    }
+
+    /* the last colon: an IPv6 address has others */
+
+    last = rd->ask_node.data + rd->ask_node.len;
+
+    for (colon = last - 1; colon > rd->ask_node.data; colon--) {
+        if (*colon == ':') {
+            break;
+        }
+    }
+
+    port = (*colon == ':') ? ngx_atoi(colon + 1, last - colon - 1)
+                           : NGX_ERROR;
+
+    if (port != NGX_ERROR) {
+        /* said first: the link's name becomes the new node's */
+
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                      "bayeux: redis %V of location \"%V\": the slot's "
+                      "keys have all moved to %V before it serves the slot:"
+                      " requests follow ASK there",
+                      &rd->addr, &rd->endpoint->name, &rd->ask_node);
+    }
+
+    err = (port == NGX_ERROR)
+          ? "it gave no port"
+          : ngx_bayeux_redis_ask_answer(&rd->cluster->ask, rd->ask_node.data,
+                                        colon - rd->ask_node.data, port);
+
+    if (err) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "bayeux: redis %V of location \"%V\": ASK named "
+                      "\"%V\": %s",
+                      &rd->addr, &rd->endpoint->name, &rd->ask_node, err);
+        rd->ask_node.len = 0;
+        return;
+    }
+
+    rd->following = 1;
+    ngx_bayeux_redis_moved(rd);
+}
+
+
+/*
+ * The next command runs on a node that imports the slot.  The request
+ * is the engine's, not the command's: a command that fails to be sent
+ * after it is freed before ASKING is answered.
+ */
+
+static ngx_int_t
+ngx_bayeux_redis_asking(ngx_bayeux_redis_conn_t *rc)
+{
+    const char              *argv[1];
+    size_t                   argvlen[1];
+    ngx_queue_t             *q;
+    ngx_bayeux_redis_t      *rd = rc->data;
+    ngx_bayeux_redis_req_t  *req;
+
+    if (ngx_queue_empty(&rd->asking_free)) {
+        req = ngx_alloc(sizeof(ngx_bayeux_redis_req_t), rd->log);
+        if (req == NULL) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        q = ngx_queue_head(&rd->asking_free);
+        ngx_queue_remove(q);
+        req = ngx_queue_data(q, ngx_bayeux_redis_req_t, queue);
+    }
+
+    ngx_memzero(req, sizeof(ngx_bayeux_redis_req_t));
+    req->handler = ngx_bayeux_redis_asking_reply;
+
+    argv[0] = "ASKING";
+    argvlen[0] = 6;
+
+    if (ngx_bayeux_redis_send(rc, req, 1, argv, argvlen) != NGX_OK) {
+        ngx_queue_insert_head(&rd->asking_free, &req->queue);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * An ACL may refuse ASKING: the command after it is answered MOVED, the
+ * link moves back, and from then on requests wait for the migration.
+ */
+
+static void
+ngx_bayeux_redis_asking_reply(ngx_bayeux_redis_conn_t *rc,
+    redisReply *reply, ngx_bayeux_redis_req_t *req)
+{
+    ngx_bayeux_redis_t  *rd = rc->data;
+
+    ngx_queue_insert_head(&rd->asking_free, &req->queue);
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR
+        || rd->asking_refused)
+    {
+        return;
+    }
+
+    rd->asking_refused = 1;
+
+    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                  "bayeux: redis %V of location \"%V\" refused ASKING "
+                  "(%*s): requests wait for migrations instead of "
+                  "following ASK",
+                  &rd->addr, &rd->endpoint->name,
+                  ngx_min(reply->len, 64), reply->str);
+}
+
+
+/*
+ * Whether the node the link followed ASK to serves the slot now (the
+ * migration is finished): a command without ASKING on a key of the slot
+ * is answered there, not MOVED.
+ */
+
+static void
+ngx_bayeux_redis_ask_owner(ngx_bayeux_redis_t *rd)
+{
+    const char  *argv[2];
+    size_t       argvlen[2];
+
+    argv[0] = "EXISTS";
+    argvlen[0] = 6;
+    argv[1] = (const char *) rd->prefix.data;
+    argvlen[1] = rd->prefix.len;
+
+    if (ngx_bayeux_redis_send(&rd->cmd, &rd->owner_req, 2, argv, argvlen)
+        == NGX_OK)
+    {
+        rd->owner_asked = 1;
+    }
+}
+
+
+static void
+ngx_bayeux_redis_owner_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
+    ngx_bayeux_redis_req_t *req)
+{
+    ngx_bayeux_redis_t  *rd = rc->data;
+
+    rd->owner_asked = 0;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER || !rd->asking) {
+        return;
+    }
+
+    rd->asking = 0;
+
+    ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                  "bayeux: redis %V of location \"%V\" serves the slot: "
+                  "requests no longer follow ASK",
+                  &rd->addr, &rd->endpoint->name);
 }
 
 

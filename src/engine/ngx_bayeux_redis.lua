@@ -17,7 +17,25 @@ local ttl2 = 2 * ttl
 -- sharded pub/sub, which stays within the slot's shard.  A primary
 -- without it (before Redis 7.0) is sent "<prefix>~" as the key, in the
 -- same slot: PUBLISH, which the cluster carries to every node.
-local publish = KEYS[1] == P and 'SPUBLISH' or 'PUBLISH'
+local declared = KEYS[1] or ''
+local importing = string.sub(declared, -1) == '!'
+local publish = (declared == P or declared == P .. '!') and 'SPUBLISH'
+                or 'PUBLISH'
+
+-- A node that imports the slot (the worker followed ASK, the key it
+-- declares ends in "!") refuses a command on several keys when some of
+-- them are missing: there they go one at a time.
+local function count_existing(keys)
+  if not importing then return redis.call('EXISTS', unpack(keys)) end
+  local n = 0
+  for _, k in ipairs(keys) do n = n + redis.call('EXISTS', k) end
+  return n
+end
+
+local function delete(keys)
+  if not importing then return redis.call('DEL', unpack(keys)) end
+  for _, k in ipairs(keys) do redis.call('DEL', k) end
+end
 
 -- the most held subscriptions a publish through the publisher location
 -- counts exactly (see "pu")
@@ -111,7 +129,7 @@ local function finish(id, st)
     redis.call('SREM', P .. 'c:' .. ch, id)
     redis.call('SREM', P .. 'H:' .. ch, id)
   end
-  redis.call('DEL', s, P .. 'q:' .. id, subs, P .. 'Z:' .. id)
+  delete({s, P .. 'q:' .. id, subs, P .. 'Z:' .. id})
   return user, last
 end
 
@@ -1123,7 +1141,7 @@ if op == 'pu' then
     H[i] = P .. 'H:' .. ARGV[i]
     if i > 11 then pat[#pat + 1] = H[i] end
   end
-  if redis.call('EXISTS', unpack(c)) > 0 then
+  if count_existing(c) > 0 then
     for _, set in ipairs(c) do
       for _, id in ipairs(redis.call('SMEMBERS', set)) do
         if not seen[id] then
@@ -1140,7 +1158,7 @@ if op == 'pu' then
   end
   -- the held sessions: logged once, and given by their workers
   local seq, entry, held, total, keys = nil, nil, {}, 0, {}
-  local patterns = #pat > 0 and redis.call('EXISTS', unpack(pat)) > 0
+  local patterns = #pat > 0 and count_existing(pat) > 0
   for i = 11, #ARGV do
     held[i] = (i == 11 or patterns) and redis.call('SCARD', H[i]) or 0
     total = total + held[i]
@@ -1173,7 +1191,7 @@ if op == 'pu' then
       end
     end
   end
-  if #keys > 0 then d.n = d.n + redis.call('EXISTS', unpack(keys)) end
+  if #keys > 0 then d.n = d.n + count_existing(keys) end
   if seq then redis.call(publish, P .. 'N', ARGV[11] .. '\n' .. entry) end
   return notify(d, msg)
 end

@@ -1,14 +1,17 @@
 # Redis Cluster: requests wait out a migration of the endpoint's slot.
 # While the slot migrates, Redis answers ASK to every script and runs
-# none; a script cannot follow ASK (the keys it reads without declaring
-# them may not have moved yet), so handshakes, subscribes and publishes
-# wait, in order, and go on once the new primary serves the slot, or the
-# migration is called off: answered successfully, each message delivered
-# once and in order.  /meta/connect waits too; when the slot moved, the
-# worker's link to the new primary has a new notification channel, which
-# the connect that waited names (a session held for the old one would be
-# held for no one).  A migration that outlasts
-# bayeux_redis_command_timeout fails what waited for it with
+# none; a script cannot follow ASK while some keys are still on the old
+# node (the keys it reads without declaring them would look missing), so
+# handshakes, subscribes and publishes wait, in order, and go on once
+# the new primary serves the slot, or the migration is called off:
+# answered successfully, each message delivered once and in order.
+# /meta/connect waits too; when the slot moved, the worker's link to the
+# new primary has a new notification channel, which the connect that
+# waited names (a session held for the old one would be held for no
+# one).  Once the old node holds none of the slot's keys, requests
+# follow ASK to the new one (ASKING) without waiting for the migration's
+# last step.  A migration that outlasts bayeux_redis_command_timeout
+# with keys left to move fails what waited for it with
 # 503::engine_unavailable, as an outage does.  t/redis/130-cluster.t
 # migrates the slot under a stream of acknowledged publishes.
 
@@ -29,18 +32,20 @@ use Time::HiRes qw(time sleep);
 my $cluster = start_redis_cluster(primaries => 3, replicas => 0);
 my $slot = $cluster->keyslot('{bayeux:}');
 
-my $server = Test::Nginx::Bayeux::Server->new(
-    workers => 1,
-    log_level => 'info',
-    http_config => $cluster->engine_conf(connect_timeout => '1s',
-                                         command_timeout => '2s'),
-    config => <<'CONF',
+my $location = <<'CONF';
     location /cometd {
         bayeux;
         bayeux_timeout 2s;
         bayeux_max_interval 60s;
     }
 CONF
+
+my $server = Test::Nginx::Bayeux::Server->new(
+    workers => 1,
+    log_level => 'info',
+    http_config => $cluster->engine_conf(connect_timeout => '1s',
+                                         command_timeout => '2s'),
+    config => $location,
 )->start;
 
 my @subscribers = map {
@@ -198,6 +203,128 @@ like($log, qr/serves the slot: the \d+ requests that waited go on/,
     $stream->drain(within => 10, wait => 3);
     $stream->check('after', 1, \@acked,
                    'the ack consumer gets every acknowledged publish');
+}
+
+#
+# every key moved, the slot not yet given to the new primary (the last
+# step of the migration late): the old primary holds none of its keys,
+# so requests follow ASK to the new one instead of waiting
+#
+
+{
+    $offset = $server->error_log_offset;
+    my $from = $cluster->slot_node($slot);
+    my $to = primary_other_than($from);
+    my (@during, $newcomer, $parked, $left);
+    my $first = $stream->seq + 1;
+    $cluster->migrate_slot($slot, $to, before_node => sub {
+        $left = $from->cmd('CLUSTER', 'COUNTKEYSINSLOT', $slot);
+        my $t0 = time;
+        push @during, [ $stream->turn(\@acked), time - $t0 ];
+        $newcomer = $server->client;
+        push @during, [ $newcomer->handshake->{successful} ? 'ok' : 'failed',
+                        0 ];
+        push @during, [ $newcomer->subscribe('/feed')->{successful}
+                        ? 'ok' : 'failed', 0 ];
+        # a parked connect, released by a notification from the new node
+        $newcomer->connect;
+        my $h = $newcomer->connect_start;
+        sleep 0.3;
+        push @during, [ $stream->turn(\@acked), 0 ];
+        $parked = $newcomer->connect_finish($h, timeout => 5);
+        # more than the command timeout (2s): waiting would have failed
+        sleep 2.2;
+        push @during, [ $stream->turn(\@acked), 0 ];
+    });
+    is($left, 0, 'every key moved, the slot still migrating');
+    is_deeply([ map { $_->[0] } @during ], [ ('ok') x 5 ],
+              'meanwhile publishes, a handshake and a subscribe succeed')
+        or diag(explain(\@during));
+    cmp_ok($during[0][1], '<', 1.5, '... the first at once, not after the '
+           . 'command timeout');
+    ok($parked->{reply} && $parked->{reply}{successful}
+       && grep({ $_->{data} == $acked[-2][0] } @{ $parked->{deliveries} }),
+       'a parked /meta/connect is released by a publish meanwhile');
+    cmp_ok($parked->{elapsed}, '<', 1.5, '... at once')
+        or diag(explain($parked));
+    my $key = '{bayeux:}s:' . $newcomer->client_id;
+    is_deeply([ [ $to->scan($key) ], [ $from->scan('*bayeux:*') ] ],
+              [ [ $key ], [] ],
+              'the new session is on the new primary, no key on the old');
+    my $log = substr($server->error_log_text, $offset);
+    like($log, qr/the slot's keys have all moved to [\d.]+:\d+ before it serves the slot: requests follow ASK there/,
+         'the log says requests follow ASK');
+    unlike($log, qr/no primary served the slot within/,
+           '... and no request waited out the command timeout');
+    ok($server->wait_for_log(qr/serves the slot: requests no longer follow ASK/,
+                             offset => $offset, timeout => 5),
+       'once the slot is given, the log says requests no longer follow ASK');
+    is($stream->turn(\@acked), 'ok', 'a publish after it');
+    is_deeply(missing_deliveries(\@subscribers, '/feed',
+                                 $first .. $stream->seq),
+              [], 'every subscriber gets every publish once, in order');
+    is_deeply(missing_deliveries([ $newcomer ], '/feed',
+                                 $acked[-3][0] .. $stream->seq),
+              [], '... and the session made meanwhile, those after it');
+    $stream->drain(within => 10, wait => 3);
+    $stream->check('following ASK', 1, \@acked,
+                   'the ack consumer gets every acknowledged publish');
+}
+
+#
+# an ACL user that may not send ASKING: its requests wait for the
+# migration's last step instead of following ASK
+#
+
+{
+    for my $p ($cluster->primaries) {
+        $p->cmd('ACL', 'SETUSER', 'bayeux', 'on', '>secret', '~*', '&*',
+                '+@all', '-asking');
+    }
+    (my $url = $cluster->url) =~ s{//}{//bayeux:secret@};
+    my $acl_server = Test::Nginx::Bayeux::Server->new(
+        workers => 1,
+        log_level => 'info',
+        http_config => "bayeux_engine redis;\n"
+                       . "bayeux_redis_url $url;\n"
+                       . "bayeux_redis_prefix acl:;\n"
+                       . "bayeux_redis_connect_timeout 1s;\n"
+                       . "bayeux_redis_command_timeout 5s;\n",
+        config => $location,
+    )->start;
+    my $aslot = $cluster->keyslot('{acl:}');
+    my $sub = $acl_server->client;
+    ok($sub->handshake->{successful}, 'as the ACL user: a subscriber');
+    ok($sub->subscribe('/feed')->{successful}, '... subscribed');
+    my $apub = $acl_server->client;
+    ok($apub->handshake->{successful}, '... and a publisher');
+    my $aoffset = $acl_server->error_log_offset;
+    my ($waited, $refused);
+    my $h;
+    $cluster->migrate_slot($aslot,
+                           primary_other_than($cluster->slot_node($aslot)),
+                           before_node => sub {
+        $h = $apub->publish_start('/feed', 'acl', _opts => {
+            new_connection => 1 });
+        $refused = $acl_server->wait_for_log(qr/refused ASKING/,
+                                             offset => $aoffset,
+                                             timeout => 2);
+        sleep 0.5;
+        $waited = !$h->ready;
+    });
+    ok($refused, 'the refused ASKING is logged');
+    ok($waited, '... and a publish waits while the slot migrates');
+    my $r = $apub->publish_finish($h, timeout => 8);
+    ok($r && $r->{successful}, '... and succeeds once the slot is given');
+    is_deeply(missing_deliveries([ $sub ], '/feed', 'acl'), [],
+              'the subscriber gets it');
+    my $alog = substr($acl_server->error_log_text, $aoffset);
+    my @tries = $alog =~ /requests follow ASK there/g;
+    my @said = $alog =~ /refused ASKING/g;
+    is_deeply([ scalar @tries, scalar @said ], [ 1, 1 ],
+              'ASK followed once, the refusal said once');
+    $acl_server->stop;
+    $acl_server->check_crashes;
 }
 
 $server->stop;

@@ -357,8 +357,9 @@ sub cancel_migration {
 # "redis-cli --cluster reshard" does: IMPORTING on $to, MIGRATING on the
 # source, MIGRATE of the keys in batches, then SETSLOT NODE on $to, the
 # source and every other primary.  $between (optional) is called after
-# each batch: traffic during the migration.  Returns the number of keys
-# moved.
+# each batch: traffic during the migration; $before_node (optional) with
+# the source once every key has moved, before the slot is given to $to.
+# Returns the number of keys moved.
 sub migrate_slot {
     my ($self, $slot, $to, %o) = @_;
     my $from = $self->start_migration($slot, $to) or return 0;
@@ -375,6 +376,7 @@ sub migrate_slot {
         $moved += @$keys;
         $o{between}->() if $o{between};
     }
+    $o{before_node}->($from) if $o{before_node};
     $to->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $to_id);
     $from->cmd('CLUSTER', 'SETSLOT', $slot, 'NODE', $to_id);
     for my $p ($self->primaries) {
