@@ -7,7 +7,8 @@
 # the engine.  Two nginx on the cluster: a session handshaken at one is
 # served at the other, held connects and websockets are released by
 # publishes at the other at once, the log says which pub/sub is used,
-# and the node has the workers' channels as plain channels, none sharded.
+# and the node has the workers' channels as plain channels, none sharded;
+# B follows ASK during a migration, and A gets what B publishes there.
 # Then a few protocol files again on this cluster.
 
 use strict;
@@ -18,7 +19,7 @@ use lib 't/lib', 't/redis/lib';
 use Test::More;
 use Test::Nginx::Bayeux::Server;
 use Test::Bayeux::Rerun;
-use Test::Bayeux::Redis qw(held_session hold);
+use Test::Bayeux::Redis qw(held_session hold missing_deliveries);
 use Test::Bayeux::RedisCluster;
 use Time::HiRes qw(time sleep);
 
@@ -115,6 +116,47 @@ is_deeply(\@sharded, [], '... and on no sharded channel');
 for my $s ($A, $B) {
     like($s->error_log_text, qr/redis 127\.0\.0\.1:\d+ \(cluster slot \d+\) of location "\/cometd" has no sharded pub\/sub \(SSUBSCRIBE, Redis 7\.0\): notifications go by PUBLISH, to every node of the cluster/,
          'the log says notifications go by plain pub/sub');
+}
+
+# every key of the slot moved, the slot not yet given to the new node:
+# B's publishes follow ASK there (without sharded pub/sub, the script's
+# key is "{bayeux:}~!"), and what they PUBLISH there reaches A's workers,
+# still on the old node, at once
+{
+    my $slot = $cluster->keyslot('{bayeux:}');
+    my ($to) = grep { $_ != $home } $cluster->primaries;
+    my $c = $A->client;
+    ok(($c->handshake // {})->{successful}, 'a subscriber at A');
+    ok(($c->subscribe('/feed') // {})->{successful}, '... subscribed');
+    my $r = $c->connect(timeout => 5);
+    ok($r->{reply} && $r->{reply}{successful}, '... its first connect');
+    my $offset = $B->error_log_offset;
+    my (@published, $newcomer);
+    $cluster->migrate_slot($slot, $to, before_node => sub {
+        my $h = $c->connect_start;
+        sleep 0.3;
+        for my $n (1, 2) {
+            push @published,
+                 ($pub->publish('/feed', "m$n") // {})->{successful}
+                 ? 'ok' : 'failed';
+        }
+        $r = $c->connect_finish($h, timeout => 5);
+        $newcomer = $B->client;
+        push @published,
+             ($newcomer->handshake // {})->{successful} ? 'ok' : 'failed';
+    });
+    is_deeply(\@published, [ 'ok', 'ok', 'ok' ],
+              'while the slot is not yet given, two publishes and a '
+              . 'handshake at B succeed');
+    like(substr($B->error_log_text, $offset),
+         qr/the slot's keys have all moved to [\d.]+:\d+ before it serves the slot: requests follow ASK there/,
+         '... which followed ASK');
+    # with m1, or (its worker, on giving it, follows ASK too and moves
+    # its link) as in a failover
+    ok($r->{reply}, 'the first releases the connect held at A');
+    cmp_ok($r->{elapsed}, '<', 2, '... at once, not at its timeout');
+    is_deeply(missing_deliveries([ $c ], '/feed', 'm1', 'm2'), [],
+              'the subscriber at A gets both, once, in order');
 }
 
 $_->stop for @servers;
