@@ -628,7 +628,7 @@ static void ngx_bayeux_redis_cmd_arg(ngx_bayeux_redis_cmd_t *cmd,
 static void ngx_bayeux_redis_submit(ngx_bayeux_redis_cmd_t *cmd);
 static ngx_int_t ngx_bayeux_redis_cmd_send(ngx_bayeux_redis_cmd_t *cmd);
 static ngx_uint_t ngx_bayeux_redis_wait_migration(ngx_bayeux_redis_cmd_t *cmd,
-    redisReply *reply, ngx_uint_t probe, ngx_uint_t moved);
+    redisReply *reply, ngx_uint_t probe);
 static void ngx_bayeux_redis_ask_insert(ngx_bayeux_redis_t *rd,
     ngx_bayeux_redis_cmd_t *cmd);
 static void ngx_bayeux_redis_moved(ngx_bayeux_redis_t *rd);
@@ -5778,7 +5778,7 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
 {
     ngx_bayeux_redis_cmd_t  *cmd = (ngx_bayeux_redis_cmd_t *) req;
 
-    ngx_uint_t           probe, moved;
+    ngx_uint_t           probe, redirected, moved, asked;
     ngx_bayeux_redis_t  *rd;
 
     rd = cmd->redis;
@@ -5819,21 +5819,25 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
         reply = NULL;
     }
 
-    moved = (rd->cluster && reply && reply->type == REDIS_REPLY_ERROR
-             && reply->len >= 6
+    redirected = (rd->cluster && reply && reply->type == REDIS_REPLY_ERROR);
+
+    moved = (redirected && reply->len >= 6
              && ngx_strncmp(reply->str, "MOVED ", 6) == 0);
+
+    asked = (redirected && reply->len >= 4
+             && ngx_strncmp(reply->str, "ASK ", 4) == 0);
 
     if (moved) {
         /* the slot moved, or a failover: the cluster is asked again */
         ngx_bayeux_redis_moved(rd);
 
-    } else if (rd->cluster && reply && reply->type == REDIS_REPLY_ERROR
-               && reply->len >= 4 && ngx_strncmp(reply->str, "ASK ", 4) == 0)
-    {
+    } else if (asked) {
         ngx_bayeux_redis_ask_noted(rd, reply);
     }
 
-    if (ngx_bayeux_redis_wait_migration(cmd, reply, probe, moved)) {
+    if ((moved || asked)
+        && ngx_bayeux_redis_wait_migration(cmd, reply, probe))
+    {
         return;
     }
 
@@ -5857,26 +5861,18 @@ ngx_bayeux_redis_cmd_reply(ngx_bayeux_redis_conn_t *rc, redisReply *reply,
  * A script answered ASK (its slot migrates) or MOVED (it moved) was not
  * run: Redis checks the key it declares before it runs any.  A command
  * that may wait does, for bayeux_redis_command_timeout at most, instead
- * of failing.  A script cannot follow ASK to the importing node: the
- * keys it reads there without declaring them may not have moved yet.
+ * of failing.  A script cannot follow ASK to the importing node while
+ * the keys it reads there without declaring them may not have moved yet
+ * (until then: ngx_bayeux_redis_count_keys_reply()).
  */
 
 static ngx_uint_t
 ngx_bayeux_redis_wait_migration(ngx_bayeux_redis_cmd_t *cmd,
-    redisReply *reply, ngx_uint_t probe, ngx_uint_t moved)
+    redisReply *reply, ngx_uint_t probe)
 {
     ngx_bayeux_redis_t  *rd = cmd->redis;
 
-    if (rd->cluster == NULL || rd->exiting || reply == NULL
-        || reply->type != REDIS_REPLY_ERROR
-        || !ngx_bayeux_redis_kinds[cmd->kind].waits)
-    {
-        return 0;
-    }
-
-    if (!moved
-        && !(reply->len >= 4 && ngx_strncmp(reply->str, "ASK ", 4) == 0))
-    {
+    if (rd->exiting || !ngx_bayeux_redis_kinds[cmd->kind].waits) {
         return 0;
     }
 
