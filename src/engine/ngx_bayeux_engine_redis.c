@@ -2156,8 +2156,15 @@ ngx_bayeux_redis_notified(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
             }
 
         } else if (park->state == NGX_BAYEUX_PARK_KEPT) {
-            /* no connect to answer: its next one finds what came */
-            ngx_bayeux_redis_unpark(park);
+            /*
+             * No connect to answer: its next one finds what came.  Redis
+             * keeps the session held from "h", which is exact between
+             * long-polling connects, so the next connect, here or
+             * elsewhere, lets it go from there (another connect of the
+             * session may have done so already): no script call.
+             */
+            ngx_rbtree_delete(&rd->parks, &park->node);
+            ngx_bayeux_redis_park_free(park);
 
         } else {
             /* looked at again when the command in flight is answered */
@@ -2357,6 +2364,11 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 
     park->cursor = (uint64_t) seq;
     park->batch = (ngx_uint_t) batch;
+
+    if (park->unacked) {
+        /* its reply's batch, kept in the queue (connect_result) */
+        park->acked = park->cursor;
+    }
 
     if (!unlimited) {
         park->inactivity = 1;
@@ -4592,6 +4604,19 @@ ngx_bayeux_redis_connect_result(ngx_bayeux_redis_cmd_t *cmd,
     }
 
     ngx_bayeux_redis_kept(reply, op->waiter);
+
+    if (code == 2 && cmd->park && op->waiter->ack != NGX_BAYEUX_NO_ACK
+        && op->messages && op->messages->nelts)
+    {
+        /*
+         * the batch is kept in Redis's queue, not in the logs: a connect
+         * that does not acknowledge it is let go from where the session
+         * is held, whether or not the hold's notification came yet
+         */
+        cmd->park->unacked = 1;
+        cmd->park->batch = op->waiter->batch;
+        cmd->park->acked = cmd->park->cursor;
+    }
 
     return NGX_OK;
 }

@@ -508,9 +508,15 @@ end
 -- saw its connect acknowledge them.  "stay": the caller holds the
 -- session again before its script ends, so its sets are left as they
 -- are.
-local function unhold(id, s, cur, lim, stay)
+--
+-- "direct": the caller, a connect without acks that holds the session
+-- again at once, gives what was logged itself, after the queue: it is
+-- returned (the messages, in order), not queued, and the sets stay,
+-- unless a message is lazy, the queue's bounds would be passed, or
+-- batches wait for an acknowledgement ("ha"): then all is as without it.
+local function unhold(id, s, cur, lim, stay, direct)
   local st = redis.call('HMGET', s, 'h', 'o', 'z', 'an', 'k', 'ab', 'ha',
-                        'a', 'ia')
+                        'a', 'ia', 'qb')
   if not st[1] or st[1] == '' then return end
   local subs = redis.call('SMEMBERS', P .. 'S:' .. id)
   if st[9] then
@@ -526,8 +532,11 @@ local function unhold(id, s, cur, lim, stay)
     end
   end
   if cur == '' then cur = st[1] end
-  local entries, lost = release_held(id, s, subs, tonumber(cur), stay)
+  direct = direct and (not st[7] or st[7] == '')
+  local entries, lost = release_held(id, s, subs, tonumber(cur),
+                                     stay or direct)
   if lost then
+    if direct and not stay then subscriber_sets(id, subs) end
     -- its worker could not keep up, and the log did not keep enough:
     -- what the logs and its queue still had is counted as dropped (what
     -- was trimmed is not known)
@@ -538,6 +547,25 @@ local function unhold(id, s, cur, lim, stay)
     return
   end
   table.sort(entries, function(a, b) return a[1] < b[1] end)
+  if direct then
+    local given, bytes = {}, tonumber(st[10] or '0') or 0
+    for _, e in ipairs(entries) do
+      local pub, lazy, msg = string.match(e[2], '^%d+ (%S+) (%S+) %S+\n(.*)$')
+      if pub and pub ~= id then
+        if lazy ~= '-' then given = nil break end
+        given[#given + 1] = msg
+        bytes = bytes + #msg
+      end
+    end
+    if given
+       and (lim.n == 0
+            or redis.call('LLEN', P .. 'q:' .. id) + #given <= lim.n)
+       and (lim.b == 0 or bytes <= lim.b)
+    then
+      return given
+    end
+    if not stay then subscriber_sets(id, subs) end
+  end
   -- queued as a publish queues, without a notification: the caller
   -- takes them, or a later wake does
   local rst = {'', '', st[2], st[3], st[4], st[5], st[6]}
@@ -672,14 +700,16 @@ end
 -- was no longer logged, 2 if it overflowed as it was let go (and "od"
 -- messages were dropped), 0 if a publish overflowed it.
 --
--- A long-polling session's first connect, answered at once, holds it
--- between connects ({2, messages}; with the ack extension, {2, {}, batch}
--- and only when it has nothing to give), as a connect that parks would,
--- not only from its second connect: its subscriptions cost a publish
--- nothing per session from then on ("4": a connect answered at once that
--- may be held so).  "stayed": the session, let go by this script, is
--- still in the held sets.
-local function connect(id, b, hold, w, t, ack, cur, lim, stayed)
+-- A long-polling connect answered at once, its first or one given what
+-- was queued (its session was let go: its connects go to other nginx
+-- hosts or workers in turn), holds the session between connects ({2,
+-- messages}, with the ack extension {2, messages, batch}), as a connect
+-- that parks would: its
+-- subscriptions cost a publish nothing per session from then on, not
+-- only once a connect finds nothing and parks ("4": a connect answered
+-- at once that may be held so).  "stayed": the session, let go by this
+-- script, is still in the held sets.
+local function connect(id, b, hold, w, t, ack, cur, lim, stayed, given)
   local s = P .. 's:' .. id
   local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'z', 'an',
                         'ab', 'ak', 'a', 'ia', 'qb', 'h', 'ol', 'hl', 'od')
@@ -698,8 +728,15 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed)
     -- missed: its sets move once, if at all
     local stay = unclaimed(st[14], st[2]) and st[1] ~= '1'
                  and (hold == '3' or hold == '4')
-    unhold(id, s, cur, lim, stay)
-    return connect(id, b, hold, w, t, ack, cur, lim, stay)
+    -- one without acks that will be held again (no lazy messages wait,
+    -- no bayeux_max_inactivity to check) is given what was logged
+    -- without copies, if it may
+    local direct = ack == '' and (hold == '3' or hold == '4')
+                   and st[4] ~= '1' and not st[12]
+                   and (not st[7] or st[7] == '')
+    local given = unhold(id, s, cur, lim, stay, direct)
+    return connect(id, b, hold, w, t, ack, cur, lim, stay or given ~= nil,
+                   given)
   end
   if st[4] == '1' then
     -- (its connect parked elsewhere, if any, is told by the PUBLISH)
@@ -743,13 +780,15 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed)
   if ack ~= '' then
     local msgs, batch
     msgs, batch, ak = give(id, kept, ak or '', st[9])
-    if st[1] ~= '1' and #msgs == 0 and (hold == '3' or hold == '4') then
-      -- a first connect with nothing to give: held as one without acks
-      -- is (a batch given would have to be acknowledged first)
-      redis.call('HSET', s, 'c', '1', 'w', w, 't', t, 'k', '1', 'ak', '',
-                 'an', '0', 'ab', batch, 'z', '', 'qb', qb)
+    if (hold == '3' or hold == '4') and (#msgs > 0 or st[1] ~= '1') then
+      -- held between connects as one without acks is; what it is given
+      -- stays kept at the head of its queue ("ak", with "ha" empty)
+      -- until a connect acknowledges it: its worker's next batch ("gv")
+      -- drops it there
+      redis.call('HSET', s, 'c', '1', 'w', w, 't', t, 'k', '1', 'ak', ak,
+                 'an', #msgs, 'ab', batch, 'z', '', 'qb', qb)
       hold_session(id, s, w, t, true, stayed)
-      refresh(id)
+      refresh(id, #msgs > 0)
       return {2, msgs, batch}
     end
     if stayed then
@@ -774,11 +813,12 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed)
     return {1}
   end
   local msgs = take(q)
+  for _, m in ipairs(given or {}) do msgs[#msgs + 1] = m end
   if tonumber(st[8] or '0') ~= 0 then
     -- it stopped acknowledging: what was kept is taken with the rest
     redis.call('HSET', s, 'ak', '', 'an', '0')
   end
-  if st[1] ~= '1' and (hold == '3' or hold == '4') then
+  if hold == '4' or (hold == '3' and (st[1] ~= '1' or #msgs > 0)) then
     redis.call('HSET', s, 'c', '1', 'w', w, 't', t, 'k', '', 'qb', '0',
                'z', '')
     hold_session(id, s, w, t, true, stayed)
@@ -795,7 +835,7 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed)
   end
   redis.call('HSET', s, 'w', w, 't', t, 'k', '')
   if hold == '2' or hold == '3' then
-    hold_session(id, s, w, t, hold == '3')
+    hold_session(id, s, w, t, hold == '3', stayed)
   end
   refresh(id)
   return {1}
@@ -982,6 +1022,14 @@ if op == 'gv' then
       res[#res + 1] = 2
     elseif ARGV[i + 3] ~= '' then
       local b, n = string.match(ARGV[i + 3], '^(%d+):(%d+):')
+      local kept = redis.call('HMGET', s, 'ha', 'an', 'ak')
+      if kept[1] == '' and tonumber(kept[2] or '0') ~= 0 then
+        -- the batches kept in its queue, given by the connect that held
+        -- it: the worker gives only to a connect that acknowledged them
+        local _, _, gone, bytes = acked(kept[3], math.huge)
+        redis.call('LTRIM', P .. 'q:' .. ARGV[i], gone, -1)
+        redis.call('HINCRBY', s, 'qb', -bytes)
+      end
       redis.call('HSET', s, 'h', ARGV[i + 2], 'ha', st[3], 'ak', ARGV[i + 3],
                  'an', n, 'ab', b)
       res[#res + 1] = 1

@@ -194,6 +194,49 @@ publish('/lp/a', 'p9');
 is_deeply(collect($c, $h, 1), [ 'p9' ], 'and given p9 only');
 
 #
+# connects that go to A and B in turn (no sticky sessions) under a
+# stream of publishes, so that each finds messages waiting: each connect
+# takes the session over, is given them from the logs (no copy queued),
+# and holds the session again, between connects; what is published
+# meanwhile costs no RPUSH; each message comes once, in order
+#
+
+{
+    my @got;
+    my ($on_a, $on_b) = ($c, elsewhere($c, $B));
+    $r = $c->connect(advice => { timeout => 0 });
+    ok($r->{reply} && $r->{reply}{successful}, 'a connect on A, at once');
+    push @got, @{ texts($r) };
+    my $between = 0;
+    for my $round (1 .. 4) {
+        my $at = $round % 2 ? $on_b : $on_a;
+        my $rp = $redis->rpush_calls;
+        publish('/lp/a', "t$round.$_") for 1 .. 2;
+        $between += $redis->rpush_calls - $rp;
+        $rp = $redis->rpush_calls;
+        $r = $at->connect;
+        ok($r->{reply} && $r->{reply}{successful},
+           'round ' . $round . ': a connect on ' . ($round % 2 ? 'B' : 'A')
+           . ', answered');
+        cmp_ok($r->{elapsed}, '<', 1, '... at once');
+        is($redis->rpush_calls - $rp, 0,
+           '... given from the logs: no RPUSH');
+        push @got, @{ texts($r) };
+        ok(until_true(sub { $redis->is_held($id, '/lp/a') }, 3),
+           '... held again between connects: in H:/lp/a');
+        ok(!$redis->is_subscribed($id, '/lp/a'), '... not in c:/lp/a');
+        is($redis->session_field($id, 'hl'), '1', '... hl = 1');
+    }
+    is($between, 0, 'the publishes between the connects: no RPUSH');
+    is_deeply(\@got, [ map { ("t$_.1", "t$_.2") } 1 .. 4 ],
+              'each message once, in order');
+    $h = $redis->park($A, $c, '/lp/a');
+    publish('/lp/a', 'p10');
+    is_deeply(collect($c, $h, 1), [ 'p10' ], 'then a parked connect on A: '
+              . 'given p10 only');
+}
+
+#
 # subscribing and unsubscribing while held, between connects and parked
 #
 

@@ -9,8 +9,8 @@
 # as the first is answered (the hold's notification and the reply race),
 # each message arrives once, in order; a client that never connects
 # again still has its session end.  So for a session whose connects
-# acknowledge (the ack extension), when its first connect has nothing to
-# give.
+# acknowledge (the ack extension): what its first connect gives stays in
+# its queue, as its batch, until a connect acknowledges it.
 
 use strict;
 use warnings;
@@ -23,7 +23,7 @@ use Test::Nginx::Bayeux::Server;
 use Test::Bayeux::Redis qw(:DEFAULT texts ack_connect);
 use Bayeux::Client;
 use JSON::PP ();
-use Time::HiRes qw(time);
+use Time::HiRes qw(time sleep);
 
 my $redis = start_redis();
 
@@ -209,23 +209,45 @@ for my $case ([ 'ack, advice timeout 0', { advice => { timeout => 0 } } ],
     is($redis->rpush_calls - $rpush, 0, "$what: still no RPUSH");
 }
 
-# something to give: given as batch 1, not held until a connect that
-# acknowledges it parks
+# something to give: given as batch 1, held all the same, the batch kept
+# in the session's queue until a connect acknowledges it; one that does
+# not is given it again, one that does is not, and the queue is emptied
+# when the worker gives the next batch
 {
     my $c = ack_session($A);
+    my $id = $c->client_id;
     ok($c->subscribe('/fk/g')->{successful}, 'subscribed before connecting');
     publish('/fk/g', 'g1');
     my ($got, $batch) = ack_connect($c, 0, advice => { timeout => 0 });
     is_deeply($got, [ 'g1' ], 'the first connect gets g1');
     is($batch, 1, '... as batch 1');
-    ok(!$redis->is_held($c->client_id, '/fk/g'), '... not held');
-    my $h = $c->connect_start(ext => { ack => 1 });
-    ok(until_true(sub { $redis->is_held($c->client_id, '/fk/g') }, 3),
-       'the next connect, acknowledging it, parks: held');
+    held_polling($id, '... held between connects');
+    like($redis->session_field($id, 'ak') // '', qr/^1:1:\d+,$/,
+         '... batch 1 kept (ak)');
+    is($redis->cmd('LLEN', "bayeux:q:$id"), 1, '... in its queue');
+    my $rp = $redis->rpush_calls;
     publish('/fk/g', 'g2');
-    my $r = $c->connect_finish($h, timeout => 4);
-    is_deeply(texts($r), [ 'g2' ], '... and gets g2');
-    is($r->{reply}{ext}{ack}, 2, '... as batch 2');
+    is($redis->rpush_calls - $rp, 0, 'a publish: no RPUSH');
+    my $r;
+    ($got, $batch, $r) = ack_connect($c, 0, advice => { timeout => 0 });
+    is_deeply($got, [ 'g1', 'g2' ],
+              'batch 1 not acknowledged: given again, first, then g2');
+    is($batch, 2, '... as batch 2');
+    held_polling($id, '... held between connects');
+    my $h = $c->connect_start(ext => { ack => 2 });
+    sleep 0.2;
+    $rp = $redis->rpush_calls;
+    publish('/fk/g', 'g3');
+    $r = $c->connect_finish($h, timeout => 4);
+    is_deeply(texts($r), [ 'g3' ],
+              'batch 2 acknowledged: the connect parks, gets g3 only');
+    is($r->{reply}{ext}{ack}, 3, '... as batch 3');
+    is($redis->cmd('EXISTS', "bayeux:q:$id"), 0,
+       '... the batches kept in the queue are gone from it');
+    is($redis->session_field($id, 'qb'), '0', '... and from its size (qb)');
+    is($redis->rpush_calls - $rp, 0, '... no RPUSH');
+    ($got, $batch) = ack_connect($c, 2, advice => { timeout => 0 });
+    is_deeply($got, [ 'g3' ], 'batch 3 lost: g3 again, not g1 or g2');
 }
 
 # held by A, the next connect on B; a batch not acknowledged is given

@@ -143,9 +143,10 @@ sub unconnected {
 
 #
 # with the ack extension: the first connect acknowledges nothing and gets
-# what was published as batch 1, and lets the session go until a connect
-# acknowledges it (what is published meanwhile is queued for it); the
-# next connect that acknowledges all it was given parks, held
+# what was published as batch 1, kept in the session's queue until a
+# connect acknowledges it, and holds the session all the same (what is
+# published meanwhile is not queued for it); the next connect that
+# acknowledges all it was given parks, held
 #
 
 {
@@ -159,10 +160,14 @@ sub unconnected {
     my ($got, $batch) = ack_connect($o, 0, advice => { timeout => 0 });
     is_deeply($got, [ qw(k1 k2) ], 'the first connect, on B, gets k1 k2');
     is($batch, 1, '... as batch 1');
-    ok(!$redis->is_held($c->client_id, '/hh/k')
-       && $redis->is_subscribed($c->client_id, '/hh/k'),
-       '... and lets the session go: in c:, not in H:');
+    ok(until_true(sub { $redis->is_held($c->client_id, '/hh/k') }, 3)
+       && !$redis->is_subscribed($c->client_id, '/hh/k'),
+       '... and holds the session: in H:, not in c:');
+    is($redis->cmd('LLEN', 'bayeux:q:' . $c->client_id), 2,
+       '... batch 1 kept in its queue');
+    my $rp = $redis->rpush_calls;
     publish('/hh/k', 'k2b');
+    is($redis->rpush_calls - $rp, 0, 'a publish: no RPUSH');
     ($got, $batch) = ack_connect($o, 1, advice => { timeout => 0 });
     is_deeply($got, [ 'k2b' ],
               'the next connect, acknowledging batch 1, gets k2b');

@@ -158,6 +158,63 @@ is_deeply($got, [ 'a10' ],
 is($batch, 9, '... as batch 9');
 
 #
+# connects that go to A and B in turn, each acknowledging the last batch,
+# under a stream of publishes, so that each finds messages waiting: each
+# one answered with them holds the session again, its batch kept in the
+# session's queue, and what is published meanwhile costs no RPUSH; a
+# batch lost is given again by the nginx that holds the session
+#
+
+{
+    my ($on_a, $on_b, @got) = ($c, $cb);
+    my $between = 0;
+    for my $round (1 .. 4) {
+        my $at = $round % 2 ? $on_a : $on_b;
+        my $rp = $redis->rpush_calls;
+        publish('/k/a', "r$round.$_") for 1 .. 2;
+        $between += $redis->rpush_calls - $rp;
+        settle();
+        my ($t, $next) = ack_connect($at, $batch);
+        push @got, @$t;
+        is($next, $batch + 1, "round $round, on " . ($round % 2 ? 'A' : 'B')
+           . ': batch ' . ($batch + 1));
+        $batch = $next;
+        ok(until_true(sub { $redis->is_held($id, '/k/a') }, 3),
+           '... held again between connects: in H:/k/a');
+        ok(!$redis->is_subscribed($id, '/k/a'), '... not in c:/k/a');
+        like($redis->session_field($id, 'ak') // '', qr/^$batch:2:\d+,$/,
+             '... its batch kept (ak)');
+    }
+    is($between, 0, 'the publishes between the connects: no RPUSH');
+    is_deeply(\@got, [ map { ("r$_.1", "r$_.2") } 1 .. 4 ],
+              'each message once, in order');
+
+    # B holds it: a connect there that does not acknowledge the last batch
+    publish('/k/a', 'r5');
+    settle();
+    my ($t, $next) = ack_connect($on_b, $batch - 1);
+    is_deeply($t, [ 'r4.1', 'r4.2', 'r5' ],
+              'on B, the last batch lost: given again, first, then r5');
+    is($next, $batch + 1, '... as batch ' . ($batch + 1));
+    $batch = $next;
+    publish('/k/a', 'r6');
+    settle();
+    my $rp = $redis->rpush_calls;
+    ($t, $next) = ack_connect($on_b, $batch);
+    is_deeply($t, [ 'r6' ], 'acknowledged on B: r6 only');
+    is($next, $batch + 1, '... as batch ' . ($batch + 1));
+    is($redis->rpush_calls - $rp, 0, '... given by the worker: no RPUSH');
+    is($redis->cmd('EXISTS', "bayeux:q:$id"), 0,
+       '... the acknowledged batches are gone from the queue');
+    $batch = $next;
+    publish('/k/a', 'r7');
+    settle();
+    ($t, $next) = ack_connect($on_a, $batch);
+    is_deeply($t, [ 'r7' ], 'then on A, acknowledged: r7 only');
+    $batch = $next;
+}
+
+#
 # unsubscribing with a batch not yet acknowledged, or parked
 #
 
