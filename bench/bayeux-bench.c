@@ -56,6 +56,7 @@ typedef struct {
     const char               *label;
     const char               *handshake_ext;
     int                       ack;
+    int                       hop;
     const char               *publish_via;
     const char               *service;
     int                       websocket;
@@ -114,6 +115,7 @@ typedef struct {
     u_char                   *connect;      /* prebuilt request or frame */
     size_t                    connect_len;
     unsigned long             batch;        /* --ack: the last received */
+    int                       hops;         /* --hop: connects moved */
     int                      *rooms;
     int                       nrooms;
     uint32_t                 *last_seq;     /* per publisher */
@@ -175,6 +177,7 @@ static void bb_client_ready(bb_client_t *cl);
 static int bb_client_send(bb_client_t *cl, const char *suffix,
     const u_char *body, size_t len);
 static void bb_client_connect0(bb_client_t *cl);
+static void bb_client_hop(bb_client_t *cl);
 static void bb_client_connect_loop(bb_client_t *cl);
 static void bb_client_connect_build(bb_client_t *cl);
 static void bb_client_acked(bb_client_t *cl, u_char *body, size_t len);
@@ -340,6 +343,10 @@ bb_usage(void)
         "  --ack              sessions use the ack extension (handshake "
         "ext.ack,\n"
         "                     each connect acknowledging the last batch)\n"
+        "  --hop              long-polling sessions send each connect to "
+        "the next\n"
+        "                     target, on a new connection (no sticky "
+        "sessions)\n"
         "  --publish-via PATH fanout, rooms: publishers post {\"channel\","
         "\"data\"}\n"
         "                     to PATH (a bayeux_publisher location)\n"
@@ -383,6 +390,7 @@ bb_options(int argc, char **argv)
         { "label", required_argument, NULL, 'l' },
         { "handshake-ext", required_argument, NULL, 'E' },
         { "ack", no_argument, NULL, 'A' },
+        { "hop", no_argument, NULL, 'H' },
         { "publish-via", required_argument, NULL, 'V' },
         { "service", required_argument, NULL, 'Y' },
         { "max-seconds", required_argument, NULL, 'M' },
@@ -539,6 +547,10 @@ bb_options(int argc, char **argv)
             bb_conf.ack = 1;
             break;
 
+        case 'H':
+            bb_conf.hop = 1;
+            break;
+
         case 'V':
             if (optarg[0] != '/') {
                 bb_fatal("--publish-via: a path starting with /");
@@ -581,6 +593,10 @@ bb_options(int argc, char **argv)
         || bb_conf.max_seconds < 1 || bb_conf.size < 0)
     {
         bb_fatal("bad option value");
+    }
+
+    if (bb_conf.hop && bb_conf.websocket) {
+        bb_fatal("--hop: long-polling only");
     }
 
     for (i = 0; i < bb_conf.npids; i++) {
@@ -859,7 +875,12 @@ bb_client_open(bb_conn_t *c)
         return;
     }
 
-    /* reconnected: the session goes on */
+    if (bb_conf.hop) {
+        /* the request names its target's host */
+        bb_client_connect_build(cl);
+    }
+
+    /* reconnected, or moved to the next target: the session goes on */
     (void) bb_conn_send(c, cl->connect, cl->connect_len);
 }
 
@@ -1089,11 +1110,30 @@ bb_client_handler(bb_conn_t *c, int status, u_char *body, size_t len)
             return;
         }
 
+        if (bb_conf.hop) {
+            bb_client_hop(cl);
+            return;
+        }
+
         bb_conn_defer(c, cl->connect, cl->connect_len);
         return;
 
     default:
         return;
+    }
+}
+
+
+/* --hop: the next connect goes to the next target, on a new connection */
+
+static void
+bb_client_hop(bb_client_t *cl)
+{
+    cl->hops++;
+    bb_conn_close(&cl->conn);
+
+    if (bb_conn_open(&cl->conn, cl->index + cl->hops, NULL) != BB_OK) {
+        bb_client_fail(cl);
     }
 }
 
