@@ -704,11 +704,12 @@ end
 -- was queued (its session was let go: its connects go to other nginx
 -- hosts or workers in turn), holds the session between connects ({2,
 -- messages}, with the ack extension {2, messages, batch}), as a connect
--- that parks would: its
--- subscriptions cost a publish nothing per session from then on, not
--- only once a connect finds nothing and parks ("4": a connect answered
--- at once that may be held so).  "stayed": the session, let go by this
--- script, is still in the held sets.
+-- that parks would: its subscriptions cost a publish nothing per session
+-- from then on, not only once a connect finds nothing and parks ("4": a
+-- connect answered at once that may be held so).  "stayed": the session,
+-- let go by this script, is still in the held sets; "given": what it was
+-- given from the logs as it was let go (unhold()'s "direct"), after its
+-- queue.
 local function connect(id, b, hold, w, t, ack, cur, lim, stayed, given)
   local s = P .. 's:' .. id
   local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'z', 'an',
