@@ -3640,10 +3640,9 @@ ngx_bayeux_redis_connect_op(ngx_bayeux_op_t *op)
 
     /*
      * One answered at once (a first connect, or one the client asks not
-     * to hold) may hold its long-polling session between connects too:
-     * its subscriptions then cost publishes nothing from there on, not
-     * only once the next connect parks.  (One that acknowledges, only if
-     * it gives nothing: the script says.)
+     * to hold) holds its long-polling session between connects too, as
+     * the script says: its subscriptions then cost publishes nothing
+     * from there on, not only once the next connect parks.
      */
 
     answering = (!op->hold && !op->waiter->stream);

@@ -700,13 +700,13 @@ end
 -- was no longer logged, 2 if it overflowed as it was let go (and "od"
 -- messages were dropped), 0 if a publish overflowed it.
 --
--- A long-polling connect answered at once, its first or one given what
+-- A long-polling connect answered at once, its first, one given what
 -- was queued (its session was let go: its connects go to other nginx
--- hosts or workers in turn), holds the session between connects ({2,
--- messages}, with the ack extension {2, messages, batch}), as a connect
--- that parks would: its subscriptions cost a publish nothing per session
--- from then on, not only once a connect finds nothing and parks ("4": a
--- connect answered at once that may be held so).  "stayed": the session,
+-- hosts or workers in turn) or one that must not wait ("4"), holds the
+-- session between connects ({2, messages}, with the ack extension {2,
+-- messages, batch}), as a connect that parks would: its subscriptions
+-- cost a publish nothing per session from then on, not only once a
+-- connect finds nothing and parks.  "stayed": the session,
 -- let go by this script, is still in the held sets; "given": what it was
 -- given from the logs as it was let go (unhold()'s "direct"), after its
 -- queue.
@@ -781,7 +781,7 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed, given)
   if ack ~= '' then
     local msgs, batch
     msgs, batch, ak = give(id, kept, ak or '', st[9])
-    if (hold == '3' or hold == '4') and (#msgs > 0 or st[1] ~= '1') then
+    if hold == '4' or (hold == '3' and (#msgs > 0 or st[1] ~= '1')) then
       -- held between connects as one without acks is; what it is given
       -- stays kept at the head of its queue ("ak", with "ha" empty)
       -- until a connect acknowledges it: its worker's next batch ("gv")
@@ -826,7 +826,7 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed, given)
     refresh(id)
     return {2, msgs}
   end
-  if #msgs > 0 or st[1] ~= '1' or hold == '0' or hold == '4' then
+  if #msgs > 0 or st[1] ~= '1' or hold == '0' then
     -- the hash is written only if it changes
     if st[1] ~= '1' or st[2] ~= '' or st[3] ~= '' or #msgs > 0 then
       redis.call('HSET', s, 'c', '1', 'w', '', 't', '', 'qb', '0', 'z', '')

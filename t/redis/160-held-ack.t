@@ -215,6 +215,38 @@ is($batch, 9, '... as batch 9');
 }
 
 #
+# connects that ask not to wait (advice.timeout 0), each acknowledging
+# the last batch, on either nginx: answered at once, with nothing or with
+# what was published, and the session held again each time, so that what
+# is published between them costs no RPUSH (a connect that takes the
+# session over from the other nginx still queues what it gives, its
+# batch)
+#
+
+{
+    my ($between, $t, $next, $r) = (0);
+    for my $step ([ A => $c, [] ], [ B => $cb, [ 't1' ] ],
+                  [ B => $cb, [ 't2' ] ], [ A => $c, [] ])
+    {
+        my ($on, $at, $want) = @$step;
+        my $rp = $redis->rpush_calls;
+        publish('/k/a', $_) for @$want;
+        settle();
+        $between += $redis->rpush_calls - $rp;
+        ($t, $next, $r) = ack_connect($at, $batch, advice => { timeout => 0 });
+        is_deeply($t, $want, "advice.timeout 0 on $on: given [@$want]");
+        cmp_ok($r->{elapsed}, '<', 1, '... at once');
+        is($next, @$want ? $batch + 1 : $batch,
+           '... naming batch ' . (@$want ? $batch + 1 : $batch));
+        $batch = $next;
+        ok(until_true(sub { $redis->is_held($id, '/k/a') }, 3),
+           '... held again: in H:/k/a');
+        ok(!$redis->is_subscribed($id, '/k/a'), '... not in c:/k/a');
+    }
+    is($between, 0, 'the publishes between them: no RPUSH');
+}
+
+#
 # unsubscribing with a batch not yet acknowledged, or parked
 #
 
