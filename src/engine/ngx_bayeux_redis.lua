@@ -357,10 +357,11 @@ local function check_held(H, k)
 end
 
 -- moves the session from the subscriber sets "c:" of its subscriptions
--- to the held ones "H:" (unless it is still there: "stayed"); returns
--- its subscriptions and the sequence number it is held from
-local function held_sets(id, stayed)
-  local subs = redis.call('SMEMBERS', P .. 'S:' .. id)
+-- ("subs" if the caller read them) to the held ones "H:" (unless it is
+-- still there: "stayed"); returns its subscriptions and the sequence
+-- number it is held from
+local function held_sets(id, stayed, subs)
+  subs = subs or redis.call('SMEMBERS', P .. 'S:' .. id)
   if not stayed then
     for _, ch in ipairs(subs) do
       local H = P .. 'H:' .. ch
@@ -396,10 +397,12 @@ end
 -- script, which checks it; a message that counts as activity, "d",
 -- makes it the period again) and the subscriptions, on its own channel,
 -- after every message the cursor covers and before any that it does
--- not.
-local function hold_session(id, s, w, t, polling, stayed)
-  local subs, seq = held_sets(id, stayed)
-  local st = redis.call('HMGET', s, 'ab', 'a', 'ia')
+-- not.  "subs" its subscriptions and "read" its hash's "ab", "a" and
+-- "ia", if the caller has them.
+local function hold_session(id, s, w, t, polling, stayed, subs, read)
+  local seq
+  subs, seq = held_sets(id, stayed, subs)
+  local st = read or redis.call('HMGET', s, 'ab', 'a', 'ia')
   local ab, left, period = st[1], '-', '-'
   if not ab or ab == '' then ab = '0' end
   if st[3] then
@@ -511,12 +514,14 @@ end
 --
 -- "direct": the caller, a connect without acks that holds the session
 -- again at once, gives what was logged itself, after the queue: it is
--- returned (the messages, in order), not queued, and the sets stay,
--- unless a message is lazy, the queue's bounds would be passed, or
--- batches wait for an acknowledgement ("ha"): then all is as without it.
-local function unhold(id, s, cur, lim, stay, direct)
-  local st = redis.call('HMGET', s, 'h', 'o', 'z', 'an', 'k', 'ab', 'ha',
-                        'a', 'ia', 'qb')
+-- returned (the messages, in order, then the subscriptions), not queued,
+-- and the sets stay, unless a message is lazy, the queue's bounds would
+-- be passed, or batches wait for an acknowledgement ("ha"): then all is
+-- as without it.  "read": the hash's fields below, if the caller has
+-- them.
+local function unhold(id, s, cur, lim, stay, direct, read)
+  local st = read or redis.call('HMGET', s, 'h', 'o', 'z', 'an', 'k', 'ab',
+                                'ha', 'a', 'ia', 'qb')
   if not st[1] or st[1] == '' then return end
   local subs = redis.call('SMEMBERS', P .. 'S:' .. id)
   if st[9] then
@@ -562,7 +567,7 @@ local function unhold(id, s, cur, lim, stay, direct)
             or redis.call('LLEN', P .. 'q:' .. id) + #given <= lim.n)
        and (lim.b == 0 or bytes <= lim.b)
     then
-      return given
+      return given, subs
     end
     if not stay then subscriber_sets(id, subs) end
   end
@@ -706,14 +711,17 @@ end
 -- session between connects ({2, messages}, with the ack extension {2,
 -- messages, batch}), as a connect that parks would: its subscriptions
 -- cost a publish nothing per session from then on, not only once a
--- connect finds nothing and parks.  "stayed": the session,
--- let go by this script, is still in the held sets; "given": what it was
--- given from the logs as it was let go (unhold()'s "direct"), after its
--- queue.
-local function connect(id, b, hold, w, t, ack, cur, lim, stayed, given)
+-- connect finds nothing and parks.  "stayed": the session, let go by
+-- this script, is still in the held sets; "given": what it was given
+-- from the logs as it was let go (unhold()'s "direct"), after its
+-- queue, "subs" its subscriptions and "read" its hash's fields (the
+-- letting go changed only "h" and "hl", which the caller updated).
+local function connect(id, b, hold, w, t, ack, cur, lim, stayed, given,
+                       subs, read)
   local s = P .. 's:' .. id
-  local st = redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u', 'z', 'an',
-                        'ab', 'ak', 'a', 'ia', 'qb', 'h', 'ol', 'hl', 'od')
+  local st = read or redis.call('HMGET', s, 'c', 'w', 't', 'o', 'b', 'u',
+                                'z', 'an', 'ab', 'ak', 'a', 'ia', 'qb', 'h',
+                                'ol', 'hl', 'od', 'k', 'ha')
   if not st[1] or (b ~= '' and st[5] ~= b) then return {-1} end
   if st[14] and st[14] ~= '' then
     -- held: let go first, from where the giving stopped: "cur", this
@@ -735,9 +743,16 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed, given)
     local direct = ack == '' and (hold == '3' or hold == '4')
                    and st[4] ~= '1' and not st[12]
                    and (not st[7] or st[7] == '')
-    local given = unhold(id, s, cur, lim, stay, direct)
-    return connect(id, b, hold, w, t, ack, cur, lim, stay or given ~= nil,
-                   given)
+    local given, subs = unhold(id, s, cur, lim, stay, direct,
+                               {st[14], st[4], st[7], st[8], st[18], st[9],
+                                st[19], st[11], st[12], st[13]})
+    if given then
+      -- what unhold() wrote to its hash: not read again
+      st[14], st[16] = '', ''
+      return connect(id, b, hold, w, t, ack, cur, lim, true, given, subs,
+                     st)
+    end
+    return connect(id, b, hold, w, t, ack, cur, lim, stay)
   end
   if st[4] == '1' then
     -- (its connect parked elsewhere, if any, is told by the PUBLISH)
@@ -822,7 +837,7 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed, given)
   if hold == '4' or (hold == '3' and (st[1] ~= '1' or #msgs > 0)) then
     redis.call('HSET', s, 'c', '1', 'w', w, 't', t, 'k', '', 'qb', '0',
                'z', '')
-    hold_session(id, s, w, t, true, stayed)
+    hold_session(id, s, w, t, true, stayed, subs, {st[9], st[11], st[12]})
     refresh(id)
     return {2, msgs}
   end
