@@ -520,6 +520,7 @@ end
 -- as without it.  "read": the hash's fields below, if the caller has
 -- them.
 local function unhold(id, s, cur, lim, stay, direct, read)
+  -- (connect() builds "read" in this order)
   local st = read or redis.call('HMGET', s, 'h', 'o', 'z', 'an', 'k', 'ab',
                                 'ha', 'a', 'ia', 'qb')
   if not st[1] or st[1] == '' then return end
@@ -743,6 +744,8 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed, given,
     local direct = ack == '' and (hold == '3' or hold == '4')
                    and st[4] ~= '1' and not st[12]
                    and (not st[7] or st[7] == '')
+    -- unhold()'s fields, in its HMGET's order: h, o, z, an, k, ab, ha,
+    -- a, ia, qb (built by hand: a lookup by name costs each connect)
     local given, subs = unhold(id, s, cur, lim, stay, direct,
                                {st[14], st[4], st[7], st[8], st[18], st[9],
                                 st[19], st[11], st[12], st[13]})
@@ -837,6 +840,7 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed, given,
   if hold == '4' or (hold == '3' and (st[1] ~= '1' or #msgs > 0)) then
     redis.call('HSET', s, 'c', '1', 'w', w, 't', t, 'k', '', 'qb', '0',
                'z', '')
+    -- (ab, a, ia)
     hold_session(id, s, w, t, true, stayed, subs, {st[9], st[11], st[12]})
     refresh(id)
     return {2, msgs}
