@@ -236,8 +236,10 @@ typedef struct {
     /*
      * Its connects acknowledge (the ack extension): "batch" is the
      * session's last batch; while no connect has acknowledged it
-     * ("unacked"), a reply's messages are in Redis's logs after "acked",
-     * where the session is let go from, and "gv" wrote them as the batch.
+     * ("unacked"), the session is let go from "acked": the batch is
+     * what Redis's logs hold after it ("gv" wrote it so, or the script
+     * that answered its connect), or, where the session is held from,
+     * the head of its queue.
      */
     unsigned                       ack:1;
     unsigned                       unacked:1;
@@ -674,6 +676,8 @@ static void ngx_bayeux_redis_take_done(ngx_bayeux_redis_cmd_t *cmd,
 static void ngx_bayeux_redis_take_result(ngx_bayeux_redis_park_t *park,
     redisReply *r);
 static void ngx_bayeux_redis_settle(ngx_bayeux_redis_park_t *park);
+static uint64_t ngx_bayeux_redis_batch_from(redisReply *r,
+    uint64_t cursor);
 static ngx_uint_t ngx_bayeux_redis_kept(redisReply *r,
     ngx_bayeux_waiter_t *w);
 static void ngx_bayeux_redis_answer(ngx_bayeux_redis_park_t *park,
@@ -2364,11 +2368,6 @@ ngx_bayeux_redis_hold(ngx_bayeux_redis_t *rd, u_char *p, u_char *last)
 
     park->cursor = (uint64_t) seq;
     park->batch = (ngx_uint_t) batch;
-
-    if (park->unacked) {
-        /* its reply's batch, kept in the queue (connect_result) */
-        park->acked = park->cursor;
-    }
 
     if (!unlimited) {
         park->inactivity = 1;
@@ -4608,13 +4607,14 @@ ngx_bayeux_redis_connect_result(ngx_bayeux_redis_cmd_t *cmd,
         && op->messages && op->messages->nelts)
     {
         /*
-         * the batch is kept in Redis's queue, not in the logs: a connect
-         * that does not acknowledge it is let go from where the session
-         * is held, whether or not the hold's notification came yet
+         * the batch is kept in Redis until a connect acknowledges it: a
+         * connect that does not is let go from the number the reply
+         * names, whether or not the hold's notification came yet
          */
         cmd->park->unacked = 1;
         cmd->park->batch = op->waiter->batch;
-        cmd->park->acked = cmd->park->cursor;
+        cmd->park->acked = ngx_bayeux_redis_batch_from(reply,
+                                                       cmd->park->cursor);
     }
 
     return NGX_OK;
@@ -5126,6 +5126,36 @@ ngx_bayeux_redis_take_result(ngx_bayeux_redis_park_t *park, redisReply *r)
         ngx_bayeux_redis_answer(park, NGX_BAYEUX_WAKE_MESSAGES,
                                 r->elements > 1 ? r->element[1] : NULL);
     }
+}
+
+
+/*
+ * A reply {2, messages, batch, from} holds the session of a connect that
+ * acknowledges: its batch is the messages the logs hold after "from"
+ * (the script's "ha"), or, if "from" is where the session is held from,
+ * the head of its queue.  Either way a connect that does not acknowledge
+ * it lets the session go from "from".
+ */
+
+static uint64_t
+ngx_bayeux_redis_batch_from(redisReply *r, uint64_t cursor)
+{
+    off_t        from;
+    redisReply  *e;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 4) {
+        return cursor;
+    }
+
+    e = r->element[3];
+
+    if (e->type != REDIS_REPLY_STRING) {
+        return cursor;
+    }
+
+    from = ngx_atoof((u_char *) e->str, e->len);
+
+    return from == NGX_ERROR ? cursor : (uint64_t) from;
 }
 
 

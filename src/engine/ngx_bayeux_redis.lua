@@ -398,8 +398,11 @@ end
 -- makes it the period again) and the subscriptions, on its own channel,
 -- after every message the cursor covers and before any that it does
 -- not.  "subs" its subscriptions and "read" its hash's "ab", "a" and
--- "ia", if the caller has them.
-local function hold_session(id, s, w, t, polling, stayed, subs, read)
+-- "ia", if the caller has them; "from": where the batch the caller gives
+-- begins in the logs ("ha"), if it gives one from there.  Returns the
+-- sequence number it is held from.
+local function hold_session(id, s, w, t, polling, stayed, subs, read,
+                            from)
   local seq
   subs, seq = held_sets(id, stayed, subs)
   local st = read or redis.call('HMGET', s, 'ab', 'a', 'ia')
@@ -410,10 +413,12 @@ local function hold_session(id, s, w, t, polling, stayed, subs, read)
                                             - (now_ms() - tonumber(st[2]))))
     period = st[3]
   end
-  redis.call('HSET', s, 'h', seq, 'hl', polling and '1' or '', 'ha', '')
+  redis.call('HSET', s, 'h', seq, 'hl', polling and '1' or '',
+             'ha', from or '')
   redis.call(publish, w, 'h ' .. id .. ' ' .. t .. ' ' .. seq .. ' ' .. ab
              .. ' ' .. left .. ' ' .. period .. '\n'
              .. table.concat(subs, '\n'))
+  return seq
 end
 
 -- bayeux_max_inactivity client_server: the messages a held session's
@@ -458,8 +463,10 @@ end
 -- subscriptions "subs" (unless it is to be held again at once: "stay"):
 -- what was logged for them after "from" (after its start, "Z:", for one
 -- made while held), each message once, as {seq, entry}, and whether a
--- log was trimmed past where the session was.
-local function release_held(id, s, subs, from, stay)
+-- log was trimmed past where the session was.  "starts_kept": "Z:" stays,
+-- for the session may be let go again from "from" (a batch given from
+-- the logs, "ha").
+local function release_held(id, s, subs, from, stay, starts_kept)
   local starts = redis.call('HGETALL', P .. 'Z:' .. id)
   local start = {}
   for i = 1, #starts, 2 do start[starts[i]] = tonumber(starts[i + 1]) end
@@ -481,7 +488,9 @@ local function release_held(id, s, subs, from, stay)
     end
   end
   redis.call('HSET', s, 'h', '', 'hl', '', 'ha', '')
-  redis.call('DEL', P .. 'Z:' .. id)
+  if not starts_kept and #starts > 0 then
+    redis.call('DEL', P .. 'Z:' .. id)
+  end
   return entries, lost
 end
 
@@ -517,8 +526,10 @@ end
 -- returned (the messages, in order, then the subscriptions), not queued,
 -- and the sets stay, unless a message is lazy, the queue's bounds would
 -- be passed, or batches wait for an acknowledgement ("ha"): then all is
--- as without it.  "read": the hash's fields below, if the caller has
--- them.
+-- as without it.  "direct" 'ack': the caller is a connect that
+-- acknowledged every batch, which gives what was logged as its batch,
+-- from "cur" (kept as "ha"): the same, if its queue holds only those
+-- batches.  "read": the hash's fields below, if the caller has them.
 local function unhold(id, s, cur, lim, stay, direct, read)
   -- (connect() builds "read" in this order)
   local st = read or redis.call('HMGET', s, 'h', 'o', 'z', 'an', 'k', 'ab',
@@ -538,9 +549,9 @@ local function unhold(id, s, cur, lim, stay, direct, read)
     end
   end
   if cur == '' then cur = st[1] end
-  direct = direct and (not st[7] or st[7] == '')
+  if direct ~= 'ack' then direct = direct and (not st[7] or st[7] == '') end
   local entries, lost = release_held(id, s, subs, tonumber(cur),
-                                     stay or direct)
+                                     stay or direct, direct == 'ack')
   if lost then
     if direct and not stay then subscriber_sets(id, subs) end
     -- its worker could not keep up, and the log did not keep enough:
@@ -554,8 +565,15 @@ local function unhold(id, s, cur, lim, stay, direct, read)
   end
   table.sort(entries, function(a, b) return a[1] < b[1] end)
   if direct then
-    local given, bytes = {}, tonumber(st[10] or '0') or 0
-    for _, e in ipairs(entries) do
+    local given, bytes, queued = {}, tonumber(st[10] or '0') or 0, nil
+    if direct == 'ack' then
+      -- its queue may hold only the batches its connect drops ("an";
+      -- none if they were in the logs, "ha": acknowledged above)
+      local an = tonumber(st[4] or '') or 0
+      if redis.call('LLEN', P .. 'q:' .. id) ~= an then given = nil end
+      bytes, queued = 0, 0
+    end
+    for _, e in ipairs(given and entries or {}) do
       local pub, lazy, msg = string.match(e[2], '^%d+ (%S+) (%S+) %S+\n(.*)$')
       if pub and pub ~= id then
         if lazy ~= '-' then given = nil break end
@@ -565,7 +583,8 @@ local function unhold(id, s, cur, lim, stay, direct, read)
     end
     if given
        and (lim.n == 0
-            or redis.call('LLEN', P .. 'q:' .. id) + #given <= lim.n)
+            or (queued or redis.call('LLEN', P .. 'q:' .. id)) + #given
+               <= lim.n)
        and (lim.b == 0 or bytes <= lim.b)
     then
       return given, subs
@@ -710,13 +729,16 @@ end
 -- was queued (its session was let go: its connects go to other nginx
 -- hosts or workers in turn) or one that must not wait ("4"), holds the
 -- session between connects ({2, messages}, with the ack extension {2,
--- messages, batch}), as a connect that parks would: its subscriptions
+-- messages, batch, from}: the batch is what the logs hold for it after
+-- "from", or if "from" is where it is held from, the head of its
+-- queue), as a connect that parks would: its subscriptions
 -- cost a publish nothing per session from then on, not only once a
 -- connect finds nothing and parks.  "stayed": the session, let go by
 -- this script, is still in the held sets; "given": what it was given
 -- from the logs as it was let go (unhold()'s "direct"), after its
 -- queue, "subs" its subscriptions and "read" its hash's fields (the
--- letting go changed only "h" and "hl", which the caller updated).
+-- letting go changed only "h", "hl" and "ha", and "ak" and "an" with
+-- "ha", which the caller updated).
 local function connect(id, b, hold, w, t, ack, cur, lim, stayed, given,
                        subs, read)
   local s = P .. 's:' .. id
@@ -738,20 +760,30 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed, given,
     -- missed: its sets move once, if at all
     local stay = unclaimed(st[14], st[2]) and st[1] ~= '1'
                  and (hold == '3' or hold == '4')
-    -- one without acks that will be held again (no lazy messages wait,
-    -- no bayeux_max_inactivity to check) is given what was logged
-    -- without copies, if it may
-    local direct = ack == '' and (hold == '3' or hold == '4')
+    -- one that will be held again (no lazy messages wait, no
+    -- bayeux_max_inactivity to check) is given what was logged without
+    -- copies, if it may; with the ack extension, if it acknowledged
+    -- every batch given ("ab"): what was logged after them is its batch
+    local direct = (hold == '3' or hold == '4')
                    and st[4] ~= '1' and not st[12]
                    and (not st[7] or st[7] == '')
+    if ack ~= '' then
+      direct = direct and tonumber(ack) >= (tonumber(st[9] or '') or 0)
+               and 'ack'
+      if direct and (cur == '' or tonumber(cur) < tonumber(st[14])) then
+        cur = st[14]
+      end
+    end
     -- unhold()'s fields, in its HMGET's order: h, o, z, an, k, ab, ha,
     -- a, ia, qb (built by hand: a lookup by name costs each connect)
     local given, subs = unhold(id, s, cur, lim, stay, direct,
                                {st[14], st[4], st[7], st[8], st[18], st[9],
                                 st[19], st[11], st[12], st[13]})
     if given then
-      -- what unhold() wrote to its hash: not read again
-      st[14], st[16] = '', ''
+      -- what unhold() wrote to its hash: not read again (a batch the
+      -- logs kept, "ha", was acknowledged: it let it go)
+      if st[19] and st[19] ~= '' then st[8], st[10] = '0', '' end
+      st[14], st[16], st[19] = '', '', ''
       return connect(id, b, hold, w, t, ack, cur, lim, true, given, subs,
                      st)
     end
@@ -798,6 +830,22 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed, given,
   end
   if ack ~= '' then
     local msgs, batch
+    if given and #given > 0 then
+      -- what it missed, from the logs (after the batches it acknowledged,
+      -- dropped above): its batch, the messages logged after "cur" for
+      -- its subscriptions ("ha"), as its worker's batches are
+      local bytes = 0
+      for _, m in ipairs(given) do bytes = bytes + #m end
+      batch = (tonumber(st[9] or '') or 0) + 1
+      redis.call('HSET', s, 'c', '1', 'w', w, 't', t, 'k', '1',
+                 'ak', batch .. ':' .. #given .. ':' .. bytes .. ',',
+                 'an', #given, 'ab', batch, 'z', '', 'qb', qb)
+      -- (ab, a, ia)
+      hold_session(id, s, w, t, true, stayed, subs, {batch, st[11], st[12]},
+                   cur)
+      refresh(id, true)
+      return {2, given, batch, cur}
+    end
     msgs, batch, ak = give(id, kept, ak or '', st[9])
     if hold == '4' or (hold == '3' and (#msgs > 0 or st[1] ~= '1')) then
       -- held between connects as one without acks is; what it is given
@@ -806,9 +854,9 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed, given,
       -- drops it there
       redis.call('HSET', s, 'c', '1', 'w', w, 't', t, 'k', '1', 'ak', ak,
                  'an', #msgs, 'ab', batch, 'z', '', 'qb', qb)
-      hold_session(id, s, w, t, true, stayed)
+      local seq = hold_session(id, s, w, t, true, stayed, subs)
       refresh(id, #msgs > 0)
-      return {2, msgs, batch}
+      return {2, msgs, batch, seq}
     end
     if stayed then
       -- not held while the batch it is given waits to be acknowledged
@@ -912,8 +960,9 @@ end
 -- ('': none) and, for a session this worker held, the last message it
 -- gave ('': none) of each; returns the reply of each, in order: {-1}
 -- unknown, {0, messages} ({0, messages, batch} if it acknowledges), {2,
--- messages} answered and held between connects, {1} parked; then the
--- copies queued for the sessions let go, if any (a number).
+-- messages} ({2, messages, batch, from}) answered and held between
+-- connects, {1} parked; then the copies queued for the sessions let go,
+-- if any (a number).
 if op == 'cb' then
   local w, lim, res = ARGV[4], limits(ARGV[5]), {}
   for i = 6, #ARGV - 5, 6 do

@@ -9,8 +9,9 @@
 # as the first is answered (the hold's notification and the reply race),
 # each message arrives once, in order; a client that never connects
 # again still has its session end.  So for a session whose connects
-# acknowledge (the ack extension): what its first connect gives stays in
-# its queue, as its batch, until a connect acknowledges it.
+# acknowledge (the ack extension): what its first connect gives is its
+# batch until a connect acknowledges it, kept as a range of the logs
+# ("ha"), as the batches its worker gives are, not copied into its queue.
 
 use strict;
 use warnings;
@@ -210,9 +211,10 @@ for my $case ([ 'ack, advice timeout 0', { advice => { timeout => 0 } } ],
 }
 
 # something to give: given as batch 1, held all the same, the batch kept
-# in the session's queue until a connect acknowledges it; one that does
-# not is given it again, one that does is not, and the queue is emptied
-# when the worker gives the next batch
+# as a range of the logs until a connect acknowledges it; one that does
+# not is given it again, one that does is not, and the queue, where the
+# batch was copied when it was given again, is emptied when the worker
+# gives the next batch
 {
     my $c = ack_session($A);
     my $id = $c->client_id;
@@ -224,7 +226,9 @@ for my $case ([ 'ack, advice timeout 0', { advice => { timeout => 0 } } ],
     held_polling($id, '... held between connects');
     like($redis->session_field($id, 'ak') // '', qr/^1:1:\d+,$/,
          '... batch 1 kept (ak)');
-    is($redis->cmd('LLEN', "bayeux:q:$id"), 1, '... in its queue');
+    ok(($redis->session_field($id, 'ha') // '') ne '',
+       '... as a range of the logs (ha)');
+    is($redis->cmd('LLEN', "bayeux:q:$id"), 0, '... not in its queue');
     my $rp = $redis->rpush_calls;
     publish('/fk/g', 'g2');
     is($redis->rpush_calls - $rp, 0, 'a publish: no RPUSH');

@@ -61,6 +61,15 @@ sub new_session {
     return ($c, $c->client_id);
 }
 
+# held by a worker between long-polling connects, on $ch
+sub held_polling_ok {
+    my ($id, $ch, $name) = @_;
+    ok(until_true(sub { $redis->is_held($id, $ch)
+                        && ($redis->session_field($id, 'hl') // '') eq '1' },
+                  3),
+       $name);
+}
+
 # what was published comes to the worker on the stream, which may be
 # after the publisher's reply: a connect that should find it kept waits
 sub settle { sleep 0.2 }
@@ -160,21 +169,25 @@ is($batch, 9, '... as batch 9');
 #
 # connects that go to A and B in turn, each acknowledging the last batch,
 # under a stream of publishes, so that each finds messages waiting: each
-# one answered with them holds the session again, its batch kept in the
-# session's queue, and what is published meanwhile costs no RPUSH; a
-# batch lost is given again by the nginx that holds the session
+# one answered with them holds the session again, and what is published
+# meanwhile costs no RPUSH; the connect takes the session over and gives
+# what it missed from the logs, its batch a range of them ("ha"), as the
+# worker's batches are, not copied into the queue; a batch lost is given
+# again by the nginx that holds the session, or by the other
 #
 
 {
     my ($on_a, $on_b, @got) = ($c, $cb);
-    my $between = 0;
+    my ($between, $taking) = (0, 0);
     for my $round (1 .. 4) {
         my $at = $round % 2 ? $on_a : $on_b;
         my $rp = $redis->rpush_calls;
         publish('/k/a', "r$round.$_") for 1 .. 2;
         $between += $redis->rpush_calls - $rp;
         settle();
+        $rp = $redis->rpush_calls;
         my ($t, $next) = ack_connect($at, $batch);
+        $taking += $redis->rpush_calls - $rp;
         push @got, @$t;
         is($next, $batch + 1, "round $round, on " . ($round % 2 ? 'A' : 'B')
            . ': batch ' . ($batch + 1));
@@ -184,8 +197,13 @@ is($batch, 9, '... as batch 9');
         ok(!$redis->is_subscribed($id, '/k/a'), '... not in c:/k/a');
         like($redis->session_field($id, 'ak') // '', qr/^$batch:2:\d+,$/,
              '... its batch kept (ak)');
+        ok(($redis->session_field($id, 'ha') // '') ne '',
+           '... as a range of the logs (ha)');
+        is($redis->cmd('EXISTS', "bayeux:q:$id"), 0, '... no queue');
+        is($redis->session_field($id, 'qb'), '0', '... nothing queued (qb)');
     }
     is($between, 0, 'the publishes between the connects: no RPUSH');
+    is($taking, 0, 'the connects that took the session over: no RPUSH');
     is_deeply(\@got, [ map { ("r$_.1", "r$_.2") } 1 .. 4 ],
               'each message once, in order');
 
@@ -212,15 +230,29 @@ is($batch, 9, '... as batch 9');
     ($t, $next) = ack_connect($on_a, $batch);
     is_deeply($t, [ 'r7' ], 'then on A, acknowledged: r7 only');
     $batch = $next;
+
+    # A holds it, its batch a range of the logs: a connect on B that
+    # does not acknowledge it
+    publish('/k/a', 'r8');
+    settle();
+    ($t, $next) = ack_connect($on_b, $batch - 1);
+    is_deeply($t, [ 'r7', 'r8' ],
+              'on B, the batch A gave lost: given again, first, then r8');
+    is($next, $batch + 1, '... as batch ' . ($batch + 1));
+    $batch = $next;
+    publish('/k/a', 'r9');
+    settle();
+    ($t, $next) = ack_connect($on_a, $batch);
+    is_deeply($t, [ 'r9' ], 'then on A, acknowledged: r9 only');
+    $batch = $next;
 }
 
 #
 # connects that ask not to wait (advice.timeout 0), each acknowledging
 # the last batch, on either nginx: answered at once, with nothing or with
 # what was published, and the session held again each time, so that what
-# is published between them costs no RPUSH (a connect that takes the
-# session over from the other nginx still queues what it gives, its
-# batch)
+# is published between them costs no RPUSH, nor does a connect that takes
+# the session over from the other nginx
 #
 
 {
@@ -232,8 +264,8 @@ is($batch, 9, '... as batch 9');
         my $rp = $redis->rpush_calls;
         publish('/k/a', $_) for @$want;
         settle();
-        $between += $redis->rpush_calls - $rp;
         ($t, $next, $r) = ack_connect($at, $batch, advice => { timeout => 0 });
+        $between += $redis->rpush_calls - $rp;
         is_deeply($t, $want, "advice.timeout 0 on $on: given [@$want]");
         cmp_ok($r->{elapsed}, '<', 1, '... at once');
         is($next, @$want ? $batch + 1 : $batch,
@@ -243,7 +275,38 @@ is($batch, 9, '... as batch 9');
            '... held again: in H:/k/a');
         ok(!$redis->is_subscribed($id, '/k/a'), '... not in c:/k/a');
     }
-    is($between, 0, 'the publishes between them: no RPUSH');
+    is($between, 0, 'the publishes and the connects: no RPUSH');
+}
+
+#
+# a channel subscribed while another nginx holds the session: a connect
+# that takes it over gives what was logged for it after the subscription
+# only, as its batch from the logs; and so does the connect that finds
+# that batch lost and gets it again, on the first nginx
+#
+
+{
+    # (another session on /z/b, for its log to keep what is published)
+    my ($other) = new_session($A, '/z/b');
+    my ($z, $zid) = new_session($A, '/z/a');
+    ack_connect($z, 0, advice => { timeout => 0 });
+    held_polling_ok($zid, '/z/a', 'held by A, nothing given');
+    publish('/z/b', 'before');
+    ok($z->subscribe('/z/b')->{successful}, 'subscribed to /z/b, held');
+    publish('/z/a', 'a1');
+    publish('/z/b', 'b1');
+    settle();
+    my $zb = elsewhere($z, $B);
+    my ($t, $n) = ack_connect($zb, 0);
+    is_deeply($t, [ 'a1', 'b1' ],
+              'on B: a1 and b1, not what /z/b had before the subscription');
+    is($n, 1, '... as batch 1');
+    ok(($redis->session_field($zid, 'ha') // '') ne '',
+       '... as a range of the logs (ha)');
+    ($t, $n) = ack_connect($z, 0);
+    is_deeply($t, [ 'a1', 'b1' ],
+              'on A, batch 1 lost: a1 and b1 again, not what came before');
+    is($n, 1, '... as batch 1 still');
 }
 
 #
