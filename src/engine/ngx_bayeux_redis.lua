@@ -705,9 +705,10 @@ end
 
 -- Gives the whole queue: the "n" messages kept first, the others become
 -- batch "last" + 1 after the kept ones ("ak").  Returns the messages,
--- the last batch and the new "ak".
-local function give(id, n, ak, last)
-  local msgs = redis.call('LRANGE', P .. 'q:' .. id, 0, -1)
+-- the last batch and the new "ak".  "logged": the messages to give
+-- instead, read from the logs (the queue then holds none).
+local function give(id, n, ak, last, logged)
+  local msgs = logged or redis.call('LRANGE', P .. 'q:' .. id, 0, -1)
   local batch = tonumber(last or '0') or 0
   if #msgs > n then
     local bytes = 0
@@ -829,34 +830,25 @@ local function connect(id, b, hold, w, t, ack, cur, lim, stayed, given,
     return {1}
   end
   if ack ~= '' then
+    -- what it missed, given from the logs (after the batches it
+    -- acknowledged, dropped above), is its batch: the messages logged
+    -- after "cur" for its subscriptions ("from")
+    local from = given and #given > 0 and cur or nil
     local msgs, batch
-    if given and #given > 0 then
-      -- what it missed, from the logs (after the batches it acknowledged,
-      -- dropped above): its batch, the messages logged after "cur" for
-      -- its subscriptions ("ha"), as its worker's batches are
-      local bytes = 0
-      for _, m in ipairs(given) do bytes = bytes + #m end
-      batch = (tonumber(st[9] or '') or 0) + 1
-      redis.call('HSET', s, 'c', '1', 'w', w, 't', t, 'k', '1',
-                 'ak', batch .. ':' .. #given .. ':' .. bytes .. ',',
-                 'an', #given, 'ab', batch, 'z', '', 'qb', qb)
-      -- (ab, a, ia)
-      hold_session(id, s, w, t, true, stayed, subs, {batch, st[11], st[12]},
-                   cur)
-      refresh(id, true)
-      return {2, given, batch, cur}
-    end
-    msgs, batch, ak = give(id, kept, ak or '', st[9])
+    msgs, batch, ak = give(id, kept, ak or '', st[9], from and given)
     if hold == '4' or (hold == '3' and (#msgs > 0 or st[1] ~= '1')) then
       -- held between connects as one without acks is; what it is given
-      -- stays kept at the head of its queue ("ak", with "ha" empty)
-      -- until a connect acknowledges it: its worker's next batch ("gv")
-      -- drops it there
+      -- stays kept until a connect acknowledges it: in the logs after
+      -- "from" ("ha") as its worker's batches are, or at the head of its
+      -- queue ("ak", with "ha" empty), where its worker's next batch
+      -- ("gv") drops it
       redis.call('HSET', s, 'c', '1', 'w', w, 't', t, 'k', '1', 'ak', ak,
                  'an', #msgs, 'ab', batch, 'z', '', 'qb', qb)
-      local seq = hold_session(id, s, w, t, true, stayed, subs)
+      -- (ab, a, ia)
+      local seq = hold_session(id, s, w, t, true, stayed, subs,
+                               {batch, st[11], st[12]}, from)
       refresh(id, #msgs > 0)
-      return {2, msgs, batch, seq}
+      return {2, msgs, batch, from or seq}
     end
     if stayed then
       -- not held while the batch it is given waits to be acknowledged
