@@ -523,8 +523,12 @@ ok($closed, 'closed after send_timeout although the client keeps pinging');
 1 while $ws->recv_frame(timeout => 5);
 ok($ws->eof, 'the connection is closed');
 --- error_log eval
+# (on the Redis engine a session whose output waits is held by no worker:
+# what it misses stays in the channel's log, and its overflow is found
+# when it comes back)
 [qr/\[info\] .*websocket client read nothing for 3000 ms \(send_timeout\), closing/,
- qr/is full \(bayeux_max_queue 100, bayeux_max_queue_size \d+\), the session ends/]
+ $INC{'Test/Bayeux/RedisEngine.pm'} ? ()
+ : qr/is full \(bayeux_max_queue 100, bayeux_max_queue_size \d+\), the session ends/]
 --- no_error_log
 [error]
 [alert]
@@ -571,7 +575,7 @@ is($reply && $reply->{advice}{reconnect}, 'handshake', 'to handshake again');
 $ws->send_json([ { channel => '/meta/connect', clientId => $cid, advice => { timeout => 0 } } ]);
 is($ws->recv_json->[0]{error}, '402::session_unknown', 'the session ended');
 --- error_log eval
-[qr/is full \(bayeux_max_queue 50, bayeux_max_queue_size \d+\), the session ends/]
+[qr/(is full \(bayeux_max_queue 50, bayeux_max_queue_size \d+\)|a held session missed messages that the log of its channel no longer had \(bayeux_max_queue 50\)), the session ends/]
 --- no_error_log
 [error]
 

@@ -129,7 +129,7 @@ local function finish(id, st)
     redis.call('SREM', P .. 'c:' .. ch, id)
     redis.call('SREM', P .. 'H:' .. ch, id)
   end
-  delete({s, P .. 'q:' .. id, subs, P .. 'Z:' .. id})
+  delete({s, P .. 'q:' .. id, subs, P .. 'Z:' .. id, P .. 'O:' .. id})
   return user, last
 end
 
@@ -322,26 +322,68 @@ end
 -- for none (the publisher is named when it must not receive it).  Kept
 -- for 2 x ttl, and at most "lim.n" (bayeux_max_queue) of them: a session
 -- that missed more overflows.  "t:<name>" is the last sequence number
--- trimmed: a cursor before it missed messages.
+-- trimmed: a cursor before it missed messages.  The hash "T:<name>"
+-- counts the entries trimmed, "k", and names the trim that made it, "c"
+-- (it goes when no trim came for 2 x ttl, and "k" starts again).
 local function log_append(name, seq, entry, lim)
   local l = P .. 'l:' .. name
   redis.call('ZADD', l, seq, entry)
   local cutoff = string.format('%.0f', (now_ms() - ttl2) * 1000)
   local trimmed
-  if redis.call('ZREMRANGEBYSCORE', l, '-inf', '(' .. cutoff) > 0 then
-    trimmed = cutoff
-  end
+  local n = redis.call('ZREMRANGEBYSCORE', l, '-inf', '(' .. cutoff)
+  if n > 0 then trimmed = cutoff end
   if lim.n > 0 then
     local over = redis.call('ZCARD', l) - lim.n
     if over > 0 then
       trimmed = redis.call('ZRANGE', l, over - 1, over - 1, 'WITHSCORES')[2]
-      redis.call('ZREMRANGEBYRANK', l, 0, over - 1)
+      n = n + redis.call('ZREMRANGEBYRANK', l, 0, over - 1)
     end
   end
   if trimmed then
     redis.call('SET', P .. 't:' .. name, trimmed, 'PX', ttl2)
+    local T = P .. 'T:' .. name
+    if redis.call('HINCRBY', T, 'k', n) == n then
+      redis.call('HSET', T, 'c', trimmed)
+    end
+    redis.call('PEXPIRE', T, ttl2)
   end
   redis.call('PEXPIRE', l, ttl2)
+end
+
+-- Where a session held by none (its client went away, or has not
+-- connected yet) is in the logs of channels "chans", "from" the sequence
+-- number it is held from (a number, or one by channel): "O:<id>" keeps,
+-- by channel, how many entries the log had up to there, how many it had
+-- trimmed and since when ("T:"'s "k" and "c").  If the log trims past where the
+-- session is, what it trimmed after that is known (trimmed_after()): a
+-- session that missed more than the log keeps counts all as dropped.
+local function mark_positions(id, chans, from)
+  local marks = {}
+  for _, ch in ipairs(chans) do
+    local at = type(from) == 'table' and from[ch] or from
+    local t = redis.call('HMGET', P .. 'T:' .. ch, 'k', 'c')
+    marks[#marks + 1] = ch
+    marks[#marks + 1] = redis.call('ZCOUNT', P .. 'l:' .. ch, '-inf',
+                                   string.format('%.0f', at))
+                        .. ' ' .. (t[1] or '0') .. ' ' .. (t[2] or '-')
+  end
+  local O = P .. 'O:' .. id
+  for i = 1, #marks, 1000 do
+    redis.call('HSET', O, unpack(marks, i, math.min(i + 999, #marks)))
+  end
+  -- (no connect renews a session held by none: it lives ttl at most)
+  if #marks > 0 then redis.call('PEXPIRE', O, ttl) end
+end
+
+-- how many entries the log of channel "ch" trimmed after the place
+-- "mark" (its "O:" field) says: the trims since went first through the
+-- entries it had up to there, the oldest
+local function trimmed_after(ch, mark)
+  local upto, k, c = string.match(mark, '^(%d+) (%d+) (%S+)$')
+  local t = redis.call('HMGET', P .. 'T:' .. ch, 'k', 'c')
+  local since = tonumber(t[1] or '0')
+  if c == t[2] then since = since - tonumber(k) end
+  return math.max(0, since - tonumber(upto))
 end
 
 -- "k" members of the held set H, drawn at random, are checked: the
@@ -380,8 +422,9 @@ end
 -- for a session whose worker died, and its first connect lets it go from
 -- its "h" before anything else, so that it is given what it missed.
 local function hold_unclaimed(id, s)
-  local _, seq = held_sets(id)
+  local subs, seq = held_sets(id)
   redis.call('HSET', s, 'h', seq, 'hl', '', 'ha', '')
+  mark_positions(id, subs, seq)
 end
 
 -- whether a session whose hash has "h" and "w" is held by no worker
@@ -463,20 +506,27 @@ end
 -- subscriptions "subs" (unless it is to be held again at once: "stay"):
 -- what was logged for them after "from" (after its start, "Z:", for one
 -- made while held), each message once, as {seq, entry}, and whether a
--- log was trimmed past where the session was.  "starts_kept": "Z:" stays,
--- for the session may be let go again from "from" (a batch given from
--- the logs, "ha").
+-- log was trimmed past where the session was: then how many entries
+-- were trimmed after it, where "O:" tells (mark_positions()).
+-- "starts_kept": "Z:" stays, for the session may be let go again from
+-- "from" (a batch given from the logs, "ha").
 local function release_held(id, s, subs, from, stay, starts_kept)
   local starts = redis.call('HGETALL', P .. 'Z:' .. id)
   local start = {}
   for i = 1, #starts, 2 do start[starts[i]] = tonumber(starts[i + 1]) end
+  local O = P .. 'O:' .. id
+  local marks, mark = redis.call('HGETALL', O), {}
+  for i = 1, #marks, 2 do mark[marks[i]] = marks[i + 1] end
   local lost, entries, seen = false, {}, {}
   if not stay then subscriber_sets(id, subs) end
   for _, ch in ipairs(subs) do
     local after = from
     if start[ch] and start[ch] > after then after = start[ch] end
     local trimmed = tonumber(redis.call('GET', P .. 't:' .. ch) or '0')
-    if trimmed > after then lost = true end
+    if trimmed > after then
+      lost = lost or 0
+      if mark[ch] then lost = lost + trimmed_after(ch, mark[ch]) end
+    end
     for _, e in ipairs(redis.call('ZRANGEBYSCORE', P .. 'l:' .. ch,
                                   '(' .. string.format('%.0f', after),
                                   '+inf')) do
@@ -491,6 +541,7 @@ local function release_held(id, s, subs, from, stay, starts_kept)
   if not starts_kept and #starts > 0 then
     redis.call('DEL', P .. 'Z:' .. id)
   end
+  if #marks > 0 then redis.call('DEL', O) end
   return entries, lost
 end
 
@@ -554,11 +605,11 @@ local function unhold(id, s, cur, lim, stay, direct, read)
                                      stay or direct, direct == 'ack')
   if lost then
     if direct and not stay then subscriber_sets(id, subs) end
-    -- its worker could not keep up, and the log did not keep enough:
-    -- what the logs and its queue still had is counted as dropped (what
-    -- was trimmed is not known)
+    -- it missed more than the log kept: what the logs and its queue
+    -- still had is counted as dropped, and what was trimmed if a session
+    -- held by none (not known for one whose worker could not keep up)
     local q = P .. 'q:' .. id
-    local n = redis.call('LLEN', q) + others(id, entries)
+    local n = redis.call('LLEN', q) + others(id, entries) + lost
     redis.call('DEL', q)
     redis.call('HSET', s, 'o', '1', 'ol', '1', 'od', n, 'qb', '0')
     return
@@ -1006,6 +1057,41 @@ local function overflow_held(id, s, cur, missed, unacked)
              'an', '0')
 end
 
+-- A held session whose connect went away, its worker having given it the
+-- messages up to "cur" ('': its "h"), stays held, by no worker: in the
+-- held sets, so that a publish costs Redis no copy for it, as for a
+-- session not yet connected (hold_unclaimed()); its next connect, on any
+-- host, lets it go from there.  One whose connects acknowledge keeps the
+-- batches the logs hold for it ("ha") unless "cur" shows them
+-- acknowledged (as unhold() does).  A session not held is let go as
+-- ever.
+local function hold_by_none(id, s, cur, lim)
+  local st = redis.call('HMGET', s, 'h', 'ha')
+  if not st[1] or st[1] == '' then
+    unhold(id, s, cur, lim)
+    return
+  end
+  local h = st[1]
+  if st[2] and st[2] ~= '' then
+    if cur ~= '' and tonumber(cur) >= tonumber(h) then
+      redis.call('HSET', s, 'ak', '', 'an', '0', 'ha', '')
+      h = cur
+    end
+  elseif cur ~= '' then
+    h = cur
+  end
+  redis.call('HSET', s, 'h', h, 'hl', '')
+  -- (from its subscription on, for one made while held)
+  local starts = redis.call('HGETALL', P .. 'Z:' .. id)
+  local subs, from = redis.call('SMEMBERS', P .. 'S:' .. id), {}
+  for _, ch in ipairs(subs) do from[ch] = tonumber(h) end
+  for i = 1, #starts, 2 do
+    local ch, at = starts[i], tonumber(starts[i + 1])
+    if from[ch] and at > from[ch] then from[ch] = at end
+  end
+  mark_positions(id, subs, from)
+end
+
 -- unpark: the connect went away; ARGV: id, worker channel, token, the
 -- last message given to its held session ('': none), queue bounds, "0"
 -- if the session's client has not come back since its last reply (it is
@@ -1023,7 +1109,7 @@ if op == 'up' then
     if ARGV[10] ~= '0' then
       overflow_held(id, s, ARGV[7], tonumber(ARGV[10]), ARGV[11] == '1')
     else
-      unhold(id, s, ARGV[7], limits(ARGV[8]))
+      hold_by_none(id, s, ARGV[7], limits(ARGV[8]))
     end
     redis.call('HSET', s, 'w', '', 't', '')
     if ARGV[9] ~= '0' then refresh(id, true) end
@@ -1154,9 +1240,14 @@ if op == 'su' then
   if held[1] and held[1] ~= '' then
     set = 'H:'
     from = redis.call('GET', P .. 'n') or '0'
-    if unclaimed(held[1], held[2]) and before == 0 then
-      redis.call('HSET', s, 'h', from)
-      from = nil
+    if unclaimed(held[1], held[2]) then
+      local chans = {}
+      for ch in pairs(new) do chans[#chans + 1] = ch end
+      mark_positions(id, chans, from)
+      if before == 0 then
+        redis.call('HSET', s, 'h', from)
+        from = nil
+      end
     end
   end
   local checked = set ~= 'H:'
@@ -1206,6 +1297,7 @@ if op == 'un' then
     redis.call('SREM', P .. 'H:' .. ARGV[i], id)
     redis.call('SREM', P .. 'S:' .. id, ARGV[i])
     redis.call('HDEL', P .. 'Z:' .. id, ARGV[i])
+    redis.call('HDEL', P .. 'O:' .. id, ARGV[i])
   end
   if by_none then
     -- held again by none, from now on, unless it overflowed

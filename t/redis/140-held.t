@@ -97,8 +97,10 @@ ok($redis->is_held($held[0][1], '/held/a'), 'still held after the pushes');
 # one session goes on with the tests; the others leave
 my ($ws, $id) = @{ shift @held };
 $_->[0]->reset for @held;
-ok(until_true(sub { !grep { $redis->is_held($_->[1], '/held/a') } @held }),
-   'sessions whose client went away are let go');
+ok(until_true(sub { !grep { !$redis->held_by_none($_->[1]) } @held }),
+   'sessions whose client went away are held by none');
+ok(!grep({ !$redis->is_held($_->[1], '/held/a') } @held),
+   '... still in H:/held/a');
 
 #
 # subscribing and unsubscribing while held
@@ -117,7 +119,7 @@ is_deeply($t, [], 'no message of /held/b from before the subscription');
 ok($redis->is_held($id, '/held/a') && $redis->is_held($id, '/held/b'),
    'still held: in H:/held/a and H:/held/b');
 ok(!$redis->is_subscribed($id, '/held/b'), '... not in c:/held/b');
-# (the sessions that went away are still in c:/held/a: queued for)
+# (the sessions that went away are still in H:/held/a: logged for)
 $rpush = $redis->rpush_calls;
 publish('/held/b', 'b1');
 is($redis->rpush_calls - $rpush, 0, 'b1: no RPUSH');
@@ -234,8 +236,8 @@ ok(until_true(sub { $redis->is_held($id, '/held/c') }), 'held again');
 publish('/held/c', 'c1');
 is_deeply(texts($ws, 1), [ 'c1' ], 'pushed');
 $ws->reset;
-ok(until_true(sub { !$redis->is_held($id, '/held/c') }),
-   'let go when it left');
+ok(until_true(sub { $redis->held_by_none($id) }),
+   'held by none when it left');
 publish('/held/c', "c$_") for 2 .. 3;
 is_deeply(take_up($server->port, $id), [ 'c2', 'c3' ],
           'a new websocket connect gets what came after, and only that');

@@ -5,13 +5,14 @@
 # Redis queued, one per session not held: the work per subscriber that
 # held sessions spare it.  That includes the copies a script makes when it
 # lets a held session go: at an unsubscribe before its first connect;
-# when a worker lets go a session it held between connects whose client
-# did not come back within the refresh period, and kept a message for
-# it; when a lazy message, which the worker does not give itself, comes
-# for a parked connect of a session it holds.  A long-polling connect
-# that holds the session again at once (its first, or one on another
-# nginx, which takes it over) gives what the session missed from the
-# logs: no copy.  One worker per nginx, so the counters are this test's.
+# when a lazy message, which the worker does not give itself, comes for a
+# parked connect of a session it holds.  A session whose client went
+# away (a websocket closed, a long-polling client that did not come back
+# within the refresh period) stays held, by none: no copy.  A
+# long-polling connect that holds the session again at once (its first,
+# or one on another nginx, which takes it over) gives what the session
+# missed from the logs: no copy.  One worker per nginx, so the counters
+# are this test's.
 
 use strict;
 use warnings;
@@ -141,16 +142,16 @@ is_deeply(texts($lp->connect_finish($h, timeout => 5)),
 is(counters()->{messages_queued}, 0, 'messages_queued: still 0');
 is(counters()->{sessions_held}, 2, 'sessions_held: 2 between its connects');
 
-# the websocket goes away: its session is let go
+# the websocket goes away: its session is held by none
 $ws->reset;
 ok(until_true(sub { counters()->{sessions_held} == 1 }),
    'sessions_held: 1 once the websocket went away');
-ok(until_true(sub { !$redis->is_held($wid, '/st/a') }),
-   '... and Redis no longer holds it');
+ok(until_true(sub { $redis->held_by_none($wid) }),
+   '... and Redis holds it by none');
 
-# a publish now queues one copy, for the session let go
+# a publish queues no copy for it
 ok($pub->publish('/st/a', { text => 'm5' })->{successful}, 'published m5');
-is(counters()->{messages_queued}, 1, 'messages_queued: 1');
+is(counters()->{messages_queued}, 0, 'messages_queued: 0');
 
 # a session not connected yet that unsubscribes is let go first: what it
 # missed is copied to its queue, and counted
@@ -158,9 +159,9 @@ my $un = Bayeux::Client->new(port => $server->port);
 ok($un->handshake->{successful}, 'handshake of one that unsubscribes');
 ok($un->subscribe('/st/b')->{successful}, '... subscribes to /st/b');
 ok($pub->publish('/st/b', { text => 'm6' })->{successful}, 'published m6');
-is(counters()->{messages_queued}, 1, 'messages_queued: 1, it is held');
+is(counters()->{messages_queued}, 0, 'messages_queued: 0, it is held');
 ok($un->unsubscribe('/st/b')->{successful}, '... unsubscribes');
-is(counters()->{messages_queued}, 2, 'messages_queued: 2, m6 copied');
+is(counters()->{messages_queued}, 1, 'messages_queued: 1, m6 copied');
 is_deeply(texts($un->connect),
           [ 'm6' ], '... and its first connect gets m6');
 
@@ -169,9 +170,9 @@ is_deeply(texts($un->connect),
 # logs, and copies nothing
 my $other = start_server();
 my $mv = held_between($server, '/st/c', 'moves');
-is(counters()->{messages_queued}, 2, 'messages_queued: 2, nothing missed');
+is(counters()->{messages_queued}, 1, 'messages_queued: 1, nothing missed');
 ok($pub->publish('/st/c', { text => 'm7' })->{successful}, 'published m7');
-is(counters()->{messages_queued}, 2, 'messages_queued: 2, it is held');
+is(counters()->{messages_queued}, 1, 'messages_queued: 1, it is held');
 my $moved = Bayeux::Client->new(port => $other->port,
                                 cookie_jar => $mv->cookie_jar);
 $moved->client_id($mv->client_id);
@@ -179,7 +180,7 @@ is_deeply(texts($moved->connect),
           [ 'm7' ], 'its next connect, to the other nginx, gets m7');
 is(counters($other)->{messages_queued}, 0,
    'the other nginx made no copy of m7');
-is(counters()->{messages_queued}, 2, 'nor did this one');
+is(counters()->{messages_queued}, 1, 'nor did this one');
 unlike($other->error_log_text, qr/\[(alert|crit|emerg)\]/,
        'no alert in the other error log');
 $other->stop;
@@ -187,8 +188,9 @@ $other->stop;
 # a session held between its connects, given a message, whose client
 # does not come back: the next message is kept by the worker, which lets
 # the session go once the refresh period (a third of bayeux_interval +
-# bayeux_max_interval) passed, and the script ("up") copies that message
-# into its queue
+# bayeux_max_interval) passed; the script ("up") holds it by none, from
+# the last message given: the next connect gets the one kept from the
+# log, without a copy
 my $slow = start_server('bayeux_interval 0; bayeux_max_interval 3s; '
                         . 'bayeux_lazy_channel /st/lazy; '
                         . 'bayeux_max_lazy_timeout 500ms;');
@@ -201,13 +203,12 @@ ok($pub->publish('/st/d', { text => 'm9' })->{successful},
    'published m9 while its client is away');
 is(counters($slow)->{messages_queued}, 0,
    'messages_queued: 0, the worker keeps m9');
-ok(until_true(sub { !$redis->is_held($away->client_id, '/st/d') }, 5),
-   'the worker lets the session go');
-is(counters($slow)->{messages_queued}, 1,
-   'messages_queued: 1, the copy of m9 the script made as it let it go');
+ok(until_true(sub { $redis->held_by_none($away->client_id) }, 5),
+   'the worker lets the session go: held by none');
+is(counters($slow)->{messages_queued}, 0, 'messages_queued: 0, no copy');
 is_deeply(texts($away->connect),
           [ 'm9' ], 'its client comes back: its connect gets m9');
-is(counters($slow)->{messages_queued}, 1, 'messages_queued: still 1');
+is(counters($slow)->{messages_queued}, 0, 'messages_queued: still 0');
 
 # a lazy message for a parked connect of a session held: the worker does
 # not give it, it lets the session go ("tb"), and the script copies the
@@ -223,8 +224,8 @@ ok($lpub->publish('/st/lazy', { text => 'm10' })->{successful},
    'published m10, lazy');
 ok(until_true(sub { !$redis->is_held($id, '/st/lazy') }),
    'the worker lets the session go');
-is(counters($slow)->{messages_queued}, 2,
-   'messages_queued: 2, the copy of m10 the script made as it let it go');
+is(counters($slow)->{messages_queued}, 1,
+   'messages_queued: 1, the copy of m10 the script made as it let it go');
 is_deeply(texts($lazy->connect_finish($h, timeout => 5)),
           [ 'm10' ], 'the parked connect gets m10');
 cmp_ok(time - $t0, '>=', 0.4, '... after the lazy timeout');

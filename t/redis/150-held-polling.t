@@ -333,9 +333,10 @@ is_deeply(collect($g, $h, 1), [ 'g1' ], 'given g1');
 $h = $g->connect_start;
 sleep 0.1;
 $g->abandon($h);
-ok(until_true(sub { !$redis->is_held($gid, '/lp/g') }),
-   'let go when its client left');
-ok($redis->is_subscribed($gid, '/lp/g'), '... back in c:/lp/g');
+ok(until_true(sub { $redis->held_by_none($gid) }),
+   'held by none when its client left');
+ok($redis->is_held($gid, '/lp/g') && !$redis->is_subscribed($gid, '/lp/g'),
+   '... still in H:/lp/g, not in c:/lp/g');
 publish('/lp/g', "g$_") for 2 .. 3;
 $r = $g->connect;
 ok($r->{reply} && $r->{reply}{successful}, 'the next connect: answered');

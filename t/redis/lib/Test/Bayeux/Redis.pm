@@ -306,6 +306,15 @@ sub is_held {
     return $self->cmd('SISMEMBER', ($prefix // 'bayeux:') . "H:$ch", $id);
 }
 
+# whether session $id is held by no worker: its client went away while
+# its worker held it, or it has not connected yet (it stays in "H:")
+sub held_by_none {
+    my ($self, $id, $prefix) = @_;
+    my ($h, $w) = @{ $self->cmd('HMGET', ($prefix // 'bayeux:') . "s:$id",
+                                'h', 'w') };
+    return defined $h && $h ne '' && defined $w && $w eq '';
+}
+
 sub is_subscribed {
     my ($self, $id, $ch, $prefix) = @_;
     return $self->cmd('SISMEMBER', ($prefix // 'bayeux:') . "c:$ch", $id);
