@@ -350,13 +350,29 @@ local function log_append(name, seq, entry, lim)
   redis.call('PEXPIRE', l, ttl2)
 end
 
+-- the fields of hash "key", by name, and how many there are
+local function hash_fields(key)
+  local flat, fields = redis.call('HGETALL', key), {}
+  for i = 1, #flat, 2 do fields[flat[i]] = flat[i + 1] end
+  return fields, #flat / 2
+end
+
+-- where a session held from "from" is in the log of channel "ch": from
+-- its start ("Z:" fields "start") for a subscription made while held
+local function held_from(start, ch, from)
+  local at = tonumber(start[ch] or '')
+  if at and at > from then return at end
+  return from
+end
+
 -- Where a session held by none (its client went away, or has not
 -- connected yet) is in the logs of channels "chans", "from" the sequence
 -- number it is held from (a number, or one by channel): "O:<id>" keeps,
 -- by channel, how many entries the log had up to there, how many it had
--- trimmed and since when ("T:"'s "k" and "c").  If the log trims past where the
--- session is, what it trimmed after that is known (trimmed_after()): a
--- session that missed more than the log keeps counts all as dropped.
+-- trimmed and since when ("T:"'s "k" and "c").  If the log trims past
+-- where the session is, what it trimmed after that is known
+-- (trimmed_after()): a session that missed more than the log keeps
+-- counts all as dropped.
 local function mark_positions(id, chans, from)
   local marks = {}
   for _, ch in ipairs(chans) do
@@ -511,17 +527,13 @@ end
 -- "starts_kept": "Z:" stays, for the session may be let go again from
 -- "from" (a batch given from the logs, "ha").
 local function release_held(id, s, subs, from, stay, starts_kept)
-  local starts = redis.call('HGETALL', P .. 'Z:' .. id)
-  local start = {}
-  for i = 1, #starts, 2 do start[starts[i]] = tonumber(starts[i + 1]) end
+  local start, starts = hash_fields(P .. 'Z:' .. id)
   local O = P .. 'O:' .. id
-  local marks, mark = redis.call('HGETALL', O), {}
-  for i = 1, #marks, 2 do mark[marks[i]] = marks[i + 1] end
+  local mark, marks = hash_fields(O)
   local lost, entries, seen = false, {}, {}
   if not stay then subscriber_sets(id, subs) end
   for _, ch in ipairs(subs) do
-    local after = from
-    if start[ch] and start[ch] > after then after = start[ch] end
+    local after = held_from(start, ch, from)
     local trimmed = tonumber(redis.call('GET', P .. 't:' .. ch) or '0')
     if trimmed > after then
       lost = lost or 0
@@ -538,10 +550,10 @@ local function release_held(id, s, subs, from, stay, starts_kept)
     end
   end
   redis.call('HSET', s, 'h', '', 'hl', '', 'ha', '')
-  if not starts_kept and #starts > 0 then
+  if not starts_kept and starts > 0 then
     redis.call('DEL', P .. 'Z:' .. id)
   end
-  if #marks > 0 then redis.call('DEL', O) end
+  if marks > 0 then redis.call('DEL', O) end
   return entries, lost
 end
 
@@ -553,6 +565,16 @@ local function others(id, entries)
     if string.match(e[2], '^%d+ (%S+)') ~= id then n = n + 1 end
   end
   return n
+end
+
+-- A session whose batches are a range of the logs ("ha" up to its "h"),
+-- let go from "cur" ('': its worker named none): whether its worker saw
+-- them acknowledged (it names "h" or later); then they are no longer
+-- kept ("ak", "an")
+local function range_acknowledged(s, cur, h)
+  if cur == '' or tonumber(cur) < tonumber(h) then return false end
+  redis.call('HSET', s, 'ak', '', 'an', '0')
+  return true
 end
 
 -- Lets a held session go, its worker having given it the messages up to
@@ -592,12 +614,7 @@ local function unhold(id, s, cur, lim, stay, direct, read)
                   st[8])
   end
   if st[7] and st[7] ~= '' then
-    if cur == '' or tonumber(cur) < tonumber(st[1]) then
-      cur = st[7]
-    else
-      redis.call('HSET', s, 'ak', '', 'an', '0')
-      st[4] = '0'
-    end
+    if range_acknowledged(s, cur, st[1]) then st[4] = '0' else cur = st[7] end
   end
   if cur == '' then cur = st[1] end
   if direct ~= 'ack' then direct = direct and (not st[7] or st[7] == '') end
@@ -1063,32 +1080,24 @@ end
 -- session not yet connected (hold_unclaimed()); its next connect, on any
 -- host, lets it go from there.  One whose connects acknowledge keeps the
 -- batches the logs hold for it ("ha") unless "cur" shows them
--- acknowledged (as unhold() does).  A session not held is let go as
--- ever.
+-- acknowledged (range_acknowledged()).  A session not held is let go
+-- as ever.
 local function hold_by_none(id, s, cur, lim)
   local st = redis.call('HMGET', s, 'h', 'ha')
   if not st[1] or st[1] == '' then
     unhold(id, s, cur, lim)
     return
   end
-  local h = st[1]
-  if st[2] and st[2] ~= '' then
-    if cur ~= '' and tonumber(cur) >= tonumber(h) then
-      redis.call('HSET', s, 'ak', '', 'an', '0', 'ha', '')
-      h = cur
-    end
+  local h, ha = st[1], st[2] or ''
+  if ha ~= '' then
+    if range_acknowledged(s, cur, h) then h, ha = cur, '' end
   elseif cur ~= '' then
     h = cur
   end
-  redis.call('HSET', s, 'h', h, 'hl', '')
-  -- (from its subscription on, for one made while held)
-  local starts = redis.call('HGETALL', P .. 'Z:' .. id)
+  redis.call('HSET', s, 'h', h, 'hl', '', 'ha', ha)
+  local start = hash_fields(P .. 'Z:' .. id)
   local subs, from = redis.call('SMEMBERS', P .. 'S:' .. id), {}
-  for _, ch in ipairs(subs) do from[ch] = tonumber(h) end
-  for i = 1, #starts, 2 do
-    local ch, at = starts[i], tonumber(starts[i + 1])
-    if from[ch] and at > from[ch] then from[ch] = at end
-  end
+  for _, ch in ipairs(subs) do from[ch] = held_from(start, ch, tonumber(h)) end
   mark_positions(id, subs, from)
 end
 

@@ -38,23 +38,33 @@ sub by_none { $redis->held_by_none($_[0], 'hn:') }
 sub queued { Bayeux::Client->new(port => $_[0]->port)
                            ->endpoint_status->{redis}{messages_queued} }
 
-new_publisher($B);
+# a long-polling session on A subscribed to $ch, its first connect
+# answered, whose client then stays away past the refresh period: held by
+# A between its connects, then by none ($who says what it is for); a new
+# publisher follows, the last one having expired meanwhile
+sub gone_long_polling {
+    my ($ch, $who) = @_;
+    my $c = Bayeux::Client->new(port => $A->port);
+    ok($c->handshake->{successful}, "handshake on A ($who)");
+    ok($c->subscribe($ch)->{successful}, "subscribed to $ch");
+    ok($c->connect->{reply}{successful}, 'its first connect, answered');
+    my $id = $c->client_id;
+    ok(until_true(sub { field($id, 'w') ne '' }),
+       'held by A between connects');
+    ok(until_true(sub { by_none($id) }, 5),
+       'its client away past the refresh period: held by none');
+    new_publisher($B);
+    return $c;
+}
 
 #
 # a long-polling client that does not come back within the refresh period
 #
 
-my $c = Bayeux::Client->new(port => $A->port);
-ok($c->handshake->{successful}, 'handshake on A');
-ok($c->subscribe('/hn/a')->{successful}, 'subscribed to /hn/a');
-ok($c->connect->{reply}{successful}, 'its first connect, answered');
+my $c = gone_long_polling('/hn/a', 'comes back');
 my $id = $c->client_id;
-ok(until_true(sub { field($id, 'w') ne '' }), 'held by A between connects');
-ok(until_true(sub { by_none($id) }, 5),
-   'its client away past the refresh period: held by none');
 ok($redis->is_held($id, '/hn/a', 'hn:'), '... still in H:/hn/a');
 ok(!$redis->is_subscribed($id, '/hn/a', 'hn:'), '... not in c:/hn/a');
-new_publisher($B);
 
 my $rpush = $redis->rpush_calls;
 publish('/hn/a', 'a1');
@@ -62,7 +72,7 @@ publish('/hn/a', 'a2');
 is($redis->rpush_calls - $rpush, 0, 'the publishes made no RPUSH');
 is(queued($A) + queued($B), 0, 'no copy counted');
 my $r = elsewhere($c, $B)->connect;
-ok($r->{reply} && $r->{reply}{successful}, "its client comes back, on B") or diag explain $r->{reply};
+ok($r->{reply} && $r->{reply}{successful}, 'its client comes back, on B');
 is_deeply(texts($r), [ 'a1', 'a2' ], '... and gets a1 and a2, in order');
 is($redis->rpush_calls - $rpush, 0, '... without a copy');
 ok($redis->is_held($id, '/hn/a', 'hn:') && field($id, 'w') ne '',
@@ -151,14 +161,7 @@ is($b, $k{lost}{b1} + 1, '... as the next batch');
 # every message it missed is counted as dropped
 #
 
-my $f = Bayeux::Client->new(port => $A->port);
-ok($f->handshake->{successful}, 'handshake of one that misses too much');
-ok($f->subscribe('/hn/f')->{successful}, 'subscribed to /hn/f');
-ok($f->connect->{reply}{successful}, 'its first connect, answered');
-my $fid = $f->client_id;
-ok(until_true(sub { field($fid, 'w') ne '' }), 'held by A');
-ok(until_true(sub { by_none($fid) }, 5), 'then held by none');
-new_publisher($B);
+my $f = gone_long_polling('/hn/f', 'misses too much');
 my $ep0 = $f->endpoint_status;
 publish('/hn/f', "f$_") for 1 .. 7;
 is($redis->cmd('ZCARD', 'hn:l:/hn/f'), 3, 'the log keeps three');
